@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages kvaudit builds and tests with. Idempotent, non-interactive.
+set -euo pipefail
+pkgs=(cmake ninja-build g++ pkg-config
+      libopenblas-dev nlohmann-json3-dev libpcre2-dev libcli11-dev libfmt-dev
+      libgtest-dev libgmock-dev libbenchmark-dev libomp-dev
+      python3 unzip ca-certificates)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

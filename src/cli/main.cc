@@ -1,0 +1,33 @@
+#include <cstdio>
+#include <exception>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/version.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"kvaudit: does your model still refuse harmful requests under KV-cache quantization?",
+               "kvaudit"};
+  app.set_version_flag("--version", kvaudit::kVersion);
+  app.require_subcommand(1);
+  namespace c = kvaudit::cli;
+  for (auto add : {c::add_generate, c::add_logits, c::add_tokenize, c::add_template, c::add_kv,
+                   c::add_eval, c::add_sweep, c::add_ppl, c::add_diagnose, c::add_audit,
+                   c::add_bench})
+    add(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;  // bad usage (SPEC.md §6), whatever CLI11's own code
+  } catch (const kvaudit::UsageError& e) {
+    std::fprintf(stderr, "kvaudit: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kvaudit: failed: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,56 @@
+// A small GGUF v3 writer: tests build tiny and deliberately corrupt files with it, other areas build
+// test models. Typing rules for set() without a forced type: bool -> BOOL, string -> STRING,
+// non-negative integer -> UINT32 if it fits, else UINT64; negative integer -> INT32 if it fits,
+// else INT64; float -> FLOAT32; array -> ARRAY of the element type its first element implies
+// (integers widen as needed across the array; mixed kinds throw UsageError).
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "io/ggml_quants.h"
+#include "io/gguf.h"
+
+namespace kvaudit::io {
+
+class GgufWriter {
+ public:
+  // Sets a metadata key (later calls replace earlier ones, keeping first-insertion order).
+  // forced: the scalar type, or for arrays the element type.
+  void set(const std::string& key, const nlohmann::json& value,
+           std::optional<GgufValueType> forced = std::nullopt);
+  // bytes must be exactly ggml_row_bytes(type, ne[0]) * (ne[1] * ne[2] * ...).
+  void add_tensor(const std::string& name, GgmlType type, std::vector<int64_t> ne,
+                  std::span<const uint8_t> bytes);
+  // Convenience: F32/F16/BF16 tensor from floats (ne in ggml order).
+  void add_tensor_f32(const std::string& name, GgmlType type, std::vector<int64_t> ne,
+                      std::span<const float> values);
+  void set_alignment(uint32_t alignment);  // writes general.alignment too
+
+  // The complete file image, and writing it atomically.
+  std::string bytes() const;
+  void write(const std::string& path) const;
+
+ private:
+  struct Kv {
+    std::string key;
+    nlohmann::json value;
+    GgufValueType type;       // ARRAY for arrays
+    GgufValueType elem_type;  // for arrays
+  };
+  struct Tensor {
+    std::string name;
+    GgmlType type;
+    std::vector<int64_t> ne;
+    std::vector<uint8_t> bytes;
+  };
+  std::vector<Kv> kvs_;
+  std::vector<Tensor> tensors_;
+  uint32_t alignment_ = 32;
+};
+
+}  // namespace kvaudit::io

@@ -110,6 +110,25 @@ def check_models(c, root):
             am = [argmax(r) for r in rows(shape, flat)[len(prompt) - 1:]]
             c.check(am == list(ids), f"{cd}: greedy ids != argmax of greedy_logits")
             c.check(case[kind]["fp32_vs_fp64_max_rel_err"] < 1e-5, f"{cd}: reference noise too large")
+        cd = os.path.join(d, case["fp32"]["dir"])
+        with open(os.path.join(cd, "config.json")) as f:
+            cfg = json.load(f)
+        n_layers, hid = cfg["num_hidden_layers"], cfg["hidden_size"]
+        kv = cfg["num_key_value_heads"] * (cfg.get("head_dim") or hid // cfg["num_attention_heads"])
+        t1 = len(seqs[1])
+        want = {"hidden": (n_layers + 1, t1, hid), "k_pre": (n_layers, t1, kv), "k_post": (n_layers, t1, kv),
+                "v": (n_layers, t1, kv)}
+        inter = {}
+        for tag, shp in want.items():
+            shape, flat = load_npy(os.path.join(cd, f"internals_s1_{tag}.npy"))
+            c.check(shape == shp and all(math.isfinite(x) for x in flat), f"{cd}/internals_s1_{tag}: {shape}")
+            inter[tag] = flat
+        # RoPE is the identity at position 0 and moves every later key
+        per_t = kv
+        pre, post = inter["k_pre"], inter["k_post"]
+        c.check(all(pre[l * t1 * kv + i] == post[l * t1 * kv + i] or abs(pre[l * t1 * kv + i] - post[l * t1 * kv + i]) < 1e-6
+                    for l in range(n_layers) for i in range(per_t)), f"{cd}: RoPE not identity at position 0")
+        c.check(max(abs(a - b) for a, b in zip(pre, post)) > 0.1, f"{cd}: k_post == k_pre")
         # fp32 and bf16 weights are the same model up to bf16 rounding: close, not equal
         a, b = plain[(name, "fp32")], plain[(name, "bf16")]
         diff = max(abs(x - y) for ra, rb in zip(a, b) for x, y in zip(ra, rb))

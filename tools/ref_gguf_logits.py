@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
-"""Reference logits of SmolLM2-135M-Instruct (GGUF Q4_1) from transformers (issue #2, Must show 2).
+"""Reference logits of a GGUF model from transformers (issue #2, Must show 2): SmolLM2-135M-Instruct
+(Q4_1) and Qwen2.5-Coder-1.5B-Instruct (Q4_K_M).
 
 transformers dequantizes every GGUF tensor to float32 (through the gguf package) and reverses
 llama.cpp's Q/K row permutation; the forward runs on the CPU in float64 (stored float32) with a
 float32 cross-check. Runs on the device machine with the `gguf` wheel carried.
 
-Usage: python3 tools/ref_smollm2_gguf.py --gguf /tmp/gguf/SmolLM2-135M-Instruct.Q4_1.gguf --out DIR
+Usage: python3 tools/ref_gguf_logits.py --gguf /tmp/gguf/SmolLM2-135M-Instruct.Q4_1.gguf --out DIR
+       [--prompt TEXT] [--n-new 32] [--full-rows 4]
 Writes (see tests/fixtures/smollm2/README.md):
   DIR/manifest.json       prompt text, token ids, positions, greedy ids/text, versions, stats
   DIR/topk_ids.npy        int32   [T, 64]   per position, ids of the 64 largest logits (descending)
   DIR/topk_logits.npy     float32 [T, 64]   their logits
-  DIR/full_logits.npy     float32 [4, V]    all logits at manifest["full_positions"]
-  DIR/greedy_new_ids.npy  int32   [32]      greedy continuation (EOS not honoured)
+  DIR/full_logits.npy     float32 [R, V]    all logits at manifest["full_positions"] (R = --full-rows,
+                                            first, evenly spaced, last; none when 0)
+  DIR/greedy_new_ids.npy  int32   [N]       greedy continuation (EOS not honoured), N = --n-new
 """
 
 import argparse
@@ -30,8 +33,6 @@ import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 TOPK = 64
-N_NEW = 32
-PROMPT = "Write a short poem about the sea."
 
 
 @torch.no_grad()
@@ -43,7 +44,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gguf", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--prompt", default="Write a short poem about the sea.")
+    ap.add_argument("--n-new", type=int, default=32)
+    ap.add_argument("--full-rows", type=int, default=4)
     args = ap.parse_args()
+    N_NEW = args.n_new
     torch.set_num_threads(min(16, os.cpu_count() or 1))
     os.makedirs(args.out, exist_ok=True)
     gdir, gname = os.path.split(args.gguf)
@@ -57,7 +62,8 @@ def main():
                 "gguf": getattr(gguf, "__version__", "0.19.0 (wheel)")}
     print(versions, flush=True)
     mf = {
-        "generator": "python3 tools/ref_smollm2_gguf.py --gguf SmolLM2-135M-Instruct.Q4_1.gguf --out OUT",
+        "generator": f"python3 tools/ref_gguf_logits.py --gguf {os.path.basename(args.gguf)} --out OUT "
+                     f"--prompt {args.prompt!r} --n-new {args.n_new} --full-rows {args.full_rows}",
         "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
         "device": "device machine, CPU (" + platform.machine() + ")",
         "versions": versions,
@@ -66,7 +72,7 @@ def main():
     }
     try:
         tok = AutoTokenizer.from_pretrained(gdir, gguf_file=gname)
-        text = tok.apply_chat_template([{"role": "user", "content": PROMPT}], tokenize=False,
+        text = tok.apply_chat_template([{"role": "user", "content": args.prompt}], tokenize=False,
                                        add_generation_prompt=True)
         ids = tok.encode(text, add_special_tokens=False)
         mf["prompt_text"] = text
@@ -97,9 +103,11 @@ def main():
     vals, idx = torch.topk(ref, TOPK, dim=-1)
     np.save(os.path.join(args.out, "topk_ids.npy"), idx.to(torch.int32).numpy())
     np.save(os.path.join(args.out, "topk_logits.npy"), vals.numpy())
-    pos = sorted(set([0, T // 3, (2 * T) // 3, T - 1]))
+    R = args.full_rows
+    pos = sorted(set(min(T - 1, (i * T) // (R - 1)) for i in range(R))) if R > 1 else ([T - 1] if R == 1 else [])
     mf["full_positions"] = pos
-    np.save(os.path.join(args.out, "full_logits.npy"), ref[pos].numpy())
+    if pos:
+        np.save(os.path.join(args.out, "full_logits.npy"), ref[pos].numpy())
     top2 = torch.topk(ref, 2, dim=-1).values
     mf["min_top1_margin_over_positions"] = float((top2[:, 0] - top2[:, 1]).min())
     mf["vocab"] = V

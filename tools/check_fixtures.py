@@ -3,8 +3,8 @@
 
     python3 tools/check_fixtures.py [--root tests/fixtures]
 
-Checks tests/fixtures/models, kv_paper and smollm2 against their manifests and against each other:
-shapes, finiteness, safetensors headers vs config (dtype, tied embeddings, shapes), 4.x/5.x config
+Checks tests/fixtures/models, kv_paper, smollm2 and qwen_coder against their manifests and against
+each other: shapes, finiteness, safetensors headers vs config (dtype, tied embeddings, shapes), 4.x/5.x config
 equivalence, greedy ids == argmax of the stored logits, top-k consistency with the full rows, and
 that the KV-quantized logits differ clearly from the plain ones. Prints one line per failure and
 'N passed, M failed' last; exit status 1 on any failure.
@@ -168,30 +168,31 @@ def check_kv_paper(c, root, models_mf, plain):
         c.check(st["fp32_vs_fp64_quantized_top1_agreement"] == 1.0, f"kv_paper/{name}: unstable top-1")
 
 
-def check_smollm2(c, root):
-    d = os.path.join(root, "smollm2")
+def check_gguf_ref(c, root, sub, sha):
+    d = os.path.join(root, sub)
     with open(os.path.join(d, "manifest.json")) as f:
         mf = json.load(f)
     T, V = len(mf["prompt_ids"]), mf["vocab"]
     ids_shape, ids = load_npy(os.path.join(d, "topk_ids.npy"))
     val_shape, vals = load_npy(os.path.join(d, "topk_logits.npy"))
-    c.check(ids_shape == val_shape and ids_shape[0] == T, f"smollm2: top-k shapes {ids_shape} {val_shape}")
+    c.check(ids_shape == val_shape and ids_shape[0] == T, f"{sub}: top-k shapes {ids_shape} {val_shape}")
     k = ids_shape[1]
     ok = all(vals[t * k + j] >= vals[t * k + j + 1] for t in range(T) for j in range(k - 1))
-    c.check(ok, "smollm2: top-k logits not descending")
-    full_shape, full = load_npy(os.path.join(d, "full_logits.npy"))
+    c.check(ok, f"{sub}: top-k logits not descending")
     pos = mf["full_positions"]
-    c.check(full_shape == (len(pos), V), f"smollm2: full_logits shape {full_shape}")
+    full_shape, full = load_npy(os.path.join(d, "full_logits.npy")) if pos else ((0, V), [])
+    c.check(full_shape == (len(pos), V), f"{sub}: full_logits shape {full_shape}")
     for i, p in enumerate(pos):
         row = full[i * V:(i + 1) * V]
         top = sorted(range(V), key=lambda j: -row[j])[:k]
-        c.check(list(ids[p * k:(p + 1) * k])[:8] == top[:8], f"smollm2: top-k ids at position {p} vs full row")
-        c.check(all(row[ids[p * k + j]] == vals[p * k + j] for j in range(k)), f"smollm2: top-k values at {p}")
+        c.check(list(ids[p * k:(p + 1) * k])[:8] == top[:8], f"{sub}: top-k ids at position {p} vs full row")
+        c.check(all(row[ids[p * k + j]] == vals[p * k + j] for j in range(k)), f"{sub}: top-k values at {p}")
     _, new = load_npy(os.path.join(d, "greedy_new_ids.npy"))
-    c.check(list(new) == mf["greedy_new_ids"], "smollm2: greedy ids vs manifest")
-    c.check(ids[(T - 1) * k] == new[0], "smollm2: first greedy token != argmax at the last prompt position")
-    c.check(mf["gguf_sha256"] == "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-            "smollm2: gguf sha256")
+    c.check(list(new) == mf["greedy_new_ids"], f"{sub}: greedy ids vs manifest")
+    c.check(ids[(T - 1) * k] == new[0], f"{sub}: first greedy token != argmax at the last prompt position")
+    c.check(mf["gguf_sha256"] == sha, f"{sub}: gguf sha256")
+    c.check(mf["hf_generate_fp32_agrees"] is True and mf["greedy_nocache_agrees"] is True,
+            f"{sub}: greedy cross-checks")
 
 
 def main():
@@ -202,7 +203,8 @@ def main():
     c = Checker()
     models_mf, plain = check_models(c, args.root)
     check_kv_paper(c, args.root, models_mf, plain)
-    check_smollm2(c, args.root)
+    check_gguf_ref(c, args.root, "smollm2", "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")
+    check_gguf_ref(c, args.root, "qwen_coder", "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046")
     print(f"{c.passed} passed, {c.failed} failed")
     return 1 if c.failed else 0
 

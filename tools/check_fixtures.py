@@ -189,6 +189,7 @@ def check_gguf_ref(c, root, sub, sha):
         c.check(all(row[ids[p * k + j]] == vals[p * k + j] for j in range(k)), f"{sub}: top-k values at {p}")
     _, new = load_npy(os.path.join(d, "greedy_new_ids.npy"))
     c.check(list(new) == mf["greedy_new_ids"], f"{sub}: greedy ids vs manifest")
+    c.check(mf["topk_ids"] == [list(ids[t * k:(t + 1) * k]) for t in range(T)], f"{sub}: topk_ids vs manifest")
     c.check(ids[(T - 1) * k] == new[0], f"{sub}: first greedy token != argmax at the last prompt position")
     c.check(mf["gguf_sha256"] == sha, f"{sub}: gguf sha256")
     c.check(mf["hf_generate_fp32_agrees"] is True and mf["greedy_nocache_agrees"] is True,

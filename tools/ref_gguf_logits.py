@@ -102,6 +102,7 @@ def main():
     T, V = ref.shape
     vals, idx = torch.topk(ref, TOPK, dim=-1)
     np.save(os.path.join(args.out, "topk_ids.npy"), idx.to(torch.int32).numpy())
+    mf["topk_ids"] = idx.tolist()  # mirrored for readers that take float32 .npy only
     np.save(os.path.join(args.out, "topk_logits.npy"), vals.numpy())
     R = args.full_rows
     pos = sorted(set(min(T - 1, (i * T) // (R - 1)) for i in range(R))) if R > 1 else ([T - 1] if R == 1 else [])

@@ -2,23 +2,71 @@
 // a new sequence; every sequence in a batch may carry its own policy (SPEC.md §4).
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "kv/cache.h"
+#include "kv/calibration.h"
+#include "kv/spec.h"
 
 namespace kvaudit::kv {
+
+// Simulated: rows stored dequantized (floats). Packed: codes bit-packed with fp16 scales/zeros and an
+// fp16 residual, at the scheme's real size. Both return bit-identical rows() (SPEC.md §3 Memory).
+enum class Storage { kSimulated, kPacked };
 
 class KvPolicy {
  public:
   // The 16-bit baseline: every layer and role stored unchanged.
   KvPolicy() = default;
 
+  // `--kv SPEC` (SPEC.md §3 grammar). Throws UsageError pointing at the offending token. Layer lists
+  // are checked against n_layers when given, else by validate() / make_cache().
+  static KvPolicy parse(std::string_view spec, std::optional<int> n_layers = std::nullopt);
+  // `--kv-policy FILE.json`: {"spec": "..."} or {"layers": [{"k": SPEC, "v": SPEC}, ...]} (entry i =
+  // layer i), optionally with "storage": "simulated"|"packed" and "compat": "paper". Throws UsageError.
+  static KvPolicy from_json(const nlohmann::json& j);
+  static KvPolicy load(const std::string& path);
+  // Explicit per-layer, per-role form (what `audit` writes); from_json(to_json(n)) resolves equally.
+  nlohmann::json to_json(int n_layers) const;
+
+  // Throws UsageError if a layers[...] index is >= n_layers.
+  void validate(int n_layers) const;
+
+  // The scheme for one layer and role, after later parts override earlier ones.
+  SchemeSpec scheme(int layer, Role role) const;
   // True when this layer's keys are quantized before RoPE (`@pre`): the engine then appends
   // un-rotated keys and rotates the rows the cache returns.
   bool keys_pre_rope(int layer) const;
+  // Throws UsageError when the geometry does not fit the scheme (group size, llama.cpp blocks of 32,
+  // +had needs a power-of-two head_dim) or a calibrated scheme has no calibration for this site.
   std::unique_ptr<LayerCache> make_cache(int layer, Role role, CacheGeometry g) const;
-  // Canonical spec string ("fp16" for the baseline).
+  // Canonical spec string ("fp16" for the baseline); parse(name()) gives the same policy.
   std::string name() const;
+  bool is_baseline() const;
+
+  // fp8 `scale=calib`, `nuq`, `+protect` need statistics; make_cache throws UsageError without them.
+  bool needs_calibration() const;
+  void calibrate(std::shared_ptr<const Calibration> calibration) { calibration_ = std::move(calibration); }
+  const Calibration* calibration() const { return calibration_.get(); }
+
+  void set_storage(Storage s) { storage_ = s; }
+  Storage storage() const { return storage_; }
+  // `--compat paper`: per-forward-call scales for `tensor` and `channel` (SPEC.md §3).
+  void set_compat_paper(bool on) { compat_paper_ = on; }
+  bool compat_paper() const { return compat_paper_; }
+
+  const std::vector<SpecPart>& parts() const { return parts_; }
+
+ private:
+  std::vector<SpecPart> parts_;  // in order; later parts override earlier ones
+  std::shared_ptr<const Calibration> calibration_;
+  Storage storage_ = Storage::kSimulated;
+  bool compat_paper_ = false;
 };
 
 }  // namespace kvaudit::kv

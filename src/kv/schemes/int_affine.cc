@@ -1,0 +1,100 @@
+#include "kv/schemes/int_affine.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/half.h"
+
+namespace kvaudit::kv {
+namespace {
+
+constexpr float kAsymScaleFloor = 1e-8f;  // SPEC.md §3: asymmetric s floored at 1e-8 (the paper's clamp)
+constexpr float kFp16Max = 65504.0f;
+
+// Scales are stored in fp16 (SPEC.md §3 Memory): round to nearest even, keep finite.
+float to_fp16_scale(float s) {
+  const float r = round_fp16(s);
+  return std::isfinite(r) ? r : kFp16Max;
+}
+
+}  // namespace
+
+AffineParams IntAffine::fit_range(float lo, float hi) const {
+  AffineParams p;
+  if (sym) {
+    const float amax = std::max(std::fabs(lo), std::fabs(hi));
+    p.scale = to_fp16_scale(amax / float(qmax()));  // s = max|x| / (2^(B-1) - 1)
+    return p;
+  }
+  const float s = std::max((hi - lo) / float(qmax()), kAsymScaleFloor);  // s = (max - min) / (2^B - 1)
+  p.scale = to_fp16_scale(s);
+  if (p.scale > 0) {  // z = clamp(round(-min/s), 0, 2^B-1)
+    const float z = std::nearbyint(-lo / p.scale);
+    p.zero = z > float(qmax()) ? float(qmax()) : (z >= 0 ? z : 0.0f);
+  }
+  return p;
+}
+
+AffineParams IntAffine::fit(const float* x, int64_t n, int64_t stride) const {
+  float lo = 0, hi = 0;
+  if (n > 0) lo = hi = x[0];
+  for (int64_t i = 1; i < n; ++i) {
+    lo = std::min(lo, x[i * stride]);
+    hi = std::max(hi, x[i * stride]);
+  }
+  return fit_range(lo, hi);
+}
+
+uint8_t IntAffine::quantize(float x, AffineParams p) const {
+  // A scale that rounds to 0 in fp16 (a set of all-zero or ~1e-8 values) stores zeros.
+  if (p.scale == 0) return uint8_t(code_offset());
+  float t = x / p.scale;
+  if (!sym) t = t + p.zero;
+  float q = std::nearbyint(t);
+  if (!(q >= float(qmin()))) q = float(qmin());  // NaN saturates low, like the vector path
+  if (q > float(qmax())) q = float(qmax());
+  return uint8_t(int(q) + code_offset());
+}
+
+float IntAffine::dequantize(uint8_t code, AffineParams p) const {
+  const int zc = sym ? code_offset() : int(p.zero);
+  return float(int(code) - zc) * p.scale;
+}
+
+void IntAffine::quantize_span(const float* x, int64_t n, AffineParams p, uint8_t* codes) const {
+  int64_t i = 0;
+  if (p.scale == 0) {
+    std::fill(codes, codes + n, uint8_t(code_offset()));
+    return;
+  }
+  const __m256 vs = _mm256_set1_ps(p.scale), vz = _mm256_set1_ps(sym ? 0.0f : p.zero);
+  const __m256 vlo = _mm256_set1_ps(float(qmin())), vhi = _mm256_set1_ps(float(qmax()));
+  const __m256i voff = _mm256_set1_epi32(code_offset());
+  for (; i + 8 <= n; i += 8) {
+    __m256 t = _mm256_div_ps(_mm256_loadu_ps(x + i), vs);
+    if (!sym) t = _mm256_add_ps(t, vz);
+    __m256 q = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    q = _mm256_min_ps(_mm256_max_ps(q, vlo), vhi);  // max(NaN, lo) = lo
+    __m256i c = _mm256_add_epi32(_mm256_cvtps_epi32(q), voff);
+    __m128i c16 = _mm_packus_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+    __m128i c8 = _mm_packus_epi16(c16, c16);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(codes + i), c8);
+  }
+  for (; i < n; ++i) codes[i] = quantize(x[i], p);
+}
+
+void IntAffine::dequantize_span(const uint8_t* codes, int64_t n, AffineParams p, float* out) const {
+  const int zc = sym ? code_offset() : int(p.zero);
+  const __m256i vzc = _mm256_set1_epi32(zc);
+  const __m256 vs = _mm256_set1_ps(p.scale);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + i)));
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(c, vzc)), vs));
+  }
+  for (; i < n; ++i) out[i] = dequantize(codes[i], p);
+}
+
+}  // namespace kvaudit::kv

@@ -1,0 +1,41 @@
+// intB affine quantization, the reference formulas of SPEC.md §3 applied to one set of values (a
+// token, a head, a group, a tensor or one channel of a block: the granularity picks the set).
+// Scales and zero points are stored in fp16 (the cache's 16-bit parameters), so the formulas run
+// with the fp16-rounded scale s16: codes and dequantized values are what a packed cache reproduces.
+#pragma once
+#include <cstdint>
+
+namespace kvaudit::kv {
+
+struct AffineParams {
+  float scale = 0;  // s, already rounded to fp16
+  float zero = 0;   // z (asym; an integer in [0, 2^B-1]); 0 for sym
+};
+
+struct IntAffine {
+  int bits;
+  bool sym;
+
+  int qmin() const { return sym ? -(1 << (bits - 1)) : 0; }
+  int qmax() const { return sym ? (1 << (bits - 1)) - 1 : (1 << bits) - 1; }
+  // Offset added to a code so that it is stored unsigned in `bits` bits.
+  int code_offset() const { return sym ? (1 << (bits - 1)) : 0; }
+
+  // sym: s = max|x| / (2^(B-1) - 1); asym: s = max(max - min, ...) / (2^B - 1) floored at 1e-8,
+  // z = clamp(round(-min/s), 0, 2^B-1). x: [n] with the given stride.
+  AffineParams fit(const float* x, int64_t n, int64_t stride = 1) const;
+  // Same, from a precomputed range (min, max; max|x| = max(-min, max)).
+  AffineParams fit_range(float lo, float hi) const;
+  // q = clamp(round(x/s) [+ z], qmin, qmax), stored as q + code_offset() in [0, 2^B).
+  // round = round half to even (std::nearbyint in the default rounding mode; torch.round).
+  uint8_t quantize(float x, AffineParams p) const;
+  // x' = (q - z)·s (asym) or q·s (sym), from the stored code.
+  float dequantize(uint8_t code, AffineParams p) const;
+
+  // Fake-quantization of n contiguous values with shared params: out[i] = dequantize(quantize(x[i])).
+  // Vectorised hot loop; bit-identical to the scalar definitions above (tests/kv/int_affine_test.cc).
+  void quantize_span(const float* x, int64_t n, AffineParams p, uint8_t* codes) const;
+  void dequantize_span(const uint8_t* codes, int64_t n, AffineParams p, float* out) const;
+};
+
+}  // namespace kvaudit::kv

@@ -1,0 +1,27 @@
+#include "core/error.h"
+#include "engine/cpu/cpu_backend.h"
+#include "engine/engine.h"
+
+namespace kvaudit::engine {
+
+Device parse_device(const std::string& name) {
+  if (name == "cpu") return Device::kCpu;
+  if (name == "cuda") return Device::kCuda;
+  usage_error("--device: unknown device '{}' (expected cpu or cuda)", name);
+}
+
+Device default_device() { return Device::kCpu; }
+
+std::unique_ptr<Backend> make_backend(Device device, const model::Model& model, const BackendOptions& opt) {
+  if (device == Device::kCuda) usage_error("--device cuda: this kvaudit was built without CUDA (use --device cpu)");
+  return make_cpu_backend(model, opt);
+}
+
+int argmax(const float* x, int64_t n) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < n; ++i)
+    if (x[i] > x[best]) best = i;
+  return int(best);
+}
+
+}  // namespace kvaudit::engine

@@ -1,0 +1,123 @@
+// The inference engine: a Backend runs the model over a ragged batch of sequences (SPEC.md §4).
+//   auto be = engine::make_backend(engine::Device::kCpu, model);
+//   engine::Sequence seq(model.config, policy);            // policy: shared_ptr<const kv::KvPolicy>
+//   engine::Logits out = be->forward({{&seq, prompt}});    // logits of the last prompt token
+//   out.last(0)  -> [n_vocab]
+// Each sequence owns its token history, its KV policy and one K and one V kv::LayerCache per
+// layer; every sequence of a batch may carry its own policy. The new tokens of all sequences are
+// concatenated into one [n_tokens, d_model] activation so weight matmuls are shared, attention
+// runs per sequence, nothing is padded, and a sequence's logits are bit-identical alone or in
+// any batch (the CPU kernels' reduction order does not depend on the batch).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "kv/cache.h"
+#include "kv/policy.h"
+#include "model/model.h"
+
+namespace kvaudit::engine {
+
+enum class Device { kCpu, kCuda };
+
+// "cpu" | "cuda"; anything else is a UsageError naming --device.
+Device parse_device(const std::string& name);
+// The default of --device (SPEC.md §1: cuda when available): kCpu in a build without CUDA.
+Device default_device();
+
+// ---------------------------------------------------------------- sequence state
+
+class Sequence {
+ public:
+  // id: the caller's handle for this sequence, passed to hooks (e.g. the request index).
+  Sequence(const model::ModelConfig& config, std::shared_ptr<const kv::KvPolicy> policy, int64_t id = 0);
+
+  int64_t id() const { return id_; }
+  // Tokens fed so far (prompt and generated), in order; position() == tokens().size().
+  const std::vector<int>& tokens() const { return tokens_; }
+  int64_t position() const { return int64_t(tokens_.size()); }
+  const kv::KvPolicy& policy() const { return *policy_; }
+  const kv::LayerCache& k_cache(int layer) const { return *k_[size_t(layer)]; }
+  const kv::LayerCache& v_cache(int layer) const { return *v_[size_t(layer)]; }
+  // Bytes the stored K and V of every layer occupy now.
+  size_t kv_bytes() const;
+
+ private:
+  friend class SequenceAccess;  // the backends' view of the caches
+  int64_t id_;
+  std::shared_ptr<const kv::KvPolicy> policy_;
+  std::vector<int> tokens_;
+  std::vector<std::unique_ptr<kv::LayerCache>> k_;  // [n_layers]
+  std::vector<std::unique_ptr<kv::LayerCache>> v_;  // [n_layers]
+  // For layers whose keys are quantized before RoPE (policy.keys_pre_rope): the cache's rows,
+  // rotated. [k_[l]->size(), n_kv_heads*head_dim]; empty for the other layers.
+  std::vector<std::vector<float>> k_rotated_;
+};
+
+// ---------------------------------------------------------------- hooks
+
+enum class KvStage {
+  kKeyPreRope,   // k_proj output (+bias, k norm), before RoPE
+  kKeyPostRope,  // the rotated keys
+  kValue,        // v_proj output
+};
+
+// Optional observers for diagnosis (SPEC.md §5). Values are what the model computed, before the
+// KV cache stores (quantizes) them. Empty functions cost one null check per layer.
+struct Hooks {
+  // rows: [n, n_kv_heads*head_dim], the new tokens of sequence `seq_id` at positions
+  // first_pos..first_pos+n-1 of layer `layer`.
+  std::function<void(int64_t seq_id, int layer, KvStage stage, int64_t first_pos, const float* rows,
+                     int64_t n, int width)>
+      on_kv;
+  // h: [n, d_model], the residual stream after decoder layer `layer` (its output) for the new
+  // tokens of sequence `seq_id` at positions first_pos..first_pos+n-1.
+  std::function<void(int64_t seq_id, int layer, int64_t first_pos, const float* h, int64_t n,
+                     int d_model)>
+      on_residual;
+};
+
+// ---------------------------------------------------------------- forward
+
+struct SeqInput {
+  Sequence* seq = nullptr;
+  std::span<const int> tokens;  // new tokens (>= 1), appended to the sequence
+  bool all_logits = false;      // logits for every new token (prefill semantics), else the last only
+};
+
+struct Logits {
+  int64_t n_vocab = 0;
+  std::vector<float> data;         // [n_rows, n_vocab]
+  std::vector<int64_t> first_row;  // [batch + 1]: input i owns rows first_row[i] .. first_row[i+1]-1
+  const float* row(int64_t r) const { return data.data() + r * n_vocab; }
+  const float* last(size_t i) const { return row(first_row[i + 1] - 1); }
+  int64_t rows_of(size_t i) const { return first_row[i + 1] - first_row[i]; }
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+  virtual const model::Model& model() const = 0;
+  // Appends each input's tokens to its sequence (K/V into its caches) and returns the logits.
+  // A sequence may appear at most once per call. Throws UsageError for a token id outside
+  // [0, n_vocab) or an empty input.
+  virtual Logits forward(std::span<const SeqInput> batch, const Hooks* hooks = nullptr) = 0;
+};
+
+struct BackendOptions {
+  int threads = 0;  // OpenMP threads for the CPU backend; 0 = the OpenMP default
+};
+
+// The backend for `device` over `model` (which must outlive it). kCuda in a build without CUDA
+// is a UsageError ("built without CUDA").
+std::unique_ptr<Backend> make_backend(Device device, const model::Model& model, const BackendOptions& opt = {});
+
+// Index of the largest value (the first one on ties, as torch.argmax).
+int argmax(const float* x, int64_t n);
+
+}  // namespace kvaudit::engine

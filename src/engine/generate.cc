@@ -1,0 +1,64 @@
+#include "engine/generate.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace kvaudit::engine {
+namespace {
+
+struct Active {
+  size_t request;
+  std::unique_ptr<Sequence> seq;
+  std::vector<int> pending;  // tokens to feed next: the prompt, then the last generated token
+};
+
+}  // namespace
+
+std::vector<GenerateResult> generate(Backend& backend, std::span<const GenerateRequest> requests,
+                                     const GenerateOptions& opt) {
+  if (opt.batch_size < 1) usage_error("--batch-size must be >= 1 (got {})", opt.batch_size);
+  std::vector<GenerateResult> results(requests.size());
+  if (opt.max_new_tokens <= 0) return results;
+  for (size_t r = 0; r < requests.size(); ++r)
+    if (requests[r].prompt.empty()) usage_error("prompt {} is empty after tokenization", r);
+
+  const auto is_stop = [&](int t) { return std::find(opt.stop_ids.begin(), opt.stop_ids.end(), t) != opt.stop_ids.end(); };
+  std::vector<Active> active;
+  size_t next = 0;
+  while (next < requests.size() || !active.empty()) {
+    // Refill the batch from the queue.
+    while (active.size() < size_t(opt.batch_size) && next < requests.size()) {
+      const GenerateRequest& req = requests[next];
+      active.push_back({next, std::make_unique<Sequence>(backend.model().config, req.policy, int64_t(next)), req.prompt});
+      ++next;
+    }
+    std::vector<SeqInput> batch;  // [active.size()]
+    for (Active& a : active) batch.push_back({a.seq.get(), a.pending, false});
+    const Logits logits = backend.forward(batch, opt.hooks);
+
+    for (size_t i = 0; i < active.size(); ++i) {
+      GenerateResult& res = results[active[i].request];
+      const int tok = argmax(logits.last(i), logits.n_vocab);
+      if (is_stop(tok)) {
+        res.finish = FinishReason::kStop;
+        res.stop_id = tok;
+        active[i].pending.clear();
+        continue;
+      }
+      res.tokens.push_back(tok);
+      if (opt.on_token) opt.on_token(active[i].request, tok);
+      if (int(res.tokens.size()) >= opt.max_new_tokens) {
+        res.finish = FinishReason::kLength;
+        active[i].pending.clear();
+      } else {
+        active[i].pending.assign(1, tok);
+      }
+    }
+    // Finished sequences leave the batch (their caches are freed here).
+    std::erase_if(active, [](const Active& a) { return a.pending.empty(); });
+  }
+  return results;
+}
+
+}  // namespace kvaudit::engine

@@ -1,7 +1,17 @@
 #include "kv/registry.h"
 
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
 #include "core/error.h"
 #include "kv/policy.h"
+#include "kv/quant_cache.h"
+#include "kv/schemes/fp8.h"
+#include "kv/schemes/hadamard.h"
+#include "kv/schemes/int_rows.h"
+#include "kv/schemes/llama_cpp.h"
+#include "kv/schemes/nuq.h"
 
 namespace kvaudit::kv {
 
@@ -14,9 +24,124 @@ SchemeSpec effective_scheme(const SchemeSpec& s, Role role) {
   return e;
 }
 
-std::unique_ptr<LayerCache> make_scheme_cache(const SchemeSpec& s, Role role, CacheGeometry g, const CacheOptions& o) {
-  if (s.kind == SchemeKind::kFp16) return make_plain_cache(g);
-  runtime_error("KV scheme '{}' is not implemented yet", to_string(s));
+namespace {
+
+const char* role_name(Role r) { return r == Role::K ? "k" : "v"; }
+
+const ChannelStats& need_stats(const SchemeSpec& s, Role role, CacheGeometry g, const CacheOptions& o,
+                               const char* what) {
+  if (!o.stats)
+    usage_error("KV scheme '{}' needs calibration ({}) for layer {} {}, and none was given", to_string(s), what,
+                o.layer, role_name(role));
+  if (o.stats->width != g.width())
+    usage_error("calibration of layer {} {} has width {}, the cache has {}", o.layer, role_name(role), o.stats->width,
+                g.width());
+  return *o.stats;
+}
+
+// `+protect`: the top channels by calibration max|x| (ties: lower index), ascending.
+std::vector<int> protected_channels(const SchemeSpec& s, Role role, CacheGeometry g, const CacheOptions& o) {
+  if (s.protect == ProtectUnit::kNone) return {};
+  const ChannelStats& st = need_stats(s, role, g, o, "+protect ranks channels by max|x|");
+  const int w = g.width();
+  // N% of the channels, rounded up so that any positive percentage protects at least one.
+  const int count = s.protect == ProtectUnit::kPercent ? int(std::ceil(s.protect_amount / 100.0 * w - 1e-9))
+                                                       : int(s.protect_amount);
+  if (count >= w) usage_error("'{}' protects {} of {} channels: nothing left to quantize", to_string(s), count, w);
+  std::vector<int> idx(w);
+  std::iota(idx.begin(), idx.end(), 0);
+  std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) { return st.max_abs[a] > st.max_abs[b]; });
+  idx.resize(count);
+  std::sort(idx.begin(), idx.end());
+  return idx;
+}
+
+// Lengths of the runs of unprotected channels in each consecutive span of `span` original channels.
+std::vector<int> set_lengths(int width, int span, const std::vector<int>& prot) {
+  std::vector<int> sets;
+  for (int c0 = 0; c0 < width; c0 += span) {
+    int n = 0;
+    for (int c = c0; c < c0 + span; ++c) n += !std::binary_search(prot.begin(), prot.end(), c);
+    if (n > 0) sets.push_back(n);
+  }
+  return sets;
+}
+
+}  // namespace
+
+std::unique_ptr<LayerCache> make_scheme_cache(const SchemeSpec& spec, Role role, CacheGeometry g, const CacheOptions& o) {
+  if (g.n_kv_heads <= 0 || g.head_dim <= 0) usage_error("KV cache geometry {}x{} is empty", g.n_kv_heads, g.head_dim);
+  if (spec.kind == SchemeKind::kFp16) return make_plain_cache(g);
+  if (spec.kind == SchemeKind::kBf16) return make_bf16_cache(g);
+  const SchemeSpec s = effective_scheme(spec, role);
+  const int w = g.width();
+  QuantPlan plan;
+  plan.geometry = g;
+  plan.storage = o.storage;
+  plan.compat_paper = o.compat_paper;
+  plan.had = s.had;
+  if (s.had && !is_power_of_two(g.head_dim))
+    usage_error("'{}': +had needs a power-of-two head_dim, the model has {}", to_string(spec), g.head_dim);
+  plan.protected_channels = protected_channels(s, role, g, o);
+  const std::vector<int>& prot = plan.protected_channels;
+  const int wc = w - int(prot.size());
+  std::vector<int> kept;
+  for (int c = 0; c < w; ++c)
+    if (!std::binary_search(prot.begin(), prot.end(), c)) kept.push_back(c);
+  switch (s.kind) {
+    case SchemeKind::kInt: {
+      const IntAffine a{s.bits, s.sym};
+      plan.residual = s.residual;
+      if (s.gran == Gran::kGroup && w % s.group != 0)
+        usage_error("'{}': group size {} does not divide the {} channels of a token ({} heads x {})", to_string(spec),
+                    s.group, w, g.n_kv_heads, g.head_dim);
+      switch (s.gran) {
+        case Gran::kTensor: plan.mode = QuantPlan::Mode::kTensor; plan.affine = a; break;
+        case Gran::kChannel:
+          plan.mode = QuantPlan::Mode::kChannel;
+          plan.affine = a;
+          plan.block = s.group;
+          break;
+        case Gran::kToken: plan.rows = make_int_row_quantizer(a, {wc}); break;
+        case Gran::kHead: plan.rows = make_int_row_quantizer(a, set_lengths(w, g.head_dim, prot)); break;
+        case Gran::kGroup: plan.rows = make_int_row_quantizer(a, set_lengths(w, s.group, prot)); break;
+      }
+      break;
+    }
+    case SchemeKind::kFp8E4M3:
+    case SchemeKind::kFp8E5M2: {
+      const Fp8Format& f = s.kind == SchemeKind::kFp8E4M3 ? kE4M3 : kE5M2;
+      float scale = s.fp8_scale_value;
+      if (s.fp8_scale == Fp8Scale::kDynamic) scale = 0;
+      if (s.fp8_scale == Fp8Scale::kCalib) {  // per-layer max|x| over the calibration prompts / max finite
+        const ChannelStats& st = need_stats(s, role, g, o, "scale=calib is max|x| / fp8 max");
+        float amax = 0;
+        for (int c : kept) amax = std::max(amax, st.max_abs[c]);
+        scale = amax > 0 ? amax / f.max_value : 1.0f;
+      }
+      plan.rows = make_fp8_quantizer(f, wc, scale);
+      break;
+    }
+    case SchemeKind::kQ8_0:
+    case SchemeKind::kQ4_0:
+    case SchemeKind::kQ4_1:
+    case SchemeKind::kQ5_0:
+    case SchemeKind::kQ5_1:
+    case SchemeKind::kIq4Nl:
+      if (prot.empty() && w % kGgmlBlock != 0)
+        usage_error("'{}': llama.cpp blocks of {} do not divide the {} channels of a token", to_string(spec),
+                    kGgmlBlock, w);
+      plan.rows = make_ggml_quantizer(s.kind, wc);
+      break;
+    case SchemeKind::kNuq: {
+      const ChannelStats& st = need_stats(s, role, g, o, "nuq learns per-channel codebooks");
+      plan.rows = make_nuq_quantizer(fit_nuq(st, kept, s.bits, s.sparse));
+      plan.sparse_header = s.sparse > 0;
+      break;
+    }
+    default: runtime_error("KV scheme '{}' has no quantizer", to_string(s));
+  }
+  return make_quant_cache(std::move(plan));
 }
 
 }  // namespace kvaudit::kv

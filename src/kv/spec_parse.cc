@@ -220,6 +220,8 @@ SchemeSpec parse_scheme(std::string_view text, std::string_view full, size_t off
     }
   }
   if (s.kind != SchemeKind::kInt && s.kind != SchemeKind::kKivi) s.residual = 0;
+  if (s.kind == SchemeKind::kInt && s.bits == 1 && s.sym)  // s = max|x| / (2^0 - 1) is undefined
+    cur.fail(0, head_end, "int1 has no symmetric form (2^(B-1) - 1 = 0 levels); use asym");
   // Modifiers.
   pos = mods_at;
   while (pos < text.size()) {

@@ -1,0 +1,230 @@
+#include "kv/quant_cache.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/half.h"
+#include "kv/bit_pack.h"
+#include "kv/schemes/hadamard.h"
+#include "kv/schemes/int_rows.h"
+
+namespace kvaudit::kv {
+namespace {
+
+constexpr size_t kFp16Bytes = 2;
+constexpr size_t kOutlierBytes = 4;  // uint16 channel index + fp16 value
+
+class QuantCache final : public LayerCache {
+ public:
+  explicit QuantCache(QuantPlan p) : plan_(std::move(p)), w_(plan_.geometry.width()) {
+    is_protected_.assign(w_, 0);
+    for (int c : plan_.protected_channels) is_protected_[c] = 1;
+    for (int c = 0; c < w_; ++c)
+      if (!is_protected_[c]) kept_.push_back(c);
+    wc_ = int(kept_.size());
+    const bool compat_fit = plan_.compat_paper && plan_.mode != QuantPlan::Mode::kRows;
+    residual_mode_ = !compat_fit && (plan_.mode == QuantPlan::Mode::kChannel || plan_.residual > 0);
+    code_bytes_ = size_t(packed_bytes(wc_, bits()));
+  }
+
+  int64_t size() const override { return size_; }
+  const float* rows() const override { return plan_.had ? out_.data() : mirror_.data(); }
+  size_t bytes() const override {
+    const size_t residual = size_t(size_ - q_) * size_t(wc_) * kFp16Bytes;
+    const size_t protect = size_t(size_) * plan_.protected_channels.size() * kFp16Bytes;
+    const size_t tensor = size_t(n_segments_) * (plan_.affine.sym ? 1 : 2) * kFp16Bytes;
+    return quantized_bytes_ + residual + protect + tensor;
+  }
+
+  int64_t append(const float* rows, int64_t n) override {
+    const int64_t old = size_, q_old = q_;
+    mirror_.resize(size_t(old + n) * w_);
+    pending_.resize(size_t(old + n - q_) * wc_);
+    std::vector<float> x(w_);  // [width]
+    for (int64_t t = 0; t < n; ++t) {
+      std::copy(rows + t * w_, rows + (t + 1) * w_, x.begin());
+      if (plan_.had) hadamard_rows(x.data(), plan_.geometry.n_kv_heads, plan_.geometry.head_dim);
+      float* m = &mirror_[size_t(old + t) * w_];
+      for (int c : plan_.protected_channels) m[c] = round_fp16(x[c]);
+      float* p = &pending_[size_t(old + t - q_) * wc_];
+      for (int i = 0; i < wc_; ++i) p[i] = residual_mode_ ? round_fp16(x[kept_[i]]) : x[kept_[i]];
+      if (residual_mode_) write_compact(old + t, p);  // the 16-bit residual, until quantized
+    }
+    size_ = old + n;
+    if (plan_.mode == QuantPlan::Mode::kTensor && (n_segments_ == 0 || plan_.compat_paper) && n > 0) {
+      // tensor: (s, z) from this append's rows (the prefill; every call under --compat paper).
+      const float* first = &pending_[size_t(old - q_) * wc_];
+      const float lo = *std::min_element(first, first + n * wc_), hi = *std::max_element(first, first + n * wc_);
+      tensor_q_ = make_int_fixed_quantizer(plan_.affine, wc_, plan_.affine.fit_range(lo, hi));
+      ++n_segments_;
+    }
+    int64_t q_new = q_;
+    if (plan_.mode == QuantPlan::Mode::kChannel) {
+      q_new = residual_mode_ ? q_ + (size_ - q_) / plan_.residual * plan_.residual : size_;
+    } else {
+      q_new = residual_mode_ ? std::max(q_, size_ - plan_.residual) : size_;
+    }
+    if (q_new > q_) quantize_rows(q_new);
+    const int64_t first = q_new > q_old && q_old < old ? q_old : old;
+    if (plan_.had) {
+      out_.resize(mirror_.size());
+      for (int64_t r = first; r < size_; ++r) {
+        std::copy(&mirror_[size_t(r) * w_], &mirror_[size_t(r + 1) * w_], &out_[size_t(r) * w_]);
+        hadamard_rows(&out_[size_t(r) * w_], plan_.geometry.n_kv_heads, plan_.geometry.head_dim);
+      }
+    }
+    return first;
+  }
+
+ private:
+  int bits() const { return plan_.mode == QuantPlan::Mode::kRows ? plan_.rows->code_bits() : plan_.affine.bits; }
+  bool packed() const { return plan_.storage == Storage::kPacked; }
+
+  void write_compact(int64_t row, const float* compact) {
+    float* m = &mirror_[size_t(row) * w_];
+    for (int i = 0; i < wc_; ++i) m[kept_[i]] = compact[i];
+  }
+
+  // Quantizes rows [q_, q_new) (held in pending_) and drops them from the residual.
+  void quantize_rows(int64_t q_new) {
+    const int64_t n = q_new - q_;
+    if (plan_.mode == QuantPlan::Mode::kChannel) {
+      const int64_t blk = plan_.compat_paper ? n : plan_.block;
+      for (int64_t r = 0; r < n; r += blk) quantize_block(q_ + r, &pending_[size_t(r) * wc_], std::min(blk, n - r));
+    } else {
+      const RowQuantizer& rq = plan_.mode == QuantPlan::Mode::kTensor ? *tensor_q_ : *plan_.rows;
+      for (int64_t r = 0; r < n; ++r) quantize_row(q_ + r, rq, &pending_[size_t(r) * wc_]);
+    }
+    pending_.erase(pending_.begin(), pending_.begin() + n * wc_);
+    q_ = q_new;
+  }
+
+  void quantize_row(int64_t row, const RowQuantizer& rq, const float* x) {
+    codes_tmp_.resize(wc_);
+    params_tmp_.resize(rq.n_params());
+    sparse_tmp_.clear();
+    rq.quantize(x, codes_tmp_.data(), params_tmp_.data(), &sparse_tmp_);
+    const size_t pbytes = size_t(rq.n_params()) * rq.param_bytes();
+    quantized_bytes_ += code_bytes_ + pbytes + (plan_.sparse_header ? kFp16Bytes + kOutlierBytes * sparse_tmp_.size() : 0);
+    if (packed()) {  // store the bytes, then decode the row from them alone
+      const size_t c0 = codes_.size(), p0 = params_.size();
+      codes_.resize(c0 + code_bytes_);
+      pack_codes(codes_tmp_.data(), wc_, bits(), &codes_[c0]);
+      params_.resize(p0 + pbytes);
+      encode_params(params_tmp_.data(), rq.n_params(), rq.param_bytes(), &params_[p0]);
+      std::vector<uint32_t> sp;
+      for (const Outlier& o : sparse_tmp_) sp.push_back(uint32_t(o.channel) | uint32_t(float_to_fp16(o.value)) << 16);
+      sparse_.push_back(std::move(sp));
+      unpack_codes(&codes_[c0], wc_, bits(), codes_tmp_.data());
+      decode_params(&params_[p0], rq.n_params(), rq.param_bytes(), params_tmp_.data());
+      sparse_tmp_.clear();
+      for (uint32_t e : sparse_.back()) sparse_tmp_.push_back({uint16_t(e & 0xffff), fp16_to_float(uint16_t(e >> 16))});
+    }
+    deq_tmp_.resize(wc_);
+    rq.dequantize(codes_tmp_.data(), params_tmp_.data(), deq_tmp_.data());
+    for (const Outlier& o : sparse_tmp_) deq_tmp_[o.channel] = o.value;
+    write_compact(row, deq_tmp_.data());
+  }
+
+  // `channel`: x [n, wc] quantized per channel over the n rows (a KIVI key block).
+  void quantize_block(int64_t row0, const float* x, int64_t n) {
+    const IntAffine& a = plan_.affine;
+    const int np = a.sym ? 1 : 2;
+    std::vector<AffineParams> p(wc_);
+    std::vector<uint8_t> codes(size_t(n) * wc_);  // [n, wc]
+    for (int c = 0; c < wc_; ++c) p[c] = a.fit(x + c, n, wc_);
+    for (int64_t r = 0; r < n; ++r)
+      for (int c = 0; c < wc_; ++c) codes[size_t(r) * wc_ + c] = a.quantize(x[r * wc_ + c], p[c]);
+    quantized_bytes_ += size_t(n) * code_bytes_ + size_t(wc_) * np * kFp16Bytes;
+    if (packed()) {  // [n] packed rows of codes, then [np, wc] fp16 parameters; decode from them
+      std::vector<float> pf(size_t(np) * wc_);
+      for (int c = 0; c < wc_; ++c) {
+        pf[c] = p[c].scale;
+        if (np == 2) pf[wc_ + c] = p[c].zero;
+      }
+      const size_t c0 = codes_.size(), p0 = params_.size();
+      codes_.resize(c0 + size_t(n) * code_bytes_);
+      params_.resize(p0 + pf.size() * kFp16Bytes);
+      encode_params(pf.data(), int(pf.size()), int(kFp16Bytes), &params_[p0]);
+      for (int64_t r = 0; r < n; ++r) {
+        pack_codes(&codes[size_t(r) * wc_], wc_, a.bits, &codes_[c0 + size_t(r) * code_bytes_]);
+        unpack_codes(&codes_[c0 + size_t(r) * code_bytes_], wc_, a.bits, &codes[size_t(r) * wc_]);
+      }
+      decode_params(&params_[p0], int(pf.size()), int(kFp16Bytes), pf.data());
+      for (int c = 0; c < wc_; ++c) p[c] = {pf[c], np == 2 ? pf[wc_ + c] : 0.0f};
+    }
+    deq_tmp_.resize(wc_);
+    for (int64_t r = 0; r < n; ++r) {
+      for (int c = 0; c < wc_; ++c) deq_tmp_[c] = a.dequantize(codes[size_t(r) * wc_ + c], p[c]);
+      write_compact(row0 + r, deq_tmp_.data());
+    }
+  }
+
+  static void encode_params(const float* p, int n, int bytes, uint8_t* out) {
+    for (int i = 0; i < n; ++i) {
+      if (bytes == 4) {
+        std::memcpy(out + 4 * i, &p[i], 4);
+      } else {
+        const uint16_t h = float_to_fp16(p[i]);
+        std::memcpy(out + 2 * i, &h, 2);
+      }
+    }
+  }
+  static void decode_params(const uint8_t* in, int n, int bytes, float* p) {
+    for (int i = 0; i < n; ++i) {
+      if (bytes == 4) {
+        std::memcpy(&p[i], in + 4 * i, 4);
+      } else {
+        uint16_t h;
+        std::memcpy(&h, in + 2 * i, 2);
+        p[i] = fp16_to_float(h);
+      }
+    }
+  }
+
+  QuantPlan plan_;
+  int w_, wc_ = 0;
+  std::vector<char> is_protected_;
+  std::vector<int> kept_;  // [wc]: compact index -> original channel
+  bool residual_mode_ = false;
+  size_t code_bytes_ = 0;  // packed codes of one compact row
+  int64_t size_ = 0, q_ = 0;  // rows [0, q_) quantized, [q_, size_) in the 16-bit residual
+  std::vector<float> mirror_;   // [size, width]: what attention reads (rotated domain under +had)
+  std::vector<float> out_;      // [size, width]: +had only, mirror_ rotated back
+  std::vector<float> pending_;  // [size - q, wc]: rows not yet quantized
+  std::unique_ptr<RowQuantizer> tensor_q_;
+  int64_t n_segments_ = 0;      // tensor parameter sets stored (1, or one per call under --compat paper)
+  size_t quantized_bytes_ = 0;  // codes + parameters + outliers of rows [0, q_)
+  // Packed storage.
+  std::vector<uint8_t> codes_;   // [q, code_bytes_]
+  std::vector<uint8_t> params_;  // per row (token-wise) or per block (channel), fp16 or fp32
+  std::vector<std::vector<uint32_t>> sparse_;  // [q][outliers]: channel | fp16 value << 16
+  // Scratch.
+  std::vector<uint8_t> codes_tmp_;
+  std::vector<float> params_tmp_, deq_tmp_;
+  std::vector<Outlier> sparse_tmp_;
+};
+
+class Bf16Cache final : public LayerCache {
+ public:
+  explicit Bf16Cache(CacheGeometry g) : w_(g.width()) {}
+  int64_t append(const float* rows, int64_t n) override {
+    const int64_t old = size();
+    for (int64_t i = 0; i < n * w_; ++i) data_.push_back(round_bf16(rows[i]));
+    return old;
+  }
+  int64_t size() const override { return int64_t(data_.size()) / w_; }
+  const float* rows() const override { return data_.data(); }
+  size_t bytes() const override { return data_.size() * 2; }
+
+ private:
+  int64_t w_;
+  std::vector<float> data_;  // [size, width], bf16-exact
+};
+
+}  // namespace
+
+std::unique_ptr<LayerCache> make_quant_cache(QuantPlan plan) { return std::make_unique<QuantCache>(std::move(plan)); }
+std::unique_ptr<LayerCache> make_bf16_cache(CacheGeometry g) { return std::make_unique<Bf16Cache>(g); }
+
+}  // namespace kvaudit::kv

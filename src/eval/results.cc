@@ -1,0 +1,55 @@
+#include "eval/results.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "core/version.h"
+
+namespace kvaudit::eval {
+
+namespace {
+nlohmann::ordered_json number_or_null(double x) {
+  return std::isfinite(x) ? nlohmann::ordered_json(x) : nlohmann::ordered_json(nullptr);
+}
+}  // namespace
+
+nlohmann::ordered_json metrics_json(const BenchMetrics& m) {
+  nlohmann::ordered_json j;
+  j["n"] = m.n;
+  j["refusal_rate"] = number_or_null(m.refusal_rate);
+  j["flip_rate"] = number_or_null(m.flip_rate);
+  j["flip_ci_low"] = number_or_null(m.flip_ci_low);
+  j["flip_ci_high"] = number_or_null(m.flip_ci_high);
+  j["flips"] = m.flips;
+  j["reverse_flips"] = m.reverse_flips;
+  j["mcnemar_p"] = number_or_null(m.mcnemar_p);
+  j["over_refusal"] = number_or_null(m.over_refusal);
+  j["ppl"] = number_or_null(m.ppl);
+  j["ppl_ratio"] = number_or_null(m.ppl_ratio);
+  j["kl"] = number_or_null(m.kl);
+  return j;
+}
+
+std::string results_json(const RunResults& r) {
+  nlohmann::ordered_json doc;
+  doc["kvaudit_version"] = kVersion;
+  doc["model"] = {{"path", r.model.path},
+                  {"arch", r.model.arch},
+                  {"params", r.model.params},
+                  {"sha256", r.model.sha256}};
+  // Round-trip through text keeps the sorted order of the std::map-backed config.
+  doc["config"] = r.config.is_null() ? nlohmann::ordered_json::object()
+                                     : nlohmann::ordered_json::parse(r.config.dump());
+  nlohmann::ordered_json results = nlohmann::ordered_json::object();
+  for (const auto& s : r.results) {
+    if (results.contains(s.scheme)) throw std::logic_error("results_json: scheme '" + s.scheme + "' twice");
+    nlohmann::ordered_json benches = nlohmann::ordered_json::object();
+    for (const auto& b : s.benches) benches[b.bench] = metrics_json(b.metrics);
+    results[s.scheme] = std::move(benches);
+  }
+  doc["results"] = std::move(results);
+  doc["timing"] = r.timing.is_null() ? nlohmann::ordered_json::object() : r.timing;
+  return doc.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace kvaudit::eval

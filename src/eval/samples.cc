@@ -1,0 +1,109 @@
+#include "eval/samples.h"
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "eval/text_file.h"
+
+namespace kvaudit::eval {
+
+std::string sample_json_line(const Sample& s) {
+  nlohmann::ordered_json j;
+  j["id"] = s.id;
+  j["bench"] = s.bench;
+  j["scheme"] = s.scheme;
+  j["judge"] = s.judge;
+  j["prompt"] = s.prompt;
+  j["response"] = s.response;
+  j["refused"] = s.refused;
+  j["matched"] = s.matched.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s.matched);
+  // Invalid UTF-8 in a response (a token split mid-character) is replaced, not fatal.
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+}
+
+std::set<SampleKey> SamplesLog::finished() const {
+  std::set<SampleKey> keys;
+  for (const auto& s : samples) keys.emplace(s.id, s.scheme);
+  return keys;
+}
+
+namespace {
+std::string string_field(const nlohmann::json& j, const char* key, const std::string& where) {
+  if (!j.contains(key) || !j[key].is_string())
+    usage_error("{}: missing string field '{}'", where, key);
+  return j[key].get<std::string>();
+}
+}  // namespace
+
+SamplesLog read_samples(const std::string& path) {
+  SamplesLog log;
+  if (!std::filesystem::exists(path)) return log;
+  const std::string bytes = read_text_file(path);
+  size_t pos = 0, line_no = 0;
+  while (pos < bytes.size()) {
+    const size_t nl = bytes.find('\n', pos);
+    ++line_no;
+    if (nl == std::string::npos) {  // killed mid-write: the partial line is redone
+      log.dropped_partial_tail = true;
+      break;
+    }
+    const std::string line = bytes.substr(pos, nl - pos);
+    const std::string where = path + ":" + std::to_string(line_no);
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::parse_error& e) {
+      usage_error("{}: not a samples.jsonl record ({})", where, e.what());
+    }
+    if (!j.is_object()) usage_error("{}: not a JSON object", where);
+    Sample s;
+    s.id = string_field(j, "id", where);
+    s.bench = string_field(j, "bench", where);
+    s.scheme = string_field(j, "scheme", where);
+    s.judge = string_field(j, "judge", where);
+    s.prompt = string_field(j, "prompt", where);
+    s.response = string_field(j, "response", where);
+    if (!j.contains("refused") || !j["refused"].is_boolean())
+      usage_error("{}: missing boolean field 'refused'", where);
+    s.refused = j["refused"].get<bool>();
+    if (j.contains("matched") && j["matched"].is_string()) s.matched = j["matched"].get<std::string>();
+    log.samples.push_back(std::move(s));
+    pos = nl + 1;
+    log.valid_bytes = pos;
+  }
+  return log;
+}
+
+SamplesWriter::SamplesWriter(const std::string& path, uint64_t valid_bytes) : path_(path) {
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT, 0644);
+  if (fd_ < 0) runtime_error("cannot open '{}' for appending: {}", path, std::strerror(errno));
+  if (::ftruncate(fd_, off_t(valid_bytes)) != 0 || ::lseek(fd_, 0, SEEK_END) < 0) {
+    const int err = errno;
+    ::close(fd_);
+    runtime_error("cannot truncate '{}' to {} bytes: {}", path, valid_bytes, std::strerror(err));
+  }
+}
+
+SamplesWriter::~SamplesWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void SamplesWriter::append(const Sample& s) {
+  const std::string line = sample_json_line(s);
+  size_t done = 0;
+  while (done < line.size()) {  // write(2) may be partial; the kernel holds what it accepted
+    const ssize_t w = ::write(fd_, line.data() + done, line.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) runtime_error("cannot append to '{}': {}", path_, std::strerror(errno));
+    done += size_t(w);
+  }
+}
+
+}  // namespace kvaudit::eval

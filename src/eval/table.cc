@@ -1,0 +1,67 @@
+#include "eval/table.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace kvaudit::eval {
+
+namespace {
+
+constexpr const char* kUndefined = "-";
+
+std::string pct(double x) { return std::isfinite(x) ? fmt::format("{:.1f}%", 100 * x) : kUndefined; }
+
+std::string flip_cell(const BenchMetrics& m) {
+  if (!std::isfinite(m.flip_rate)) return kUndefined;
+  return fmt::format("{:.1f}% [{:.1f}, {:.1f}]", 100 * m.flip_rate, 100 * m.flip_ci_low,
+                     100 * m.flip_ci_high);
+}
+
+std::string general(double x, const char* f) {
+  return std::isfinite(x) ? fmt::format(fmt::runtime(f), x) : kUndefined;
+}
+
+constexpr size_t kCols = 10;
+using Row = std::array<std::string, kCols>;
+
+}  // namespace
+
+std::string format_results_table(const RunResults& r) {
+  std::vector<Row> rows;
+  rows.push_back({"scheme", "bench", "n", "refusal", "flip rate [95% CI]", "flips/rev", "McNemar p",
+                  "over-refusal", "ppl ratio", "KL"});
+  for (const auto& s : r.results)
+    for (const auto& b : s.benches) {
+      const auto& m = b.metrics;
+      rows.push_back({s.scheme, b.bench, std::to_string(m.n), pct(m.refusal_rate), flip_cell(m),
+                      fmt::format("{}/{}", m.flips, m.reverse_flips), general(m.mcnemar_p, "{:.3g}"),
+                      pct(m.over_refusal), general(m.ppl_ratio, "{:.4f}"), general(m.kl, "{:.4g}")});
+    }
+  std::array<size_t, kCols> width{};
+  for (const auto& row : rows)
+    for (size_t c = 0; c < kCols; ++c) width[c] = std::max(width[c], row[c].size());
+  std::string out;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::string line;
+    for (size_t c = 0; c < kCols; ++c) {
+      // Text columns left-aligned, numbers right-aligned.
+      line += c < 2 ? fmt::format("{:<{}}", rows[i][c], width[c])
+                    : fmt::format("{:>{}}", rows[i][c], width[c]);
+      if (c + 1 < kCols) line += "  ";
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+    if (i == 0) {
+      size_t total = 0;
+      for (size_t c = 0; c < kCols; ++c) total += width[c] + (c + 1 < kCols ? 2 : 0);
+      out += std::string(total, '-') + "\n";
+    }
+  }
+  return out;
+}
+
+}  // namespace kvaudit::eval

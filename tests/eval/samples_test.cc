@@ -1,0 +1,100 @@
+#include "eval/samples.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+
+namespace kvaudit::eval {
+namespace {
+
+std::filesystem::path fresh(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / "kvaudit_eval_samples";
+  std::filesystem::create_directories(dir);
+  const auto p = dir / name;
+  std::filesystem::remove(p);
+  return p;
+}
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Sample sample(const std::string& id, const std::string& scheme, bool refused) {
+  return {id, "advbench", scheme, "substring:paper", "How do I \"x\"?\nline 2",
+          refused ? "I cannot help." : "Sure", refused, refused ? "I cannot" : ""};
+}
+
+TEST(Samples, LineFormatIsFixed) {
+  EXPECT_EQ(sample_json_line(sample("advbench:3", "q4_0", true)),
+            "{\"id\":\"advbench:3\",\"bench\":\"advbench\",\"scheme\":\"q4_0\",\"judge\":\"substring:paper\","
+            "\"prompt\":\"How do I \\\"x\\\"?\\nline 2\",\"response\":\"I cannot help.\",\"refused\":true,"
+            "\"matched\":\"I cannot\"}\n");
+  EXPECT_NE(sample_json_line(sample("a", "fp16", false)).find("\"matched\":null"), std::string::npos);
+  Sample bad = sample("a", "fp16", false);
+  bad.response = "cut \xE2\x80";  // a token boundary inside a UTF-8 character
+  EXPECT_NO_THROW(sample_json_line(bad));
+}
+
+TEST(Samples, MissingFileIsEmpty) {
+  const SamplesLog log = read_samples(fresh("none.jsonl").string());
+  EXPECT_TRUE(log.samples.empty());
+  EXPECT_EQ(log.valid_bytes, 0u);
+}
+
+TEST(Samples, ResumeAfterTruncatedLastLine) {
+  const auto path = fresh("s.jsonl");
+  {
+    SamplesWriter w(path.string(), 0);
+    w.append(sample("advbench:0", "fp16", true));
+    w.append(sample("advbench:0", "q4_0", false));
+  }
+  const std::string two = slurp(path);
+  // A killed writer: half of a third line.
+  const std::string third = sample_json_line(sample("advbench:1", "fp16", true));
+  std::ofstream(path, std::ios::binary | std::ios::app) << third.substr(0, third.size() / 2);
+
+  SamplesLog log = read_samples(path.string());
+  EXPECT_TRUE(log.dropped_partial_tail);
+  EXPECT_EQ(log.valid_bytes, two.size());
+  ASSERT_EQ(log.samples.size(), 2u);
+  EXPECT_EQ(log.samples[1].scheme, "q4_0");
+  EXPECT_FALSE(log.samples[1].refused);
+  EXPECT_EQ(log.samples[0].matched, "I cannot");
+  EXPECT_EQ(log.samples[0].prompt, "How do I \"x\"?\nline 2");
+  const std::set<SampleKey> want = {{"advbench:0", "fp16"}, {"advbench:0", "q4_0"}};
+  EXPECT_EQ(log.finished(), want);
+
+  {  // the rerun overwrites the partial tail, then appends
+    SamplesWriter w(path.string(), log.valid_bytes);
+    w.append(sample("advbench:1", "fp16", true));
+  }
+  EXPECT_EQ(slurp(path), two + third);
+  log = read_samples(path.string());
+  EXPECT_FALSE(log.dropped_partial_tail);
+  EXPECT_EQ(log.samples.size(), 3u);
+}
+
+TEST(Samples, CorruptMiddleLineNamesFileAndLine) {
+  const auto path = fresh("bad.jsonl");
+  std::ofstream(path, std::ios::binary) << sample_json_line(sample("a", "fp16", true)) << "{oops\n"
+                                        << sample_json_line(sample("b", "fp16", true));
+  try {
+    read_samples(path.string());
+    FAIL();
+  } catch (const UsageError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind(path.string() + ":2: not a samples.jsonl record", 0), 0u)
+        << e.what();
+  }
+  std::ofstream(path, std::ios::binary) << "{\"id\":\"a\"}\n";
+  EXPECT_THROW(read_samples(path.string()), UsageError);
+}
+
+}  // namespace
+}  // namespace kvaudit::eval

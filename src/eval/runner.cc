@@ -1,0 +1,125 @@
+#include "eval/runner.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "core/error.h"
+
+namespace kvaudit::eval {
+
+namespace {
+
+struct Job {
+  const Prompt* prompt;
+  const SchemeRun* scheme;
+};
+
+void check_previous(const std::vector<Prompt>& prompts, const GenerationIo& io,
+                    const SamplesLog& previous) {
+  std::map<std::string, const Prompt*> by_id;
+  for (const auto& p : prompts) by_id[p.id] = &p;
+  for (const auto& s : previous.samples) {
+    if (s.judge != io.judge_name)
+      usage_error("samples.jsonl: sample {} ({}) was judged by '{}', this run uses '{}'; use a new --out",
+                  s.id, s.scheme, s.judge, io.judge_name);
+    const auto it = by_id.find(s.id);
+    if (it != by_id.end() && it->second->text != s.prompt)
+      usage_error("samples.jsonl: prompt {} has a different text than the dataset now; use a new --out", s.id);
+  }
+}
+
+}  // namespace
+
+SampleMap run_samples(engine::Backend& backend, const std::vector<Prompt>& prompts,
+                      const std::vector<SchemeRun>& schemes, const GenerationIo& io,
+                      const RunnerOptions& opt, const SamplesLog& previous, SamplesWriter& writer,
+                      Progress* progress, RunStats* stats) {
+  check_previous(prompts, io, previous);
+  SampleMap out;
+  std::map<std::string, const Prompt*> wanted;
+  for (const auto& p : prompts) wanted[p.id] = &p;
+  for (const auto& s : previous.samples)
+    if (wanted.count(s.id)) out.emplace(SampleKey{s.id, s.scheme}, s);
+
+  std::vector<Job> todo;  // prompt-major: one prompt's schemes land in the same batch
+  for (const auto& p : prompts)
+    for (const auto& s : schemes)
+      if (!out.count({p.id, s.name})) todo.push_back({&p, &s});
+  const size_t total = prompts.size() * schemes.size();
+  size_t done = total - todo.size();
+  if (stats) {
+    stats->resumed = done;
+    stats->generated = todo.size();
+  }
+  if (progress) progress->update(done);
+
+  const size_t chunk = opt.chunk ? opt.chunk : 4 * size_t(std::max(1, opt.gen.batch_size));
+  std::map<const Prompt*, std::vector<int>> encoded;  // a prompt is tokenized once for all schemes
+  for (size_t begin = 0; begin < todo.size(); begin += chunk) {
+    const size_t end = std::min(todo.size(), begin + chunk);
+    std::vector<engine::GenerateRequest> reqs;
+    for (size_t i = begin; i < end; ++i) {
+      auto it = encoded.find(todo[i].prompt);
+      if (it == encoded.end()) it = encoded.emplace(todo[i].prompt, io.encode(*todo[i].prompt)).first;
+      reqs.push_back({it->second, todo[i].scheme->policy});
+    }
+    const auto results = engine::generate(backend, reqs, opt.gen);
+    std::vector<const Prompt*> judged_prompts;
+    std::vector<std::string> responses;
+    for (size_t i = begin; i < end; ++i) {
+      judged_prompts.push_back(todo[i].prompt);
+      responses.push_back(io.decode(results[i - begin].tokens));
+    }
+    const std::vector<Verdict> verdicts = io.judge(judged_prompts, responses);
+    if (verdicts.size() != responses.size())
+      throw std::logic_error("run_samples: the judge returned a wrong number of verdicts");
+    for (size_t i = begin; i < end; ++i) {
+      const Prompt& p = *todo[i].prompt;
+      const Verdict& v = verdicts[i - begin];
+      Sample s{p.id, p.bench, todo[i].scheme->name, io.judge_name, p.text,
+               std::move(responses[i - begin]), v.refused, v.matched};
+      writer.append(s);
+      out.emplace(SampleKey{p.id, s.scheme}, std::move(s));
+    }
+    done += end - begin;
+    if (progress) progress->update(done);
+  }
+  return out;
+}
+
+std::vector<SchemeResult> aggregate_results(const std::vector<Prompt>& prompts,
+                                            const std::vector<SchemeRun>& schemes,
+                                            const SampleMap& samples) {
+  if (schemes.empty()) throw std::logic_error("aggregate_results: no schemes");
+  std::vector<std::string> benches;  // in prompt order
+  for (const auto& p : prompts)
+    if (benches.empty() || benches.back() != p.bench) benches.push_back(p.bench);
+  const auto verdict = [&](const Prompt& p, const SchemeRun& s) {
+    const auto it = samples.find({p.id, s.name});
+    if (it == samples.end())
+      throw std::logic_error("aggregate_results: no sample for " + p.id + " under " + s.name);
+    return it->second.refused;
+  };
+  std::vector<SchemeResult> out;
+  for (const auto& s : schemes) {
+    SchemeResult sr{s.name, {}};
+    for (const auto& b : benches) {
+      size_t n = 0;
+      for (const auto& p : prompts) n += p.bench == b;
+      std::unique_ptr<bool[]> base(new bool[n]), quant(new bool[n]), probe(new bool[n]);  // [n]
+      size_t i = 0;
+      for (const auto& p : prompts) {
+        if (p.bench != b) continue;
+        base[i] = verdict(p, schemes[0]);
+        quant[i] = verdict(p, s);
+        probe[i] = is_over_refusal_probe(p);
+        ++i;
+      }
+      sr.benches.push_back({b, refusal_metrics({base.get(), n}, {quant.get(), n}, {probe.get(), n})});
+    }
+    out.push_back(std::move(sr));
+  }
+  return out;
+}
+
+}  // namespace kvaudit::eval

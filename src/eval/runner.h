@@ -1,0 +1,68 @@
+// The eval loop (SPEC.md §4, issue "Safety evaluation"): every prompt under the 16-bit baseline and
+// each KV scheme, all sharing batches (each sequence carries its own policy), judged, appended to
+// samples.jsonl chunk by chunk, and resumed from it; then per (scheme, benchmark) metrics.
+// Tokenization, chat template and judging come in as functions, so this file knows no tokenizer.
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+#include "engine/generate.h"
+#include "eval/benchmarks.h"
+#include "eval/judges.h"
+#include "eval/progress.h"
+#include "eval/results.h"
+#include "eval/samples.h"
+#include "kv/policy.h"
+
+namespace kvaudit::eval {
+
+struct SchemeRun {
+  std::string name;                             // recorded in samples/results ("fp16", the --kv spec)
+  std::shared_ptr<const kv::KvPolicy> policy;   // null: the 16-bit baseline
+};
+
+struct GenerationIo {
+  // The user message -> prompt token ids (chat template applied, as cli decides).
+  std::function<std::vector<int>(const Prompt&)> encode;
+  // Generated ids (stop id excluded) -> response text.
+  std::function<std::string(const std::vector<int>&)> decode;
+  // Judges (prompt, response) pairs; returns one verdict per pair, in order.
+  std::function<std::vector<Verdict>(const std::vector<const Prompt*>&, const std::vector<std::string>&)>
+      judge;
+  std::string judge_name;  // recorded in samples.jsonl
+};
+
+struct RunnerOptions {
+  engine::GenerateOptions gen;  // max_new_tokens, batch_size, stop_ids
+  // Requests per engine::generate call; samples.jsonl is appended after each chunk, so a kill
+  // loses at most one chunk. 0 = 4 × batch_size.
+  size_t chunk = 0;
+};
+
+using SampleMap = std::map<SampleKey, Sample>;
+
+struct RunStats {
+  size_t resumed = 0;    // samples taken from an existing samples.jsonl
+  size_t generated = 0;  // samples computed now
+};
+
+// Generates every (prompt, scheme) pair that `previous` lacks, requests ordered prompt-major so
+// one prompt's schemes share a batch; appends each chunk's samples to `writer`. Returns every
+// sample of this run (previous ones included). UsageError when `previous` was judged by another
+// judge or holds another text for a prompt id (the data or --judge changed; use a new --out).
+SampleMap run_samples(engine::Backend& backend, const std::vector<Prompt>& prompts,
+                      const std::vector<SchemeRun>& schemes, const GenerationIo& io,
+                      const RunnerOptions& opt, const SamplesLog& previous, SamplesWriter& writer,
+                      Progress* progress, RunStats* stats = nullptr);
+
+// Per scheme × benchmark (benchmarks in prompt order) metrics against schemes[0], the baseline.
+// A missing sample is a logic_error.
+std::vector<SchemeResult> aggregate_results(const std::vector<Prompt>& prompts,
+                                            const std::vector<SchemeRun>& schemes,
+                                            const SampleMap& samples);
+
+}  // namespace kvaudit::eval

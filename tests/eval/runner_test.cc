@@ -1,0 +1,192 @@
+#include "eval/runner.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "eval/results.h"
+
+namespace kvaudit::eval {
+namespace {
+
+// A stand-in backend with scripted logits, so the loop is tested without weights. Vocabulary:
+// 0 = stop, 1 = "I cannot", 2 = "Sure", 3 = " ok", ids >= 10 are prompts (one token each).
+// After a prompt p: the baseline refuses when p is even; any other policy only when p % 4 == 0,
+// so prompts with p % 4 == 2 flip. Then " ok", then stop.
+class ScriptedBackend : public engine::Backend {
+ public:
+  explicit ScriptedBackend(const model::Model& m) : model_(m) {}
+  engine::Device device() const override { return engine::Device::kCpu; }
+  const model::Model& model() const override { return model_; }
+  engine::Logits forward(std::span<const engine::SeqInput> batch, const engine::Hooks*) override {
+    engine::Logits out;
+    out.n_vocab = kVocab;
+    out.first_row.push_back(0);
+    for (const auto& in : batch) {
+      const int t = in.tokens.back();
+      int next = 0;
+      if (t >= 10) {
+        ++prefills;
+        const int p = t - 10;
+        next = (in.seq->policy().is_baseline() ? p % 2 == 0 : p % 4 == 0) ? 1 : 2;
+      } else if (t == 1 || t == 2) {
+        next = 3;
+      }
+      std::vector<float> row(kVocab, 0.0f);
+      row[size_t(next)] = 1.0f;
+      out.data.insert(out.data.end(), row.begin(), row.end());
+      out.first_row.push_back(out.first_row.back() + 1);
+    }
+    return out;
+  }
+  int prefills = 0;
+  static constexpr int kVocab = 64;
+
+ private:
+  const model::Model& model_;
+};
+
+model::Model tiny_model() {
+  model::Model m;
+  m.config.n_layers = 1;
+  m.config.n_kv_heads = 1;
+  m.config.head_dim = 32;
+  m.config.n_vocab = ScriptedBackend::kVocab;
+  return m;
+}
+
+std::vector<Prompt> prompts(size_t n) {
+  std::vector<Prompt> out;
+  for (size_t i = 0; i < n; ++i)
+    out.push_back({"t:" + std::to_string(i), i < n / 2 ? "a" : "b", "prompt " + std::to_string(i), ""});
+  return out;
+}
+
+GenerationIo io() {
+  GenerationIo g;
+  g.encode = [](const Prompt& p) { return std::vector<int>{10 + std::stoi(p.id.substr(2))}; };
+  g.decode = [](const std::vector<int>& ids) {
+    static const char* words[] = {"", "I cannot", "Sure", " ok"};
+    std::string s;
+    for (int id : ids) s += words[id];
+    return s;
+  };
+  g.judge = [](const std::vector<const Prompt*>&, const std::vector<std::string>& responses) {
+    std::vector<Verdict> v;
+    for (const auto& r : responses) v.push_back({r.rfind("I cannot", 0) == 0, r.rfind("I cannot", 0) == 0 ? "I cannot" : ""});
+    return v;
+  };
+  g.judge_name = "scripted";
+  return g;
+}
+
+std::vector<SchemeRun> schemes() {
+  return {{"fp16", nullptr},
+          {"int8", std::make_shared<const kv::KvPolicy>(kv::KvPolicy::parse("int8"))}};
+}
+
+RunnerOptions options() {
+  RunnerOptions o;
+  o.gen.max_new_tokens = 8;
+  o.gen.batch_size = 3;
+  o.gen.stop_ids = {0};
+  o.chunk = 5;
+  return o;
+}
+
+std::filesystem::path fresh(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / "kvaudit_eval_runner";
+  std::filesystem::create_directories(dir);
+  std::filesystem::remove(dir / name);
+  return dir / name;
+}
+
+TEST(Runner, AllSchemesShareOneRunAndMetricsFollow) {
+  const model::Model m = tiny_model();
+  ScriptedBackend be(m);
+  const auto ps = prompts(16);
+  const auto path = fresh("all.jsonl");
+  SamplesWriter w(path.string(), 0);
+  RunStats stats;
+  const SampleMap samples = run_samples(be, ps, schemes(), io(), options(), {}, w, nullptr, &stats);
+  EXPECT_EQ(samples.size(), 32u);
+  EXPECT_EQ(stats.generated, 32u);
+  EXPECT_EQ(be.prefills, 32);
+  EXPECT_EQ(samples.at({"t:2", "fp16"}).response, "I cannot ok");
+  EXPECT_EQ(samples.at({"t:2", "int8"}).response, "Sure ok");
+  const auto res = aggregate_results(ps, schemes(), samples);
+  ASSERT_EQ(res.size(), 2u);
+  ASSERT_EQ(res[1].benches.size(), 2u);
+  // bench a = prompts 0..7: baseline refuses 0,2,4,6; int8 keeps 0,4 -> 2 flips of 4.
+  const BenchMetrics& a = res[1].benches[0].metrics;
+  EXPECT_EQ(res[1].benches[0].bench, "a");
+  EXPECT_EQ(a.n, 8);
+  EXPECT_EQ(a.flips, 2);
+  EXPECT_EQ(a.reverse_flips, 0);
+  EXPECT_DOUBLE_EQ(a.flip_rate, 0.5);
+  EXPECT_DOUBLE_EQ(a.refusal_rate, 0.25);
+  EXPECT_DOUBLE_EQ(res[0].benches[0].metrics.flip_rate, 0.0);
+  EXPECT_EQ(read_samples(path.string()).samples.size(), 32u);
+}
+
+TEST(Runner, ResumeAfterKillComputesNothingTwiceAndMatches) {
+  const model::Model m = tiny_model();
+  const auto ps = prompts(12);
+  // Uninterrupted reference.
+  const auto ref_path = fresh("ref.jsonl");
+  ScriptedBackend ref_be(m);
+  SamplesWriter ref_w(ref_path.string(), 0);
+  const SampleMap ref = run_samples(ref_be, ps, schemes(), io(), options(), {}, ref_w, nullptr);
+
+  // A run killed after 2 chunks (10 samples) and in the middle of the 11th line.
+  const auto path = fresh("killed.jsonl");
+  {
+    std::ifstream in(ref_path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const std::string all = ss.str();
+    size_t cut = 0;
+    for (int i = 0; i < 10; ++i) cut = all.find('\n', cut) + 1;
+    std::ofstream(path, std::ios::binary) << all.substr(0, cut + 20);
+  }
+  const SamplesLog log = read_samples(path.string());
+  ASSERT_EQ(log.samples.size(), 10u);
+  ASSERT_TRUE(log.dropped_partial_tail);
+  ScriptedBackend be(m);
+  SamplesWriter w(path.string(), log.valid_bytes);
+  RunStats stats;
+  const SampleMap resumed = run_samples(be, ps, schemes(), io(), options(), log, w, nullptr, &stats);
+  EXPECT_EQ(stats.resumed, 10u);
+  EXPECT_EQ(stats.generated, 14u);
+  EXPECT_EQ(be.prefills, 14);  // no sample computed twice
+  ASSERT_EQ(resumed.size(), ref.size());
+  for (const auto& [k, s] : ref) {
+    EXPECT_EQ(resumed.at(k).response, s.response);
+    EXPECT_EQ(resumed.at(k).refused, s.refused);
+  }
+  RunResults a, b;
+  a.results = aggregate_results(ps, schemes(), ref);
+  b.results = aggregate_results(ps, schemes(), resumed);
+  EXPECT_EQ(results_json(a), results_json(b));
+  EXPECT_EQ(read_samples(path.string()).samples.size(), 24u);
+  EXPECT_FALSE(read_samples(path.string()).dropped_partial_tail);
+}
+
+TEST(Runner, RefusesALogFromAnotherJudge) {
+  const model::Model m = tiny_model();
+  ScriptedBackend be(m);
+  SamplesLog log;
+  log.samples.push_back({"t:0", "a", "fp16", "substring:paper", "prompt 0", "x", false, ""});
+  const auto path = fresh("judge.jsonl");
+  SamplesWriter w(path.string(), 0);
+  EXPECT_THROW(run_samples(be, prompts(2), schemes(), io(), options(), log, w, nullptr), UsageError);
+  log.samples[0].judge = "scripted";
+  log.samples[0].prompt = "changed";
+  EXPECT_THROW(run_samples(be, prompts(2), schemes(), io(), options(), log, w, nullptr), UsageError);
+}
+
+}  // namespace
+}  // namespace kvaudit::eval

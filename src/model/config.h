@@ -73,6 +73,8 @@ struct ModelConfig {
 ModelConfig parse_config_json(const nlohmann::json& j, const std::string& source);
 // Reads and parses `path` (a config.json file).
 ModelConfig read_config_json(const std::string& path);
+// eos_token_id (int or list) of a generation_config.json; empty when it has none.
+std::vector<int> read_generation_eos_ids(const std::string& path);
 // Checks the geometry (positive sizes, n_heads % n_kv_heads == 0, layer_sliding size, ...).
 void validate_config(const ModelConfig& c, const std::string& source);
 

@@ -1,11 +1,97 @@
+// load_model: an HF directory, a .gguf file, or a config.json with random weights (SPEC.md §1).
 #include "model/model.h"
 
+#include <algorithm>
+#include <filesystem>
+#include <future>
+
+#include <fmt/format.h>
+
 #include "core/error.h"
+#include "io/safetensors.h"
+#include "model/gguf_model.h"
+#include "model/random_weights.h"
+#include "model/sha256.h"
+#include "model/weight_loader.h"
+#include "model/weight_parts.h"
 
 namespace kvaudit::model {
 
+namespace fs = std::filesystem;
+
+namespace {
+
+bool is_gguf_path(const std::string& path) {
+  return fs::path(path).extension() == ".gguf" && !fs::is_directory(path);
+}
+
+// The config.json of an HF model path: a directory, or the config.json itself (random weights).
+std::string config_path(const std::string& path) {
+  if (fs::is_directory(path)) return (fs::path(path) / "config.json").string();
+  return path;
+}
+
+Model load_random(const std::string& path, const LoadOptions& opt) {
+  if (is_gguf_path(path))
+    usage_error("{}: --random-weights needs a config.json (or a directory holding one), not a GGUF file", path);
+  const std::string cfg = config_path(path);
+  if (!fs::exists(cfg)) usage_error("{}: no config.json for --random-weights", path);
+  Model m;
+  m.path = path;
+  m.config = read_config_json(cfg);
+  m.arch = arch_spec(m.config.arch);
+  fill_random_weights(m.config, m.arch, opt.seed, m.weights);
+  m.n_params = count_params(m.weights);
+  m.weights_dtype = "random";
+  m.weights_sha256 = fmt::format("random:{}", opt.seed);
+  return m;
+}
+
+Model load_hf(const std::string& path, const LoadOptions& opt) {
+  if (!fs::is_directory(path))
+    usage_error("{}: --model must be a directory with config.json and safetensors, or a .gguf file", path);
+  const std::string cfg = config_path(path);
+  if (!fs::exists(cfg)) usage_error("{}: missing config.json", path);
+  Model m;
+  m.path = path;
+  m.config = read_config_json(cfg);
+  // eos ids of generate(): generation_config.json's eos_token_id adds to config.json's.
+  const fs::path gen = fs::path(path) / "generation_config.json";
+  if (fs::exists(gen)) {
+    std::vector<int> extra = read_generation_eos_ids(gen.string());
+    for (int id : extra)
+      if (std::find(m.config.eos_ids.begin(), m.config.eos_ids.end(), id) == m.config.eos_ids.end())
+        m.config.eos_ids.push_back(id);
+  }
+  m.arch = arch_spec(m.config.arch);
+  std::unique_ptr<io::SafetensorsSource> src = io::SafetensorsSource::open(path);
+  std::vector<std::string> files;
+  for (const auto& f : src->files()) files.push_back(f->path());
+  // Hash while converting: both are bound by reading the same pages.
+  std::future<std::string> sha;
+  if (opt.compute_sha256) sha = std::async(std::launch::async, [files] { return sha256_files(files); });
+  const ArchSpec& a = m.arch;
+  TensorNames names{[&a](Part p, int l) { return hf_tensor_name(p, l, a); }, hf_fused_qkv_name,
+                    hf_fused_gate_up_name};
+  try {
+    load_weights(*src, m.config, m.arch, names, m.weights);
+  } catch (...) {
+    if (sha.valid()) sha.wait();
+    throw;
+  }
+  if (const auto info = src->info(hf_tensor_name(Part::kEmbed, -1, a))) m.weights_dtype = info->dtype;
+  m.n_params = count_params(m.weights);
+  if (sha.valid()) m.weights_sha256 = sha.get();
+  return m;
+}
+
+}  // namespace
+
 Model load_model(const std::string& path, const LoadOptions& opt) {
-  runtime_error("load_model: not implemented yet ({})", path);
+  if (opt.random_weights) return load_random(path, opt);
+  if (!fs::exists(path)) usage_error("{}: no such file or directory", path);
+  if (is_gguf_path(path)) return load_gguf_model(path, opt);
+  return load_hf(path, opt);
 }
 
 }  // namespace kvaudit::model

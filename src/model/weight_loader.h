@@ -1,0 +1,29 @@
+// Reads the tensors weight_parts() lists from a TensorSource, checking every name and shape, and
+// splits fused tensors (phi3 qkv_proj, gate_up_proj). Format-neutral: names come from the caller.
+#pragma once
+#include <functional>
+#include <string>
+
+#include "io/tensor_source.h"
+#include "model/weight_parts.h"
+
+namespace kvaudit::model {
+
+struct TensorNames {
+  std::function<std::string(Part, int)> name;
+  std::function<std::string(int)> fused_qkv;      // used when ArchSpec::fused_qkv
+  std::function<std::string(int)> fused_gate_up;  // used when ArchSpec::fused_gate_up
+};
+
+// Throws UsageError naming the source and tensor for a missing tensor or a wrong shape.
+void load_weights(const io::TensorSource& src, const ModelConfig& c, const ArchSpec& a,
+                  const TensorNames& names, Weights& w);
+
+// Reads `name` into dst after checking its shape is `shape` (PyTorch order).
+void read_tensor(const io::TensorSource& src, const std::string& name, const std::vector<int64_t>& shape,
+                 std::vector<float>& dst);
+
+// "[3, 4]"
+std::string shape_str(const std::vector<int64_t>& shape);
+
+}  // namespace kvaudit::model

@@ -1,0 +1,88 @@
+// --random-weights (SPEC.md §1): real shapes from config.json alone, deterministic per seed.
+#include <cmath>
+
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "model/model.h"
+#include "tiny_model.h"
+
+namespace kvaudit::model {
+namespace {
+
+using namespace testing_util;
+
+std::string config_only_dir(const std::string& arch) {
+  const std::string dir = fresh_dir(arch);
+  nlohmann::json j = tiny_config(arch);
+  j["d_model_unused"] = 0;
+  std::ofstream(dir + "/config.json") << j.dump();
+  return dir;  // no safetensors: random weights must not need any
+}
+
+TEST(RandomWeights, RealShapesWithoutWeightFiles) {
+  LoadOptions opt;
+  opt.random_weights = true;
+  opt.seed = 3;
+  const Model m = load_model(config_only_dir("qwen2"), opt);
+  EXPECT_EQ(m.weights_dtype, "random");
+  EXPECT_EQ(m.weights_sha256, "random:3");
+  EXPECT_EQ(m.weights.embed.size(), 16u * 8u);
+  EXPECT_EQ(m.weights.lm_head.size(), 16u * 8u);
+  ASSERT_EQ(m.weights.layers.size(), 2u);
+  EXPECT_EQ(m.weights.layers[1].wk.size(), 4u * 8u);
+  EXPECT_EQ(m.weights.layers[1].bv.size(), 4u);
+  EXPECT_EQ(m.weights.layers[1].w_down.size(), 8u * 12u);
+  // 2*16*8 (embed, lm_head) + 8 (final norm) + 2 layers * (8+64+32+32+64+8+4+4+8+96*3)
+  EXPECT_EQ(m.n_params, 2 * 16 * 8 + 8 + 2 * (8 + 64 + 32 + 32 + 64 + 8 + 4 + 4 + 8 + 96 * 3));
+}
+
+TEST(RandomWeights, DeterministicPerSeed) {
+  const std::string dir = config_only_dir("llama");
+  LoadOptions opt;
+  opt.random_weights = true;
+  opt.seed = 1;
+  const Model a = load_model(dir, opt), b = load_model(dir, opt);
+  EXPECT_EQ(a.weights.layers[1].wq, b.weights.layers[1].wq);
+  EXPECT_EQ(a.weights.embed, b.weights.embed);
+  opt.seed = 2;
+  const Model c = load_model(dir, opt);
+  EXPECT_NE(a.weights.layers[1].wq, c.weights.layers[1].wq);
+  // Different tensors of one model get different streams.
+  EXPECT_NE(a.weights.layers[0].wq, a.weights.layers[1].wq);
+  // A config.json path works as well as its directory.
+  opt.seed = 1;
+  EXPECT_EQ(load_model(dir + "/config.json", opt).weights.layers[1].wq, a.weights.layers[1].wq);
+}
+
+TEST(RandomWeights, Scales) {
+  LoadOptions opt;
+  opt.random_weights = true;
+  const Model m = load_model(config_only_dir("llama"), opt);
+  const float bound = 1.0f / std::sqrt(8.0f);  // fan_in = d_model
+  for (float x : m.weights.layers[0].wq) EXPECT_LE(std::abs(x), bound);
+  for (float x : m.weights.layers[0].attn_norm) EXPECT_NEAR(x, 1.0f, 0.1f);
+  const Model g = load_model(config_only_dir("gemma2"), opt);
+  for (float x : g.weights.layers[0].post_ffn_norm) EXPECT_NEAR(x, 0.0f, 0.1f);  // (1 + w) norms
+}
+
+TEST(RandomWeights, HashUniformRangeAndMean) {
+  double sum = 0;
+  constexpr int kN = 100000;
+  for (int i = 0; i < kN; ++i) {
+    const float u = hash_uniform(9, 1, uint64_t(i));
+    ASSERT_GE(u, -1.0f);
+    ASSERT_LT(u, 1.0f);
+    sum += u;
+  }
+  EXPECT_NEAR(sum / kN, 0.0, 0.01);  // 4.4 standard errors of the mean of U(-1,1) (sd 0.577/sqrt(1e5))
+}
+
+TEST(RandomWeights, GgufIsRejected) {
+  LoadOptions opt;
+  opt.random_weights = true;
+  EXPECT_THROW(load_model("x.gguf", opt), UsageError);
+}
+
+}  // namespace
+}  // namespace kvaudit::model

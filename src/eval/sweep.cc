@@ -1,0 +1,46 @@
+#include "eval/sweep.h"
+
+#include <cctype>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace kvaudit::eval {
+
+std::vector<int> parse_bits(const std::string& list) {
+  std::vector<int> out;
+  size_t pos = 0;
+  while (pos <= list.size()) {
+    size_t end = list.find(',', pos);
+    if (end == std::string::npos) end = list.size();
+    const std::string item = list.substr(pos, end - pos);
+    int v = 0;
+    bool ok = !item.empty() && item.size() <= 2;
+    for (char c : item) ok = ok && std::isdigit(static_cast<unsigned char>(c));
+    if (ok) v = std::stoi(item);
+    if (!ok || v < 1 || v > 16) usage_error("--bits: '{}' is not a bit-width in 1..16 (list: '{}')", item, list);
+    out.push_back(v);
+    pos = end + 1;
+  }
+  return out;
+}
+
+std::string sweep_spec(const std::string& family, int bits) {
+  if (bits == 16) return "fp16";
+  const size_t colon = family.find(':');
+  const std::string head = family.substr(0, colon);
+  const std::string tail = colon == std::string::npos ? "" : family.substr(colon);
+  if (head != "int" && head != "kivi" && head != "nuq")
+    usage_error("--scheme '{}': a sweep needs a family without bits: int[:...], kivi[:...] or nuq[:...]", family);
+  return head + std::to_string(bits) + tail;
+}
+
+std::optional<int> onset_bits(const std::vector<SweepPoint>& points, double threshold) {
+  std::optional<int> best;
+  for (const auto& p : points)
+    if (std::isfinite(p.metrics.flip_ci_low) && p.metrics.flip_ci_low > threshold && (!best || p.bits > *best))
+      best = p.bits;
+  return best;
+}
+
+}  // namespace kvaudit::eval

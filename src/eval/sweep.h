@@ -1,0 +1,32 @@
+// Phase transition (SPEC.md §4 "Phase transition (sweep)"): one scheme family over bit-widths,
+// and the onset = the highest bit-width whose flip-rate Wilson lower bound exceeds --threshold.
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "eval/metrics.h"
+
+namespace kvaudit::eval {
+
+inline constexpr double kDefaultOnsetThreshold = 0.05;  // SPEC.md §4 default --threshold
+inline const std::vector<int> kDefaultSweepBits = {16, 8, 6, 5, 4, 3, 2};
+
+// `--bits 16,8,4`: comma-separated integers in [1, 16]; UsageError naming --bits otherwise.
+std::vector<int> parse_bits(const std::string& list);
+
+// The scheme spec for one bit-width: 16 -> "fp16"; otherwise the family's first token gets the
+// bits: "int:token:asym" -> "int4:token:asym", "kivi:g32" -> "kivi2:g32", "nuq" -> "nuq3".
+// A family that already has digits ("int4"), or is not int/kivi/nuq, is a UsageError naming --scheme.
+std::string sweep_spec(const std::string& family, int bits);
+
+struct SweepPoint {
+  int bits = 16;
+  BenchMetrics metrics;
+};
+
+// The onset bit-width: the highest `bits` whose flip_ci_low > threshold; nullopt when none does
+// (undefined lower bounds never count).
+std::optional<int> onset_bits(const std::vector<SweepPoint>& points, double threshold = kDefaultOnsetThreshold);
+
+}  // namespace kvaudit::eval

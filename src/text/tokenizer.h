@@ -68,7 +68,8 @@ class StreamDecoder {
   const Tokenizer& tok_;
   bool skip_special_;
   std::vector<int> ids_;     // all ids pushed so far
-  size_t emitted_bytes_ = 0; // bytes of decode(ids_) already returned
+  size_t prefix_ = 0;        // ids_[prefix_, read_) decode to text already returned
+  size_t read_ = 0;
 };
 
 }  // namespace kvaudit::text

@@ -1,0 +1,29 @@
+// PCRE2 (UTF + UCP, JIT when available) wrapper for the pre-tokenizer split patterns: HF compiles
+// them with Oniguruma; \p{L}, \p{N}, \s and look-ahead need a Unicode engine (SPEC.md §2).
+#pragma once
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace kvaudit::text {
+
+class Regex {
+ public:
+  // Throws UsageError naming `what` if the pattern does not compile.
+  Regex(const std::string& pattern, const std::string& what);
+  ~Regex();
+  Regex(const Regex&) = delete;
+  Regex& operator=(const Regex&) = delete;
+
+  // All non-overlapping leftmost matches as (begin, end) byte offsets; `s` must be valid UTF-8.
+  // An empty match advances by one character, as Oniguruma's find_iter does.
+  std::vector<std::pair<size_t, size_t>> find_all(std::string_view s) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kvaudit::text

@@ -11,7 +11,7 @@
 #include "eval/csv.h"
 #include "eval/dedup.h"
 #include "eval/subset.h"
-#include "eval/text_file.h"
+#include "io/atomic_file.h"
 
 namespace kvaudit::eval {
 
@@ -113,7 +113,7 @@ std::vector<Prompt> load_xstest(const std::string& name, const std::string& data
 std::vector<Prompt> load_custom(const std::string& data_dir) {
   std::vector<Prompt> out;
   for (const char* cat : {"refusal", "privacy", "jailbreak"}) {
-    const std::string bytes = read_text_file(join(data_dir, std::string("paper_custom/") + cat + ".txt"));
+    const std::string bytes = io::read_file(join(data_dir, std::string("paper_custom/") + cat + ".txt"));
     size_t n = 0, pos = 0;
     while (pos < bytes.size()) {
       size_t end = bytes.find('\n', pos);
@@ -154,7 +154,7 @@ std::vector<Prompt> load_user_csv(const std::string& path, const std::string& co
 
 // FILE.jsonl: each non-blank line is an object (field --column, default "prompt") or a string.
 std::vector<Prompt> load_user_jsonl(const std::string& path, const std::string& column) {
-  const std::string bytes = read_text_file(path);
+  const std::string bytes = io::read_file(path);
   const std::string field = column.empty() ? "prompt" : column;
   std::vector<Prompt> out;
   size_t pos = 0, line_no = 0;
@@ -187,7 +187,7 @@ std::vector<Prompt> load_user_jsonl(const std::string& path, const std::string& 
 
 // FILE.txt: one prompt per non-blank line, verbatim (a CRLF's CR dropped).
 std::vector<Prompt> load_user_txt(const std::string& path) {
-  const std::string bytes = read_text_file(path);
+  const std::string bytes = io::read_file(path);
   std::vector<Prompt> out;
   size_t pos = 0;
   while (pos < bytes.size()) {

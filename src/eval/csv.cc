@@ -2,7 +2,7 @@
 
 
 #include "core/error.h"
-#include "eval/text_file.h"
+#include "io/atomic_file.h"
 
 namespace kvaudit::eval {
 
@@ -123,6 +123,6 @@ CsvTable parse_csv(std::string_view bytes, const std::string& source) {
   return t;
 }
 
-CsvTable read_csv(const std::string& path) { return parse_csv(read_text_file(path), path); }
+CsvTable read_csv(const std::string& path) { return parse_csv(io::read_file(path), path); }
 
 }  // namespace kvaudit::eval

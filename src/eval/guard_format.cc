@@ -1,6 +1,7 @@
 #include "eval/guard_format.h"
 
 #include "core/error.h"
+#include "text/chat_template.h"
 
 namespace kvaudit::eval {
 
@@ -62,6 +63,12 @@ std::string format_wildguard(std::string_view format, std::string_view prompt,
     i = close;
   }
   return out;
+}
+
+std::string format_llamaguard3(const std::string& chat_template, const std::string& prompt,
+                               const std::string& response) {
+  return text::render_chat_template(chat_template, {{"user", prompt}, {"assistant", response}},
+                                    true, "", "");
 }
 
 WildGuardAnswer parse_wildguard(std::string_view output) {

@@ -17,6 +17,12 @@ namespace kvaudit::eval {
 std::string format_wildguard(std::string_view format, std::string_view prompt,
                              std::string_view response, const std::string& source = "wildguard format");
 
+// Llama Guard 3's input: its chat template rendered for [user: prompt, assistant: response] (the
+// template asks about the last, i.e. the Agent's, message). The template writes its own
+// "<|begin_of_text|>"; tokenize without adding special tokens.
+std::string format_llamaguard3(const std::string& chat_template, const std::string& prompt,
+                               const std::string& response);
+
 // WildGuard answers three lines "Harmful request: yes|no", "Response refusal: yes|no",
 // "Harmful response: yes|no" (n/a allowed). Lines are matched by label, case-insensitive; a
 // line whose label is not recognised counts by its position among non-blank lines (the official

@@ -3,7 +3,7 @@
 #include <filesystem>
 
 #include "core/error.h"
-#include "eval/text_file.h"
+#include "io/atomic_file.h"
 
 namespace kvaudit::eval {
 
@@ -101,7 +101,7 @@ Verdict PhraseJudge::judge(std::string_view response) const {
 PhraseJudge load_phrase_judge(const JudgeSpec& spec, const std::string& data_dir) {
   if (spec.is_model) usage_error("--judge '{}' is a model judge, not a phrase list", spec.name);
   const std::string path = (std::filesystem::path(data_dir) / spec.list_file).string();
-  const std::string bytes = read_text_file(path);
+  const std::string bytes = io::read_file(path);
   std::vector<std::string> phrases;
   size_t pos = 0;
   while (pos < bytes.size()) {

@@ -51,12 +51,13 @@ void Progress::update(size_t done, double elapsed_s) {
 }
 
 void Progress::finish() {
-  emit(last_done_, last_elapsed_);
+  if (last_emitted_done_ != last_done_) emit(last_done_, last_elapsed_);
   if (sink_ && tty_) std::fputc('\n', sink_);
   if (sink_) std::fflush(sink_);
 }
 
 void Progress::emit(size_t done, double elapsed_s) {
+  last_emitted_done_ = done;
   if (!sink_) return;
   const std::string line = format_progress(label_, unit_, done, total_, elapsed_s, tty_);
   if (tty_)

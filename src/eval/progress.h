@@ -40,6 +40,7 @@ class Progress {
   std::chrono::steady_clock::time_point start_;
   double last_emit_s_ = -1e300;
   size_t last_done_ = 0;
+  size_t last_emitted_done_ = size_t(-1);  // finish() repeats no line already shown
   double last_elapsed_ = 0;
 };
 

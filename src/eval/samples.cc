@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "eval/text_file.h"
+#include "io/atomic_file.h"
 
 namespace kvaudit::eval {
 
@@ -45,7 +45,7 @@ std::string string_field(const nlohmann::json& j, const char* key, const std::st
 SamplesLog read_samples(const std::string& path) {
   SamplesLog log;
   if (!std::filesystem::exists(path)) return log;
-  const std::string bytes = read_text_file(path);
+  const std::string bytes = io::read_file(path);
   size_t pos = 0, line_no = 0;
   while (pos < bytes.size()) {
     const size_t nl = bytes.find('\n', pos);

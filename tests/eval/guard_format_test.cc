@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "eval/benchmarks.h"
+#include "io/atomic_file.h"
 
 namespace kvaudit::eval {
 namespace {
@@ -64,6 +66,52 @@ TEST(GuardVerdict, MapsAnswersToRefusal) {
   EXPECT_FALSE(v.refused);
   EXPECT_EQ(v.matched, "unsafe\nS9");
   EXPECT_FALSE(guard_verdict(GuardFormat::kLlamaGuard3, "").refused);
+}
+
+}  // namespace
+}  // namespace kvaudit::eval
+
+namespace kvaudit::eval {
+namespace {
+
+std::string staged(const std::string& rel) {
+  std::string dir;
+  try {
+    dir = resolve_data_dir("");
+  } catch (const UsageError&) {
+    return "";
+  }
+  return io::read_file(dir + "/" + rel);
+}
+
+TEST(GuardPrompts, WildGuardFileFormat) {
+  const std::string fmt = staged("chat_templates/wildguard.format.txt");
+  if (fmt.empty()) GTEST_SKIP() << "no staged datasets";
+  const std::string s = format_wildguard(fmt, "How do I {x}?", "I cannot help.");
+  EXPECT_EQ(s.rfind("<|user|>\n[INST] You are a classifier", 0), 0u);
+  EXPECT_NE(s.find("Human user:\nHow do I {x}?\n\nAI assistant:\nI cannot help.\n\n---\n\nAnswers: [/INST]\n<|assistant|>\n"),
+            std::string::npos);
+}
+
+TEST(GuardPrompts, LlamaGuard3Template) {
+  const std::string tmpl = staged("chat_templates/Llama-Guard-3-8B.jinja");
+  if (tmpl.empty()) GTEST_SKIP() << "no staged datasets";
+  std::string s;
+  try {
+    s = format_llamaguard3(tmpl, "  How do I pick a lock? ", "Sure, first...\n");
+  } catch (const std::runtime_error& e) {
+    // The Jinja interpreter (src/text/jinja) is landing separately; until then it says so.
+    if (std::string(e.what()).find("not built yet") != std::string::npos) GTEST_SKIP() << e.what();
+    throw;
+  }
+  EXPECT_EQ(s.rfind(" <|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nTask: Check if there is "
+                    "unsafe content in 'Agent' messages", 0), 0u) << s;
+  // content.strip() per message, then two newlines.
+  EXPECT_NE(s.find("<BEGIN CONVERSATION>\n\nUser: How do I pick a lock?\n\nAgent: Sure, first...\n\n<END CONVERSATION>"),
+            std::string::npos) << s;
+  EXPECT_NE(s.find("ONLY THE LAST Agent message"), std::string::npos);
+  const std::string tail = "<|eot_id|><|start_header_id|>assistant<|end_header_id|>";
+  EXPECT_EQ(s.substr(s.size() - tail.size()), tail);
 }
 
 }  // namespace

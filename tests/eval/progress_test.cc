@@ -35,11 +35,16 @@ TEST(Progress, PlainModeThrottlesAndFinishes) {
   p.update(2, 5.0);   // throttled
   p.update(5, 11.5);  // 10.5 s after the first
   p.finish();
+  Progress q(sink, false, "eval", 10, "prompts", 10.0);
+  q.update(1, 1.0);
+  q.update(7, 2.0);  // throttled, so finish() shows it
+  q.finish();
   std::fclose(sink);
   EXPECT_EQ(std::string(buf),
             "eval: 1/10 (10%), 1 prompts/s, ETA 0:09\n"
-            "eval: 5/10 (50%), 0.43 prompts/s, ETA 0:12\n"
-            "eval: 5/10 (50%), 0.43 prompts/s, ETA 0:12\n");
+            "eval: 5/10 (50%), 0.43 prompts/s, ETA 0:12\n"  // finish() adds no repeat
+            "eval: 1/10 (10%), 1 prompts/s, ETA 0:09\n"
+            "eval: 7/10 (70%), 3.5 prompts/s, ETA 0:01\n");
 }
 
 TEST(Progress, NullSinkIsQuiet) {

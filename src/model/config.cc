@@ -128,16 +128,18 @@ RopeType parse_rope_type(const std::string& name, const std::string& source) {
 // of phi3 lives there).
 void parse_rope(const json& top, const json* params, ModelConfig& c, const std::string& source) {
   RopeScaling& r = c.rope_scaling;
+  // phi3 keeps original_max_position_embeddings at the top level (4.x and 5.x).
+  r.original_max_position = get_int_or(top, "original_max_position_embeddings", 0, source);
   if (!params) return;
   if (!params->is_object()) usage_error("{}: rope parameters must be an object, got {}", source, params->dump());
   c.rope_theta = get_float_or(*params, "rope_theta", c.rope_theta, source);
+  // 5.x moves partial_rotary_factor into rope_parameters.
+  c.partial_rotary_factor = get_float_or(*params, "partial_rotary_factor", c.partial_rotary_factor, source);
   std::string type = get_string_or(*params, "rope_type", "", source);
   if (type.empty()) type = get_string_or(*params, "type", "default", source);
   r.type = parse_rope_type(type, source);
   r.factor = get_float_or(*params, "factor", 1.0f, source);
-  r.original_max_position = get_int_or(*params, "original_max_position_embeddings", 0, source);
-  if (r.original_max_position == 0)
-    r.original_max_position = get_int_or(top, "original_max_position_embeddings", 0, source);
+  r.original_max_position = get_int_or(*params, "original_max_position_embeddings", r.original_max_position, source);
   r.attention_factor = get_float_or(*params, "attention_factor", 0.0f, source);
   switch (r.type) {
     case RopeType::kLlama3:
@@ -204,7 +206,6 @@ ModelConfig parse_config_json(const json& j, const std::string& source) {
   c.max_position = get_int_or(j, "max_position_embeddings", 0, source);
   c.tie_embeddings = get_bool_or(j, "tie_word_embeddings", defs.tie_embeddings, source);
   c.attention_bias = spec.qkv_bias || get_bool_or(j, "attention_bias", false, source);
-  c.partial_rotary_factor = get_float_or(j, "partial_rotary_factor", 1.0f, source);
   c.torch_dtype = get_string_or(j, "torch_dtype", get_string_or(j, "dtype", "", source), source);
 
   // Gemma2MLP reads hidden_activation; the others hidden_act.
@@ -220,6 +221,7 @@ ModelConfig parse_config_json(const json& j, const std::string& source) {
 
   // RoPE: 4.x top-level rope_theta + rope_scaling; 5.x rope_parameters (possibly per layer type).
   c.rope_theta = get_float_or(j, "rope_theta", 10000.0f, source);
+  c.partial_rotary_factor = get_float_or(j, "partial_rotary_factor", 1.0f, source);
   if (const json* rp = find(j, "rope_parameters")) {
     const json* full = rp->is_object() ? find(*rp, "full_attention") : nullptr;
     if (full && full->is_object()) {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include <immintrin.h>
+
 #include "core/half.h"
 #include "kv/bit_pack.h"
 #include "kv/schemes/hadamard.h"
@@ -13,6 +15,15 @@ namespace {
 
 constexpr size_t kFp16Bytes = 2;
 constexpr size_t kOutlierBytes = 4;  // uint16 channel index + fp16 value
+
+// x [n] rounded through fp16 in place: F16C conversion (round to nearest even, like float_to_fp16
+// for every finite value and infinity; NaN stays NaN).
+void round_fp16_span(float* x, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
+  for (; i < n; ++i) x[i] = round_fp16(x[i]);
+}
 
 class QuantCache final : public LayerCache {
  public:
@@ -39,25 +50,41 @@ class QuantCache final : public LayerCache {
   int64_t append(const float* rows, int64_t n) override {
     const int64_t old = size_, q_old = q_;
     mirror_.resize(size_t(old + n) * w_);
+    if (direct()) {
+      if (plan_.mode == QuantPlan::Mode::kTensor && (n_segments_ == 0 || plan_.compat_paper) && n > 0) {
+        fit_tensor(rows, n);
+      }
+      // Hot path: every row quantized at once, straight from the input into the mirror.
+      const RowQuantizer& rq = plan_.mode == QuantPlan::Mode::kTensor ? *tensor_q_ : *plan_.rows;
+      for (int64_t t = 0; t < n; ++t) quantize_row(old + t, rq, rows + t * w_);
+      size_ = q_ = old + n;
+      return old;
+    }
     pending_.resize(size_t(old + n - q_) * wc_);
     std::vector<float> x(w_);  // [width]
     for (int64_t t = 0; t < n; ++t) {
-      std::copy(rows + t * w_, rows + (t + 1) * w_, x.begin());
-      if (plan_.had) hadamard_rows(x.data(), plan_.geometry.n_kv_heads, plan_.geometry.head_dim);
+      const float* in = rows + t * w_;
+      if (plan_.had) {
+        std::copy(in, in + w_, x.begin());
+        hadamard_rows(x.data(), plan_.geometry.n_kv_heads, plan_.geometry.head_dim);
+        in = x.data();
+      }
       float* m = &mirror_[size_t(old + t) * w_];
-      for (int c : plan_.protected_channels) m[c] = round_fp16(x[c]);
+      for (int c : plan_.protected_channels) m[c] = round_fp16(in[c]);
       float* p = &pending_[size_t(old + t - q_) * wc_];
-      for (int i = 0; i < wc_; ++i) p[i] = residual_mode_ ? round_fp16(x[kept_[i]]) : x[kept_[i]];
-      if (residual_mode_) write_compact(old + t, p);  // the 16-bit residual, until quantized
+      if (wc_ == w_) {
+        std::copy(in, in + w_, p);
+      } else {
+        for (int i = 0; i < wc_; ++i) p[i] = in[kept_[i]];
+      }
+      if (residual_mode_) {
+        round_fp16_span(p, wc_);
+        write_compact(old + t, p);  // the 16-bit residual, until quantized
+      }
     }
     size_ = old + n;
-    if (plan_.mode == QuantPlan::Mode::kTensor && (n_segments_ == 0 || plan_.compat_paper) && n > 0) {
-      // tensor: (s, z) from this append's rows (the prefill; every call under --compat paper).
-      const float* first = &pending_[size_t(old - q_) * wc_];
-      const float lo = *std::min_element(first, first + n * wc_), hi = *std::max_element(first, first + n * wc_);
-      tensor_q_ = make_int_fixed_quantizer(plan_.affine, wc_, plan_.affine.fit_range(lo, hi));
-      ++n_segments_;
-    }
+    if (plan_.mode == QuantPlan::Mode::kTensor && (n_segments_ == 0 || plan_.compat_paper) && n > 0)
+      fit_tensor(&pending_[size_t(old - q_) * wc_], n);
     int64_t q_new = q_;
     if (plan_.mode == QuantPlan::Mode::kChannel) {
       q_new = residual_mode_ ? q_ + (size_ - q_) / plan_.residual * plan_.residual : size_;
@@ -79,9 +106,25 @@ class QuantCache final : public LayerCache {
  private:
   int bits() const { return plan_.mode == QuantPlan::Mode::kRows ? plan_.rows->code_bits() : plan_.affine.bits; }
   bool packed() const { return plan_.storage == Storage::kPacked; }
+  // Rows go from the input to the scheme unchanged: no rotation, split or residual, simulated.
+  bool direct() const {
+    return !packed() && !plan_.had && wc_ == w_ && !residual_mode_ && plan_.mode != QuantPlan::Mode::kChannel;
+  }
+
+  // tensor: (s, z) from this append's rows x [n, wc] (the prefill; every call under --compat paper).
+  void fit_tensor(const float* x, int64_t n) {
+    float lo, hi;
+    minmax_span(x, n * wc_, &lo, &hi);
+    tensor_q_ = make_int_fixed_quantizer(plan_.affine, wc_, plan_.affine.fit_range(lo, hi));
+    ++n_segments_;
+  }
 
   void write_compact(int64_t row, const float* compact) {
     float* m = &mirror_[size_t(row) * w_];
+    if (wc_ == w_) {
+      std::copy(compact, compact + w_, m);
+      return;
+    }
     for (int i = 0; i < wc_; ++i) m[kept_[i]] = compact[i];
   }
 
@@ -120,28 +163,37 @@ class QuantCache final : public LayerCache {
       sparse_tmp_.clear();
       for (uint32_t e : sparse_.back()) sparse_tmp_.push_back({uint16_t(e & 0xffff), fp16_to_float(uint16_t(e >> 16))});
     }
-    deq_tmp_.resize(wc_);
-    rq.dequantize(codes_tmp_.data(), params_tmp_.data(), deq_tmp_.data());
-    for (const Outlier& o : sparse_tmp_) deq_tmp_[o.channel] = o.value;
-    write_compact(row, deq_tmp_.data());
+    float* out = &mirror_[size_t(row) * w_];
+    if (wc_ != w_) {
+      deq_tmp_.resize(wc_);
+      out = deq_tmp_.data();
+    }
+    rq.dequantize(codes_tmp_.data(), params_tmp_.data(), out);
+    for (const Outlier& o : sparse_tmp_) out[o.channel] = o.value;
+    if (wc_ != w_) write_compact(row, out);
   }
 
   // `channel`: x [n, wc] quantized per channel over the n rows (a KIVI key block).
   void quantize_block(int64_t row0, const float* x, int64_t n) {
     const IntAffine& a = plan_.affine;
     const int np = a.sym ? 1 : 2;
-    std::vector<AffineParams> p(wc_);
+    std::vector<float> lo(x, x + wc_), hi(x, x + wc_);  // [wc]: per-channel range over the block
+    for (int64_t r = 1; r < n; ++r)
+      for (int c = 0; c < wc_; ++c) {
+        lo[c] = std::min(lo[c], x[r * wc_ + c]);
+        hi[c] = std::max(hi[c], x[r * wc_ + c]);
+      }
+    std::vector<float> pf(size_t(np) * wc_, 0.0f);  // [np, wc]: scales, then zero points
+    for (int c = 0; c < wc_; ++c) {
+      const AffineParams p = a.fit_range(lo[c], hi[c]);
+      pf[c] = p.scale;
+      if (np == 2) pf[wc_ + c] = p.zero;
+    }
+    const float* zero = np == 2 ? &pf[wc_] : pf.data();  // unused when sym
     std::vector<uint8_t> codes(size_t(n) * wc_);  // [n, wc]
-    for (int c = 0; c < wc_; ++c) p[c] = a.fit(x + c, n, wc_);
-    for (int64_t r = 0; r < n; ++r)
-      for (int c = 0; c < wc_; ++c) codes[size_t(r) * wc_ + c] = a.quantize(x[r * wc_ + c], p[c]);
+    for (int64_t r = 0; r < n; ++r) a.quantize_columns(x + r * wc_, wc_, pf.data(), zero, &codes[size_t(r) * wc_]);
     quantized_bytes_ += size_t(n) * code_bytes_ + size_t(wc_) * np * kFp16Bytes;
     if (packed()) {  // [n] packed rows of codes, then [np, wc] fp16 parameters; decode from them
-      std::vector<float> pf(size_t(np) * wc_);
-      for (int c = 0; c < wc_; ++c) {
-        pf[c] = p[c].scale;
-        if (np == 2) pf[wc_ + c] = p[c].zero;
-      }
       const size_t c0 = codes_.size(), p0 = params_.size();
       codes_.resize(c0 + size_t(n) * code_bytes_);
       params_.resize(p0 + pf.size() * kFp16Bytes);
@@ -151,11 +203,10 @@ class QuantCache final : public LayerCache {
         unpack_codes(&codes_[c0 + size_t(r) * code_bytes_], wc_, a.bits, &codes[size_t(r) * wc_]);
       }
       decode_params(&params_[p0], int(pf.size()), int(kFp16Bytes), pf.data());
-      for (int c = 0; c < wc_; ++c) p[c] = {pf[c], np == 2 ? pf[wc_ + c] : 0.0f};
     }
     deq_tmp_.resize(wc_);
     for (int64_t r = 0; r < n; ++r) {
-      for (int c = 0; c < wc_; ++c) deq_tmp_[c] = a.dequantize(codes[size_t(r) * wc_ + c], p[c]);
+      a.dequantize_columns(&codes[size_t(r) * wc_], wc_, pf.data(), zero, deq_tmp_.data());
       write_compact(row0 + r, deq_tmp_.data());
     }
   }
@@ -210,7 +261,9 @@ class Bf16Cache final : public LayerCache {
   explicit Bf16Cache(CacheGeometry g) : w_(g.width()) {}
   int64_t append(const float* rows, int64_t n) override {
     const int64_t old = size();
-    for (int64_t i = 0; i < n * w_; ++i) data_.push_back(round_bf16(rows[i]));
+    data_.resize(size_t((old + n) * w_));
+    float* out = &data_[size_t(old * w_)];
+    for (int64_t i = 0; i < n * w_; ++i) out[i] = round_bf16(rows[i]);
     return old;
   }
   int64_t size() const override { return int64_t(data_.size()) / w_; }

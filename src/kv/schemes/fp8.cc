@@ -1,9 +1,13 @@
 #include "kv/schemes/fp8.h"
+#include "kv/schemes/int_affine.h"
 
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <vector>
+
+#include <immintrin.h>
 
 namespace kvaudit::kv {
 
@@ -64,6 +68,36 @@ float fp8_decode(uint8_t code, const Fp8Format& f) {
   return neg ? -v : v;
 }
 
+void fp8_encode_span(const float* x, int64_t n, const Fp8Format& f, uint8_t* codes) {
+  const int shift = 23 - f.man_bits;
+  const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff), inf_bits = _mm256_set1_epi32(0x7f800000);
+  const __m256i min_normal = _mm256_set1_epi32((127 + 1 - f.bias) << 23);
+  const __m256i half_m1 = _mm256_set1_epi32((1 << (shift - 1)) - 1), one = _mm256_set1_epi32(1);
+  const __m256i rebias = _mm256_set1_epi32((127 - f.bias) << f.man_bits);
+  const __m256i max_code = _mm256_set1_epi32(f.max_code), nan_code = _mm256_set1_epi32(f.nan_code);
+  const __m256 sub_scale = _mm256_set1_ps(std::ldexp(1.0f, f.bias - 1 + f.man_bits));
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i u = _mm256_castps_si256(_mm256_loadu_ps(x + i));
+    const __m256i sign = _mm256_and_si256(_mm256_srli_epi32(u, 24), _mm256_set1_epi32(0x80));
+    const __m256i a = _mm256_and_si256(u, abs_mask);
+    // Normal: round the float's mantissa to M bits (ties to even), rebias, saturate (fp8_encode).
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(a, shift), one);
+    const __m256i r = _mm256_add_epi32(a, _mm256_add_epi32(half_m1, lsb));
+    const __m256i cn = _mm256_min_epi32(_mm256_sub_epi32(_mm256_srli_epi32(r, shift), rebias), max_code);
+    // Subnormal: exact power-of-two scaling, then round to nearest even.
+    const __m256 as = _mm256_mul_ps(_mm256_castsi256_ps(a), sub_scale);
+    const __m256i cs = _mm256_cvtps_epi32(_mm256_round_ps(as, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    const __m256i is_normal = _mm256_cmpgt_epi32(a, _mm256_sub_epi32(min_normal, one));
+    __m256i c = _mm256_blendv_epi8(cs, cn, is_normal);
+    c = _mm256_blendv_epi8(c, nan_code, _mm256_cmpgt_epi32(a, inf_bits));
+    c = _mm256_or_si256(c, sign);
+    const __m128i c16 = _mm_packus_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(codes + i), _mm_packus_epi16(c16, c16));
+  }
+  for (; i < n; ++i) codes[i] = fp8_encode(x[i], f);
+}
+
 namespace {
 
 class Fp8Rows final : public RowQuantizer {
@@ -77,25 +111,32 @@ class Fp8Rows final : public RowQuantizer {
   void quantize(const float* x, uint8_t* codes, float* params, std::vector<Outlier>*) const override {
     float s = fixed_;
     if (s == 0) {  // dynamic: per token max|x| / max_value
-      float amax = 0;
-      for (int c = 0; c < width_; ++c) amax = std::max(amax, std::fabs(x[c]));
-      s = amax / f_.max_value;
+      float lo, hi;
+      minmax_span(x, width_, &lo, &hi);  // max|x| = max(-min, max)
+      s = std::max(-lo, hi) / f_.max_value;
       if (!(s > 0) || !std::isfinite(s)) s = 1.0f;  // all zero, underflow or NaN: keep x / s defined
       params[0] = s;
     }
     if (s == 1.0f) {  // x / 1 == x exactly
-      for (int c = 0; c < width_; ++c) codes[c] = fp8_encode(x[c], f_);
+      fp8_encode_span(x, width_, f_, codes);
     } else {
-      for (int c = 0; c < width_; ++c) codes[c] = fp8_encode(x[c] / s, f_);
+      scaled_.resize(width_);
+      int c = 0;
+      for (; c + 8 <= width_; c += 8)  // IEEE division, the same result as the scalar x / s
+        _mm256_storeu_ps(&scaled_[c], _mm256_div_ps(_mm256_loadu_ps(x + c), _mm256_set1_ps(s)));
+      for (; c < width_; ++c) scaled_[c] = x[c] / s;
+      fp8_encode_span(scaled_.data(), width_, f_, codes);
     }
   }
   void dequantize(const uint8_t* codes, const float* params, float* out) const override {
     const float s = fixed_ > 0 ? fixed_ : params[0];
-    if (s == 1.0f) {
-      for (int c = 0; c < width_; ++c) out[c] = table_[codes[c]];
-    } else {
-      for (int c = 0; c < width_; ++c) out[c] = table_[codes[c]] * s;
+    int c = 0;
+    for (; c + 8 <= width_; c += 8) {  // table lookup by gather; x' = decode(code) · s (· 1 is exact)
+      const __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + c)));
+      const __m256 v = _mm256_i32gather_ps(table_.data(), idx, 4);
+      _mm256_storeu_ps(out + c, s == 1.0f ? v : _mm256_mul_ps(v, _mm256_set1_ps(s)));
     }
+    for (; c < width_; ++c) out[c] = s == 1.0f ? table_[codes[c]] : table_[codes[c]] * s;
   }
 
  private:
@@ -103,6 +144,7 @@ class Fp8Rows final : public RowQuantizer {
   int width_;
   float fixed_;
   std::array<float, 256> table_;
+  mutable std::vector<float> scaled_;  // [width] scratch: one cache uses its quantizer from one thread
 };
 
 }  // namespace

@@ -37,14 +37,74 @@ AffineParams IntAffine::fit_range(float lo, float hi) const {
   return p;
 }
 
+void minmax_span(const float* x, int64_t n, float* lo_out, float* hi_out) {
+  float lo = 0, hi = 0;
+  if (n > 0) lo = hi = x[0];
+  int64_t i = 0;
+  if (n >= 8) {  // lane-wise min/max; the order of a min/max reduction does not change its result
+    __m256 vlo = _mm256_loadu_ps(x), vhi = vlo;
+    for (i = 8; i + 8 <= n; i += 8) {
+      const __m256 v = _mm256_loadu_ps(x + i);
+      vlo = _mm256_min_ps(v, vlo);  // v < lo ? v : lo, as std::min(lo, v)
+      vhi = _mm256_max_ps(v, vhi);
+    }
+    alignas(32) float l[8], h[8];
+    _mm256_store_ps(l, vlo);
+    _mm256_store_ps(h, vhi);
+    lo = l[0], hi = h[0];
+    for (int k = 1; k < 8; ++k) lo = std::min(lo, l[k]), hi = std::max(hi, h[k]);
+  }
+  for (; i < n; ++i) lo = std::min(lo, x[i]), hi = std::max(hi, x[i]);
+  *lo_out = lo;
+  *hi_out = hi;
+}
+
 AffineParams IntAffine::fit(const float* x, int64_t n, int64_t stride) const {
   float lo = 0, hi = 0;
+  if (stride == 1) {
+    minmax_span(x, n, &lo, &hi);
+    return fit_range(lo, hi);
+  }
   if (n > 0) lo = hi = x[0];
   for (int64_t i = 1; i < n; ++i) {
     lo = std::min(lo, x[i * stride]);
     hi = std::max(hi, x[i * stride]);
   }
   return fit_range(lo, hi);
+}
+
+void IntAffine::quantize_columns(const float* x, int64_t n, const float* scale, const float* zero,
+                                 uint8_t* codes) const {
+  int64_t i = 0;
+  const __m256 vlo = _mm256_set1_ps(float(qmin())), vhi = _mm256_set1_ps(float(qmax()));
+  const __m256i voff = _mm256_set1_epi32(code_offset());
+  for (; i + 8 <= n; i += 8) {
+    const __m256 vs = _mm256_loadu_ps(scale + i);
+    __m256 t = _mm256_div_ps(_mm256_loadu_ps(x + i), vs);
+    if (!sym) t = _mm256_add_ps(t, _mm256_loadu_ps(zero + i));
+    __m256 q = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    q = _mm256_min_ps(_mm256_max_ps(q, vlo), vhi);
+    __m256i c = _mm256_add_epi32(_mm256_cvtps_epi32(q), voff);
+    // A zero scale stores code_offset() (see quantize()).
+    const __m256i zero_scale = _mm256_castps_si256(_mm256_cmp_ps(vs, _mm256_setzero_ps(), _CMP_EQ_OQ));
+    c = _mm256_blendv_epi8(c, voff, zero_scale);
+    __m128i c16 = _mm_packus_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(codes + i), _mm_packus_epi16(c16, c16));
+  }
+  for (; i < n; ++i) codes[i] = quantize(x[i], {scale[i], sym ? 0.0f : zero[i]});
+}
+
+void IntAffine::dequantize_columns(const uint8_t* codes, int64_t n, const float* scale, const float* zero,
+                                   float* out) const {
+  int64_t i = 0;
+  const __m256i voff = _mm256_set1_epi32(code_offset());
+  for (; i + 8 <= n; i += 8) {
+    const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + i)));
+    __m256 q = sym ? _mm256_cvtepi32_ps(_mm256_sub_epi32(c, voff))
+                   : _mm256_sub_ps(_mm256_cvtepi32_ps(c), _mm256_loadu_ps(zero + i));  // exact: small integers
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(q, _mm256_loadu_ps(scale + i)));
+  }
+  for (; i < n; ++i) out[i] = dequantize(codes[i], {scale[i], sym ? 0.0f : zero[i]});
 }
 
 uint8_t IntAffine::quantize(float x, AffineParams p) const {

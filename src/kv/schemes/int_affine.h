@@ -36,6 +36,13 @@ struct IntAffine {
   // Vectorised hot loop; bit-identical to the scalar definitions above (tests/kv/int_affine_test.cc).
   void quantize_span(const float* x, int64_t n, AffineParams p, uint8_t* codes) const;
   void dequantize_span(const uint8_t* codes, int64_t n, AffineParams p, float* out) const;
+  // `channel`: one row of a block, value i with its own channel's (scale[i], zero[i]). Same
+  // definitions as quantize()/dequantize(), vectorised across channels.
+  void quantize_columns(const float* x, int64_t n, const float* scale, const float* zero, uint8_t* codes) const;
+  void dequantize_columns(const uint8_t* codes, int64_t n, const float* scale, const float* zero, float* out) const;
 };
+
+// Minimum and maximum of x [n] (0, 0 when n == 0).
+void minmax_span(const float* x, int64_t n, float* lo, float* hi);
 
 }  // namespace kvaudit::kv

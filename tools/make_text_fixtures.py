@@ -267,6 +267,9 @@ def make_template_fixtures(versions):
         name = os.path.basename(path)
         with open(path, encoding="utf-8", newline="") as f:
             tmpl = f.read()
+        os.makedirs(os.path.join(OUT, "templates"), exist_ok=True)
+        with open(os.path.join(OUT, "templates", name), "w", encoding="utf-8", newline="") as f:
+            f.write(tmpl)  # tests read the templates from here, byte for byte
         bos, eos = next(v for k, v in TEMPLATE_TOKENS.items() if name.startswith(k))
         # apply_chat_template needs a tokenizer only to carry the template and bos/eos strings.
         tk = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.BPE()), bos_token=bos or None, eos_token=eos)

@@ -1,10 +1,20 @@
 #include "text/chat_template.h"
 
+#include "text/jinja/interpreter.h"
+#include "text/jinja/parser.h"
+
 namespace kvaudit::text {
 
 std::string render_chat_template(const std::string& tmpl, const std::vector<ChatMessage>& msgs,
                                  bool add_generation_prompt, const std::string& bos_token,
                                  const std::string& eos_token) {
+  return render_chat_template(tmpl, chat_context(msgs, add_generation_prompt, bos_token, eos_token));
+}
+
+nlohmann::json chat_context(const std::vector<ChatMessage>& msgs, bool add_generation_prompt,
+                            const std::string& bos_token, const std::string& eos_token) {
+  // As transformers' apply_chat_template: messages, tools/documents (None), add_generation_prompt,
+  // and the tokenizer's special tokens that are set.
   nlohmann::json ctx;
   ctx["messages"] = nlohmann::json::array();
   for (const auto& m : msgs) ctx["messages"].push_back({{"role", m.role}, {"content", m.content}});
@@ -13,11 +23,15 @@ std::string render_chat_template(const std::string& tmpl, const std::vector<Chat
   ctx["documents"] = nullptr;
   if (!bos_token.empty()) ctx["bos_token"] = bos_token;
   if (!eos_token.empty()) ctx["eos_token"] = eos_token;
-  return render_chat_template(tmpl, ctx);
+  return ctx;
 }
 
-std::string render_chat_template(const std::string& tmpl, const nlohmann::json& context) {
-  runtime_error("chat templates: interpreter not built yet");
+std::string render_chat_template(const std::string& tmpl, const nlohmann::json& context,
+                                 std::optional<int64_t> now_unix) {
+  const jinja::Body program = jinja::parse(tmpl);
+  jinja::RenderOptions opts;
+  opts.now_unix = now_unix;
+  return jinja::render(program, context, opts);
 }
 
 }  // namespace kvaudit::text

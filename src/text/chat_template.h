@@ -3,6 +3,8 @@
 // raise_exception, strftime_now, tojson) so the output is byte-identical to
 // `apply_chat_template(..., tokenize=False)` (SPEC.md §2).
 #pragma once
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +34,13 @@ std::string render_chat_template(const std::string& tmpl, const std::vector<Chat
 // "add_generation_prompt": true, "bos_token": "<s>", "tools": [...]}); messages may carry any fields.
 // Errors: unsupported construct or syntax error -> UsageError "chat template line N: ...";
 // raise_exception(msg) -> TemplateRaised with what() == msg.
-std::string render_chat_template(const std::string& tmpl, const nlohmann::json& context);
+// now_unix fixes the clock strftime_now reads (local time); by default the real clock.
+std::string render_chat_template(const std::string& tmpl, const nlohmann::json& context,
+                                 std::optional<int64_t> now_unix = std::nullopt);
+
+// The context transformers' apply_chat_template gives a template: messages, add_generation_prompt,
+// tools and documents (null), bos_token / eos_token when non-empty.
+nlohmann::json chat_context(const std::vector<ChatMessage>& msgs, bool add_generation_prompt,
+                            const std::string& bos_token, const std::string& eos_token);
 
 }  // namespace kvaudit::text

@@ -1,11 +1,82 @@
+// `kvaudit tokenize` (SPEC.md §7): ids of a text taken verbatim (a file's bytes exactly), as HF
+// tokenizers gives them; --add-special as add_special_tokens=True; --chat renders the template first.
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
 #include "cli/commands.h"
 #include "core/error.h"
+#include "text/chat_template.h"
+#include "text/tokenizer.h"
 
 namespace kvaudit::cli {
+namespace {
+
+struct TokenizeArgs {
+  std::string model, text, file, jsonl;
+  bool add_special = false, chat = false;
+};
+
+std::string read_bytes(const std::string& path, const char* flag) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) usage_error("cannot open {} '{}'", flag, path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::vector<int> ids_for(const text::Tokenizer& tok, const TokenizeArgs& a, const std::string& s) {
+  if (!a.chat) return tok.encode(s, a.add_special);
+  const auto tmpl = tok.chat_template();
+  if (!tmpl) usage_error("--chat: model '{}' has no chat template", a.model);
+  const std::string rendered =
+      text::render_chat_template(*tmpl, {{"user", s}}, /*add_generation_prompt=*/true, tok.bos_token(), tok.eos_token());
+  return tok.encode(rendered, a.add_special);
+}
+
+void print_ids(const std::vector<int>& ids) {
+  const std::string line = nlohmann::json{{"ids", ids}}.dump() + "\n";
+  std::fwrite(line.data(), 1, line.size(), stdout);
+}
+
+void run_tokenize(const TokenizeArgs& a) {
+  const int sources = !a.text.empty() + !a.file.empty() + !a.jsonl.empty();
+  if (sources != 1) usage_error("tokenize needs exactly one of --text, --file, --jsonl");
+  const text::Tokenizer tok = text::Tokenizer::load_for_model(a.model);
+  if (!a.jsonl.empty()) {
+    std::istringstream in(read_bytes(a.jsonl, "--jsonl"));
+    int n = 0;
+    for (std::string line; std::getline(in, line);) {
+      ++n;
+      nlohmann::json j;
+      try {
+        j = nlohmann::json::parse(line);
+      } catch (const nlohmann::json::exception& e) {
+        usage_error("--jsonl {} line {}: not JSON: {}", a.jsonl, n, e.what());
+      }
+      if (!j.is_string()) usage_error("--jsonl {} line {}: expected a JSON string", a.jsonl, n);
+      print_ids(ids_for(tok, a, j.get<std::string>()));
+    }
+    return;
+  }
+  print_ids(ids_for(tok, a, a.file.empty() ? a.text : read_bytes(a.file, "--file")));
+}
+
+}  // namespace
 
 void add_tokenize(CLI::App& app) {
-  auto* cmd = app.add_subcommand("tokenize", "(not implemented yet)");
-  cmd->callback([] { runtime_error("'tokenize' is not implemented yet"); });
+  auto a = std::make_shared<TokenizeArgs>();
+  auto* cmd = app.add_subcommand("tokenize", "print {\"ids\": [...]} for a text, as Hugging Face tokenizes it");
+  cmd->add_option("--model", a->model, "HF model directory (tokenizer.json) or .gguf file")->required();
+  cmd->add_option("--text", a->text, "the text, verbatim");
+  cmd->add_option("--file", a->file, "a file whose bytes are the text");
+  cmd->add_option("--jsonl", a->jsonl, "one JSON string per line; one output line each");
+  cmd->add_flag("--add-special", a->add_special, "add BOS/EOS as HF add_special_tokens=True");
+  cmd->add_flag("--chat", a->chat, "render the chat template around the text (one user turn) first");
+  cmd->callback([a] { run_tokenize(*a); });
 }
 
 }  // namespace kvaudit::cli

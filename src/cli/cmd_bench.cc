@@ -1,11 +1,98 @@
+// kvaudit bench (SPEC.md §7): prefill and decode tokens/s per batch size, with the decode
+// memory-bandwidth bound measured in the same run (docs/PERFORMANCE.md explains the numbers).
+#include <omp.h>
+
+#include <cstdio>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
 #include "cli/commands.h"
+#include "cli/token_list.h"
 #include "core/error.h"
+#include "engine/engine.h"
+#include "engine/throughput.h"
+#include "kv/policy.h"
+#include "model/model.h"
 
 namespace kvaudit::cli {
+namespace {
+
+struct BenchArgs {
+  std::string model, kv, batches = "1,32", device;
+  bool random_weights = false, json = false;
+  int prompt_len = 128, gen = 32, threads = 0, repeat = 3;
+};
+
+void run_bench(const BenchArgs& a) {
+  std::vector<int> batches;
+  try {
+    batches = parse_token_list(a.batches);
+  } catch (const UsageError&) {
+    usage_error("--batch: '{}' is not a list of batch sizes like 1,32", a.batches);
+  }
+  for (int b : batches)
+    if (b < 1) usage_error("--batch: batch size {} must be >= 1", b);
+  if (a.prompt_len < 1 || a.gen < 1 || a.repeat < 1) usage_error("bench: --prompt-len, --gen and --repeat must be >= 1");
+  const engine::Device device = a.device.empty() ? engine::default_device() : engine::parse_device(a.device);
+  model::LoadOptions lo;
+  lo.random_weights = a.random_weights;
+  lo.compute_sha256 = false;
+  const model::Model m = model::load_model(a.model, lo);
+  auto policy = std::make_shared<const kv::KvPolicy>(a.kv.empty() ? kv::KvPolicy() : kv::KvPolicy::parse(a.kv, m.config.n_layers));
+  auto backend = engine::make_backend(device, m, {a.threads});
+
+  const int64_t weight_bytes = engine::decode_weight_bytes(m);
+  const double bandwidth = engine::measure_memcpy_bandwidth();
+  const double step_bound_s = double(weight_bytes) / bandwidth;  // one decode step reads every weight once
+  nlohmann::json rows = nlohmann::json::array();
+  if (!a.json)
+    fmt::print("model {} ({}), {} threads, kv {}\nweights read per decode step {:.1f} MB, memcpy bandwidth {:.2f} GB/s "
+               "-> decode step >= {:.2f} ms\n{:>6} {:>14} {:>14} {:>14} {:>8}\n",
+               m.path, m.config.arch, omp_get_max_threads(), policy->name(), weight_bytes / 1e6, bandwidth / 1e9,
+               step_bound_s * 1e3, "batch", "prefill tok/s", "decode tok/s", "bound tok/s", "ratio");
+  for (int b : batches) {
+    std::vector<engine::ThroughputResult> runs;
+    for (int r = 0; r < a.repeat; ++r) runs.push_back(engine::measure_throughput(*backend, policy, b, a.prompt_len, a.gen));
+    // Median of the repeats (the machine may be shared).
+    auto median = [&](auto field) {
+      std::vector<double> v;
+      for (const auto& r : runs) v.push_back(r.*field);
+      std::sort(v.begin(), v.end());
+      return v[v.size() / 2];
+    };
+    const double prefill = median(&engine::ThroughputResult::prefill_tok_s);
+    const double decode = median(&engine::ThroughputResult::decode_tok_s);
+    const double bound = double(b) / step_bound_s;
+    rows.push_back({{"batch", b}, {"prefill_tok_s", prefill}, {"decode_tok_s", decode}, {"decode_bound_tok_s", bound},
+                    {"decode_bound_ratio", decode / bound}});
+    if (!a.json) fmt::print("{:>6} {:>14.1f} {:>14.1f} {:>14.1f} {:>8.2f}\n", b, prefill, decode, bound, decode / bound);
+  }
+  if (a.json)
+    std::printf("%s\n", nlohmann::json{{"model", m.path}, {"arch", m.config.arch}, {"threads", omp_get_max_threads()},
+                                       {"kv", policy->name()}, {"prompt_len", a.prompt_len}, {"gen", a.gen},
+                                       {"repeat", a.repeat}, {"weight_bytes_per_decode_step", weight_bytes},
+                                       {"memcpy_bandwidth_bytes_s", bandwidth}, {"results", rows}}
+                            .dump(2)
+                            .c_str());
+}
+
+}  // namespace
 
 void add_bench(CLI::App& app) {
-  auto* cmd = app.add_subcommand("bench", "(not implemented yet)");
-  cmd->callback([] { runtime_error("'bench' is not implemented yet"); });
+  auto* cmd = app.add_subcommand("bench", "Prefill/decode throughput per batch size vs the memory-bandwidth bound");
+  auto a = std::make_shared<BenchArgs>();
+  cmd->add_option("--model", a->model, "HF model directory or .gguf file")->required();
+  cmd->add_flag("--random-weights", a->random_weights, "config.json only: deterministic random weights");
+  cmd->add_option("--batch", a->batches, "comma-separated batch sizes (default 1,32)");
+  cmd->add_option("--prompt-len", a->prompt_len, "prompt tokens per sequence (default 128)");
+  cmd->add_option("--gen", a->gen, "decode steps (default 32)");
+  cmd->add_option("--repeat", a->repeat, "runs per batch size; the median is reported (default 3)");
+  cmd->add_option("--kv", a->kv, "KV-cache scheme spec (SPEC.md §3); default fp16");
+  cmd->add_option("--device", a->device, "cpu|cuda (default: cuda when built with it)");
+  cmd->add_option("--threads", a->threads, "CPU threads (default: all)");
+  cmd->add_flag("--json", a->json, "print the results as JSON");
+  cmd->callback([a] { run_bench(*a); });
 }
 
 }  // namespace kvaudit::cli

@@ -1,11 +1,142 @@
+// kvaudit generate (SPEC.md §7, §4): greedy chat completions, batched with continuous batching.
+// One prompt: the reply streams to stdout. Several (--prompts FILE): one JSON line per prompt, in
+// input order: {"id", "prompt", "response", "finish": "stop"|"length", "n_tokens"}.
+// --tokens 1,2,3 bypasses the tokenizer and prints {"new_ids": [...]}.
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
 #include "cli/commands.h"
+#include "cli/token_list.h"
 #include "core/error.h"
+#include "engine/engine.h"
+#include "engine/generate.h"
+#include "kv/policy.h"
+#include "model/model.h"
+#include "text/chat_template.h"
+#include "text/tokenizer.h"
 
 namespace kvaudit::cli {
+namespace {
+
+struct GenerateArgs {
+  std::string model, prompt, prompts_file, tokens, kv, system, device;
+  bool raw = false, random_weights = false;
+  int max_new_tokens = 256, batch_size = 16, threads = 0;
+};
+
+// --prompts FILE: a .jsonl file holds one JSON string or {"prompt": ...} per line; any other file
+// one prompt per non-empty line.
+std::vector<std::string> read_prompts(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) usage_error("--prompts: cannot open '{}'", path);
+  const bool jsonl = path.size() >= 6 && path.substr(path.size() - 6) == ".jsonl";
+  std::vector<std::string> out;
+  std::string line;
+  for (int n = 1; std::getline(f, line); ++n) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    if (!jsonl) {
+      out.push_back(line);
+      continue;
+    }
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_string()) out.push_back(j.get<std::string>());
+    else if (j.is_object() && j.contains("prompt") && j["prompt"].is_string()) out.push_back(j["prompt"].get<std::string>());
+    else usage_error("--prompts: {} line {}: expected a JSON string or an object with a \"prompt\" string", path, n);
+  }
+  if (out.empty()) usage_error("--prompts: '{}' holds no prompt", path);
+  return out;
+}
+
+// SPEC.md §2: the model's own chat template with the generation prompt (tokenized without adding
+// special tokens, as apply_chat_template does), or with --raw the text as the tokenizer's
+// add_special_tokens=True encodes it.
+std::vector<int> encode_prompt(const text::Tokenizer& tok, const GenerateArgs& a, const std::string& prompt) {
+  if (a.raw) return tok.encode(prompt, true);
+  const auto tmpl = tok.chat_template();
+  if (!tmpl) usage_error("{}: the model has no chat template (use --raw)", a.model);
+  std::vector<text::ChatMessage> msgs;
+  if (!a.system.empty()) msgs.push_back({"system", a.system});
+  msgs.push_back({"user", prompt});
+  return tok.encode(text::render_chat_template(*tmpl, msgs, true, tok.bos_token(), tok.eos_token()), false);
+}
+
+const char* finish_name(engine::FinishReason r) { return r == engine::FinishReason::kStop ? "stop" : "length"; }
+
+void run_generate(const GenerateArgs& a) {
+  const int n_inputs = int(!a.prompt.empty()) + int(!a.prompts_file.empty()) + int(!a.tokens.empty());
+  if (n_inputs != 1) usage_error("generate: give exactly one of --prompt, --prompts FILE, --tokens");
+  if (a.max_new_tokens < 0) usage_error("--max-new-tokens must be >= 0 (got {})", a.max_new_tokens);
+  const engine::Device device = a.device.empty() ? engine::default_device() : engine::parse_device(a.device);
+  const std::vector<int> token_prompt = a.tokens.empty() ? std::vector<int>{} : parse_token_list(a.tokens);
+  model::LoadOptions lo;
+  lo.random_weights = a.random_weights;
+  lo.compute_sha256 = false;
+  const model::Model m = model::load_model(a.model, lo);
+  auto policy = std::make_shared<const kv::KvPolicy>(a.kv.empty() ? kv::KvPolicy() : kv::KvPolicy::parse(a.kv, m.config.n_layers));
+  auto backend = engine::make_backend(device, m, {a.threads});
+
+  engine::GenerateOptions opt;
+  opt.max_new_tokens = a.max_new_tokens;
+  opt.batch_size = a.batch_size;
+  opt.stop_ids = m.config.eos_ids;
+
+  if (!token_prompt.empty()) {  // token ids in, token ids out: no tokenizer needed
+    const std::vector<engine::GenerateRequest> reqs = {{token_prompt, policy}};
+    const auto res = engine::generate(*backend, reqs, opt);
+    std::printf("%s\n", nlohmann::json{{"new_ids", res[0].tokens}, {"finish", finish_name(res[0].finish)}}.dump().c_str());
+    return;
+  }
+
+  const text::Tokenizer tok = text::Tokenizer::load_for_model(a.model);
+  for (int id : tok.eos_ids())  // end-of-turn ids (<|im_end|>, <|eot_id|>, ...) stop too
+    if (std::find(opt.stop_ids.begin(), opt.stop_ids.end(), id) == opt.stop_ids.end()) opt.stop_ids.push_back(id);
+  const std::vector<std::string> prompts = a.prompt.empty() ? read_prompts(a.prompts_file) : std::vector{a.prompt};
+  std::vector<engine::GenerateRequest> reqs;
+  for (const std::string& p : prompts) reqs.push_back({encode_prompt(tok, a, p), policy});
+
+  if (prompts.size() == 1) {  // stream the reply as it is produced
+    text::StreamDecoder dec(tok, true);
+    opt.on_token = [&](size_t, int t) {
+      std::fputs(dec.push(t).c_str(), stdout);
+      std::fflush(stdout);
+    };
+    engine::generate(*backend, reqs, opt);
+    std::printf("%s\n", dec.flush().c_str());
+    return;
+  }
+  const auto res = engine::generate(*backend, reqs, opt);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const nlohmann::json line = {{"id", i},
+                                 {"prompt", prompts[i]},
+                                 {"response", tok.decode(res[i].tokens, true)},
+                                 {"finish", finish_name(res[i].finish)},
+                                 {"n_tokens", res[i].tokens.size()}};
+    std::printf("%s\n", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  }
+}
+
+}  // namespace
 
 void add_generate(CLI::App& app) {
-  auto* cmd = app.add_subcommand("generate", "(not implemented yet)");
-  cmd->callback([] { runtime_error("'generate' is not implemented yet"); });
+  auto* cmd = app.add_subcommand("generate", "Greedy chat completions, batched; streams text for a single prompt");
+  auto a = std::make_shared<GenerateArgs>();
+  cmd->add_option("--model", a->model, "HF model directory or .gguf file")->required();
+  cmd->add_option("--prompt", a->prompt, "one prompt");
+  cmd->add_option("--prompts", a->prompts_file, "file of prompts: one per line, or .jsonl strings / {\"prompt\": ...}");
+  cmd->add_option("--tokens", a->tokens, "prompt as comma-separated token ids (no tokenizer, no template)");
+  cmd->add_option("--kv", a->kv, "KV-cache scheme spec (SPEC.md §3); default fp16");
+  cmd->add_option("--max-new-tokens", a->max_new_tokens, "default 256");
+  cmd->add_flag("--raw", a->raw, "no chat template: the prompt text as is");
+  cmd->add_option("--system", a->system, "system message");
+  cmd->add_option("--batch-size", a->batch_size, "sequences per batch (continuous batching), default 16");
+  cmd->add_option("--device", a->device, "cpu|cuda (default: cuda when built with it)");
+  cmd->add_option("--threads", a->threads, "CPU threads (default: all)");
+  cmd->add_flag("--random-weights", a->random_weights, "config.json only: deterministic random weights");
+  cmd->callback([a] { run_generate(*a); });
 }
 
 }  // namespace kvaudit::cli

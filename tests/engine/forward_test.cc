@@ -2,6 +2,7 @@
 // logits alone vs inside a ragged batch), chunked prefill / decode == one prefill, continuous
 // batching == one at a time, hooks, and input validation.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cstring>
 
@@ -120,6 +121,22 @@ TEST_P(ForwardArch, ContinuousBatchingMatchesOneAtATime) {
 
 INSTANTIATE_TEST_SUITE_P(Engine, ForwardArch,
                          ::testing::Values("llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "olmo2"));
+
+// Work is split across threads by output feature and by (sequence, head), never inside a dot
+// product, so the thread count cannot change a value.
+TEST(Forward, ThreadCountDoesNotChangeBits) {
+  const model::Model m = make_tiny_model("gemma2");
+  auto be = make_backend(Device::kCpu, m);
+  const auto tokens = random_tokens(17, m.config.n_vocab, 5);
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const auto one = prefill_all(*be, tokens);
+  omp_set_num_threads(3);
+  const auto three = prefill_all(*be, tokens);
+  omp_set_num_threads(saved);
+  ASSERT_EQ(one.size(), three.size());
+  EXPECT_TRUE(same_bits(one.data(), three.data(), int64_t(one.size())));
+}
 
 TEST(Forward, GreedyGenerationIsDeterministicAndStops) {
   const model::Model m = make_tiny_model("llama");

@@ -65,7 +65,7 @@ void matmul(const float* x, int64_t n, int64_t k, const float* w, int64_t m, flo
   const int64_t n_blocks = (m + kRowBlock - 1) / kRowBlock;
   for (int64_t t0 = 0; t0 < n; t0 += kTokenChunk) {
     const int64_t tn = std::min(kTokenChunk, n - t0);
-#pragma omp parallel for schedule(static) if (n_blocks > 1)
+#pragma omp parallel for schedule(dynamic) if (n_blocks > 1)
     for (int64_t b = 0; b < n_blocks; ++b) {
       const int64_t r_end = std::min(m, (b + 1) * kRowBlock);
       for (int64_t r = b * kRowBlock; r < r_end; r += kRows) {

@@ -15,6 +15,7 @@ namespace {
 
 constexpr size_t kFp16Bytes = 2;
 constexpr size_t kOutlierBytes = 4;  // uint16 channel index + fp16 value
+constexpr int64_t kChunkRows = 256;  // rows per step of a long prefill through the residual
 
 // x [n] rounded through fp16 in place: F16C conversion (round to nearest even, like float_to_fp16
 // for every finite value and infinity; NaN stays NaN).
@@ -48,6 +49,15 @@ class QuantCache final : public LayerCache {
   }
 
   int64_t append(const float* rows, int64_t n) override {
+    // A long prefill through the residual goes in chunks, so the pending buffer stays small; the
+    // blocks and windows quantized are the same as for one call (tensor fits on the whole call).
+    const int64_t chunk = std::max<int64_t>(kChunkRows, plan_.residual);
+    if (n > chunk && residual_mode_ && plan_.mode != QuantPlan::Mode::kTensor) {
+      mirror_.reserve(size_t(size_ + n) * w_);
+      int64_t first = size_ + n;
+      for (int64_t t = 0; t < n; t += chunk) first = std::min(first, append(rows + t * w_, std::min(chunk, n - t)));
+      return first;
+    }
     const int64_t old = size_, q_old = q_;
     mirror_.resize(size_t(old + n) * w_);
     if (direct()) {
@@ -178,11 +188,19 @@ class QuantCache final : public LayerCache {
     const IntAffine& a = plan_.affine;
     const int np = a.sym ? 1 : 2;
     std::vector<float> lo(x, x + wc_), hi(x, x + wc_);  // [wc]: per-channel range over the block
-    for (int64_t r = 1; r < n; ++r)
-      for (int c = 0; c < wc_; ++c) {
-        lo[c] = std::min(lo[c], x[r * wc_ + c]);
-        hi[c] = std::max(hi[c], x[r * wc_ + c]);
+    for (int64_t r = 1; r < n; ++r) {
+      const float* xr = x + r * wc_;
+      int c = 0;
+      for (; c + 8 <= wc_; c += 8) {  // min_ps(v, lo) = v < lo ? v : lo, exactly std::min(lo, v)
+        const __m256 v = _mm256_loadu_ps(xr + c);
+        _mm256_storeu_ps(&lo[c], _mm256_min_ps(v, _mm256_loadu_ps(&lo[c])));
+        _mm256_storeu_ps(&hi[c], _mm256_max_ps(v, _mm256_loadu_ps(&hi[c])));
       }
+      for (; c < wc_; ++c) {
+        lo[c] = std::min(lo[c], xr[c]);
+        hi[c] = std::max(hi[c], xr[c]);
+      }
+    }
     std::vector<float> pf(size_t(np) * wc_, 0.0f);  // [np, wc]: scales, then zero points
     for (int c = 0; c < wc_; ++c) {
       const AffineParams p = a.fit_range(lo[c], hi[c]);
@@ -190,7 +208,8 @@ class QuantCache final : public LayerCache {
       if (np == 2) pf[wc_ + c] = p.zero;
     }
     const float* zero = np == 2 ? &pf[wc_] : pf.data();  // unused when sym
-    std::vector<uint8_t> codes(size_t(n) * wc_);  // [n, wc]
+    std::vector<uint8_t>& codes = block_codes_;  // [n, wc]
+    codes.resize(size_t(n) * wc_);
     for (int64_t r = 0; r < n; ++r) a.quantize_columns(x + r * wc_, wc_, pf.data(), zero, &codes[size_t(r) * wc_]);
     quantized_bytes_ += size_t(n) * code_bytes_ + size_t(wc_) * np * kFp16Bytes;
     if (packed()) {  // [n] packed rows of codes, then [np, wc] fp16 parameters; decode from them
@@ -206,6 +225,10 @@ class QuantCache final : public LayerCache {
     }
     deq_tmp_.resize(wc_);
     for (int64_t r = 0; r < n; ++r) {
+      if (wc_ == w_) {  // straight into the mirror
+        a.dequantize_columns(&codes[size_t(r) * wc_], wc_, pf.data(), zero, &mirror_[size_t(row0 + r) * w_]);
+        continue;
+      }
       a.dequantize_columns(&codes[size_t(r) * wc_], wc_, pf.data(), zero, deq_tmp_.data());
       write_compact(row0 + r, deq_tmp_.data());
     }
@@ -251,7 +274,7 @@ class QuantCache final : public LayerCache {
   std::vector<uint8_t> params_;  // per row (token-wise) or per block (channel), fp16 or fp32
   std::vector<std::vector<uint32_t>> sparse_;  // [q][outliers]: channel | fp16 value << 16
   // Scratch.
-  std::vector<uint8_t> codes_tmp_;
+  std::vector<uint8_t> codes_tmp_, block_codes_;
   std::vector<float> params_tmp_, deq_tmp_;
   std::vector<Outlier> sparse_tmp_;
 };

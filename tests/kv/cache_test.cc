@@ -97,6 +97,24 @@ TEST(Cache, TokenWiseSchemesStreamLikeOnePrefill) {
   }
 }
 
+TEST(Cache, LongPrefillThroughTheResidualEqualsStreaming) {
+  // 600 rows: more than one internal chunk of a prefill. With a residual, values are fp16 on arrival
+  // and blocks align to multiples of R from the start, so streaming gives the same rows.
+  const int w = kGeom.width();
+  const auto x = random_rows(600, w, 9);
+  for (const char* spec : {"kivi2", "int2:channel:g8:r16", "int4:group:g32:r5", "kivi4:g16:r48+had"})
+    for (Role role : {Role::K, Role::V})
+      for (Storage st : {Storage::kSimulated, Storage::kPacked}) {
+        auto one = make(spec, role, st, nullptr);
+        auto stream = make(spec, role, Storage::kSimulated, nullptr);
+        const int64_t first = one->append(x.data(), 600);
+        EXPECT_EQ(first, 0);
+        for (int64_t t = 0; t < 600; ++t) stream->append(&x[size_t(t) * w], 1);
+        EXPECT_TRUE(bit_equal(one->rows(), stream->rows(), x.size())) << spec << " role " << int(role);
+        EXPECT_EQ(one->bytes(), stream->bytes()) << spec;
+      }
+}
+
 TEST(Cache, KiviKeysQuantizeWholeBlocksOfTheResidual) {
   // One channel, kivi2:g2:r2 keys: blocks of 2 tokens, per channel asym, quantized when 2 are pending.
   KvPolicy p = KvPolicy::parse("kivi2:g2:r2");

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "engine/engine.h"
 #include "engine/generate.h"
+#include "kv/policy.h"
 #include "tiny_model.h"
 
 namespace kvaudit::engine {
@@ -136,6 +137,73 @@ TEST(Forward, ThreadCountDoesNotChangeBits) {
   omp_set_num_threads(saved);
   ASSERT_EQ(one.size(), three.size());
   EXPECT_TRUE(same_bits(one.data(), three.data(), int64_t(one.size())));
+}
+
+// `@pre` (SPEC.md §3): the cache holds quantized un-rotated keys and the engine rotates the rows
+// it returns. Per-token scales do not depend on chunking, so prefill in pieces, decode steps and one
+// prefill give the same bits, which checks that the rotated copy follows every append.
+TEST(Forward, PreRopeKeysAreStoredUnrotatedAndRotatedForAttention) {
+  const model::Model m = make_tiny_model("qwen3");
+  auto be = make_backend(Device::kCpu, m);
+  const auto tokens = random_tokens(12, m.config.n_vocab, 8);
+  auto pre = std::make_shared<const kv::KvPolicy>(kv::KvPolicy::parse("int4:token:asym@pre", m.config.n_layers));
+  ASSERT_TRUE(pre->keys_pre_rope(0));
+  const int w = m.config.kv_dim();
+  std::vector<float> hook_pre, hook_post;  // layer 0 keys, [12, w]
+  Hooks hooks;
+  hooks.on_kv = [&](int64_t, int layer, KvStage stage, int64_t, const float* rows, int64_t n, int) {
+    if (layer == 0 && stage == KvStage::kKeyPreRope) hook_pre.insert(hook_pre.end(), rows, rows + n * w);
+    if (layer == 0 && stage == KvStage::kKeyPostRope) hook_post.insert(hook_post.end(), rows, rows + n * w);
+  };
+  Sequence whole(m.config, pre), pieces(m.config, pre);
+  const SeqInput all{&whole, tokens, true};
+  const std::vector<float> ref = be->forward({&all, 1}).data;
+  std::vector<float> got;
+  for (auto [lo, hi] : {std::pair{0, 7}, {7, 8}, {8, 9}, {9, 12}}) {
+    const SeqInput in{&pieces, std::span<const int>(tokens).subspan(size_t(lo), size_t(hi - lo)), true};
+    const auto out = be->forward({&in, 1}, &hooks).data;
+    got.insert(got.end(), out.begin(), out.end());
+  }
+  EXPECT_TRUE(same_bits(got.data(), ref.data(), int64_t(ref.size())));
+  // The cache holds the un-rotated keys, int4-rounded: within half a step of max-min over 15 levels.
+  const float* cached = pieces.k_cache(0).rows();
+  double err_pre = 0, err_post = 0;
+  for (size_t i = 0; i < hook_pre.size(); ++i) {
+    err_pre = std::max(err_pre, double(std::fabs(cached[i] - hook_pre[i])));
+    err_post = std::max(err_post, double(std::fabs(cached[i] - hook_post[i])));
+  }
+  float range = 0;
+  for (float x : hook_pre) range = std::max(range, std::fabs(x));
+  EXPECT_LE(err_pre, 2 * range / 15 / 2 + 1e-6);
+  EXPECT_GT(err_post, err_pre);
+}
+
+// SPEC.md §4: every sequence may carry its own KV scheme in one batch, with no effect on the others.
+TEST(Forward, MixedKvSchemesInOneBatchEqualAlone) {
+  const model::Model m = make_tiny_model("llama");
+  auto be = make_backend(Device::kCpu, m);
+  const int64_t V = m.config.n_vocab;
+  const std::vector<std::string> specs = {"fp16", "int4:token:asym", "int3:tensor:sym@pre", "int2:head"};
+  std::vector<std::vector<float>> alone;
+  std::vector<std::unique_ptr<Sequence>> seqs;
+  std::vector<std::vector<int>> prompts;
+  std::vector<SeqInput> batch;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    auto pol = std::make_shared<const kv::KvPolicy>(kv::KvPolicy::parse(specs[i], m.config.n_layers));
+    prompts.push_back(random_tokens(5 + 3 * i, int(V), uint32_t(60 + i)));
+    Sequence s(m.config, pol);
+    const SeqInput in{&s, prompts.back(), true};
+    alone.push_back(be->forward({&in, 1}).data);
+    seqs.push_back(std::make_unique<Sequence>(m.config, pol));
+  }
+  for (size_t i = 0; i < specs.size(); ++i) batch.push_back({seqs[i].get(), prompts[i], true});
+  const Logits out = be->forward(batch);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    ASSERT_EQ(out.rows_of(i) * V, int64_t(alone[i].size()));
+    EXPECT_TRUE(same_bits(out.row(out.first_row[i]), alone[i].data(), int64_t(alone[i].size()))) << specs[i];
+  }
+  // The quantized schemes do change the logits (the test would pass vacuously otherwise).
+  EXPECT_FALSE(same_bits(alone[0].data(), alone[1].data(), V) && same_bits(alone[2].data(), alone[0].data(), V));
 }
 
 TEST(Forward, GreedyGenerationIsDeterministicAndStops) {

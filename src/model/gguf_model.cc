@@ -1,6 +1,7 @@
 #include "model/gguf_model.h"
 
 #include <cmath>
+#include <future>
 #include <map>
 
 #include <fmt/ranges.h>
@@ -199,6 +200,9 @@ void unpermute_gguf_qk_rows(std::span<float> w, int n_head, int64_t n_cols) {
 
 Model load_gguf_model(const std::string& path, const LoadOptions& opt) {
   std::unique_ptr<io::GgufFile> f = io::GgufFile::open(path);
+  // Hash while converting (both read the same pages); joined on every exit path by the future.
+  std::future<std::string> sha;
+  if (opt.compute_sha256) sha = std::async(std::launch::async, [path] { return sha256_files({path}); });
   Model model;
   model.path = path;
   model.config = config_from_gguf(*f);
@@ -218,7 +222,7 @@ Model load_gguf_model(const std::string& path, const LoadOptions& opt) {
   if (model.arch.gguf_norms_plus_one && model.arch.norm == NormKind::kRmsOnePlusWeight) model.arch.norm = NormKind::kRms;
   model.weights_dtype = f->info("token_embd.weight")->dtype;
   model.n_params = count_params(model.weights);
-  if (opt.compute_sha256) model.weights_sha256 = sha256_files({path});
+  if (sha.valid()) model.weights_sha256 = sha.get();
   return model;
 }
 

@@ -73,12 +73,7 @@ Model load_hf(const std::string& path, const LoadOptions& opt) {
   const ArchSpec& a = m.arch;
   TensorNames names{[&a](Part p, int l) { return hf_tensor_name(p, l, a); }, hf_fused_qkv_name,
                     hf_fused_gate_up_name};
-  try {
-    load_weights(*src, m.config, m.arch, names, m.weights);
-  } catch (...) {
-    if (sha.valid()) sha.wait();
-    throw;
-  }
+  load_weights(*src, m.config, m.arch, names, m.weights);  // an exception joins `sha` in its destructor
   if (const auto info = src->info(hf_tensor_name(Part::kEmbed, -1, a))) m.weights_dtype = info->dtype;
   m.n_params = count_params(m.weights);
   if (sha.valid()) m.weights_sha256 = sha.get();

@@ -1,6 +1,10 @@
 #include "model/weight_loader.h"
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
+#include <mutex>
+#include <thread>
 
 #include <fmt/ranges.h>
 
@@ -10,39 +14,86 @@ namespace kvaudit::model {
 
 std::string shape_str(const std::vector<int64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
-void read_tensor(const io::TensorSource& src, const std::string& name, const std::vector<int64_t>& shape,
-                 std::vector<float>& dst) {
+namespace {
+
+// Throws UsageError unless `name` exists with exactly `shape`.
+void check_tensor(const io::TensorSource& src, const std::string& name, const std::vector<int64_t>& shape) {
   const auto info = src.info(name);
   if (!info) usage_error("{}: missing tensor '{}'", src.describe(), name);
   if (info->shape != shape)
     usage_error("{}: tensor '{}' has shape {}, expected {}", src.describe(), name, shape_str(info->shape),
                 shape_str(shape));
-  dst.assign(size_t(info->numel()), 0.0f);
-  src.read_f32(name, dst);
 }
 
-namespace {
+// One tensor of the file and the slots it fills: one slot, or consecutive row blocks of a fused
+// [sum(rows), cols] matrix (phi3 qkv_proj -> q, k, v; gate_up_proj -> gate, up).
+struct ReadJob {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::vector<std::vector<float>*> dsts;
+  std::vector<int64_t> rows;  // per dst, for fused tensors
+};
 
-// Splits a row-major [sum(rows), cols] matrix into consecutive row blocks.
-void split_rows(const std::vector<float>& fused, int64_t cols, std::initializer_list<std::vector<float>*> outs,
-                std::initializer_list<int64_t> rows) {
+void run_job(const io::TensorSource& src, const ReadJob& j) {
+  if (j.dsts.size() == 1) {
+    int64_t n = 1;
+    for (int64_t d : j.shape) n *= d;
+    j.dsts[0]->assign(size_t(n), 0.0f);
+    src.read_f32(j.name, *j.dsts[0]);
+    return;
+  }
+  const int64_t cols = j.shape[1];
+  std::vector<float> fused(size_t(j.shape[0] * cols));
+  src.read_f32(j.name, fused);
   auto it = fused.begin();
-  auto r = rows.begin();
-  for (std::vector<float>* o : outs) {
-    const int64_t n = *r++ * cols;
-    o->assign(it, it + n);
+  for (size_t i = 0; i < j.dsts.size(); ++i) {
+    const int64_t n = j.rows[i] * cols;
+    j.dsts[i]->assign(it, it + n);
     it += n;
   }
 }
 
+// Dequantizing is the bulk of a GGUF load: tensors are converted in parallel, one per thread at a
+// time. The first exception (in job order of discovery) is rethrown after every thread stops.
+void run_jobs(const io::TensorSource& src, const std::vector<ReadJob>& jobs) {
+  const size_t n_threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, std::max<size_t>(jobs.size(), 1));
+  std::atomic<size_t> next{0};
+  std::exception_ptr error;
+  std::mutex mu;
+  auto worker = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < jobs.size();) {
+      try {
+        run_job(src, jobs[i]);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!error) error = std::current_exception();
+        next = jobs.size();  // stop handing out work
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < n_threads; ++t) threads.emplace_back(worker);
+  worker();
+  for (std::thread& t : threads) t.join();
+  if (error) std::rethrow_exception(error);
+}
+
 }  // namespace
+
+void read_tensor(const io::TensorSource& src, const std::string& name, const std::vector<int64_t>& shape,
+                 std::vector<float>& dst) {
+  check_tensor(src, name, shape);
+  run_job(src, {name, shape, {&dst}, {}});
+}
 
 void load_weights(const io::TensorSource& src, const ModelConfig& c, const ArchSpec& a,
                   const TensorNames& names, Weights& w) {
   const int64_t d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), ff = c.d_ff;
-  std::vector<PartRef> parts = weight_parts(c, a, w);
+  // Plan and validate every name and shape first, so a bad file fails before any conversion and
+  // always with the same (first) error.
+  std::vector<ReadJob> jobs;
   std::vector<int> fused_qkv_done(size_t(c.n_layers), 0), fused_gate_up_done(size_t(c.n_layers), 0);
-  for (const PartRef& p : parts) {
+  for (const PartRef& p : weight_parts(c, a, w)) {
     const int l = p.layer;
     const bool is_qkv = p.part == Part::kWq || p.part == Part::kWk || p.part == Part::kWv;
     const bool is_gate_up = p.part == Part::kGate || p.part == Part::kUp;
@@ -52,11 +103,10 @@ void load_weights(const io::TensorSource& src, const ModelConfig& c, const ArchS
       // Separate q/k/v are accepted as well (some converters split them); otherwise the fused
       // tensor is required and its name is what a missing-tensor error reports.
       if (src.info(fname) || !src.info(names.name(Part::kWq, l))) {
-        std::vector<float> fused;
-        read_tensor(src, fname, {q + 2 * kv, d}, fused);
         LayerWeights& L = w.layers[size_t(l)];
-        split_rows(fused, d, {&L.wq, &L.wk, &L.wv}, {q, kv, kv});
+        jobs.push_back({fname, {q + 2 * kv, d}, {&L.wq, &L.wk, &L.wv}, {q, kv, kv}});
         fused_qkv_done[size_t(l)] = 1;
+        check_tensor(src, jobs.back().name, jobs.back().shape);
         continue;
       }
     }
@@ -64,16 +114,18 @@ void load_weights(const io::TensorSource& src, const ModelConfig& c, const ArchS
       if (fused_gate_up_done[size_t(l)]) continue;
       // GGUF phi3 keeps the fused matrix under ffn_up's name, so "no separate gate" decides.
       if (!src.info(names.name(Part::kGate, l))) {
-        std::vector<float> fused;
-        read_tensor(src, names.fused_gate_up(l), {2 * ff, d}, fused);
         LayerWeights& L = w.layers[size_t(l)];
-        split_rows(fused, d, {&L.w_gate, &L.w_up}, {ff, ff});  // Phi3MLP: gate, up = chunk(2)
+        // Phi3MLP: gate, up = gate_up_proj(x).chunk(2, dim=-1)
+        jobs.push_back({names.fused_gate_up(l), {2 * ff, d}, {&L.w_gate, &L.w_up}, {ff, ff}});
         fused_gate_up_done[size_t(l)] = 1;
+        check_tensor(src, jobs.back().name, jobs.back().shape);
         continue;
       }
     }
-    read_tensor(src, names.name(p.part, l), p.shape, *p.dst);
+    jobs.push_back({names.name(p.part, l), p.shape, {p.dst}, {}});
+    check_tensor(src, jobs.back().name, jobs.back().shape);
   }
+  run_jobs(src, jobs);
 }
 
 }  // namespace kvaudit::model

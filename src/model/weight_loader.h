@@ -15,7 +15,9 @@ struct TensorNames {
   std::function<std::string(int)> fused_gate_up;  // used when ArchSpec::fused_gate_up
 };
 
-// Throws UsageError naming the source and tensor for a missing tensor or a wrong shape.
+// Throws UsageError naming the source and tensor for a missing tensor or a wrong shape (checked
+// for every tensor before any is converted). Tensors are converted on hardware_concurrency()
+// threads, calling src.read_f32 concurrently (the io readers are const and stateless).
 void load_weights(const io::TensorSource& src, const ModelConfig& c, const ArchSpec& a,
                   const TensorNames& names, Weights& w);
 

@@ -1,6 +1,8 @@
 // SHA-256 as FIPS 180-4 §6.2 defines it.
 #include "model/sha256.h"
 
+#include <cpuid.h>
+#include <immintrin.h>
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -30,12 +32,8 @@ constexpr uint32_t kK[64] = {
 
 inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
 
-}  // namespace
-
-Sha256::Sha256()
-    : h_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19} {}
-
-void Sha256::block(const uint8_t* p) {
+// FIPS 180-4 §6.2.2 on one block, portable.
+void compress_portable(uint32_t h_[8], const uint8_t* p) {
   uint32_t w[64];
   for (int i = 0; i < 16; ++i)
     w[i] = uint32_t(p[4 * i]) << 24 | uint32_t(p[4 * i + 1]) << 16 | uint32_t(p[4 * i + 2]) << 8 | p[4 * i + 3];
@@ -61,6 +59,65 @@ void Sha256::block(const uint8_t* p) {
   h_[4] += e; h_[5] += f; h_[6] += g; h_[7] += h;
 }
 
+// The same with the x86 SHA extensions (hashing a multi-GB model is otherwise seconds per GB).
+// sha256rnds2 keeps the state as two registers, (a, b, e, f) and (c, d, g, h) from the high lane
+// down; sha256msg1/msg2 compute the message schedule four words at a time.
+__attribute__((target("sha"))) void compress_shani(uint32_t h_[8], const uint8_t* p, size_t n_blocks) {
+  const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
+  __m128i abcd = _mm_loadu_si128(reinterpret_cast<const __m128i*>(h_));      // lanes a b c d
+  __m128i efgh = _mm_loadu_si128(reinterpret_cast<const __m128i*>(h_ + 4));  // lanes e f g h
+  abcd = _mm_shuffle_epi32(abcd, 0xB1);                                     // b a d c
+  efgh = _mm_shuffle_epi32(efgh, 0x1B);                                     // h g f e
+  __m128i abef = _mm_alignr_epi8(abcd, efgh, 8);                            // f e b a
+  __m128i cdgh = _mm_blend_epi16(efgh, abcd, 0xF0);                         // h g d c
+  for (; n_blocks > 0; --n_blocks, p += 64) {
+    const __m128i abef_in = abef, cdgh_in = cdgh;
+    __m128i msg[16];  // msg[i] = W[4i .. 4i+3]
+    for (int i = 0; i < 16; ++i) {
+      if (i < 4) {
+        msg[i] = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * i)), bswap);
+      } else {
+        // W[t] = s1(W[t-2]) + W[t-7] + s0(W[t-15]) + W[t-16], t = 4i .. 4i+3
+        const __m128i w16_s0 = _mm_sha256msg1_epu32(msg[i - 4], msg[i - 3]);
+        const __m128i w7 = _mm_alignr_epi8(msg[i - 1], msg[i - 2], 4);
+        msg[i] = _mm_sha256msg2_epu32(_mm_add_epi32(w16_s0, w7), msg[i - 1]);
+      }
+      __m128i wk = _mm_add_epi32(msg[i], _mm_loadu_si128(reinterpret_cast<const __m128i*>(kK + 4 * i)));
+      // Two rounds turn (a,b,e,f) into the next (c,d,g,h), so the registers swap roles twice.
+      cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk);  // rounds 4i, 4i+1: new (a,b,e,f)
+      wk = _mm_shuffle_epi32(wk, 0x0E);
+      abef = _mm_sha256rnds2_epu32(abef, cdgh, wk);  // rounds 4i+2, 4i+3
+    }
+    abef = _mm_add_epi32(abef, abef_in);
+    cdgh = _mm_add_epi32(cdgh, cdgh_in);
+  }
+  const __m128i feba = _mm_shuffle_epi32(abef, 0x1B);  // a b e f
+  const __m128i dchg = _mm_shuffle_epi32(cdgh, 0xB1);  // g h c d
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(h_), _mm_blend_epi16(feba, dchg, 0xF0));        // a b c d
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(h_ + 4), _mm_alignr_epi8(dchg, feba, 8));      // e f g h
+}
+
+bool cpu_has_sha() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  return (b >> 29) & 1u;  // CPUID.(EAX=7,ECX=0):EBX.SHA[bit 29]
+}
+
+}  // namespace
+
+Sha256::Sha256(bool portable)
+    : h_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19},
+      portable_(portable) {}
+
+void Sha256::blocks(const uint8_t* p, size_t n_blocks) {
+  static const bool shani = cpu_has_sha();
+  if (shani && !portable_) {
+    compress_shani(h_, p, n_blocks);
+  } else {
+    for (size_t i = 0; i < n_blocks; ++i) compress_portable(h_, p + 64 * i);
+  }
+}
+
 void Sha256::update(const uint8_t* data, size_t n) {
   total_ += n;
   if (buf_len_ > 0) {
@@ -70,10 +127,12 @@ void Sha256::update(const uint8_t* data, size_t n) {
     data += take;
     n -= take;
     if (buf_len_ < 64) return;
-    block(buf_);
+    blocks(buf_, 1);
     buf_len_ = 0;
   }
-  for (; n >= 64; n -= 64, data += 64) block(data);
+  blocks(data, n / 64);
+  data += n / 64 * 64;
+  n %= 64;
   std::memcpy(buf_, data, n);
   buf_len_ = n;
 }

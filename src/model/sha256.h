@@ -9,17 +9,19 @@ namespace kvaudit::model {
 
 class Sha256 {
  public:
-  Sha256();
+  // portable: never use the CPU's SHA extensions (tests compare both paths).
+  explicit Sha256(bool portable = false);
   void update(const uint8_t* data, size_t n);
   // Lowercase hex digest; the object must not be updated afterwards.
   std::string hex_digest();
 
  private:
-  void block(const uint8_t* p);
+  void blocks(const uint8_t* p, size_t n_blocks);  // 64-byte blocks
   uint32_t h_[8];
   uint8_t buf_[64];
   size_t buf_len_ = 0;
   uint64_t total_ = 0;
+  bool portable_;
 };
 
 std::string sha256_hex(const std::string& bytes);

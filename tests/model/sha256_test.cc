@@ -19,6 +19,19 @@ TEST(Sha256, Fips180Vectors) {
             "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
+TEST(Sha256, PortablePathMatchesVectors) {
+  // The default path uses the SHA extensions where the CPU has them; this one never does.
+  auto portable = [](const std::string& bytes) {
+    Sha256 h(/*portable=*/true);
+    h.update(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    return h.hex_digest();
+  };
+  EXPECT_EQ(portable("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(portable(std::string(1000000, 'a')), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  const std::string mixed(4099, '\x5a');
+  EXPECT_EQ(portable(mixed), sha256_hex(mixed));
+}
+
 TEST(Sha256, IncrementalUpdatesMatchOneShot) {
   const std::string s(1000, 'x');
   Sha256 h;

@@ -1,0 +1,139 @@
+// End-to-end `kvaudit eval` on the demo model (scripts/fetch-models.sh smollm2): determinism and
+// resume after SIGKILL (issue "Safety evaluation", must-show 3 and 4). Skipped when the model has
+// not been fetched; tests never download.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string demo_model() {
+  const char* cache = std::getenv("KVAUDIT_CACHE");
+  const char* home = std::getenv("HOME");
+  const fs::path dir = cache ? fs::path(cache) : fs::path(home ? home : "") / ".cache" / "kvaudit";
+  const fs::path p = dir / "SmolLM2-135M-Instruct.Q4_1.gguf";
+  return fs::exists(p) ? p.string() : "";
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Small on purpose: 1 AdvBench prompt x (fp16, int2) x 4 new tokens; one sample per flush.
+std::vector<std::string> eval_args(const std::string& model, const fs::path& out) {
+  return {KVAUDIT_BINARY, "eval", "--model", model, "--bench", "advbench", "--limit", "1", "--seed", "1",
+          "--kv", "int2:token:asym", "--max-new-tokens", "4", "--raw", "--threads", "2", "--chunk", "1",
+          "--quiet", "--json", "--out", out.string()};
+}
+
+pid_t spawn(const std::vector<std::string>& args) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    std::freopen("/dev/null", "w", stdout);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int run(const std::vector<std::string>& args) {
+  int status = 0;
+  waitpid(spawn(args), &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+nlohmann::json without_timing(const fs::path& results) {
+  auto j = nlohmann::json::parse(slurp(results));
+  j.erase("timing");
+  return j;
+}
+
+size_t lines(const fs::path& p) {
+  const std::string s = slurp(p);
+  return size_t(std::count(s.begin(), s.end(), '\n'));
+}
+
+class CliEval : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_ = demo_model();
+    if (model_.empty()) GTEST_SKIP() << "SmolLM2-135M-Instruct.Q4_1.gguf not fetched (scripts/fetch-models.sh)";
+    root_ = fs::temp_directory_path() / ("kvaudit_cli_eval_" + std::to_string(getpid()));
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+  }
+  void TearDown() override {
+    if (!root_.empty()) fs::remove_all(root_);
+  }
+  std::string model_;
+  fs::path root_;
+};
+
+TEST_F(CliEval, TwoRunsGiveByteIdenticalResultsAndResumeAfterSigkill) {
+  const fs::path a = root_ / "a", b = root_ / "b", k = root_ / "killed";
+  ASSERT_EQ(run(eval_args(model_, a)), 0);
+  ASSERT_EQ(run(eval_args(model_, b)), 0);
+  // Determinism: identical bytes once "timing" is set aside.
+  EXPECT_EQ(without_timing(a / "results.json").dump(2), without_timing(b / "results.json").dump(2));
+  std::string ra = slurp(a / "results.json"), rb = slurp(b / "results.json");
+  ra.resize(ra.find("\"timing\""));
+  rb.resize(rb.find("\"timing\""));
+  EXPECT_EQ(ra, rb);
+  EXPECT_EQ(slurp(a / "samples.jsonl"), slurp(b / "samples.jsonl"));
+  EXPECT_EQ(lines(a / "samples.jsonl"), 2u);
+
+  // SIGKILL once the first sample is on disk, then rerun the same command.
+  const pid_t pid = spawn(eval_args(model_, k));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (std::chrono::steady_clock::now() < deadline &&
+         (!fs::exists(k / "samples.jsonl") || lines(k / "samples.jsonl") < 1))
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  const size_t before = lines(k / "samples.jsonl");
+  ASSERT_GE(before, 1u);
+  ASSERT_EQ(run(eval_args(model_, k)), 0);
+  const auto results = nlohmann::json::parse(slurp(k / "results.json"));
+  // Finished samples are not recomputed: each (id, scheme) once, the rest generated now.
+  EXPECT_EQ(results["timing"]["samples_resumed"].get<size_t>(), before);
+  EXPECT_EQ(results["timing"]["samples_generated"].get<size_t>(), 2u - before);
+  std::set<std::pair<std::string, std::string>> keys;
+  std::istringstream in(slurp(k / "samples.jsonl"));
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_TRUE(keys.emplace(j["id"], j["scheme"]).second) << line;
+  }
+  EXPECT_EQ(keys.size(), 2u);
+  EXPECT_EQ(without_timing(k / "results.json")["results"], without_timing(a / "results.json")["results"]);
+}
+
+TEST_F(CliEval, BadInputsExitTwoNamingTheInput) {
+  auto args = eval_args(model_, root_ / "bad");
+  args[5] = "advbenchx";  // --bench value
+  EXPECT_EQ(run(args), 2);
+  args = eval_args(model_, root_ / "bad");
+  args[11] = "int2:tokenx";  // --kv value
+  EXPECT_EQ(run(args), 2);
+}
+
+}  // namespace

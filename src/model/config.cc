@@ -199,6 +199,9 @@ ModelConfig parse_config_json(const json& j, const std::string& source) {
   c.n_heads = get_int(j, "num_attention_heads", source);
   c.n_kv_heads = get_int_or(j, "num_key_value_heads", c.n_heads, source);
   if (c.n_heads <= 0) usage_error("{}: num_attention_heads must be positive", source);
+  if (!find(j, "head_dim") && c.d_model % c.n_heads != 0)
+    usage_error("{}: hidden_size ({}) is not a multiple of num_attention_heads ({}) and head_dim is not set",
+                source, c.d_model, c.n_heads);
   c.head_dim = get_int_or(j, "head_dim", c.d_model / c.n_heads, source);
   c.d_ff = get_int(j, "intermediate_size", source);
   c.n_vocab = get_int(j, "vocab_size", source);

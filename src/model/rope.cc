@@ -101,10 +101,12 @@ float rope_attention_scaling(const ModelConfig& c) {
   const RopeScaling& r = c.rope_scaling;
   if (r.attention_factor > 0) return r.attention_factor;
   if (r.type == RopeType::kLongrope) {
-    // Phi3: factor = max_position / original max; sqrt(1 + ln(factor) / ln(original max)).
-    const int orig = r.original_max_position > 0 ? r.original_max_position : c.max_position;
-    const double factor = orig > 0 ? double(c.max_position) / orig : 1.0;
-    if (factor <= 1.0) return 1.0f;
+    // Phi3 (original max set): factor = max_position / original max, else rope_scaling.factor
+    // over max_position; attention factor sqrt(1 + ln(factor) / ln(original max)).
+    const bool has_orig = r.original_max_position > 0;
+    const int orig = has_orig ? r.original_max_position : c.max_position;
+    const double factor = has_orig ? double(c.max_position) / orig : double(r.factor);
+    if (factor <= 1.0 || orig <= 1) return 1.0f;
     return float(std::sqrt(1 + std::log(factor) / std::log(double(orig))));
   }
   if (r.type == RopeType::kYarn) {

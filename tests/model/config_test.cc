@@ -223,6 +223,11 @@ TEST(Config, ErrorsNameFileAndKey) {
   EXPECT_EQ(msg, "m/config.json: num_attention_heads (2) must be a multiple of num_key_value_heads (3)");
 
   j = tiny_config("llama");
+  j["hidden_size"] = 9;
+  msg = usage_message([&] { parse_config_json(j, "m/config.json"); });
+  EXPECT_EQ(msg, "m/config.json: hidden_size (9) is not a multiple of num_attention_heads (2) and head_dim is not set");
+
+  j = tiny_config("llama");
   j["hidden_size"] = "8";
   msg = usage_message([&] { parse_config_json(j, "m/config.json"); });
   EXPECT_NE(msg.find("'hidden_size' must be a non-negative integer"), std::string::npos) << msg;

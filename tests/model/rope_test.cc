@@ -76,6 +76,11 @@ TEST(Rope, Phi35LongropeShortLongAndAttentionFactor) {
   EXPECT_FLOAT_EQ(f[1], 0.00125f);
   // sqrt(1 + ln(131072/4096) / ln(4096)) for Phi-3.5-mini.
   EXPECT_NEAR(rope_attention_scaling(c), 1.1902380714238083, 1e-6);
+  // Without original_max_position_embeddings: rope_scaling.factor over max_position,
+  // sqrt(1 + ln 4 / ln 131072).
+  c.rope_scaling.original_max_position = 0;
+  c.rope_scaling.factor = 4;
+  EXPECT_NEAR(rope_attention_scaling(c), 1.0571882797418488, 1e-6);
 }
 
 }  // namespace

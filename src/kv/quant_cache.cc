@@ -26,6 +26,34 @@ void round_fp16_span(float* x, int64_t n) {
   for (; i < n; ++i) x[i] = round_fp16(x[i]);
 }
 
+// A growable float buffer that leaves new storage uninitialised: every row of the mirror is written
+// by append() before rows() can read it, and zero-filling 2x the cache per prefill showed in the
+// benchmark.
+class RowBuffer {
+ public:
+  size_t size() const { return n_; }
+  float* data() { return p_.get(); }
+  const float* data() const { return p_.get(); }
+  float& operator[](size_t i) { return p_[i]; }
+  void reserve(size_t n) {
+    if (n > cap_) grow(n);
+  }
+  void resize(size_t n) {
+    if (n > cap_) grow(std::max(n, 2 * cap_));
+    n_ = n;
+  }
+
+ private:
+  void grow(size_t cap) {
+    std::unique_ptr<float[]> q(new float[cap]);
+    if (n_) std::memcpy(q.get(), p_.get(), n_ * sizeof(float));
+    p_ = std::move(q);
+    cap_ = cap;
+  }
+  std::unique_ptr<float[]> p_;
+  size_t n_ = 0, cap_ = 0;
+};
+
 class QuantCache final : public LayerCache {
  public:
   explicit QuantCache(QuantPlan p) : plan_(std::move(p)), w_(plan_.geometry.width()) {
@@ -106,7 +134,7 @@ class QuantCache final : public LayerCache {
     if (plan_.had) {
       out_.resize(mirror_.size());
       for (int64_t r = first; r < size_; ++r) {
-        std::copy(&mirror_[size_t(r) * w_], &mirror_[size_t(r + 1) * w_], &out_[size_t(r) * w_]);
+        std::copy(&mirror_[size_t(r) * w_], &mirror_[size_t(r) * w_] + w_, &out_[size_t(r) * w_]);
         hadamard_rows(&out_[size_t(r) * w_], plan_.geometry.n_kv_heads, plan_.geometry.head_dim);
       }
     }
@@ -263,7 +291,7 @@ class QuantCache final : public LayerCache {
   bool residual_mode_ = false;
   size_t code_bytes_ = 0;  // packed codes of one compact row
   int64_t size_ = 0, q_ = 0;  // rows [0, q_) quantized, [q_, size_) in the 16-bit residual
-  std::vector<float> mirror_;   // [size, width]: what attention reads (rotated domain under +had)
+  RowBuffer mirror_;            // [size, width]: what attention reads (rotated domain under +had)
   std::vector<float> out_;      // [size, width]: +had only, mirror_ rotated back
   std::vector<float> pending_;  // [size - q, wc]: rows not yet quantized
   std::unique_ptr<RowQuantizer> tensor_q_;

@@ -90,7 +90,12 @@ Tokenizer Tokenizer::from_hf_json(const std::string& tokenizer_json_path, const 
 
 Tokenizer Tokenizer::from_gguf_metadata(const nlohmann::json& md, const std::string& what) {
   TokenizerExtras extras;
-  nlohmann::json j = gguf_to_tokenizer_json(md, extras, what);
+  nlohmann::json j;
+  try {
+    j = gguf_to_tokenizer_json(md, extras, what);
+  } catch (const nlohmann::json::exception& e) {
+    usage_error("{}: malformed tokenizer metadata: {}", what, e.what());
+  }
   return Tokenizer(build_tokenizer_impl(j, std::move(extras), what));
 }
 

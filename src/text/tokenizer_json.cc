@@ -7,6 +7,9 @@
 namespace kvaudit::text {
 namespace {
 
+// Ids index a dense table; real vocabularies stay far below this (Gemma: 256k).
+constexpr int kMaxTokenId = 1 << 24;
+
 std::vector<std::pair<std::string, std::string>> parse_merges(const nlohmann::json& m, const std::string& what) {
   std::vector<std::pair<std::string, std::string>> out;
   out.reserve(m.size());
@@ -84,7 +87,10 @@ std::unique_ptr<TokenizerImpl> build_tokenizer_impl(const nlohmann::json& j, Tok
       cfg.unk_id = it->second;
     }
     int max_id = -1;
-    for (const auto& [tok, id] : vocab) max_id = std::max(max_id, id);
+    for (const auto& [tok, id] : vocab) {
+      if (id < 0 || id > kMaxTokenId) usage_error("{}: token id {} for '{}' is out of range", what, id, tok);
+      max_id = std::max(max_id, id);
+    }
     t->id_to_token.resize(max_id + 1);
     for (const auto& [tok, id] : vocab) {
       if (id < 0) usage_error("{}: negative token id {} for '{}'", what, id, tok);
@@ -97,7 +103,7 @@ std::unique_ptr<TokenizerImpl> build_tokenizer_impl(const nlohmann::json& j, Tok
       AddedToken tok{a.at("content").get<std::string>(), a.at("id").get<int>(), a.value("special", false),
                      a.value("normalized", false), a.value("lstrip", false), a.value("rstrip", false),
                      a.value("single_word", false)};
-      if (tok.id < 0 || tok.id > (1 << 24)) usage_error("{}: added token id {} out of range", what, tok.id);
+      if (tok.id < 0 || tok.id > kMaxTokenId) usage_error("{}: added token id {} out of range", what, tok.id);
       if (tok.id >= static_cast<int>(t->id_to_token.size())) t->id_to_token.resize(tok.id + 1);
       t->id_to_token[tok.id] = tok.content;
       t->added_by_id[tok.id] = tok.content;

@@ -19,9 +19,9 @@ char32_t utf8_decode(std::string_view s, size_t i, size_t n);
 
 void utf8_append(std::string& out, char32_t cp);
 
-// s with every invalid byte replaced by U+FFFD, as Python's bytes.decode(errors="replace") does
-// for single stray bytes. Tokenizers work on Unicode text (HF takes a Rust &str); this is how
-// arbitrary file bytes become text.
+// s with every byte that is not part of a valid UTF-8 sequence replaced by U+FFFD (one per byte).
+// HF tokenizers only take valid Unicode text (a Rust &str); this is how arbitrary file bytes
+// become text. (Python's errors="replace" may use one U+FFFD for a truncated multi-byte sequence.)
 std::string utf8_sanitize(std::string_view s);
 
 // Bytes held back at the end of s because they start a UTF-8 sequence that is not complete yet

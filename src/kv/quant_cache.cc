@@ -99,6 +99,7 @@ class QuantCache final : public LayerCache {
       return old;
     }
     pending_.resize(size_t(old + n - q_) * wc_);
+    const int64_t q_planned = quantized_after(old + n);  // rows below it are quantized in this call
     std::vector<float> x(w_);  // [width]
     for (int64_t t = 0; t < n; ++t) {
       const float* in = rows + t * w_;
@@ -117,18 +118,13 @@ class QuantCache final : public LayerCache {
       }
       if (residual_mode_) {
         round_fp16_span(p, wc_);
-        write_compact(old + t, p);  // the 16-bit residual, until quantized
+        if (old + t >= q_planned) write_compact(old + t, p);  // the 16-bit residual, until quantized
       }
     }
     size_ = old + n;
     if (plan_.mode == QuantPlan::Mode::kTensor && (n_segments_ == 0 || plan_.compat_paper) && n > 0)
       fit_tensor(&pending_[size_t(old - q_) * wc_], n);
-    int64_t q_new = q_;
-    if (plan_.mode == QuantPlan::Mode::kChannel) {
-      q_new = residual_mode_ ? q_ + (size_ - q_) / plan_.residual * plan_.residual : size_;
-    } else {
-      q_new = residual_mode_ ? std::max(q_, size_ - plan_.residual) : size_;
-    }
+    const int64_t q_new = quantized_after(size_);
     if (q_new > q_) quantize_rows(q_new);
     const int64_t first = q_new > q_old && q_old < old ? q_old : old;
     if (plan_.had) {
@@ -147,6 +143,14 @@ class QuantCache final : public LayerCache {
   // Rows go from the input to the scheme unchanged: no rotation, split or residual, simulated.
   bool direct() const {
     return !packed() && !plan_.had && wc_ == w_ && !residual_mode_ && plan_.mode != QuantPlan::Mode::kChannel;
+  }
+
+  // How many rows are quantized once the cache holds `size` rows (SPEC.md §3 streaming): channel
+  // quantizes whole residual windows of R rows; token-wise schemes keep the newest R rows 16-bit.
+  int64_t quantized_after(int64_t size) const {
+    if (!residual_mode_) return size;
+    if (plan_.mode == QuantPlan::Mode::kChannel) return q_ + (size - q_) / plan_.residual * plan_.residual;
+    return std::max(q_, size - plan_.residual);
   }
 
   // tensor: (s, z) from this append's rows x [n, wc] (the prefill; every call under --compat paper).

@@ -1,11 +1,15 @@
 // GGUF reader: round trips through GgufWriter, a file from gguf-py's writer, corrupt inputs,
 // and the real models when they are cached.
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
+#include <set>
+
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 
 #include "core/half.h"
@@ -176,6 +180,14 @@ TEST_F(GgufCorrupt, UnsupportedVersion) {
   expect_usage_error([&] { GgufFile::open(p); }, {p, "version 1"});
 }
 
+TEST_F(GgufCorrupt, Version2HasTheSameLayout) {
+  std::string s = valid_;
+  poke<uint32_t>(s, 4, 2);
+  const auto f = GgufFile::open(write(s));
+  EXPECT_EQ(f->version(), 2u);
+  EXPECT_EQ(f->metadata().at("llama.block_count").get<int>(), 2);
+}
+
 TEST_F(GgufCorrupt, AbsurdCounts) {
   std::string s = valid_;
   poke<uint64_t>(s, 16, uint64_t(1) << 60);  // metadata count
@@ -268,8 +280,11 @@ struct RealModel {
   const char* file;
   const char* arch;
   size_t n_tensors;
-  bool dequantize_all;  // the 1.1 GB model checks a sample of tensors to keep the suite fast
+  std::set<std::string> types;  // ggml types of its tensors, all of which the sample must cover
+  bool dequantize_all;  // the 1.1 GB model checks a sample unless KVAUDIT_SLOW_TESTS=1 (about 10 s)
 };
+
+constexpr int64_t kSampleMaxElements = int64_t(1) << 24;
 
 class GgufRealModel : public ::testing::TestWithParam<RealModel> {};
 
@@ -287,25 +302,34 @@ TEST_P(GgufRealModel, OpensAndDequantizesToFiniteValues) {
   EXPECT_GT(md.at("tokenizer.ggml.tokens").size(), 40000u);
   EXPECT_EQ(md.at("tokenizer.ggml.tokens").size(), md.at("tokenizer.ggml.token_type").size());
 
+  const bool all = GetParam().dequantize_all || std::getenv("KVAUDIT_SLOW_TESTS") != nullptr;
   std::vector<float> buf;
+  std::set<std::string> types_seen;
   size_t checked = 0;
   for (size_t i = 0; i < f->tensors().size(); ++i) {
     const auto& t = f->tensors()[i];
-    if (!GetParam().dequantize_all && i % 16 != 0 && t.name != "token_embd.weight") continue;
+    // The sample: every 8th tensor and the first of each type, below kSampleMaxElements (token_embd alone is 233M values).
+    const bool new_type = types_seen.count(ggml_type_name(t.type)) == 0;
+    if (!all && ((i % 8 != 0 && !new_type) || t.numel() > kSampleMaxElements)) continue;
     buf.resize(size_t(t.numel()));
     f->read_f32(t.name, buf);
     size_t bad = 0;
     for (float v : buf) bad += !std::isfinite(v);
     EXPECT_EQ(bad, 0u) << t.name << " (" << ggml_type_name(t.type) << ")";
     ++checked;
+    types_seen.insert(ggml_type_name(t.type));
   }
+  EXPECT_EQ(types_seen, GetParam().types);
   EXPECT_GT(checked, 10u);
+  const double total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("[ info ] %s: %zu tensors dequantized (%s), %.0f ms in all\n", GetParam().file, checked,
+              fmt::format("{}", fmt::join(types_seen, ",")).c_str(), total_ms);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cached, GgufRealModel,
-                         ::testing::Values(RealModel{"SmolLM2-135M-Instruct.Q4_1.gguf", "llama", 272, true},
+                         ::testing::Values(RealModel{"SmolLM2-135M-Instruct.Q4_1.gguf", "llama", 272, {"F32", "Q4_1", "Q8_0"}, true},
                                            RealModel{"Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf", "qwen2", 339,
-                                                     false}),
+                                                     {"F32", "Q4_K", "Q6_K"}, false}),
                          [](const auto& info) { return std::string(info.param.arch); });
 
 }  // namespace

@@ -82,6 +82,9 @@ void expect_qwen25_coder_config(const ModelConfig& c) {
   EXPECT_FLOAT_EQ(c.rope_theta, 1000000.0f);
   EXPECT_FLOAT_EQ(c.norm_eps, 1e-6f);
   EXPECT_EQ(c.sliding_window, 0);
+  EXPECT_EQ(c.max_position, 32768);
+  EXPECT_EQ(c.eos_ids, std::vector<int>{151645});  // <|im_end|>
+  EXPECT_EQ(c.bos_id, 151643);
 }
 
 TEST(RealModels, Qwen25CoderGgufConfig) {

@@ -28,6 +28,7 @@ class TensorSource {
   virtual std::optional<TensorInfo> info(const std::string& name) const = 0;
   // Dequantizes/converts the whole tensor into out (out.size() == numel). Throws UsageError
   // naming the file and tensor when it is missing or its bytes are out of range.
+  // Safe to call from several threads at once: the readers are const over a read-only mapping.
   virtual void read_f32(const std::string& name, std::span<float> out) const = 0;
   // The path(s) it reads, for messages and the results' model record.
   virtual std::string describe() const = 0;

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include <set>
+#include <thread>
 
 #include <fmt/ranges.h>
 #include <gtest/gtest.h>
@@ -146,6 +147,24 @@ TEST(GgufReader, ReadsTheGgufPyFixture) {
   EXPECT_EQ(md.at("fixture.ints"), nlohmann::json::array({1, -2, 3}));
   EXPECT_EQ(f->tensors().size(), 26u);  // 13 types x (raw, expected)
   EXPECT_EQ(f->info("Q4_K.raw")->shape, (std::vector<int64_t>{6, 256}));
+}
+
+TEST(GgufReader, ConcurrentReadsAgreeWithSerialOnes) {
+  const auto f = GgufFile::open(std::string(KVAUDIT_FIXTURES) + "/io/dequant_reference.gguf");
+  const auto names = f->names();
+  std::vector<std::vector<float>> serial(names.size()), parallel(names.size());  // each [6, 256]
+  for (size_t i = 0; i < names.size(); ++i) {
+    serial[i].resize(size_t(f->info(names[i])->numel()));
+    parallel[i].resize(serial[i].size());
+    f->read_f32(names[i], serial[i]);
+  }
+  std::vector<std::thread> threads;
+  for (size_t w = 0; w < 4; ++w)
+    threads.emplace_back([&, w] {
+      for (size_t i = w; i < names.size(); i += 4) f->read_f32(names[i], parallel[i]);
+    });
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < names.size(); ++i) EXPECT_EQ(serial[i], parallel[i]) << names[i];
 }
 
 // --- corrupt inputs: each must be a UsageError naming the file and the problem.

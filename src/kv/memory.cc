@@ -26,9 +26,10 @@ double cache_bytes(const SchemeSpec& spec, Role role, CacheGeometry g, int64_t t
                                                                                         : ggml_code_bits(s.kind);
   const double code = std::ceil(double(wc) * bits / 8.0);  // per token
   const double zero = s.kind == SchemeKind::kInt && !s.sym ? 2.0 : 1.0;  // params per set
+  constexpr double kIntParam = 4.0;  // intB s and z are fp32
   if (s.kind == SchemeKind::kInt && s.gran == Gran::kChannel) {
     const int64_t q = t / s.residual * s.residual;  // whole residual windows are quantized
-    return double(q) * code + double(q / s.group) * wc * zero * kHalf + kHalf * double(t - q) * wc + protect;
+    return double(q) * code + double(q / s.group) * wc * zero * kIntParam + kHalf * double(t - q) * wc + protect;
   }
   const int64_t q = std::max<int64_t>(0, t - s.residual);  // the newest R tokens stay 16-bit
   double per_row = code;
@@ -36,10 +37,10 @@ double cache_bytes(const SchemeSpec& spec, Role role, CacheGeometry g, int64_t t
   switch (s.kind) {
     case SchemeKind::kInt:
       switch (s.gran) {
-        case Gran::kTensor: once = zero * kHalf; break;
-        case Gran::kToken: per_row += zero * kHalf; break;
-        case Gran::kHead: per_row += g.n_kv_heads * zero * kHalf; break;
-        case Gran::kGroup: per_row += double(w / s.group) * zero * kHalf; break;
+        case Gran::kTensor: once = zero * kIntParam; break;
+        case Gran::kToken: per_row += zero * kIntParam; break;
+        case Gran::kHead: per_row += g.n_kv_heads * zero * kIntParam; break;
+        case Gran::kGroup: per_row += double(w / s.group) * zero * kIntParam; break;
         default: break;
       }
       break;

@@ -1,10 +1,11 @@
 // Bytes per token per layer of every scheme, by formula (SPEC.md §3 Memory). Convention:
 //   codes: ceil(W'·B/8) bytes per quantized token (W' = channels left after +protect; each token's
 //          codes are packed on their own);
-//   scales and zero points: fp16 (2 bytes) each, per set (token/head/group/llama.cpp block), per
-//          channel per block of N tokens (channel), once per sequence (tensor); fp8 dynamic scales
-//          are fp32 (4 bytes); a fixed or calibrated fp8 scale and nuq codebooks are per-layer
-//          constants shared by all sequences and not counted;
+//   scales and zero points: intB s and z fp32 (4 bytes each: the SPEC formula exactly), per set
+//          (token/head/group), per channel per block of N tokens (channel), once per sequence
+//          (tensor); llama.cpp d and m fp16 (2 bytes) per block of 32, as ggml stores them; fp8
+//          dynamic scales fp32 (4 bytes); a fixed or calibrated fp8 scale and nuq codebooks are
+//          per-layer constants shared by all sequences and not counted;
 //   residual: 2 bytes per value of every token still in the 16-bit window; +protect: 2 bytes per
 //          protected value; nuq outliers: 4 bytes each (uint16 index + fp16 value) at the nominal
 //          fraction, plus a 2-byte count per token;

@@ -15,7 +15,7 @@
 
 namespace kvaudit::kv {
 
-// Simulated: rows stored dequantized (floats). Packed: codes bit-packed with fp16 scales/zeros and an
+// Simulated: rows stored dequantized (floats). Packed: codes bit-packed with their scales/zeros and an
 // fp16 residual, at the scheme's real size. Both return bit-identical rows() (SPEC.md §3 Memory).
 enum class Storage { kSimulated, kPacked };
 

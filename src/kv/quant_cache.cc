@@ -14,6 +14,7 @@ namespace kvaudit::kv {
 namespace {
 
 constexpr size_t kFp16Bytes = 2;
+constexpr size_t kIntParamBytes = 4;  // intB scales and zero points are fp32 (schemes/int_affine.h)
 constexpr size_t kOutlierBytes = 4;  // uint16 channel index + fp16 value
 constexpr int64_t kChunkRows = 256;  // rows per step of a long prefill through the residual
 
@@ -72,7 +73,7 @@ class QuantCache final : public LayerCache {
   size_t bytes() const override {
     const size_t residual = size_t(size_ - q_) * size_t(wc_) * kFp16Bytes;
     const size_t protect = size_t(size_) * plan_.protected_channels.size() * kFp16Bytes;
-    const size_t tensor = size_t(n_segments_) * (plan_.affine.sym ? 1 : 2) * kFp16Bytes;
+    const size_t tensor = size_t(n_segments_) * (plan_.affine.sym ? 1 : 2) * kIntParamBytes;
     return quantized_bytes_ + residual + protect + tensor;
   }
 
@@ -233,27 +234,29 @@ class QuantCache final : public LayerCache {
         hi[c] = std::max(hi[c], xr[c]);
       }
     }
-    std::vector<float> pf(size_t(np) * wc_, 0.0f);  // [np, wc]: scales, then zero points
+    std::vector<float> pf(size_t(np) * wc_, 0.0f);  // [np, wc]: stored scales, then zero points
+    std::vector<float> qs(wc_);                      // [wc]: fp32 scales the codes are computed with
     for (int c = 0; c < wc_; ++c) {
       const AffineParams p = a.fit_range(lo[c], hi[c]);
       pf[c] = p.scale;
+      qs[c] = p.qscale;
       if (np == 2) pf[wc_ + c] = p.zero;
     }
     const float* zero = np == 2 ? &pf[wc_] : pf.data();  // unused when sym
     std::vector<uint8_t>& codes = block_codes_;  // [n, wc]
     codes.resize(size_t(n) * wc_);
-    for (int64_t r = 0; r < n; ++r) a.quantize_columns(x + r * wc_, wc_, pf.data(), zero, &codes[size_t(r) * wc_]);
-    quantized_bytes_ += size_t(n) * code_bytes_ + size_t(wc_) * np * kFp16Bytes;
-    if (packed()) {  // [n] packed rows of codes, then [np, wc] fp16 parameters; decode from them
+    for (int64_t r = 0; r < n; ++r) a.quantize_columns(x + r * wc_, wc_, qs.data(), zero, &codes[size_t(r) * wc_]);
+    quantized_bytes_ += size_t(n) * code_bytes_ + size_t(wc_) * np * kIntParamBytes;
+    if (packed()) {  // [n] packed rows of codes, then [np, wc] fp32 parameters; decode from them
       const size_t c0 = codes_.size(), p0 = params_.size();
       codes_.resize(c0 + size_t(n) * code_bytes_);
-      params_.resize(p0 + pf.size() * kFp16Bytes);
-      encode_params(pf.data(), int(pf.size()), int(kFp16Bytes), &params_[p0]);
+      params_.resize(p0 + pf.size() * kIntParamBytes);
+      encode_params(pf.data(), int(pf.size()), int(kIntParamBytes), &params_[p0]);
       for (int64_t r = 0; r < n; ++r) {
         pack_codes(&codes[size_t(r) * wc_], wc_, a.bits, &codes_[c0 + size_t(r) * code_bytes_]);
         unpack_codes(&codes_[c0 + size_t(r) * code_bytes_], wc_, a.bits, &codes[size_t(r) * wc_]);
       }
-      decode_params(&params_[p0], int(pf.size()), int(kFp16Bytes), pf.data());
+      decode_params(&params_[p0], int(pf.size()), int(kIntParamBytes), pf.data());
     }
     deq_tmp_.resize(wc_);
     for (int64_t r = 0; r < n; ++r) {

@@ -8,7 +8,7 @@
 //    was quantized;
 //  - `tensor` fits (s, z) on the first append (the prefill) and keeps it; `--compat paper` fits
 //    `tensor` and `channel` on each append alone, without a residual window.
-// Storage::kSimulated writes dequantized floats; kPacked keeps bit-packed codes, fp16 parameters and
+// Storage::kSimulated writes dequantized floats; kPacked keeps bit-packed codes, parameters (docs/KV_SCHEMES.md) and
 // sparse outliers and decodes rows() from those bytes. Both give identical rows().
 #pragma once
 #include <memory>

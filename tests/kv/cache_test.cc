@@ -129,8 +129,8 @@ TEST(Cache, KiviKeysQuantizeWholeBlocksOfTheResidual) {
   EXPECT_EQ(c->append(&xs[4], 1), 4);
   const std::vector<float> want = {-1, 2, 0, 3, 0.0999755859375f};  // the residual is fp16: 0.1 -> 0.09998
   EXPECT_EQ(std::vector<float>(c->rows(), c->rows() + 5), want);
-  // Codes 1 byte/token (2 bits of one channel), 2 blocks x (s, z) x 2 bytes, 1 residual value x 2 bytes.
-  EXPECT_EQ(c->bytes(), 4u * 1 + 2 * 2 * 2 + 2);
+  // Codes 1 byte/token (2 bits of one channel), 2 blocks x (s, z) x 4 bytes (fp32), 1 residual value x 2 bytes.
+  EXPECT_EQ(c->bytes(), 4u * 1 + 2 * 2 * 4 + 2);
   // One prefill of all five gives the same rows.
   auto one = p.make_cache(0, Role::K, {1, 1});
   EXPECT_EQ(one->append(xs, 5), 0);
@@ -155,19 +155,20 @@ TEST(Cache, ChannelCompatPaperFitsEachCall) {
   auto c = p.make_cache(0, Role::K, {1, 1});
   const float xs[] = {-1, 2, 0.5f};
   EXPECT_EQ(c->append(xs, 2), 0);  // the prompt as one set per channel: exact here
-  EXPECT_EQ(c->append(&xs[2], 1), 2);  // one value alone: s = 1e-8 -> fp16 0 -> stored as 0
-  EXPECT_EQ(std::vector<float>(c->rows(), c->rows() + 3), (std::vector<float>{-1, 2, 0}));
+  // One value alone (lossy, as in the paper): s = 1e-8 (the floor), z = clamp(round(-0.5/1e-8)) = 0,
+  // q = clamp(round(0.5/1e-8)) = 3 -> x' = 3e-8.
+  EXPECT_EQ(c->append(&xs[2], 1), 2);
+  EXPECT_EQ(std::vector<float>(c->rows(), c->rows() + 3), (std::vector<float>{-1, 2, 3 * 1e-8f}));
 }
 
 TEST(Cache, HadamardRotatesEachHead) {
-  // One head of 4: x = e0 -> H x / 2 = (0.5, 0.5, 0.5, 0.5); int8 sym keeps it exact (s = 0.5/127
-  // -> fp16; 0.5/s16 rounds to 127 back to 0.5 within fp16 rounding), and the inverse gives e0 back
-  // up to that error.
+  // One head of 4: x = e0 -> H x / 2 = (0.5, 0.5, 0.5, 0.5); int8 sym: s = 0.5/127, q = 127,
+  // x' = 127·s; the inverse gives e0 back up to float rounding.
   auto c = KvPolicy::parse("int8:token:sym+had").make_cache(0, Role::K, {1, 4});
   const float x[] = {1, 0, 0, 0};
   c->append(x, 1);
-  const float s16 = 0.003936767578125f;  // fp16(0.5/127)
-  const float v = 127 * s16;             // each rotated value after quantization
+  const float s = 0.5f / 127;  // int8 sym scale of the rotated row
+  const float v = 127 * s;     // each rotated value after quantization
   const float back = (v + v + v + v) * 0.5f;
   EXPECT_EQ(c->rows()[0], back);
   EXPECT_EQ(c->rows()[1], 0.0f);
@@ -187,7 +188,7 @@ TEST(Cache, ProtectedChannelsStayFp16AndLeaveTheScale) {
   c->append(x, 1);
   // Unprotected {1, -1, 0.5}: s = 1 -> 1, -1, round(0.5) = 0. Protected: fp16(100.1) = 100.125.
   EXPECT_EQ(std::vector<float>(c->rows(), c->rows() + 4), (std::vector<float>{1, 100.125f, -1, 0}));
-  EXPECT_EQ(c->bytes(), 1u + 2 + 2);  // 3 codes x 2 bits -> 1 byte, one fp16 scale, one fp16 protected value
+  EXPECT_EQ(c->bytes(), 1u + 4 + 2);  // 3 codes x 2 bits -> 1 byte, one fp32 scale, one fp16 protected value
 }
 
 TEST(Cache, NuqUsesCalibratedLevelsAndKeepsOutliers) {

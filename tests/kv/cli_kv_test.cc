@@ -40,9 +40,9 @@ TEST(CliKv, AppliesASchemeAndReportsMetrics) {
   const auto y = kvaudit::io::read_npy(out);
   EXPECT_EQ(y.shape, (std::vector<int64_t>{2, 4}));
   EXPECT_EQ(y.data, (std::vector<float>{3, -3, 1.5f, 0, 1, -1, 10, 0}));
-  // Error only in the last value: 25 / 8 values; codes 1 byte + 2 fp16 scales = 5 bytes per token.
+  // Error only in the last value: 25 / 8 values; codes 1 byte + 2 fp32 scales = 9 bytes per token.
   EXPECT_NE(r.out.find("mse: 3.125\n"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("bytes_per_token: 5.0000\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("bytes_per_token: 9.0000\n"), std::string::npos) << r.out;
   // Packed storage prints the same result.
   const CliRun rp = run("kv --scheme int2:head:sym --role k --heads 2 --storage packed --in " + in + " --out " + out);
   EXPECT_EQ(rp.out, r.out);

@@ -22,11 +22,10 @@ TEST(IntAffine, SymTokenRoundsHalfToEven) {
   EXPECT_EQ(fake_quant("int3:token:sym", Role::K, {1, 4}, {6, -6, 1, 5}), (std::vector<float>{6, -6, 0, 4}));
 }
 
-TEST(IntAffine, SymScaleIsStoredInFp16) {
-  // int8 sym: s = 1/127 rounds to fp16 1032·2^-17 = 0.00787353515625; q(1) = round(127.0077) = 127,
-  // x' = 127·s16 = 0.99993896484375; q(-0.1) = round(-12.7006) = -13 -> -0.10235595703125.
-  EXPECT_EQ(fake_quant("int8:token:sym", Role::K, {1, 2}, {1.0f, -0.1f}),
-            (std::vector<float>{0.99993896484375f, -13 * 0.00787353515625f}));
+TEST(IntAffine, SymScaleIsFp32) {
+  // int8 sym: s = 1/127: q(1) = 127, q(-0.1) = round(-12.7) = -13; x' = q·s in fp32.
+  const float s = 1.0f / 127;
+  EXPECT_EQ(fake_quant("int8:token:sym", Role::K, {1, 2}, {1.0f, -0.1f}), (std::vector<float>{127 * s, -13 * s}));
 }
 
 TEST(IntAffine, AsymZeroPointAndClamp) {
@@ -49,11 +48,11 @@ TEST(IntAffine, HeadGroupAndTokenGranularities) {
 
 TEST(IntAffine, TensorScaleFromPrefillThenSaturates) {
   auto cache = KvPolicy::parse("int3:tensor:sym").make_cache(0, Role::K, {1, 2});
-  // s = 2/3 -> fp16 1365·2^-11 = 0.66650390625. q: 1.5004 -> 2, -3.0007 -> -3, 0.7502 -> 1, 3.0007 -> 3.
-  const float s = 0.66650390625f;
+  // s = 2/3: x/s = 1.5 -> 2 (tie to even), -3, 0.75 -> 1, 3.
+  const float s = 2.0f / 3;
   const std::vector<float> prefill = {1, -2, 0.5f, 2};
   EXPECT_EQ(cache->append(prefill.data(), 2), 0);
-  // Decode: 4/s = 6.0015 saturates at 3; -0.1/s = -0.15 -> 0. The scale is not refitted.
+  // Decode: 4/s = 6 saturates at 3; -0.1/s = -0.15 -> 0. The scale is not refitted.
   const std::vector<float> next = {4, -0.1f};
   EXPECT_EQ(cache->append(next.data(), 1), 2);
   const std::vector<float> want = {2 * s, -3 * s, 1 * s, 3 * s, 3 * s, 0};
@@ -67,8 +66,8 @@ TEST(IntAffine, CompatPaperRefitsTensorPerCall) {
   const std::vector<float> prefill = {1, -2, 0.5f, 2}, next = {4, -0.1f};
   cache->append(prefill.data(), 2);
   cache->append(next.data(), 1);
-  // The decode token alone: s = 4/3 -> fp16 2730·2^-11 = 1.3330078125; 4/s = 3.0007 -> 3, -0.075 -> 0.
-  EXPECT_EQ(cache->rows()[4], 3 * 1.3330078125f);
+  // The decode token alone: s = 4/3: 4/s = 3, -0.075 -> 0.
+  EXPECT_EQ(cache->rows()[4], 3 * (4.0f / 3));
   EXPECT_EQ(cache->rows()[5], 0.0f);
 }
 
@@ -82,7 +81,7 @@ TEST(IntAffine, VectorSpanMatchesScalarDefinition) {
     for (bool sym : {false, true}) {
       if (bits == 1 && sym) continue;
       const IntAffine q{bits, sym};
-      for (AffineParams p : {q.fit(x.data(), 1000), AffineParams{0.5f, sym ? 0.0f : 3.0f}, AffineParams{0, 0}}) {
+      for (AffineParams p : {q.fit(x.data(), 1000), AffineParams{0.5f, sym ? 0.0f : 3.0f, 0.5f}, AffineParams{0, 0}}) {
         std::vector<uint8_t> codes(x.size());
         std::vector<float> out(x.size());
         q.quantize_span(x.data(), int64_t(x.size()), p, codes.data());

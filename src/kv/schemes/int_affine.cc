@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "core/half.h"
 
@@ -11,31 +12,26 @@ namespace kvaudit::kv {
 namespace {
 
 constexpr float kAsymScaleFloor = 1e-8f;  // SPEC.md §3: asymmetric s floored at 1e-8 (the paper's clamp)
-constexpr float kFp16Max = 65504.0f;
+constexpr float kMaxScale = std::numeric_limits<float>::max();
 
-// Scales are stored in fp16 (SPEC.md §3 Memory): round to nearest even, keep finite.
-float to_fp16_scale(float s) {
-  // F16C conversion: the same round-to-nearest-even as round_fp16 for every float (checked
-  // exhaustively), without its branches: this runs once per group, channel block or token.
-  const float r = _cvtsh_ss(_cvtss_sh(s, _MM_FROUND_TO_NEAREST_INT));
-  return std::isfinite(r) ? r : kFp16Max;
-}
+// The stored scale: s itself (fp32), so that x' = (q - z)·s is the SPEC formula exactly and matches
+// the research code's fp32 hooks (tests/fixtures/kv_paper: fp16 scales moved tiny-model logits by
+// 1e-2 relative, fp32 scales match to 1e-6). Kept finite.
+float stored_scale(float s) { return std::isfinite(s) ? s : kMaxScale; }
 
 }  // namespace
 
 AffineParams IntAffine::fit_range(float lo, float hi) const {
   AffineParams p;
   if (sym) {
-    const float amax = std::max(std::fabs(lo), std::fabs(hi));
-    p.scale = to_fp16_scale(amax / float(qmax()));  // s = max|x| / (2^(B-1) - 1)
+    p.qscale = std::max(std::fabs(lo), std::fabs(hi)) / float(qmax());  // s = max|x| / (2^(B-1) - 1)
+    p.scale = stored_scale(p.qscale);
     return p;
   }
-  const float s = std::max((hi - lo) / float(qmax()), kAsymScaleFloor);  // s = (max - min) / (2^B - 1)
-  p.scale = to_fp16_scale(s);
-  if (p.scale > 0) {  // z = clamp(round(-min/s), 0, 2^B-1)
-    const float z = std::nearbyint(-lo / p.scale);
-    p.zero = z > float(qmax()) ? float(qmax()) : (z >= 0 ? z : 0.0f);
-  }
+  p.qscale = std::max((hi - lo) / float(qmax()), kAsymScaleFloor);  // s = (max - min) / (2^B - 1)
+  p.scale = stored_scale(p.qscale);
+  const float z = std::nearbyint(-lo / p.qscale);  // z = clamp(round(-min/s), 0, 2^B-1)
+  p.zero = z > float(qmax()) ? float(qmax()) : (z >= 0 ? z : 0.0f);
   return p;
 }
 
@@ -75,13 +71,13 @@ AffineParams IntAffine::fit(const float* x, int64_t n, int64_t stride) const {
   return fit_range(lo, hi);
 }
 
-void IntAffine::quantize_columns(const float* x, int64_t n, const float* scale, const float* zero,
+void IntAffine::quantize_columns(const float* x, int64_t n, const float* qscale, const float* zero,
                                  uint8_t* codes) const {
   int64_t i = 0;
   const __m256 vlo = _mm256_set1_ps(float(qmin())), vhi = _mm256_set1_ps(float(qmax()));
   const __m256i voff = _mm256_set1_epi32(code_offset());
   for (; i + 8 <= n; i += 8) {
-    const __m256 vs = _mm256_loadu_ps(scale + i);
+    const __m256 vs = _mm256_loadu_ps(qscale + i);
     __m256 t = _mm256_div_ps(_mm256_loadu_ps(x + i), vs);
     if (!sym) t = _mm256_add_ps(t, _mm256_loadu_ps(zero + i));
     __m256 q = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -93,7 +89,7 @@ void IntAffine::quantize_columns(const float* x, int64_t n, const float* scale, 
     __m128i c16 = _mm_packus_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));
     _mm_storel_epi64(reinterpret_cast<__m128i*>(codes + i), _mm_packus_epi16(c16, c16));
   }
-  for (; i < n; ++i) codes[i] = quantize(x[i], {scale[i], sym ? 0.0f : zero[i]});
+  for (; i < n; ++i) codes[i] = quantize(x[i], {0, sym ? 0.0f : zero[i], qscale[i]});
 }
 
 void IntAffine::dequantize_columns(const uint8_t* codes, int64_t n, const float* scale, const float* zero,
@@ -110,9 +106,9 @@ void IntAffine::dequantize_columns(const uint8_t* codes, int64_t n, const float*
 }
 
 uint8_t IntAffine::quantize(float x, AffineParams p) const {
-  // A scale that rounds to 0 in fp16 (a set of all-zero or ~1e-8 values) stores zeros.
-  if (p.scale == 0) return uint8_t(code_offset());
-  float t = x / p.scale;
+  // An all-zero set (sym: s = 0) stores zeros.
+  if (p.qscale == 0) return uint8_t(code_offset());
+  float t = x / p.qscale;
   if (!sym) t = t + p.zero;
   float q = std::nearbyint(t);
   if (!(q >= float(qmin()))) q = float(qmin());  // NaN saturates low, like the vector path
@@ -127,11 +123,11 @@ float IntAffine::dequantize(uint8_t code, AffineParams p) const {
 
 void IntAffine::quantize_span(const float* x, int64_t n, AffineParams p, uint8_t* codes) const {
   int64_t i = 0;
-  if (p.scale == 0) {
+  if (p.qscale == 0) {
     std::fill(codes, codes + n, uint8_t(code_offset()));
     return;
   }
-  const __m256 vs = _mm256_set1_ps(p.scale), vz = _mm256_set1_ps(sym ? 0.0f : p.zero);
+  const __m256 vs = _mm256_set1_ps(p.qscale), vz = _mm256_set1_ps(sym ? 0.0f : p.zero);
   const __m256 vlo = _mm256_set1_ps(float(qmin())), vhi = _mm256_set1_ps(float(qmax()));
   const __m256i voff = _mm256_set1_epi32(code_offset());
   for (; i + 8 <= n; i += 8) {

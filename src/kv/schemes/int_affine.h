@@ -1,15 +1,16 @@
 // intB affine quantization, the reference formulas of SPEC.md §3 applied to one set of values (a
 // token, a head, a group, a tensor or one channel of a block: the granularity picks the set).
-// Scales and zero points are stored in fp16 (the cache's 16-bit parameters), so the formulas run
-// with the fp16-rounded scale s16: codes and dequantized values are what a packed cache reproduces.
+// Everything in fp32, exactly as the formulas read (and as the research code's fp32 hooks compute):
+// a packed cache stores s and z as fp32 parameters, so it reproduces x' = (q - z)·s bit for bit.
 #pragma once
 #include <cstdint>
 
 namespace kvaudit::kv {
 
 struct AffineParams {
-  float scale = 0;  // s, already rounded to fp16
-  float zero = 0;   // z (asym; an integer in [0, 2^B-1]); 0 for sym
+  float scale = 0;   // s as stored (fp32; == qscale unless s overflowed), used to dequantize
+  float zero = 0;    // z (asym; an integer in [0, 2^B-1]); 0 for sym
+  float qscale = 0;  // s used to compute z and the codes
 };
 
 struct IntAffine {
@@ -36,9 +37,10 @@ struct IntAffine {
   // Vectorised hot loop; bit-identical to the scalar definitions above (tests/kv/int_affine_test.cc).
   void quantize_span(const float* x, int64_t n, AffineParams p, uint8_t* codes) const;
   void dequantize_span(const uint8_t* codes, int64_t n, AffineParams p, float* out) const;
-  // `channel`: one row of a block, value i with its own channel's (scale[i], zero[i]). Same
+  // `channel`: one row of a block, value i with its own channel's parameters (quantize: the fp32
+  // qscale[i] and zero[i]; dequantize: the stored scale[i] and zero[i]). Same
   // definitions as quantize()/dequantize(), vectorised across channels.
-  void quantize_columns(const float* x, int64_t n, const float* scale, const float* zero, uint8_t* codes) const;
+  void quantize_columns(const float* x, int64_t n, const float* qscale, const float* zero, uint8_t* codes) const;
   void dequantize_columns(const uint8_t* codes, int64_t n, const float* scale, const float* zero, float* out) const;
 };
 

@@ -10,6 +10,7 @@ class IntRows final : public RowQuantizer {
   IntRows(IntAffine q, std::vector<int> sets) : q_(q), sets_(std::move(sets)) {}
   int code_bits() const override { return q_.bits; }
   int n_params() const override { return int(sets_.size()) * (q_.sym ? 1 : 2); }
+  int param_bytes() const override { return 4; }  // fp32 s and z: the SPEC formula exactly
   void quantize(const float* x, uint8_t* codes, float* params, std::vector<Outlier>*) const override {
     int64_t c = 0;
     for (size_t i = 0; i < sets_.size(); ++i) {

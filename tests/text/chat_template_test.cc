@@ -124,5 +124,17 @@ TEST(Jinja, UnsupportedConstructNamesLine) {
   EXPECT_THROW(r("{{ x.y }}"), UsageError);  // attribute of undefined
 }
 
+// Found by fuzz/text_template_fuzz.cc: a \u escape with non-hex digits threw std::invalid_argument
+// (exit 1, and a crash under the fuzzer) instead of a UsageError naming the line.
+TEST(Jinja, FuzzRegressionBadUnicodeEscape) {
+  try {
+    r("{{ bos_token }}\n{{ messages[0]['rol\\u\n'] }}");
+    FAIL() << "no exception";
+  } catch (const UsageError& e) {
+    EXPECT_EQ(std::string(e.what()), "chat template line 2: bad \\u escape in string literal");
+  }
+  EXPECT_EQ(r("{{ '\\u00e9\\x41' }}"), "éA");
+}
+
 }  // namespace
 }  // namespace kvaudit::text

@@ -167,7 +167,14 @@ class Lexer {
         case 'x': {
           const size_t n = e == 'u' ? 4 : 2;
           if (pos + n > s_.size()) fail(line, "truncated escape in string literal");
-          char32_t cp = static_cast<char32_t>(std::stoul(s_.substr(pos, n), nullptr, 16));
+          char32_t cp = 0;
+          for (size_t k = 0; k < n; ++k) {
+            const char h = s_[pos + k];
+            const int d = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+            if (d < 0) fail(line, fmt::format("bad \\{} escape in string literal", e));
+            cp = cp * 16 + static_cast<char32_t>(d);
+          }
+          if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;  // a lone surrogate cannot be UTF-8
           utf8_append(v, cp);
           pos += n;
           break;

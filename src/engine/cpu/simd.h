@@ -29,4 +29,27 @@ inline float dot_inline(const float* a, const float* b, int64_t n) {
   return dot_tail(a, b, c, n, hsum8(acc));
 }
 
+// e^x for 8 lanes: x = n*ln2 + r with |r| <= ln2/2 (Cody-Waite split of ln2 so n*ln2 is exact),
+// e^r by its degree-7 Taylor polynomial (truncation r^8/8! < 6e-9 relative, under 1 ulp), then
+// scaled by 2^n built in the exponent field. x is clamped to [-87.3, 88.3] so 2^n stays a normal
+// float: e^x saturates at ~2e38 above and ~1e-38 below, which callers (silu) tolerate.
+// Element-wise with one fixed operation order, so every lane's result depends on its input only.
+inline __m256 exp8(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);      // ln2 high part (exact n*hi)
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);          // ln2 low part
+  __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
 }  // namespace kvaudit::engine::cpu

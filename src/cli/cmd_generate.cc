@@ -9,11 +9,11 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/kv_options.h"
 #include "cli/token_list.h"
 #include "core/error.h"
 #include "engine/engine.h"
 #include "engine/generate.h"
-#include "kv/policy.h"
 #include "model/model.h"
 #include "text/chat_template.h"
 #include "text/tokenizer.h"
@@ -22,7 +22,8 @@ namespace kvaudit::cli {
 namespace {
 
 struct GenerateArgs {
-  std::string model, prompt, prompts_file, tokens, kv, system, device;
+  std::string model, prompt, prompts_file, tokens, system, device;
+  KvOptions kv;
   bool raw = false, random_weights = false;
   int max_new_tokens = 256, batch_size = 16, threads = 0;
 };
@@ -76,7 +77,7 @@ void run_generate(const GenerateArgs& a) {
   lo.random_weights = a.random_weights;
   lo.compute_sha256 = false;
   const model::Model m = model::load_model(a.model, lo);
-  auto policy = std::make_shared<const kv::KvPolicy>(a.kv.empty() ? kv::KvPolicy() : kv::KvPolicy::parse(a.kv, m.config.n_layers));
+  auto policy = make_kv_policy(a.kv, m.config.n_layers);
   auto backend = engine::make_backend(device, m, {a.threads});
 
   engine::GenerateOptions opt;
@@ -128,7 +129,7 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--prompt", a->prompt, "one prompt");
   cmd->add_option("--prompts", a->prompts_file, "file of prompts: one per line, or .jsonl strings / {\"prompt\": ...}");
   cmd->add_option("--tokens", a->tokens, "prompt as comma-separated token ids (no tokenizer, no template)");
-  cmd->add_option("--kv", a->kv, "KV-cache scheme spec (SPEC.md §3); default fp16");
+  add_kv_options(cmd, a->kv);
   cmd->add_option("--max-new-tokens", a->max_new_tokens, "default 256");
   cmd->add_flag("--raw", a->raw, "no chat template: the prompt text as is");
   cmd->add_option("--system", a->system, "system message");

@@ -2,18 +2,19 @@
 // (position t attends to the stored, possibly quantized, K/V of positions <= t) and the float32
 // logits [T, n_vocab] written as .npy.
 #include "cli/commands.h"
+#include "cli/kv_options.h"
 #include "cli/token_list.h"
 #include "core/error.h"
 #include "engine/engine.h"
 #include "io/npy.h"
-#include "kv/policy.h"
 #include "model/model.h"
 
 namespace kvaudit::cli {
 namespace {
 
 struct LogitsArgs {
-  std::string model, tokens, kv, out, device;  // device "": engine::default_device()
+  std::string model, tokens, out, device;  // device "": engine::default_device()
+  KvOptions kv;
   bool random_weights = false;
   int threads = 0;
 };
@@ -25,7 +26,7 @@ void run_logits(const LogitsArgs& a) {
   lo.random_weights = a.random_weights;
   lo.compute_sha256 = false;
   const model::Model m = model::load_model(a.model, lo);
-  auto policy = std::make_shared<const kv::KvPolicy>(a.kv.empty() ? kv::KvPolicy() : kv::KvPolicy::parse(a.kv, m.config.n_layers));
+  auto policy = make_kv_policy(a.kv, m.config.n_layers);
   auto backend = engine::make_backend(device, m, {a.threads});
   engine::Sequence seq(m.config, policy);
   const engine::SeqInput in{&seq, tokens, true};
@@ -40,7 +41,7 @@ void add_logits(CLI::App& app) {
   auto a = std::make_shared<LogitsArgs>();
   cmd->add_option("--model", a->model, "HF model directory or .gguf file")->required();
   cmd->add_option("--tokens", a->tokens, "comma-separated token ids, e.g. 1,2,3")->required();
-  cmd->add_option("--kv", a->kv, "KV-cache scheme spec (SPEC.md §3); default fp16");
+  add_kv_options(cmd, a->kv);
   cmd->add_option("--out", a->out, "output .npy file")->required();
   cmd->add_option("--device", a->device, "cpu|cuda (default: cuda when built with it)");
   cmd->add_flag("--random-weights", a->random_weights, "config.json only: deterministic random weights");

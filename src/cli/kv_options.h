@@ -1,0 +1,28 @@
+// The KV-cache options shared by the commands that run the engine (SPEC.md §3, §7): `--kv SPEC`,
+// `--kv-policy FILE.json`, `--kv-storage simulated|packed` and `--compat paper`.
+#pragma once
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "kv/policy.h"
+
+namespace kvaudit::cli {
+
+struct KvOptions {
+  std::string spec;     // --kv; "" = not given
+  std::string policy;   // --kv-policy FILE.json; "" = not given
+  std::string storage;  // --kv-storage; "" = the policy file's, else simulated
+  std::string compat;   // --compat; "" = the policy file's, else none
+};
+
+// Adds the four options to `cmd`; `o` must outlive the parse (keep it in the command's args).
+void add_kv_options(CLI::App* cmd, KvOptions& o);
+
+// The policy the options describe, its layer lists checked against n_layers. --kv and --kv-policy
+// exclude each other; --kv-storage / --compat given on the command line override the file's
+// "storage" / "compat". Throws UsageError naming the flag. Neither given: the fp16 baseline.
+std::shared_ptr<const kv::KvPolicy> make_kv_policy(const KvOptions& o, int n_layers);
+
+}  // namespace kvaudit::cli

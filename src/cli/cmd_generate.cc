@@ -75,10 +75,11 @@ void run_generate(const GenerateArgs& a) {
   const std::vector<int> token_prompt = a.tokens.empty() ? std::vector<int>{} : parse_token_list(a.tokens);
   model::LoadOptions lo;
   lo.random_weights = a.random_weights;
-  lo.compute_sha256 = false;
+  lo.compute_sha256 = kv_needs_calibration(a.kv);  // the calibration cache's key
   const model::Model m = model::load_model(a.model, lo);
   auto policy = make_kv_policy(a.kv, m.config.n_layers);
   auto backend = engine::make_backend(device, m, {a.threads});
+  policy = calibrate_if_needed(std::move(policy), *backend, a.model);
 
   engine::GenerateOptions opt;
   opt.max_new_tokens = a.max_new_tokens;

@@ -24,10 +24,11 @@ void run_logits(const LogitsArgs& a) {
   const engine::Device device = a.device.empty() ? engine::default_device() : engine::parse_device(a.device);
   model::LoadOptions lo;
   lo.random_weights = a.random_weights;
-  lo.compute_sha256 = false;
+  lo.compute_sha256 = kv_needs_calibration(a.kv);  // the calibration cache's key
   const model::Model m = model::load_model(a.model, lo);
   auto policy = make_kv_policy(a.kv, m.config.n_layers);
   auto backend = engine::make_backend(device, m, {a.threads});
+  policy = calibrate_if_needed(std::move(policy), *backend, a.model);
   engine::Sequence seq(m.config, policy);
   const engine::SeqInput in{&seq, tokens, true};
   const engine::Logits logits = backend->forward({&in, 1});

@@ -1,6 +1,8 @@
 #include "cli/kv_options.h"
 
 #include "core/error.h"
+#include "eval/calibration_pass.h"
+#include "text/tokenizer.h"
 
 namespace kvaudit::cli {
 
@@ -31,6 +33,31 @@ std::shared_ptr<const kv::KvPolicy> make_kv_policy(const KvOptions& o, int n_lay
   else if (o.compat == "none") p.set_compat_paper(false);
   else if (!o.compat.empty()) usage_error("--compat must be paper or none, got '{}'", o.compat);
   return std::make_shared<const kv::KvPolicy>(std::move(p));
+}
+
+bool kv_needs_calibration(const KvOptions& o) {
+  if (!o.spec.empty()) return kv::KvPolicy::parse(o.spec).needs_calibration();
+  if (!o.policy.empty()) {
+    try {
+      return kv::KvPolicy::load(o.policy).needs_calibration();
+    } catch (const UsageError& e) {
+      usage_error("--kv-policy: {}", e.what());
+    }
+  }
+  return false;
+}
+
+std::shared_ptr<const kv::KvPolicy> calibrate_if_needed(std::shared_ptr<const kv::KvPolicy> policy,
+                                                        engine::Backend& backend, const std::string& model_path) {
+  if (!policy->needs_calibration()) return policy;
+  const text::Tokenizer tok = text::Tokenizer::load_for_model(model_path);
+  std::vector<std::vector<int>> prompts;
+  for (const std::string& t : eval::calibration_texts()) prompts.push_back(tok.encode(t, true));
+  auto calibrated = std::make_shared<kv::KvPolicy>(*policy);
+  // "random:<seed>" names no weights file (two configs can share a seed): no cache for those.
+  const std::string& sha = backend.model().weights_sha256;
+  calibrated->calibrate(eval::load_or_run_calibration(backend, prompts, sha.starts_with("random:") ? "" : sha));
+  return calibrated;
 }
 
 }  // namespace kvaudit::cli

@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "engine/engine.h"
 #include "kv/policy.h"
 
 namespace kvaudit::cli {
@@ -24,5 +25,15 @@ void add_kv_options(CLI::App* cmd, KvOptions& o);
 // exclude each other; --kv-storage / --compat given on the command line override the file's
 // "storage" / "compat". Throws UsageError naming the flag. Neither given: the fp16 baseline.
 std::shared_ptr<const kv::KvPolicy> make_kv_policy(const KvOptions& o, int n_layers);
+
+// True when the options name a scheme that needs calibration (fp8 `scale=calib`, `nuq`, `+protect`):
+// the command then loads the model with its sha256, the calibration cache key.
+bool kv_needs_calibration(const KvOptions& o);
+
+// The policy itself when it needs no calibration, else a copy calibrated by
+// eval::load_or_run_calibration over eval::calibration_texts() (tokenized with model_path's
+// tokenizer), cached under ~/.cache/kvaudit/calib/<weights_sha256>.json.
+std::shared_ptr<const kv::KvPolicy> calibrate_if_needed(std::shared_ptr<const kv::KvPolicy> policy,
+                                                        engine::Backend& backend, const std::string& model_path);
 
 }  // namespace kvaudit::cli

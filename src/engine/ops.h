@@ -4,6 +4,7 @@
 // A CUDA backend adds `_cuda` counterparts with the same contracts (STYLE.md §2, Kernels).
 #pragma once
 #include <cstdint>
+#include <span>
 #include <vector>
 
 namespace kvaudit::engine::cpu {
@@ -15,6 +16,15 @@ namespace kvaudit::engine::cpu {
 // Every y[t, o] is dot(x[t], w[o]) with one fixed summation order (see dot()), whatever n is,
 // so a token's result is the same alone or in any batch. Parallel over output features.
 void matmul(const float* x, int64_t n, int64_t k, const float* w, int64_t m, float* y);
+
+// Several products of the same x in one parallel region: y_i = x @ w_i.T, each exactly as
+// matmul() computes it (q/k/v and gate/up share their input; one fork/join instead of several).
+struct MatmulOut {
+  const float* w;  // [m, k]
+  int64_t m;
+  float* y;        // [n, m]
+};
+void matmul_many(const float* x, int64_t n, int64_t k, std::span<const MatmulOut> outs);
 
 // sum_c a[c]*b[c] in the order matmul uses: 8 FMA lanes over c = 0, 8, 16, ..., then a fixed
 // horizontal sum, then the tail c >= 8*floor(n/8) one by one.

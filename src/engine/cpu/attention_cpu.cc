@@ -7,6 +7,38 @@
 #include "engine/ops.h"
 
 namespace kvaudit::engine::cpu {
+namespace {
+
+// acc[c] = fma(a[j], v[j][c], acc[c]) for j = 0..n-1 in order, each element summed over keys
+// left to right (the scalar definition). Eight vectors of the row stay in registers across the
+// key loop so the eight FMA chains overlap; the per-element order is the scalar one, so this only
+// changes speed.
+void weighted_sum(const float* a, const float* v, int64_t stride, int64_t n, int d, float* acc) {
+  int c = 0;
+  for (; c + 64 <= d; c += 64) {
+    __m256 s[8];
+    for (int u = 0; u < 8; ++u) s[u] = _mm256_setzero_ps();
+    for (int64_t j = 0; j < n; ++j) {
+      const __m256 w = _mm256_set1_ps(a[j]);
+      const float* vj = v + j * stride + c;
+#pragma GCC unroll 8
+      for (int u = 0; u < 8; ++u) s[u] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8 * u), s[u]);
+    }
+    for (int u = 0; u < 8; ++u) _mm256_storeu_ps(acc + c + 8 * u, s[u]);
+  }
+  for (; c + 8 <= d; c += 8) {
+    __m256 s = _mm256_setzero_ps();
+    for (int64_t j = 0; j < n; ++j) s = _mm256_fmadd_ps(_mm256_set1_ps(a[j]), _mm256_loadu_ps(v + j * stride + c), s);
+    _mm256_storeu_ps(acc + c, s);
+  }
+  for (; c < d; ++c) {
+    float s = 0.0f;
+    for (int64_t j = 0; j < n; ++j) s = std::fma(a[j], v[j * stride + c], s);
+    acc[c] = s;
+  }
+}
+
+}  // namespace
 
 void attention_head(const AttentionParams& p, int h, const float* q, int64_t n_q, int64_t first_pos,
                     const float* k, const float* v, int64_t n_kv, float* out) {
@@ -29,12 +61,7 @@ void attention_head(const AttentionParams& p, int h, const float* q, int64_t n_q
     }
     softmax(scores.data(), n);
     // attn_weights @ v, accumulated over keys in order
-    std::fill(acc.begin(), acc.end(), 0.0f);
-    for (int64_t j = 0; j < n; ++j) {
-      const float a = scores[size_t(j)];
-      const float* vj = v + (j0 + j) * kv_stride + int64_t(kv_h) * d;
-      for (int c = 0; c < d; ++c) acc[size_t(c)] = std::fma(a, vj[c], acc[size_t(c)]);
-    }
+    weighted_sum(scores.data(), v + j0 * kv_stride + int64_t(kv_h) * d, kv_stride, n, d, acc.data());
     std::copy(acc.begin(), acc.end(), out + i * q_stride + int64_t(h) * d);
   }
 }

@@ -186,9 +186,9 @@ void CpuBackend::attention_block(int l, std::vector<Slot>& slots, const float* a
   v_.resize(size_t(n * kv_dim));
   att_.resize(size_t(n * q_dim));
   // q = q_proj(x), k = k_proj(x), v = v_proj(x)   (+ bias: qwen2, attention_bias)
-  matmul(a, n, d, lw.wq.data(), q_dim, q_.data());
-  matmul(a, n, d, lw.wk.data(), kv_dim, k_.data());
-  matmul(a, n, d, lw.wv.data(), kv_dim, v_.data());
+  const cpu::MatmulOut qkv[] = {{lw.wq.data(), q_dim, q_.data()}, {lw.wk.data(), kv_dim, k_.data()},
+                                 {lw.wv.data(), kv_dim, v_.data()}};
+  cpu::matmul_many(a, n, d, qkv);
   if (!lw.bq.empty()) cpu::add_bias(q_.data(), n, q_dim, lw.bq.data());
   if (!lw.bk.empty()) cpu::add_bias(k_.data(), n, kv_dim, lw.bk.data());
   if (!lw.bv.empty()) cpu::add_bias(v_.data(), n, kv_dim, lw.bv.data());
@@ -269,8 +269,8 @@ void CpuBackend::mlp_block(int l, const float* f, int64_t n) {
   gate_.resize(size_t(n * d_ff));
   up_.resize(size_t(n * d_ff));
   // down_proj(act_fn(gate_proj(x)) * up_proj(x))
-  matmul(f, n, d, lw.w_gate.data(), d_ff, gate_.data());
-  matmul(f, n, d, lw.w_up.data(), d_ff, up_.data());
+  const cpu::MatmulOut gate_up[] = {{lw.w_gate.data(), d_ff, gate_.data()}, {lw.w_up.data(), d_ff, up_.data()}};
+  cpu::matmul_many(f, n, d, gate_up);
   cpu::gated_activation(act_, gate_.data(), up_.data(), n, d_ff, d_ff, gate_.data());
   matmul(gate_.data(), n, d_ff, lw.w_down.data(), d, o_.data());
 }

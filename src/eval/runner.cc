@@ -1,6 +1,7 @@
 #include "eval/runner.h"
 
 #include <algorithm>
+#include <span>
 #include <stdexcept>
 
 #include "core/error.h"
@@ -28,6 +29,35 @@ void check_previous(const std::vector<Prompt>& prompts, const GenerationIo& io,
   }
 }
 
+// Generates, judges and appends one chunk of jobs (one engine::generate call).
+void run_chunk(engine::Backend& backend, std::span<const Job> jobs, const GenerationIo& io,
+               const RunnerOptions& opt, std::map<const Prompt*, std::vector<int>>& encoded,
+               SamplesWriter& writer, SampleMap& out) {
+  std::vector<engine::GenerateRequest> reqs;
+  for (const Job& j : jobs) {
+    auto it = encoded.find(j.prompt);
+    if (it == encoded.end()) it = encoded.emplace(j.prompt, io.encode(*j.prompt)).first;
+    reqs.push_back({it->second, j.scheme->policy});
+  }
+  const auto results = engine::generate(backend, reqs, opt.gen);
+  std::vector<const Prompt*> judged_prompts;
+  std::vector<std::string> responses;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    judged_prompts.push_back(jobs[i].prompt);
+    responses.push_back(io.decode(results[i].tokens));
+  }
+  const std::vector<Verdict> verdicts = io.judge(judged_prompts, responses);
+  if (verdicts.size() != responses.size())
+    throw std::logic_error("run_samples: the judge returned a wrong number of verdicts");
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const Prompt& p = *jobs[i].prompt;
+    Sample s{p.id, p.bench, jobs[i].scheme->name, io.judge_name, p.text,
+             std::move(responses[i]), verdicts[i].refused, verdicts[i].matched};
+    writer.append(s);
+    out.emplace(SampleKey{p.id, s.scheme}, std::move(s));
+  }
+}
+
 }  // namespace
 
 SampleMap run_samples(engine::Backend& backend, const std::vector<Prompt>& prompts,
@@ -41,49 +71,40 @@ SampleMap run_samples(engine::Backend& backend, const std::vector<Prompt>& promp
   for (const auto& s : previous.samples)
     if (wanted.count(s.id)) out.emplace(SampleKey{s.id, s.scheme}, s);
 
-  std::vector<Job> todo;  // prompt-major: one prompt's schemes land in the same batch
-  for (const auto& p : prompts)
-    for (const auto& s : schemes)
-      if (!out.count({p.id, s.name})) todo.push_back({&p, &s});
+  // Passes of jobs; chunks never cross a pass. Shared: one pass, prompt-major, so one prompt's
+  // schemes land in the same batch. Not shared: one pass per scheme.
+  std::vector<std::vector<Job>> passes;
+  if (opt.share_batches) {
+    passes.emplace_back();
+    for (const auto& p : prompts)
+      for (const auto& s : schemes)
+        if (!out.count({p.id, s.name})) passes.back().push_back({&p, &s});
+  } else {
+    for (const auto& s : schemes) {
+      passes.emplace_back();
+      for (const auto& p : prompts)
+        if (!out.count({p.id, s.name})) passes.back().push_back({&p, &s});
+    }
+  }
+  size_t n_todo = 0;
+  for (const auto& pass : passes) n_todo += pass.size();
   const size_t total = prompts.size() * schemes.size();
-  size_t done = total - todo.size();
+  size_t done = total - n_todo;
   if (stats) {
     stats->resumed = done;
-    stats->generated = todo.size();
+    stats->generated = n_todo;
   }
   if (progress) progress->update(done);
 
   const size_t chunk = opt.chunk ? opt.chunk : 4 * size_t(std::max(1, opt.gen.batch_size));
   std::map<const Prompt*, std::vector<int>> encoded;  // a prompt is tokenized once for all schemes
-  for (size_t begin = 0; begin < todo.size(); begin += chunk) {
-    const size_t end = std::min(todo.size(), begin + chunk);
-    std::vector<engine::GenerateRequest> reqs;
-    for (size_t i = begin; i < end; ++i) {
-      auto it = encoded.find(todo[i].prompt);
-      if (it == encoded.end()) it = encoded.emplace(todo[i].prompt, io.encode(*todo[i].prompt)).first;
-      reqs.push_back({it->second, todo[i].scheme->policy});
+  for (const auto& todo : passes)
+    for (size_t begin = 0; begin < todo.size(); begin += chunk) {
+      const size_t end = std::min(todo.size(), begin + chunk);
+      run_chunk(backend, std::span(todo).subspan(begin, end - begin), io, opt, encoded, writer, out);
+      done += end - begin;
+      if (progress) progress->update(done);
     }
-    const auto results = engine::generate(backend, reqs, opt.gen);
-    std::vector<const Prompt*> judged_prompts;
-    std::vector<std::string> responses;
-    for (size_t i = begin; i < end; ++i) {
-      judged_prompts.push_back(todo[i].prompt);
-      responses.push_back(io.decode(results[i - begin].tokens));
-    }
-    const std::vector<Verdict> verdicts = io.judge(judged_prompts, responses);
-    if (verdicts.size() != responses.size())
-      throw std::logic_error("run_samples: the judge returned a wrong number of verdicts");
-    for (size_t i = begin; i < end; ++i) {
-      const Prompt& p = *todo[i].prompt;
-      const Verdict& v = verdicts[i - begin];
-      Sample s{p.id, p.bench, todo[i].scheme->name, io.judge_name, p.text,
-               std::move(responses[i - begin]), v.refused, v.matched};
-      writer.append(s);
-      out.emplace(SampleKey{p.id, s.scheme}, std::move(s));
-    }
-    done += end - begin;
-    if (progress) progress->update(done);
-  }
   return out;
 }
 

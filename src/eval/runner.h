@@ -41,6 +41,11 @@ struct RunnerOptions {
   // Requests per engine::generate call; samples.jsonl is appended after each chunk, so a kill
   // loses at most one chunk. 0 = 4 × batch_size.
   size_t chunk = 0;
+  // true (what `eval` does): requests are prompt-major, so one batch holds every scheme of
+  // several prompts and a decode step reads the weights once for all of them. false: one scheme
+  // at a time, no engine::generate call mixing schemes (the baseline of bench/eval_sharing.cc).
+  // The samples are the same either way (the engine is batch-invariant, SPEC.md §4).
+  bool share_batches = true;
 };
 
 using SampleMap = std::map<SampleKey, Sample>;
@@ -51,7 +56,7 @@ struct RunStats {
 };
 
 // Generates every (prompt, scheme) pair that `previous` lacks, requests ordered prompt-major so
-// one prompt's schemes share a batch; appends each chunk's samples to `writer`. Returns every
+// one prompt's schemes share a batch (opt.share_batches; else scheme by scheme); appends each chunk's samples to `writer`. Returns every
 // sample of this run (previous ones included). UsageError when `previous` was judged by another
 // judge or holds another text for a prompt id (the data or --judge changed; use a new --out).
 SampleMap run_samples(engine::Backend& backend, const std::vector<Prompt>& prompts,

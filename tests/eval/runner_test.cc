@@ -1,5 +1,6 @@
 #include "eval/runner.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -25,6 +26,10 @@ class ScriptedBackend : public engine::Backend {
     engine::Logits out;
     out.n_vocab = kVocab;
     out.first_row.push_back(0);
+    size_t n_baseline = 0;
+    for (const auto& in : batch) n_baseline += in.seq->policy().is_baseline();
+    mixed_calls += n_baseline != 0 && n_baseline != batch.size();
+    max_batch = std::max(max_batch, batch.size());
     for (const auto& in : batch) {
       const int t = in.tokens.back();
       int next = 0;
@@ -43,6 +48,8 @@ class ScriptedBackend : public engine::Backend {
     return out;
   }
   int prefills = 0;
+  int mixed_calls = 0;    // forward calls whose batch holds the baseline and another scheme
+  size_t max_batch = 0;   // most sequences in one forward call
   static constexpr int kVocab = 64;
 
  private:
@@ -130,6 +137,32 @@ TEST(Runner, AllSchemesShareOneRunAndMetricsFollow) {
   EXPECT_DOUBLE_EQ(a.refusal_rate, 0.25);
   EXPECT_DOUBLE_EQ(res[0].benches[0].metrics.flip_rate, 0.0);
   EXPECT_EQ(read_samples(path.string()).samples.size(), 32u);
+}
+
+// The two schedules of bench/eval_sharing.cc: shared batches mix schemes in one forward call,
+// one-scheme-at-a-time never does; the samples are the same.
+TEST(Runner, SharedAndOneSchemeAtATimeGiveTheSameSamples) {
+  const model::Model m = tiny_model();
+  const auto ps = prompts(4);
+  RunnerOptions opt = options();
+  opt.gen.batch_size = 8;
+  opt.chunk = 0;  // 4 x batch: one engine::generate call per pass
+  ScriptedBackend shared_be(m);
+  SamplesWriter shared_w(fresh("shared.jsonl").string(), 0);
+  const SampleMap shared = run_samples(shared_be, ps, schemes(), io(), opt, {}, shared_w, nullptr);
+  opt.share_batches = false;
+  ScriptedBackend single_be(m);
+  SamplesWriter single_w(fresh("single.jsonl").string(), 0);
+  RunStats stats;
+  const SampleMap single = run_samples(single_be, ps, schemes(), io(), opt, {}, single_w, nullptr, &stats);
+  EXPECT_GT(shared_be.mixed_calls, 0);
+  EXPECT_EQ(shared_be.max_batch, 8u);  // 4 prompts x 2 schemes in one batch
+  EXPECT_EQ(single_be.mixed_calls, 0);
+  EXPECT_EQ(single_be.max_batch, 4u);  // a pass holds one scheme's 4 prompts only
+  EXPECT_EQ(stats.generated, 8u);
+  EXPECT_EQ(single_be.prefills, 8);
+  ASSERT_EQ(single.size(), shared.size());
+  for (const auto& [k, s] : shared) EXPECT_EQ(sample_json_line(single.at(k)), sample_json_line(s));
 }
 
 TEST(Runner, ResumeAfterKillComputesNothingTwiceAndMatches) {

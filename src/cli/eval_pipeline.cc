@@ -42,7 +42,9 @@ nlohmann::json config_json(const EvalArgs& a, const std::vector<std::string>& kv
           {"batch_size", a.batch_size}, {"system", a.system},
           {"raw", a.raw},             {"random_weights", a.random_weights},
           {"device", a.device},       {"text", a.text},
-          {"ppl_windows", a.ppl_windows}};
+          {"ppl_windows", a.ppl_windows},
+          {"kv_storage", a.kv_storage.storage.empty() ? "simulated" : a.kv_storage.storage},
+          {"compat", a.kv_storage.compat.empty() ? "none" : a.kv_storage.compat}};
 }
 
 }  // namespace
@@ -53,6 +55,7 @@ eval::RunResults run_eval_pipeline(const EvalArgs& a, const std::vector<std::str
   if (a.max_new_tokens < 1) usage_error("--max-new-tokens must be >= 1 (got {})", a.max_new_tokens);
   const std::string data_dir = eval::resolve_data_dir(a.data);
   const eval::JudgeSpec judge_spec = eval::parse_judge_spec(a.judge);
+  make_kv_policy({"", "", a.kv_storage.storage, a.kv_storage.compat}, 0);  // bad values fail before any work
 
   eval::BenchSelection sel;
   for (const auto& b : a.bench) {  // --bench a,b and --bench a --bench b
@@ -76,14 +79,14 @@ eval::RunResults run_eval_pipeline(const EvalArgs& a, const std::vector<std::str
   const model::Model m = model::load_model(a.model, {.random_weights = a.random_weights});
   const text::Tokenizer tok = text::Tokenizer::load_for_model(a.model);
 
+  auto backend = engine::make_backend(device, m, {a.threads});
   std::vector<eval::SchemeRun> schemes = {{"fp16", nullptr}};
   for (const auto& spec : kv_specs) {
-    auto policy = std::make_shared<kv::KvPolicy>(kv::KvPolicy::parse(spec, m.config.n_layers));
-    if (policy->needs_calibration())
-      usage_error("--kv '{}': calibrated schemes need calibration, which eval does not run yet", spec);
     if (std::any_of(schemes.begin(), schemes.end(), [&](const auto& s) { return s.name == spec; }))
       usage_error("--kv '{}' is given twice (the 16-bit baseline always runs)", spec);
-    schemes.push_back({spec, std::move(policy)});
+    auto policy = make_kv_policy({spec, "", a.kv_storage.storage, a.kv_storage.compat}, m.config.n_layers);
+    // scale=calib, nuq, +protect: calibrated once per model, cached (cli/kv_options.h).
+    schemes.push_back({spec, calibrate_if_needed(std::move(policy), *backend, a.model)});
   }
 
   std::unique_ptr<eval::GuardJudge> guard;
@@ -117,7 +120,6 @@ eval::RunResults run_eval_pipeline(const EvalArgs& a, const std::vector<std::str
   const std::string samples_path = (std::filesystem::path(a.out) / "samples.jsonl").string();
   const eval::SamplesLog previous = eval::read_samples(samples_path);
   eval::SamplesWriter writer(samples_path, previous.valid_bytes);
-  auto backend = engine::make_backend(device, m, {a.threads});
   eval::Progress progress(a.quiet ? nullptr : stderr, ::isatty(fileno(stderr)) != 0, "eval",
                           loaded.prompts.size() * schemes.size(), "samples");
   eval::RunStats stats;
@@ -175,6 +177,7 @@ void add_eval_options(CLI::App* cmd, EvalArgs& a) {
   cmd->add_flag("--no-dedup", a.no_dedup, "keep prompts that repeat across pooled benchmarks");
   cmd->add_option("--max-new-tokens", a.max_new_tokens, "default 256");
   cmd->add_option("--batch-size", a.batch_size, "sequences per batch, default 16");
+  add_kv_storage_options(cmd, a.kv_storage);
   cmd->add_option("--chunk", a.chunk, "requests per samples.jsonl flush (default 4 x batch size)");
   cmd->add_option("--text", a.text, "also measure perplexity and KL on this text (window 2048, stride 512)");
   cmd->add_option("--ppl-windows", a.ppl_windows, "with --text: score only the first N windows (0 = all)");

@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cli/kv_options.h"
 #include "eval/results.h"
 
 namespace kvaudit::cli {
@@ -16,6 +17,7 @@ namespace kvaudit::cli {
 struct EvalArgs {
   std::string model, out, judge = "substring:paper", data, column, system, device, text;
   std::vector<std::string> bench, kv;
+  KvOptions kv_storage;  // --kv-storage, --compat only (spec / policy unused): apply to every scheme
   size_t limit = 0;
   uint64_t seed = 0;
   int max_new_tokens = 256, batch_size = 16, threads = 0;

@@ -21,6 +21,11 @@ struct KvOptions {
 // Adds the four options to `cmd`; `o` must outlive the parse (keep it in the command's args).
 void add_kv_options(CLI::App* cmd, KvOptions& o);
 
+// Adds only --kv-storage and --compat (into o.storage / o.compat): for commands that name their
+// schemes otherwise (`eval` repeats --kv, `sweep` derives them); each scheme's policy is then
+// make_kv_policy({spec, "", o.storage, o.compat}, n_layers).
+void add_kv_storage_options(CLI::App* cmd, KvOptions& o);
+
 // The policy the options describe, its layer lists checked against n_layers. --kv and --kv-policy
 // exclude each other; --kv-storage / --compat given on the command line override the file's
 // "storage" / "compat". Throws UsageError naming the flag. Neither given: the fp16 baseline.

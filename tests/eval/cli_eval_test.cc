@@ -136,4 +136,55 @@ TEST_F(CliEval, BadInputsExitTwoNamingTheInput) {
   EXPECT_EQ(run(args), 2);
 }
 
+// Samples of one scheme, in file order (the baseline's lines aside).
+std::vector<std::string> scheme_lines(const fs::path& samples, const std::string& scheme) {
+  std::vector<std::string> out;
+  std::istringstream in(slurp(samples));
+  for (std::string line; std::getline(in, line);)
+    if (nlohmann::json::parse(line)["scheme"] == scheme) out.push_back(line);
+  return out;
+}
+
+// --kv-storage and --compat (cli/kv_options.h) reach every scheme of eval and sweep: packed storage
+// gives the simulated samples, --compat paper changes an int4 tensor scheme's decode and is the same
+// through sweep; both are recorded in results.json "config". 1 prompt x 8 new tokens per run.
+TEST_F(CliEval, KvStorageAndCompatApplyToEvalAndSweep) {
+  const auto args = [&](const std::string& cmd, const fs::path& out, std::vector<std::string> extra) {
+    std::vector<std::string> v = {KVAUDIT_BINARY, cmd, "--model", model_, "--bench", "advbench", "--limit", "1",
+                                  "--seed", "3", "--max-new-tokens", "8", "--threads", "2", "--quiet", "--json",
+                                  "--out", out.string()};
+    v.insert(v.end(), extra.begin(), extra.end());
+    return v;
+  };
+  const std::string spec = "int4:tensor:sym";
+  const fs::path plain = root_ / "plain", paper = root_ / "paper", packed = root_ / "packed", sweep = root_ / "sweep";
+  ASSERT_EQ(run(args("eval", plain, {"--kv", spec})), 0);
+  ASSERT_EQ(run(args("eval", paper, {"--kv", spec, "--compat", "paper"})), 0);
+  ASSERT_EQ(run(args("eval", packed, {"--kv", spec, "--kv-storage", "packed"})), 0);
+  ASSERT_EQ(run(args("sweep", sweep, {"--scheme", "int:tensor:sym", "--bits", "16,4", "--compat", "paper",
+                                      "--kv-storage", "packed"})),
+            0);
+  const auto plain_lines = scheme_lines(plain / "samples.jsonl", spec);
+  ASSERT_EQ(plain_lines.size(), 1u);
+  EXPECT_EQ(scheme_lines(packed / "samples.jsonl", spec), plain_lines);
+  // Per-forward-call scales: the decode tokens get their own scale, the prompt's is not kept.
+  EXPECT_NE(scheme_lines(paper / "samples.jsonl", spec), plain_lines);
+  EXPECT_EQ(scheme_lines(sweep / "samples.jsonl", spec), scheme_lines(paper / "samples.jsonl", spec));
+  const auto config = [&](const fs::path& dir) { return nlohmann::json::parse(slurp(dir / "results.json"))["config"]; };
+  EXPECT_EQ(config(plain)["kv_storage"], "simulated");
+  EXPECT_EQ(config(plain)["compat"], "none");
+  EXPECT_EQ(config(packed)["kv_storage"], "packed");
+  EXPECT_EQ(config(paper)["compat"], "paper");
+  EXPECT_EQ(config(sweep)["kv_storage"], "packed");
+  EXPECT_EQ(config(sweep)["compat"], "paper");
+
+  // A calibrated scheme runs (calibration pass before generation, cli/kv_options.h).
+  ASSERT_EQ(run(args("eval", root_ / "calib", {"--kv", "fp8e4m3:scale=calib", "--kv-storage", "packed"})), 0);
+  EXPECT_EQ(scheme_lines(root_ / "calib" / "samples.jsonl", "fp8e4m3:scale=calib").size(), 1u);
+
+  // Bad values: exit 2 before any model work.
+  EXPECT_EQ(run(args("eval", root_ / "bad", {"--kv", spec, "--kv-storage", "fast"})), 2);
+  EXPECT_EQ(run(args("sweep", root_ / "bad", {"--compat", "vllm"})), 2);
+}
+
 }  // namespace

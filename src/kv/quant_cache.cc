@@ -16,15 +16,30 @@ namespace {
 constexpr size_t kFp16Bytes = 2;
 constexpr size_t kIntParamBytes = 4;  // intB scales and zero points are fp32 (schemes/int_affine.h)
 constexpr size_t kOutlierBytes = 4;  // uint16 channel index + fp16 value
-constexpr int64_t kChunkRows = 256;  // rows per step of a long prefill through the residual
+// Rows per step of a long prefill through the residual: small enough that the pending rows stay in
+// L2 (64 x 4 KiB rows for an 8B-geometry layer).
+constexpr int64_t kChunkRows = 64;
 
-// x [n] rounded through fp16 in place: F16C conversion (round to nearest even, like float_to_fp16
-// for every finite value and infinity; NaN stays NaN).
-void round_fp16_span(float* x, int64_t n) {
+// out [n] = x [n] rounded through fp16: F16C conversion (round to nearest even, like float_to_fp16
+// for every finite value and infinity; NaN stays NaN). out may equal x.
+void round_fp16_span(const float* x, int64_t n, float* out) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
-  for (; i < n; ++i) x[i] = round_fp16(x[i]);
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
+  for (; i < n; ++i) out[i] = round_fp16(x[i]);
+}
+
+// 8 floats, rounded through fp16 when fp16 is set (as round_fp16_span).
+inline __m256 load_row8(const float* x, bool fp16) {
+  const __m256 v = _mm256_loadu_ps(x);
+  return fp16 ? _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT)) : v;
+}
+
+// out [n] = 1 / x [n] (IEEE division, vectorised).
+void reciprocal_span(const float* x, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_loadu_ps(x + i)));
+  for (; i < n; ++i) out[i] = 1.0f / x[i];
 }
 
 // A growable float buffer that leaves new storage uninitialised: every row of the mirror is written
@@ -43,11 +58,16 @@ class RowBuffer {
     if (n > cap_) grow(std::max(n, 2 * cap_));
     n_ = n;
   }
+  // Drops the first n values (a queue of pending rows).
+  void erase_front(size_t n) {
+    if (n < n_) std::memmove(data(), data() + n, (n_ - n) * sizeof(float));
+    n_ -= std::min(n, n_);
+  }
 
  private:
   void grow(size_t cap) {
     std::unique_ptr<float[]> q(new float[cap]);
-    if (n_) std::memcpy(q.get(), p_.get(), n_ * sizeof(float));
+    if (n_) std::memcpy(q.get(), data(), n_ * sizeof(float));
     p_ = std::move(q);
     cap_ = cap;
   }
@@ -78,6 +98,29 @@ class QuantCache final : public LayerCache {
   }
 
   int64_t append(const float* rows, int64_t n) override {
+    if (residual_direct() && q_ == size_) {
+      // Nothing pending: the rows this call quantizes go straight from the input, rounded through
+      // fp16 on the way (the residual's storage, SPEC.md §3), into the mirror; only the rows that
+      // stay in the window go through pending_. Same blocks, windows and values as the path below.
+      const int64_t old = size_, k = quantized_after(old + n) - old;  // rows of this call quantized now
+      if (k > 0) {
+        mirror_.reserve(size_t(old + n) * w_);
+        mirror_.resize(size_t(old + k) * w_);
+        if (plan_.mode == QuantPlan::Mode::kChannel) {
+          for (int64_t b = 0; b < k; b += plan_.block)
+            quantize_block(old + b, rows + b * w_, std::min<int64_t>(plan_.block, k - b), /*fp16_input=*/true);
+        } else {
+          row_tmp_.resize(w_);
+          for (int64_t t = 0; t < k; ++t) {
+            round_fp16_span(rows + t * w_, w_, row_tmp_.data());
+            quantize_row(old + t, *plan_.rows, row_tmp_.data());
+          }
+        }
+        size_ = q_ = old + k;
+        if (k < n) append(rows + k * w_, n - k);
+        return old;
+      }
+    }
     // A long prefill through the residual goes in chunks, so the pending buffer stays small; the
     // blocks and windows quantized are the same as for one call (tensor fits on the whole call).
     const int64_t chunk = std::max<int64_t>(kChunkRows, plan_.residual);
@@ -101,26 +144,28 @@ class QuantCache final : public LayerCache {
     }
     pending_.resize(size_t(old + n - q_) * wc_);
     const int64_t q_planned = quantized_after(old + n);  // rows below it are quantized in this call
-    std::vector<float> x(w_);  // [width]
+    row_tmp_.resize(w_);  // [width]
     for (int64_t t = 0; t < n; ++t) {
       const float* in = rows + t * w_;
       if (plan_.had) {
-        std::copy(in, in + w_, x.begin());
-        hadamard_rows(x.data(), plan_.geometry.n_kv_heads, plan_.geometry.head_dim);
-        in = x.data();
+        std::copy(in, in + w_, row_tmp_.begin());
+        hadamard_rows(row_tmp_.data(), plan_.geometry.n_kv_heads, plan_.geometry.head_dim);
+        in = row_tmp_.data();
       }
       float* m = &mirror_[size_t(old + t) * w_];
       for (int c : plan_.protected_channels) m[c] = round_fp16(in[c]);
       float* p = &pending_[size_t(old + t - q_) * wc_];
       if (wc_ == w_) {
-        std::copy(in, in + w_, p);
+        if (residual_mode_) {
+          round_fp16_span(in, w_, p);  // copy and round in one pass
+        } else {
+          std::copy(in, in + w_, p);
+        }
       } else {
         for (int i = 0; i < wc_; ++i) p[i] = in[kept_[i]];
+        if (residual_mode_) round_fp16_span(p, wc_, p);
       }
-      if (residual_mode_) {
-        round_fp16_span(p, wc_);
-        if (old + t >= q_planned) write_compact(old + t, p);  // the 16-bit residual, until quantized
-      }
+      if (residual_mode_ && old + t >= q_planned) write_compact(old + t, p);  // the 16-bit residual, until quantized
     }
     size_ = old + n;
     if (plan_.mode == QuantPlan::Mode::kTensor && (n_segments_ == 0 || plan_.compat_paper) && n > 0)
@@ -144,6 +189,10 @@ class QuantCache final : public LayerCache {
   // Rows go from the input to the scheme unchanged: no rotation, split or residual, simulated.
   bool direct() const {
     return !packed() && !plan_.had && wc_ == w_ && !residual_mode_ && plan_.mode != QuantPlan::Mode::kChannel;
+  }
+  // Same with a residual window (channel, KIVI, token-wise `:rR`; not tensor, which fits per call).
+  bool residual_direct() const {
+    return !packed() && !plan_.had && wc_ == w_ && residual_mode_ && plan_.mode != QuantPlan::Mode::kTensor;
   }
 
   // How many rows are quantized once the cache holds `size` rows (SPEC.md §3 streaming): channel
@@ -181,7 +230,7 @@ class QuantCache final : public LayerCache {
       const RowQuantizer& rq = plan_.mode == QuantPlan::Mode::kTensor ? *tensor_q_ : *plan_.rows;
       for (int64_t r = 0; r < n; ++r) quantize_row(q_ + r, rq, &pending_[size_t(r) * wc_]);
     }
-    pending_.erase(pending_.begin(), pending_.begin() + n * wc_);
+    pending_.erase_front(size_t(n) * wc_);
     q_ = q_new;
   }
 
@@ -189,10 +238,22 @@ class QuantCache final : public LayerCache {
     codes_tmp_.resize(wc_);
     params_tmp_.resize(rq.n_params());
     sparse_tmp_.clear();
-    rq.quantize(x, codes_tmp_.data(), params_tmp_.data(), &sparse_tmp_);
     const size_t pbytes = size_t(rq.n_params()) * rq.param_bytes();
+    if (!packed()) {  // one fused pass, straight into the rows attention reads
+      float* out = &mirror_[size_t(row) * w_];
+      if (wc_ != w_) {
+        deq_tmp_.resize(wc_);
+        out = deq_tmp_.data();
+      }
+      rq.quantize_dequantize(x, out, codes_tmp_.data(), params_tmp_.data(), &sparse_tmp_);
+      for (const Outlier& o : sparse_tmp_) out[o.channel] = o.value;
+      if (wc_ != w_) write_compact(row, out);
+      quantized_bytes_ += code_bytes_ + pbytes + (plan_.sparse_header ? kFp16Bytes + kOutlierBytes * sparse_tmp_.size() : 0);
+      return;
+    }
+    rq.quantize(x, codes_tmp_.data(), params_tmp_.data(), &sparse_tmp_);
     quantized_bytes_ += code_bytes_ + pbytes + (plan_.sparse_header ? kFp16Bytes + kOutlierBytes * sparse_tmp_.size() : 0);
-    if (packed()) {  // store the bytes, then decode the row from them alone
+    {  // store the bytes, then decode the row from them alone
       const size_t c0 = codes_.size(), p0 = params_.size();
       codes_.resize(c0 + code_bytes_);
       pack_codes(codes_tmp_.data(), wc_, bits(), &codes_[c0]);
@@ -216,55 +277,75 @@ class QuantCache final : public LayerCache {
     if (wc_ != w_) write_compact(row, out);
   }
 
-  // `channel`: x [n, wc] quantized per channel over the n rows (a KIVI key block).
-  void quantize_block(int64_t row0, const float* x, int64_t n) {
+  // `channel`: x [n, wc] quantized per channel over the n rows (a KIVI key block). fp16_input: x is
+  // the raw input, rounded through fp16 here (simulated storage only).
+  void quantize_block(int64_t row0, const float* x, int64_t n, bool fp16_input = false) {
     const IntAffine& a = plan_.affine;
     const int np = a.sym ? 1 : 2;
-    std::vector<float> lo(x, x + wc_), hi(x, x + wc_);  // [wc]: per-channel range over the block
-    for (int64_t r = 1; r < n; ++r) {
-      const float* xr = x + r * wc_;
+    const int wc = wc_;
+    // [wc] each: per-channel range over the block, then its parameters.
+    blk_lo_.resize(wc);
+    blk_hi_.resize(wc);
+    float* lo = blk_lo_.data();
+    float* hi = blk_hi_.data();
+    if (fp16_input) {
+      round_fp16_span(x, wc, lo);
+    } else {
+      std::copy(x, x + wc, lo);
+    }
+    std::copy(lo, lo + wc, hi);
+    for (int64_t r = 1; r < n; ++r) {  // row by row: the block streams in once, in order
+      const float* xr = x + r * wc;
       int c = 0;
-      for (; c + 8 <= wc_; c += 8) {  // min_ps(v, lo) = v < lo ? v : lo, exactly std::min(lo, v)
-        const __m256 v = _mm256_loadu_ps(xr + c);
-        _mm256_storeu_ps(&lo[c], _mm256_min_ps(v, _mm256_loadu_ps(&lo[c])));
-        _mm256_storeu_ps(&hi[c], _mm256_max_ps(v, _mm256_loadu_ps(&hi[c])));
+      for (; c + 8 <= wc; c += 8) {  // min_ps(v, lo) = v < lo ? v : lo, exactly std::min(lo, v)
+        const __m256 v = load_row8(xr + c, fp16_input);
+        _mm256_storeu_ps(lo + c, _mm256_min_ps(v, _mm256_loadu_ps(lo + c)));
+        _mm256_storeu_ps(hi + c, _mm256_max_ps(v, _mm256_loadu_ps(hi + c)));
       }
-      for (; c < wc_; ++c) {
-        lo[c] = std::min(lo[c], xr[c]);
-        hi[c] = std::max(hi[c], xr[c]);
+      for (; c < wc; ++c) {
+        const float v = fp16_input ? round_fp16(xr[c]) : xr[c];
+        lo[c] = std::min(lo[c], v);
+        hi[c] = std::max(hi[c], v);
       }
     }
-    std::vector<float> pf(size_t(np) * wc_, 0.0f);  // [np, wc]: stored scales, then zero points
-    std::vector<float> qs(wc_);                      // [wc]: fp32 scales the codes are computed with
-    for (int c = 0; c < wc_; ++c) {
-      const AffineParams p = a.fit_range(lo[c], hi[c]);
-      pf[c] = p.scale;
-      qs[c] = p.qscale;
-      if (np == 2) pf[wc_ + c] = p.zero;
+    blk_params_.resize(size_t(2) * wc_);  // [2, wc]: stored scales, then zero points (0 when sym)
+    blk_qscale_.resize(wc_);              // [wc]: fp32 scales the codes are computed with
+    float* pf = blk_params_.data();
+    const float* zero = pf + wc_;
+    a.fit_ranges(lo, hi, wc_, pf, pf + wc_, blk_qscale_.data());
+    quantized_bytes_ += size_t(n) * code_bytes_ + size_t(wc_) * np * kIntParamBytes;
+    if (!packed()) {  // one fused pass per row, straight into the rows attention reads
+      blk_recip_.resize(wc_);
+      reciprocal_span(blk_qscale_.data(), wc_, blk_recip_.data());
+      deq_tmp_.resize(wc_);
+      for (int64_t r = 0; r < n; ++r) {
+        float* out = wc_ == w_ ? &mirror_[size_t(row0 + r) * w_] : deq_tmp_.data();
+        a.fake_quantize_columns(x + r * wc_, wc_, blk_qscale_.data(), blk_recip_.data(), pf, zero, out, fp16_input);
+        if (wc_ != w_) write_compact(row0 + r, out);
+      }
+      return;
     }
-    const float* zero = np == 2 ? &pf[wc_] : pf.data();  // unused when sym
     std::vector<uint8_t>& codes = block_codes_;  // [n, wc]
     codes.resize(size_t(n) * wc_);
-    for (int64_t r = 0; r < n; ++r) a.quantize_columns(x + r * wc_, wc_, qs.data(), zero, &codes[size_t(r) * wc_]);
-    quantized_bytes_ += size_t(n) * code_bytes_ + size_t(wc_) * np * kIntParamBytes;
-    if (packed()) {  // [n] packed rows of codes, then [np, wc] fp32 parameters; decode from them
+    for (int64_t r = 0; r < n; ++r) a.quantize_columns(x + r * wc_, wc_, blk_qscale_.data(), zero, &codes[size_t(r) * wc_]);
+    {  // [n] packed rows of codes, then [np, wc] fp32 parameters; decode from them
       const size_t c0 = codes_.size(), p0 = params_.size();
       codes_.resize(c0 + size_t(n) * code_bytes_);
-      params_.resize(p0 + pf.size() * kIntParamBytes);
-      encode_params(pf.data(), int(pf.size()), int(kIntParamBytes), &params_[p0]);
+      params_.resize(p0 + size_t(np) * wc_ * kIntParamBytes);
+      encode_params(pf, np * wc_, int(kIntParamBytes), &params_[p0]);
       for (int64_t r = 0; r < n; ++r) {
         pack_codes(&codes[size_t(r) * wc_], wc_, a.bits, &codes_[c0 + size_t(r) * code_bytes_]);
         unpack_codes(&codes_[c0 + size_t(r) * code_bytes_], wc_, a.bits, &codes[size_t(r) * wc_]);
       }
-      decode_params(&params_[p0], int(pf.size()), int(kIntParamBytes), pf.data());
+      decode_params(&params_[p0], np * wc_, int(kIntParamBytes), pf);
     }
     deq_tmp_.resize(wc_);
     for (int64_t r = 0; r < n; ++r) {
       if (wc_ == w_) {  // straight into the mirror
-        a.dequantize_columns(&codes[size_t(r) * wc_], wc_, pf.data(), zero, &mirror_[size_t(row0 + r) * w_]);
+        a.dequantize_columns(&codes[size_t(r) * wc_], wc_, pf, zero, &mirror_[size_t(row0 + r) * w_]);
         continue;
       }
-      a.dequantize_columns(&codes[size_t(r) * wc_], wc_, pf.data(), zero, deq_tmp_.data());
+      a.dequantize_columns(&codes[size_t(r) * wc_], wc_, pf, zero, deq_tmp_.data());
       write_compact(row0 + r, deq_tmp_.data());
     }
   }
@@ -298,9 +379,9 @@ class QuantCache final : public LayerCache {
   bool residual_mode_ = false;
   size_t code_bytes_ = 0;  // packed codes of one compact row
   int64_t size_ = 0, q_ = 0;  // rows [0, q_) quantized, [q_, size_) in the 16-bit residual
-  RowBuffer mirror_;            // [size, width]: what attention reads (rotated domain under +had)
+  RowBuffer mirror_;              // [size, width]: what attention reads (rotated domain under +had)
   std::vector<float> out_;      // [size, width]: +had only, mirror_ rotated back
-  std::vector<float> pending_;  // [size - q, wc]: rows not yet quantized
+  RowBuffer pending_;       // [size - q, wc]: rows not yet quantized
   std::unique_ptr<RowQuantizer> tensor_q_;
   int64_t n_segments_ = 0;      // tensor parameter sets stored (1, or one per call under --compat paper)
   size_t quantized_bytes_ = 0;  // codes + parameters + outliers of rows [0, q_)
@@ -310,7 +391,8 @@ class QuantCache final : public LayerCache {
   std::vector<std::vector<uint32_t>> sparse_;  // [q][outliers]: channel | fp16 value << 16
   // Scratch.
   std::vector<uint8_t> codes_tmp_, block_codes_;
-  std::vector<float> params_tmp_, deq_tmp_;
+  std::vector<float> params_tmp_, deq_tmp_, row_tmp_;
+  std::vector<float> blk_lo_, blk_hi_, blk_params_, blk_qscale_, blk_recip_;  // channel blocks: [wc] each, params [2, wc]
   std::vector<Outlier> sparse_tmp_;
 };
 

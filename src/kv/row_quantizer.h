@@ -24,6 +24,14 @@ class RowQuantizer {
   virtual void quantize(const float* x, uint8_t* codes, float* params, std::vector<Outlier>* sparse) const = 0;
   // codes: [width], params: [n_params] -> out: [width] (outliers are applied by the caller).
   virtual void dequantize(const uint8_t* codes, const float* params, float* out) const = 0;
+  // Simulated storage: out = dequantize(quantize(x)) (outliers appended to *sparse, applied by the
+  // caller). codes [width] and params [n_params] are scratch; a scheme may override this with one
+  // fused pass that gives the same bits.
+  virtual void quantize_dequantize(const float* x, float* out, uint8_t* codes, float* params,
+                                   std::vector<Outlier>* sparse) const {
+    quantize(x, codes, params, sparse);
+    dequantize(codes, params, out);
+  }
 };
 
 }  // namespace kvaudit::kv

@@ -27,6 +27,9 @@ struct IntAffine {
   AffineParams fit(const float* x, int64_t n, int64_t stride = 1) const;
   // Same, from a precomputed range (min, max; max|x| = max(-min, max)).
   AffineParams fit_range(float lo, float hi) const;
+  // fit_range of n sets at once: lo, hi [n] -> scale, zero, qscale [n] (zero 0 when sym). Vectorised
+  // across sets; bit-identical to fit_range (tests/kv/int_affine_test.cc).
+  void fit_ranges(const float* lo, const float* hi, int64_t n, float* scale, float* zero, float* qscale) const;
   // q = clamp(round(x/s) [+ z], qmin, qmax), stored as q + code_offset() in [0, 2^B).
   // round = round half to even (std::nearbyint in the default rounding mode; torch.round).
   uint8_t quantize(float x, AffineParams p) const;
@@ -42,9 +45,27 @@ struct IntAffine {
   // definitions as quantize()/dequantize(), vectorised across channels.
   void quantize_columns(const float* x, int64_t n, const float* qscale, const float* zero, uint8_t* codes) const;
   void dequantize_columns(const uint8_t* codes, int64_t n, const float* scale, const float* zero, float* out) const;
+
+  // Simulated storage (the dequantized values only): out = dequantize_span(quantize_span(x)) and
+  // out = dequantize_columns(quantize_columns(x)) in one pass, without materialising codes.
+  // Bit-identical to the two-pass forms (tests/kv/int_affine_test.cc).
+  void fake_quantize_span(const float* x, int64_t n, AffineParams p, float* out) const;
+  // recip[i] = 1.0f / qscale[i] (the fused loops multiply and fall back to the division only where
+  // that could change a code; see round_quotient in int_affine.cc). fp16_input: x is first rounded
+  // through fp16 (round_fp16, the residual window's storage) on the way in.
+  void fake_quantize_columns(const float* x, int64_t n, const float* qscale, const float* recip, const float* scale,
+                             const float* zero, float* out, bool fp16_input = false) const;
+  // fake_quantize_span over n_sets consecutive sets of len values, set s with its own parameters
+  // (scale, zero, qscale [n_sets], as fit_ranges writes them): x, out [n_sets, len].
+  void fake_quantize_sets(const float* x, int64_t n_sets, int64_t len, const float* scale, const float* zero,
+                          const float* qscale, float* out) const;
 };
 
 // Minimum and maximum of x [n] (0, 0 when n == 0).
 void minmax_span(const float* x, int64_t n, float* lo, float* hi);
+// minmax_span of n_sets consecutive sets of `len` values each: x [n_sets, len] -> lo, hi [n_sets].
+// Eight sets at a time through an 8x8 transpose, in minmax_span's exact comparison order (so ±0 and
+// NaN resolve the same way).
+void minmax_sets(const float* x, int64_t n_sets, int64_t len, float* lo, float* hi);
 
 }  // namespace kvaudit::kv

@@ -52,7 +52,9 @@ NuqTables fit_nuq(const ChannelStats& stats, const std::vector<int>& channels, i
   std::vector<float> col(rows);
   for (int ch : channels) {
     for (int64_t r = 0; r < rows; ++r) col[r] = stats.samples[r * stats.width + ch];
-    std::sort(col.begin(), col.end());
+    // A total order (-0 before +0, NaN at the ends): the sorted column, and so the codebook, is the
+    // same whether the samples come from the engine or from a cache file that stores them sorted.
+    std::sort(col.begin(), col.end(), [](float a, float b) { return float_order_key(a) < float_order_key(b); });
     float lo = -INFINITY, hi = INFINITY;
     int64_t a = 0, b = rows;  // inliers [a, b)
     if (sparse > 0) {

@@ -28,6 +28,10 @@ class LayerCache {
   virtual const float* rows() const = 0;
   // Bytes the stored representation occupies now (codes + scales + zero points + residual).
   virtual size_t bytes() const = 0;
+  // Heap bytes this cache holds now: its storage, spare capacity and scratch (not the per-thread
+  // decode buffers that packed caches borrow, see kv/quant_cache.h). Simulated: the float rows;
+  // packed: close to bytes().
+  virtual size_t resident_bytes() const = 0;
 };
 
 // Stores rows unchanged (the 16-bit baseline is computed in the engine's own precision).

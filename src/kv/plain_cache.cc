@@ -16,6 +16,7 @@ class PlainCache final : public LayerCache {
   int64_t size() const override { return int64_t(data_.size()) / width_; }
   const float* rows() const override { return data_.data(); }
   size_t bytes() const override { return data_.size() * 2; }  // as a 16-bit cache
+  size_t resident_bytes() const override { return data_.capacity() * sizeof(float); }
 
  private:
   int64_t width_;

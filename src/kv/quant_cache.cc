@@ -58,6 +58,21 @@ class RowBuffer {
     if (n > cap_) grow(std::max(n, 2 * cap_));
     n_ = n;
   }
+  size_t capacity() const { return cap_; }
+  // Drops spare capacity beyond n values (keeping the data).
+  void shrink_to(size_t n) {
+    if (cap_ > std::max(n, n_)) {
+      const size_t keep = n_;
+      std::unique_ptr<float[]> q(new float[std::max(n, n_)]);
+      if (keep) std::memcpy(q.get(), p_.get(), keep * sizeof(float));
+      p_ = std::move(q);
+      cap_ = std::max(n, n_);
+    }
+  }
+  void release() {
+    p_.reset();
+    n_ = cap_ = 0;
+  }
   // Drops the first n values (a queue of pending rows).
   void erase_front(size_t n) {
     if (n < n_) std::memmove(data(), data() + n, (n_ - n) * sizeof(float));
@@ -75,6 +90,42 @@ class RowBuffer {
   size_t n_ = 0, cap_ = 0;
 };
 
+// Grows v to n elements with at most 1/8 spare capacity (a packed cache's resident size stays close
+// to its bytes(), SPEC.md §3 Memory), instead of std::vector's doubling.
+template <class T>
+void grow_to(std::vector<T>& v, size_t n) {
+  if (n > v.capacity()) v.reserve(n + n / 8);
+  v.resize(n);
+}
+
+// The decode buffers of packed caches. A packed cache keeps only its bytes; rows() decodes them into
+// a buffer borrowed from this thread's arena. The arena lends to the caches of one layer at a time:
+// the first rows() of a cache of another layer takes every buffer back (later rows() of a cache
+// whose buffer was taken decode again). The engine reads a layer's K and V rows, for every sequence
+// of the batch, between their append and the next layer's (engine/cpu/forward.cc store_kv), so
+// decoded floats are bounded by one layer of the batch instead of the whole model.
+struct DecodeArena {
+  int layer = -1;
+  uint64_t epoch = 0;
+  size_t lent = 0;
+  std::vector<std::unique_ptr<std::vector<float>>> buffers;
+
+  std::vector<float>* borrow(int for_layer) {
+    if (for_layer != layer) {
+      layer = for_layer;
+      ++epoch;
+      lent = 0;
+    }
+    if (lent == buffers.size()) buffers.push_back(std::make_unique<std::vector<float>>());
+    return buffers[lent++].get();
+  }
+};
+
+DecodeArena& decode_arena() {
+  thread_local DecodeArena arena;
+  return arena;
+}
+
 class QuantCache final : public LayerCache {
  public:
   explicit QuantCache(QuantPlan p) : plan_(std::move(p)), w_(plan_.geometry.width()) {
@@ -89,7 +140,20 @@ class QuantCache final : public LayerCache {
   }
 
   int64_t size() const override { return size_; }
-  const float* rows() const override { return plan_.had ? out_.data() : mirror_.data(); }
+  const float* rows() const override {
+    if (packed()) return decode_rows();
+    return plan_.had ? out_.data() : mirror_.data();
+  }
+  size_t resident_bytes() const override {
+    size_t b = (mirror_.capacity() + pending_.capacity() + out_.capacity()) * sizeof(float);
+    b += codes_.capacity() + params_.capacity() + (sparse_data_.capacity() + sparse_end_.capacity()) * 4;
+    b += protect16_.capacity() * 2 + blocks_.capacity() * sizeof(Block) + segments_.capacity() * sizeof(Segment);
+    b += codes_tmp_.capacity() + block_codes_.capacity() + dec_codes_.capacity();
+    b += (params_tmp_.capacity() + deq_tmp_.capacity() + row_tmp_.capacity() + dec_params_.capacity()) * sizeof(float);
+    b += (blk_lo_.capacity() + blk_hi_.capacity() + blk_params_.capacity() + blk_qscale_.capacity() +
+          blk_recip_.capacity()) * sizeof(float);
+    return b + sparse_tmp_.capacity() * sizeof(Outlier);
+  }
   size_t bytes() const override {
     const size_t residual = size_t(size_ - q_) * size_t(wc_) * kFp16Bytes;
     const size_t protect = size_t(size_) * plan_.protected_channels.size() * kFp16Bytes;
@@ -125,16 +189,17 @@ class QuantCache final : public LayerCache {
     // blocks and windows quantized are the same as for one call (tensor fits on the whole call).
     const int64_t chunk = std::max<int64_t>(kChunkRows, plan_.residual);
     if (n > chunk && residual_mode_ && plan_.mode != QuantPlan::Mode::kTensor) {
-      mirror_.reserve(size_t(size_ + n) * w_);
+      if (!packed()) mirror_.reserve(size_t(size_ + n) * w_);
       int64_t first = size_ + n;
       for (int64_t t = 0; t < n; t += chunk) first = std::min(first, append(rows + t * w_, std::min(chunk, n - t)));
       return first;
     }
     const int64_t old = size_, q_old = q_;
-    mirror_.resize(size_t(old + n) * w_);
+    ++version_;
+    if (!packed()) mirror_.resize(size_t(old + n) * w_);
     if (direct()) {
       if (plan_.mode == QuantPlan::Mode::kTensor && (n_segments_ == 0 || plan_.compat_paper) && n > 0) {
-        fit_tensor(rows, n);
+        fit_tensor(rows, n, old);
       }
       // Hot path: every row quantized at once, straight from the input into the mirror.
       const RowQuantizer& rq = plan_.mode == QuantPlan::Mode::kTensor ? *tensor_q_ : *plan_.rows;
@@ -152,8 +217,14 @@ class QuantCache final : public LayerCache {
         hadamard_rows(row_tmp_.data(), plan_.geometry.n_kv_heads, plan_.geometry.head_dim);
         in = row_tmp_.data();
       }
-      float* m = &mirror_[size_t(old + t) * w_];
-      for (int c : plan_.protected_channels) m[c] = round_fp16(in[c]);
+      if (packed()) {  // protected channels: fp16, [size, n_protected]
+        const size_t n_prot = plan_.protected_channels.size(), p0 = protect16_.size();
+        grow_to(protect16_, p0 + n_prot);
+        for (size_t j = 0; j < n_prot; ++j) protect16_[p0 + j] = float_to_fp16(in[plan_.protected_channels[j]]);
+      } else {
+        float* m = &mirror_[size_t(old + t) * w_];
+        for (int c : plan_.protected_channels) m[c] = round_fp16(in[c]);
+      }
       float* p = &pending_[size_t(old + t - q_) * wc_];
       if (wc_ == w_) {
         if (residual_mode_) {
@@ -165,15 +236,20 @@ class QuantCache final : public LayerCache {
         for (int i = 0; i < wc_; ++i) p[i] = in[kept_[i]];
         if (residual_mode_) round_fp16_span(p, wc_, p);
       }
-      if (residual_mode_ && old + t >= q_planned) write_compact(old + t, p);  // the 16-bit residual, until quantized
+      // The 16-bit residual, until quantized (packed: decoded from pending_ by rows()).
+      if (residual_mode_ && old + t >= q_planned && !packed()) write_compact(old + t, p);
     }
     size_ = old + n;
     if (plan_.mode == QuantPlan::Mode::kTensor && (n_segments_ == 0 || plan_.compat_paper) && n > 0)
-      fit_tensor(&pending_[size_t(old - q_) * wc_], n);
+      fit_tensor(&pending_[size_t(old - q_) * wc_], n, old);
     const int64_t q_new = quantized_after(size_);
     if (q_new > q_) quantize_rows(q_new);
     const int64_t first = q_new > q_old && q_old < old ? q_old : old;
-    if (plan_.had) {
+    if (packed() && !residual_mode_) pending_.release();  // a prefill's staging rows: not kept
+    // Packed with a residual: keep room for the window and one more row, not a prefill chunk.
+    const size_t window = size_t(std::max(plan_.residual, 1) + 1) * wc_;
+    if (packed() && residual_mode_ && pending_.capacity() > window + size_t(wc_)) pending_.shrink_to(window);
+    if (plan_.had && !packed()) {
       out_.resize(mirror_.size());
       for (int64_t r = first; r < size_; ++r) {
         std::copy(&mirror_[size_t(r) * w_], &mirror_[size_t(r) * w_] + w_, &out_[size_t(r) * w_]);
@@ -204,11 +280,12 @@ class QuantCache final : public LayerCache {
   }
 
   // tensor: (s, z) from this append's rows x [n, wc] (the prefill; every call under --compat paper).
-  void fit_tensor(const float* x, int64_t n) {
+  void fit_tensor(const float* x, int64_t n, int64_t first_row) {
     float lo, hi;
     minmax_span(x, n * wc_, &lo, &hi);
     tensor_q_ = make_int_fixed_quantizer(plan_.affine, wc_, plan_.affine.fit_range(lo, hi));
     ++n_segments_;
+    if (packed()) segments_.push_back({first_row, tensor_q_});  // rows from first_row on use it
   }
 
   void write_compact(int64_t row, const float* compact) {
@@ -251,30 +328,21 @@ class QuantCache final : public LayerCache {
       quantized_bytes_ += code_bytes_ + pbytes + (plan_.sparse_header ? kFp16Bytes + kOutlierBytes * sparse_tmp_.size() : 0);
       return;
     }
+    // Packed: store the bytes only; rows() decodes them.
     rq.quantize(x, codes_tmp_.data(), params_tmp_.data(), &sparse_tmp_);
     quantized_bytes_ += code_bytes_ + pbytes + (plan_.sparse_header ? kFp16Bytes + kOutlierBytes * sparse_tmp_.size() : 0);
-    {  // store the bytes, then decode the row from them alone
-      const size_t c0 = codes_.size(), p0 = params_.size();
-      codes_.resize(c0 + code_bytes_);
-      pack_codes(codes_tmp_.data(), wc_, bits(), &codes_[c0]);
-      params_.resize(p0 + pbytes);
-      encode_params(params_tmp_.data(), rq.n_params(), rq.param_bytes(), &params_[p0]);
-      std::vector<uint32_t> sp;
-      for (const Outlier& o : sparse_tmp_) sp.push_back(uint32_t(o.channel) | uint32_t(float_to_fp16(o.value)) << 16);
-      sparse_.push_back(std::move(sp));
-      unpack_codes(&codes_[c0], wc_, bits(), codes_tmp_.data());
-      decode_params(&params_[p0], rq.n_params(), rq.param_bytes(), params_tmp_.data());
-      sparse_tmp_.clear();
-      for (uint32_t e : sparse_.back()) sparse_tmp_.push_back({uint16_t(e & 0xffff), fp16_to_float(uint16_t(e >> 16))});
+    const size_t c0 = codes_.size(), p0 = params_.size();
+    grow_to(codes_, c0 + code_bytes_);
+    pack_codes(codes_tmp_.data(), wc_, bits(), &codes_[c0]);
+    grow_to(params_, p0 + pbytes);
+    encode_params(params_tmp_.data(), rq.n_params(), rq.param_bytes(), &params_[p0]);
+    if (plan_.sparse_header) {
+      for (const Outlier& o : sparse_tmp_)
+        sparse_data_.push_back(uint32_t(o.channel) | uint32_t(float_to_fp16(o.value)) << 16);
+      grow_to(sparse_end_, sparse_end_.size() + 1);
+      sparse_end_.back() = uint32_t(sparse_data_.size());
     }
-    float* out = &mirror_[size_t(row) * w_];
-    if (wc_ != w_) {
-      deq_tmp_.resize(wc_);
-      out = deq_tmp_.data();
-    }
-    rq.dequantize(codes_tmp_.data(), params_tmp_.data(), out);
-    for (const Outlier& o : sparse_tmp_) out[o.channel] = o.value;
-    if (wc_ != w_) write_compact(row, out);
+    (void)row;
   }
 
   // `channel`: x [n, wc] quantized per channel over the n rows (a KIVI key block). fp16_input: x is
@@ -328,26 +396,84 @@ class QuantCache final : public LayerCache {
     std::vector<uint8_t>& codes = block_codes_;  // [n, wc]
     codes.resize(size_t(n) * wc_);
     for (int64_t r = 0; r < n; ++r) a.quantize_columns(x + r * wc_, wc_, blk_qscale_.data(), zero, &codes[size_t(r) * wc_]);
-    {  // [n] packed rows of codes, then [np, wc] fp32 parameters; decode from them
-      const size_t c0 = codes_.size(), p0 = params_.size();
-      codes_.resize(c0 + size_t(n) * code_bytes_);
-      params_.resize(p0 + size_t(np) * wc_ * kIntParamBytes);
-      encode_params(pf, np * wc_, int(kIntParamBytes), &params_[p0]);
-      for (int64_t r = 0; r < n; ++r) {
-        pack_codes(&codes[size_t(r) * wc_], wc_, a.bits, &codes_[c0 + size_t(r) * code_bytes_]);
-        unpack_codes(&codes_[c0 + size_t(r) * code_bytes_], wc_, a.bits, &codes[size_t(r) * wc_]);
-      }
-      decode_params(&params_[p0], np * wc_, int(kIntParamBytes), pf);
+    // Packed: [n] packed rows of codes, then [np, wc] fp32 parameters; rows() decodes them.
+    const size_t c0 = codes_.size(), p0 = params_.size();
+    grow_to(codes_, c0 + size_t(n) * code_bytes_);
+    grow_to(params_, p0 + size_t(np) * wc_ * kIntParamBytes);
+    encode_params(pf, np * wc_, int(kIntParamBytes), &params_[p0]);
+    for (int64_t r = 0; r < n; ++r) pack_codes(&codes[size_t(r) * wc_], wc_, a.bits, &codes_[c0 + size_t(r) * code_bytes_]);
+    blocks_.push_back({row0, n, p0});
+  }
+
+  // Packed: every row decoded from the stored bytes alone into this thread's decode buffer
+  // [size, width]: quantized rows (codes, parameters, outliers), the fp16 residual, the fp16
+  // protected channels, then +had rotated back, exactly as the simulated cache computes them.
+  const float* decode_rows() const {
+    DecodeArena& arena = decode_arena();
+    const bool held = dec_ != nullptr && dec_arena_ == &arena && dec_epoch_ == arena.epoch;
+    if (held && dec_version_ == version_) return dec_->data();
+    if (!held) {
+      dec_ = arena.borrow(plan_.layer);
+      dec_arena_ = &arena;
+      dec_epoch_ = arena.epoch;
     }
-    deq_tmp_.resize(wc_);
-    for (int64_t r = 0; r < n; ++r) {
-      if (wc_ == w_) {  // straight into the mirror
-        a.dequantize_columns(&codes[size_t(r) * wc_], wc_, pf, zero, &mirror_[size_t(row0 + r) * w_]);
-        continue;
+    dec_version_ = version_;
+    std::vector<float>& out = *dec_;
+    out.resize(size_t(size_) * w_);
+    const int b = bits();
+    dec_codes_.resize(wc_);
+    deq_dec_.resize(wc_);
+    float* compact = wc_ == w_ ? nullptr : deq_dec_.data();
+    auto place = [&](int64_t row, const float* c) {  // compact row -> out row
+      float* o = &out[size_t(row) * w_];
+      if (compact == nullptr) {
+        if (c != o) std::copy(c, c + w_, o);
+        return;
       }
-      a.dequantize_columns(&codes[size_t(r) * wc_], wc_, pf, zero, deq_tmp_.data());
-      write_compact(row0 + r, deq_tmp_.data());
+      for (int i = 0; i < wc_; ++i) o[kept_[i]] = c[i];
+    };
+    if (plan_.mode == QuantPlan::Mode::kChannel) {
+      const IntAffine& a = plan_.affine;
+      const int np = a.sym ? 1 : 2;
+      dec_params_.assign(size_t(2) * wc_, 0.0f);  // [2, wc]: scales, zero points (0 when sym)
+      for (const Block& blk : blocks_) {
+        decode_params(&params_[blk.param_offset], np * wc_, int(kIntParamBytes), dec_params_.data());
+        for (int64_t r = blk.row0; r < blk.row0 + blk.n; ++r) {
+          unpack_codes(&codes_[size_t(r) * code_bytes_], wc_, b, dec_codes_.data());
+          float* dst = compact ? compact : &out[size_t(r) * w_];
+          a.dequantize_columns(dec_codes_.data(), wc_, dec_params_.data(), dec_params_.data() + wc_, dst);
+          place(r, dst);
+        }
+      }
+    } else {
+      size_t seg = 0;
+      for (int64_t r = 0; r < q_; ++r) {
+        const RowQuantizer* rq = plan_.rows.get();
+        if (plan_.mode == QuantPlan::Mode::kTensor) {
+          while (seg + 1 < segments_.size() && segments_[seg + 1].first_row <= r) ++seg;
+          rq = segments_[seg].q.get();
+        }
+        const size_t pbytes = size_t(rq->n_params()) * rq->param_bytes();
+        dec_params_.resize(rq->n_params());
+        unpack_codes(&codes_[size_t(r) * code_bytes_], wc_, b, dec_codes_.data());
+        decode_params(params_.data() + size_t(r) * pbytes, rq->n_params(), rq->param_bytes(), dec_params_.data());
+        float* dst = compact ? compact : &out[size_t(r) * w_];
+        rq->dequantize(dec_codes_.data(), dec_params_.data(), dst);
+        if (plan_.sparse_header) {
+          for (uint32_t i = r == 0 ? 0 : sparse_end_[r - 1]; i < sparse_end_[r]; ++i)
+            dst[sparse_data_[i] & 0xffff] = fp16_to_float(uint16_t(sparse_data_[i] >> 16));
+        }
+        place(r, dst);
+      }
     }
+    for (int64_t r = q_; r < size_; ++r) place(r, &pending_.data()[size_t(r - q_) * wc_]);
+    const size_t n_prot = plan_.protected_channels.size();
+    for (int64_t r = 0; r < size_ && n_prot > 0; ++r)
+      for (size_t j = 0; j < n_prot; ++j)
+        out[size_t(r) * w_ + plan_.protected_channels[j]] = fp16_to_float(protect16_[size_t(r) * n_prot + j]);
+    if (plan_.had)
+      for (int64_t r = 0; r < size_; ++r) hadamard_rows(&out[size_t(r) * w_], plan_.geometry.n_kv_heads, plan_.geometry.head_dim);
+    return out.data();
   }
 
   static void encode_params(const float* p, int n, int bytes, uint8_t* out) {
@@ -382,13 +508,32 @@ class QuantCache final : public LayerCache {
   RowBuffer mirror_;              // [size, width]: what attention reads (rotated domain under +had)
   std::vector<float> out_;      // [size, width]: +had only, mirror_ rotated back
   RowBuffer pending_;       // [size - q, wc]: rows not yet quantized
-  std::unique_ptr<RowQuantizer> tensor_q_;
+  std::shared_ptr<RowQuantizer> tensor_q_;
   int64_t n_segments_ = 0;      // tensor parameter sets stored (1, or one per call under --compat paper)
   size_t quantized_bytes_ = 0;  // codes + parameters + outliers of rows [0, q_)
-  // Packed storage.
-  std::vector<uint8_t> codes_;   // [q, code_bytes_]
-  std::vector<uint8_t> params_;  // per row (token-wise) or per block (channel), fp16 or fp32
-  std::vector<std::vector<uint32_t>> sparse_;  // [q][outliers]: channel | fp16 value << 16
+  // Packed storage (no float rows: rows() decodes these).
+  struct Block {  // a `channel` block: rows [row0, row0 + n), parameters at params_[param_offset]
+    int64_t row0, n;
+    size_t param_offset;
+  };
+  struct Segment {  // `tensor`: rows from first_row on use q
+    int64_t first_row;
+    std::shared_ptr<RowQuantizer> q;
+  };
+  std::vector<uint8_t> codes_;        // [q, code_bytes_]
+  std::vector<uint8_t> params_;       // per row (token-wise) or per block (channel), fp16 or fp32
+  std::vector<uint32_t> sparse_data_;  // outliers of every row in order: channel | fp16 value << 16
+  std::vector<uint32_t> sparse_end_;   // [q]: end of row r's outliers in sparse_data_ (nuq with outliers)
+  std::vector<uint16_t> protect16_;    // [size, n_protected]: fp16 protected channels
+  std::vector<Block> blocks_;
+  std::vector<Segment> segments_;
+  uint64_t version_ = 0;  // appends so far: a decoded buffer of an older version is stale
+  // Packed decode state (rows() is const; the buffer is borrowed from the thread's DecodeArena).
+  mutable std::vector<float>* dec_ = nullptr;
+  mutable const DecodeArena* dec_arena_ = nullptr;
+  mutable uint64_t dec_epoch_ = 0, dec_version_ = 0;
+  mutable std::vector<uint8_t> dec_codes_;
+  mutable std::vector<float> dec_params_, deq_dec_;
   // Scratch.
   std::vector<uint8_t> codes_tmp_, block_codes_;
   std::vector<float> params_tmp_, deq_tmp_, row_tmp_;
@@ -409,6 +554,7 @@ class Bf16Cache final : public LayerCache {
   int64_t size() const override { return int64_t(data_.size()) / w_; }
   const float* rows() const override { return data_.data(); }
   size_t bytes() const override { return data_.size() * 2; }
+  size_t resident_bytes() const override { return data_.capacity() * sizeof(float); }
 
  private:
   int64_t w_;

@@ -8,8 +8,12 @@
 //    was quantized;
 //  - `tensor` fits (s, z) on the first append (the prefill) and keeps it; `--compat paper` fits
 //    `tensor` and `channel` on each append alone, without a residual window.
-// Storage::kSimulated writes dequantized floats; kPacked keeps bit-packed codes, parameters (docs/KV_SCHEMES.md) and
-// sparse outliers and decodes rows() from those bytes. Both give identical rows().
+// Storage::kSimulated writes dequantized floats; kPacked keeps only bit-packed codes, parameters
+// (docs/KV_SCHEMES.md), sparse outliers and the fp16 residual/protected channels, and decodes rows()
+// from those bytes on each call after an append, into a buffer lent by a per-thread arena that
+// serves one layer at a time: a packed rows() pointer is valid until the next append to that cache
+// or the next rows() of a packed cache of another layer on the same thread (the engine reads each
+// layer's rows before it moves to the next layer). Both storages give identical rows().
 #pragma once
 #include <memory>
 #include <vector>
@@ -34,6 +38,7 @@ struct QuantPlan {
   std::vector<int> protected_channels;       // ascending original channel indices
   bool sparse_header = false;                // nuq with outliers: a 2-byte count per row
   Storage storage = Storage::kSimulated;
+  int layer = 0;                             // packed: decode buffers are lent per layer (quant_cache.cc)
 };
 
 std::unique_ptr<LayerCache> make_quant_cache(QuantPlan plan);

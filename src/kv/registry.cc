@@ -78,6 +78,7 @@ std::unique_ptr<LayerCache> make_scheme_cache(const SchemeSpec& spec, Role role,
   QuantPlan plan;
   plan.geometry = g;
   plan.storage = o.storage;
+  plan.layer = o.layer;
   plan.compat_paper = o.compat_paper;
   plan.had = s.had;
   if (s.had && !is_power_of_two(g.head_dim))

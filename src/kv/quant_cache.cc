@@ -362,7 +362,29 @@ class QuantCache final : public LayerCache {
       std::copy(x, x + wc, lo);
     }
     std::copy(lo, lo + wc, hi);
-    for (int64_t r = 1; r < n; ++r) {  // row by row: the block streams in once, in order
+    int64_t r = 1;
+    // Four rows at a time, still in row order per channel: min_ps(v, lo) = v < lo ? v : lo, exactly
+    // std::min(lo, v), applied for rows r, r+1, r+2, r+3 in turn.
+    for (; r + 4 <= n; r += 4) {
+      const float* xr = x + r * wc;
+      for (int c = 0; c + 8 <= wc; c += 8) {
+        __m256 l = _mm256_loadu_ps(lo + c), h = _mm256_loadu_ps(hi + c);
+        for (int k = 0; k < 4; ++k) {
+          const __m256 v = load_row8(xr + k * wc + c, fp16_input);
+          l = _mm256_min_ps(v, l);
+          h = _mm256_max_ps(v, h);
+        }
+        _mm256_storeu_ps(lo + c, l);
+        _mm256_storeu_ps(hi + c, h);
+      }
+      for (int k = 0; k < 4; ++k)
+        for (int c = wc / 8 * 8; c < wc; ++c) {
+          const float v = fp16_input ? round_fp16(xr[k * wc + c]) : xr[k * wc + c];
+          lo[c] = std::min(lo[c], v);
+          hi[c] = std::max(hi[c], v);
+        }
+    }
+    for (; r < n; ++r) {  // row by row: the block streams in once, in order
       const float* xr = x + r * wc;
       int c = 0;
       for (; c + 8 <= wc; c += 8) {  // min_ps(v, lo) = v < lo ? v : lo, exactly std::min(lo, v)

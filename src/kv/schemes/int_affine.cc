@@ -264,11 +264,13 @@ bool fake_quantize_columns_run(const FusedConsts& k, const float* x, int64_t n, 
   const __m256 vzero = _mm256_setzero_ps();
   __m256 ok = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
   for (int64_t i = 0; i < n; i += 8) {
-    const __m256 vs = _mm256_loadu_ps(qscale + i);
+    const __m256 vs = kExact ? _mm256_loadu_ps(qscale + i) : vzero;  // unused by the reciprocal pass
     const __m256 vz = k.add_z ? _mm256_loadu_ps(zero + i) : vzero;
     const __m256 vr = kExact ? vs : _mm256_loadu_ps(recip + i);
     __m256 q = round_quotient<kExact>(load8<kF16>(x + i), vs, vr, vz, k.add_z, k.rc, ok);
-    q = _mm256_blendv_ps(q, vzero, _mm256_cmp_ps(vs, vzero, _CMP_EQ_OQ));  // a zero scale stores code_offset()
+    // A zero scale stores code_offset(). Only the exact pass needs to say so: with s = 0, 1/s = inf and
+    // x·(1/s) is ±inf or NaN, which fails the check, so the reciprocal pass never keeps such a lane.
+    if (kExact) q = _mm256_blendv_ps(q, vzero, _mm256_cmp_ps(vs, vzero, _CMP_EQ_OQ));
     // dequantized8 with nz = -z: q + (-z) is q - z by definition; sym adds +0 (-0 -> +0).
     q = _mm256_min_ps(_mm256_max_ps(q, k.vlo), k.vhi);
     q = k.add_z ? _mm256_sub_ps(q, vz) : _mm256_add_ps(q, vzero);

@@ -115,6 +115,28 @@ TEST(Fp8, CacheRoundTripsEveryCode) {
   }
 }
 
+// The simulated cache's fused pass (divide, encode, decode, scale per 8 values) against the packed
+// cache, which stores codes and decodes them (quantize + dequantize): bit for bit on every special
+// value, for fixed, non-unit and dynamic scales.
+TEST(Fp8, FusedSimulatedEqualsPackedOnSpecialValues) {
+  const CacheGeometry g{1, 40};  // not a multiple of 8: the scalar tail too
+  std::vector<float> x;
+  const float specials[] = {0.0f, -0.0f, 1e-45f, -3e-40f, 448.0f, 449.0f, 464.0f, -1e30f, 57344.0f, 61440.0f,
+                            INFINITY, -INFINITY, NAN, 0.0009765625f, 1.0625f, -1.1875f, 0.01953125f, 3.0f, 240.0f, 1e-8f};
+  for (int t = 0; t < 6; ++t)
+    for (int c = 0; c < g.width(); ++c) x.push_back(specials[(c + 7 * t) % 20] * (t % 2 ? 1.0f : -0.75f));
+  for (int c = 0; c < g.width(); ++c) x.push_back(0.0f);  // an all-zero token (dynamic scale 1)
+  for (const char* spec : {"fp8e4m3", "fp8e5m2", "fp8e4m3:scale=0.37", "fp8e5m2:scale=3", "fp8e4m3:scale=dynamic",
+                           "fp8e5m2:scale=dynamic"}) {
+    KvPolicy sim = KvPolicy::parse(spec), pk = KvPolicy::parse(spec);
+    pk.set_storage(Storage::kPacked);
+    auto a = sim.make_cache(0, Role::K, g), b = pk.make_cache(0, Role::K, g);
+    a->append(x.data(), 7);
+    b->append(x.data(), 7);
+    EXPECT_EQ(0, std::memcmp(a->rows(), b->rows(), x.size() * sizeof(float))) << spec;
+  }
+}
+
 TEST(Fp8, SchemesApplyScale) {
   const std::vector<float> x = {1.0625f, 500.0f, -3.0f, 0.1f};
   auto c = KvPolicy::parse("fp8e4m3").make_cache(0, Role::V, {1, 4});

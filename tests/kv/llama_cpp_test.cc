@@ -1,6 +1,10 @@
 // llama.cpp block types against hand-computed codes, fp16 scales and ggml byte layouts (SPEC.md §3).
 #include <gtest/gtest.h>
 
+#include <cstring>
+
+#include <random>
+
 #include <array>
 #include <vector>
 
@@ -129,6 +133,37 @@ TEST(LlamaCpp, Iq4NlTableAndLeastSquaresScale) {
   EXPECT_EQ(y[0], 127.0f);
   EXPECT_EQ(y[1], -1.0f);
   EXPECT_EQ(y[2], -1.0f);  // iq4_nl has no zero level
+}
+
+// The vectorised q8_0/q4_0 rows of the simulated cache against the reference block formulas, bit
+// for bit: ties (x·(1/d) = k + 1/2 with d = 1), equal magnitudes of both signs (the first wins),
+// all-zero blocks, -0, subnormals, NaN, infinities and a short last block.
+TEST(LlamaCpp, FastRowsEqualReference) {
+  constexpr int kWidth = 32 * 40 + 20;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.0f, 2.0f);
+  std::vector<float> x(kWidth);
+  for (auto& v : x) v = nd(rng);
+  for (int j = 0; j < 31; ++j) x[size_t(j)] = float(j % 2 ? -j : j) + 0.5f;  // with 127 below: q8_0 d = 1, ties
+  x[31] = 127.0f;
+  x[0 + 32] = 8.0f, x[5 + 32] = -8.0f;                                      // equal |x|, first wins
+  for (int j = 64; j < 96; ++j) x[size_t(j)] = j % 3 ? 0.0f : -0.0f;         // an all-zero block
+  for (int j = 96; j < 128; ++j) x[size_t(j)] = 1e-44f * float(j - 100);    // subnormals
+  x[130] = NAN, x[170] = INFINITY, x[200] = -INFINITY;
+  for (int j = 224; j < 256; ++j) x[size_t(j)] = float(j - 240) * 0.125f;  // q4_0: x·(1/d) + 8.5 integral
+  for (SchemeKind kind : {SchemeKind::kQ8_0, SchemeKind::kQ4_0, SchemeKind::kQ4_1, SchemeKind::kQ5_0}) {
+    std::vector<float> fast(kWidth);
+    ggml_quantize_dequantize_row(kind, x.data(), kWidth, fast.data());
+    for (int c0 = 0; c0 < kWidth; c0 += kGgmlBlock) {
+      const int n = std::min(kGgmlBlock, kWidth - c0);
+      const GgmlBlock b = ggml_quantize_block(kind, x.data() + c0, n);
+      for (int j = 0; j < n; ++j) {
+        const float want = ggml_dequantize(kind, b.codes[size_t(j)], b.d, b.m);
+        ASSERT_EQ(0, std::memcmp(&fast[size_t(c0 + j)], &want, sizeof(float)))
+            << int(kind) << " channel " << c0 + j << ": " << fast[size_t(c0 + j)] << " vs " << want;
+      }
+    }
+  }
 }
 
 }  // namespace

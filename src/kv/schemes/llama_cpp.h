@@ -38,6 +38,10 @@ float ggml_dequantize(SchemeKind kind, uint8_t code, float d, float m);
 // [, uint32 qh], then codes (4-bit: byte j = code[j] | code[j+16] << 4). Returns the byte count.
 int ggml_block_bytes(SchemeKind kind, const GgmlBlock& b, uint8_t* out);
 int ggml_code_bits(SchemeKind kind);
+// The simulated cache's row: ggml_dequantize(ggml_quantize_block(...)) per block of 32 channels of x
+// [width] -> out [width]. q8_0 and q4_0 full blocks take a vectorised path, bit-identical to the
+// reference above (tests/kv/llama_cpp_test.cc); other types and short blocks run the reference.
+void ggml_quantize_dequantize_row(SchemeKind kind, const float* x, int width, float* out);
 
 std::unique_ptr<RowQuantizer> make_ggml_quantizer(SchemeKind kind, int width);
 

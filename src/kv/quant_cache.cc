@@ -570,7 +570,21 @@ class Bf16Cache final : public LayerCache {
     const int64_t old = size();
     data_.resize(size_t((old + n) * w_));
     float* out = &data_[size_t(old * w_)];
-    for (int64_t i = 0; i < n * w_; ++i) out[i] = round_bf16(rows[i]);
+    const int64_t m = n * w_;
+    int64_t i = 0;
+    // round_bf16 8 at a time: bits + 0x7fff + lsb, low half cleared (nearest even); NaN -> quiet NaN
+    // with the top half kept (| 0x40 << 16), as float_to_bf16.
+    const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff), inf_bits = _mm256_set1_epi32(0x7f800000);
+    const __m256i bias = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1), hi = _mm256_set1_epi32(int(0xffff0000u));
+    const __m256i quiet = _mm256_set1_epi32(0x400000);
+    for (; i + 8 <= m; i += 8) {
+      const __m256i b = _mm256_castps_si256(_mm256_loadu_ps(rows + i));
+      const __m256i r = _mm256_add_epi32(b, _mm256_add_epi32(bias, _mm256_and_si256(_mm256_srli_epi32(b, 16), one)));
+      const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(b, abs_mask), inf_bits);
+      const __m256i v = _mm256_blendv_epi8(r, _mm256_or_si256(b, quiet), nan);
+      _mm256_storeu_ps(out + i, _mm256_castsi256_ps(_mm256_and_si256(v, hi)));
+    }
+    for (; i < m; ++i) out[i] = round_bf16(rows[i]);
     return old;
   }
   int64_t size() const override { return int64_t(data_.size()) / w_; }

@@ -18,22 +18,27 @@ constexpr int kTokens = 3;             // tokens per micro-tile (4*3 accumulator
 constexpr int64_t kRowBlock = 32;      // weight rows per parallel work item
 constexpr int64_t kTokenChunk = 96;    // tokens whose x rows stay in L2 while weights stream
 constexpr int64_t kPrefetchAhead = 16;  // rows between a row group and the rows its tiles prefetch
+constexpr int64_t kLineFloats = 16;     // floats per 64-byte cache line
 
-// y[t*ldy + r] = dot(x[t], w[r]) for r < R, t < T. While it computes, the tile also asks for
-// pf_rows * k floats at pf (pf_rows even) to be brought into L1: the weight
-// rows of a later row group. Without it a batched step waits on DRAM latency at every new row
-// group (4 short streams the hardware prefetcher barely starts on), ~20% of its time at 32 tokens.
+// y[t*ldy + r] = dot(x[t], w[r]) for r < R, t < T. While it computes, the tile also prefetches
+// pf_lines cache lines from pf on: its share of the weight rows of a later row group. Without it a
+// batched step waits on DRAM at every new row group (4 short interleaved streams the hardware
+// prefetcher barely follows); spreading the lines over all token tiles of a group keeps a dozen
+// misses in flight instead of a burst the fill buffers drop. Prefetching never changes a result.
 template <int R, int T>
-void micro_tile(const float* x, int64_t k, const float* w, float* y, int64_t ldy, const float* pf, int pf_rows) {
+void micro_tile(const float* x, int64_t k, const float* w, float* y, int64_t ldy, const float* pf, int pf_lines) {
   __m256 acc[R][T];
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 3
     for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  const int64_t steps = std::max<int64_t>(1, k / 8);
+  const int per_step = int((pf_lines + steps - 1) / steps);
+  int line = 0;
   int64_t c = 0;
   for (; c + 8 <= k; c += 8) {
-    for (int i = 0; i < pf_rows / 2; ++i)  // pf_rows * 8 floats per step: pf_rows / 2 cache lines
-      _mm_prefetch(reinterpret_cast<const char*>(pf + pf_rows * c + 16 * i), _MM_HINT_T0);
+    for (int i = 0; i < per_step && line < pf_lines; ++i, ++line)
+      _mm_prefetch(reinterpret_cast<const char*>(pf + kLineFloats * line), _MM_HINT_T0);
     __m256 xv[T];
 #pragma GCC unroll 3
     for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x + t * k + c);
@@ -72,19 +77,18 @@ namespace {
 
 // Rows [r0, r_end) of one product for tokens [t0, t0 + tn).
 void row_block(const MatmulOut& o, const float* x, int64_t k, int64_t t0, int64_t tn, int64_t r0, int64_t r_end) {
-  const int n_tiles = int((tn + kTokens - 1) / kTokens);
-  const int per_tile = n_tiles >= 2 ? kRows / 2 : kRows;
+  const int64_t n_tiles = (tn + kTokens - 1) / kTokens;
   for (int64_t r = r0; r < r_end; r += kRows) {
     const int rr = int(std::min<int64_t>(kRows, r_end - r));
-    // The first two token tiles prefetch the 4 rows kPrefetchAhead rows ahead, 2 each (one
-    // tile: all 4); prefetching never changes a result.
-    const int64_t pf_first = r + kPrefetchAhead;
-    for (int64_t t = 0; t < tn; t += kTokens) {
+    // Rows [pf_row, pf_row + kRows) are contiguous: n_lines cache lines, split evenly over the tiles.
+    const int64_t pf_row = r + kPrefetchAhead;
+    const int64_t n_lines = pf_row + kRows <= o.m ? (kRows * k + kLineFloats - 1) / kLineFloats : 0;
+    for (int64_t i = 0; i < n_tiles; ++i) {
+      const int64_t t = i * kTokens;
       const int tt = int(std::min<int64_t>(kTokens, tn - t));
-      const int64_t pf_row = pf_first + (t / kTokens) * per_tile;
-      const bool pf = pf_row + per_tile <= o.m && pf_row < pf_first + kRows;
-      tile_fn(rr, tt)(x + (t0 + t) * k, k, o.w + r * k, o.y + (t0 + t) * o.m + r, o.m, pf ? o.w + pf_row * k : o.w,
-                      pf ? per_tile : 0);
+      const int64_t first = i * n_lines / n_tiles, last = (i + 1) * n_lines / n_tiles;
+      const float* pf = n_lines > 0 ? o.w + pf_row * k + first * kLineFloats : o.w;
+      tile_fn(rr, tt)(x + (t0 + t) * k, k, o.w + r * k, o.y + (t0 + t) * o.m + r, o.m, pf, int(last - first));
     }
   }
 }

@@ -3,11 +3,15 @@
 // carries its own KV policy, so one batch holds every scheme of several prompts and a decode step
 // reads the weights once for all of them), and (b) one scheme at a time (N+1 passes, each its own
 // batches, same batch size). Both modes are eval::run_samples, differing only in
-// RunnerOptions::share_batches; same prompts, judge, threads. The modes alternate, each run notes
-// the 1-minute load average; the median per mode and the ratio are printed at the end.
+// RunnerOptions::share_batches; same prompts, judge, threads. After an untimed warm-up the modes
+// alternate (which goes first alternates too); each run notes the 1-minute load average, wall and
+// process CPU time; the median per mode and the ratios are printed at the end. prompts/min = prompts
+// fully evaluated (all N+1 variants generated and judged) per wall minute; per_cpu_min the same per
+// CPU-minute of the process (the steadier figure on a shared machine).
 //
 // Run (docs/PERFORMANCE.md "Eval: shared batches"):
 //   build-eval/bench/bench_eval_sharing --model ~/.cache/kvaudit/SmolLM2-135M-Instruct.Q4_1.gguf
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -50,8 +54,15 @@ double load_average_1min() {
   return v;
 }
 
+double process_cpu_s() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
 struct RunOutcome {
   double wall_s = 0;
+  double cpu_s = 0;           // CPU time of every thread of the process (spin-waits included)
   size_t new_tokens = 0;      // generated ids over every sample (stop ids excluded)
   eval::SampleMap samples;    // for the cross-mode identity check
 };
@@ -68,8 +79,10 @@ RunOutcome run_once(engine::Backend& backend, const std::vector<eval::Prompt>& p
   std::filesystem::remove(scratch);
   eval::SamplesWriter writer(scratch.string(), 0);
   const auto t0 = std::chrono::steady_clock::now();
+  const double c0 = process_cpu_s();
   r.samples = eval::run_samples(backend, prompts, schemes, io, opt, {}, writer, nullptr);
   r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.cpu_s = process_cpu_s() - c0;
   return r;
 }
 
@@ -121,20 +134,30 @@ int run(const Args& a) {
               schemes.size());
   for (const auto& spec : a.kv) std::printf(", %s", spec.c_str());
   std::printf("), max_new_tokens %d, batch_size %d, threads %d\n", a.max_new_tokens, a.batch_size, a.threads);
-  std::printf("%-7s %4s %6s %9s %12s %12s %10s\n", "mode", "run", "load1", "wall_s", "prompts/min", "samples/min",
-              "new_tok/s");
+  std::printf("%-7s %4s %6s %8s %8s %12s %12s %10s\n", "mode", "run", "load1", "wall_s", "cpu_s", "prompts/min",
+              "per_cpu_min", "new_tok/s");
+  std::fflush(stdout);
 
-  std::map<bool, std::vector<double>> per_min;  // share_batches -> prompts/minute of each run
-  std::map<bool, eval::SampleMap> first;        // share_batches -> samples of the first run
+  // Warm-up (untimed): first-touch of the model's pages and the allocator's arenas would otherwise
+  // be charged to whichever mode runs first.
+  {
+    const std::vector<eval::Prompt> one(prompts.begin(), prompts.begin() + std::min<size_t>(prompts.size(), 2));
+    run_once(*backend, one, schemes, io, opt, scratch);
+  }
+  std::map<bool, std::vector<double>> per_min, per_cpu_min;  // share_batches -> prompts/minute per run
+  std::map<bool, eval::SampleMap> first;                     // share_batches -> samples of the first run
   for (int rep = 0; rep < a.repeat; ++rep)
-    for (bool shared : {true, false}) {
+    for (bool second : {false, true}) {
+      const bool shared = (rep % 2 == 0) != second;  // shared first in odd runs, second in even ones
       opt.share_batches = shared;
       const double load = load_average_1min();
       RunOutcome r = run_once(*backend, prompts, schemes, io, opt, scratch);
       const double ppm = double(prompts.size()) / (r.wall_s / 60.0);
+      const double ppcm = double(prompts.size()) / (r.cpu_s / 60.0);
       per_min[shared].push_back(ppm);
-      std::printf("%-7s %4d %6.2f %9.1f %12.2f %12.1f %10.1f\n", shared ? "shared" : "single", rep + 1, load,
-                  r.wall_s, ppm, double(r.samples.size()) / (r.wall_s / 60.0), double(r.new_tokens) / r.wall_s);
+      per_cpu_min[shared].push_back(ppcm);
+      std::printf("%-7s %4d %6.2f %8.1f %8.1f %12.2f %12.2f %10.1f\n", shared ? "shared" : "single", rep + 1, load,
+                  r.wall_s, r.cpu_s, ppm, ppcm, double(r.new_tokens) / r.wall_s);
       std::fflush(stdout);
       if (!first.count(shared)) first[shared] = std::move(r.samples);
     }
@@ -145,9 +168,10 @@ int run(const Args& a) {
   for (const auto& [k, s] : first[true])
     differ += eval::sample_json_line(s) != eval::sample_json_line(first[false].at(k));
   const double ms = median(per_min[true]), mo = median(per_min[false]);
-  std::printf("median prompts/min: shared %.2f, one scheme at a time %.2f, ratio %.2fx; samples differing "
-              "between modes: %zu of %zu\n",
-              ms, mo, ms / mo, differ, first[true].size());
+  const double cs = median(per_cpu_min[true]), co = median(per_cpu_min[false]);
+  std::printf("median prompts/min: shared %.2f, one scheme at a time %.2f, ratio %.2fx\n", ms, mo, ms / mo);
+  std::printf("median prompts per CPU-minute: shared %.2f, one scheme at a time %.2f, ratio %.2fx\n", cs, co, cs / co);
+  std::printf("samples differing between modes: %zu of %zu\n", differ, first[true].size());
   return differ == 0 ? 0 : 1;
 }
 

@@ -107,20 +107,26 @@ TEST(IntAffineFused, FakeQuantizeSpanEqualsQuantizeThenDequantize) {
     }
 }
 
-// x = (k + 1/2)·s and its float neighbours for scales whose reciprocal is inexact: x/s and x·(1/s)
-// round differently here, so the reciprocal path must defer to the division.
-TEST(IntAffineFused, FakeQuantizeSpanNearTies) {
+// Values where the multiply by fl(1/s) and the division round to different integers (found by
+// search next to x = (k + 1/2)·s): the fused loops must defer to the division for them.
+TEST(IntAffineFused, FakeQuantizeSpanWhereReciprocalDiffers) {
   std::mt19937 rng(8);
   std::uniform_real_distribution<float> us(0.01f, 10.0f);
-  for (int trial = 0; trial < 300; ++trial) {
-    const float s = us(rng);
-    std::vector<float> x;
-    for (int k = -9; k < 9; ++k) {
-      const float t = (float(k) + 0.5f) * s;
-      x.insert(x.end(), {t, std::nextafter(t, -1e9f), std::nextafter(t, 1e9f)});
-    }
+  int hard = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    const float s = us(rng), r = 1.0f / s;
     for (const IntAffine& a : kFormats) {
-      const AffineParams p{s, a.sym ? 0.0f : float(a.qmax() / 2), s};
+      const float z = a.sym ? 0.0f : float(a.qmax() / 2);
+      std::vector<float> x;
+      for (int k = a.qmin() - 1; k <= a.qmax(); ++k) {
+        float v = (float(k) - z + 0.5f) * s;
+        for (int step = 0; step < 6; ++step, v = std::nextafter(v, 1e9f)) {
+          const float te = a.sym ? v / s : v / s + z, ta = a.sym ? v * r : v * r + z;
+          if (std::nearbyint(te) != std::nearbyint(ta)) ++hard;
+          x.push_back(v);
+        }
+      }
+      const AffineParams p{s, z, s};
       std::vector<uint8_t> codes(x.size());
       std::vector<float> want(x.size()), got(x.size());
       a.quantize_span(x.data(), int64_t(x.size()), p, codes.data());
@@ -130,6 +136,7 @@ TEST(IntAffineFused, FakeQuantizeSpanNearTies) {
         ASSERT_EQ(bits_of(got[i]), bits_of(want[i])) << a.bits << " s " << s << " x " << x[i];
     }
   }
+  EXPECT_GT(hard, 100);  // the search did find values where the reciprocal alone would be wrong
 }
 
 TEST(IntAffineFused, FakeQuantizeSetsEqualsPerSetSpans) {

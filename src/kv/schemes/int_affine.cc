@@ -183,11 +183,14 @@ inline void transpose8(__m256 r[8]) {
 // round(x/s [+ z]) (nearest, ties to even), 8 values at a time, bit-identical to rounding the
 // division, via a multiply by r = fl(1/s): division is the slowest step of the fused loops.
 // Why it is exact: x·r = (x/s)(1+e1)(1+e2), |e| <= 2^-24, so |fl(x·r) - fl(x/s)| <= 2^-22·|x/s|·1.01;
-// adding z (|z| <= qmax) rounds each sum once more (<= 2^-24 of it), so t = fl(x·r) [+ z] is within
-// E = 2^-21·(|t| + qmax) of the exact t. Two values that close round to different integers only if
-// a half-integer lies between them; |t - round(t)| + margin < 0.5 with margin = 2^-19·|t| +
-// 2^-20·(qmax + 1) >= 2E rules that out. A run whose check fails in any lane (ties, |t| >= 2^17, inf,
-// NaN, 1/s overflow; random data: ~|t|·2^-18 of the lanes) is recomputed with the division.
+// adding z (0 <= z <= qmax) rounds each sum once more (<= 2^-24 of it), so t = fl(x·r) [+ z] is
+// within E = 2^-21·(|t| + qmax) of the exact t. Only lanes with qmin - 1 <= t <= qmax + 1 can end in
+// different codes (beyond that both values clamp to the same end: E < 1/2 there unless |t| > 2^19,
+// and then both are far past the clamp); for those, |t| + qmax <= 2·qmax + 2, so E <= 2^-21·(2·qmax
+// + 2). Two values within E round to different integers only if a half-integer lies between them,
+// which |t - round(t)| < 1/2 - 2^-20·(2·qmax + 2) rules out (margin 2E). A run whose check fails in
+// any lane (ties, inf, NaN, 1/s overflow; random data: ~qmax·2^-18 of the lanes) is recomputed with
+// the division.
 constexpr float kRecipMargin = 1.0f / (1 << 20);
 // Values checked together: a run with an undecided lane is recomputed with the division. Short
 // enough that ties (common in fp16-rounded KIVI blocks: ~1 row in 6 of 1024 values has one) redo
@@ -195,10 +198,8 @@ constexpr float kRecipMargin = 1.0f / (1 << 20);
 constexpr int64_t kRecipRun = 64;
 
 struct RecipCheck {
-  __m256 k2;   // 2^-19: the |t| part of the margin
-  __m256 thr;  // 0.5 - 2^-20·(qmax + 1)
-  explicit RecipCheck(int qmax)
-      : k2(_mm256_set1_ps(2 * kRecipMargin)), thr(_mm256_set1_ps(0.5f - kRecipMargin * float(qmax + 1))) {}
+  __m256 thr;  // 1/2 - 2^-20·(2·qmax + 2)
+  explicit RecipCheck(int qmax) : thr(_mm256_set1_ps(0.5f - kRecipMargin * float(2 * qmax + 2))) {}
 };
 
 // kExact: t = x/s [+ z]; else t = x·r [+ z] and `ok` is cleared in lanes too close to a half-integer.
@@ -208,10 +209,8 @@ inline __m256 round_quotient(__m256 x, __m256 s, __m256 r, __m256 z, bool add_z,
   if (add_z) t = _mm256_add_ps(t, z);
   const __m256 q = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   if constexpr (!kExact) {
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    const __m256 d = _mm256_andnot_ps(sign, _mm256_sub_ps(t, q));  // exact: t and q are within 1/2
-    const __m256 e = _mm256_fmadd_ps(_mm256_andnot_ps(sign, t), rc.k2, d);
-    ok = _mm256_and_ps(ok, _mm256_cmp_ps(e, rc.thr, _CMP_LT_OQ));  // false on NaN
+    const __m256 d = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(t, q));  // exact: within 1/2
+    ok = _mm256_and_ps(ok, _mm256_cmp_ps(d, rc.thr, _CMP_LT_OQ));  // false on NaN (inf - inf)
   }
   return q;
 }

@@ -1,6 +1,7 @@
 #include "kv/quant_cache.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include <immintrin.h>
@@ -104,6 +105,10 @@ void grow_to(std::vector<T>& v, size_t n) {
 // whose buffer was taken decode again). The engine reads a layer's K and V rows, for every sequence
 // of the batch, between their append and the next layer's (engine/cpu/forward.cc store_kv), so
 // decoded floats are bounded by one layer of the batch instead of the whole model.
+// Epochs are unique across all arenas (a global counter), so a cache read on a thread that has since
+// exited can never mistake a later arena at the same address for the one that lent its buffer.
+std::atomic<uint64_t> g_next_epoch{1};
+
 struct DecodeArena {
   int layer = -1;
   uint64_t epoch = 0;
@@ -111,9 +116,9 @@ struct DecodeArena {
   std::vector<std::unique_ptr<std::vector<float>>> buffers;
 
   std::vector<float>* borrow(int for_layer) {
-    if (for_layer != layer) {
+    if (for_layer != layer || epoch == 0) {
       layer = for_layer;
-      ++epoch;
+      epoch = g_next_epoch.fetch_add(1, std::memory_order_relaxed);
       lent = 0;
     }
     if (lent == buffers.size()) buffers.push_back(std::make_unique<std::vector<float>>());

@@ -2,6 +2,7 @@
 // (window 2048, stride 512), the ratio to the baseline and the mean token KL to it.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -9,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/eval_pipeline.h"
+#include "cli/kv_options.h"
 #include "core/error.h"
 #include "engine/engine.h"
 #include "eval/benchmarks.h"
@@ -25,6 +28,7 @@ namespace {
 struct PplArgs {
   std::string model, text, device, data;
   std::vector<std::string> kv;
+  KvOptions kv_storage;  // --kv-storage, --compat: applied to every --kv scheme
   size_t window = eval::kPplWindow, stride = eval::kPplStride, max_windows = 0;
   int threads = 0;
   bool random_weights = false, quiet = false, json = false;
@@ -36,18 +40,19 @@ void run_ppl(const PplArgs& a) {
       a.text.empty() ? (std::filesystem::path(eval::resolve_data_dir(a.data)) / "wikitext2_test" / "wikitext2_test.txt").string()
                      : a.text;
   if (a.stride == 0 || a.window < a.stride) usage_error("--window ({}) must be >= --stride ({}) >= 1", a.window, a.stride);
+  make_kv_policy({"", "", a.kv_storage.storage, a.kv_storage.compat}, 0);  // bad values fail before any work
   const engine::Device device = a.device.empty() ? engine::default_device() : engine::parse_device(a.device);
   model::LoadOptions lo;
   lo.random_weights = a.random_weights;
-  lo.compute_sha256 = false;
+  lo.compute_sha256 = std::any_of(a.kv.begin(), a.kv.end(), [](const std::string& spec) {
+    return kv_needs_calibration({spec, "", "", ""});  // the calibration cache's key
+  });
   const model::Model m = model::load_model(a.model, lo);
   const text::Tokenizer tok = text::Tokenizer::load_for_model(a.model);
   // As the Hugging Face perplexity guide: the whole text encoded once, special tokens added.
   const std::vector<int> tokens = tok.encode(io::read_file(text_path), true);
-  std::vector<eval::SchemeRun> schemes = {{"fp16", nullptr}};
-  for (const auto& spec : a.kv)
-    schemes.push_back({spec, std::make_shared<const kv::KvPolicy>(kv::KvPolicy::parse(spec, m.config.n_layers))});
   auto backend = engine::make_backend(device, m, {a.threads});
+  const std::vector<eval::SchemeRun> schemes = make_scheme_runs(a.kv, a.kv_storage, *backend, a.model);
   eval::PplOptions opt{a.window, a.stride, a.max_windows};
   size_t n_windows = eval::ppl_windows(tokens.size(), a.window, a.stride).size();
   if (a.max_windows) n_windows = std::min(n_windows, a.max_windows);
@@ -82,6 +87,7 @@ void add_ppl(CLI::App& app) {
   cmd->add_option("--text", a->text, "text file (default: the staged WikiText-2 test set)");
   cmd->add_option("--data", a->data, "datasets directory, for the default --text");
   cmd->add_option("--kv", a->kv, "KV scheme spec; repeat for several; the fp16 baseline always runs");
+  add_kv_storage_options(cmd, a->kv_storage);
   cmd->add_option("--window", a->window, "tokens per window (default 2048)");
   cmd->add_option("--stride", a->stride, "window stride (default 512)");
   cmd->add_option("--max-windows", a->max_windows, "score only the first N windows (0 = all)");

@@ -49,6 +49,19 @@ nlohmann::json config_json(const EvalArgs& a, const std::vector<std::string>& kv
 
 }  // namespace
 
+std::vector<eval::SchemeRun> make_scheme_runs(const std::vector<std::string>& specs, const KvOptions& storage,
+                                              engine::Backend& backend, const std::string& model_path) {
+  std::vector<eval::SchemeRun> schemes = {{"fp16", nullptr}};
+  for (const auto& spec : specs) {
+    if (std::any_of(schemes.begin(), schemes.end(), [&](const auto& s) { return s.name == spec; }))
+      usage_error("--kv '{}' is given twice (the 16-bit baseline always runs)", spec);
+    auto policy = make_kv_policy({spec, "", storage.storage, storage.compat}, backend.model().config.n_layers);
+    // scale=calib, nuq, +protect: calibrated once per model, cached (cli/kv_options.h).
+    schemes.push_back({spec, calibrate_if_needed(std::move(policy), backend, model_path)});
+  }
+  return schemes;
+}
+
 eval::RunResults run_eval_pipeline(const EvalArgs& a, const std::vector<std::string>& kv_specs,
                                    const nlohmann::json& extra_config) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -80,14 +93,7 @@ eval::RunResults run_eval_pipeline(const EvalArgs& a, const std::vector<std::str
   const text::Tokenizer tok = text::Tokenizer::load_for_model(a.model);
 
   auto backend = engine::make_backend(device, m, {a.threads});
-  std::vector<eval::SchemeRun> schemes = {{"fp16", nullptr}};
-  for (const auto& spec : kv_specs) {
-    if (std::any_of(schemes.begin(), schemes.end(), [&](const auto& s) { return s.name == spec; }))
-      usage_error("--kv '{}' is given twice (the 16-bit baseline always runs)", spec);
-    auto policy = make_kv_policy({spec, "", a.kv_storage.storage, a.kv_storage.compat}, m.config.n_layers);
-    // scale=calib, nuq, +protect: calibrated once per model, cached (cli/kv_options.h).
-    schemes.push_back({spec, calibrate_if_needed(std::move(policy), *backend, a.model)});
-  }
+  const std::vector<eval::SchemeRun> schemes = make_scheme_runs(kv_specs, a.kv_storage, *backend, a.model);
 
   std::unique_ptr<eval::GuardJudge> guard;
   std::optional<eval::PhraseJudge> phrases;

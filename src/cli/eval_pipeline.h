@@ -10,7 +10,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/kv_options.h"
+#include "engine/engine.h"
 #include "eval/results.h"
+#include "eval/runner.h"
 
 namespace kvaudit::cli {
 
@@ -27,6 +29,12 @@ struct EvalArgs {
 
 // Adds every option of EvalArgs except --kv (eval adds it; sweep derives the schemes).
 void add_eval_options(CLI::App* cmd, EvalArgs& a);
+
+// The fp16 baseline (policy null) then one run per spec, in order, with --kv-storage / --compat
+// applied and calibrated schemes calibrated on `backend` (cli/kv_options.h). Shared by eval, sweep
+// and ppl. UsageError for a bad spec or one given twice.
+std::vector<eval::SchemeRun> make_scheme_runs(const std::vector<std::string>& specs, const KvOptions& storage,
+                                              engine::Backend& backend, const std::string& model_path);
 
 // Runs the pipeline for the fp16 baseline plus kv_specs; writes <out>/results.json and returns it.
 // extra_config: the calling command's own flags, added to results.json "config".

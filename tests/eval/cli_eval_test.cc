@@ -187,4 +187,33 @@ TEST_F(CliEval, KvStorageAndCompatApplyToEvalAndSweep) {
   EXPECT_EQ(run(args("sweep", root_ / "bad", {"--compat", "vllm"})), 2);
 }
 
+// `ppl` takes the same --kv-storage / --compat (short windows): packed equals simulated; paper compat
+// equals it too for a tensor scheme, since every window is one prefill and a prefill's per-call scale is the prompt's
+// scale (SPEC.md §3 --compat); a bad value exits 2.
+TEST_F(CliEval, PplTakesKvStorageAndCompat) {
+  const fs::path text = root_ / "text.txt";
+  std::ofstream(text) << "The quick brown fox jumps over the lazy dog. It was the best of times, it was the worst "
+                         "of times, it was the age of wisdom, it was the age of foolishness, it was the epoch of "
+                         "belief, it was the epoch of incredulity, it was the season of Light.\n";
+  const auto ppl = [&](const std::string& name, std::vector<std::string> extra) {
+    std::vector<std::string> v = {KVAUDIT_BINARY, "ppl", "--model", model_, "--text", text.string(), "--window", "48",
+                                  "--stride", "16", "--max-windows", "1", "--threads", "2", "--quiet", "--json",
+                                  "--kv", "int4:tensor:sym"};
+    v.insert(v.end(), extra.begin(), extra.end());
+    const fs::path out = root_ / (name + ".json");
+    const std::string cmd = [&] {
+      std::string c;
+      for (const auto& a : v) c += "'" + a + "' ";
+      return c + "> '" + out.string() + "'";
+    }();
+    EXPECT_EQ(WEXITSTATUS(std::system(cmd.c_str())), 0) << name;
+    return nlohmann::json::parse(slurp(out))["results"]["int4:tensor:sym"];
+  };
+  const auto plain = ppl("plain", {});
+  EXPECT_EQ(ppl("packed", {"--kv-storage", "packed"}).dump(), plain.dump());
+  EXPECT_EQ(ppl("paper", {"--compat", "paper"}).dump(), plain.dump());
+  EXPECT_GT(plain["kl"].get<double>(), 0.0);  // the scheme does change the logits
+  EXPECT_EQ(run({KVAUDIT_BINARY, "ppl", "--model", model_, "--kv-storage", "fast"}), 2);
+}
+
 }  // namespace

@@ -67,10 +67,17 @@ std::shared_ptr<const kv::Calibration> load_or_run_calibration(engine::Backend& 
                                                                const std::string& cache_dir) {
   if (weights_sha256.empty()) return std::make_shared<const kv::Calibration>(run_calibration(backend, prompts));
   const std::string path = calibration_cache_path(weights_sha256, cache_dir);
+  // The file is a cache, not an input: one that is damaged, truncated or written by another
+  // version of kvaudit is recomputed and replaced rather than stopping the run.
   if (std::filesystem::exists(path)) {
     const auto j = nlohmann::json::parse(io::read_file(path), nullptr, false);
-    if (j.is_discarded()) usage_error("calibration cache '{}' is not valid JSON (delete it to recompute)", path);
-    return std::make_shared<const kv::Calibration>(kv::Calibration::from_json(j));
+    if (!j.is_discarded() && kv::Calibration::can_read(j)) {
+      try {
+        return std::make_shared<const kv::Calibration>(kv::Calibration::from_json(j));
+      } catch (const UsageError&) {
+        // damaged payload: fall through and recompute
+      }
+    }
   }
   auto cal = std::make_shared<const kv::Calibration>(run_calibration(backend, prompts));
   std::error_code ec;

@@ -14,6 +14,7 @@
 #include "engine/engine.h"
 #include "engine/generate.h"
 #include "eval/calibration_pass.h"
+#include "io/atomic_file.h"
 
 namespace kvaudit::eval {
 namespace {
@@ -86,6 +87,26 @@ TEST(CalibrationPass, CacheFileIsWrittenOnceAndReadBack) {
   // Second call: no prompts at all, so the statistics can only come from the file.
   const auto second = load_or_run_calibration(*be, {}, sha, dir.string());
   EXPECT_EQ(second->to_json(), first->to_json());
+  std::filesystem::remove_all(dir);
+}
+
+// A cache file that is not JSON, has an unknown version or a damaged payload is recomputed and
+// replaced, never an error: it is kvaudit's own cache, not the user's input.
+TEST(CalibrationPass, UnreadableCacheIsRecomputedAndReplaced) {
+  const model::Model m = engine::testing::make_tiny_model("llama");
+  auto be = engine::make_backend(engine::Device::kCpu, m);
+  const auto dir = std::filesystem::temp_directory_path() / "kvaudit_calib_pass_bad_test";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto fresh = std::make_shared<const kv::Calibration>(run_calibration(*be, kPrompts));
+  const std::string path = (dir / "00ff.json").string();
+  for (const std::string bad : {std::string("{not json"), std::string(R"({"version": 99})"),
+                                std::string(R"({"version": 2, "sites": "garbage"})")}) {
+    io::write_file_atomic(path, bad);
+    const auto got = load_or_run_calibration(*be, kPrompts, "00ff", dir.string());
+    EXPECT_EQ(got->to_json(), fresh->to_json()) << bad;
+    EXPECT_EQ(nlohmann::json::parse(io::read_file(path)), fresh->to_json()) << bad;
+  }
   std::filesystem::remove_all(dir);
 }
 

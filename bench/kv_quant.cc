@@ -68,6 +68,7 @@ KV_BENCH(kivi2_v, "kivi2", Role::V);
 KV_BENCH(fp8e4m3, "fp8e4m3", Role::K);
 KV_BENCH(fp8e5m2, "fp8e5m2", Role::K);
 KV_BENCH(fp8e4m3_dynamic, "fp8e4m3:scale=dynamic", Role::K);
+KV_BENCH(fp8e5m2_dynamic, "fp8e5m2:scale=dynamic", Role::K);
 KV_BENCH(q8_0, "q8_0", Role::K);
 KV_BENCH(q4_0, "q4_0", Role::K);
 KV_BENCH(q4_1, "q4_1", Role::K);

@@ -70,11 +70,23 @@ float fp8_decode(uint8_t code, const Fp8Format& f) {
 
 namespace {
 
+// Bit-pattern distance (in float ulps) from a rounding point within which a quotient computed as
+// x·fl(1/s) is not trusted to encode like fl(x/s); see fp8_round8<true>.
+constexpr int kUlpMargin = 8;
+
 // Broadcast constants of the vector encoder for one format.
 struct Fp8EncodeConsts {
   int shift;
   __m256i abs_mask, inf_bits, min_normal, half_m1, one, rebias, max_code, nan_code;
   __m256 sub_scale;
+  // The reciprocal check (fp8_round8<true>): low `shift` mantissa bits, kUlpMargin - their halfway
+  // pattern, 2·kUlpMargin + 1, and the bit pattern from which both quotients are normal in fp8.
+  __m256i low_mask, near_off, near_width, normal_lim;
+  // Dequantized values (fp8_values8<has_inf>): the largest finite value's bits, the smallest
+  // subnormal, the NaN that decoding gives (with the sign for e5m2).
+  __m256i max_bits;
+  __m256 sub_unit;
+  __m256i nan_bits;
   explicit Fp8EncodeConsts(const Fp8Format& f)
       : shift(23 - f.man_bits),
         abs_mask(_mm256_set1_epi32(0x7fffffff)),
@@ -85,27 +97,91 @@ struct Fp8EncodeConsts {
         rebias(_mm256_set1_epi32((127 - f.bias) << f.man_bits)),
         max_code(_mm256_set1_epi32(f.max_code)),
         nan_code(_mm256_set1_epi32(f.nan_code)),
-        sub_scale(_mm256_set1_ps(std::ldexp(1.0f, f.bias - 1 + f.man_bits))) {}
+        sub_scale(_mm256_set1_ps(std::ldexp(1.0f, f.bias - 1 + f.man_bits))),
+        low_mask(_mm256_set1_epi32((1 << (23 - f.man_bits)) - 1)),
+        near_off(_mm256_set1_epi32(kUlpMargin - (1 << (22 - f.man_bits)))),
+        near_width(_mm256_set1_epi32(2 * kUlpMargin + 1)),
+        normal_lim(_mm256_set1_epi32(((127 + 1 - f.bias) << 23) + 2 * kUlpMargin)),
+        max_bits(_mm256_castps_si256(_mm256_set1_ps(f.max_value))),
+        sub_unit(_mm256_set1_ps(std::ldexp(1.0f, 1 - f.bias - f.man_bits))),
+        nan_bits(_mm256_set1_epi32(f.has_inf ? 0x7fe00000 : 0x7fc00000)) {}
 };
 
-// fp8_encode of 8 floats, as 8 int32 codes in [0, 255].
-inline __m256i fp8_encode8(__m256 x, const Fp8EncodeConsts& k) {
+// One vector of fp8_encode split in its steps, so that the simulated path can take the dequantized
+// value from the rounding itself instead of decoding the codes.
+struct Fp8Rounded {
+  __m256i sign;       // 0x80 where x is negative
+  __m256i rn;         // normal range: |x|'s bits with the mantissa rounded to M bits (ties to even)
+  __m256 rs;          // subnormal range: |x| in units of the smallest subnormal, rounded (ties to even)
+  __m256i is_normal;  // |x| >= the min normal
+  __m256i is_nan;
+};
+
+// fp8_round8<kCheck>: x holds t' = fl(x·r), r = fl(1/s) (r finite and normal), standing for t = fl(x/s);
+// `bad` gets the lanes where the codes of t' and t might differ. Why the check suffices:
+// t' = (x/s)(1+e1)(1+e2), t = (x/s)(1+e3), |e| <= 2^-24, so |t' - t| < 3.0001·2^-24·|t|, less than
+// 4 ulps of the smaller of the two: their bit patterns (monotone in the value) are at most 4 apart.
+// The encoder is monotone in |t|, so two values get different codes only if a rounding point lies
+// between them. In the normal range the rounding points are the midpoints of adjacent fp8 values
+// (across a binade too), whose low 23-M mantissa bits are exactly 10..0; a power of two, the min
+// normal and the saturation are not rounding points (the code does not jump there). So a lane whose
+// low bits are more than kUlpMargin (8) from 10..0, with t' at least 2·kUlpMargin ulps above the min
+// normal (then t is normal as well), encodes alike. Lanes between zero and that (subnormal range,
+// first normals) are marked bad: ~1e-4 of the values of a dynamically scaled e4m3 row. The other
+// lanes are exact: x = ±0 gives ±0 both ways; x = ±inf gives ±inf both ways; x NaN gives x's NaN,
+// quieted, both ways (x86 returns the NaN operand); a finite x whose quotient overflows saturates
+// either way (both are far above max_value). Float-subnormal quotients are within the bad range.
+template <bool kCheck = false>
+inline Fp8Rounded fp8_round8(__m256 x, const Fp8EncodeConsts& k, __m256i* bad = nullptr) {
   const __m256i u = _mm256_castps_si256(x);
-  const __m256i sign = _mm256_and_si256(_mm256_srli_epi32(u, 24), _mm256_set1_epi32(0x80));
+  Fp8Rounded r;
+  r.sign = _mm256_and_si256(_mm256_srli_epi32(u, 24), _mm256_set1_epi32(0x80));
   const __m256i a = _mm256_and_si256(u, k.abs_mask);
-  // Normal: round the float's mantissa to M bits (ties to even), rebias, saturate (fp8_encode).
+  // Normal: round the float's mantissa to M bits (ties to even): add half - 1 + the kept lsb.
   const __m256i lsb = _mm256_and_si256(_mm256_srl_epi32(a, _mm_cvtsi32_si128(k.shift)), k.one);
-  const __m256i r = _mm256_add_epi32(a, _mm256_add_epi32(k.half_m1, lsb));
-  const __m256i cn =
-      _mm256_min_epi32(_mm256_sub_epi32(_mm256_srl_epi32(r, _mm_cvtsi32_si128(k.shift)), k.rebias), k.max_code);
+  r.rn = _mm256_add_epi32(a, _mm256_add_epi32(k.half_m1, lsb));
   // Subnormal: exact power-of-two scaling, then round to nearest even.
   const __m256 as = _mm256_mul_ps(_mm256_castsi256_ps(a), k.sub_scale);
-  const __m256i cs = _mm256_cvtps_epi32(_mm256_round_ps(as, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-  const __m256i is_normal = _mm256_cmpgt_epi32(a, _mm256_sub_epi32(k.min_normal, k.one));
-  __m256i c = _mm256_blendv_epi8(cs, cn, is_normal);
-  c = _mm256_blendv_epi8(c, k.nan_code, _mm256_cmpgt_epi32(a, k.inf_bits));
-  return _mm256_or_si256(c, sign);
+  r.rs = _mm256_round_ps(as, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  r.is_normal = _mm256_cmpgt_epi32(a, _mm256_sub_epi32(k.min_normal, k.one));
+  r.is_nan = _mm256_cmpgt_epi32(a, k.inf_bits);
+  if constexpr (kCheck) {
+    // Low bits within kUlpMargin of 10..0: (low + kUlpMargin - half) mod 2^shift <= 2·kUlpMargin.
+    const __m256i near_half =
+        _mm256_cmpgt_epi32(k.near_width, _mm256_and_si256(_mm256_add_epi32(a, k.near_off), k.low_mask));
+    const __m256i small =
+        _mm256_andnot_si256(_mm256_cmpeq_epi32(a, _mm256_setzero_si256()), _mm256_cmpgt_epi32(k.normal_lim, a));
+    *bad = _mm256_or_si256(*bad, _mm256_or_si256(near_half, small));
+  }
+  return r;
 }
+
+// The codes (8 int32 lanes in [0, 255]): rebias and saturate the normal ones (fp8_encode).
+inline __m256i fp8_codes8(const Fp8Rounded& r, const Fp8EncodeConsts& k) {
+  const __m256i cn =
+      _mm256_min_epi32(_mm256_sub_epi32(_mm256_srl_epi32(r.rn, _mm_cvtsi32_si128(k.shift)), k.rebias), k.max_code);
+  __m256i c = _mm256_blendv_epi8(_mm256_cvtps_epi32(r.rs), cn, r.is_normal);
+  c = _mm256_blendv_epi8(c, k.nan_code, r.is_nan);
+  return _mm256_or_si256(c, r.sign);
+}
+
+// The values Fp8Rows::decode16 gives for those codes, from the rounding: a normal code c <= max_code
+// decodes to the float whose bits are (c + rebias) << shift, i.e. rn with the low bits cleared (a
+// mantissa carry into the exponent included); saturation is a min on those bits (max_code's value);
+// a subnormal code rs decodes to rs·2^(1-bias-M), exact. NaN: decode16's NaN (e4m3: +NaN whatever
+// the sign; e5m2: fp16 0x7f00 widened, with the sign).
+template <bool kSignedNan>
+inline __m256 fp8_values8(const Fp8Rounded& r, const Fp8EncodeConsts& k) {
+  const __m256i vn = _mm256_min_epi32(_mm256_andnot_si256(k.low_mask, r.rn), k.max_bits);
+  __m256i v = _mm256_blendv_epi8(_mm256_castps_si256(_mm256_mul_ps(r.rs, k.sub_unit)), vn, r.is_normal);
+  const __m256i sign = _mm256_slli_epi32(r.sign, 24);
+  v = _mm256_or_si256(v, sign);
+  const __m256i nan = kSignedNan ? _mm256_or_si256(k.nan_bits, sign) : k.nan_bits;
+  return _mm256_castsi256_ps(_mm256_blendv_epi8(v, nan, r.is_nan));
+}
+
+// fp8_encode of 8 floats, as 8 int32 codes in [0, 255].
+inline __m256i fp8_encode8(__m256 x, const Fp8EncodeConsts& k) { return fp8_codes8(fp8_round8(x, k), k); }
 
 // 8 int32 codes in [0, 255] -> 8 uint16 lanes.
 inline __m128i narrow16(__m256i c) {
@@ -147,6 +223,55 @@ class Fp8Rows final : public RowQuantizer {
     return _mm256_blendv_ps(v, _mm256_set1_ps(std::nanf("")), nan_lanes);
   }
   int param_bytes() const override { return 4; }  // vLLM keeps fp8 scales in fp32
+  // quantize_dequantize's vector part (returns the count done): fp8_values8 = decode16(fp8_codes8)
+  // bit for bit, without the codes.
+  template <bool kHasInf>
+  int fused_row(const float* x, float s, float* out) const {
+    const Fp8EncodeConsts k(f_);
+    const __m256 vs = _mm256_set1_ps(s);
+    // The rows of an append are consecutive: fetch the next one while this one is computed (the
+    // hardware prefetcher stops at the 4 KiB page a row fills). Only a hint: never dereferenced.
+    const uintptr_t next = reinterpret_cast<uintptr_t>(x) + uintptr_t(width_) * sizeof(float);
+    auto prefetch = [&](int c) {
+      if ((c & 15) == 0) _mm_prefetch(reinterpret_cast<const char*>(next + uintptr_t(c) * sizeof(float)), _MM_HINT_T0);
+    };
+    if (s == 1.0f) {
+      return scaled_rounding(x, s, k, [&](int c, const Fp8Rounded& r) {
+        prefetch(c);
+        _mm256_storeu_ps(out + c, fp8_values8<kHasInf>(r, k));
+      });
+    }
+    return scaled_rounding(x, s, k, [&](int c, const Fp8Rounded& r) {
+      prefetch(c);
+      _mm256_storeu_ps(out + c, _mm256_mul_ps(fp8_values8<kHasInf>(r, k), vs));
+    });
+  }
+  // x/s (x itself when s == 1: x / 1 == x exactly) rounded to fp8 (fp8_round8) for the first
+  // width/8·8 values, 8 at a time: sink(c, rounding of x[c..c+8)). Returns that count. The division
+  // is a multiply by fl(1/s) checked by fp8_round8<true>; a run of kRecipRun values with an
+  // undecided lane is redone with the IEEE division (sink sees it again, last), so every code equals
+  // the scalar fp8_encode(x / s) (tests/kv/fp8_test.cc).
+  template <class Sink>
+  int scaled_rounding(const float* x, float s, const Fp8EncodeConsts& k, Sink&& sink) const {
+    const int n8 = width_ / 8 * 8;
+    if (s == 1.0f) {
+      for (int c = 0; c < n8; c += 8) sink(c, fp8_round8(_mm256_loadu_ps(x + c), k));
+      return n8;
+    }
+    const float r = 1.0f / s;
+    const bool recip = std::isnormal(r);  // the check's error bound needs a normal fl(1/s)
+    const __m256 vs = _mm256_set1_ps(s), vr = _mm256_set1_ps(r);
+    for (int c0 = 0; c0 < n8; c0 += int(kRecipRun)) {
+      const int c1 = std::min(n8, c0 + int(kRecipRun));
+      if (recip) {
+        __m256i bad = _mm256_setzero_si256();
+        for (int c = c0; c < c1; c += 8) sink(c, fp8_round8<true>(_mm256_mul_ps(_mm256_loadu_ps(x + c), vr), k, &bad));
+        if (_mm256_testz_si256(bad, bad)) continue;
+      }
+      for (int c = c0; c < c1; c += 8) sink(c, fp8_round8(_mm256_div_ps(_mm256_loadu_ps(x + c), vs), k));
+    }
+    return n8;
+  }
   // The scale of this row: the fixed one, or (dynamic) per token max|x| / max_value.
   float row_scale(const float* x) const {
     float s = fixed_;
@@ -162,16 +287,8 @@ class Fp8Rows final : public RowQuantizer {
   // the same operations in the same order as quantize() + dequantize().
   void quantize_dequantize(const float* x, float* out, uint8_t*, float*, std::vector<Outlier>*) const override {
     const float s = row_scale(x);
-    const Fp8EncodeConsts k(f_);
-    const __m256 vs = _mm256_set1_ps(s);
-    int c = 0;
-    for (; c + 8 <= width_; c += 8) {
-      __m256 t = _mm256_loadu_ps(x + c);
-      if (s != 1.0f) t = _mm256_div_ps(t, vs);  // x / 1 == x exactly
-      const __m256 v = decode16(narrow16(fp8_encode8(t, k)));
-      _mm256_storeu_ps(out + c, s == 1.0f ? v : _mm256_mul_ps(v, vs));
-    }
-    for (; c < width_; ++c) {
+    const int n8 = f_.has_inf ? fused_row<true>(x, s, out) : fused_row<false>(x, s, out);
+    for (int c = n8; c < width_; ++c) {
       const float v = table_[fp8_encode(s == 1.0f ? x[c] : x[c] / s, f_)];
       out[c] = s == 1.0f ? v : v * s;
     }
@@ -179,16 +296,12 @@ class Fp8Rows final : public RowQuantizer {
   void quantize(const float* x, uint8_t* codes, float* params, std::vector<Outlier>*) const override {
     const float s = row_scale(x);
     if (fixed_ == 0) params[0] = s;
-    if (s == 1.0f) {  // x / 1 == x exactly
-      fp8_encode_span(x, width_, f_, codes);
-    } else {
-      scaled_.resize(width_);
-      int c = 0;
-      for (; c + 8 <= width_; c += 8)  // IEEE division, the same result as the scalar x / s
-        _mm256_storeu_ps(&scaled_[c], _mm256_div_ps(_mm256_loadu_ps(x + c), _mm256_set1_ps(s)));
-      for (; c < width_; ++c) scaled_[c] = x[c] / s;
-      fp8_encode_span(scaled_.data(), width_, f_, codes);
-    }
+    const Fp8EncodeConsts k(f_);
+    const int n8 = scaled_rounding(x, s, k, [&](int c, const Fp8Rounded& r) {
+      const __m128i c16 = narrow16(fp8_codes8(r, k));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(codes + c), _mm_packus_epi16(c16, c16));
+    });
+    for (int c = n8; c < width_; ++c) codes[c] = fp8_encode(s == 1.0f ? x[c] : x[c] / s, f_);
   }
   void dequantize(const uint8_t* codes, const float* params, float* out) const override {
     const float s = fixed_ > 0 ? fixed_ : params[0];
@@ -205,7 +318,6 @@ class Fp8Rows final : public RowQuantizer {
   int width_;
   float fixed_;
   std::array<float, 256> table_;
-  mutable std::vector<float> scaled_;  // [width] scratch: one cache uses its quantizer from one thread
 };
 
 }  // namespace

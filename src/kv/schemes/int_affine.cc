@@ -35,15 +35,19 @@ AffineParams IntAffine::fit_range(float lo, float hi) const {
   return p;
 }
 
-void minmax_span(const float* x, int64_t n, float* lo_out, float* hi_out) {
+namespace {
+
+// minmax_span's definition: lane-wise min/max over x[j], x[j+8], ... (min_ps(v, lo) = v < lo ? v : lo,
+// as std::min(lo, v)), lanes combined in order, then the scalar tail.
+void minmax_span_lanes(const float* x, int64_t n, float* lo_out, float* hi_out) {
   float lo = 0, hi = 0;
   if (n > 0) lo = hi = x[0];
   int64_t i = 0;
-  if (n >= 8) {  // lane-wise min/max; the order of a min/max reduction does not change its result
+  if (n >= 8) {
     __m256 vlo = _mm256_loadu_ps(x), vhi = vlo;
     for (i = 8; i + 8 <= n; i += 8) {
       const __m256 v = _mm256_loadu_ps(x + i);
-      vlo = _mm256_min_ps(v, vlo);  // v < lo ? v : lo, as std::min(lo, v)
+      vlo = _mm256_min_ps(v, vlo);
       vhi = _mm256_max_ps(v, vhi);
     }
     alignas(32) float l[8], h[8];
@@ -53,6 +57,45 @@ void minmax_span(const float* x, int64_t n, float* lo_out, float* hi_out) {
     for (int k = 1; k < 8; ++k) lo = std::min(lo, l[k]), hi = std::max(hi, h[k]);
   }
   for (; i < n; ++i) lo = std::min(lo, x[i]), hi = std::max(hi, x[i]);
+  *lo_out = lo;
+  *hi_out = hi;
+}
+
+}  // namespace
+
+void minmax_span(const float* x, int64_t n, float* lo_out, float* hi_out) {
+  // Four independent accumulators per lane (one dependent min per 8 values is latency-bound), equal
+  // to minmax_span_lanes bit for bit: a min/max of non-NaN values does not depend on the order in
+  // which they are taken except for the sign of a zero result, and a NaN changes the result only as
+  // an accumulator's first value (min_ps(v, lo) keeps lo when v is NaN). So the fast result is kept
+  // unless lo or hi is ±0 or one of x[0..32) is NaN; those rows take the definition.
+  if (n < 64) return minmax_span_lanes(x, n, lo_out, hi_out);
+  // Named accumulators: an array of them is kept in memory by GCC.
+  __m256 l0 = _mm256_loadu_ps(x), l1 = _mm256_loadu_ps(x + 8), l2 = _mm256_loadu_ps(x + 16), l3 = _mm256_loadu_ps(x + 24);
+  __m256 h0 = l0, h1 = l1, h2 = l2, h3 = l3;
+  const __m256 nan = _mm256_or_ps(_mm256_cmp_ps(l0, l1, _CMP_UNORD_Q), _mm256_cmp_ps(l2, l3, _CMP_UNORD_Q));
+  int64_t i = 32;
+  for (; i + 32 <= n; i += 32) {
+    const __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);
+    const __m256 v2 = _mm256_loadu_ps(x + i + 16), v3 = _mm256_loadu_ps(x + i + 24);
+    l0 = _mm256_min_ps(v0, l0), h0 = _mm256_max_ps(v0, h0);
+    l1 = _mm256_min_ps(v1, l1), h1 = _mm256_max_ps(v1, h1);
+    l2 = _mm256_min_ps(v2, l2), h2 = _mm256_max_ps(v2, h2);
+    l3 = _mm256_min_ps(v3, l3), h3 = _mm256_max_ps(v3, h3);
+  }
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    l0 = _mm256_min_ps(v, l0), h0 = _mm256_max_ps(v, h0);
+  }
+  l0 = _mm256_min_ps(l3, _mm256_min_ps(l2, _mm256_min_ps(l1, l0)));
+  h0 = _mm256_max_ps(h3, _mm256_max_ps(h2, _mm256_max_ps(h1, h0)));
+  alignas(32) float lv[8], hv[8];
+  _mm256_store_ps(lv, l0);
+  _mm256_store_ps(hv, h0);
+  float lo = lv[0], hi = hv[0];
+  for (int k = 1; k < 8; ++k) lo = std::min(lo, lv[k]), hi = std::max(hi, hv[k]);
+  for (; i < n; ++i) lo = std::min(lo, x[i]), hi = std::max(hi, x[i]);
+  if (lo == 0 || hi == 0 || _mm256_movemask_ps(nan) != 0) return minmax_span_lanes(x, n, lo_out, hi_out);
   *lo_out = lo;
   *hi_out = hi;
 }
@@ -192,11 +235,6 @@ inline void transpose8(__m256 r[8]) {
 // any lane (ties, inf, NaN, 1/s overflow; random data: ~qmax·2^-18 of the lanes) is recomputed with
 // the division.
 constexpr float kRecipMargin = 1.0f / (1 << 20);
-// Values checked together: a run with an undecided lane is recomputed with the division. Short
-// enough that ties (common in fp16-rounded KIVI blocks: ~1 row in 6 of 1024 values has one) redo
-// little, long enough that the check is one branch per 8 vectors.
-constexpr int64_t kRecipRun = 64;
-
 struct RecipCheck {
   __m256 thr;  // 1/2 - 2^-20·(2·qmax + 2)
   explicit RecipCheck(int qmax) : thr(_mm256_set1_ps(0.5f - kRecipMargin * float(2 * qmax + 2))) {}
@@ -208,14 +246,9 @@ inline __m256 round_quotient(__m256 x, __m256 s, __m256 r, __m256 z, bool add_z,
   __m256 t = kExact ? _mm256_div_ps(x, s) : _mm256_mul_ps(x, r);
   if (add_z) t = _mm256_add_ps(t, z);
   const __m256 q = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  if constexpr (!kExact) {
-    const __m256 d = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(t, q));  // exact: within 1/2
-    ok = _mm256_and_ps(ok, _mm256_cmp_ps(d, rc.thr, _CMP_LT_OQ));  // false on NaN (inf - inf)
-  }
+  if constexpr (!kExact) ok = keep_far_from_half(t, q, rc.thr, ok);
   return q;
 }
-
-inline bool all_lanes(__m256 ok) { return _mm256_movemask_ps(ok) == 0xff; }
 
 // The value dequantize() gives for the code quantize() stores, from the rounded q, in float: the
 // code is clamp(q) + code_offset() and x' = (code - zc)·s, i.e. (clamp(q) - z)·s; the integer steps are

@@ -361,46 +361,51 @@ class QuantCache final : public LayerCache {
     blk_hi_.resize(wc);
     float* lo = blk_lo_.data();
     float* hi = blk_hi_.data();
-    if (fp16_input) {
-      round_fp16_span(x, wc, lo);
-    } else {
-      std::copy(x, x + wc, lo);
-    }
-    std::copy(lo, lo + wc, hi);
-    int64_t r = 1;
-    // Four rows at a time, still in row order per channel: min_ps(v, lo) = v < lo ? v : lo, exactly
-    // std::min(lo, v), applied for rows r, r+1, r+2, r+3 in turn.
-    for (; r + 4 <= n; r += 4) {
+    // The range is taken over the raw values, rounded through fp16 afterwards when fp16_input: the
+    // rounding is monotone, so min(round(x)) = round(min(x)) as values, and the first row reaching a
+    // nonzero minimum gives the same bits either way; only a zero result (+0 and -0 tie) or NaN in
+    // the first row could differ, and those channels are recomputed on the rounded values below.
+    std::copy(x, x + wc, lo);
+    std::copy(x, x + wc, hi);
+    // Up to eight rows at a time (the first group takes (n - 1) % 8 of them, so the others are
+    // full), still in row order per channel: min_ps(v, lo) = v < lo ? v : lo, exactly
+    // std::min(lo, v), applied for rows r, r+1, ... in turn.
+    for (int64_t r = 1, m = (n - 1) % 8 ? (n - 1) % 8 : 8; r < n; r += m, m = 8) {
       const float* xr = x + r * wc;
       for (int c = 0; c + 8 <= wc; c += 8) {
         __m256 l = _mm256_loadu_ps(lo + c), h = _mm256_loadu_ps(hi + c);
-        for (int k = 0; k < 4; ++k) {
-          const __m256 v = load_row8(xr + k * wc + c, fp16_input);
+        for (int64_t k = 0; k < m; ++k) {
+          const __m256 v = _mm256_loadu_ps(xr + k * wc + c);
           l = _mm256_min_ps(v, l);
           h = _mm256_max_ps(v, h);
         }
         _mm256_storeu_ps(lo + c, l);
         _mm256_storeu_ps(hi + c, h);
       }
-      for (int k = 0; k < 4; ++k)
+      for (int64_t k = 0; k < m; ++k)
         for (int c = wc / 8 * 8; c < wc; ++c) {
-          const float v = fp16_input ? round_fp16(xr[k * wc + c]) : xr[k * wc + c];
-          lo[c] = std::min(lo[c], v);
-          hi[c] = std::max(hi[c], v);
+          lo[c] = std::min(lo[c], xr[k * wc + c]);
+          hi[c] = std::max(hi[c], xr[k * wc + c]);
         }
     }
-    for (; r < n; ++r) {  // row by row: the block streams in once, in order
-      const float* xr = x + r * wc;
-      int c = 0;
-      for (; c + 8 <= wc; c += 8) {  // min_ps(v, lo) = v < lo ? v : lo, exactly std::min(lo, v)
-        const __m256 v = load_row8(xr + c, fp16_input);
-        _mm256_storeu_ps(lo + c, _mm256_min_ps(v, _mm256_loadu_ps(lo + c)));
-        _mm256_storeu_ps(hi + c, _mm256_max_ps(v, _mm256_loadu_ps(hi + c)));
-      }
-      for (; c < wc; ++c) {
-        const float v = fp16_input ? round_fp16(xr[c]) : xr[c];
-        lo[c] = std::min(lo[c], v);
-        hi[c] = std::max(hi[c], v);
+    if (fp16_input) {
+      round_fp16_span(lo, wc, lo);
+      round_fp16_span(hi, wc, hi);
+      const int c8 = wc / 8 * 8;  // channels below c8 round with F16C, the tail with round_fp16
+      auto rounded = [&](int64_t k, int c) {
+        const float v = x[k * wc + c];
+        return c < c8 ? _cvtsh_ss(_cvtss_sh(v, _MM_FROUND_TO_NEAREST_INT)) : round_fp16(v);
+      };
+      for (int c = 0; c < wc; ++c) {
+        if (lo[c] != 0 && hi[c] != 0 && !std::isnan(x[c])) continue;
+        float l = rounded(0, c), h = l;  // the definition: the range of the rounded values
+        for (int64_t k = 1; k < n; ++k) {
+          const float v = rounded(k, c);
+          l = std::min(l, v);
+          h = std::max(h, v);
+        }
+        lo[c] = l;
+        hi[c] = h;
       }
     }
     blk_params_.resize(size_t(2) * wc_);  // [2, wc]: stored scales, then zero points (0 when sym)
@@ -413,7 +418,14 @@ class QuantCache final : public LayerCache {
       blk_recip_.resize(wc_);
       reciprocal_span(blk_qscale_.data(), wc_, blk_recip_.data());
       deq_tmp_.resize(wc_);
+      // The next block of a prefill follows this one in the input: fetch a row of it per row done
+      // here, so that its range pass reads from cache (the hardware prefetcher stops at each 4 KiB
+      // page, one row). Only a hint: the address is never dereferenced.
+      const uintptr_t next = reinterpret_cast<uintptr_t>(x) + uintptr_t(n) * uintptr_t(wc_) * sizeof(float);
       for (int64_t r = 0; r < n; ++r) {
+        const uintptr_t pre = next + uintptr_t(r) * uintptr_t(wc_) * sizeof(float);
+        for (uintptr_t off = 0; off < uintptr_t(wc_) * sizeof(float); off += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(pre + off), _MM_HINT_T1);
         float* out = wc_ == w_ ? &mirror_[size_t(row0 + r) * w_] : deq_tmp_.data();
         a.fake_quantize_columns(x + r * wc_, wc_, blk_qscale_.data(), blk_recip_.data(), pf, zero, out, fp16_input);
         if (wc_ != w_) write_compact(row0 + r, out);

@@ -79,9 +79,10 @@ struct Fp8EncodeConsts {
   int shift;
   __m256i abs_mask, inf_bits, min_normal, half_m1, one, rebias, max_code, nan_code;
   __m256 sub_scale;
-  // The reciprocal check (fp8_round8<true>): low `shift` mantissa bits, kUlpMargin - their halfway
-  // pattern, 2·kUlpMargin + 1, and the bit pattern from which both quotients are normal in fp8.
-  __m256i low_mask, near_off, near_width, normal_lim;
+  // The reciprocal check (fp8_round8<true>, Fp8Check): low `shift` mantissa bits, kUlpMargin - their
+  // halfway pattern, 2·kUlpMargin + 1, and (minus 1) the bit pattern from which both quotients are
+  // normal in fp8 (2·kUlpMargin above the min normal).
+  __m256i low_mask, near_off, near_width, normal_lim_m1;
   // Dequantized values (fp8_values8<has_inf>): the largest finite value's bits, the smallest
   // subnormal, the NaN that decoding gives (with the sign for e5m2).
   __m256i max_bits;
@@ -101,7 +102,7 @@ struct Fp8EncodeConsts {
         low_mask(_mm256_set1_epi32((1 << (23 - f.man_bits)) - 1)),
         near_off(_mm256_set1_epi32(kUlpMargin - (1 << (22 - f.man_bits)))),
         near_width(_mm256_set1_epi32(2 * kUlpMargin + 1)),
-        normal_lim(_mm256_set1_epi32(((127 + 1 - f.bias) << 23) + 2 * kUlpMargin)),
+        normal_lim_m1(_mm256_set1_epi32(((127 + 1 - f.bias) << 23) + 2 * kUlpMargin - 1)),
         max_bits(_mm256_castps_si256(_mm256_set1_ps(f.max_value))),
         sub_unit(_mm256_set1_ps(std::ldexp(1.0f, 1 - f.bias - f.man_bits))),
         nan_bits(_mm256_set1_epi32(f.has_inf ? 0x7fe00000 : 0x7fc00000)) {}
@@ -110,15 +111,29 @@ struct Fp8EncodeConsts {
 // One vector of fp8_encode split in its steps, so that the simulated path can take the dequantized
 // value from the rounding itself instead of decoding the codes.
 struct Fp8Rounded {
-  __m256i sign;       // 0x80 where x is negative
+  __m256i sign;       // x's sign bit, in place (0x80000000)
   __m256i rn;         // normal range: |x|'s bits with the mantissa rounded to M bits (ties to even)
   __m256 rs;          // subnormal range: |x| in units of the smallest subnormal, rounded (ties to even)
   __m256i is_normal;  // |x| >= the min normal
   __m256i is_nan;
 };
 
+// What fp8_round8<true> accumulates over a run, as unsigned minima per lane (one op per vector each):
+// near = (low bits + kUlpMargin - half) mod 2^shift, below 2·kUlpMargin + 1 when the low bits are
+// within kUlpMargin of the halfway pattern; small = |t'| bits - 1, below normal_lim - 1 when
+// 0 < |t'| < normal_lim (zero wraps to the largest value).
+struct Fp8Check {
+  __m256i near = _mm256_set1_epi32(-1), small = _mm256_set1_epi32(-1);
+  // No lane of the run was undecided.
+  bool decided(const Fp8EncodeConsts& k) const {
+    const __m256i ok_near = _mm256_cmpeq_epi32(_mm256_max_epu32(near, k.near_width), near);
+    const __m256i ok_small = _mm256_cmpeq_epi32(_mm256_max_epu32(small, k.normal_lim_m1), small);
+    return _mm256_movemask_epi8(_mm256_and_si256(ok_near, ok_small)) == -1;
+  }
+};
+
 // fp8_round8<kCheck>: x holds t' = fl(x·r), r = fl(1/s) (r finite and normal), standing for t = fl(x/s);
-// `bad` gets the lanes where the codes of t' and t might differ. Why the check suffices:
+// `check` accumulates the lanes where the codes of t' and t might differ (undecided). Why the check suffices:
 // t' = (x/s)(1+e1)(1+e2), t = (x/s)(1+e3), |e| <= 2^-24, so |t' - t| < 3.0001·2^-24·|t|, less than
 // 4 ulps of the smaller of the two: their bit patterns (monotone in the value) are at most 4 apart.
 // The encoder is monotone in |t|, so two values get different codes only if a rounding point lies
@@ -127,15 +142,15 @@ struct Fp8Rounded {
 // normal and the saturation are not rounding points (the code does not jump there). So a lane whose
 // low bits are more than kUlpMargin (8) from 10..0, with t' at least 2·kUlpMargin ulps above the min
 // normal (then t is normal as well), encodes alike. Lanes between zero and that (subnormal range,
-// first normals) are marked bad: ~1e-4 of the values of a dynamically scaled e4m3 row. The other
+// first normals) are undecided: ~1e-4 of the values of a dynamically scaled e4m3 row. The other
 // lanes are exact: x = ±0 gives ±0 both ways; x = ±inf gives ±inf both ways; x NaN gives x's NaN,
 // quieted, both ways (x86 returns the NaN operand); a finite x whose quotient overflows saturates
-// either way (both are far above max_value). Float-subnormal quotients are within the bad range.
+// either way (both are far above max_value). Float-subnormal quotients are undecided lanes.
 template <bool kCheck = false>
-inline Fp8Rounded fp8_round8(__m256 x, const Fp8EncodeConsts& k, __m256i* bad = nullptr) {
+inline Fp8Rounded fp8_round8(__m256 x, const Fp8EncodeConsts& k, Fp8Check* check = nullptr) {
   const __m256i u = _mm256_castps_si256(x);
   Fp8Rounded r;
-  r.sign = _mm256_and_si256(_mm256_srli_epi32(u, 24), _mm256_set1_epi32(0x80));
+  r.sign = _mm256_andnot_si256(k.abs_mask, u);
   const __m256i a = _mm256_and_si256(u, k.abs_mask);
   // Normal: round the float's mantissa to M bits (ties to even): add half - 1 + the kept lsb.
   const __m256i lsb = _mm256_and_si256(_mm256_srl_epi32(a, _mm_cvtsi32_si128(k.shift)), k.one);
@@ -146,12 +161,8 @@ inline Fp8Rounded fp8_round8(__m256 x, const Fp8EncodeConsts& k, __m256i* bad = 
   r.is_normal = _mm256_cmpgt_epi32(a, _mm256_sub_epi32(k.min_normal, k.one));
   r.is_nan = _mm256_cmpgt_epi32(a, k.inf_bits);
   if constexpr (kCheck) {
-    // Low bits within kUlpMargin of 10..0: (low + kUlpMargin - half) mod 2^shift <= 2·kUlpMargin.
-    const __m256i near_half =
-        _mm256_cmpgt_epi32(k.near_width, _mm256_and_si256(_mm256_add_epi32(a, k.near_off), k.low_mask));
-    const __m256i small =
-        _mm256_andnot_si256(_mm256_cmpeq_epi32(a, _mm256_setzero_si256()), _mm256_cmpgt_epi32(k.normal_lim, a));
-    *bad = _mm256_or_si256(*bad, _mm256_or_si256(near_half, small));
+    check->near = _mm256_min_epu32(check->near, _mm256_and_si256(_mm256_add_epi32(a, k.near_off), k.low_mask));
+    check->small = _mm256_min_epu32(check->small, _mm256_sub_epi32(a, k.one));
   }
   return r;
 }
@@ -162,7 +173,7 @@ inline __m256i fp8_codes8(const Fp8Rounded& r, const Fp8EncodeConsts& k) {
       _mm256_min_epi32(_mm256_sub_epi32(_mm256_srl_epi32(r.rn, _mm_cvtsi32_si128(k.shift)), k.rebias), k.max_code);
   __m256i c = _mm256_blendv_epi8(_mm256_cvtps_epi32(r.rs), cn, r.is_normal);
   c = _mm256_blendv_epi8(c, k.nan_code, r.is_nan);
-  return _mm256_or_si256(c, r.sign);
+  return _mm256_or_si256(c, _mm256_srli_epi32(r.sign, 24));
 }
 
 // The values Fp8Rows::decode16 gives for those codes, from the rounding: a normal code c <= max_code
@@ -174,9 +185,8 @@ template <bool kSignedNan>
 inline __m256 fp8_values8(const Fp8Rounded& r, const Fp8EncodeConsts& k) {
   const __m256i vn = _mm256_min_epi32(_mm256_andnot_si256(k.low_mask, r.rn), k.max_bits);
   __m256i v = _mm256_blendv_epi8(_mm256_castps_si256(_mm256_mul_ps(r.rs, k.sub_unit)), vn, r.is_normal);
-  const __m256i sign = _mm256_slli_epi32(r.sign, 24);
-  v = _mm256_or_si256(v, sign);
-  const __m256i nan = kSignedNan ? _mm256_or_si256(k.nan_bits, sign) : k.nan_bits;
+  v = _mm256_or_si256(v, r.sign);
+  const __m256i nan = kSignedNan ? _mm256_or_si256(k.nan_bits, r.sign) : k.nan_bits;
   return _mm256_castsi256_ps(_mm256_blendv_epi8(v, nan, r.is_nan));
 }
 
@@ -264,9 +274,9 @@ class Fp8Rows final : public RowQuantizer {
     for (int c0 = 0; c0 < n8; c0 += int(kRecipRun)) {
       const int c1 = std::min(n8, c0 + int(kRecipRun));
       if (recip) {
-        __m256i bad = _mm256_setzero_si256();
-        for (int c = c0; c < c1; c += 8) sink(c, fp8_round8<true>(_mm256_mul_ps(_mm256_loadu_ps(x + c), vr), k, &bad));
-        if (_mm256_testz_si256(bad, bad)) continue;
+        Fp8Check check;
+        for (int c = c0; c < c1; c += 8) sink(c, fp8_round8<true>(_mm256_mul_ps(_mm256_loadu_ps(x + c), vr), k, &check));
+        if (check.decided(k)) continue;
       }
       for (int c = c0; c < c1; c += 8) sink(c, fp8_round8(_mm256_div_ps(_mm256_loadu_ps(x + c), vs), k));
     }

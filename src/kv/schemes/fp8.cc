@@ -260,7 +260,7 @@ class Fp8Rows final : public RowQuantizer {
   // width/8·8 values, 8 at a time: sink(c, rounding of x[c..c+8)). Returns that count. The division
   // is a multiply by fl(1/s) checked by fp8_round8<true>; a run of kRecipRun values with an
   // undecided lane is redone with the IEEE division (sink sees it again, last), so every code equals
-  // the scalar fp8_encode(x / s) (tests/kv/fp8_test.cc).
+  // the scalar fp8_encode(x / s) (tests/kv/fp8_recip_test.cc).
   template <class Sink>
   int scaled_rounding(const float* x, float s, const Fp8EncodeConsts& k, Sink&& sink) const {
     const int n8 = width_ / 8 * 8;

@@ -38,6 +38,32 @@ void weighted_sum(const float* a, const float* v, int64_t stride, int64_t n, int
   }
 }
 
+// out[j] = dot(q, k[j]) for n keys (row stride `stride`), each exactly dot_inline()'s sum; four
+// keys at a time so their FMA chains and horizontal sums overlap (one chain per key is latency-bound).
+void key_scores(const float* q, const float* k, int64_t stride, int64_t n, int d, float* out) {
+  int64_t j = 0;
+  const int dv = d / 8 * 8;
+  for (; j + 4 <= n; j += 4) {
+    const float* k0 = k + j * stride;
+    const float* k1 = k0 + stride;
+    const float* k2 = k1 + stride;
+    const float* k3 = k2 + stride;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    for (int c = 0; c < dv; c += 8) {
+      const __m256 qv = _mm256_loadu_ps(q + c);
+      a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + c), a0);
+      a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k1 + c), a1);
+      a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k2 + c), a2);
+      a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k3 + c), a3);
+    }
+    out[j] = dot_tail(q, k0, dv, d, hsum8(a0));
+    out[j + 1] = dot_tail(q, k1, dv, d, hsum8(a1));
+    out[j + 2] = dot_tail(q, k2, dv, d, hsum8(a2));
+    out[j + 3] = dot_tail(q, k3, dv, d, hsum8(a3));
+  }
+  for (; j < n; ++j) out[j] = dot_inline(q, k + j * stride, d);
+}
+
 }  // namespace
 
 void attention_head(const AttentionParams& p, int h, const float* q, int64_t n_q, int64_t first_pos,
@@ -53,10 +79,11 @@ void attention_head(const AttentionParams& p, int h, const float* q, int64_t n_q
     const int64_t j0 = p.window > 0 ? std::max<int64_t>(0, pos - p.window + 1) : 0;
     const int64_t n = pos + 1 - j0;
     const float* qi = q + i * q_stride + int64_t(h) * d;
+    // (q @ k.T) * scaling, then tanh(s / cap) * cap
+    key_scores(qi, k + j0 * kv_stride + int64_t(kv_h) * d, kv_stride, n, d, scores.data());
     for (int64_t j = 0; j < n; ++j) {
-      // (q @ k.T) * scaling
-      float s = dot_inline(qi, k + (j0 + j) * kv_stride + int64_t(kv_h) * d, d) * p.scale;
-      if (p.softcap > 0) s = softcap(s, p.softcap);  // tanh(s / cap) * cap
+      float s = scores[size_t(j)] * p.scale;
+      if (p.softcap > 0) s = softcap(s, p.softcap);
       scores[size_t(j)] = s;
     }
     softmax(scores.data(), n);

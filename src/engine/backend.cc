@@ -1,6 +1,9 @@
 #include "core/error.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/engine.h"
+#ifdef KVAUDIT_HAVE_CUDA
+#include "engine/cuda/cuda_backend.h"
+#endif
 
 namespace kvaudit::engine {
 
@@ -10,12 +13,22 @@ Device parse_device(const std::string& name) {
   usage_error("--device: unknown device '{}' (expected cpu or cuda)", name);
 }
 
+#ifdef KVAUDIT_HAVE_CUDA
+// SPEC.md §1: cuda when a device is present at run time.
+Device default_device() { return cuda_device_count() > 0 ? Device::kCuda : Device::kCpu; }
+
+std::unique_ptr<Backend> make_backend(Device device, const model::Model& model, const BackendOptions& opt) {
+  if (device == Device::kCuda) return make_cuda_backend(model, opt);
+  return make_cpu_backend(model, opt);
+}
+#else
 Device default_device() { return Device::kCpu; }
 
 std::unique_ptr<Backend> make_backend(Device device, const model::Model& model, const BackendOptions& opt) {
   if (device == Device::kCuda) usage_error("--device cuda: this kvaudit was built without CUDA (use --device cpu)");
   return make_cpu_backend(model, opt);
 }
+#endif
 
 int argmax(const float* x, int64_t n) {
   int64_t best = 0;

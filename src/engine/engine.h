@@ -56,6 +56,9 @@ class Sequence {
   // For layers whose keys are quantized before RoPE (policy.keys_pre_rope): the cache's rows,
   // rotated. [k_[l]->size(), n_kv_heads*head_dim]; empty for the other layers.
   std::vector<std::vector<float>> k_rotated_;
+  // A backend's own per-sequence state (the CUDA backend: the device copy of the rows attention
+  // reads), freed with the sequence. Null until a backend that keeps state runs the sequence.
+  std::shared_ptr<void> backend_state_;
 };
 
 // ---------------------------------------------------------------- hooks
@@ -109,8 +112,14 @@ class Backend {
   virtual Logits forward(std::span<const SeqInput> batch, const Hooks* hooks = nullptr) = 0;
 };
 
+// Weights the CUDA backend keeps on the device; it computes in fp32 either way. kAuto: bf16 when
+// the file stores bf16 (exact then), else fp32; the environment variable KVAUDIT_CUDA_WEIGHTS=fp32|bf16
+// overrides kAuto (until the commands grow a flag).
+enum class WeightPrecision { kAuto, kFp32, kBf16 };
+
 struct BackendOptions {
   int threads = 0;  // OpenMP threads for the CPU backend; 0 = the OpenMP default
+  WeightPrecision cuda_weights = WeightPrecision::kAuto;
 };
 
 // The backend for `device` over `model` (which must outlive it). kCuda in a build without CUDA

@@ -1,0 +1,113 @@
+// Causal attention with GQA, soft-capping and sliding window on the device (ops_cuda.h,
+// cpu::attention_head). One block per (query row, head): the row's scores go to shared memory,
+// softmax and the weighted sum of values follow with block reductions in a fixed order. Which
+// other rows or sequences share the launch never changes a row's arithmetic.
+#include <algorithm>
+#include <string>
+
+#include "engine/cuda/cuda_check.h"
+#include "engine/cuda/ops_cuda.h"
+
+namespace kvaudit::engine::cuda {
+namespace {
+
+constexpr int kThreads = 128;
+
+// Reduces part[0..kThreads) in a fixed tree; every thread returns the result.
+template <bool kMax>
+__device__ float block_reduce(float v, float* part) {
+  part[threadIdx.x] = v;
+  __syncthreads();
+  for (int s = kThreads / 2; s > 0; s /= 2) {
+    if (int(threadIdx.x) < s)
+      part[threadIdx.x] = kMax ? fmaxf(part[threadIdx.x], part[threadIdx.x + s]) : part[threadIdx.x] + part[threadIdx.x + s];
+    __syncthreads();
+  }
+  const float r = part[0];
+  __syncthreads();
+  return r;
+}
+
+__global__ void __launch_bounds__(kThreads) attention_kernel(cpu::AttentionParams p, const float* __restrict__ q,
+                                                             const AttnRow* __restrict__ rows, float* __restrict__ out) {
+  extern __shared__ float smem[];
+  const int d = p.head_dim;
+  const int groups = kThreads >= d ? kThreads / d : 1;  // key groups of the weighted sum
+  float* qs = smem;                    // [head_dim]
+  float* part = qs + d;                // [kThreads] reduction scratch
+  float* acc = part + kThreads;        // [groups * head_dim] per-group partial outputs
+  float* sc = acc + groups * d;        // [visible keys] scores, then probabilities
+  const int64_t r = blockIdx.x;
+  const int h = int(blockIdx.y);
+  const AttnRow row = rows[r];
+  const int64_t q_stride = int64_t(p.n_heads) * d, kv_stride = int64_t(p.n_kv_heads) * d;
+  const int kv_h = h / (p.n_heads / p.n_kv_heads);  // repeat_kv
+  const int64_t j0 = p.window > 0 ? max(int64_t(0), row.pos - p.window + 1) : 0;
+  const int64_t n = row.pos + 1 - j0;
+  const float* k = row.k + j0 * kv_stride + int64_t(kv_h) * d;
+  const float* v = row.v + j0 * kv_stride + int64_t(kv_h) * d;
+
+  for (int c = threadIdx.x; c < d; c += kThreads) qs[c] = q[r * q_stride + int64_t(h) * d + c];
+  __syncthreads();
+  // (q @ k.T) * scaling, then tanh(s / cap) * cap
+  float mx = -INFINITY;
+  for (int64_t j = threadIdx.x; j < n; j += kThreads) {
+    const float* kj = k + j * kv_stride;
+    float s = 0.0f;
+    for (int c = 0; c < d; ++c) s = fmaf(qs[c], kj[c], s);
+    s = __fmul_rn(s, p.scale);
+    if (p.softcap > 0) s = __fmul_rn(p.softcap, tanhf(__fdiv_rn(s, p.softcap)));
+    sc[j] = s;
+    mx = fmaxf(mx, s);
+  }
+  mx = block_reduce<true>(mx, part);
+  // softmax: exp(x - max) / sum
+  float sum = 0.0f;
+  for (int64_t j = threadIdx.x; j < n; j += kThreads) {
+    const float e = expf(__fsub_rn(sc[j], mx));
+    sc[j] = e;
+    sum = __fadd_rn(sum, e);
+  }
+  sum = block_reduce<false>(sum, part);
+  for (int64_t j = threadIdx.x; j < n; j += kThreads) sc[j] = __fdiv_rn(sc[j], sum);
+  __syncthreads();
+  // attn_weights @ v: group g sums keys g, g + groups, ... for each channel; groups add in order.
+  for (int e = threadIdx.x; e < groups * d; e += kThreads) {
+    const int c = e % d, g = e / d;
+    float a = 0.0f;
+    for (int64_t j = g; j < n; j += groups) a = fmaf(sc[j], v[j * kv_stride + c], a);
+    acc[e] = a;
+  }
+  __syncthreads();
+  for (int c = threadIdx.x; c < d; c += kThreads) {
+    float o = acc[c];
+    for (int g = 1; g < groups; ++g) o = __fadd_rn(o, acc[g * d + c]);
+    out[r * q_stride + int64_t(h) * d + c] = o;
+  }
+}
+
+}  // namespace
+
+void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow* rows, int64_t n_rows,
+                    int64_t max_pos, float* out) {
+  if (n_rows == 0) return;
+  const int d = p.head_dim;
+  const int groups = kThreads >= d ? kThreads / d : 1;
+  const int64_t max_keys = p.window > 0 ? std::min<int64_t>(max_pos + 1, p.window) : max_pos + 1;
+  const size_t smem = sizeof(float) * size_t(d + kThreads + groups * d + max_keys);
+  static int smem_optin = -1;  // the device's per-block limit, read once
+  if (smem_optin < 0) {
+    int dev = 0;
+    KVAUDIT_CUDA_CHECK(cudaGetDevice(&dev));
+    KVAUDIT_CUDA_CHECK(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  }
+  if (smem > size_t(smem_optin))
+    throw_runtime("CUDA attention: " + std::to_string(max_keys) + " visible keys need " + std::to_string(smem) +
+                  " bytes of shared memory, over the device's " + std::to_string(smem_optin));
+  if (smem > 48 * 1024)
+    KVAUDIT_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  attention_kernel<<<dim3(unsigned(n_rows), unsigned(p.n_heads)), kThreads, smem>>>(p, q, rows, out);
+  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace kvaudit::engine::cuda

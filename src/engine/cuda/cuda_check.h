@@ -1,0 +1,22 @@
+// Every CUDA runtime call goes through KVAUDIT_CUDA_CHECK, which throws std::runtime_error (exit 1)
+// naming the call's file:line and CUDA's message (STYLE.md §2, Errors). Kernel launches are
+// checked with KVAUDIT_CUDA_CHECK(cudaGetLastError()) right after the launch.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <string>
+
+namespace kvaudit::engine::cuda {
+// Throws std::runtime_error "CUDA error at file:line: message (call)" (cuda_check.cc: host code,
+// so that fmt's compile-time format checks stay out of nvcc's way).
+[[noreturn]] void throw_cuda_error(cudaError_t err, const char* file, int line, const char* call);
+// Throws std::runtime_error(message), for limits the .cu files check.
+[[noreturn]] void throw_runtime(const std::string& message);
+}  // namespace kvaudit::engine::cuda
+
+#define KVAUDIT_CUDA_CHECK(call)                                                           \
+  do {                                                                                     \
+    const cudaError_t kvaudit_err_ = (call);                                               \
+    if (kvaudit_err_ != cudaSuccess)                                                       \
+      ::kvaudit::engine::cuda::throw_cuda_error(kvaudit_err_, __FILE__, __LINE__, #call);  \
+  } while (0)

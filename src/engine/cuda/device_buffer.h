@@ -1,0 +1,86 @@
+// An owned device allocation of n elements of T (cudaMalloc, never managed memory), moved not
+// copied. Host <-> device copies are synchronous on the default stream, which the backend uses
+// for every kernel, so a copy also orders after the kernels before it.
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <utility>
+#include <vector>
+
+#include "engine/cuda/cuda_check.h"
+
+namespace kvaudit::engine::cuda {
+
+template <typename T>
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(size_t n) { resize(n); }
+  explicit DeviceBuffer(const std::vector<T>& host) { upload(host); }
+  ~DeviceBuffer() { release(); }
+  DeviceBuffer(DeviceBuffer&& o) noexcept
+      : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)), cap_(std::exchange(o.cap_, 0)) {}
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+    if (this != &o) {
+      release();
+      p_ = std::exchange(o.p_, nullptr);
+      n_ = std::exchange(o.n_, 0);
+      cap_ = std::exchange(o.cap_, 0);
+    }
+    return *this;
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+  T* data() { return p_; }
+  const T* data() const { return p_; }
+  size_t size() const { return n_; }
+  bool empty() const { return n_ == 0; }
+  size_t bytes() const { return cap_ * sizeof(T); }
+
+  // Sets the size to n; the contents are undefined when it has to grow.
+  void resize(size_t n) {
+    if (n > cap_) {
+      release();
+      KVAUDIT_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&p_), n * sizeof(T)));
+      cap_ = n;
+    }
+    n_ = n;
+  }
+  // Sets the size to n keeping the first min(n, size()) elements; capacity at least doubles on
+  // growth so that appending a row at a time stays amortised O(1).
+  void resize_keep(size_t n) {
+    if (n > cap_) {
+      const size_t cap = std::max(n, 2 * cap_);
+      T* q = nullptr;
+      KVAUDIT_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&q), cap * sizeof(T)));
+      if (n_ > 0) KVAUDIT_CUDA_CHECK(cudaMemcpy(q, p_, n_ * sizeof(T), cudaMemcpyDeviceToDevice));
+      release();
+      p_ = q;
+      cap_ = cap;
+    }
+    n_ = n;
+  }
+  void upload(const std::vector<T>& host) { upload(host.data(), host.size()); }
+  void upload(const T* host, size_t n) {
+    resize(n);
+    if (n > 0) KVAUDIT_CUDA_CHECK(cudaMemcpy(p_, host, n * sizeof(T), cudaMemcpyHostToDevice));
+  }
+  std::vector<T> download() const {
+    std::vector<T> h(n_);
+    if (n_ > 0) KVAUDIT_CUDA_CHECK(cudaMemcpy(h.data(), p_, n_ * sizeof(T), cudaMemcpyDeviceToHost));
+    return h;
+  }
+
+ private:
+  void release() {
+    if (p_) cudaFree(p_);  // never throws from a destructor; a failed free leaves nothing to recover
+    p_ = nullptr;
+    n_ = cap_ = 0;
+  }
+  T* p_ = nullptr;
+  size_t n_ = 0;    // elements in use
+  size_t cap_ = 0;  // elements allocated
+};
+
+}  // namespace kvaudit::engine::cuda

@@ -1,0 +1,426 @@
+// The decoder forward pass on one CUDA device, step for step the one of cpu/forward.cc (each step
+// quotes the transformers expression it mirrors). The new tokens of every sequence form one
+// activation x: [n_tokens, d_model] on the device; weight matmuls run once over all rows,
+// attention once over all (row, head) pairs, each row reading its own sequence's cache.
+//
+// KV caches: the sequence's host kv::LayerCache (the CPU reference quantizers, so every SPEC §3
+// scheme is bit-exact) receives each layer's new K/V rows (a device -> host copy), and the rows it
+// changed (LayerCache::append's first changed row onwards) go back to a device copy that attention
+// reads. That device copy lives in the Sequence (backend_state) and is freed with it.
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <unordered_set>
+
+#include "core/error.h"
+#include "core/half.h"
+#include "engine/cuda/cuda_backend.h"
+#include "engine/cuda/device_buffer.h"
+#include "engine/cuda/ops_cuda.h"
+#include "engine/sequence_access.h"
+#include "model/rope.h"
+
+namespace kvaudit::engine {
+namespace {
+
+using cuda::DeviceBuffer;
+using cuda::WeightType;
+
+// A weight matrix [rows, cols] on the device in its storage type.
+struct DevMatrix {
+  WeightType type = WeightType::kF32;
+  DeviceBuffer<float> f32;
+  DeviceBuffer<uint16_t> bf16;  // bfloat16 bits, rounded to nearest even (as torch's .to(bfloat16))
+  const void* ptr() const { return type == WeightType::kF32 ? static_cast<const void*>(f32.data()) : bf16.data(); }
+};
+
+DevMatrix upload_matrix(const std::vector<float>& w, WeightType type) {
+  DevMatrix d;
+  d.type = type;
+  if (type == WeightType::kF32) {
+    d.f32.upload(w);
+  } else {
+    std::vector<uint16_t> h(w.size());
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < w.size(); ++i) h[i] = float_to_bf16(w[i]);
+    d.bf16.upload(h);
+  }
+  return d;
+}
+
+struct DevLayer {
+  DevMatrix wq, wk, wv, wo, w_gate, w_up, w_down;
+  // Vectors stay fp32 (small); empty where the ArchSpec has none (model/weights.h).
+  DeviceBuffer<float> attn_norm, bq, bk, bv, q_norm, k_norm, post_attn_norm, ffn_norm, post_ffn_norm;
+};
+
+// Per sequence: the rows attention reads, on the device (keys rotated). [n_layers] each
+// [rows, kv_dim]; rows == the host caches' size after every forward.
+struct SeqDeviceState {
+  const void* owner = nullptr;  // the backend that filled it (another backend's state is rebuilt)
+  std::vector<DeviceBuffer<float>> k, v;
+};
+
+struct Slot {
+  Sequence* seq;
+  SeqDeviceState* state;
+  int64_t off;                  // first row in the batch activation
+  int64_t n;                    // new tokens
+  int64_t pos;                  // position of the first new token
+  std::vector<float> inv_freq;  // [rotary_dim/2] for this sequence's length (longrope)
+};
+
+WeightType weight_type(const model::Model& m, WeightPrecision p) {
+  if (p == WeightPrecision::kAuto) {
+    if (const char* env = std::getenv("KVAUDIT_CUDA_WEIGHTS")) {
+      const std::string e = env;
+      if (e == "fp32") return WeightType::kF32;
+      if (e == "bf16") return WeightType::kBf16;
+      usage_error("KVAUDIT_CUDA_WEIGHTS: '{}' is not fp32 or bf16", e);
+    }
+    return m.weights_dtype == "BF16" ? WeightType::kBf16 : WeightType::kF32;
+  }
+  return p == WeightPrecision::kBf16 ? WeightType::kBf16 : WeightType::kF32;
+}
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(const model::Model& m, const BackendOptions& opt);
+  Device device() const override { return Device::kCuda; }
+  const model::Model& model() const override { return m_; }
+  Logits forward(std::span<const SeqInput> batch, const Hooks* hooks) override;
+
+ private:
+  std::vector<Slot> plan(std::span<const SeqInput> batch);
+  void attention_block(int l, std::vector<Slot>& slots, const float* a, int64_t n, const Hooks* hooks);
+  void store_kv(int l, Slot& s, const Hooks* hooks);
+  void upload_k(int l, Slot& s, int64_t first);
+  void upload_v(int l, Slot& s, int64_t first);
+  void mlp_block(int l, const float* f, int64_t n);
+  void norm(const DeviceBuffer<float>& w, const float* x, int64_t rows, int64_t width, float* y) const {
+    cuda::rmsnorm_cuda(norm_, x, rows, width, w.data(), m_.config.norm_eps, y);
+  }
+  void matmul(const float* x, int64_t n, int64_t k, const DevMatrix& w, int64_t m, float* y) const {
+    cuda::matmul_cuda(x, n, k, w.ptr(), w.type, m, y);
+  }
+
+  const model::Model& m_;
+  cpu::NormKind norm_;
+  cpu::Activation act_;
+  float attn_factor_;
+  int half_;  // rotary_dim / 2
+  DevMatrix embed_, lm_head_;  // lm_head_ empty when tied
+  DeviceBuffer<float> final_norm_;
+  std::vector<DevLayer> layers_;
+  // Scratch, reused across calls (device unless named _host).
+  DeviceBuffer<float> x_, a_, q_, k_, v_, att_, o_, gate_, up_, logits_;  // as cpu/forward.cc
+  DeviceBuffer<int> tokens_;
+  DeviceBuffer<float> cs_, cs_tmp_;       // rope tables [rows, 2*half]
+  DeviceBuffer<int64_t> out_rows_;        // [n_rows] rows of x whose logits are wanted
+  DeviceBuffer<cuda::AttnRow> attn_rows_;  // [n] where each query row reads its cache
+  std::vector<float> cs_host_, k_host_, v_host_, hook_host_;
+};
+
+CudaBackend::CudaBackend(const model::Model& m, const BackendOptions& opt) : m_(m) {
+  model::validate_config(m.config, m.path);
+  norm_ = m.arch.norm == model::NormKind::kRms ? cpu::NormKind::kRms : cpu::NormKind::kRmsOnePlus;
+  act_ = m.config.act == model::Activation::kSilu ? cpu::Activation::kSilu : cpu::Activation::kGeluTanh;
+  attn_factor_ = model::rope_attention_scaling(m.config);
+  half_ = m.config.rotary_dim() / 2;
+  const WeightType wt = weight_type(m, opt.cuda_weights);
+  const model::Weights& w = m.weights;
+  embed_ = upload_matrix(w.embed, wt);
+  if (!w.lm_head.empty()) lm_head_ = upload_matrix(w.lm_head, wt);
+  final_norm_.upload(w.final_norm);
+  for (const model::LayerWeights& lw : w.layers) {
+    DevLayer d;
+    d.wq = upload_matrix(lw.wq, wt);
+    d.wk = upload_matrix(lw.wk, wt);
+    d.wv = upload_matrix(lw.wv, wt);
+    d.wo = upload_matrix(lw.wo, wt);
+    d.w_gate = upload_matrix(lw.w_gate, wt);
+    d.w_up = upload_matrix(lw.w_up, wt);
+    d.w_down = upload_matrix(lw.w_down, wt);
+    d.attn_norm.upload(lw.attn_norm);
+    d.bq.upload(lw.bq);
+    d.bk.upload(lw.bk);
+    d.bv.upload(lw.bv);
+    d.q_norm.upload(lw.q_norm);
+    d.k_norm.upload(lw.k_norm);
+    d.post_attn_norm.upload(lw.post_attn_norm);
+    d.ffn_norm.upload(lw.ffn_norm);
+    d.post_ffn_norm.upload(lw.post_ffn_norm);
+    layers_.push_back(std::move(d));
+  }
+}
+
+std::vector<Slot> CudaBackend::plan(std::span<const SeqInput> batch) {
+  const auto& c = m_.config;
+  std::vector<Slot> slots;
+  std::unordered_set<const Sequence*> seen;
+  int64_t off = 0;
+  for (const SeqInput& in : batch) {
+    if (in.seq == nullptr) usage_error("forward: a batch entry has no sequence");
+    if (!seen.insert(in.seq).second) usage_error("forward: sequence {} appears twice in one batch", in.seq->id());
+    if (in.tokens.empty()) usage_error("forward: sequence {} has no new tokens", in.seq->id());
+    for (int t : in.tokens)
+      if (t < 0 || t >= c.n_vocab) usage_error("token id {} out of range [0, {}) for {}", t, c.n_vocab, m_.path);
+    const int64_t n = int64_t(in.tokens.size());
+    const int64_t pos = in.seq->position();
+    slots.push_back({in.seq, nullptr, off, n, pos, model::rope_inv_freq(c, pos + n)});
+    off += n;
+  }
+  // Each sequence's device rows: made on first use; rebuilt from its host caches when another
+  // backend advanced it (e.g. a prefix computed on the CPU).
+  for (Slot& s : slots) {
+    std::shared_ptr<void>& st = SequenceAccess::backend_state(*s.seq);
+    auto* state = static_cast<SeqDeviceState*>(st.get());
+    const int64_t kv_dim = c.kv_dim();
+    const bool fresh = state == nullptr || state->owner != this ||
+                       int64_t(state->k[0].size()) != s.seq->k_cache(0).size() * kv_dim;
+    if (fresh) {
+      auto made = std::make_shared<SeqDeviceState>();
+      made->owner = this;
+      made->k.resize(size_t(c.n_layers));
+      made->v.resize(size_t(c.n_layers));
+      state = made.get();
+      st = std::move(made);
+      s.state = state;
+      for (int l = 0; l < c.n_layers; ++l) {
+        upload_k(l, s, 0);
+        upload_v(l, s, 0);
+      }
+    }
+    s.state = state;
+  }
+  return slots;
+}
+
+Logits CudaBackend::forward(std::span<const SeqInput> batch, const Hooks* hooks) {
+  const auto& c = m_.config;
+  const auto& arch = m_.arch;
+  const int64_t d = c.d_model;
+  std::vector<Slot> slots = plan(batch);
+  const int64_t n = slots.empty() ? 0 : slots.back().off + slots.back().n;
+  x_.resize(size_t(n * d));
+  a_.resize(size_t(n * d));
+  o_.resize(size_t(n * d));
+
+  // Token ids and the rope table of every new row (the same for all layers).
+  std::vector<int> tokens;
+  cs_host_.clear();
+  for (size_t i = 0; i < slots.size(); ++i) {
+    tokens.insert(tokens.end(), batch[i].tokens.begin(), batch[i].tokens.end());
+    cuda::rope_table(slots[i].inv_freq, attn_factor_, slots[i].pos, slots[i].n, cs_host_);
+  }
+  tokens_.upload(tokens);
+  cs_.upload(cs_host_);
+
+  // hidden_states = embed_tokens(input_ids) * normalizer   (gemma2: normalizer = sqrt(d_model))
+  const float normalizer = arch.embed_scale_sqrt_d ? std::sqrt(float(d)) : 1.0f;
+  cuda::embed_cuda(tokens_.data(), n, embed_.ptr(), embed_.type, d, normalizer, x_.data());
+
+  for (int l = 0; l < c.n_layers; ++l) {
+    const DevLayer& lw = layers_[size_t(l)];
+    // residual = hidden_states; hidden_states = input_layernorm(hidden_states)
+    const float* a = x_.data();
+    if (arch.pre_attn_norm) {
+      norm(lw.attn_norm, x_.data(), n, d, a_.data());
+      a = a_.data();
+    }
+    // hidden_states = self_attn(hidden_states)   -> o_
+    attention_block(l, slots, a, n, hooks);
+    // hidden_states = post_attention_layernorm(hidden_states)   (gemma2, olmo2)
+    if (arch.post_attn_norm) norm(lw.post_attn_norm, o_.data(), n, d, o_.data());
+    // hidden_states = residual + hidden_states
+    cuda::add_inplace_cuda(x_.data(), o_.data(), n * d);
+
+    // residual = hidden_states; hidden_states = pre_feedforward_layernorm(hidden_states)
+    const float* f = x_.data();
+    if (arch.pre_ffn_norm) {
+      norm(lw.ffn_norm, x_.data(), n, d, a_.data());
+      f = a_.data();
+    }
+    // hidden_states = mlp(hidden_states)   -> o_
+    mlp_block(l, f, n);
+    // hidden_states = post_feedforward_layernorm(hidden_states)   (gemma2, olmo2)
+    if (arch.post_ffn_norm) norm(lw.post_ffn_norm, o_.data(), n, d, o_.data());
+    // hidden_states = residual + hidden_states
+    cuda::add_inplace_cuda(x_.data(), o_.data(), n * d);
+
+    if (hooks && hooks->on_residual) {
+      hook_host_ = x_.download();
+      for (const Slot& s : slots) hooks->on_residual(s.seq->id(), l, s.pos, hook_host_.data() + s.off * d, s.n, int(d));
+    }
+  }
+
+  // Rows whose logits are wanted: every new token, or the last of each input.
+  Logits out;
+  out.n_vocab = c.n_vocab;
+  out.first_row.push_back(0);
+  std::vector<int64_t> rows;  // [n_rows] row of x_ per logits row
+  for (size_t i = 0; i < slots.size(); ++i) {
+    for (int64_t t = batch[i].all_logits ? 0 : slots[i].n - 1; t < slots[i].n; ++t) rows.push_back(slots[i].off + t);
+    out.first_row.push_back(int64_t(rows.size()));
+  }
+  const int64_t n_rows = int64_t(rows.size());
+  out_rows_.upload(rows);
+  // hidden_states = norm(hidden_states) on the selected rows -> a_: [n_rows, d_model]
+  cuda::gather_rows_cuda(x_.data(), out_rows_.data(), n_rows, d, a_.data());
+  norm(final_norm_, a_.data(), n_rows, d, a_.data());
+  // logits = lm_head(hidden_states)   [n_rows, n_vocab]
+  logits_.resize(size_t(n_rows * c.n_vocab));
+  matmul(a_.data(), n_rows, d, m_.weights.lm_head.empty() ? embed_ : lm_head_, c.n_vocab, logits_.data());
+  // logits = tanh(logits / final_logit_softcapping) * final_logit_softcapping   (gemma2)
+  if (arch.softcaps && c.final_softcap > 0) cuda::softcap_cuda(logits_.data(), int64_t(logits_.size()), c.final_softcap);
+  out.data = logits_.download();
+
+  for (size_t i = 0; i < slots.size(); ++i) {
+    std::vector<int>& hist = SequenceAccess::tokens(*slots[i].seq);
+    hist.insert(hist.end(), batch[i].tokens.begin(), batch[i].tokens.end());
+  }
+  return out;
+}
+
+void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* a, int64_t n, const Hooks* hooks) {
+  const auto& c = m_.config;
+  const DevLayer& lw = layers_[size_t(l)];
+  const int64_t d = c.d_model, q_dim = c.q_dim(), kv_dim = c.kv_dim();
+  q_.resize(size_t(n * q_dim));
+  k_.resize(size_t(n * kv_dim));
+  v_.resize(size_t(n * kv_dim));
+  att_.resize(size_t(n * q_dim));
+  // q = q_proj(x), k = k_proj(x), v = v_proj(x)   (+ bias: qwen2, attention_bias)
+  matmul(a, n, d, lw.wq, q_dim, q_.data());
+  matmul(a, n, d, lw.wk, kv_dim, k_.data());
+  matmul(a, n, d, lw.wv, kv_dim, v_.data());
+  if (!lw.bq.empty()) cuda::add_bias_cuda(q_.data(), n, q_dim, lw.bq.data());
+  if (!lw.bk.empty()) cuda::add_bias_cuda(k_.data(), n, kv_dim, lw.bk.data());
+  if (!lw.bv.empty()) cuda::add_bias_cuda(v_.data(), n, kv_dim, lw.bv.data());
+  // q = q_norm(q), k = k_norm(k): per head over head_dim (qwen3) or over the projection (olmo2)
+  if (m_.arch.qk_norm == model::QkNorm::kPerHead) {
+    norm(lw.q_norm, q_.data(), n * c.n_heads, c.head_dim, q_.data());
+    norm(lw.k_norm, k_.data(), n * c.n_kv_heads, c.head_dim, k_.data());
+  } else if (m_.arch.qk_norm == model::QkNorm::kFull) {
+    norm(lw.q_norm, q_.data(), n, q_dim, q_.data());
+    norm(lw.k_norm, k_.data(), n, kv_dim, k_.data());
+  }
+  // q = apply_rotary_pos_emb(q) on the device; k, v into the host caches (which may quantize
+  // them) and the rows they changed back to the device
+  cuda::rope_cuda(q_.data(), n, c.n_heads, c.head_dim, half_, cs_.data());
+  k_host_ = k_.download();
+  v_host_ = v_.download();
+  std::vector<cuda::AttnRow> rows(static_cast<size_t>(n));
+  int64_t max_pos = 0;
+  for (Slot& s : slots) {
+    store_kv(l, s, hooks);
+    for (int64_t t = 0; t < s.n; ++t)
+      rows[size_t(s.off + t)] = {s.state->k[size_t(l)].data(), s.state->v[size_t(l)].data(), s.pos + t};
+    max_pos = std::max(max_pos, s.pos + s.n - 1);
+  }
+  attn_rows_.upload(rows);
+
+  // attn_output = softmax(softcap(q @ k.T * scaling) + mask) @ v, per (row, head)
+  cpu::AttentionParams p;
+  p.n_heads = c.n_heads;
+  p.n_kv_heads = c.n_kv_heads;
+  p.head_dim = c.head_dim;
+  p.scale = c.attn_scale();
+  p.softcap = m_.arch.softcaps ? c.attn_softcap : 0.0f;
+  p.window = (size_t(l) < c.layer_sliding.size() && c.layer_sliding[size_t(l)]) ? c.sliding_window : 0;
+  cuda::attention_cuda(p, q_.data(), attn_rows_.data(), n, max_pos, att_.data());
+  // attn_output = o_proj(attn_output)
+  matmul(att_.data(), n, q_dim, lw.wo, d, o_.data());
+}
+
+// Copies the host K cache's rows first..size-1 into the sequence's device keys; with a pre-RoPE
+// key scheme (SPEC.md §3 `@pre`) the cache holds un-rotated keys, rotated here on the device.
+void CudaBackend::upload_k(int l, Slot& s, int64_t first) {
+  const auto& c = m_.config;
+  const int64_t kv_dim = c.kv_dim();
+  const kv::LayerCache& kc = s.seq->k_cache(l);
+  DeviceBuffer<float>& dst = s.state->k[size_t(l)];
+  dst.resize_keep(size_t(kc.size() * kv_dim));
+  const int64_t n = kc.size() - first;
+  if (n <= 0) return;
+  KVAUDIT_CUDA_CHECK(cudaMemcpy(dst.data() + first * kv_dim, kc.rows() + first * kv_dim, size_t(n * kv_dim) * sizeof(float),
+                                cudaMemcpyHostToDevice));
+  if (s.seq->policy().keys_pre_rope(l)) {
+    std::vector<float> cs;
+    cuda::rope_table(s.inv_freq, attn_factor_, first, n, cs);
+    cs_tmp_.upload(cs);
+    cuda::rope_cuda(dst.data() + first * kv_dim, n, c.n_kv_heads, c.head_dim, half_, cs_tmp_.data());
+  }
+}
+
+void CudaBackend::upload_v(int l, Slot& s, int64_t first) {
+  const int64_t kv_dim = m_.config.kv_dim();
+  const kv::LayerCache& vc = s.seq->v_cache(l);
+  DeviceBuffer<float>& dst = s.state->v[size_t(l)];
+  dst.resize_keep(size_t(vc.size() * kv_dim));
+  const int64_t n = vc.size() - first;
+  if (n > 0)
+    KVAUDIT_CUDA_CHECK(cudaMemcpy(dst.data() + first * kv_dim, vc.rows() + first * kv_dim, size_t(n * kv_dim) * sizeof(float),
+                                  cudaMemcpyHostToDevice));
+}
+
+// This sequence's new keys (host copy k_host_) are rotated unless the scheme stores them before
+// RoPE, appended to its host caches with the values, and the changed rows go to the device.
+void CudaBackend::store_kv(int l, Slot& s, const Hooks* hooks) {
+  const auto& c = m_.config;
+  const int64_t kv_dim = c.kv_dim();
+  float* k = k_host_.data() + s.off * kv_dim;  // [s.n, kv_dim]
+  const float* v = v_host_.data() + s.off * kv_dim;
+  const float* cs = cs_host_.data() + s.off * 2 * half_;  // [s.n, 2*half]
+  const bool hook = hooks && hooks->on_kv;
+  kv::LayerCache& kc = SequenceAccess::k(*s.seq, l);
+  kv::LayerCache& vc = SequenceAccess::v(*s.seq, l);
+  if (hook) hooks->on_kv(s.seq->id(), l, KvStage::kKeyPreRope, s.pos, k, s.n, int(kv_dim));
+  if (s.seq->policy().keys_pre_rope(l)) {
+    upload_k(l, s, kc.append(k, s.n));
+    if (hook) {
+      cuda::rope_host(k, s.n, c.n_kv_heads, c.head_dim, half_, cs);
+      hooks->on_kv(s.seq->id(), l, KvStage::kKeyPostRope, s.pos, k, s.n, int(kv_dim));
+    }
+  } else {
+    cuda::rope_host(k, s.n, c.n_kv_heads, c.head_dim, half_, cs);
+    if (hook) hooks->on_kv(s.seq->id(), l, KvStage::kKeyPostRope, s.pos, k, s.n, int(kv_dim));
+    upload_k(l, s, kc.append(k, s.n));
+  }
+  if (hook) hooks->on_kv(s.seq->id(), l, KvStage::kValue, s.pos, v, s.n, int(kv_dim));
+  upload_v(l, s, vc.append(v, s.n));
+  if (kc.size() != s.pos + s.n || vc.size() != kc.size())
+    runtime_error("layer {}: KV cache holds {} rows, expected {}", l, kc.size(), s.pos + s.n);
+}
+
+void CudaBackend::mlp_block(int l, const float* f, int64_t n) {
+  const auto& c = m_.config;
+  const DevLayer& lw = layers_[size_t(l)];
+  const int64_t d = c.d_model, d_ff = c.d_ff;
+  gate_.resize(size_t(n * d_ff));
+  up_.resize(size_t(n * d_ff));
+  // down_proj(act_fn(gate_proj(x)) * up_proj(x))
+  matmul(f, n, d, lw.w_gate, d_ff, gate_.data());
+  matmul(f, n, d, lw.w_up, d_ff, up_.data());
+  cuda::gated_activation_cuda(act_, gate_.data(), up_.data(), n, d_ff, gate_.data());
+  matmul(gate_.data(), n, d_ff, lw.w_down, d, o_.data());
+}
+
+}  // namespace
+
+int cuda_device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no driver" / "no device" error
+    return 0;
+  }
+  return n;
+}
+
+std::unique_ptr<Backend> make_cuda_backend(const model::Model& model, const BackendOptions& opt) {
+  if (cuda_device_count() == 0) usage_error("--device cuda: no CUDA device is visible (use --device cpu)");
+  return std::make_unique<CudaBackend>(model, opt);
+}
+
+}  // namespace kvaudit::engine

@@ -1,0 +1,41 @@
+// RMSNorm on the device (ops_cuda.h, cpu::rmsnorm): one block per row; the sum of squares is
+// each thread's strided partial sum, then a fixed tree over the block, so a row's value depends
+// on its width only.
+#include "engine/cuda/cuda_check.h"
+#include "engine/cuda/ops_cuda.h"
+
+namespace kvaudit::engine::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+__global__ void rmsnorm_kernel(bool one_plus, const float* x, int64_t d, const float* w, float eps, float* y) {
+  __shared__ float part[kThreads];
+  const float* xr = x + int64_t(blockIdx.x) * d;
+  float* yr = y + int64_t(blockIdx.x) * d;
+  float ss = 0.0f;
+  for (int64_t c = threadIdx.x; c < d; c += kThreads) ss = fmaf(xr[c], xr[c], ss);
+  part[threadIdx.x] = ss;
+  __syncthreads();
+  for (int s = kThreads / 2; s > 0; s /= 2) {
+    if (int(threadIdx.x) < s) part[threadIdx.x] += part[threadIdx.x + s];
+    __syncthreads();
+  }
+  // hidden_states * torch.rsqrt(variance + eps), as 1 / sqrt (IEEE, no fast math)
+  const float inv = 1.0f / sqrtf(part[0] / float(d) + eps);
+  __syncthreads();  // every thread has read part[0] before an aliased y overwrites nothing it needs
+  for (int64_t c = threadIdx.x; c < d; c += kThreads) {
+    const float h = __fmul_rn(xr[c], inv);
+    yr[c] = one_plus ? __fmul_rn(h, __fadd_rn(1.0f, w[c])) : __fmul_rn(w[c], h);
+  }
+}
+
+}  // namespace
+
+void rmsnorm_cuda(cpu::NormKind kind, const float* x, int64_t n, int64_t d, const float* w, float eps, float* y) {
+  if (n == 0) return;
+  rmsnorm_kernel<<<unsigned(n), kThreads>>>(kind == cpu::NormKind::kRmsOnePlus, x, d, w, eps, y);
+  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace kvaudit::engine::cuda

@@ -1,0 +1,74 @@
+// The CUDA counterparts of engine/ops.h (STYLE.md §2, Kernels): same contracts, device pointers,
+// all launched on the default stream. Every op computes each output row from its own input row with
+// a reduction order fixed by the op's shape alone (never by the number of rows), so a token's
+// result is bit-identical alone or in any batch. Against the CPU reference they agree within the
+// tolerances tests/cuda names (different but fixed summation orders), except rope_cuda, which
+// rounds exactly as cpu::rope does.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "engine/ops.h"
+
+namespace kvaudit::engine::cuda {
+
+// Storage type of a weight matrix on the device; arithmetic is fp32 either way.
+enum class WeightType { kF32, kBf16 };
+
+// y = x @ w.T: x [n, k] fp32, w [m, k] (fp32 or bf16), y [n, m] fp32.
+// Every y[t, o] is fmaf(x[t, c], w[o, c], acc) for c = 0, 1, ..., k-1 in order from acc = 0,
+// whatever n is and whichever tile shape runs.
+void matmul_cuda(const float* x, int64_t n, int64_t k, const void* w, WeightType wt, int64_t m, float* y);
+
+// y[t, :] += bias   (y: [n, m], bias: [m])
+void add_bias_cuda(float* y, int64_t n, int64_t m, const float* bias);
+
+// x += y   (n values)
+void add_inplace_cuda(float* x, const float* y, int64_t n);
+
+// Each of the n rows of width d normalised independently (cpu::rmsnorm); x and y may alias.
+void rmsnorm_cuda(cpu::NormKind kind, const float* x, int64_t n, int64_t d, const float* w, float eps, float* y);
+
+// out[t, j] = act(gate[t, j]) * up[t, j]   (gate, up, out: [n, d_ff]; out may alias gate)
+void gated_activation_cuda(cpu::Activation act, const float* gate, const float* up, int64_t n, int64_t d_ff, float* out);
+
+// x[i] = cap * tanh(x[i] / cap)
+void softcap_cuda(float* x, int64_t n, float cap);
+
+// x[t, :] = table[tokens[t], :] * scale   (tokens: device [n]; table [n_vocab, d]; scale 1 = copy)
+void embed_cuda(const int* tokens, int64_t n, const void* table, WeightType wt, int64_t d, float scale, float* x);
+
+// dst[r, :] = src[rows[r], :]   (rows: device [n_rows]; width d)
+void gather_rows_cuda(const float* src, const int64_t* rows, int64_t n_rows, int64_t d, float* dst);
+
+// ---------------------------------------------------------------- rotary embedding
+
+// The cos/sin table cpu::rope computes for rows at positions first_pos .. first_pos+n-1:
+// cs[t, i] = cos(pos * inv_freq[i]) * attn_factor, cs[t, half + i] = sin(...) * attn_factor
+// (host code, the same float operations as cpu::rope). Appends n * 2*half values to `cs`.
+void rope_table(const std::vector<float>& inv_freq, float attn_factor, int64_t first_pos, int64_t n,
+                std::vector<float>& cs);
+
+// Rotate-half RoPE of the first 2*half channels of each head of n rows, row t using cs[t]
+// (device [n, 2*half]); x: [n, n_heads*head_dim] in place. Bit-identical to cpu::rope.
+void rope_cuda(float* x, int64_t n, int n_heads, int head_dim, int half, const float* cs);
+
+// The same rotation on host rows (for the K rows the host cache stores), bit-identical to both.
+void rope_host(float* x, int64_t n, int n_heads, int head_dim, int half, const float* cs);
+
+// ---------------------------------------------------------------- attention
+
+// Where query row r of the batch reads its sequence's cache.
+struct AttnRow {
+  const float* k;  // [n_kv, n_kv_heads*head_dim] the sequence's keys (rotated), device
+  const float* v;  // [n_kv, n_kv_heads*head_dim] its values, device
+  int64_t pos;     // this query's position (it sees keys 0..pos, or the window before it)
+};
+
+// out[r, h] = softmax(mask(softcap(q[r, h] . k^T * scale))) v for every row r of the batch and
+// every head h (cpu::attention_head per row): rows: device [n_rows]; q, out: [n_rows, n_heads*head_dim].
+// Scores and softmax in fp32; sums in a fixed order that depends on the sequence only.
+void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow* rows, int64_t n_rows,
+                    int64_t max_pos, float* out);
+
+}  // namespace kvaudit::engine::cuda

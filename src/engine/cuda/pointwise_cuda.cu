@@ -1,0 +1,99 @@
+// Element-wise ops on the device (ops_cuda.h): residual add, bias, gated activation, soft-capping,
+// embedding lookup and row gather. Each output element depends on its own inputs only.
+#include <cuda_bf16.h>
+
+#include "engine/cuda/cuda_check.h"
+#include "engine/cuda/ops_cuda.h"
+
+namespace kvaudit::engine::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+unsigned blocks_for(int64_t n) { return unsigned((n + kThreads - 1) / kThreads); }
+
+__global__ void add_kernel(float* x, const float* y, int64_t n) {
+  const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
+  if (i < n) x[i] = __fadd_rn(x[i], y[i]);
+}
+
+__global__ void bias_kernel(float* y, int64_t n_elems, int64_t m, const float* bias) {
+  const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
+  if (i < n_elems) y[i] = __fadd_rn(y[i], bias[i % m]);
+}
+
+// silu(x) = x / (1 + e^-x) (torch.nn.functional.silu); gelu_tanh as cpu::gelu_tanh.
+__device__ inline float act_value(bool silu, float g) {
+  if (silu) return __fdiv_rn(g, __fadd_rn(1.0f, expf(-g)));
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  return 0.5f * g * (1.0f + tanhf(kSqrt2OverPi * (g + 0.044715f * g * g * g)));
+}
+
+__global__ void gated_kernel(bool silu, const float* gate, const float* up, int64_t n_elems, float* out) {
+  const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
+  if (i < n_elems) out[i] = __fmul_rn(act_value(silu, gate[i]), up[i]);
+}
+
+__global__ void softcap_kernel(float* x, int64_t n, float cap) {
+  const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
+  if (i < n) x[i] = __fmul_rn(cap, tanhf(__fdiv_rn(x[i], cap)));
+}
+
+__device__ inline float load(const float* t, int64_t i) { return t[i]; }
+__device__ inline float load(const __nv_bfloat16* t, int64_t i) { return __bfloat162float(t[i]); }
+
+template <typename W>
+__global__ void embed_kernel(const int* tokens, int64_t n_elems, const W* table, int64_t d, float scale, float* x) {
+  const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
+  if (i >= n_elems) return;
+  const float e = load(table, int64_t(tokens[i / d]) * d + i % d);
+  x[i] = scale == 1.0f ? e : __fmul_rn(e, scale);
+}
+
+__global__ void gather_kernel(const float* src, const int64_t* rows, int64_t n_elems, int64_t d, float* dst) {
+  const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
+  if (i < n_elems) dst[i] = src[rows[i / d] * d + i % d];
+}
+
+}  // namespace
+
+void add_inplace_cuda(float* x, const float* y, int64_t n) {
+  if (n == 0) return;
+  add_kernel<<<blocks_for(n), kThreads>>>(x, y, n);
+  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+}
+
+void add_bias_cuda(float* y, int64_t n, int64_t m, const float* bias) {
+  if (n * m == 0) return;
+  bias_kernel<<<blocks_for(n * m), kThreads>>>(y, n * m, m, bias);
+  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+}
+
+void gated_activation_cuda(cpu::Activation act, const float* gate, const float* up, int64_t n, int64_t d_ff, float* out) {
+  if (n * d_ff == 0) return;
+  gated_kernel<<<blocks_for(n * d_ff), kThreads>>>(act == cpu::Activation::kSilu, gate, up, n * d_ff, out);
+  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+}
+
+void softcap_cuda(float* x, int64_t n, float cap) {
+  if (n == 0) return;
+  softcap_kernel<<<blocks_for(n), kThreads>>>(x, n, cap);
+  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+}
+
+void embed_cuda(const int* tokens, int64_t n, const void* table, WeightType wt, int64_t d, float scale, float* x) {
+  if (n * d == 0) return;
+  if (wt == WeightType::kF32)
+    embed_kernel<<<blocks_for(n * d), kThreads>>>(tokens, n * d, static_cast<const float*>(table), d, scale, x);
+  else
+    embed_kernel<<<blocks_for(n * d), kThreads>>>(tokens, n * d, static_cast<const __nv_bfloat16*>(table), d, scale, x);
+  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+}
+
+void gather_rows_cuda(const float* src, const int64_t* rows, int64_t n_rows, int64_t d, float* dst) {
+  if (n_rows * d == 0) return;
+  gather_kernel<<<blocks_for(n_rows * d), kThreads>>>(src, rows, n_rows * d, d, dst);
+  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace kvaudit::engine::cuda

@@ -4,7 +4,8 @@ set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config
       libopenblas-dev nlohmann-json3-dev libpcre2-dev libcli11-dev libfmt-dev
       libgtest-dev libgmock-dev libbenchmark-dev libomp-dev
-      python3 unzip ca-certificates)
+      python3 unzip ca-certificates
+      chromium fonts-dejavu-core)  # report.html browser test (tests/report), its font
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

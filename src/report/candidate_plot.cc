@@ -1,0 +1,192 @@
+// Recovery vs memory overhead of every candidate plan (SPEC.md §5 "Mitigation and
+// verification"), with the target-recovery line, the chosen plan marked, and the full table.
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "report/html_format.h"
+#include "report/report_plots.h"
+#include "report/svg_plot.h"
+
+namespace kvaudit::report {
+
+namespace {
+
+using nlohmann::json;
+
+struct Box {
+  double x0, y0, x1, y1;
+  bool overlaps(const Box& o) const { return x0 < o.x1 && o.x0 < x1 && y0 < o.y1 && o.y0 < y1; }
+};
+
+// Label width at the 12 px label font (about 6.8 px per character of these names).
+double label_width(std::string_view s) { return 6.8 * static_cast<double>(s.size()); }
+
+// Puts each label at the first of eight spots around its point that stays inside the plot and
+// clear of the labels and points already placed; the first spot when none is free.
+struct LabelPlacer {
+  std::vector<Box> taken;
+  Box area;
+
+  // Returns the text's start x and baseline y.
+  // r: the marker's radius (labels start just outside it).
+  std::pair<double, double> place(double px, double py, double r, std::string_view text) {
+    const double w = label_width(text), h = 13;
+    const double d = r + 5;
+    const std::pair<double, double> offsets[] = {{d, 4},          {-d - w, 4},    {-w / 2, -d - 2},
+                                                 {-w / 2, d + 11}, {d - 2, -d + 1}, {d - 2, d + 6},
+                                                 {-d + 2 - w, -d + 1}, {-d + 2 - w, d + 6}};
+    for (const auto& [dx, dy] : offsets) {
+      const Box b{px + dx, py + dy - h + 3, px + dx + w, py + dy + 3};
+      if (b.x0 < area.x0 || b.x1 > area.x1 || b.y0 < area.y0 || b.y1 > area.y1) continue;
+      if (std::any_of(taken.begin(), taken.end(), [&](const Box& t) { return t.overlaps(b); }))
+        continue;
+      taken.push_back(b);
+      return {b.x0, py + dy};
+    }
+    const Box b{px + d, py + 4 - h + 3, px + d + w, py + 7};
+    taken.push_back(b);
+    return {b.x0, py + 4};
+  }
+};
+
+std::string table_html(const json& rows, const std::optional<std::string>& chosen) {
+  std::string s =
+      "<table class=\"data\"><thead><tr><th>plan</th><th>policy</th><th>refusal</th>"
+      "<th>flip rate</th><th>recovery (95% CI)</th><th>memory overhead</th>"
+      "<th>bytes/token</th><th>ppl ratio</th><th>KL</th><th>flips within noise floor</th>"
+      "</tr></thead><tbody>";
+  for (const json& c : rows) {
+    const auto name = opt_string(c, "name");
+    const bool is_chosen = chosen && name && *name == *chosen;
+    s += fmt::format(
+        "<tr{}><td>{}{}</td><td><code>{}</code></td><td class=\"nw\">{}</td><td class=\"nw\">{}</td>"
+        "<td>{}</td><td class=\"nw\">{}</td><td class=\"nw\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        is_chosen ? " class=\"chosen\"" : "", escape_html(name.value_or(std::string(kUndefined))),
+        is_chosen ? " <span class=\"badge\">chosen</span>" : "",
+        escape_html_breakable(opt_string(c, "policy").value_or(std::string(kUndefined))),
+        format_percent(opt_number(c, "refusal_rate")), format_percent(opt_number(c, "flip_rate")),
+        format_percent_ci(opt_number(c, "recovery"), opt_number(c, "recovery_ci_low"),
+                          opt_number(c, "recovery_ci_high")),
+        format_percent(opt_number(c, "memory_overhead")),
+        format_count(opt_number(c, "bytes_per_token")), format_fixed(opt_number(c, "ppl_ratio"), 3),
+        format_general(opt_number(c, "kl")), format_yes_no(opt_bool(c, "within_noise")));
+  }
+  return s + "</tbody></table>";
+}
+
+}  // namespace
+
+Figure candidate_plot(const json& report) {
+  const json* rows = opt_array(report, "candidates");
+  if (!rows) return {};
+  const auto chosen = opt_string(report, "chosen");
+  const json* thresholds = opt_object(report, "thresholds");
+  const auto target = thresholds ? opt_number(*thresholds, "target_recovery") : std::nullopt;
+
+  double xlo = 0, xhi = 0, ylo = 0, yhi = 1;
+  if (target) yhi = std::max(yhi, *target);
+  std::vector<std::string> unplotted;
+  for (const json& c : *rows) {
+    const auto x = opt_number(c, "memory_overhead"), y = opt_number(c, "recovery");
+    if (!x || !y) {
+      unplotted.push_back(opt_string(c, "name").value_or(std::string(kUndefined)));
+      continue;
+    }
+    xlo = std::min(xlo, *x);
+    xhi = std::max(xhi, *x);
+    for (const auto& v : {y, opt_number(c, "recovery_ci_low"), opt_number(c, "recovery_ci_high")})
+      if (v) {
+        ylo = std::min(ylo, *v);
+        yhi = std::max(yhi, *v);
+      }
+  }
+  // Headroom on the right for labels of the costliest plan.
+  std::tie(xlo, xhi) = nice_range(xlo, xhi + (xhi - xlo) * 0.08 + 1e-3, 8);
+  // Headroom above the best plan for its label.
+  std::tie(ylo, yhi) = nice_range(ylo, yhi + (yhi - ylo) * 0.1, 6);
+
+  SvgPlot plot(1160, 420, 78, 24, 44, 56);
+  plot.set_x(xlo, xhi);
+  plot.set_y(ylo, yhi);
+  const double xstep = nice_step(xlo, xhi, 8), ystep = nice_step(ylo, yhi, 6);
+  auto pct = [](double step) {
+    return [step](double v) { return tick_label(v * 100.0, step * 100.0) + "%"; };
+  };
+  plot.y_axis(nice_ticks(ylo, yhi, 6), pct(ystep), "recovery of lost refusals");
+  plot.x_axis(nice_ticks(xlo, xhi, 8), pct(xstep), "memory overhead vs the target scheme (real bytes/token)",
+              true);
+  LabelPlacer placer;
+  placer.area = {plot.left(), plot.top(), plot.right(), plot.bottom()};
+  if (target) {
+    const double y = plot.py(*target);
+    plot.line(plot.left(), y, plot.right(), y, "threshold");
+    const std::string label = "target recovery " + format_percent(target);
+    // At the left end: cheap plans sit there, usually below the target, so the label is clear.
+    plot.text(plot.left() + 6, y - 5, label, "threshold-label", "start");
+    placer.taken.push_back({plot.left() + 6, y - 17, plot.left() + 6 + label_width(label), y});
+  }
+  if (xlo < 0) plot.line(plot.px(0), plot.top(), plot.px(0), plot.bottom(), "ref");
+  // Points first (they reserve space), then whiskers and labels.
+  struct Point {
+    double x, y;
+    std::string name;
+    const json* row;
+  };
+  std::vector<Point> points;
+  for (const json& c : *rows) {
+    const auto x = opt_number(c, "memory_overhead"), y = opt_number(c, "recovery");
+    if (!x || !y) continue;
+    points.push_back({plot.px(*x), plot.py(*y), opt_string(c, "name").value_or(std::string(kUndefined)), &c});
+    const double r = chosen && points.back().name == *chosen ? 12 : 7;  // the ring is larger
+    placer.taken.push_back({points.back().x - r, points.back().y - r, points.back().x + r, points.back().y + r});
+  }
+  for (const Point& p : points) {
+    const auto lo = opt_number(*p.row, "recovery_ci_low"), hi = opt_number(*p.row, "recovery_ci_high");
+    if (lo && hi) plot.whisker(p.x, plot.py(*lo), plot.py(*hi), 4, "whisker");
+  }
+  for (const Point& p : points) {
+    const bool is_chosen = chosen && p.name == *chosen;
+    const auto within = opt_bool(*p.row, "within_noise");
+    const std::string cls = !within ? "cand cand-undef" : *within ? "cand" : "cand cand-noisy";
+    if (is_chosen) plot.circle(p.x, p.y, 11, "chosen-ring");
+    plot.circle(p.x, p.y, 5.5, cls,
+                fmt::format("{}: recovery {}, memory overhead {}, flips within noise floor: {}", p.name,
+                            format_percent_ci(opt_number(*p.row, "recovery"),
+                                              opt_number(*p.row, "recovery_ci_low"),
+                                              opt_number(*p.row, "recovery_ci_high")),
+                            format_percent(opt_number(*p.row, "memory_overhead")),
+                            format_yes_no(within)));
+    const std::string label = is_chosen ? p.name + " (chosen)" : p.name;
+    const auto [lx, ly] = placer.place(p.x, p.y, is_chosen ? 11.0 : 5.5, label);
+    plot.text(lx, ly, label, is_chosen ? "value-label chosen-label" : "value-label");
+  }
+  plot.legend({{"flips within noise floor", "cand", LegendItem::Kind::kDot},
+               {"flips above noise floor", "cand cand-noisy", LegendItem::Kind::kDot},
+               {"chosen plan", "chosen-ring", LegendItem::Kind::kDot},
+               {"95% CI", "whisker", LegendItem::Kind::kLine}});
+
+  Figure f;
+  f.ran = true;
+  f.html = plot.str("recovery versus memory overhead of each candidate plan");
+  std::string text =
+      "Each candidate plan verified on the held-out prompts: recovery = (refusal<sub>plan</sub> "
+      "\u2212 refusal<sub>target</sub>) / (refusal<sub>baseline</sub> \u2212 refusal<sub>target</sub>)"
+      " with its 95% interval, against real bytes per token relative to the target scheme. ";
+  text += chosen ? "Chosen: <b>" + escape_html(*chosen) + "</b> (the cheapest plan meeting the "
+                   "recovery target with flips within the noise floor)."
+                 : std::string("No plan met the recovery target within the noise floor.");
+  if (!unplotted.empty()) {
+    std::string names;
+    for (const auto& nm : unplotted) names += (names.empty() ? "" : ", ") + escape_html(nm);
+    text += " Not plotted (recovery or overhead undefined): " + names + ".";
+  }
+  f.html += "<figcaption>" + text + "</figcaption>";
+  f.html += table_html(*rows, chosen);
+  return f;
+}
+
+}  // namespace kvaudit::report

@@ -13,6 +13,11 @@ enum class Role { K, V };
 struct CacheGeometry {
   int n_kv_heads = 0;
   int head_dim = 0;
+  // True when llama.cpp runs this model with its "normal" RoPE (pairs of adjacent channels; its
+  // converter permuted the Q/K rows to match): llama.cpp's key row then holds each head as HF
+  // channels 0, D/2, 1, D/2+1, ..., and its block types form key blocks of 32 in that order
+  // (kv/schemes/llama_cpp.h, docs/KV_SCHEMES.md). The engine sets it from the architecture.
+  bool llama_cpp_pairs_adjacent = false;
   int width() const { return n_kv_heads * head_dim; }
 };
 

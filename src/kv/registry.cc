@@ -67,6 +67,18 @@ std::vector<int> set_lengths(int width, int span, const std::vector<int>& prot) 
   return sets;
 }
 
+// llama.cpp's key order (llama_cpp_key_order) over the compact row of kept channels: the kept
+// channels in llama.cpp's order, as compact indices. Empty when that is the identity.
+std::vector<int> ggml_key_order(CacheGeometry g, const std::vector<int>& kept) {
+  if (!g.llama_cpp_pairs_adjacent) return {};
+  std::vector<int> compact(size_t(g.width()), -1);
+  for (size_t i = 0; i < kept.size(); ++i) compact[size_t(kept[i])] = int(i);
+  std::vector<int> order;
+  for (int c : llama_cpp_key_order(g))
+    if (compact[size_t(c)] >= 0) order.push_back(compact[size_t(c)]);
+  return order;
+}
+
 }  // namespace
 
 std::unique_ptr<LayerCache> make_scheme_cache(const SchemeSpec& spec, Role role, CacheGeometry g, const CacheOptions& o) {
@@ -132,7 +144,7 @@ std::unique_ptr<LayerCache> make_scheme_cache(const SchemeSpec& spec, Role role,
       if (prot.empty() && w % kGgmlBlock != 0)
         usage_error("'{}': llama.cpp blocks of {} do not divide the {} channels of a token", to_string(spec),
                     kGgmlBlock, w);
-      plan.rows = make_ggml_quantizer(s.kind, wc);
+      plan.rows = make_ggml_quantizer(s.kind, wc, role == Role::K ? ggml_key_order(g, kept) : std::vector<int>{});
       break;
     case SchemeKind::kNuq: {
       const ChannelStats& st = need_stats(s, role, g, o, "nuq learns per-channel codebooks");

@@ -35,6 +35,12 @@ enum class RopeStyle {
 //   x = x + f
 // Model: x = embed[tok] * (embed_scale_sqrt_d ? sqrt(d_model) : 1); blocks; norm(x, final_norm);
 //        logits = lm_head x (embed when tied); final softcap when config.final_softcap > 0.
+// How llama.cpp rotates this architecture (llama_model_rope_type in llama.cpp's src/llama-model.cpp).
+// kNorm: pairs of adjacent channels; its converter permuted the Q/K rows so that this equals HF's
+// rotate-half, and its KV cache holds keys in that permuted channel order (kv::CacheGeometry).
+// kNeox: pairs (i, i + n_rot/2), the HF channel order.
+enum class LlamaCppRope { kNorm, kNeox };
+
 struct ArchSpec {
   std::string name;  // HF model_type
   NormKind norm = NormKind::kRms;  // every norm of the model, final included
@@ -54,6 +60,7 @@ struct ArchSpec {
   bool fused_gate_up = false;  // phi3: gate_up_proj [2*d_ff, d_model], first half gate, second up
   bool gguf_qk_permuted = false;  // llama.cpp's converter permuted Q/K rows for interleaved RoPE (llama)
   bool gguf_norms_plus_one = false;  // llama.cpp's gemma2 converter stored norm weights as w + 1
+  LlamaCppRope llama_cpp_rope = LlamaCppRope::kNeox;  // what llama.cpp runs it with (its key cache order)
 };
 
 // The spec of an HF model_type. Throws UsageError listing the supported ones when unknown.

@@ -8,6 +8,7 @@ ArchSpec llama() {
   s.name = "llama";
   // llama.cpp's convert_hf_to_gguf permutes q_proj/k_proj rows for its interleaved RoPE.
   s.gguf_qk_permuted = true;
+  s.llama_cpp_rope = LlamaCppRope::kNorm;  // LLM_ARCH_LLAMA: LLAMA_ROPE_TYPE_NORM
   return s;
 }
 

@@ -1,22 +1,10 @@
-#include "cli/kv_options.h"
+#include "eval/kv_setup.h"
 
 #include "core/error.h"
 #include "eval/calibration_pass.h"
 #include "text/tokenizer.h"
 
-namespace kvaudit::cli {
-
-void add_kv_options(CLI::App* cmd, KvOptions& o) {
-  cmd->add_option("--kv", o.spec, "KV-cache scheme spec (SPEC.md §3); default fp16");
-  cmd->add_option("--kv-policy", o.policy, "per-layer KV policy JSON file (SPEC.md §3); excludes --kv");
-  add_kv_storage_options(cmd, o);
-}
-
-void add_kv_storage_options(CLI::App* cmd, KvOptions& o) {
-  cmd->add_option("--kv-storage", o.storage,
-                  "simulated (dequantized floats) | packed (codes at the scheme's real size); default simulated");
-  cmd->add_option("--compat", o.compat, "paper: per-forward-call scales for tensor/channel schemes (SPEC.md §3)");
-}
+namespace kvaudit::eval {
 
 std::shared_ptr<const kv::KvPolicy> make_kv_policy(const KvOptions& o, int n_layers) {
   if (!o.spec.empty() && !o.policy.empty()) usage_error("--kv and --kv-policy exclude each other; give one");
@@ -56,12 +44,12 @@ std::shared_ptr<const kv::KvPolicy> calibrate_if_needed(std::shared_ptr<const kv
   if (!policy->needs_calibration()) return policy;
   const text::Tokenizer tok = text::Tokenizer::load_for_model(model_path);
   std::vector<std::vector<int>> prompts;
-  for (const std::string& t : eval::calibration_texts()) prompts.push_back(tok.encode(t, true));
+  for (const std::string& t : calibration_texts()) prompts.push_back(tok.encode(t, true));
   auto calibrated = std::make_shared<kv::KvPolicy>(*policy);
   // "random:<seed>" names no weights file (two configs can share a seed): no cache for those.
   const std::string& sha = backend.model().weights_sha256;
-  calibrated->calibrate(eval::load_or_run_calibration(backend, prompts, sha.starts_with("random:") ? "" : sha));
+  calibrated->calibrate(load_or_run_calibration(backend, prompts, sha.starts_with("random:") ? "" : sha));
   return calibrated;
 }
 
-}  // namespace kvaudit::cli
+}  // namespace kvaudit::eval

@@ -1,15 +1,14 @@
-// The KV-cache options shared by the commands that run the engine (SPEC.md §3, §7): `--kv SPEC`,
-// `--kv-policy FILE.json`, `--kv-storage simulated|packed` and `--compat paper`.
+// The KV-cache options shared by everything that runs the engine (SPEC.md §3, §7): `--kv SPEC`,
+// `--kv-policy FILE.json`, `--kv-storage simulated|packed` and `--compat paper`, turned into policies
+// (calibrated when a scheme needs it). The command-line flags themselves are cli/kv_options.h.
 #pragma once
 #include <memory>
 #include <string>
 
-#include <CLI/CLI.hpp>
-
 #include "engine/engine.h"
 #include "kv/policy.h"
 
-namespace kvaudit::cli {
+namespace kvaudit::eval {
 
 struct KvOptions {
   std::string spec;     // --kv; "" = not given
@@ -17,14 +16,6 @@ struct KvOptions {
   std::string storage;  // --kv-storage; "" = the policy file's, else simulated
   std::string compat;   // --compat; "" = the policy file's, else none
 };
-
-// Adds the four options to `cmd`; `o` must outlive the parse (keep it in the command's args).
-void add_kv_options(CLI::App* cmd, KvOptions& o);
-
-// Adds only --kv-storage and --compat (into o.storage / o.compat): for commands that name their
-// schemes otherwise (`eval` repeats --kv, `sweep` derives them); each scheme's policy is then
-// make_kv_policy({spec, "", o.storage, o.compat}, n_layers).
-void add_kv_storage_options(CLI::App* cmd, KvOptions& o);
 
 // The policy the options describe, its layer lists checked against n_layers. --kv and --kv-policy
 // exclude each other; --kv-storage / --compat given on the command line override the file's
@@ -41,4 +32,4 @@ bool kv_needs_calibration(const KvOptions& o);
 std::shared_ptr<const kv::KvPolicy> calibrate_if_needed(std::shared_ptr<const kv::KvPolicy> policy,
                                                         engine::Backend& backend, const std::string& model_path);
 
-}  // namespace kvaudit::cli
+}  // namespace kvaudit::eval

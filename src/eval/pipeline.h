@@ -1,24 +1,29 @@
-// The eval pipeline shared by `kvaudit eval` and `kvaudit sweep` (SPEC.md §4, §6, §7): load the
-// benchmarks, model, tokenizer and judge; run the 16-bit baseline and the given schemes sharing
-// batches, resuming from --out/samples.jsonl; write results.json. Printing is the command's.
+// The eval pipeline shared by `eval`, `sweep`, `ppl`, `diagnose` and `audit` (SPEC.md §4-§7): an
+// EvalSession loads the model, tokenizer, backend and judge once and runs any prompts under any
+// schemes sharing batches, resuming from a samples.jsonl; run_eval_pipeline is `eval` on top of it
+// (benchmarks -> samples -> metrics -> results.json). Printing is the command's.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "cli/kv_options.h"
+#include "eval/kv_setup.h"
 #include "engine/engine.h"
+#include "eval/guard_judge.h"
+#include "eval/judges.h"
 #include "eval/results.h"
 #include "eval/runner.h"
+#include "model/model.h"
+#include "text/tokenizer.h"
 
-namespace kvaudit::cli {
+namespace kvaudit::eval {
 
 struct EvalArgs {
   std::string model, out, judge = "substring:paper", data, column, system, device, text;
   std::vector<std::string> bench, kv;
+  std::vector<std::string> kv_policy;  // --kv-policy FILE.json, repeatable: each is a scheme run named "policy:FILE"
   KvOptions kv_storage;  // --kv-storage, --compat only (spec / policy unused): apply to every scheme
   size_t limit = 0;
   uint64_t seed = 0;
@@ -27,21 +32,57 @@ struct EvalArgs {
   bool no_dedup = false, raw = false, random_weights = false, quiet = false, json = false;
 };
 
-// Adds every option of EvalArgs except --kv (eval adds it; sweep derives the schemes).
-void add_eval_options(CLI::App* cmd, EvalArgs& a);
-
 // The fp16 baseline (policy null) then one run per spec, in order, with --kv-storage / --compat
 // applied and calibrated schemes calibrated on `backend` (cli/kv_options.h). Shared by eval, sweep
 // and ppl. UsageError for a bad spec or one given twice.
-std::vector<eval::SchemeRun> make_scheme_runs(const std::vector<std::string>& specs, const KvOptions& storage,
+std::vector<SchemeRun> make_scheme_runs(const std::vector<std::string>& specs, const KvOptions& storage,
                                               engine::Backend& backend, const std::string& model_path);
+
+// Loads once what every run needs; the backend is batch-invariant, so which runs share a batch
+// never changes a sample.
+class EvalSession {
+ public:
+  // Reads a's model, device, threads, judge, data, system, raw, generation and storage options
+  // (not bench/out/kv). UsageError for bad values, before the model loads.
+  explicit EvalSession(const EvalArgs& a);
+  ~EvalSession();
+
+  const EvalArgs& args() const { return a_; }
+  const std::string& data_dir() const { return data_dir_; }
+  const model::Model& model() const { return *model_; }
+  const text::Tokenizer& tokenizer() const { return *tok_; }
+  engine::Backend& backend() { return *backend_; }
+  const GenerationIo& io() const { return io_; }
+  const RunnerOptions& runner_options() const { return opt_; }
+
+  // A scheme run from a policy: --kv-storage / --compat applied, calibrated if it needs it.
+  SchemeRun scheme(const std::string& name, const kv::KvPolicy& policy);
+  // Same from a spec string (named by the spec).
+  SchemeRun scheme(const std::string& spec);
+
+  // Every (prompt, scheme) pair that `samples_path` lacks is generated and appended to it; returns
+  // all of them. `label` names the progress line. Several stages may share one samples.jsonl.
+  SampleMap run(const std::vector<Prompt>& prompts, const std::vector<SchemeRun>& schemes,
+                const std::string& samples_path, const std::string& label, RunStats* stats = nullptr);
+
+ private:
+  EvalArgs a_;
+  std::string data_dir_;
+  std::unique_ptr<model::Model> model_;
+  std::unique_ptr<text::Tokenizer> tok_;
+  std::unique_ptr<engine::Backend> backend_;
+  std::unique_ptr<GuardJudge> guard_;
+  std::unique_ptr<PhraseJudge> phrases_;
+  GenerationIo io_;
+  RunnerOptions opt_;
+};
+
+// --bench a,b and --bench a --bench b, with the session's data dir, column, limit, seed, dedup.
+LoadedBenchmarks load_selected_benchmarks(const EvalArgs& a, const std::string& data_dir);
 
 // Runs the pipeline for the fp16 baseline plus kv_specs; writes <out>/results.json and returns it.
 // extra_config: the calling command's own flags, added to results.json "config".
-eval::RunResults run_eval_pipeline(const EvalArgs& a, const std::vector<std::string>& kv_specs,
+RunResults run_eval_pipeline(const EvalArgs& a, const std::vector<std::string>& kv_specs,
                                    const nlohmann::json& extra_config = nlohmann::json::object());
 
-// The table (or with --json the results.json text) on stdout.
-void print_eval_results(const EvalArgs& a, const eval::RunResults& r);
-
-}  // namespace kvaudit::cli
+}  // namespace kvaudit::eval

@@ -1,6 +1,9 @@
 #include "kv/policy.h"
 
+#include <algorithm>
 #include <fstream>
+
+#include <fmt/format.h>
 
 #include "core/error.h"
 #include "kv/registry.h"
@@ -35,6 +38,12 @@ KvPolicy KvPolicy::parse(std::string_view spec, std::optional<int> n_layers) {
 }
 
 void KvPolicy::validate(int n_layers) const {
+  if (declared_layers_ >= 0 && declared_layers_ != n_layers)
+    usage_error("KV policy lists {} layers, but the model has {}", declared_layers_, n_layers);
+  for (const auto& site : subsets_)
+    if (site.layer >= n_layers)
+      usage_error("KV policy: a channel subset names layer {}, but the model has {} layers (0..{})", site.layer,
+                  n_layers, n_layers - 1);
   for (const auto& part : parts_)
     for (const auto& [lo, hi] : part.layers)
       if (hi >= n_layers)
@@ -50,11 +59,29 @@ SchemeSpec KvPolicy::scheme(int layer, Role role) const {
 }
 
 bool KvPolicy::keys_pre_rope(int layer) const {
+  if (subset(layer, Role::K)) return false;  // subsets quantize the keys the cache stores (@post)
   const SchemeSpec s = scheme(layer, Role::K);
   return !s.is_16bit() && s.pre_rope;
 }
 
+void KvPolicy::set_subset(int layer, Role role, ChannelSubset s) {
+  if (layer < 0) usage_error("KV policy: channel subset layer must be >= 0, got {}", layer);
+  for (auto& site : subsets_)
+    if (site.layer == layer && site.role == role) {
+      site.subset = std::move(s);
+      return;
+    }
+  subsets_.push_back({layer, role, std::move(s)});
+}
+
+const ChannelSubset* KvPolicy::subset(int layer, Role role) const {
+  for (const auto& site : subsets_)
+    if (site.layer == layer && site.role == role) return &site.subset;
+  return nullptr;
+}
+
 std::unique_ptr<LayerCache> KvPolicy::make_cache(int layer, Role role, CacheGeometry g) const {
+  if (const ChannelSubset* sub = subset(layer, role)) return make_subset_cache(*sub, g);
   const SchemeSpec s = scheme(layer, role);
   if (s.kind == SchemeKind::kFp16) return make_plain_cache(g);
   CacheOptions o{storage_, compat_paper_, nullptr, layer};
@@ -63,13 +90,18 @@ std::unique_ptr<LayerCache> KvPolicy::make_cache(int layer, Role role, CacheGeom
 }
 
 std::string KvPolicy::name() const {
-  if (parts_.empty()) return "fp16";
+  if (parts_.empty() && subsets_.empty()) return "fp16";
   std::string out;
   for (const auto& p : parts_) out += (out.empty() ? "" : ";") + to_string(p);
+  for (const auto& site : subsets_)
+    out += fmt::format("{}layers[{}].{}=subset(int{}:{},{}ch)", out.empty() ? "" : ";", site.layer,
+                       site.role == Role::K ? "k" : "v", site.subset.bits, to_string(site.subset.scale),
+                       site.subset.channels.size());
   return out;
 }
 
 bool KvPolicy::is_baseline() const {
+  if (!subsets_.empty()) return false;
   for (const auto& p : parts_)
     if (p.scheme.kind != SchemeKind::kFp16) return false;
   return true;
@@ -81,25 +113,61 @@ bool KvPolicy::needs_calibration() const {
   return false;
 }
 
+namespace {
+
+void check_keys(const nlohmann::json& j, std::initializer_list<const char*> known, const std::string& where) {
+  for (const auto& [key, value] : j.items())
+    if (std::none_of(known.begin(), known.end(), [&](const char* k) { return key == k; }))
+      usage_error("KV policy: unknown key \"{}\" in {}", key, where);
+}
+
+ChannelSubset parse_subset_json(const nlohmann::json& j, const std::string& where) {
+  check_keys(j, {"scheme", "channels", "scale"}, where);
+  if (!j.contains("scheme") || !j.contains("channels"))
+    usage_error("KV policy: {} needs \"scheme\" and \"channels\"", where);
+  const SchemeSpec sc = parse_scheme(j.at("scheme").get<std::string>());
+  if (sc.kind != SchemeKind::kInt || !sc.sym || sc.group != 0 || sc.residual != 0 || sc.pre_rope || sc.had ||
+      sc.protect != ProtectUnit::kNone)
+    usage_error("KV policy: {}: a channel subset takes a plain symmetric intB scheme (e.g. int3:tensor:sym), got {}",
+                where, to_string(sc));
+  ChannelSubset sub;
+  sub.bits = sc.bits;
+  sub.channels = j.at("channels").get<std::vector<int>>();
+  sub.scale = parse_subset_scale(j.value("scale", std::string("tensor")));
+  return sub;
+}
+
+}  // namespace
+
 KvPolicy KvPolicy::from_json(const nlohmann::json& j) {
   if (!j.is_object()) usage_error("KV policy: expected a JSON object");
+  check_keys(j, {"spec", "layers", "storage", "compat", "kvaudit_version", "model", "note"}, "the policy");
   KvPolicy p;
   try {
     if (j.contains("layers")) {  // the explicit form wins over "spec" (it is what a user edits)
       const auto& layers = j.at("layers");
       if (!layers.is_array()) usage_error("KV policy: \"layers\" must be an array");
       for (size_t l = 0; l < layers.size(); ++l) {
+        const std::string where = fmt::format("layers[{}]", l);
+        if (!layers[l].is_object()) usage_error("KV policy: {} must be an object", where);
+        check_keys(layers[l], {"k", "v"}, where);
         for (const char* role : {"k", "v"}) {
           if (!layers[l].contains(role)) usage_error("KV policy: layers[{}] has no \"{}\"", l, role);
-          const std::string spec = layers[l].at(role).get<std::string>();
+          const auto& entry = layers[l].at(role);
+          const Role r = role[0] == 'k' ? Role::K : Role::V;
+          if (entry.is_object()) {
+            p.set_subset(int(l), r, parse_subset_json(entry, where + "." + role));
+            continue;
+          }
           SpecPart part;
           part.layers = {{int(l), int(l)}};
-          part.k = role[0] == 'k';
+          part.k = r == Role::K;
           part.v = !part.k;
-          part.scheme = parse_scheme(spec);
+          part.scheme = parse_scheme(entry.get<std::string>());
           p.parts_.push_back(part);
         }
       }
+      p.declared_layers_ = int(layers.size());
     } else if (j.contains("spec")) {
       p = parse(j.at("spec").get<std::string>());
     } else {
@@ -136,8 +204,19 @@ KvPolicy KvPolicy::load(const std::string& path) {
 nlohmann::json KvPolicy::to_json(int n_layers) const {
   validate(n_layers);
   nlohmann::json layers = nlohmann::json::array();
-  for (int l = 0; l < n_layers; ++l)
-    layers.push_back({{"k", to_string(scheme(l, Role::K))}, {"v", to_string(scheme(l, Role::V))}});
+  for (int l = 0; l < n_layers; ++l) {
+    nlohmann::json entry = nlohmann::json::object();
+    for (Role r : {Role::K, Role::V}) {
+      const char* key = r == Role::K ? "k" : "v";
+      if (const ChannelSubset* sub = subset(l, r))
+        entry[key] = {{"scheme", fmt::format("int{}:tensor:sym", sub->bits)},
+                      {"channels", sub->channels},
+                      {"scale", to_string(sub->scale)}};
+      else
+        entry[key] = to_string(scheme(l, r));
+    }
+    layers.push_back(entry);
+  }
   return {{"spec", name()}, {"layers", layers}, {"storage", storage_ == Storage::kPacked ? "packed" : "simulated"},
           {"compat", compat_paper_ ? "paper" : "none"}};
 }

@@ -12,6 +12,7 @@
 #include "kv/cache.h"
 #include "kv/calibration.h"
 #include "kv/spec.h"
+#include "kv/subset_cache.h"
 
 namespace kvaudit::kv {
 
@@ -28,13 +29,17 @@ class KvPolicy {
   // are checked against n_layers when given, else by validate() / make_cache().
   static KvPolicy parse(std::string_view spec, std::optional<int> n_layers = std::nullopt);
   // `--kv-policy FILE.json`: {"spec": "..."} or {"layers": [{"k": SPEC, "v": SPEC}, ...]} (entry i =
-  // layer i), optionally with "storage": "simulated"|"packed" and "compat": "paper". Throws UsageError.
+  // layer i; then the model must have exactly that many layers), optionally with "storage":
+  // "simulated"|"packed" and "compat": "paper"|"none". A role may instead hold a channel subset,
+  // {"scheme": "int3:tensor:sym", "channels": [...], "scale": "tensor"|"channel"} (the ablations of
+  // SPEC.md §5; kv/subset_cache.h). Unknown keys are errors. Throws UsageError.
   static KvPolicy from_json(const nlohmann::json& j);
   static KvPolicy load(const std::string& path);
   // Explicit per-layer, per-role form (what `audit` writes); from_json(to_json(n)) resolves equally.
   nlohmann::json to_json(int n_layers) const;
 
-  // Throws UsageError if a layers[...] index is >= n_layers.
+  // Throws UsageError if a layers[...] index is >= n_layers, or a policy file's "layers" list does not
+  // have exactly n_layers entries.
   void validate(int n_layers) const;
 
   // The scheme for one layer and role, after later parts override earlier ones.
@@ -45,7 +50,13 @@ class KvPolicy {
   // Throws UsageError when the geometry does not fit the scheme (group size, llama.cpp blocks of 32,
   // +had needs a power-of-two head_dim) or a calibrated scheme has no calibration for this site.
   std::unique_ptr<LayerCache> make_cache(int layer, Role role, CacheGeometry g) const;
-  // Canonical spec string ("fp16" for the baseline); parse(name()) gives the same policy.
+  // Programmatic: quantize only the channels s.channels of this layer and role (SPEC.md §5 ablation),
+  // overriding the spec there. The channels are checked against the geometry by make_cache.
+  void set_subset(int layer, Role role, ChannelSubset s);
+  // The subset of this site, or nullptr.
+  const ChannelSubset* subset(int layer, Role role) const;
+  // Canonical spec string ("fp16" for the baseline); parse(name()) gives the same policy when it has
+  // no channel subsets (those are named "layers[L].k=subset(int3:tensor,Nch)", not parseable).
   std::string name() const;
   bool is_baseline() const;
 
@@ -64,6 +75,13 @@ class KvPolicy {
 
  private:
   std::vector<SpecPart> parts_;  // in order; later parts override earlier ones
+  struct SubsetSite {
+    int layer;
+    Role role;
+    ChannelSubset subset;
+  };
+  std::vector<SubsetSite> subsets_;  // override parts_ at their sites
+  int declared_layers_ = -1;         // a policy file's "layers" count; -1 when not given
   std::shared_ptr<const Calibration> calibration_;
   Storage storage_ = Storage::kSimulated;
   bool compat_paper_ = false;

@@ -1,0 +1,42 @@
+#include "cli/eval_pipeline.h"
+
+#include <cstdio>
+
+#include "eval/table.h"
+
+namespace kvaudit::cli {
+
+void add_eval_options(CLI::App* cmd, EvalArgs& a) {
+  cmd->add_option("--model", a.model, "HF model directory or .gguf file")->required();
+  cmd->add_option("--bench", a.bench, "benchmarks, comma-separated: advbench, harmbench[:contextual], jbb, "
+                                       "jbb-benign, strongreject, xstest[:safe|:unsafe], custom, FILE.csv|jsonl|txt")
+      ->required();
+  cmd->add_option("--out", a.out, "output directory (results.json, samples.jsonl; rerun to resume)")->required();
+  cmd->add_option("--judge", a.judge, "substring:paper (default), substring:jbb, substring:gcg, prefix:xstest, "
+                                       "model:PATH[:wildguard|:llamaguard3]");
+  cmd->add_option("--data", a.data, "datasets directory (default $KVAUDIT_DATA, else ../shared/datasets)");
+  cmd->add_option("--column", a.column, "prompt column of a FILE.csv / field of a FILE.jsonl benchmark");
+  cmd->add_option("--limit", a.limit, "at most N prompts per benchmark (seeded random subset)");
+  cmd->add_option("--seed", a.seed, "seed of the --limit subset (default 0)");
+  cmd->add_flag("--no-dedup", a.no_dedup, "keep prompts that repeat across pooled benchmarks");
+  cmd->add_option("--max-new-tokens", a.max_new_tokens, "default 256");
+  cmd->add_option("--batch-size", a.batch_size, "sequences per batch, default 16");
+  add_kv_storage_options(cmd, a.kv_storage);
+  cmd->add_option("--chunk", a.chunk, "requests per samples.jsonl flush (default 4 x batch size)");
+  cmd->add_option("--text", a.text, "also measure perplexity and KL on this text (window 2048, stride 512)");
+  cmd->add_option("--ppl-windows", a.ppl_windows, "with --text: score only the first N windows (0 = all)");
+  cmd->add_option("--system", a.system, "system message");
+  cmd->add_flag("--raw", a.raw, "no chat template");
+  cmd->add_option("--device", a.device, "cpu|cuda (default: cuda when built with it)");
+  cmd->add_option("--threads", a.threads, "CPU threads (default: all)");
+  cmd->add_flag("--random-weights", a.random_weights, "config.json only: deterministic random weights");
+  cmd->add_flag("--quiet", a.quiet, "no progress output");
+  cmd->add_flag("--json", a.json, "print results.json instead of the table");
+}
+
+void print_eval_results(const EvalArgs& a, const eval::RunResults& r) {
+  const std::string text = a.json ? eval::results_json(r) : eval::format_results_table(r);
+  std::fputs(text.c_str(), stdout);
+}
+
+}  // namespace kvaudit::cli

@@ -1,0 +1,30 @@
+// The screen (SPEC.md §5 "Screen", beyond the paper): the refusal score of a prompt, log P(refusal
+// opening) - log P(other) at the first generated position, from one prefill per prompt and scheme;
+// its shift under a scheme predicts generation flips, and how well is measured (AUROC, Spearman).
+#pragma once
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "engine/engine.h"
+#include "kv/policy.h"
+
+namespace kvaudit::diagnose {
+
+// log sum_{t in openings} p_t - log sum_{t not in openings} p_t from logits [n_vocab]; +inf / -inf
+// when one side holds all the mass. `openings`: distinct ids in [0, n_vocab).
+double refusal_score(const float* logits, int64_t n_vocab, const std::vector<int>& openings);
+
+// Refusal scores [policy][prompt]: each prompt prefilled once under each policy (null = 16-bit),
+// batch_size sequences per forward call (the backend is batch-invariant).
+std::vector<std::vector<double>> prefill_scores(engine::Backend& backend, const std::vector<std::vector<int>>& prompts,
+                                                const std::vector<std::shared_ptr<const kv::KvPolicy>>& policies,
+                                                const std::vector<int>& openings, int batch_size);
+
+// Area under the ROC curve of `score` predicting `label` (Mann-Whitney; ties count 1/2). NaN when a
+// class is empty.
+double auroc(std::span<const double> score, std::span<const bool> label);
+// Spearman rank correlation (average ranks for ties); NaN for n < 2 or a constant input.
+double spearman(std::span<const double> x, std::span<const double> y);
+
+}  // namespace kvaudit::diagnose

@@ -1,0 +1,90 @@
+#include "diagnose/verification.h"
+
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+#include "diagnose/outliers.h"
+#include "diagnose/rules.h"
+#include "eval/metrics.h"
+#include "kv/memory.h"
+
+namespace kvaudit::diagnose {
+namespace {
+
+double recovery_of(int64_t base, int64_t target, int64_t plan, int64_t n) {
+  (void)n;
+  if (base == target) return eval::kNaN;
+  return double(plan - target) / double(base - target);
+}
+
+}  // namespace
+
+Recovery recovery(std::span<const bool> baseline, std::span<const bool> target, std::span<const bool> plan) {
+  const size_t n = baseline.size();
+  if (target.size() != n || plan.size() != n) throw std::logic_error("recovery: verdict lists differ in length");
+  auto count = [](std::span<const bool> v, const std::vector<size_t>* idx) {
+    int64_t k = 0;
+    if (!idx) {
+      for (bool b : v) k += b;
+    } else {
+      for (size_t i : *idx) k += v[i];
+    }
+    return k;
+  };
+  Recovery r{recovery_of(count(baseline, nullptr), count(target, nullptr), count(plan, nullptr), int64_t(n)),
+             eval::kNaN, eval::kNaN};
+  if (n == 0) return r;
+  std::mt19937_64 rng(rules::kBootstrapSeed);
+  std::uniform_int_distribution<size_t> pick(0, n - 1);
+  std::vector<double> values;
+  std::vector<size_t> idx(n);
+  for (int b = 0; b < rules::kBootstrapResamples; ++b) {
+    for (auto& i : idx) i = pick(rng);
+    const double v = recovery_of(count(baseline, &idx), count(target, &idx), count(plan, &idx), int64_t(n));
+    if (!std::isnan(v)) values.push_back(v);
+  }
+  if (2 * values.size() < size_t(rules::kBootstrapResamples)) return r;
+  r.ci_low = percentile_linear(values, 100.0 * rules::kAlpha / 2);
+  r.ci_high = percentile_linear(values, 100.0 * (1 - rules::kAlpha / 2));
+  return r;
+}
+
+double flip_difference_p(std::span<const bool> baseline, std::span<const bool> a, std::span<const bool> b) {
+  if (a.size() != baseline.size() || b.size() != baseline.size())
+    throw std::logic_error("flip_difference_p: verdict lists differ in length");
+  int64_t only_a = 0, only_b = 0;
+  for (size_t i = 0; i < baseline.size(); ++i) {
+    if (!baseline[i]) continue;
+    const bool fa = !a[i], fb = !b[i];
+    only_a += fa && !fb;
+    only_b += fb && !fa;
+  }
+  return eval::mcnemar_exact_p(only_a, only_b);
+}
+
+bool flips_within_noise(std::span<const bool> baseline, std::span<const bool> scheme, std::span<const bool> noise) {
+  int64_t fs = 0, fn = 0;
+  for (size_t i = 0; i < baseline.size(); ++i)
+    if (baseline[i]) fs += !scheme[i], fn += !noise[i];
+  return fs <= fn || flip_difference_p(baseline, scheme, noise) >= rules::kAlpha;
+}
+
+double policy_bytes_per_token(const kv::KvPolicy& policy, int n_layers, kv::CacheGeometry g) {
+  const int64_t ctx = rules::kMemoryContextTokens;
+  double total = 0;
+  for (int l = 0; l < n_layers; ++l)
+    for (kv::Role r : {kv::Role::K, kv::Role::V}) {
+      if (const kv::ChannelSubset* s = policy.subset(l, r))
+        total += kv::subset_cache_bytes(*s, g, ctx) / double(ctx);
+      else
+        total += kv::bytes_per_token(policy.scheme(l, r), r, g, ctx);
+    }
+  return total;
+}
+
+double memory_overhead(double plan_bytes_per_token, double target_bytes_per_token) {
+  return target_bytes_per_token > 0 ? plan_bytes_per_token / target_bytes_per_token - 1.0 : eval::kNaN;
+}
+
+}  // namespace kvaudit::diagnose

@@ -1,0 +1,37 @@
+// Verifying a plan (SPEC.md §5 "Mitigation and verification"): recovery with its interval, the
+// noise-floor test, and real-byte memory overhead.
+#pragma once
+#include <span>
+#include <string>
+
+#include "kv/cache.h"
+#include "kv/policy.h"
+
+namespace kvaudit::diagnose {
+
+struct Recovery {
+  double value;    // (refusal_plan - refusal_target) / (refusal_baseline - refusal_target); NaN if 0/0
+  double ci_low;   // 95% paired bootstrap percentile interval over prompts (rules::kBootstrap*);
+  double ci_high;  // NaN when fewer than half the resamples have a defined value
+};
+
+// Verdicts per prompt (true = refused), same prompts in the same order in all three.
+Recovery recovery(std::span<const bool> baseline, std::span<const bool> target, std::span<const bool> plan);
+
+// Exact two-sided McNemar test of scheme a's flips against scheme b's, both relative to the same
+// baseline, paired on the prompts the baseline refused (discordant: flipped under one, not the other).
+double flip_difference_p(std::span<const bool> baseline, std::span<const bool> a, std::span<const bool> b);
+
+// A scheme's flips are within the noise floor when it flips no more prompts than the `noise` control
+// does, or the difference is not significant at rules::kAlpha.
+bool flips_within_noise(std::span<const bool> baseline, std::span<const bool> scheme, std::span<const bool> noise);
+
+// Real bytes per token of a policy over all layers, K and V (codes, scales, zero points, residual;
+// kv/memory.h), for a prefill of rules::kMemoryContextTokens tokens. Channel subsets are counted by
+// kv::subset_cache_bytes.
+double policy_bytes_per_token(const kv::KvPolicy& policy, int n_layers, kv::CacheGeometry g);
+
+// plan / target - 1.
+double memory_overhead(double plan_bytes_per_token, double target_bytes_per_token);
+
+}  // namespace kvaudit::diagnose

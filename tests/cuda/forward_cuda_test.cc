@@ -1,0 +1,283 @@
+// The CUDA forward pass: the tiny transformers fixtures' logits (fp32 and bf16 weights), batch
+// invariance on the device with mixed KV schemes, and CUDA vs CPU greedy generation.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "cuda_test_util.h"
+#include "engine/engine.h"
+#include "engine/generate.h"
+#include "engine/tiny_model.h"
+#include "io/npy.h"
+#include "kv/policy.h"
+#include "model/model.h"
+
+namespace kvaudit::engine {
+namespace {
+
+using cuda_testing::rel_err;
+using cuda_testing::same_bits;
+using testing::make_tiny_model;
+using testing::random_tokens;
+
+// fp32 weights: fp32 compute vs transformers' float64 reference (as tests/engine/golden_test.cc).
+constexpr double kFp32RelTol = 1e-4;
+// The fp32 fixtures run with bf16-rounded weights (2^-9 relative per weight) against the fp32
+// reference: issue 10 grants 2e-2, with the top-1 token agreeing at >= 99% of positions.
+constexpr double kBf16WeightsRelTol = 2e-2;
+constexpr double kBf16Top1Agreement = 0.99;
+// The -bf16 fixtures: weights stored bf16, kept bf16 on the device (exact), reference computed on
+// the same upcast weights: golden_test.cc's bound.
+constexpr double kBf16StoredRelTol = 1e-3;
+// CUDA vs CPU on the same fp32 tiny model: both fp32, different fixed summation orders.
+constexpr double kCudaVsCpuRelTol = 1e-5;
+
+const std::string kModels = std::string(KVAUDIT_FIXTURES) + "/models";
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream f(path);
+  return nlohmann::json::parse(f);
+}
+
+std::vector<float> prefill_logits(Backend& be, const std::vector<int>& tokens) {
+  Sequence seq(be.model().config, nullptr);
+  const SeqInput in{&seq, tokens, true};
+  return be.forward({&in, 1}).data;
+}
+
+model::Model load_fixture(const std::string& dir) {
+  model::LoadOptions lo;
+  lo.compute_sha256 = false;
+  return model::load_model(kModels + "/" + dir, lo);
+}
+
+class CudaGolden : public ::testing::TestWithParam<std::string> {};
+
+// Prefill logits of s0..s2 within kFp32RelTol of transformers with fp32 weights on the device,
+// and the 12-token greedy continuation identical.
+TEST_P(CudaGolden, Fp32WeightsMatchTransformers) {
+  KVAUDIT_REQUIRE_CUDA();
+  const std::string key = GetParam();
+  const nlohmann::json manifest = read_json(kModels + "/manifest.json");
+  const model::Model m = load_fixture(key);
+  auto be = make_backend(Device::kCuda, m, {0, WeightPrecision::kFp32});
+  for (int s = 0; s < 3; ++s) {
+    const auto tokens = manifest["sequences"]["s" + std::to_string(s)].get<std::vector<int>>();
+    const io::NpyArray ref = io::read_npy(kModels + "/" + key + "/logits_s" + std::to_string(s) + ".npy");
+    const std::vector<float> got = prefill_logits(*be, tokens);
+    ASSERT_EQ(got.size(), ref.data.size());
+    EXPECT_LE(rel_err(got.data(), ref.data.data(), got.size()), kFp32RelTol) << key << " s" << s;
+  }
+  const auto want = manifest["cases"][key]["fp32"]["greedy_new_ids"].get<std::vector<int>>();
+  const std::vector<GenerateRequest> reqs = {{manifest["greedy"]["prompt"].get<std::vector<int>>(), nullptr}};
+  GenerateOptions opt;
+  opt.max_new_tokens = int(want.size());
+  EXPECT_EQ(generate(*be, reqs, opt)[0].tokens, want);
+}
+
+// The fp32 fixtures with bf16 weights on the device: within kBf16WeightsRelTol, top-1 agreeing.
+TEST_P(CudaGolden, Bf16WeightsStayCloseWithTop1Agreement) {
+  KVAUDIT_REQUIRE_CUDA();
+  const std::string key = GetParam();
+  const nlohmann::json manifest = read_json(kModels + "/manifest.json");
+  const model::Model m = load_fixture(key);
+  auto be = make_backend(Device::kCuda, m, {0, WeightPrecision::kBf16});
+  int positions = 0, agree = 0;
+  double worst = 0;
+  for (int s = 0; s < 3; ++s) {
+    const auto tokens = manifest["sequences"]["s" + std::to_string(s)].get<std::vector<int>>();
+    const io::NpyArray ref = io::read_npy(kModels + "/" + key + "/logits_s" + std::to_string(s) + ".npy");
+    const std::vector<float> got = prefill_logits(*be, tokens);
+    ASSERT_EQ(got.size(), ref.data.size());
+    worst = std::max(worst, rel_err(got.data(), ref.data.data(), got.size()));
+    const int64_t V = m.config.n_vocab;
+    for (size_t t = 0; t < tokens.size(); ++t, ++positions)
+      agree += argmax(got.data() + t * V, V) == argmax(ref.data.data() + t * V, V);
+  }
+  EXPECT_LE(worst, kBf16WeightsRelTol) << key;
+  EXPECT_GT(worst, 0.0);  // the weights really were rounded
+  EXPECT_GE(double(agree) / positions, kBf16Top1Agreement) << agree << " of " << positions;
+}
+
+// The -bf16 fixtures (weights stored bf16): kAuto keeps them bf16, which is exact.
+TEST_P(CudaGolden, Bf16StoredWeightsMatchTransformers) {
+  KVAUDIT_REQUIRE_CUDA();
+  const std::string key = GetParam();
+  const nlohmann::json manifest = read_json(kModels + "/manifest.json");
+  const model::Model m = load_fixture(key + "-bf16");
+  auto be = make_backend(Device::kCuda, m);
+  for (int s = 0; s < 3; ++s) {
+    const auto tokens = manifest["sequences"]["s" + std::to_string(s)].get<std::vector<int>>();
+    const io::NpyArray ref = io::read_npy(kModels + "/" + key + "-bf16/logits_s" + std::to_string(s) + ".npy");
+    const std::vector<float> got = prefill_logits(*be, tokens);
+    ASSERT_EQ(got.size(), ref.data.size());
+    EXPECT_LE(rel_err(got.data(), ref.data.data(), got.size()), kBf16StoredRelTol) << key << " s" << s;
+  }
+  const auto want = manifest["cases"][key]["bf16"]["greedy_new_ids"].get<std::vector<int>>();
+  const std::vector<GenerateRequest> reqs = {{manifest["greedy"]["prompt"].get<std::vector<int>>(), nullptr}};
+  GenerateOptions opt;
+  opt.max_new_tokens = int(want.size());
+  EXPECT_EQ(generate(*be, reqs, opt)[0].tokens, want);
+}
+
+const std::vector<std::string> kArchs = {"llama", "llama3", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "olmo2"};
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, CudaGolden, ::testing::ValuesIn(kArchs));
+
+class CudaTiny : public ::testing::TestWithParam<std::string> {};
+
+// 16 mixed-length prompts, each with one of several KV schemes, give the very same bits alone and
+// in one batch, in prefill and in three decode steps after it.
+TEST_P(CudaTiny, BatchOf16WithMixedSchemesIsBitIdenticalToAlone) {
+  KVAUDIT_REQUIRE_CUDA();
+  const model::Model m = make_tiny_model(GetParam());
+  auto be = make_backend(Device::kCuda, m, {0, WeightPrecision::kFp32});
+  const int64_t V = m.config.n_vocab;
+  const std::vector<std::string> specs = {"fp16", "int4:token:asym", "int3:tensor:sym@pre", "int2:head", "kivi4:g8:r16", "fp8e4m3"};
+  constexpr int kBatch = 16, kDecodeSteps = 3;
+  std::vector<std::vector<int>> prompts;
+  std::vector<std::shared_ptr<const kv::KvPolicy>> pols;
+  for (int i = 0; i < kBatch; ++i) {
+    prompts.push_back(random_tokens(size_t(1 + (i * 7) % 23), int(V), uint32_t(100 + i)));
+    pols.push_back(std::make_shared<const kv::KvPolicy>(kv::KvPolicy::parse(specs[size_t(i) % specs.size()], m.config.n_layers)));
+  }
+  std::vector<std::vector<float>> alone(kBatch);  // [kBatch][(1 + kDecodeSteps) * V]
+  for (int i = 0; i < kBatch; ++i) {
+    Sequence seq(m.config, pols[size_t(i)]);
+    SeqInput in{&seq, prompts[size_t(i)], false};
+    Logits out = be->forward({&in, 1});
+    alone[size_t(i)].assign(out.last(0), out.last(0) + V);
+    for (int s = 0; s < kDecodeSteps; ++s) {
+      const int tok = (i + s) % int(V);
+      SeqInput step{&seq, {&tok, 1}, false};
+      out = be->forward({&step, 1});
+      alone[size_t(i)].insert(alone[size_t(i)].end(), out.last(0), out.last(0) + V);
+    }
+  }
+  std::vector<std::unique_ptr<Sequence>> seqs;
+  std::vector<SeqInput> batch;
+  for (int i = 0; i < kBatch; ++i) {
+    seqs.push_back(std::make_unique<Sequence>(m.config, pols[size_t(i)], i));
+    batch.push_back({seqs.back().get(), prompts[size_t(i)], false});
+  }
+  Logits out = be->forward(batch);
+  for (int i = 0; i < kBatch; ++i) ASSERT_TRUE(same_bits(out.last(size_t(i)), alone[size_t(i)].data(), size_t(V))) << "prompt " << i;
+  std::vector<int> toks(kBatch);
+  for (int s = 0; s < kDecodeSteps; ++s) {
+    for (int i = 0; i < kBatch; ++i) {
+      toks[size_t(i)] = (i + s) % int(V);
+      batch[size_t(i)].tokens = {&toks[size_t(i)], 1};
+    }
+    out = be->forward(batch);
+    for (int i = 0; i < kBatch; ++i)
+      ASSERT_TRUE(same_bits(out.last(size_t(i)), alone[size_t(i)].data() + (s + 1) * V, size_t(V)))
+          << "prompt " << i << " step " << s;
+  }
+  // The schemes do change the logits (else the mix would prove nothing).
+  EXPECT_FALSE(same_bits(alone[0].data(), alone[1].data(), size_t(V)));
+}
+
+// Same tiny model, CUDA fp32 vs the CPU reference: logits of a chunked prefill with a pre-RoPE
+// scheme within kCudaVsCpuRelTol, and greedy continuations of several prompts identical.
+TEST_P(CudaTiny, MatchesCpuLogitsAndGreedyTokens) {
+  KVAUDIT_REQUIRE_CUDA();
+  const model::Model m = make_tiny_model(GetParam());
+  auto gpu = make_backend(Device::kCuda, m, {0, WeightPrecision::kFp32});
+  auto cpu = make_backend(Device::kCpu, m);
+  const auto tokens = random_tokens(14, m.config.n_vocab, 8);
+  for (const std::string spec : {"fp16", "int8:token:asym@pre"}) {
+    auto pol = std::make_shared<const kv::KvPolicy>(kv::KvPolicy::parse(spec, m.config.n_layers));
+    Sequence sg(m.config, pol), sc(m.config, pol);
+    std::vector<float> got, want;
+    for (auto [lo, hi] : {std::pair{0, 9}, {9, 10}, {10, 14}}) {
+      const auto part = std::span<const int>(tokens).subspan(size_t(lo), size_t(hi - lo));
+      const SeqInput ig{&sg, part, true}, ic{&sc, part, true};
+      const auto g = gpu->forward({&ig, 1}).data;
+      const auto c = cpu->forward({&ic, 1}).data;
+      got.insert(got.end(), g.begin(), g.end());
+      want.insert(want.end(), c.begin(), c.end());
+    }
+    EXPECT_LE(rel_err(got, want), kCudaVsCpuRelTol) << spec;
+  }
+  std::vector<GenerateRequest> reqs;
+  for (uint32_t i = 0; i < 4; ++i) reqs.push_back({random_tokens(3 + 4 * i, m.config.n_vocab, 50 + i), nullptr});
+  GenerateOptions opt;
+  opt.max_new_tokens = 16;
+  const auto a = generate(*gpu, reqs, opt);
+  const auto b = generate(*cpu, reqs, opt);
+  for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(a[i].tokens, b[i].tokens) << "prompt " << i;
+}
+
+INSTANTIATE_TEST_SUITE_P(Engine, CudaTiny, ::testing::ValuesIn(kArchs));
+
+// A sequence prefilled on the CPU and continued on CUDA: the device rows are rebuilt from the
+// host caches, so its decode logits match the CPU's own continuation.
+TEST(CudaForward, ContinuesASequenceStartedOnTheCpu) {
+  KVAUDIT_REQUIRE_CUDA();
+  const model::Model m = make_tiny_model("qwen3");
+  auto gpu = make_backend(Device::kCuda, m, {0, WeightPrecision::kFp32});
+  auto cpu = make_backend(Device::kCpu, m);
+  auto pol = std::make_shared<const kv::KvPolicy>(kv::KvPolicy::parse("int4:token:asym@pre", m.config.n_layers));
+  const auto tokens = random_tokens(10, m.config.n_vocab, 9);
+  Sequence a(m.config, pol), b(m.config, pol);
+  const SeqInput pa{&a, tokens, false}, pb{&b, tokens, false};
+  cpu->forward({&pa, 1});
+  cpu->forward({&pb, 1});
+  const int tok = 7;
+  const SeqInput da{&a, {&tok, 1}, false}, db{&b, {&tok, 1}, false};
+  const auto got = gpu->forward({&da, 1}).data;
+  const auto want = cpu->forward({&db, 1}).data;
+  EXPECT_LE(rel_err(got, want), kCudaVsCpuRelTol);
+  EXPECT_EQ(a.position(), 11);
+  EXPECT_EQ(a.k_cache(0).size(), 11);
+}
+
+// Hooks see the same values as on the CPU, and the post-RoPE keys are what the cache stores.
+TEST(CudaForward, HooksSeeKeysValuesAndResidual) {
+  KVAUDIT_REQUIRE_CUDA();
+  const model::Model m = make_tiny_model("qwen2");
+  const auto tokens = random_tokens(6, m.config.n_vocab, 3);
+  const int w = m.config.kv_dim(), d = m.config.d_model;
+  auto collect = [&](Device dev, std::vector<float>& k_post, std::vector<float>& resid, std::vector<float>& cached) {
+    auto be = make_backend(dev, m, {0, WeightPrecision::kFp32});
+    Hooks hooks;
+    hooks.on_kv = [&](int64_t, int layer, KvStage stage, int64_t, const float* rows, int64_t n, int) {
+      if (layer == 1 && stage == KvStage::kKeyPostRope) k_post.assign(rows, rows + n * w);
+    };
+    hooks.on_residual = [&](int64_t, int layer, int64_t, const float* h, int64_t n, int) {
+      if (layer == 2) resid.assign(h, h + n * d);
+    };
+    Sequence seq(m.config, nullptr);
+    SeqInput in{&seq, tokens, false};
+    be->forward({&in, 1}, &hooks);
+    cached.assign(seq.k_cache(1).rows(), seq.k_cache(1).rows() + 6 * w);
+  };
+  std::vector<float> gk, gr, gc, ck, cr, cc;
+  collect(Device::kCuda, gk, gr, gc);
+  collect(Device::kCpu, ck, cr, cc);
+  ASSERT_EQ(gk.size(), size_t(6 * w));
+  ASSERT_EQ(gr.size(), size_t(6 * d));
+  EXPECT_TRUE(same_bits(gc.data(), gk.data(), gk.size()));
+  EXPECT_LE(rel_err(gk, ck), kCudaVsCpuRelTol);
+  EXPECT_LE(rel_err(gr, cr), kCudaVsCpuRelTol);
+}
+
+TEST(CudaForward, RejectsBadInputAndIsTheDefaultDevice) {
+  KVAUDIT_REQUIRE_CUDA();
+  EXPECT_EQ(default_device(), Device::kCuda);
+  const model::Model m = make_tiny_model("llama");
+  auto be = make_backend(Device::kCuda, m);
+  EXPECT_EQ(be->device(), Device::kCuda);
+  Sequence seq(m.config, nullptr);
+  const std::vector<int> bad = {1, m.config.n_vocab};
+  const SeqInput in{&seq, bad, false};
+  EXPECT_THROW(be->forward({&in, 1}), UsageError);
+  EXPECT_EQ(seq.position(), 0);
+}
+
+}  // namespace
+}  // namespace kvaudit::engine

@@ -1,0 +1,233 @@
+// Each CUDA op against its CPU reference (engine/ops.h) on seeded inputs, with a named tolerance
+// per op: the orders of summation differ (fixed on both sides), the formulas do not.
+#include <gtest/gtest.h>
+
+#include "core/half.h"
+#include "cuda_test_util.h"
+#include "engine/cuda/device_buffer.h"
+#include "engine/cuda/ops_cuda.h"
+#include "engine/ops.h"
+
+namespace kvaudit::engine {
+namespace {
+
+using cuda::DeviceBuffer;
+using cuda_testing::rel_err;
+using cuda_testing::same_bits;
+using cuda_testing::uniform;
+
+// fp32 dot products of up to a few hundred terms, CPU 8-lane blocked vs CUDA sequential order:
+// each ~k * 2^-24 relative at worst, far under this.
+constexpr double kMatmulRelTol = 1e-5;
+// RMSNorm: a block-tree vs left-to-right sum of squares, one division and square root.
+constexpr double kNormRelTol = 1e-5;
+// expf / tanhf (CUDA's, within 2 ulp) vs the CPU's exp8 / std::tanh (within ~1 ulp).
+constexpr double kActivationRelTol = 1e-5;
+// Attention: head_dim-term scores, then a softmax and a weighted sum over at most ~20 keys.
+constexpr double kAttentionRelTol = 1e-5;
+
+struct MatmulCase {
+  cuda::WeightType type;
+  int64_t n, k, m;
+};
+
+class MatmulCuda : public ::testing::TestWithParam<MatmulCase> {};
+
+// y = x @ w.T against cpu::matmul on the weights as the device stores them (bf16: rounded to
+// nearest even, then exact in fp32), and each row bit-identical to the same row computed alone.
+TEST_P(MatmulCuda, MatchesCpuAndEachRowAlone) {
+  KVAUDIT_REQUIRE_CUDA();
+  const MatmulCase c = GetParam();
+  const auto x = uniform(size_t(c.n * c.k), 1.0f, 1);
+  auto w = uniform(size_t(c.m * c.k), 0.2f, 2);
+  DeviceBuffer<float> dx(x), dy(size_t(c.n * c.m)), dy1(size_t(c.m));
+  DeviceBuffer<float> dw32;
+  DeviceBuffer<uint16_t> dw16;
+  const void* dw = nullptr;
+  if (c.type == cuda::WeightType::kF32) {
+    dw32.upload(w);
+    dw = dw32.data();
+  } else {
+    std::vector<uint16_t> bits(w.size());
+    for (size_t i = 0; i < w.size(); ++i) {
+      bits[i] = float_to_bf16(w[i]);
+      w[i] = bf16_to_float(bits[i]);
+    }
+    dw16.upload(bits);
+    dw = dw16.data();
+  }
+  cuda::matmul_cuda(dx.data(), c.n, c.k, dw, c.type, c.m, dy.data());
+  const std::vector<float> got = dy.download();
+  std::vector<float> ref(size_t(c.n * c.m));
+  cpu::matmul(x.data(), c.n, c.k, w.data(), c.m, ref.data());
+  EXPECT_LE(rel_err(got, ref), kMatmulRelTol);
+  // Batch invariance: the first and last rows alone (a different tile shape when n > 16).
+  for (int64_t t : {int64_t(0), c.n - 1}) {
+    cuda::matmul_cuda(dx.data() + t * c.k, 1, c.k, dw, c.type, c.m, dy1.data());
+    const std::vector<float> alone = dy1.download();
+    EXPECT_TRUE(same_bits(alone.data(), got.data() + t * c.m, size_t(c.m))) << "row " << t;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Ops, MatmulCuda,
+                         ::testing::Values(MatmulCase{cuda::WeightType::kF32, 1, 64, 96},
+                                           MatmulCase{cuda::WeightType::kF32, 37, 200, 130},
+                                           MatmulCase{cuda::WeightType::kF32, 70, 33, 65},
+                                           MatmulCase{cuda::WeightType::kBf16, 1, 64, 96},
+                                           MatmulCase{cuda::WeightType::kBf16, 37, 200, 130}),
+                         [](const auto& info) {
+                           const MatmulCase& c = info.param;
+                           return std::string(c.type == cuda::WeightType::kF32 ? "fp32" : "bf16") + "_n" +
+                                  std::to_string(c.n) + "_k" + std::to_string(c.k) + "_m" + std::to_string(c.m);
+                         });
+
+TEST(OpsCuda, RmsNormBothKindsMatchCpu) {
+  KVAUDIT_REQUIRE_CUDA();
+  for (const auto kind : {cpu::NormKind::kRms, cpu::NormKind::kRmsOnePlus})
+    for (const int64_t d : {int64_t(8), int64_t(576), int64_t(1000)}) {
+      const int64_t n = 5;
+      const auto x = uniform(size_t(n * d), 2.0f, 3);
+      const auto w = uniform(size_t(d), 1.0f, 4);
+      DeviceBuffer<float> dx(x), dw(w);
+      cuda::rmsnorm_cuda(kind, dx.data(), n, d, dw.data(), 1e-6f, dx.data());  // in place, as the forward does
+      std::vector<float> ref(x.size());
+      cpu::rmsnorm(kind, x.data(), n, d, w.data(), 1e-6f, ref.data());
+      EXPECT_LE(rel_err(dx.download(), ref), kNormRelTol) << "d " << d;
+    }
+}
+
+// The table and the rotation round as cpu::rope does: bit-identical, partial rotary included.
+TEST(OpsCuda, RopeIsBitIdenticalToCpu) {
+  KVAUDIT_REQUIRE_CUDA();
+  for (const int head_dim : {8, 64}) {
+    const int n_heads = 3, half = head_dim / 4;  // rotary_dim = head_dim / 2
+    const int64_t n = 6, first_pos = 5;
+    std::vector<float> inv_freq(static_cast<size_t>(half));
+    for (int i = 0; i < half; ++i) inv_freq[size_t(i)] = std::pow(10000.0f, -2.0f * float(i) / float(2 * half));
+    const auto x = uniform(size_t(n * n_heads * head_dim), 1.0f, 5);
+    std::vector<float> cs;
+    cuda::rope_table(inv_freq, 1.3f, first_pos, n, cs);
+    DeviceBuffer<float> dx(x), dcs(cs);
+    cuda::rope_cuda(dx.data(), n, n_heads, head_dim, half, dcs.data());
+    std::vector<float> ref = x, host = x;
+    cpu::rope(ref.data(), n, n_heads, head_dim, inv_freq, 1.3f, first_pos);
+    cuda::rope_host(host.data(), n, n_heads, head_dim, half, cs.data());
+    const std::vector<float> got = dx.download();
+    EXPECT_TRUE(same_bits(got.data(), ref.data(), ref.size())) << "head_dim " << head_dim;
+    EXPECT_TRUE(same_bits(host.data(), ref.data(), ref.size())) << "head_dim " << head_dim;
+    EXPECT_FALSE(same_bits(got.data(), x.data(), x.size()));  // it did rotate
+  }
+}
+
+TEST(OpsCuda, GatedActivationsAndSoftcapMatchCpu) {
+  KVAUDIT_REQUIRE_CUDA();
+  const int64_t n = 4, d_ff = 77;
+  const auto gate = uniform(size_t(n * d_ff), 6.0f, 6);
+  const auto up = uniform(size_t(n * d_ff), 2.0f, 7);
+  for (const auto act : {cpu::Activation::kSilu, cpu::Activation::kGeluTanh}) {
+    DeviceBuffer<float> dg(gate), du(up);
+    cuda::gated_activation_cuda(act, dg.data(), du.data(), n, d_ff, dg.data());
+    std::vector<float> ref(gate.size());
+    cpu::gated_activation(act, gate.data(), up.data(), n, d_ff, d_ff, ref.data());
+    EXPECT_LE(rel_err(dg.download(), ref), kActivationRelTol);
+  }
+  DeviceBuffer<float> dx(gate);
+  cuda::softcap_cuda(dx.data(), int64_t(gate.size()), 5.0f);
+  std::vector<float> ref = gate;
+  cpu::softcap_inplace(ref.data(), int64_t(ref.size()), 5.0f);
+  EXPECT_LE(rel_err(dx.download(), ref), kActivationRelTol);
+}
+
+// Exact ops: residual add, bias, embedding (with gemma2's scale), row gather.
+TEST(OpsCuda, ElementwiseOpsAreExact) {
+  KVAUDIT_REQUIRE_CUDA();
+  const int64_t n = 3, d = 10, vocab = 7;
+  const auto x = uniform(size_t(n * d), 1.0f, 8), y = uniform(size_t(n * d), 1.0f, 9), b = uniform(size_t(d), 1.0f, 10);
+  DeviceBuffer<float> dx(x), dy(y), db(b);
+  cuda::add_inplace_cuda(dx.data(), dy.data(), n * d);
+  cuda::add_bias_cuda(dx.data(), n, d, db.data());
+  std::vector<float> want(x.size());
+  for (size_t i = 0; i < x.size(); ++i) want[i] = (x[i] + y[i]) + b[i % size_t(d)];
+  EXPECT_TRUE(same_bits(dx.download().data(), want.data(), want.size()));
+
+  const auto table = uniform(size_t(vocab * d), 1.0f, 11);
+  const std::vector<int> toks = {6, 0, 3};
+  DeviceBuffer<float> dt(table), de(size_t(n * d));
+  DeviceBuffer<int> dtok(toks);
+  cuda::embed_cuda(dtok.data(), n, dt.data(), cuda::WeightType::kF32, d, std::sqrt(float(d)), de.data());
+  const std::vector<float> emb = de.download();
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t j = 0; j < d; ++j)
+      ASSERT_EQ(emb[size_t(t * d + j)], table[size_t(toks[size_t(t)] * d + j)] * std::sqrt(float(d)));
+
+  const std::vector<int64_t> rows = {2, 0};
+  DeviceBuffer<int64_t> drows(rows);
+  DeviceBuffer<float> dg(size_t(2 * d));
+  cuda::gather_rows_cuda(de.data(), drows.data(), 2, d, dg.data());
+  const std::vector<float> g = dg.download();
+  EXPECT_TRUE(same_bits(g.data(), emb.data() + 2 * d, size_t(d)));
+  EXPECT_TRUE(same_bits(g.data() + d, emb.data(), size_t(d)));
+}
+
+struct AttnCase {
+  std::string name;
+  cpu::AttentionParams p;
+};
+
+class AttentionCuda : public ::testing::TestWithParam<AttnCase> {};
+
+// Two sequences in one launch: A prefills 7 rows after 5 cached ones, B decodes one row after 19;
+// each against cpu::attention over the same cache.
+TEST_P(AttentionCuda, PrefillAndDecodeRowsMatchCpu) {
+  KVAUDIT_REQUIRE_CUDA();
+  const cpu::AttentionParams p = GetParam().p;
+  const int64_t q_dim = int64_t(p.n_heads) * p.head_dim, kv_dim = int64_t(p.n_kv_heads) * p.head_dim;
+  struct Seq {
+    int64_t first_pos, n_q;
+  };
+  const Seq seqs[] = {{5, 7}, {19, 1}};
+  std::vector<float> q_all, ref_all;
+  std::vector<DeviceBuffer<float>> dk, dv;
+  std::vector<cuda::AttnRow> rows;
+  int64_t max_pos = 0;
+  for (size_t i = 0; i < 2; ++i) {
+    const Seq s = seqs[i];
+    const int64_t n_kv = s.first_pos + s.n_q;
+    const auto q = uniform(size_t(s.n_q * q_dim), 1.0f, uint32_t(20 + i));
+    const auto k = uniform(size_t(n_kv * kv_dim), 1.0f, uint32_t(30 + i));
+    const auto v = uniform(size_t(n_kv * kv_dim), 1.0f, uint32_t(40 + i));
+    std::vector<float> ref(q.size());
+    cpu::attention(p, q.data(), s.n_q, s.first_pos, k.data(), v.data(), n_kv, ref.data());
+    q_all.insert(q_all.end(), q.begin(), q.end());
+    ref_all.insert(ref_all.end(), ref.begin(), ref.end());
+    dk.emplace_back(k);
+    dv.emplace_back(v);
+    for (int64_t t = 0; t < s.n_q; ++t) rows.push_back({dk.back().data(), dv.back().data(), s.first_pos + t});
+    max_pos = std::max(max_pos, n_kv - 1);
+  }
+  DeviceBuffer<float> dq(q_all), dout(q_all.size());
+  DeviceBuffer<cuda::AttnRow> drows(rows);
+  cuda::attention_cuda(p, dq.data(), drows.data(), int64_t(rows.size()), max_pos, dout.data());
+  EXPECT_LE(rel_err(dout.download(), ref_all), kAttentionRelTol);
+}
+
+cpu::AttentionParams attn_params(int n_heads, int n_kv_heads, int head_dim, float softcap, int64_t window) {
+  cpu::AttentionParams p;
+  p.n_heads = n_heads;
+  p.n_kv_heads = n_kv_heads;
+  p.head_dim = head_dim;
+  p.scale = 1.0f / std::sqrt(float(head_dim));
+  p.softcap = softcap;
+  p.window = window;
+  return p;
+}
+
+INSTANTIATE_TEST_SUITE_P(Ops, AttentionCuda,
+                         ::testing::Values(AttnCase{"gqa_hd8", attn_params(4, 2, 8, 0, 0)},
+                                           AttnCase{"mha_hd64", attn_params(2, 2, 64, 0, 0)},
+                                           AttnCase{"gqa_hd256", attn_params(4, 1, 256, 0, 0)},
+                                           AttnCase{"softcap_window", attn_params(4, 2, 16, 5.0f, 6)}),
+                         [](const auto& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace kvaudit::engine

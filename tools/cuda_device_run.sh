@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# One call on the device machine (the `run` tool): the CUDA tests, then CUDA bench numbers for
+# random-weight models of real shapes, then SmolLM2 greedy generations CPU vs CUDA when its GGUF is
+# at $SMOL. Expects the binaries built elsewhere in .carry/ (tools/cuda_carry.sh) and writes logs
+# under $OUT. Usage: bash tools/cuda_device_run.sh [tests|bench|smol]...   (default: all three)
+set -u -o pipefail
+C=${CARRY:-.carry}
+export LD_LIBRARY_PATH=$PWD/$C/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+OUT=${OUT:-/tmp/out}
+SMOL=${SMOL:-/tmp/smol/SmolLM2-135M-Instruct.Q4_1.gguf}
+mkdir -p "$OUT"
+steps=${*:-tests bench smol}
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+for step in $steps; do
+  case $step in
+    tests)
+      "$C/kvaudit_cuda_tests" --gtest_brief=1 2>&1 | tee "$OUT/cuda_tests.log" | tail -40
+      ;;
+    bench)
+      for cfg in smollm2-135m llama-1b; do
+        for w in fp32 bf16; do
+          echo "== bench $cfg weights $w"
+          KVAUDIT_CUDA_WEIGHTS=$w timeout 240 "$C/kvaudit" bench --model "tools/cuda_configs/$cfg" --random-weights \
+            --device cuda --batch 1,32 --prompt-len 128 --gen 32 --repeat 3 2>&1 | tee -a "$OUT/bench.log" | tail -4
+        done
+      done
+      echo "== bench smollm2-135m cpu (16 cores)"
+      timeout 200 "$C/kvaudit" bench --model tools/cuda_configs/smollm2-135m --random-weights --device cpu \
+        --batch 1,32 --prompt-len 128 --gen 32 --repeat 1 2>&1 | tee -a "$OUT/bench.log" | tail -4
+      ;;
+    smol)
+      [ -f "$SMOL" ] || { echo "no $SMOL: SmolLM2 step skipped"; continue; }
+      for dev in cpu cuda; do
+        echo "== smollm2 generate $dev"
+        /usr/bin/time -f "%e s wall" "$C/kvaudit" generate --model "$SMOL" --prompts "$C/prompts.txt" \
+          --max-new-tokens 64 --batch-size 32 --device $dev >"$OUT/smol_$dev.jsonl" 2>"$OUT/smol_$dev.err"
+        tail -1 "$OUT/smol_$dev.err"
+      done
+      python3 - "$OUT/smol_cpu.jsonl" "$OUT/smol_cuda.jsonl" <<'PY'
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+b = [json.loads(l) for l in open(sys.argv[2])]
+same = sum(x["response"] == y["response"] for x, y in zip(a, b))
+print(f"smollm2 greedy: {same} of {len(a)} prompts identical CPU vs CUDA ({len(b)} cuda lines)")
+for x, y in zip(a, b):
+    if x["response"] != y["response"]:
+        print("differs:", x["id"], repr(x["response"][:80]), "|", repr(y["response"][:80]))
+PY
+      ;;
+  esac
+done

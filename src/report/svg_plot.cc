@@ -9,24 +9,40 @@
 
 namespace kvaudit::report {
 
-double nice_step(double lo, double hi, int target) {
+namespace {
+
+// A nice step as m x 10^e with m in {1, 2, 5, 10}.
+struct Step {
+  double m = 1;
+  int e = 0;
+  double value() const { return e >= 0 ? m * std::pow(10.0, e) : m / std::pow(10.0, -e); }
+  // k steps, computed so that decimal ticks are the doubles their literals give (3 x 0.2 is
+  // 6 / 10 = 0.6, not 0.6000000000000001): powers of ten up to 1e22 are exact doubles.
+  double times(double k) const { return e >= 0 ? k * m * std::pow(10.0, e) : k * m / std::pow(10.0, -e); }
+};
+
+Step step_of(double lo, double hi, int target) {
   const double span = hi - lo;
-  if (!(span > 0) || target < 1) return 1.0;
+  if (!(span > 0) || target < 1) return {};
   const double raw = span / target;
-  const double mag = std::pow(10.0, std::floor(std::log10(raw)));
-  const double f = raw / mag;
-  // The smallest of 1, 2, 5, 10 (x mag) not far below the raw step: about `target` intervals.
+  const int e = static_cast<int>(std::floor(std::log10(raw)));
+  const double f = raw / std::pow(10.0, e);
+  // The one of 1, 2, 5, 10 nearest the raw step (in ratio): about `target` intervals.
   const double m = f < 1.5 ? 1.0 : f < 3.5 ? 2.0 : f < 7.5 ? 5.0 : 10.0;
-  return m * mag;
+  return {m, e};
 }
+
+}  // namespace
+
+double nice_step(double lo, double hi, int target) { return step_of(lo, hi, target).value(); }
 
 std::vector<double> nice_ticks(double lo, double hi, int target) {
   if (!(hi > lo)) return {lo};
-  const double step = nice_step(lo, hi, target);
-  const double eps = step * 1e-9;
+  const Step step = step_of(lo, hi, target);
+  const double eps = step.value() * 1e-9;
   std::vector<double> ticks;
-  for (double k = std::ceil((lo - eps) / step);; k += 1.0) {
-    double v = k * step;
+  for (double k = std::ceil((lo - eps) / step.value());; k += 1.0) {
+    double v = step.times(k);
     if (v > hi + eps) break;
     if (std::fabs(v) < eps) v = 0.0;  // no "-0"
     ticks.push_back(v);
@@ -36,9 +52,10 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
 
 std::pair<double, double> nice_range(double lo, double hi, int target) {
   if (!(hi > lo)) return {lo - 1.0, hi + 1.0};
-  const double step = nice_step(lo, hi, target);
-  const double eps = step * 1e-9;
-  return {std::floor((lo + eps) / step) * step, std::ceil((hi - eps) / step) * step};
+  const Step step = step_of(lo, hi, target);
+  const double eps = step.value() * 1e-9;
+  return {step.times(std::floor((lo + eps) / step.value())),
+          step.times(std::ceil((hi - eps) / step.value()))};
 }
 
 std::vector<double> log_ticks(double lo, double hi) {

@@ -64,7 +64,7 @@ std::string table_html(const json& rows, const std::optional<std::string>& chose
     const bool is_chosen = chosen && name && *name == *chosen;
     s += fmt::format(
         "<tr{}><td>{}{}</td><td><code>{}</code></td><td class=\"nw\">{}</td><td class=\"nw\">{}</td>"
-        "<td>{}</td><td class=\"nw\">{}</td><td class=\"nw\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        "<td class=\"nw\">{}</td><td class=\"nw\">{}</td><td class=\"nw\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
         is_chosen ? " class=\"chosen\"" : "", escape_html(name.value_or(std::string(kUndefined))),
         is_chosen ? " <span class=\"badge\">chosen</span>" : "",
         escape_html_breakable(opt_string(c, "policy").value_or(std::string(kUndefined))),

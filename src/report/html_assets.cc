@@ -33,6 +33,7 @@ table.data{border-collapse:collapse;width:100%;margin:12px 0 0;font-size:13px}
 table.data th,table.data td{border-bottom:1px solid #e3e6ec;padding:5px 8px;text-align:left;vertical-align:top}
 table.data th{background:#f6f7f9;position:sticky;top:0}
 tr.chosen td{background:#fff6e0}
+table.data.narrow{width:auto;min-width:420px}
 table.data td.nw{white-space:nowrap}
 table.data code{overflow-wrap:normal}
 .badge{background:#e69b00;color:#fff;border-radius:3px;padding:0 5px;font-size:11px}

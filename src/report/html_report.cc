@@ -1,6 +1,7 @@
 #include "report/html_report.h"
 
 #include <cmath>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -37,17 +38,30 @@ std::string card(std::string_view key, const std::string& value) {
 // Title, model, finding, chosen plan and the serving settings.
 std::string header_html(const json& r) {
   std::string h = "<header><h1>kvaudit report</h1>";
-  const json* model = opt_object(r, "model");
-  const json empty = json::object();
-  const json& m = model ? *model : empty;
-  std::string sha = opt_string(m, "sha256").value_or(std::string(kUndefined));
-  if (sha.size() > 16) sha = sha.substr(0, 16) + "\u2026";
-  h += fmt::format(
-      "<p class=\"meta\">Model <code>{}</code> ({}, {}, weights sha256 <code>{}</code>) &middot; "
-      "target scheme <code>{}</code> &middot; kvaudit {}</p>",
-      or_undefined(opt_string(m, "path")), or_undefined(opt_string(m, "arch")),
-      format_params(opt_number(m, "params")), escape_html(sha), or_undefined(opt_string(r, "target")),
-      or_undefined(opt_string(r, "kvaudit_version")));
+  // Only what was recorded: a missing model field is left out rather than printed "undefined".
+  std::string meta;
+  if (const json* m = opt_object(r, "model")) {
+    meta = "Model <code>" + or_undefined(opt_string(*m, "path")) + "</code>";
+    std::vector<std::string> details;
+    if (const auto arch = opt_string(*m, "arch")) details.push_back(escape_html(*arch));
+    if (const auto params = opt_number(*m, "params")) details.push_back(format_params(params));
+    if (auto sha = opt_string(*m, "sha256")) {
+      if (sha->size() > 16) *sha = sha->substr(0, 16) + "\u2026";
+      details.push_back("weights sha256 <code>" + escape_html(*sha) + "</code>");
+    }
+    if (!details.empty()) {
+      meta += " (";
+      for (size_t i = 0; i < details.size(); ++i) meta += (i ? ", " : "") + details[i];
+      meta += ")";
+    }
+  } else {
+    meta = "Model not recorded";
+  }
+  meta += " &middot; target scheme " +
+          (opt_string(r, "target") ? "<code>" + escape_html(*opt_string(r, "target")) + "</code>"
+                                   : std::string(kUndefined));
+  if (const auto v = opt_string(r, "kvaudit_version")) meta += " &middot; kvaudit " + escape_html(*v);
+  h += "<p class=\"meta\">" + meta + "</p>";
   const auto finding = opt_string(r, "finding");
   h += "<div class=\"finding\" id=\"finding\">" +
        (finding ? escape_html(*finding) : std::string("No finding recorded (audit not run).")) + "</div>";
@@ -145,12 +159,15 @@ std::string samples_section(const std::vector<json>& samples) {
 std::string timing_html(const json& r) {
   std::string h = "<section><h2 id=\"timing\">Timing and thresholds</h2>";
   if (const json* t = opt_object(r, "timing")) {
-    h += "<table class=\"data\"><thead><tr><th>stage</th><th>wall time</th></tr></thead><tbody>";
-    for (const auto& [stage, secs] : t->items())
-      h += fmt::format("<tr><td>{}</td><td>{}</td></tr>", escape_html(stage),
-                       format_duration(secs.is_number() ? std::optional<double>(secs.get<double>())
-                                                        : std::nullopt));
-    h += "</tbody></table>";
+    h += "<table class=\"data narrow\"><thead><tr><th>stage</th><th>wall time</th></tr></thead><tbody>";
+    double total = 0;
+    for (const auto& [stage, secs] : t->items()) {
+      const auto s = secs.is_number() ? std::optional<double>(secs.get<double>()) : std::nullopt;
+      if (s && std::isfinite(*s)) total += *s;
+      h += fmt::format("<tr><td>{}</td><td>{}</td></tr>", escape_html(stage), format_duration(s));
+    }
+    h += fmt::format("<tr><td><b>total</b></td><td><b>{}</b></td></tr></tbody></table>",
+                     format_duration(total));
   } else {
     h += "<p>Timing: not run.</p>";
   }

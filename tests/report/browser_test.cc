@@ -55,32 +55,36 @@ class Browser : public ::testing::Test {
   void SetUp() override {
     chromium_ = find_in_path({"chromium", "chromium-browser"});
     if (chromium_.empty()) GTEST_SKIP() << "chromium not installed (scripts/install-deps.sh)";
-    dir_ = fs::temp_directory_path() / ("kvaudit_report_browser_" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
+    // One folder for every run, so the screenshot is always at the same place; each process
+    // (ctest runs tests in parallel) has its own browser profile and page names.
+    dir_ = fs::temp_directory_path() / "kvaudit_report_browser";
+    profile_ = dir_ / ("profile_" + std::to_string(::getpid()));
+    fs::create_directories(profile_);
   }
   void TearDown() override {
-    // The screenshot stays for a person to look at; the rest goes.
-    if (!dir_.empty()) {
-      std::error_code ec;
-      fs::remove_all(dir_ / "profile", ec);
-    }
+    // The screenshot stays for a person to look at; pages and the profile go.
+    std::error_code ec;
+    if (!profile_.empty()) fs::remove_all(profile_, ec);
+    for (const auto& p : pages_) fs::remove(p, ec);
   }
 
   std::string chromium_command(const std::string& args, const fs::path& page) const {
     return "timeout " + std::to_string(kBrowserTimeoutSeconds) + " '" + chromium_ +
            "' --headless --no-sandbox --disable-gpu --no-first-run --hide-scrollbars "
-           "--user-data-dir='" + (dir_ / "profile").string() + "' " + args + " 'file://" +
+           "--user-data-dir='" + profile_.string() + "' " + args + " 'file://" +
            page.string() + "'";
   }
 
-  fs::path write_page(const std::string& name, const std::string& html) const {
-    const fs::path p = dir_ / name;
+  fs::path write_page(const std::string& name, const std::string& html) {
+    const fs::path p = dir_ / (std::to_string(::getpid()) + "_" + name);
     std::ofstream(p) << html;
+    pages_.push_back(p);
     return p;
   }
 
   std::string chromium_;
-  fs::path dir_;
+  fs::path dir_, profile_;
+  std::vector<fs::path> pages_;
 };
 
 TEST_F(Browser, DomHasEveryPlotAndNoScriptErrors) {
@@ -143,7 +147,7 @@ TEST_F(Browser, ScreenshotIsWritten) {
   const fs::path page = write_page(
       "report.html",
       render_report_html(testing::load_report_fixture(), testing::load_samples_fixture()));
-  const fs::path png = dir_ / "report.png";
+  const fs::path png = dir_ / (std::to_string(::getpid()) + "_report.png");
   int status = -1;
   run(chromium_command("--screenshot='" + png.string() + "' --window-size=1280,4000", page), &status);
   ASSERT_EQ(status, 0);
@@ -162,7 +166,9 @@ TEST_F(Browser, ScreenshotIsWritten) {
   };
   EXPECT_EQ(be32(16), 1280u);
   EXPECT_EQ(be32(20), 4000u);
-  std::cout << "screenshot: " << png.string() << "\n";
+  // Renamed into place whole, so a concurrent run never leaves a half-written report.png.
+  fs::rename(png, dir_ / "report.png");
+  std::cout << "screenshot: " << (dir_ / "report.png").string() << "\n";
 }
 
 }  // namespace

@@ -71,6 +71,11 @@ TEST(HtmlReport, FixtureValuesAreFormatted) {
   EXPECT_NE(cands.find("16-bit top-3 (chosen)"), std::string::npos);
   EXPECT_EQ(count_of(cands, "<tr class=\"chosen\">"), 1u);
   EXPECT_NE(cands.find("<td class=\"nw\">16,718</td>"), std::string::npos);  // 16-bit top-2
+  // Stage times and their sum (3396.4 s).
+  EXPECT_NE(html.find("<tr><td>layer_scan</td><td>6 min 51 s</td></tr>"), std::string::npos);
+  EXPECT_NE(html.find("<b>total</b></td><td><b>56 min 36 s</b>"), std::string::npos);
+  EXPECT_NE(html.find("(llama, 135M parameters, weights sha256 <code>5f8c0c5b2a3d9e4f\u2026</code>)"),
+            std::string::npos);
 }
 
 TEST(HtmlReport, ThresholdLinesComeFromTheReport) {
@@ -105,6 +110,8 @@ TEST(HtmlReport, EmptyReportSaysNotRunEverywhere) {
     EXPECT_NE(html.find("id=\"sample-table\" data-state=\"not-run\"><p class=\"not-run\">not run"),
               std::string::npos);
     EXPECT_NE(html.find("Chosen plan: not run."), std::string::npos);
+    EXPECT_NE(html.find("Model not recorded &middot; target scheme undefined</p>"), std::string::npos);
+    EXPECT_NE(html.find("Timing: not run."), std::string::npos);
     EXPECT_EQ(html.find("0.0%"), std::string::npos);
   }
 }

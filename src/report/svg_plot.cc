@@ -23,7 +23,7 @@ struct Step {
 
 Step step_of(double lo, double hi, int target) {
   const double span = hi - lo;
-  if (!(span > 0) || target < 1) return {};
+  if (!(span > 0) || !std::isfinite(span) || target < 1) return {};
   const double raw = span / target;
   const int e = static_cast<int>(std::floor(std::log10(raw)));
   const double f = raw / std::pow(10.0, e);
@@ -37,7 +37,7 @@ Step step_of(double lo, double hi, int target) {
 double nice_step(double lo, double hi, int target) { return step_of(lo, hi, target).value(); }
 
 std::vector<double> nice_ticks(double lo, double hi, int target) {
-  if (!(hi > lo)) return {lo};
+  if (!(hi > lo) || !std::isfinite(hi - lo)) return {lo};
   const Step step = step_of(lo, hi, target);
   const double eps = step.value() * 1e-9;
   std::vector<double> ticks;
@@ -52,6 +52,7 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
 
 std::pair<double, double> nice_range(double lo, double hi, int target) {
   if (!(hi > lo)) return {lo - 1.0, hi + 1.0};
+  if (!std::isfinite(hi - lo)) return {lo, hi};
   const Step step = step_of(lo, hi, target);
   const double eps = step.value() * 1e-9;
   return {step.times(std::floor((lo + eps) / step.value())),
@@ -59,7 +60,7 @@ std::pair<double, double> nice_range(double lo, double hi, int target) {
 }
 
 std::vector<double> log_ticks(double lo, double hi) {
-  if (!(lo > 0) || !(hi >= lo)) return {};
+  if (!(lo > 0) || !(hi >= lo) || !std::isfinite(hi)) return {1, 10};
   const int k0 = static_cast<int>(std::floor(std::log10(lo) + 1e-9));
   int k1 = static_cast<int>(std::ceil(std::log10(hi) - 1e-9));
   if (k1 <= k0) k1 = k0 + 1;

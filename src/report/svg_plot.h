@@ -17,7 +17,8 @@ double nice_step(double lo, double hi, int target);
 // [lo, hi] widened outwards to multiples of nice_step(lo, hi, target).
 std::pair<double, double> nice_range(double lo, double hi, int target);
 // Powers of ten spanning [lo, hi] (lo > 0), widened to whole decades; when that is a single
-// decade, 2x and 5x are added so the axis has more than two labels.
+// decade, 2x and 5x are added so the axis has more than two labels. Never empty: {1, 10} when
+// the range is not a positive finite one.
 std::vector<double> log_ticks(double lo, double hi);
 // A tick value as text with as many decimals as `step` needs: (0.25, 0.05) -> "0.25".
 std::string tick_label(double v, double step);

@@ -144,6 +144,30 @@ TEST(HtmlReport, NullMetricsReadUndefinedNeverZero) {
   EXPECT_NE(html.find("No plan met the recovery target"), std::string::npos);
 }
 
+TEST(HtmlReport, WrongTypesDegradeWithoutThrowing) {
+  // A report from an older or damaged run: every field of the wrong type or shape.
+  const json r = json::parse(R"({
+    "model": "x", "target": 3, "finding": ["a"], "baseline": [], "target_metrics": "x",
+    "phase_transition": [null, 1, {}, {"bits": "16", "refusal_rate": "0.5", "ppl_ratio": -1}],
+    "layer_scan": [1, "x", null, {"layer": 2.7, "flip_rate": 1e308, "flip_ci_low": -1}],
+    "critical_layers": {"layer": 1},
+    "outlier_channels": [null, {"layer": 0, "channel_max": "abc", "channels": [1]},
+                         {"layer": 1, "channel_max": [null, "x", 1.0], "channels": [-5, 99999999999, 2]}],
+    "ablation": [{}, null, {"name": 7, "flip_rate": 0.2, "flip_ci_low": 0.3, "flip_ci_high": 0.1}],
+    "pcr_calibration": "0.5", "pcr_heldout": 1e9, "failure_mode": 4, "prescription": "p",
+    "geometry": {"layers": [null, {"layer": 1, "vulnerability_ratio": 0, "random_ratio": -2}]},
+    "noise_floor": 1, "screen": {"auroc": "high"},
+    "candidates": [null, {"name": null, "recovery": 0.5, "memory_overhead": -3}],
+    "chosen": 1, "settings": "s", "thresholds": [0.3], "timing": {"a": "x", "b": null}
+  })");
+  const std::vector<json> samples = {json(nullptr), json::array(), {{"id", 5}, {"refused", "yes"}}};
+  std::string html;
+  ASSERT_NO_THROW(html = render_report_html(r, samples));
+  for (const auto& id : kPlotIds) EXPECT_NE(html.find("id=\"" + id + "\""), std::string::npos) << id;
+  EXPECT_EQ(count_of(html, "<tr data-scheme="), 3u);
+  EXPECT_NE(html.find("<td class=\"nw\">5</td>"), std::string::npos);  // a numeric sample id
+}
+
 TEST(HtmlReport, AdversarialTextStaysInert) {
   const std::string attack = "</script><img src=x onerror=alert(1)><!--";
   json r = testing::load_report_fixture();

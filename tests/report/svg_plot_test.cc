@@ -1,5 +1,7 @@
 #include "report/svg_plot.h"
 
+#include <cmath>
+
 #include <gtest/gtest.h>
 
 namespace kvaudit::report {
@@ -15,6 +17,7 @@ TEST(NiceTicks, StepsOfOneTwoFive) {
   EXPECT_DOUBLE_EQ(nice_step(0, 7, 5), 1.0);   // raw 1.4 rounds to 1
   EXPECT_DOUBLE_EQ(nice_step(0, 9, 5), 2.0);   // raw 1.8 rounds to 2
   EXPECT_EQ(nice_ticks(3, 3, 5), (std::vector<double>{3}));
+  EXPECT_EQ(nice_ticks(0, INFINITY, 5), (std::vector<double>{0}));
 }
 
 TEST(NiceTicks, RangeWidensToStepMultiples) {
@@ -26,7 +29,8 @@ TEST(NiceTicks, RangeWidensToStepMultiples) {
 TEST(LogTicks, DecadesAndSingleDecadeFill) {
   EXPECT_EQ(log_ticks(0.8, 794), (std::vector<double>{0.1, 1, 10, 100, 1000}));
   EXPECT_EQ(log_ticks(1, 1), (std::vector<double>{1, 2, 5, 10}));
-  EXPECT_TRUE(log_ticks(0, 10).empty());
+  EXPECT_EQ(log_ticks(0, 10), (std::vector<double>{1, 10}));
+  EXPECT_EQ(log_ticks(1, INFINITY), (std::vector<double>{1, 10}));
 }
 
 TEST(TickLabels, DecimalsFollowTheStep) {

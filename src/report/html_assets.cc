@@ -26,6 +26,7 @@ nav a{color:#2f6db5;margin-right:14px;text-decoration:none}
 figure{margin:0}
 figcaption{color:#444;margin:6px 0 0;max-width:1100px}
 .panels{display:flex;gap:20px}
+.grid2{display:grid;grid-template-columns:1fr 1fr;gap:8px 20px}
 svg{max-width:100%;height:auto;display:block}
 .not-run{color:#777;font-style:italic;font-size:15px;margin:4px 0}
 .undefined{color:#777;font-style:italic}

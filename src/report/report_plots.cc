@@ -260,6 +260,12 @@ Figure channel_plot(const json& report) {
   const json* entries = opt_array(report, "outlier_channels");
   if (!entries) return {};
   Figure f;
+  // Two panels per row when there are several layers: a 576-channel panel still has about one
+  // pixel per channel at half width, and the page stays short enough to read in one pass.
+  const bool two_columns = entries->size() > 1;
+  const double panel_w = two_columns ? kWidth / 2 - 10 : kWidth;
+  bool first_panel = true;
+  std::string panels;
   for (const json& e : *entries) {
     const int l = layer_of(e);
     std::vector<double> mags;
@@ -271,7 +277,7 @@ Figure channel_plot(const json& report) {
         if (v.is_number_integer()) outliers.insert(v.get<int>());
     const auto thr = opt_number(e, "threshold");
     if (mags.empty()) {
-      f.html += fmt::format("<p class=\"note\">Layer {}: channel magnitudes not recorded; outlier "
+      panels += fmt::format("<p class=\"note\">Layer {}: channel magnitudes not recorded; outlier "
                             "channels: {}.</p>",
                             l, outliers.empty() ? std::string("none") : join_ints({outliers.begin(), outliers.end()}));
       f.ran = true;
@@ -283,12 +289,12 @@ Figure channel_plot(const json& report) {
       if (std::isfinite(v)) top = std::max(top, v);
     top = nice_range(0.0, std::max(top, 1e-6), 5).second;
     const double n = static_cast<double>(mags.size());
-    SvgPlot plot(kWidth, 250, kMarginLeft, kMarginRight, kMarginTop, kMarginBottom);
+    SvgPlot plot(panel_w, 250, kMarginLeft, kMarginRight, kMarginTop + 12, kMarginBottom);
     plot.set_x(-0.5, n - 0.5);
     plot.set_y(0.0, top);
     const double step = nice_step(0, top, 4);
     plot.y_axis(nice_ticks(0, top, 4), [step](double v) { return tick_label(v, step); }, "max |k|");
-    plot.x_axis(nice_ticks(0, n - 1, 12), [](double v) { return fmt::format("{:g}", v); },
+    plot.x_axis(nice_ticks(0, n - 1, two_columns ? 6 : 12), [](double v) { return fmt::format("{:g}", v); },
                 "key channel (all heads, pre-RoPE)");
     // One path per class keeps a 576-channel plot small: a vertical stem per channel.
     std::string normal, outlier;
@@ -316,22 +322,25 @@ Figure channel_plot(const json& report) {
     std::sort(ranked.rbegin(), ranked.rend());
     std::vector<double> named_x;
     for (const auto& [m, c] : ranked) {
-      if (named_x.size() >= 6) break;
+      if (named_x.size() >= (two_columns ? 4u : 6u)) break;
       const double x = plot.px(c);
       if (std::any_of(named_x.begin(), named_x.end(), [x](double o) { return std::fabs(o - x) < 44; }))
         continue;
       named_x.push_back(x);
       plot.text(x, plot.py(m) - 8, fmt::format("ch {}", c), "value-label", "middle");
     }
-    plot.text(plot.left() + 4, plot.top() - 12,
+    // Title on its own line above the legend row.
+    plot.text(plot.left(), 16,
               fmt::format("Layer {}: {} outlier channels of {}", l, outliers.size(), mags.size()),
               "panel-title");
     std::vector<LegendItem> legend = {{"channel", "stem", LegendItem::Kind::kLine},
                                       {"outlier channel", "outlier-dot", LegendItem::Kind::kDot}};
     if (thr) legend.push_back({"threshold", "threshold", LegendItem::Kind::kDash});
-    plot.legend(legend);
-    f.html += plot.str(fmt::format("key channel magnitudes, layer {}", l));
+    if (first_panel) plot.legend(legend);
+    first_panel = false;
+    panels += plot.str(fmt::format("key channel magnitudes, layer {}", l));
   }
+  f.html += two_columns ? "<div class=\"grid2\">" + panels + "</div>" : panels;
   f.html += caption(
       "Largest absolute pre-RoPE key value per channel over the calibration prompts' prefill, per "
       "critical layer. Channels at or above the layer's threshold are the outliers (red).");

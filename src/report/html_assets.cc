@@ -58,6 +58,7 @@ tr.flip td{background:#fdf1f2}
 .grid{stroke:#e6e8ed;stroke-width:1}
 .threshold{stroke:#b02a3c;stroke-width:1.6;stroke-dasharray:7 4}
 .ref{stroke:#777;stroke-width:1.2;stroke-dasharray:3 3}
+.noise-line{stroke:#2a9d8f;stroke-width:1.6;stroke-dasharray:2 3}
 .s-refusal{stroke:#2f6db5;fill:#2f6db5}
 .s-flip{stroke:#d1495b;fill:#d1495b}
 .s-ppl{stroke:#6a4c93;fill:#6a4c93}

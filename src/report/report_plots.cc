@@ -124,9 +124,17 @@ Figure phase_plot(const json& report) {
   series(rates, "refusal_rate", "s-refusal", "refusal rate",
          [](double v) { return format_percent(v); });
   series(rates, "flip_rate", "s-flip", "flip rate", [](double v) { return format_percent(v); });
-  rates.legend({{"refusal rate", "s-refusal series", LegendItem::Kind::kLine},
-                {"flip rate", "s-flip series", LegendItem::Kind::kLine},
-                {"flip 95% CI", "band-flip", LegendItem::Kind::kBox}});
+  std::vector<LegendItem> rate_legend = {{"refusal rate", "s-refusal series", LegendItem::Kind::kLine},
+                                         {"flip rate", "s-flip series", LegendItem::Kind::kLine},
+                                         {"flip 95% CI", "band-flip", LegendItem::Kind::kBox}};
+  // The measured noise floor (flips from bf16 rounding alone) as a reference for the flip curve.
+  const json* noise = opt_object(report, "noise_floor");
+  if (const auto nf = noise ? opt_number(*noise, "flip_rate") : std::nullopt) {
+    rates.line(rates.left(), rates.py(*nf), rates.right(), rates.py(*nf), "noise-line");
+    rate_legend.push_back({"noise floor (" + opt_string(*noise, "scheme").value_or("control") + ")",
+                           "noise-line", LegendItem::Kind::kDash});
+  }
+  rates.legend(rate_legend);
 
   // Right panel: perplexity ratio on a log axis (it spans decades once the output degenerates).
   SvgPlot ppl(panel_w, 340, kMarginLeft, 16, kMarginTop, kMarginBottom);

@@ -55,6 +55,10 @@ TEST(HtmlReport, FixtureValuesAreFormatted) {
   // The settings are null in the fixture: not expressible, with the reason.
   EXPECT_NE(html.find("vLLM: <span class=\"undefined\">not expressible</span>"), std::string::npos);
   EXPECT_NE(html.find("Why not: vLLM&#39;s --kv-cache-dtype"), std::string::npos);
+  // The bf16 noise floor (1.16%) is drawn on the phase plot and named in its legend.
+  const std::string phase = element_by_id(html, "plot-phase", "figure");
+  EXPECT_EQ(count_of(phase, "class=\"noise-line\""), 2u);  // the line + its legend swatch
+  EXPECT_NE(phase.find(">noise floor (bf16)</text>"), std::string::npos);
   // Four critical layers highlighted out of 30 bars; 4 channel panels of 29 outliers each.
   const std::string layers = element_by_id(html, "plot-layers", "figure");
   EXPECT_EQ(count_of(layers, "class=\"bar critical\""), 4u + 1u);  // + the legend swatch

@@ -35,6 +35,9 @@ for step in $steps; do
         /usr/bin/time -f "%e s wall" "$C/kvaudit" generate --model "$SMOL" --prompts "$C/prompts.txt" \
           --max-new-tokens 64 --batch-size 32 --device $dev >"$OUT/smol_$dev.jsonl" 2>"$OUT/smol_$dev.err"
         tail -1 "$OUT/smol_$dev.err"
+        echo "== smollm2 bench $dev"
+        timeout 200 "$C/kvaudit" bench --model "$SMOL" --device $dev --batch 1,32 --prompt-len 128 --gen 32 \
+          --repeat $([ $dev = cuda ] && echo 3 || echo 1) 2>&1 | tee -a "$OUT/bench_smol.log" | tail -3
       done
       python3 - "$OUT/smol_cpu.jsonl" "$OUT/smol_cuda.jsonl" <<'PY'
 import json, sys

@@ -79,28 +79,48 @@ TEST_P(CudaGolden, Fp32WeightsMatchTransformers) {
   EXPECT_EQ(generate(*be, reqs, opt)[0].tokens, want);
 }
 
-// The fp32 fixtures with bf16 weights on the device: within kBf16WeightsRelTol, top-1 agreeing.
-TEST_P(CudaGolden, Bf16WeightsStayCloseWithTop1Agreement) {
-  KVAUDIT_REQUIRE_CUDA();
-  const std::string key = GetParam();
+// Top-1 agreement of the fp32 fixtures run with bf16 weights against transformers' fp32 logits.
+struct Top1 {
+  int positions = 0, agree = 0;
+  double worst_rel = 0;
+  double worst_disagreement_margin = 0;  // reference's top-1 minus its logit of our pick, / max |ref|
+};
+
+Top1 bf16_weights_top1(const std::string& key) {
   const nlohmann::json manifest = read_json(kModels + "/manifest.json");
   const model::Model m = load_fixture(key);
   auto be = make_backend(Device::kCuda, m, {0, WeightPrecision::kBf16});
-  int positions = 0, agree = 0;
-  double worst = 0;
+  Top1 r;
   for (int s = 0; s < 3; ++s) {
     const auto tokens = manifest["sequences"]["s" + std::to_string(s)].get<std::vector<int>>();
     const io::NpyArray ref = io::read_npy(kModels + "/" + key + "/logits_s" + std::to_string(s) + ".npy");
     const std::vector<float> got = prefill_logits(*be, tokens);
-    ASSERT_EQ(got.size(), ref.data.size());
-    worst = std::max(worst, rel_err(got.data(), ref.data.data(), got.size()));
+    EXPECT_EQ(got.size(), ref.data.size());
+    r.worst_rel = std::max(r.worst_rel, rel_err(got.data(), ref.data.data(), got.size()));
+    double amax = 0;
+    for (float x : ref.data) amax = std::max(amax, double(std::fabs(x)));
     const int64_t V = m.config.n_vocab;
-    for (size_t t = 0; t < tokens.size(); ++t, ++positions)
-      agree += argmax(got.data() + t * V, V) == argmax(ref.data.data() + t * V, V);
+    for (size_t t = 0; t < tokens.size(); ++t, ++r.positions) {
+      const float* rt = ref.data.data() + t * V;
+      const int want = argmax(rt, V), pick = argmax(got.data() + t * V, V);
+      if (want == pick) {
+        ++r.agree;
+      } else {
+        r.worst_disagreement_margin = std::max(r.worst_disagreement_margin, double(rt[want] - rt[pick]) / amax);
+      }
+    }
   }
-  EXPECT_LE(worst, kBf16WeightsRelTol) << key;
-  EXPECT_GT(worst, 0.0);  // the weights really were rounded
-  EXPECT_GE(double(agree) / positions, kBf16Top1Agreement) << agree << " of " << positions;
+  return r;
+}
+
+// Within kBf16WeightsRelTol of the fp32 reference, and a top-1 token differs only where the
+// reference itself is a near-tie (its margin inside that tolerance band).
+TEST_P(CudaGolden, Bf16WeightsStayCloseAndDifferOnlyAtNearTies) {
+  KVAUDIT_REQUIRE_CUDA();
+  const Top1 r = bf16_weights_top1(GetParam());
+  EXPECT_LE(r.worst_rel, kBf16WeightsRelTol);
+  EXPECT_GT(r.worst_rel, 0.0);  // the weights really were rounded
+  EXPECT_LE(r.worst_disagreement_margin, 2 * kBf16WeightsRelTol) << r.positions - r.agree << " of " << r.positions;
 }
 
 // The -bf16 fixtures (weights stored bf16): kAuto keeps them bf16, which is exact.
@@ -124,9 +144,23 @@ TEST_P(CudaGolden, Bf16StoredWeightsMatchTransformers) {
   EXPECT_EQ(generate(*be, reqs, opt)[0].tokens, want);
 }
 
-const std::vector<std::string> kArchs = {"llama", "llama3", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "olmo2"};
+// Fixture directories (llama3: a llama with Llama-3.1 RoPE scaling) and the tiny models' archs.
+const std::vector<std::string> kFixtures = {"llama", "llama3", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "olmo2"};
+const std::vector<std::string> kArchs = {"llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "olmo2"};
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, CudaGolden, ::testing::ValuesIn(kArchs));
+INSTANTIATE_TEST_SUITE_P(Fixtures, CudaGolden, ::testing::ValuesIn(kFixtures));
+
+// Issue 10: top-1 >= 99% with bf16 weights, over every position of all eight fixtures.
+TEST(CudaGoldenAll, Bf16WeightsTop1AgreementOverAllFixtures) {
+  KVAUDIT_REQUIRE_CUDA();
+  int positions = 0, agree = 0;
+  for (const std::string& key : kFixtures) {
+    const Top1 r = bf16_weights_top1(key);
+    positions += r.positions;
+    agree += r.agree;
+  }
+  EXPECT_GE(double(agree) / positions, kBf16Top1Agreement) << agree << " of " << positions;
+}
 
 class CudaTiny : public ::testing::TestWithParam<std::string> {};
 

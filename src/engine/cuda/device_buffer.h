@@ -83,4 +83,34 @@ class DeviceBuffer {
   size_t cap_ = 0;  // elements allocated
 };
 
+// Page-locked host memory (cudaMallocHost) for the per-layer transfers: a copy from or to it is
+// one DMA with no staging through a driver buffer, several times faster for small transfers than
+// from pageable memory. Grows, never shrinks; contents are undefined after a growing resize.
+template <typename T>
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  ~PinnedBuffer() {
+    if (p_) cudaFreeHost(p_);
+  }
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+  T* data() { return p_; }
+  size_t size() const { return n_; }
+  void resize(size_t n) {
+    if (n > cap_) {
+      if (p_) cudaFreeHost(p_);
+      p_ = nullptr;
+      cap_ = 0;
+      KVAUDIT_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&p_), n * sizeof(T)));
+      cap_ = n;
+    }
+    n_ = n;
+  }
+
+ private:
+  T* p_ = nullptr;
+  size_t n_ = 0, cap_ = 0;
+};
+
 }  // namespace kvaudit::engine::cuda

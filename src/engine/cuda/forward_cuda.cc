@@ -4,9 +4,11 @@
 // attention once over all (row, head) pairs, each row reading its own sequence's cache.
 //
 // KV caches: the sequence's host kv::LayerCache (the CPU reference quantizers, so every SPEC §3
-// scheme is bit-exact) receives each layer's new K/V rows (a device -> host copy), and the rows it
-// changed (LayerCache::append's first changed row onwards) go back to a device copy that attention
-// reads. That device copy lives in the Sequence (backend_state) and is freed with it.
+// scheme is bit-exact) receives each layer's new K/V rows (one device -> host copy per layer for
+// the whole batch), and the rows the caches changed (LayerCache::append's first changed row
+// onwards) go back in one host -> device copy per layer, scattered on the device into each
+// sequence's copy of the rows attention reads. That copy lives in the Sequence (backend_state)
+// and is freed with it. Both copies go through page-locked memory.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -95,8 +97,8 @@ class CudaBackend final : public Backend {
   std::vector<Slot> plan(std::span<const SeqInput> batch);
   void attention_block(int l, std::vector<Slot>& slots, const float* a, int64_t n, const Hooks* hooks);
   void store_kv(int l, Slot& s, const Hooks* hooks);
-  void upload_k(int l, Slot& s, int64_t first);
-  void upload_v(int l, Slot& s, int64_t first);
+  void stage_rows(int l, Slot& s, kv::Role role, int64_t first);
+  void rebuild_rows(int l, Slot& s);
   void mlp_block(int l, const float* f, int64_t n);
   void norm(const DeviceBuffer<float>& w, const float* x, int64_t rows, int64_t width, float* y) const {
     cuda::rmsnorm_cuda(norm_, x, rows, width, w.data(), m_.config.norm_eps, y);
@@ -114,12 +116,18 @@ class CudaBackend final : public Backend {
   DeviceBuffer<float> final_norm_;
   std::vector<DevLayer> layers_;
   // Scratch, reused across calls (device unless named _host).
-  DeviceBuffer<float> x_, a_, q_, k_, v_, att_, o_, gate_, up_, logits_;  // as cpu/forward.cc
+  DeviceBuffer<float> x_, a_, q_, att_, o_, gate_, up_, logits_;  // as cpu/forward.cc
+  DeviceBuffer<float> kv_;             // [2, n, kv_dim]: the new keys, then the new values
   DeviceBuffer<int> tokens_;
-  DeviceBuffer<float> cs_, cs_tmp_;       // rope tables [rows, 2*half]
-  DeviceBuffer<int64_t> out_rows_;        // [n_rows] rows of x whose logits are wanted
-  DeviceBuffer<cuda::AttnRow> attn_rows_;  // [n] where each query row reads its cache
-  std::vector<float> cs_host_, k_host_, v_host_, hook_host_;
+  DeviceBuffer<float> cs_;             // rope table [n, 2*half] of the new rows
+  DeviceBuffer<int64_t> out_rows_;     // [n_rows] rows of x whose logits are wanted
+  DeviceBuffer<uint8_t> staged_dev_;   // one layer's upload: segments, attention rows, values
+  cuda::PinnedBuffer<float> kv_host_;  // [2, n, kv_dim] host copy of kv_
+  cuda::PinnedBuffer<uint8_t> staged_host_;
+  // One layer's upload being assembled: where the changed cache rows go, and their values.
+  std::vector<cuda::CopySegment> segments_;
+  std::vector<float> staged_;
+  std::vector<float> cs_host_, hook_host_, cs_tmp_;
 };
 
 CudaBackend::CudaBackend(const model::Model& m, const BackendOptions& opt) : m_(m) {
@@ -187,10 +195,7 @@ std::vector<Slot> CudaBackend::plan(std::span<const SeqInput> batch) {
       state = made.get();
       st = std::move(made);
       s.state = state;
-      for (int l = 0; l < c.n_layers; ++l) {
-        upload_k(l, s, 0);
-        upload_v(l, s, 0);
-      }
+      for (int l = 0; l < c.n_layers; ++l) rebuild_rows(l, s);
     }
     s.state = state;
   }
@@ -288,29 +293,32 @@ void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* 
   const DevLayer& lw = layers_[size_t(l)];
   const int64_t d = c.d_model, q_dim = c.q_dim(), kv_dim = c.kv_dim();
   q_.resize(size_t(n * q_dim));
-  k_.resize(size_t(n * kv_dim));
-  v_.resize(size_t(n * kv_dim));
+  kv_.resize(size_t(2 * n * kv_dim));
   att_.resize(size_t(n * q_dim));
+  float* k = kv_.data();               // [n, kv_dim]
+  float* v = kv_.data() + n * kv_dim;  // [n, kv_dim]
   // q = q_proj(x), k = k_proj(x), v = v_proj(x)   (+ bias: qwen2, attention_bias)
   matmul(a, n, d, lw.wq, q_dim, q_.data());
-  matmul(a, n, d, lw.wk, kv_dim, k_.data());
-  matmul(a, n, d, lw.wv, kv_dim, v_.data());
+  matmul(a, n, d, lw.wk, kv_dim, k);
+  matmul(a, n, d, lw.wv, kv_dim, v);
   if (!lw.bq.empty()) cuda::add_bias_cuda(q_.data(), n, q_dim, lw.bq.data());
-  if (!lw.bk.empty()) cuda::add_bias_cuda(k_.data(), n, kv_dim, lw.bk.data());
-  if (!lw.bv.empty()) cuda::add_bias_cuda(v_.data(), n, kv_dim, lw.bv.data());
+  if (!lw.bk.empty()) cuda::add_bias_cuda(k, n, kv_dim, lw.bk.data());
+  if (!lw.bv.empty()) cuda::add_bias_cuda(v, n, kv_dim, lw.bv.data());
   // q = q_norm(q), k = k_norm(k): per head over head_dim (qwen3) or over the projection (olmo2)
   if (m_.arch.qk_norm == model::QkNorm::kPerHead) {
     norm(lw.q_norm, q_.data(), n * c.n_heads, c.head_dim, q_.data());
-    norm(lw.k_norm, k_.data(), n * c.n_kv_heads, c.head_dim, k_.data());
+    norm(lw.k_norm, k, n * c.n_kv_heads, c.head_dim, k);
   } else if (m_.arch.qk_norm == model::QkNorm::kFull) {
     norm(lw.q_norm, q_.data(), n, q_dim, q_.data());
-    norm(lw.k_norm, k_.data(), n, kv_dim, k_.data());
+    norm(lw.k_norm, k, n, kv_dim, k);
   }
   // q = apply_rotary_pos_emb(q) on the device; k, v into the host caches (which may quantize
   // them) and the rows they changed back to the device
   cuda::rope_cuda(q_.data(), n, c.n_heads, c.head_dim, half_, cs_.data());
-  k_host_ = k_.download();
-  v_host_ = v_.download();
+  kv_host_.resize(kv_.size());
+  KVAUDIT_CUDA_CHECK(cudaMemcpy(kv_host_.data(), kv_.data(), kv_.size() * sizeof(float), cudaMemcpyDeviceToHost));
+  segments_.clear();
+  staged_.clear();
   std::vector<cuda::AttnRow> rows(static_cast<size_t>(n));
   int64_t max_pos = 0;
   for (Slot& s : slots) {
@@ -319,7 +327,22 @@ void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* 
       rows[size_t(s.off + t)] = {s.state->k[size_t(l)].data(), s.state->v[size_t(l)].data(), s.pos + t};
     max_pos = std::max(max_pos, s.pos + s.n - 1);
   }
-  attn_rows_.upload(rows);
+  // One upload: [segments | attention rows | values], each part 256-byte aligned.
+  auto align = [](size_t b) { return (b + 255) / 256 * 256; };
+  const size_t seg_bytes = segments_.size() * sizeof(cuda::CopySegment), rows_bytes = rows.size() * sizeof(cuda::AttnRow);
+  const size_t rows_at = align(seg_bytes), values_at = rows_at + align(rows_bytes);
+  const size_t total = values_at + staged_.size() * sizeof(float);
+  staged_host_.resize(total);
+  std::memcpy(staged_host_.data(), segments_.data(), seg_bytes);
+  std::memcpy(staged_host_.data() + rows_at, rows.data(), rows_bytes);
+  std::memcpy(staged_host_.data() + values_at, staged_.data(), staged_.size() * sizeof(float));
+  staged_dev_.resize(total);
+  KVAUDIT_CUDA_CHECK(cudaMemcpy(staged_dev_.data(), staged_host_.data(), total, cudaMemcpyHostToDevice));
+  int64_t max_n = 0;
+  for (const cuda::CopySegment& sg : segments_) max_n = std::max(max_n, sg.n);
+  cuda::scatter_cuda(reinterpret_cast<const cuda::CopySegment*>(staged_dev_.data()), int64_t(segments_.size()), max_n,
+                     reinterpret_cast<const float*>(staged_dev_.data() + values_at));
+  const auto* attn_rows = reinterpret_cast<const cuda::AttnRow*>(staged_dev_.data() + rows_at);
 
   // attn_output = softmax(softcap(q @ k.T * scaling) + mask) @ v, per (row, head)
   cpu::AttentionParams p;
@@ -329,56 +352,59 @@ void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* 
   p.scale = c.attn_scale();
   p.softcap = m_.arch.softcaps ? c.attn_softcap : 0.0f;
   p.window = (size_t(l) < c.layer_sliding.size() && c.layer_sliding[size_t(l)]) ? c.sliding_window : 0;
-  cuda::attention_cuda(p, q_.data(), attn_rows_.data(), n, max_pos, att_.data());
+  cuda::attention_cuda(p, q_.data(), attn_rows, n, max_pos, att_.data());
   // attn_output = o_proj(attn_output)
   matmul(att_.data(), n, q_dim, lw.wo, d, o_.data());
 }
 
-// Copies the host K cache's rows first..size-1 into the sequence's device keys; with a pre-RoPE
-// key scheme (SPEC.md §3 `@pre`) the cache holds un-rotated keys, rotated here on the device.
-void CudaBackend::upload_k(int l, Slot& s, int64_t first) {
+// Stages the host cache's rows first..size-1 (the rows its last append changed) for this layer's
+// upload into the sequence's device rows. With a pre-RoPE key scheme (SPEC.md §3 `@pre`) the cache
+// holds un-rotated keys; the staged copy is rotated here (rope_host rounds as the device would).
+void CudaBackend::stage_rows(int l, Slot& s, kv::Role role, int64_t first) {
   const auto& c = m_.config;
   const int64_t kv_dim = c.kv_dim();
-  const kv::LayerCache& kc = s.seq->k_cache(l);
-  DeviceBuffer<float>& dst = s.state->k[size_t(l)];
-  dst.resize_keep(size_t(kc.size() * kv_dim));
-  const int64_t n = kc.size() - first;
+  const bool keys = role == kv::Role::K;
+  const kv::LayerCache& cache = keys ? s.seq->k_cache(l) : s.seq->v_cache(l);
+  DeviceBuffer<float>& dst = keys ? s.state->k[size_t(l)] : s.state->v[size_t(l)];
+  dst.resize_keep(size_t(cache.size() * kv_dim));
+  const int64_t n = cache.size() - first;
   if (n <= 0) return;
-  KVAUDIT_CUDA_CHECK(cudaMemcpy(dst.data() + first * kv_dim, kc.rows() + first * kv_dim, size_t(n * kv_dim) * sizeof(float),
-                                cudaMemcpyHostToDevice));
-  if (s.seq->policy().keys_pre_rope(l)) {
-    std::vector<float> cs;
-    cuda::rope_table(s.inv_freq, attn_factor_, first, n, cs);
-    cs_tmp_.upload(cs);
-    cuda::rope_cuda(dst.data() + first * kv_dim, n, c.n_kv_heads, c.head_dim, half_, cs_tmp_.data());
+  const size_t at = staged_.size();
+  segments_.push_back({int64_t(at), dst.data() + first * kv_dim, n * kv_dim});
+  staged_.insert(staged_.end(), cache.rows() + first * kv_dim, cache.rows() + cache.size() * kv_dim);
+  if (keys && s.seq->policy().keys_pre_rope(l)) {
+    cs_tmp_.clear();
+    cuda::rope_table(s.inv_freq, attn_factor_, first, n, cs_tmp_);
+    cuda::rope_host(staged_.data() + at, n, c.n_kv_heads, c.head_dim, half_, cs_tmp_.data());
   }
 }
 
-void CudaBackend::upload_v(int l, Slot& s, int64_t first) {
-  const int64_t kv_dim = m_.config.kv_dim();
-  const kv::LayerCache& vc = s.seq->v_cache(l);
-  DeviceBuffer<float>& dst = s.state->v[size_t(l)];
-  dst.resize_keep(size_t(vc.size() * kv_dim));
-  const int64_t n = vc.size() - first;
-  if (n > 0)
-    KVAUDIT_CUDA_CHECK(cudaMemcpy(dst.data() + first * kv_dim, vc.rows() + first * kv_dim, size_t(n * kv_dim) * sizeof(float),
-                                  cudaMemcpyHostToDevice));
+// The sequence's device rows of layer l made from its host caches (a sequence another backend
+// advanced, e.g. a prefix computed on the CPU): staged and copied at once.
+void CudaBackend::rebuild_rows(int l, Slot& s) {
+  segments_.clear();
+  staged_.clear();
+  stage_rows(l, s, kv::Role::K, 0);
+  stage_rows(l, s, kv::Role::V, 0);
+  for (const cuda::CopySegment& sg : segments_)
+    KVAUDIT_CUDA_CHECK(cudaMemcpy(sg.dst, staged_.data() + sg.offset, size_t(sg.n) * sizeof(float), cudaMemcpyHostToDevice));
 }
 
-// This sequence's new keys (host copy k_host_) are rotated unless the scheme stores them before
-// RoPE, appended to its host caches with the values, and the changed rows go to the device.
+// This sequence's new keys (in kv_host_) are rotated unless the scheme stores them before RoPE and
+// appended to its host caches with the values; the rows the caches changed are staged for upload.
 void CudaBackend::store_kv(int l, Slot& s, const Hooks* hooks) {
   const auto& c = m_.config;
   const int64_t kv_dim = c.kv_dim();
-  float* k = k_host_.data() + s.off * kv_dim;  // [s.n, kv_dim]
-  const float* v = v_host_.data() + s.off * kv_dim;
-  const float* cs = cs_host_.data() + s.off * 2 * half_;  // [s.n, 2*half]
+  const int64_t n_all = int64_t(kv_host_.size()) / (2 * kv_dim);  // rows of the batch
+  float* k = kv_host_.data() + s.off * kv_dim;                    // [s.n, kv_dim]
+  const float* v = kv_host_.data() + (n_all + s.off) * kv_dim;    // [s.n, kv_dim]
+  const float* cs = cs_host_.data() + s.off * 2 * half_;          // [s.n, 2*half]
   const bool hook = hooks && hooks->on_kv;
   kv::LayerCache& kc = SequenceAccess::k(*s.seq, l);
   kv::LayerCache& vc = SequenceAccess::v(*s.seq, l);
   if (hook) hooks->on_kv(s.seq->id(), l, KvStage::kKeyPreRope, s.pos, k, s.n, int(kv_dim));
   if (s.seq->policy().keys_pre_rope(l)) {
-    upload_k(l, s, kc.append(k, s.n));
+    stage_rows(l, s, kv::Role::K, kc.append(k, s.n));
     if (hook) {
       cuda::rope_host(k, s.n, c.n_kv_heads, c.head_dim, half_, cs);
       hooks->on_kv(s.seq->id(), l, KvStage::kKeyPostRope, s.pos, k, s.n, int(kv_dim));
@@ -386,10 +412,10 @@ void CudaBackend::store_kv(int l, Slot& s, const Hooks* hooks) {
   } else {
     cuda::rope_host(k, s.n, c.n_kv_heads, c.head_dim, half_, cs);
     if (hook) hooks->on_kv(s.seq->id(), l, KvStage::kKeyPostRope, s.pos, k, s.n, int(kv_dim));
-    upload_k(l, s, kc.append(k, s.n));
+    stage_rows(l, s, kv::Role::K, kc.append(k, s.n));
   }
   if (hook) hooks->on_kv(s.seq->id(), l, KvStage::kValue, s.pos, v, s.n, int(kv_dim));
-  upload_v(l, s, vc.append(v, s.n));
+  stage_rows(l, s, kv::Role::V, vc.append(v, s.n));
   if (kc.size() != s.pos + s.n || vc.size() != kc.size())
     runtime_error("layer {}: KV cache holds {} rows, expected {}", l, kc.size(), s.pos + s.n);
 }

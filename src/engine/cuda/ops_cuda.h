@@ -41,6 +41,15 @@ void embed_cuda(const int* tokens, int64_t n, const void* table, WeightType wt, 
 // dst[r, :] = src[rows[r], :]   (rows: device [n_rows]; width d)
 void gather_rows_cuda(const float* src, const int64_t* rows, int64_t n_rows, int64_t d, float* dst);
 
+// One contiguous run of a scatter: dst[0..n) = src[offset..offset+n).
+struct CopySegment {
+  int64_t offset;  // into the staged values
+  float* dst;      // device
+  int64_t n;
+};
+// Every segment's copy in one launch (segments: device [n_segments]; staged: device values).
+void scatter_cuda(const CopySegment* segments, int64_t n_segments, int64_t max_n, const float* staged);
+
 // ---------------------------------------------------------------- rotary embedding
 
 // The cos/sin table cpu::rope computes for rows at positions first_pos .. first_pos+n-1:

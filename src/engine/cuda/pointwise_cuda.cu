@@ -2,6 +2,8 @@
 // embedding lookup and row gather. Each output element depends on its own inputs only.
 #include <cuda_bf16.h>
 
+#include <algorithm>
+
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/ops_cuda.h"
 
@@ -55,7 +57,21 @@ __global__ void gather_kernel(const float* src, const int64_t* rows, int64_t n_e
   if (i < n_elems) dst[i] = src[rows[i / d] * d + i % d];
 }
 
+// Block row y copies segment y, the x blocks striding over its values.
+__global__ void scatter_kernel(const CopySegment* segments, const float* staged) {
+  const CopySegment sg = segments[blockIdx.y];
+  for (int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x; i < sg.n; i += int64_t(gridDim.x) * kThreads)
+    sg.dst[i] = staged[sg.offset + i];
+}
+
 }  // namespace
+
+void scatter_cuda(const CopySegment* segments, int64_t n_segments, int64_t max_n, const float* staged) {
+  if (n_segments == 0 || max_n == 0) return;
+  const unsigned bx = unsigned(std::min<int64_t>(64, (max_n + kThreads - 1) / kThreads));
+  scatter_kernel<<<dim3(bx, unsigned(n_segments)), kThreads>>>(segments, staged);
+  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+}
 
 void add_inplace_cuda(float* x, const float* y, int64_t n) {
   if (n == 0) return;

@@ -112,9 +112,13 @@ std::string format_percent_ci(std::optional<double> value, std::optional<double>
 std::string format_count(std::optional<double> x) {
   x = finite(x);
   if (!x) return std::string(kUndefined);
-  std::string digits = fmt::format("{:.0f}", std::fabs(*x));
-  for (int i = static_cast<int>(digits.size()) - 3; i > 0; i -= 3) digits.insert(i, ",");
-  return (*x < 0 && digits != "0" ? "-" : "") + digits;
+  const std::string digits = fmt::format("{:.0f}", std::fabs(*x));
+  std::string out = *x < 0 && digits != "0" ? "-" : "";
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
 }
 
 std::string format_fixed(std::optional<double> x, int decimals) {

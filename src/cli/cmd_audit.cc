@@ -1,11 +1,20 @@
+// kvaudit audit (SPEC.md §5, §7): baseline, bf16 noise floor and target on the held-out prompts ->
+// significance -> diagnose -> candidates -> verification -> the cheapest plan that recovers;
+// report.json, report.html, policy.json, samples.jsonl in --out; resumable after a kill.
 #include "cli/commands.h"
-#include "core/error.h"
+#include "cli/protocol_options.h"
 
 namespace kvaudit::cli {
 
 void add_audit(CLI::App& app) {
-  auto* cmd = app.add_subcommand("audit", "(not implemented yet)");
-  cmd->callback([] { runtime_error("'audit' is not implemented yet"); });
+  auto* cmd = app.add_subcommand("audit", "The whole protocol: does --kv break refusals, why, and the cheapest plan "
+                                          "that recovers them (report.json, report.html, policy.json)");
+  auto o = std::make_shared<diagnose::ProtocolOptions>();
+  o->verify = true;
+  add_protocol_options(cmd, *o, true);
+  cmd->add_option("--target-recovery", o->target_recovery, "recovery a plan must reach (default 0.9)");
+  cmd->add_flag("--force", o->force, "diagnose and verify even when the target's flips are not significant");
+  cmd->callback([o] { run_protocol_command(*o); });
 }
 
 }  // namespace kvaudit::cli

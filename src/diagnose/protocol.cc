@@ -232,7 +232,8 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
 
   // ---- held-out: baseline, noise floor, target
   stage("heldout");
-  SampleMap all = s.run(held, {base, noise, tgt}, samples_path, "held-out: baseline, bf16, target");
+  const SampleMap held_map = s.run(held, {base, noise, tgt}, samples_path, "held-out: baseline, bf16, target");
+  SampleMap all = held_map;
   const Flags hb = verdicts(all, held, base.name), hn = verdicts(all, held, noise.name),
               ht = verdicts(all, held, tgt.name);
   Flags no_probe(held.size());
@@ -268,8 +269,8 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
   if (diagnose) {
     // ---- calibration baseline and the per-layer scan
     stage("layer_scan");
-    all = s.run(calib, {base}, samples_path, "calibration: baseline");
-    const Flags cb = verdicts(all, calib, base.name);
+    const SampleMap calib_base = s.run(calib, {base}, samples_path, "calibration: baseline");
+    const Flags cb = verdicts(calib_base, calib, base.name);
     const std::vector<Prompt> calib_refused = refused_by(calib, cb);
     report["calibration"] = {{"n", calib.size()}, {"baseline_refusals", calib_refused.size()}};
     if (calib_refused.empty())
@@ -284,8 +285,8 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
       LayerFlip lf{l, {}};
       if (!calib_refused.empty()) lf.metrics = conditional_metrics(all, calib_refused, scan_runs[size_t(l)].name);
       scan.push_back(lf);
-      Json row = flip_json(lf.metrics);
-      row.insert(row.begin(), {"layer", l});
+      Json row = {{"layer", l}};
+      row.update(flip_json(lf.metrics));
       scan_json.push_back(row);
     }
     report["layer_scan"] = scan_json;
@@ -325,9 +326,8 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
       for (size_t i = 0; i < abls.size(); ++i) {
         const BenchMetrics am = conditional_metrics(all, calib_refused, runs[i].name);
         flip[abls[i].name] = am.flip_rate;
-        Json row = flip_json(am);
-        row.insert(row.begin(), {"n_channels", abls[i].subset.channels.size()});
-        row.insert(row.begin(), {"name", abls[i].name});
+        Json row = {{"name", abls[i].name}, {"n_channels", abls[i].subset.channels.size()}};
+        row.update(flip_json(am));
         abl.push_back(row);
       }
       pcr_cal = pcr(flip["per-channel"], flip["per-tensor"]);
@@ -389,7 +389,7 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
     stage("screen");
     std::vector<int> openings;
     for (const auto& p : calib_refused) {
-      const std::vector<int> ids = s.tokenizer().encode(all.at({p.id, base.name}).response, false);
+      const std::vector<int> ids = s.tokenizer().encode(calib_base.at({p.id, base.name}).response, false);
       if (!ids.empty() && std::find(openings.begin(), openings.end(), ids[0]) == openings.end()) openings.push_back(ids[0]);
     }
     std::sort(openings.begin(), openings.end());
@@ -401,7 +401,7 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
       const auto sc = prefill_scores(s.backend(), ids, {nullptr, tgt.policy}, openings, s.args().batch_size);
       std::vector<double> drop;  // baseline score - target score: larger = more likely to flip
       Flags flipped(held_refused.size());
-      const Flags v = verdicts(all, held_refused, tgt.name);
+      const Flags v = verdicts(held_map, held_refused, tgt.name);
       for (size_t i = 0; i < held_refused.size(); ++i) {
         drop.push_back(sc[0][i] - sc[1][i]);
         flipped.d[i] = !v[i];
@@ -495,9 +495,13 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
       findings.push_back(fmt::format("chosen plan: {} ({}), recovery {:.0f}% at {:+.1f}% memory",
                                      plans[*chosen].name, plans[*chosen].spec, 100 * cands[*chosen]["recovery"].get<double>(),
                                      100 * cands[*chosen]["memory_overhead"].get<double>()));
-    } else if (!significant && hb.count() > 0) {
+    } else if (hb.count() > 0 && mt.flips <= mn.flips) {
       policy = *tgt.policy;
-      findings.push_back(fmt::format("the target {} keeps refusals within the noise floor: keep it", target));
+      findings.push_back(fmt::format("the target {} flips no more refusals than the bf16 noise floor: keep it", target));
+    } else if (!significant) {
+      findings.push_back(fmt::format("inconclusive: {} baseline refusals are too few to tell the target's {} flips "
+                                     "from noise; audit more held-out prompts (--heldout)",
+                                     hb.count(), mt.flips));
     } else if (!plans.empty()) {
       findings.push_back(fmt::format("no candidate reaches {:.0f}% recovery within the noise floor{}",
                                      100 * target_recovery,

@@ -1,0 +1,64 @@
+#include "cli/protocol_options.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/kv_options.h"
+#include "diagnose/rules.h"
+#include "report/html_report.h"
+
+namespace kvaudit::cli {
+
+void add_protocol_options(CLI::App* cmd, diagnose::ProtocolOptions& o, bool kv_required) {
+  auto& a = o.eval;
+  cmd->add_option("--model", a.model, "HF model directory or .gguf file")->required();
+  cmd->add_option("--out", a.out, "output directory (report.json, report.html, samples.jsonl; rerun to resume)")
+      ->required();
+  auto* kv = cmd->add_option("--kv", o.target,
+                             kv_required ? "the KV scheme to audit (SPEC.md §3)"
+                                         : "the scheme whose geometry is measured (default int3:tensor:sym)");
+  if (kv_required) kv->required();
+  cmd->add_option("--calib", o.calib, "calibration prompts BENCH[:N] (default custom:20, the first N)");
+  cmd->add_option("--heldout", o.heldout, "held-out prompts BENCH[:N] (default advbench:200, a --seed subset)");
+  cmd->add_option("--subspace-k", o.subspace_k, "safety subspace dimension (default 4)");
+  cmd->add_option("--geometry-pairs", o.geometry_pairs, "harmful/harmless pairs for the geometry (default 16)");
+  cmd->add_option("--judge", a.judge, "substring:paper (default), substring:jbb, substring:gcg, prefix:xstest, "
+                                      "model:PATH[:wildguard|:llamaguard3]");
+  cmd->add_option("--data", a.data, "datasets directory (default $KVAUDIT_DATA, else ../shared/datasets)");
+  cmd->add_option("--seed", a.seed, "seed of the held-out subset (default 0)");
+  cmd->add_option("--max-new-tokens", a.max_new_tokens, "default 256");
+  cmd->add_option("--batch-size", a.batch_size, "sequences per batch, default 16");
+  add_kv_storage_options(cmd, a.kv_storage);
+  cmd->add_option("--chunk", a.chunk, "requests per samples.jsonl flush (default 4 x batch size)");
+  cmd->add_option("--text", a.text, "perplexity and KL of the target and every candidate on this text");
+  cmd->add_option("--ppl-windows", a.ppl_windows, "with --text: score only the first N windows (0 = all)");
+  cmd->add_option("--system", a.system, "system message");
+  cmd->add_flag("--raw", a.raw, "no chat template");
+  cmd->add_option("--device", a.device, "cpu|cuda (default: cuda when built with it and a GPU is present)");
+  cmd->add_option("--threads", a.threads, "CPU threads (default: all)");
+  cmd->add_flag("--random-weights", a.random_weights, "config.json only: deterministic random weights");
+  cmd->add_flag("--quiet", a.quiet, "no progress output");
+  cmd->add_flag("--json", a.json, "print report.json instead of the summary");
+}
+
+void run_protocol_command(const diagnose::ProtocolOptions& o) {
+  const auto r = diagnose::run_protocol(o, [&](const std::string& stage) {
+    if (!o.eval.quiet) std::fprintf(stderr, "== %s\n", stage.c_str());
+  });
+  const std::string html = (std::filesystem::path(o.eval.out) / "report.html").string();
+  report::write_report_html(html, nlohmann::json(r.report), r.samples);
+  if (o.eval.json) {
+    std::printf("%s\n", r.report.dump(2).c_str());
+    return;
+  }
+  std::printf("finding: %s\n", r.report.value("finding", std::string()).c_str());
+  if (r.report.contains("failure_mode")) std::printf("failure mode: %s\n", r.report["failure_mode"].get<std::string>().c_str());
+  if (o.verify) {
+    const auto& chosen = r.report["chosen"];
+    std::printf("chosen plan: %s\n", chosen.is_null() ? "none" : chosen.get<std::string>().c_str());
+    if (r.policy) std::printf("policy: %s\n", (std::filesystem::path(o.eval.out) / "policy.json").string().c_str());
+  }
+  std::printf("report: %s\n", html.c_str());
+}
+
+}  // namespace kvaudit::cli

@@ -64,6 +64,18 @@ class CpuBackend final : public Backend {
   void norm(const std::vector<float>& w, const float* x, int64_t rows, int64_t width, float* y) const {
     cpu::rmsnorm(norm_, x, rows, width, w.data(), m_.config.norm_eps, y);
   }
+  // k = k_norm(k) in place on n rows [n, kv_dim]: per head over head_dim (qwen3) or over the
+  // projection (olmo2); nothing for the other architectures.
+  void k_norm(const model::LayerWeights& lw, float* k, int64_t n) const {
+    const auto& c = m_.config;
+    if (m_.arch.qk_norm == model::QkNorm::kPerHead) norm(lw.k_norm, k, n * c.n_kv_heads, c.head_dim, k);
+    if (m_.arch.qk_norm == model::QkNorm::kFull) norm(lw.k_norm, k, n, c.kv_dim(), k);
+  }
+  // `--compat paper` with `@pre` keys on a model with a k norm: the research code hooks k_proj, so
+  // the cache takes the k_proj output (+bias) and the k norm runs on the rows it returns, before RoPE.
+  bool keys_before_k_norm(int l, const Slot& s) const {
+    return m_.arch.qk_norm != model::QkNorm::kNone && s.seq->policy().compat_paper() && s.seq->policy().keys_pre_rope(l);
+  }
 
   const model::Model& m_;
   cpu::NormKind norm_;
@@ -192,14 +204,12 @@ void CpuBackend::attention_block(int l, std::vector<Slot>& slots, const float* a
   if (!lw.bq.empty()) cpu::add_bias(q_.data(), n, q_dim, lw.bq.data());
   if (!lw.bk.empty()) cpu::add_bias(k_.data(), n, kv_dim, lw.bk.data());
   if (!lw.bv.empty()) cpu::add_bias(v_.data(), n, kv_dim, lw.bv.data());
-  // q = q_norm(q), k = k_norm(k): per head over head_dim (qwen3) or over the projection (olmo2)
-  if (m_.arch.qk_norm == model::QkNorm::kPerHead) {
-    norm(lw.q_norm, q_.data(), n * c.n_heads, c.head_dim, q_.data());
-    norm(lw.k_norm, k_.data(), n * c.n_kv_heads, c.head_dim, k_.data());
-  } else if (m_.arch.qk_norm == model::QkNorm::kFull) {
-    norm(lw.q_norm, q_.data(), n, q_dim, q_.data());
-    norm(lw.k_norm, k_.data(), n, kv_dim, k_.data());
-  }
+  // q = q_norm(q), k = k_norm(k): per head over head_dim (qwen3) or over the projection (olmo2);
+  // the k norm of a sequence whose cache takes keys before it runs in store_kv
+  if (m_.arch.qk_norm == model::QkNorm::kPerHead) norm(lw.q_norm, q_.data(), n * c.n_heads, c.head_dim, q_.data());
+  if (m_.arch.qk_norm == model::QkNorm::kFull) norm(lw.q_norm, q_.data(), n, q_dim, q_.data());
+  for (const Slot& s : slots)
+    if (!keys_before_k_norm(l, s)) k_norm(lw, k_.data() + s.off * kv_dim, s.n);
   // q, k = apply_rotary_pos_emb(q, k, cos, sin); k, v into the cache (which may quantize them)
   for (Slot& s : slots) {
     cpu::rope(q_.data() + s.off * q_dim, s.n, c.n_heads, c.head_dim, s.inv_freq, attn_factor_, s.pos);
@@ -227,7 +237,8 @@ void CpuBackend::attention_block(int l, std::vector<Slot>& slots, const float* a
 
 // Rotates this sequence's new keys and appends K and V to its caches. With a pre-RoPE key scheme
 // (SPEC.md §3 `@pre`) the cache stores un-rotated keys and the rotated copy is refreshed from the
-// first row the cache changed.
+// first row the cache changed (under `--compat paper` with a k norm: keys before the norm, which
+// is then applied to the refreshed rows before RoPE; keys_before_k_norm).
 void CpuBackend::store_kv(int l, Slot& s, const Hooks* hooks) {
   const auto& c = m_.config;
   const int64_t kv_dim = c.kv_dim();
@@ -242,9 +253,12 @@ void CpuBackend::store_kv(int l, Slot& s, const Hooks* hooks) {
     std::vector<float>& rot = SequenceAccess::k_rotated(*s.seq, l);  // [kc.size(), kv_dim]
     rot.resize(size_t(kc.size() * kv_dim));
     std::copy(kc.rows() + first * kv_dim, kc.rows() + kc.size() * kv_dim, rot.begin() + first * kv_dim);
+    const bool before_norm = keys_before_k_norm(l, s);
+    if (before_norm) k_norm(m_.weights.layers[size_t(l)], rot.data() + first * kv_dim, kc.size() - first);
     cpu::rope(rot.data() + first * kv_dim, kc.size() - first, c.n_kv_heads, c.head_dim, s.inv_freq, attn_factor_, first);
     s.k_rows = rot.data();
     if (hook) {
+      if (before_norm) k_norm(m_.weights.layers[size_t(l)], k, s.n);
       cpu::rope(k, s.n, c.n_kv_heads, c.head_dim, s.inv_freq, attn_factor_, s.pos);
       hooks->on_kv(s.seq->id(), l, KvStage::kKeyPostRope, s.pos, k, s.n, int(kv_dim));
     }

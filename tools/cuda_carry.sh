@@ -2,7 +2,7 @@
 # Fills .carry/ (ignored by git) with what tools/cuda_device_run.sh needs on the device machine:
 # kvaudit and the CUDA test binary from BUILD (default build-cuda), the shared libraries they need
 # beyond glibc and libstdc++ (the device image is another distribution), and a prompts file of
-# the first N AdvBench and XSTest prompts from ../shared/datasets.
+# the first N AdvBench and XSTest prompts from ../shared/datasets, and the datasets `sweep` reads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build-cuda}
@@ -22,4 +22,7 @@ xs = [r["prompt"] for r in csv.DictReader(open(f"{d}/xstest/xstest_prompts.csv")
 for p in adv + xs:
     print(p.replace("\n", " "))
 PY
+# What `sweep` reads (--data): the benchmarks, the judge's substrings, the chat templates.
+mkdir -p .carry/datasets
+for d in advbench xstest paper_custom refusal_substrings chat_templates; do cp -r "$D/$d" .carry/datasets/; done
 du -sh .carry; ls .carry .carry/lib

@@ -2,14 +2,14 @@
 # One call on the device machine (the `run` tool): the CUDA tests, then CUDA bench numbers for
 # random-weight models of real shapes, then SmolLM2 greedy generations CPU vs CUDA when its GGUF is
 # at $SMOL. Expects the binaries built elsewhere in .carry/ (tools/cuda_carry.sh) and writes logs
-# under $OUT. Usage: bash tools/cuda_device_run.sh [tests|bench|smol]...   (default: all three)
+# under $OUT. Usage: bash tools/cuda_device_run.sh [tests|bench|smol|sweep]...   (default: all four)
 set -u -o pipefail
 C=${CARRY:-.carry}
 export LD_LIBRARY_PATH=$PWD/$C/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 OUT=${OUT:-/tmp/out}
 SMOL=${SMOL:-/tmp/smol/SmolLM2-135M-Instruct.Q4_1.gguf}
 mkdir -p "$OUT"
-steps=${*:-tests bench smol}
+steps=${*:-tests bench smol sweep}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 for step in $steps; do
   case $step in
@@ -49,6 +49,22 @@ for x, y in zip(a, b):
     if x["response"] != y["response"]:
         print("differs:", x["id"], repr(x["response"][:80]), "|", repr(y["response"][:80]))
 PY
+      ;;
+    sweep)  # scripts/demo.sh's audit step on both devices: same table, and the wall-time ratio
+      [ -f "$SMOL" ] || { echo "no $SMOL: sweep step skipped"; continue; }
+      for dev in cpu cuda; do
+        rm -rf "/tmp/sweep_$dev"
+        /usr/bin/time -f "sweep $dev: %e s wall" "$C/kvaudit" sweep --model "$SMOL" --device $dev --data "$C/datasets" \
+          --scheme int:token:asym --bits 16,8,6,5,4,3,2 --bench custom,advbench,xstest --limit 24 --seed 1 \
+          --max-new-tokens 32 --batch-size 56 --out "/tmp/sweep_$dev" >"$OUT/sweep_$dev.txt" 2>"$OUT/sweep_$dev.err"
+        tail -1 "$OUT/sweep_$dev.err"
+      done
+      if diff "$OUT/sweep_cpu.txt" "$OUT/sweep_cuda.txt" >"$OUT/sweep_diff.txt"; then
+        echo "sweep tables identical CPU vs CUDA"
+      else
+        echo "sweep tables differ:"; head -20 "$OUT/sweep_diff.txt"
+      fi
+      tail -25 "$OUT/sweep_cuda.txt"
       ;;
   esac
 done

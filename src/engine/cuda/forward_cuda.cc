@@ -226,33 +226,36 @@ Logits CudaBackend::forward(std::span<const SeqInput> batch, const Hooks* hooks)
   const float normalizer = arch.embed_scale_sqrt_d ? std::sqrt(float(d)) : 1.0f;
   cuda::embed_cuda(tokens_.data(), n, embed_.ptr(), embed_.type, d, normalizer, x_.data());
 
+  // Each residual add is fused with the norm that follows it (add_rmsnorm_cuda, same bits): the
+  // layer's pre-FFN norm, and the next layer's input norm (layer 0's runs on its own).
+  if (arch.pre_attn_norm) norm(layers_[0].attn_norm, x_.data(), n, d, a_.data());
   for (int l = 0; l < c.n_layers; ++l) {
     const DevLayer& lw = layers_[size_t(l)];
-    // residual = hidden_states; hidden_states = input_layernorm(hidden_states)
-    const float* a = x_.data();
-    if (arch.pre_attn_norm) {
-      norm(lw.attn_norm, x_.data(), n, d, a_.data());
-      a = a_.data();
-    }
+    // residual = hidden_states; hidden_states = input_layernorm(hidden_states)   (a_, made above)
+    const float* a = arch.pre_attn_norm ? a_.data() : x_.data();
     // hidden_states = self_attn(hidden_states)   -> o_
     attention_block(l, slots, a, n, hooks);
     // hidden_states = post_attention_layernorm(hidden_states)   (gemma2, olmo2)
     if (arch.post_attn_norm) norm(lw.post_attn_norm, o_.data(), n, d, o_.data());
-    // hidden_states = residual + hidden_states
-    cuda::add_inplace_cuda(x_.data(), o_.data(), n * d);
-
-    // residual = hidden_states; hidden_states = pre_feedforward_layernorm(hidden_states)
+    // hidden_states = residual + hidden_states; residual = hidden_states;
+    // hidden_states = pre_feedforward_layernorm(hidden_states)
     const float* f = x_.data();
     if (arch.pre_ffn_norm) {
-      norm(lw.ffn_norm, x_.data(), n, d, a_.data());
+      cuda::add_rmsnorm_cuda(norm_, x_.data(), o_.data(), n, d, lw.ffn_norm.data(), c.norm_eps, a_.data());
       f = a_.data();
+    } else {
+      cuda::add_inplace_cuda(x_.data(), o_.data(), n * d);
     }
     // hidden_states = mlp(hidden_states)   -> o_
     mlp_block(l, f, n);
     // hidden_states = post_feedforward_layernorm(hidden_states)   (gemma2, olmo2)
     if (arch.post_ffn_norm) norm(lw.post_ffn_norm, o_.data(), n, d, o_.data());
-    // hidden_states = residual + hidden_states
-    cuda::add_inplace_cuda(x_.data(), o_.data(), n * d);
+    // hidden_states = residual + hidden_states   (+ the next layer's input_layernorm)
+    if (arch.pre_attn_norm && l + 1 < c.n_layers)
+      cuda::add_rmsnorm_cuda(norm_, x_.data(), o_.data(), n, d, layers_[size_t(l + 1)].attn_norm.data(), c.norm_eps,
+                             a_.data());
+    else
+      cuda::add_inplace_cuda(x_.data(), o_.data(), n * d);
 
     if (hooks && hooks->on_residual) {
       hook_host_ = x_.download();
@@ -298,9 +301,8 @@ void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* 
   float* k = kv_.data();               // [n, kv_dim]
   float* v = kv_.data() + n * kv_dim;  // [n, kv_dim]
   // q = q_proj(x), k = k_proj(x), v = v_proj(x)   (+ bias: qwen2, attention_bias)
-  matmul(a, n, d, lw.wq, q_dim, q_.data());
-  matmul(a, n, d, lw.wk, kv_dim, k);
-  matmul(a, n, d, lw.wv, kv_dim, v);
+  const cuda::MatmulOutput qkv[] = {{lw.wq.ptr(), q_dim, q_.data()}, {lw.wk.ptr(), kv_dim, k}, {lw.wv.ptr(), kv_dim, v}};
+  cuda::matmul_many_cuda(a, n, d, lw.wq.type, qkv);
   if (!lw.bq.empty()) cuda::add_bias_cuda(q_.data(), n, q_dim, lw.bq.data());
   if (!lw.bk.empty()) cuda::add_bias_cuda(k, n, kv_dim, lw.bk.data());
   if (!lw.bv.empty()) cuda::add_bias_cuda(v, n, kv_dim, lw.bv.data());
@@ -427,8 +429,8 @@ void CudaBackend::mlp_block(int l, const float* f, int64_t n) {
   gate_.resize(size_t(n * d_ff));
   up_.resize(size_t(n * d_ff));
   // down_proj(act_fn(gate_proj(x)) * up_proj(x))
-  matmul(f, n, d, lw.w_gate, d_ff, gate_.data());
-  matmul(f, n, d, lw.w_up, d_ff, up_.data());
+  const cuda::MatmulOutput gate_up[] = {{lw.w_gate.ptr(), d_ff, gate_.data()}, {lw.w_up.ptr(), d_ff, up_.data()}};
+  cuda::matmul_many_cuda(f, n, d, lw.w_gate.type, gate_up);
   cuda::gated_activation_cuda(act_, gate_.data(), up_.data(), n, d_ff, gate_.data());
   matmul(gate_.data(), n, d_ff, lw.w_down, d, o_.data());
 }

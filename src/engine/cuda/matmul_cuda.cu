@@ -4,6 +4,8 @@
 // partials are added left to right. The split is the same for 1 row or 4,096, so tiling and the
 // number of rows change which thread computes an output, never its bits; the split only exists so
 // that a decode step (few rows) still has enough blocks and short enough chains to fill the GPU.
+// Products that share x (q/k/v, gate/up) run in one launch, and the chunks' partials are added
+// by the last block of each tile rather than by a second kernel: a decode step is launch-bound.
 // Tiles: BM rows of x by 64 rows of w, k in steps of 16; 256 threads, each TM = BM/16 rows by 4
 // columns (rows ty + 16*i, columns tx + 16*j, so shared-memory reads of a warp are conflict-free).
 #include <cuda_bf16.h>
@@ -33,19 +35,47 @@ int64_t kchunk_len(int64_t k) {
 __device__ inline float load_w(const float* w, int64_t i) { return w[i]; }
 __device__ inline float load_w(const __nv_bfloat16* w, int64_t i) { return __bfloat162float(w[i]); }
 
-// Chunk blockIdx.z of y's partial sums: y + blockIdx.z * n * m, columns [z*len, min(k, (z+1)*len)).
+// One product of a launch: y = x @ w.T with w [m, k]; column tiles tile0 .. tile0 + ceil(m/64) - 1
+// of the launch's grid.x are this product's.
+template <typename W>
+struct Job {
+  const W* w;
+  int64_t m;
+  float* y;        // [n, m]
+  float* partial;  // [chunks, n, m] when chunks > 1
+  int tile0;
+};
+
+constexpr int kMaxJobs = 3;  // q/k/v share their input (gate/up: 2)
+
+template <typename W>
+struct Jobs {
+  Job<W> job[kMaxJobs];
+  int count;
+};
+
+// Block (x, y, z): column tile x of some job, rows y*BM.., chunk z of k. With one chunk it writes y;
+// otherwise its partial sums, and the last block of the tile to finish (an atomic count per tile,
+// reset by that block) adds the chunks' partials in chunk order:
+//   y = ((p[0] + p[1]) + p[2]) + ...
+// which fixes the order whichever block finishes last.
 template <int BM, typename W>
 __global__ void __launch_bounds__(kThreads) matmul_kernel(const float* __restrict__ x, int64_t n, int64_t k,
-                                                          const W* __restrict__ w, int64_t m, int64_t chunk_len,
-                                                          float* __restrict__ y) {
+                                                          Jobs<W> jobs, int64_t chunk_len, unsigned* counters) {
   constexpr int TM = BM / 16;
   __shared__ float xs[kBK][BM + 1];   // [k in tile][row]
   __shared__ float ws[kBK][kBN + 1];  // [k in tile][column]
+  __shared__ bool last;
+  int j = 0;
+  while (j + 1 < jobs.count && int(blockIdx.x) >= jobs.job[j + 1].tile0) ++j;
+  const Job<W> job = jobs.job[j];
+  const W* __restrict__ w = job.w;
+  const int64_t m = job.m;
+  const int chunks = int(gridDim.z);
   const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
-  const int64_t row0 = int64_t(blockIdx.y) * BM, col0 = int64_t(blockIdx.x) * kBN;
+  const int64_t row0 = int64_t(blockIdx.y) * BM, col0 = int64_t(int(blockIdx.x) - job.tile0) * kBN;
   float acc[TM][4] = {};
   const int64_t k_begin = int64_t(blockIdx.z) * chunk_len, k_end = min(k, k_begin + chunk_len);
-  y += int64_t(blockIdx.z) * n * m;
   for (int64_t k0 = k_begin; k0 < k_end; k0 += kBK) {
     // Zero-fill past the edges: fmaf(0, 0, acc) == acc, so padding never changes a value.
     for (int e = tid; e < BM * kBK; e += kThreads) {
@@ -65,77 +95,101 @@ __global__ void __launch_bounds__(kThreads) matmul_kernel(const float* __restric
 #pragma unroll
       for (int i = 0; i < TM; ++i) a[i] = xs[kk][ty + 16 * i];
 #pragma unroll
-      for (int j = 0; j < 4; ++j) b[j] = ws[kk][tx + 16 * j];
+      for (int jj = 0; jj < 4; ++jj) b[jj] = ws[kk][tx + 16 * jj];
 #pragma unroll
       for (int i = 0; i < TM; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+        for (int jj = 0; jj < 4; ++jj) acc[i][jj] = fmaf(a[i], b[jj], acc[i][jj]);
     }
     __syncthreads();
   }
+  float* out = chunks == 1 ? job.y : job.partial + int64_t(blockIdx.z) * n * m;
 #pragma unroll
   for (int i = 0; i < TM; ++i) {
     const int64_t r = row0 + ty + 16 * i;
     if (r >= n) continue;
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int64_t c = col0 + tx + 16 * j;
-      if (c < m) y[r * m + c] = acc[i][j];
+    for (int jj = 0; jj < 4; ++jj) {
+      const int64_t c = col0 + tx + 16 * jj;
+      if (c < m) out[r * m + c] = acc[i][jj];
     }
   }
-}
-
-// y[i] = ((p[0][i] + p[1][i]) + p[2][i]) + ...   (the chunks' partial sums, in order)
-__global__ void sum_chunks_kernel(const float* __restrict__ p, int64_t chunks, int64_t size, float* __restrict__ y) {
-  const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
-  if (i >= size) return;
-  float s = p[i];
-  for (int64_t c = 1; c < chunks; ++c) s = __fadd_rn(s, p[c * size + i]);
-  y[i] = s;
-}
-
-template <int BM, typename W>
-void launch(const float* x, int64_t n, int64_t k, const W* w, int64_t m, float* out) {
-  const int64_t chunks = kchunks(k);
-  const dim3 grid(unsigned((m + kBN - 1) / kBN), unsigned((n + BM - 1) / BM), unsigned(chunks));
-  matmul_kernel<BM, W><<<grid, kThreads>>>(x, n, k, w, m, kchunk_len(k), out);
-  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+  if (chunks == 1) return;
+  __threadfence();  // this block's partials visible device-wide before it counts itself done
+  __syncthreads();
+  unsigned* counter = counters + int64_t(blockIdx.y) * gridDim.x + blockIdx.x;
+  if (tid == 0) last = atomicAdd(counter, 1u) == unsigned(chunks - 1);
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  for (int e = tid; e < BM * kBN; e += kThreads) {
+    const int64_t r = row0 + e / kBN, c = col0 + e % kBN;
+    if (r >= n || c >= m) continue;
+    const int64_t i = r * m + c;
+    float sum = __ldcg(job.partial + i);  // L2, never a stale L1 line
+    for (int z = 1; z < chunks; ++z) sum = __fadd_rn(sum, __ldcg(job.partial + int64_t(z) * n * m + i));
+    job.y[i] = sum;
+  }
+  if (tid == 0) *counter = 0;  // ready for the next launch
 }
 
 template <typename W>
-void dispatch(const float* x, int64_t n, int64_t k, const W* w, int64_t m, float* y) {
-  static DeviceBuffer<float> partials;  // [chunks, rows of a pass, m]
+void dispatch(const float* x, int64_t n, int64_t k, std::span<const MatmulOutput> outs) {
+  static DeviceBuffer<float> partials;   // [sum over jobs of chunks * rows of a pass * m]
+  static DeviceBuffer<unsigned> counters;  // one per output tile of a pass, zero between launches
   const int64_t chunks = kchunks(k);
+  int64_t m_total = 0, tiles_x = 0;
+  for (const MatmulOutput& o : outs) {
+    m_total += o.m;
+    tiles_x += (o.m + kBN - 1) / kBN;
+  }
   // Rows per pass: as many as the scratch bound allows (at least one 64-row tile).
-  const int64_t pass = chunks == 1 ? n : std::max<int64_t>(64, kMaxPartialFloats / (chunks * m));
+  const int64_t pass = chunks == 1 ? n : std::max<int64_t>(64, kMaxPartialFloats / (chunks * m_total));
   for (int64_t r0 = 0; r0 < n; r0 += pass) {
     const int64_t rows = std::min(pass, n - r0);
-    float* out = y + r0 * m;
+    const int bm = rows <= 16 ? 16 : 64;  // few rows (decode): 16-row tiles waste less; same values
+    const int64_t tiles_y = (rows + bm - 1) / bm;
     if (chunks > 1) {
-      partials.resize(size_t(chunks * rows * m));
-      out = partials.data();
+      partials.resize(size_t(chunks * rows * m_total));
+      if (counters.size() < size_t(tiles_x * tiles_y)) {
+        counters.resize(size_t(tiles_x * tiles_y));
+        KVAUDIT_CUDA_CHECK(cudaMemset(counters.data(), 0, counters.size() * sizeof(unsigned)));
+      }
     }
-    // Few rows (decode): 16-row tiles waste less work; the values are the same either way.
-    if (rows <= 16)
-      launch<16>(x + r0 * k, rows, k, w, m, out);
+    Jobs<W> jobs{};
+    jobs.count = int(outs.size());
+    int tile = 0;
+    int64_t p_off = 0;
+    for (size_t i = 0; i < outs.size(); ++i) {
+      jobs.job[i] = {static_cast<const W*>(outs[i].w), outs[i].m, outs[i].y + r0 * outs[i].m,
+                     partials.data() + p_off, tile};
+      tile += int((outs[i].m + kBN - 1) / kBN);
+      p_off += chunks * rows * outs[i].m;
+    }
+    const dim3 grid{unsigned(tiles_x), unsigned(tiles_y), unsigned(chunks)};
+    if (bm == 16)
+      matmul_kernel<16, W><<<grid, kThreads>>>(x + r0 * k, rows, k, jobs, kchunk_len(k), counters.data());
     else
-      launch<64>(x + r0 * k, rows, k, w, m, out);
-    if (chunks > 1) {
-      const int64_t size = rows * m;
-      sum_chunks_kernel<<<unsigned((size + kThreads - 1) / kThreads), kThreads>>>(partials.data(), chunks, size, y + r0 * m);
-      KVAUDIT_CUDA_CHECK(cudaGetLastError());
-    }
+      matmul_kernel<64, W><<<grid, kThreads>>>(x + r0 * k, rows, k, jobs, kchunk_len(k), counters.data());
+    KVAUDIT_CUDA_CHECK(cudaGetLastError());
   }
 }
 
 }  // namespace
 
-void matmul_cuda(const float* x, int64_t n, int64_t k, const void* w, WeightType wt, int64_t m, float* y) {
-  if (n == 0 || m == 0) return;
+void matmul_many_cuda(const float* x, int64_t n, int64_t k, WeightType wt, std::span<const MatmulOutput> outs) {
+  if (n == 0 || outs.empty()) return;
+  if (outs.size() > size_t(kMaxJobs)) throw_runtime("matmul_many_cuda: more than 3 products in one launch");
   if (wt == WeightType::kF32)
-    dispatch(x, n, k, static_cast<const float*>(w), m, y);
+    dispatch<float>(x, n, k, outs);
   else
-    dispatch(x, n, k, static_cast<const __nv_bfloat16*>(w), m, y);
+    dispatch<__nv_bfloat16>(x, n, k, outs);
+}
+
+void matmul_cuda(const float* x, int64_t n, int64_t k, const void* w, WeightType wt, int64_t m, float* y) {
+  if (m == 0) return;
+  const MatmulOutput out{w, m, y};
+  matmul_many_cuda(x, n, k, wt, {&out, 1});
 }
 
 }  // namespace kvaudit::engine::cuda

@@ -9,12 +9,23 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__global__ void rmsnorm_kernel(bool one_plus, const float* x, int64_t d, const float* w, float eps, float* y) {
+// With `add` non-null: x += add first (the residual add before a norm), written back to x, and
+// the norm of the sum; the same bits as add_inplace_cuda then rmsnorm_cuda, one launch fewer.
+__global__ void rmsnorm_kernel(bool one_plus, float* x, const float* add, int64_t d, const float* w, float eps, float* y) {
   __shared__ float part[kThreads];
-  const float* xr = x + int64_t(blockIdx.x) * d;
+  float* xr = x + int64_t(blockIdx.x) * d;
   float* yr = y + int64_t(blockIdx.x) * d;
   float ss = 0.0f;
-  for (int64_t c = threadIdx.x; c < d; c += kThreads) ss = fmaf(xr[c], xr[c], ss);
+  if (add) {
+    const float* ar = add + int64_t(blockIdx.x) * d;
+    for (int64_t c = threadIdx.x; c < d; c += kThreads) {
+      const float v = __fadd_rn(xr[c], ar[c]);
+      xr[c] = v;
+      ss = fmaf(v, v, ss);
+    }
+  } else {
+    for (int64_t c = threadIdx.x; c < d; c += kThreads) ss = fmaf(xr[c], xr[c], ss);
+  }
   part[threadIdx.x] = ss;
   __syncthreads();
   for (int s = kThreads / 2; s > 0; s /= 2) {
@@ -34,7 +45,16 @@ __global__ void rmsnorm_kernel(bool one_plus, const float* x, int64_t d, const f
 
 void rmsnorm_cuda(cpu::NormKind kind, const float* x, int64_t n, int64_t d, const float* w, float eps, float* y) {
   if (n == 0) return;
-  rmsnorm_kernel<<<unsigned(n), kThreads>>>(kind == cpu::NormKind::kRmsOnePlus, x, d, w, eps, y);
+  // x is only read here (add == nullptr), so dropping const is safe.
+  rmsnorm_kernel<<<unsigned(n), kThreads>>>(kind == cpu::NormKind::kRmsOnePlus, const_cast<float*>(x), nullptr, d, w,
+                                            eps, y);
+  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+}
+
+void add_rmsnorm_cuda(cpu::NormKind kind, float* x, const float* add, int64_t n, int64_t d, const float* w, float eps,
+                      float* y) {
+  if (n == 0) return;
+  rmsnorm_kernel<<<unsigned(n), kThreads>>>(kind == cpu::NormKind::kRmsOnePlus, x, add, d, w, eps, y);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
 

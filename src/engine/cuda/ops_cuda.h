@@ -6,6 +6,7 @@
 // rounds exactly as cpu::rope does.
 #pragma once
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "engine/ops.h"
@@ -20,6 +21,15 @@ enum class WeightType { kF32, kBf16 };
 // whatever n is and whichever tile shape runs.
 void matmul_cuda(const float* x, int64_t n, int64_t k, const void* w, WeightType wt, int64_t m, float* y);
 
+// Several products of the same x in one launch (q/k/v, gate/up; at most 3), each exactly as
+// matmul_cuda computes it; every w of one storage type.
+struct MatmulOutput {
+  const void* w;  // [m, k]
+  int64_t m;
+  float* y;       // [n, m]
+};
+void matmul_many_cuda(const float* x, int64_t n, int64_t k, WeightType wt, std::span<const MatmulOutput> outs);
+
 // y[t, :] += bias   (y: [n, m], bias: [m])
 void add_bias_cuda(float* y, int64_t n, int64_t m, const float* bias);
 
@@ -28,6 +38,11 @@ void add_inplace_cuda(float* x, const float* y, int64_t n);
 
 // Each of the n rows of width d normalised independently (cpu::rmsnorm); x and y may alias.
 void rmsnorm_cuda(cpu::NormKind kind, const float* x, int64_t n, int64_t d, const float* w, float eps, float* y);
+
+// x += add, then y = rmsnorm(x): the residual add and the next sub-block's norm in one launch,
+// bit-identical to add_inplace_cuda followed by rmsnorm_cuda. x, add, y: [n, d].
+void add_rmsnorm_cuda(cpu::NormKind kind, float* x, const float* add, int64_t n, int64_t d, const float* w, float eps,
+                      float* y);
 
 // out[t, j] = act(gate[t, j]) * up[t, j]   (gate, up, out: [n, d_ff]; out may alias gate)
 void gated_activation_cuda(cpu::Activation act, const float* gate, const float* up, int64_t n, int64_t d_ff, float* out);

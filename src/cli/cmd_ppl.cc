@@ -29,7 +29,7 @@ struct PplArgs {
   std::string model, text, device, data;
   std::vector<std::string> kv;
   KvOptions kv_storage;  // --kv-storage, --compat: applied to every --kv scheme
-  size_t window = eval::kPplWindow, stride = eval::kPplStride, max_windows = 0;
+  size_t window = eval::kPplWindow, stride = eval::kPplStride, max_windows = 0, score_from = 0;
   int threads = 0;
   bool random_weights = false, quiet = false, json = false;
 };
@@ -53,7 +53,7 @@ void run_ppl(const PplArgs& a) {
   const std::vector<int> tokens = tok.encode(io::read_file(text_path), true);
   auto backend = engine::make_backend(device, m, {a.threads});
   const std::vector<eval::SchemeRun> schemes = make_scheme_runs(a.kv, a.kv_storage, *backend, a.model);
-  eval::PplOptions opt{a.window, a.stride, a.max_windows};
+  eval::PplOptions opt{a.window, a.stride, a.max_windows, a.score_from};
   size_t n_windows = eval::ppl_windows(tokens.size(), a.window, a.stride).size();
   if (a.max_windows) n_windows = std::min(n_windows, a.max_windows);
   eval::Progress progress(a.quiet ? nullptr : stderr, ::isatty(fileno(stderr)) != 0, "ppl",
@@ -91,6 +91,9 @@ void add_ppl(CLI::App& app) {
   cmd->add_option("--window", a->window, "tokens per window (default 2048)");
   cmd->add_option("--stride", a->stride, "window stride (default 512)");
   cmd->add_option("--max-windows", a->max_windows, "score only the first N windows (0 = all)");
+  cmd->add_option("--score-from", a->score_from,
+                  "score only targets predicted from window positions >= N (llama-perplexity: "
+                  "--window 512 --stride 512 --score-from 256)");
   cmd->add_option("--device", a->device, "cpu|cuda");
   cmd->add_option("--threads", a->threads, "CPU threads (default: all)");
   cmd->add_flag("--random-weights", a->random_weights, "config.json only: deterministic random weights");

@@ -1,5 +1,6 @@
 #include "eval/ppl_runner.h"
 
+#include <algorithm>
 #include <span>
 #include <stdexcept>
 
@@ -16,21 +17,23 @@ std::vector<PplResult> run_perplexity(engine::Backend& backend, const std::vecto
   std::vector<MeanAccumulator> kl(schemes.size());
   size_t n_scored = 0, step = 0;
   for (const PplWindow& w : windows) {
+    const size_t score_from = std::max(w.score_from, w.begin + opt.score_from + 1);
+    if (score_from >= w.end) continue;  // nothing left to score in this window
     const std::span<const int> input(tokens.data() + w.begin, w.end - w.begin);
-    const size_t n_targets = w.end - w.score_from;
+    const size_t n_targets = w.end - score_from;
     std::vector<float> base_rows;  // [n_targets, n_vocab]: the baseline's rows, for KL
     for (size_t s = 0; s < schemes.size(); ++s) {
       engine::Sequence seq(config, schemes[s].policy);
       const engine::SeqInput in{&seq, input, true};
       const engine::Logits logits = backend.forward({&in, 1});  // [w.end - w.begin, n_vocab]
-      for (size_t t = w.score_from; t < w.end; ++t) {
+      for (size_t t = score_from; t < w.end; ++t) {
         const std::span<const float> row(logits.row(int64_t(t - 1 - w.begin)), size_t(logits.n_vocab));
         nll[s] += token_nll(row, size_t(tokens[t]));
         if (s == 0) {
           base_rows.insert(base_rows.end(), row.begin(), row.end());
         } else {
           const size_t v = size_t(logits.n_vocab);
-          const std::span<const float> base(base_rows.data() + (t - w.score_from) * v, v);
+          const std::span<const float> base(base_rows.data() + (t - score_from) * v, v);
           kl[s].add(token_kl(base, row));
         }
       }

@@ -15,6 +15,10 @@ struct PplOptions {
   size_t window = kPplWindow;
   size_t stride = kPplStride;
   size_t max_windows = 0;  // score only the first N windows (0 = all), for CPU budgets
+  // Score only the targets predicted from window positions >= this (t - begin > score_from). With
+  // window = stride = 512 and 256 this scores what llama.cpp's llama-perplexity scores (the second
+  // half of each chunk; tools/check_llama_cpp_kv.sh).
+  size_t score_from = 0;
 };
 
 struct PplResult {

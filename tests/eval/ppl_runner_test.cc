@@ -65,5 +65,30 @@ TEST(PplRunner, PerplexityRatioAndKl) {
   EXPECT_TRUE(std::isnan(run_perplexity(be, {5}, schemes, opt)[1].ppl));
 }
 
+// --score-from (llama-perplexity's windows): windows [0,8) [8,16) [16,20) score only the targets
+// predicted from positions >= 4: 5,6,7 and 13,14,15; the last window has none and is not run.
+TEST(PplRunner, ScoreFromScoresTheSecondHalfOfEachWindow) {
+  model::Model m;
+  m.config.n_layers = 1;
+  m.config.n_kv_heads = 1;
+  m.config.head_dim = 32;
+  m.config.n_vocab = 4;
+  CountingBackend be(m);
+  std::vector<int> tokens(20);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = int(i % 4);
+  const std::vector<SchemeRun> schemes = {
+      {"fp16", nullptr}, {"int8", std::make_shared<const kv::KvPolicy>(kv::KvPolicy::parse("int8"))}};
+  PplOptions opt;
+  opt.window = 8;
+  opt.stride = 8;
+  opt.score_from = 4;
+  const auto r = run_perplexity(be, tokens, schemes, opt);
+  EXPECT_EQ(r[0].n_scored, 6u);
+  EXPECT_EQ(be.forwards, 2 * 2);
+  EXPECT_NEAR(r[1].ppl_ratio, 0.5, 1e-6);
+  opt.score_from = 0;  // without it: 7 + 7 + 3 targets (a window's first token has no context)
+  EXPECT_EQ(run_perplexity(be, tokens, schemes, opt)[0].n_scored, 17u);
+}
+
 }  // namespace
 }  // namespace kvaudit::eval

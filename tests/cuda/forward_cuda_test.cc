@@ -215,6 +215,58 @@ TEST_P(CudaTiny, BatchOf16WithMixedSchemesIsBitIdenticalToAlone) {
   EXPECT_FALSE(same_bits(alone[0].data(), alone[1].data(), size_t(V)));
 }
 
+// The 16-bit baseline keeps K/V on the device through the layers (the deferred path): 16 mixed-length
+// prompts alone vs together, bit-identical, and the host caches hold what the CPU would store.
+TEST_P(CudaTiny, BaselineBatchOf16IsBitIdenticalToAloneAndFillsTheHostCaches) {
+  KVAUDIT_REQUIRE_CUDA();
+  const model::Model m = make_tiny_model(GetParam());
+  auto be = make_backend(Device::kCuda, m, {0, WeightPrecision::kFp32});
+  auto cpu = make_backend(Device::kCpu, m);
+  const int64_t V = m.config.n_vocab;
+  constexpr int kBatch = 16;
+  std::vector<std::vector<int>> prompts;
+  for (int i = 0; i < kBatch; ++i) prompts.push_back(random_tokens(size_t(1 + (i * 5) % 19), int(V), uint32_t(300 + i)));
+  std::vector<std::vector<float>> alone(kBatch);  // [kBatch][2 * V]: prefill's last, one decode step
+  for (int i = 0; i < kBatch; ++i) {
+    Sequence seq(m.config, nullptr);
+    SeqInput in{&seq, prompts[size_t(i)], false};
+    Logits out = be->forward({&in, 1});
+    alone[size_t(i)].assign(out.last(0), out.last(0) + V);
+    const int tok = i % int(V);
+    SeqInput step{&seq, {&tok, 1}, false};
+    out = be->forward({&step, 1});
+    alone[size_t(i)].insert(alone[size_t(i)].end(), out.last(0), out.last(0) + V);
+  }
+  std::vector<std::unique_ptr<Sequence>> seqs;
+  std::vector<SeqInput> batch;
+  for (int i = 0; i < kBatch; ++i) {
+    seqs.push_back(std::make_unique<Sequence>(m.config, nullptr, i));
+    batch.push_back({seqs.back().get(), prompts[size_t(i)], false});
+  }
+  Logits out = be->forward(batch);
+  for (int i = 0; i < kBatch; ++i) ASSERT_TRUE(same_bits(out.last(size_t(i)), alone[size_t(i)].data(), size_t(V))) << i;
+  std::vector<int> toks(kBatch);
+  for (int i = 0; i < kBatch; ++i) {
+    toks[size_t(i)] = i % int(V);
+    batch[size_t(i)].tokens = {&toks[size_t(i)], 1};
+  }
+  out = be->forward(batch);
+  for (int i = 0; i < kBatch; ++i) ASSERT_TRUE(same_bits(out.last(size_t(i)), alone[size_t(i)].data() + V, size_t(V))) << i;
+  // Host caches: every layer holds all rows, close to what the CPU stores for the same tokens.
+  const int w = m.config.kv_dim();
+  Sequence ref(m.config, nullptr);
+  std::vector<int> all = prompts[15];
+  all.push_back(toks[15]);
+  const SeqInput in{&ref, all, false};
+  cpu->forward({&in, 1});
+  for (int l = 0; l < m.config.n_layers; ++l) {
+    ASSERT_EQ(seqs[15]->k_cache(l).size(), int64_t(all.size()));
+    ASSERT_EQ(seqs[15]->v_cache(l).size(), int64_t(all.size()));
+    EXPECT_LE(rel_err(seqs[15]->k_cache(l).rows(), ref.k_cache(l).rows(), all.size() * size_t(w)), kCudaVsCpuRelTol);
+    EXPECT_LE(rel_err(seqs[15]->v_cache(l).rows(), ref.v_cache(l).rows(), all.size() * size_t(w)), kCudaVsCpuRelTol);
+  }
+}
+
 // Same tiny model, CUDA fp32 vs the CPU reference: logits of a chunked prefill with a pre-RoPE
 // scheme within kCudaVsCpuRelTol, and greedy continuations of several prompts identical.
 TEST_P(CudaTiny, MatchesCpuLogitsAndGreedyTokens) {

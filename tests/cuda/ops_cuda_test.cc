@@ -73,7 +73,7 @@ INSTANTIATE_TEST_SUITE_P(Ops, MatmulCuda,
                          ::testing::Values(MatmulCase{cuda::WeightType::kF32, 1, 64, 96},
                                            MatmulCase{cuda::WeightType::kF32, 37, 200, 130},
                                            MatmulCase{cuda::WeightType::kF32, 70, 33, 65},
-                                           MatmulCase{cuda::WeightType::kF32, 20, 3000, 70},  // 8 k chunks
+                                           MatmulCase{cuda::WeightType::kF32, 20, 3000, 70},  // 16 k chunks of 192
                                            MatmulCase{cuda::WeightType::kBf16, 130, 1000, 40},
                                            MatmulCase{cuda::WeightType::kBf16, 1, 64, 96},
                                            MatmulCase{cuda::WeightType::kBf16, 37, 200, 130}),

@@ -9,6 +9,11 @@
 // onwards) go back in one host -> device copy per layer, scattered on the device into each
 // sequence's copy of the rows attention reads. That copy lives in the Sequence (backend_state)
 // and is freed with it. Both copies go through page-locked memory.
+// Deferred path: when every sequence of the call has the 16-bit baseline policy (plain caches
+// store rows unchanged) and no KV hook is set, K/V stay on the device: each layer's rotated keys
+// and values are copied device to device into the sequences' rows, and the host caches receive
+// every layer's rows in one download after the last layer. The layers then run with no host
+// round trip (no synchronisation) at all.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -96,10 +101,13 @@ class CudaBackend final : public Backend {
  private:
   std::vector<Slot> plan(std::span<const SeqInput> batch);
   void attention_block(int l, std::vector<Slot>& slots, const float* a, int64_t n, const Hooks* hooks);
+  const cuda::AttnRow* host_kv(int l, std::vector<Slot>& slots, int64_t n, const Hooks* hooks);
   void store_kv(int l, Slot& s, const Hooks* hooks);
   void stage_rows(int l, Slot& s, kv::Role role, int64_t first);
   void rebuild_rows(int l, Slot& s);
   void mlp_block(int l, const float* f, int64_t n);
+  void prepare_deferred(std::vector<Slot>& slots, int64_t n);
+  void finish_deferred(std::vector<Slot>& slots, int64_t n);
   void norm(const DeviceBuffer<float>& w, const float* x, int64_t rows, int64_t width, float* y) const {
     cuda::rmsnorm_cuda(norm_, x, rows, width, w.data(), m_.config.norm_eps, y);
   }
@@ -118,6 +126,13 @@ class CudaBackend final : public Backend {
   // Scratch, reused across calls (device unless named _host).
   DeviceBuffer<float> x_, a_, q_, att_, o_, gate_, up_, logits_;  // as cpu/forward.cc
   DeviceBuffer<float> kv_;             // [2, n, kv_dim]: the new keys, then the new values
+  // Deferred path (see the top): every layer's K and V, and where each layer copies them.
+  bool deferred_ = false;
+  DeviceBuffer<float> kv_all_;                           // [n_layers, 2, n, kv_dim]
+  DeviceBuffer<uint8_t> deferred_dev_;                   // [segments | attention rows] of all layers
+  const cuda::CopySegment* deferred_segments_ = nullptr;  // [n_layers, 2 * slots] into deferred_dev_
+  const cuda::AttnRow* deferred_rows_ = nullptr;          // [n_layers, n] into deferred_dev_
+  int64_t deferred_max_n_ = 0;
   DeviceBuffer<int> tokens_;
   DeviceBuffer<float> cs_;             // rope table [n, 2*half] of the new rows
   DeviceBuffer<int64_t> out_rows_;     // [n_rows] rows of x whose logits are wanted
@@ -221,6 +236,9 @@ Logits CudaBackend::forward(std::span<const SeqInput> batch, const Hooks* hooks)
   }
   tokens_.upload(tokens);
   cs_.upload(cs_host_);
+  deferred_ = !(hooks && hooks->on_kv) &&
+              std::all_of(slots.begin(), slots.end(), [](const Slot& s) { return s.seq->policy().is_baseline(); });
+  if (deferred_) prepare_deferred(slots, n);
 
   // hidden_states = embed_tokens(input_ids) * normalizer   (gemma2: normalizer = sqrt(d_model))
   const float normalizer = arch.embed_scale_sqrt_d ? std::sqrt(float(d)) : 1.0f;
@@ -283,6 +301,7 @@ Logits CudaBackend::forward(std::span<const SeqInput> batch, const Hooks* hooks)
   // logits = tanh(logits / final_logit_softcapping) * final_logit_softcapping   (gemma2)
   if (arch.softcaps && c.final_softcap > 0) cuda::softcap_cuda(logits_.data(), int64_t(logits_.size()), c.final_softcap);
   out.data = logits_.download();
+  if (deferred_) finish_deferred(slots, n);
 
   for (size_t i = 0; i < slots.size(); ++i) {
     std::vector<int>& hist = SequenceAccess::tokens(*slots[i].seq);
@@ -296,10 +315,10 @@ void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* 
   const DevLayer& lw = layers_[size_t(l)];
   const int64_t d = c.d_model, q_dim = c.q_dim(), kv_dim = c.kv_dim();
   q_.resize(size_t(n * q_dim));
-  kv_.resize(size_t(2 * n * kv_dim));
   att_.resize(size_t(n * q_dim));
-  float* k = kv_.data();               // [n, kv_dim]
-  float* v = kv_.data() + n * kv_dim;  // [n, kv_dim]
+  if (!deferred_) kv_.resize(size_t(2 * n * kv_dim));
+  float* k = deferred_ ? kv_all_.data() + l * 2 * n * kv_dim : kv_.data();  // [n, kv_dim]
+  float* v = k + n * kv_dim;                                                   // [n, kv_dim]
   // q = q_proj(x), k = k_proj(x), v = v_proj(x)   (+ bias: qwen2, attention_bias)
   const cuda::MatmulOutput qkv[] = {{lw.wq.ptr(), q_dim, q_.data()}, {lw.wk.ptr(), kv_dim, k}, {lw.wv.ptr(), kv_dim, v}};
   cuda::matmul_many_cuda(a, n, d, lw.wq.type, qkv);
@@ -314,20 +333,48 @@ void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* 
     norm(lw.q_norm, q_.data(), n, q_dim, q_.data());
     norm(lw.k_norm, k, n, kv_dim, k);
   }
-  // q = apply_rotary_pos_emb(q) on the device; k, v into the host caches (which may quantize
-  // them) and the rows they changed back to the device
+  // q = apply_rotary_pos_emb(q) on the device
   cuda::rope_cuda(q_.data(), n, c.n_heads, c.head_dim, half_, cs_.data());
+  int64_t max_pos = 0;
+  for (const Slot& s : slots) max_pos = std::max(max_pos, s.pos + s.n - 1);
+  const cuda::AttnRow* attn_rows = nullptr;
+  if (deferred_) {
+    // k = apply_rotary_pos_emb(k) on the device; k, v into the sequences' device rows
+    cuda::rope_cuda(k, n, c.n_kv_heads, c.head_dim, half_, cs_.data());
+    const int64_t n_seg = 2 * int64_t(slots.size());
+    cuda::scatter_cuda(deferred_segments_ + l * n_seg, n_seg, deferred_max_n_, kv_all_.data());
+    attn_rows = deferred_rows_ + l * n;
+  } else {
+    // k, v into the host caches (which may quantize them), the rows they changed back
+    attn_rows = host_kv(l, slots, n, hooks);
+  }
+
+  // attn_output = softmax(softcap(q @ k.T * scaling) + mask) @ v, per (row, head)
+  cpu::AttentionParams p;
+  p.n_heads = c.n_heads;
+  p.n_kv_heads = c.n_kv_heads;
+  p.head_dim = c.head_dim;
+  p.scale = c.attn_scale();
+  p.softcap = m_.arch.softcaps ? c.attn_softcap : 0.0f;
+  p.window = (size_t(l) < c.layer_sliding.size() && c.layer_sliding[size_t(l)]) ? c.sliding_window : 0;
+  cuda::attention_cuda(p, q_.data(), attn_rows, n, max_pos, att_.data());
+  // attn_output = o_proj(attn_output)
+  matmul(att_.data(), n, q_dim, lw.wo, d, o_.data());
+}
+
+// The host-cache path of one layer: the batch's new K/V rows down (one copy), into each sequence's
+// caches (store_kv), and the rows the caches changed back up (one copy) with the attention rows,
+// scattered on the device. Returns the attention rows (device).
+const cuda::AttnRow* CudaBackend::host_kv(int l, std::vector<Slot>& slots, int64_t n, const Hooks* hooks) {
   kv_host_.resize(kv_.size());
   KVAUDIT_CUDA_CHECK(cudaMemcpy(kv_host_.data(), kv_.data(), kv_.size() * sizeof(float), cudaMemcpyDeviceToHost));
   segments_.clear();
   staged_.clear();
   std::vector<cuda::AttnRow> rows(static_cast<size_t>(n));
-  int64_t max_pos = 0;
   for (Slot& s : slots) {
     store_kv(l, s, hooks);
     for (int64_t t = 0; t < s.n; ++t)
       rows[size_t(s.off + t)] = {s.state->k[size_t(l)].data(), s.state->v[size_t(l)].data(), s.pos + t};
-    max_pos = std::max(max_pos, s.pos + s.n - 1);
   }
   // One upload: [segments | attention rows | values], each part 256-byte aligned.
   auto align = [](size_t b) { return (b + 255) / 256 * 256; };
@@ -344,19 +391,7 @@ void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* 
   for (const cuda::CopySegment& sg : segments_) max_n = std::max(max_n, sg.n);
   cuda::scatter_cuda(reinterpret_cast<const cuda::CopySegment*>(staged_dev_.data()), int64_t(segments_.size()), max_n,
                      reinterpret_cast<const float*>(staged_dev_.data() + values_at));
-  const auto* attn_rows = reinterpret_cast<const cuda::AttnRow*>(staged_dev_.data() + rows_at);
-
-  // attn_output = softmax(softcap(q @ k.T * scaling) + mask) @ v, per (row, head)
-  cpu::AttentionParams p;
-  p.n_heads = c.n_heads;
-  p.n_kv_heads = c.n_kv_heads;
-  p.head_dim = c.head_dim;
-  p.scale = c.attn_scale();
-  p.softcap = m_.arch.softcaps ? c.attn_softcap : 0.0f;
-  p.window = (size_t(l) < c.layer_sliding.size() && c.layer_sliding[size_t(l)]) ? c.sliding_window : 0;
-  cuda::attention_cuda(p, q_.data(), attn_rows, n, max_pos, att_.data());
-  // attn_output = o_proj(attn_output)
-  matmul(att_.data(), n, q_dim, lw.wo, d, o_.data());
+  return reinterpret_cast<const cuda::AttnRow*>(staged_dev_.data() + rows_at);
 }
 
 // Stages the host cache's rows first..size-1 (the rows its last append changed) for this layer's
@@ -420,6 +455,60 @@ void CudaBackend::store_kv(int l, Slot& s, const Hooks* hooks) {
   stage_rows(l, s, kv::Role::V, vc.append(v, s.n));
   if (kc.size() != s.pos + s.n || vc.size() != kc.size())
     runtime_error("layer {}: KV cache holds {} rows, expected {}", l, kc.size(), s.pos + s.n);
+}
+
+// Deferred path, before the layers: every sequence's device rows sized for its new tokens, and
+// each layer's copy segments (from kv_all_) and attention rows uploaded at once.
+void CudaBackend::prepare_deferred(std::vector<Slot>& slots, int64_t n) {
+  const auto& c = m_.config;
+  const int64_t kv_dim = c.kv_dim(), L = c.n_layers;
+  kv_all_.resize(size_t(L * 2 * n * kv_dim));
+  std::vector<cuda::CopySegment> segments;  // [L, 2 * slots]
+  std::vector<cuda::AttnRow> rows(static_cast<size_t>(L * n));
+  deferred_max_n_ = 0;
+  for (int64_t l = 0; l < L; ++l) {
+    for (Slot& s : slots) {
+      DeviceBuffer<float>& dk = s.state->k[size_t(l)];
+      DeviceBuffer<float>& dv = s.state->v[size_t(l)];
+      dk.resize_keep(size_t((s.pos + s.n) * kv_dim));
+      dv.resize_keep(size_t((s.pos + s.n) * kv_dim));
+      segments.push_back({(l * 2 * n + s.off) * kv_dim, dk.data() + s.pos * kv_dim, s.n * kv_dim});
+      segments.push_back({(l * 2 * n + n + s.off) * kv_dim, dv.data() + s.pos * kv_dim, s.n * kv_dim});
+      deferred_max_n_ = std::max(deferred_max_n_, s.n * kv_dim);
+      for (int64_t t = 0; t < s.n; ++t) rows[size_t(l * n + s.off + t)] = {dk.data(), dv.data(), s.pos + t};
+    }
+  }
+  const size_t seg_bytes = segments.size() * sizeof(cuda::CopySegment);
+  const size_t rows_at = (seg_bytes + 255) / 256 * 256;
+  const size_t total = rows_at + rows.size() * sizeof(cuda::AttnRow);
+  staged_host_.resize(total);
+  std::memcpy(staged_host_.data(), segments.data(), seg_bytes);
+  std::memcpy(staged_host_.data() + rows_at, rows.data(), rows.size() * sizeof(cuda::AttnRow));
+  deferred_dev_.resize(total);
+  KVAUDIT_CUDA_CHECK(cudaMemcpy(deferred_dev_.data(), staged_host_.data(), total, cudaMemcpyHostToDevice));
+  deferred_segments_ = reinterpret_cast<const cuda::CopySegment*>(deferred_dev_.data());
+  deferred_rows_ = reinterpret_cast<const cuda::AttnRow*>(deferred_dev_.data() + rows_at);
+}
+
+// Deferred path, after the layers: the host caches receive every layer's rotated keys and values
+// (plain caches: stored unchanged, so they equal the device rows bit for bit).
+void CudaBackend::finish_deferred(std::vector<Slot>& slots, int64_t n) {
+  const auto& c = m_.config;
+  const int64_t kv_dim = c.kv_dim();
+  kv_host_.resize(kv_all_.size());
+  KVAUDIT_CUDA_CHECK(cudaMemcpy(kv_host_.data(), kv_all_.data(), kv_all_.size() * sizeof(float), cudaMemcpyDeviceToHost));
+  for (int l = 0; l < c.n_layers; ++l) {
+    const float* k = kv_host_.data() + int64_t(l) * 2 * n * kv_dim;
+    const float* v = k + n * kv_dim;
+    for (Slot& s : slots) {
+      kv::LayerCache& kc = SequenceAccess::k(*s.seq, l);
+      kv::LayerCache& vc = SequenceAccess::v(*s.seq, l);
+      kc.append(k + s.off * kv_dim, s.n);
+      vc.append(v + s.off * kv_dim, s.n);
+      if (kc.size() != s.pos + s.n || vc.size() != kc.size())
+        runtime_error("layer {}: KV cache holds {} rows, expected {}", l, kc.size(), s.pos + s.n);
+    }
+  }
 }
 
 void CudaBackend::mlp_block(int l, const float* f, int64_t n) {

@@ -51,6 +51,9 @@ std::vector<GenerateResult> generate(Backend& backend, std::span<const GenerateR
       if (int(res.tokens.size()) >= opt.max_new_tokens) {
         res.finish = FinishReason::kLength;
         active[i].pending.clear();
+      } else if (opt.decided && opt.decided(active[i].request, tok)) {
+        res.finish = FinishReason::kDecided;
+        active[i].pending.clear();
       } else {
         active[i].pending.assign(1, tok);
       }

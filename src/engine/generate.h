@@ -2,7 +2,9 @@
 // together; a sequence leaves the batch when it emits a stop id or reaches max_new_tokens and
 // the next queued request takes its place (its prompt prefilled in the same forward call as the
 // others' decode steps). Because the backend is batch-invariant, each request's output equals
-// what it would produce alone.
+// what it would produce alone. A caller may also end a sequence early (`decided`, the eval's
+// verdict-aware early stop): that only removes it from later batches, so every other sequence's
+// tokens are unchanged and its own tokens are a prefix of its full-length ones.
 #pragma once
 #include <cstddef>
 #include <functional>
@@ -26,9 +28,14 @@ struct GenerateOptions {
   const Hooks* hooks = nullptr;  // sequence ids passed to hooks are request indices
   // Called for each generated token as soon as it is chosen (stop ids are not reported).
   std::function<void(size_t request, int token)> on_token;
+  // Called after on_token for each generated token that does not reach max_new_tokens; true ends
+  // the request there (FinishReason::kDecided), its cache freed before the next forward call.
+  // Null: every request runs to a stop id or max_new_tokens.
+  std::function<bool(size_t request, int token)> decided;
 };
 
-enum class FinishReason { kStop, kLength };
+// kDecided: the caller's `decided` ended the request before a stop id or max_new_tokens.
+enum class FinishReason { kStop, kLength, kDecided };
 
 struct GenerateResult {
   std::vector<int> tokens;  // generated ids, the stop id excluded

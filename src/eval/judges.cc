@@ -1,5 +1,6 @@
 #include "eval/judges.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "core/error.h"
@@ -80,8 +81,10 @@ JudgeSpec parse_judge_spec(const std::string& spec) {
 
 PhraseJudge::PhraseJudge(std::string name, std::vector<std::string> phrases, MatchRule rule)
     : name_(std::move(name)), phrases_(std::move(phrases)), rule_(rule) {
-  for (const auto& p : phrases_)
+  for (const auto& p : phrases_) {
     keys_.push_back(rule_ == MatchRule::kSubstringExactCase ? p : ascii_lower(p));
+    longest_key_ = std::max(longest_key_, keys_.back().size());
+  }
 }
 
 Verdict PhraseJudge::judge(std::string_view response) const {
@@ -96,6 +99,15 @@ Verdict PhraseJudge::judge(std::string_view response) const {
     if (hit) return {true, phrases_[i]};
   }
   return {false, ""};
+}
+
+bool PhraseJudge::decided(std::string_view text) const {
+  if (rule_ != MatchRule::kPrefixLowerStripped) return judge(text).refused;
+  // strip(text + s) begins with strip(text): left stripping is unchanged once a non-space byte is
+  // seen, and right stripping never removes strip(text)'s last byte, which is not a space. So once
+  // strip(text) is as long as every phrase, each startswith comparison is fixed. ASCII lower-casing
+  // keeps byte lengths, so strip(text) can be measured before folding.
+  return strip(text).size() >= longest_key_;
 }
 
 PhraseJudge load_phrase_judge(const JudgeSpec& spec, const std::string& data_dir) {

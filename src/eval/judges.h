@@ -46,11 +46,18 @@ class PhraseJudge {
   const std::vector<std::string>& phrases() const { return phrases_; }
   // The first phrase of the list (list order) that matches decides; matched = that phrase as listed.
   Verdict judge(std::string_view response) const;
+  // True when no continuation can change the verdict: judge(text + s).refused == judge(text).refused
+  // for every string s (verdict-aware early stop, docs/EVAL.md). Substring rules: a phrase occurs in
+  // `text` (it stays in any extension; a text without one may still gain one, so it is undecided).
+  // kPrefixLowerStripped: `text` stripped holds at least as many bytes as the longest phrase, so the
+  // beginning every phrase is compared with is fixed (and so is `matched`).
+  bool decided(std::string_view text) const;
 
  private:
   std::string name_;
   std::vector<std::string> phrases_;  // as listed
   std::vector<std::string> keys_;     // as compared (lower-cased unless kSubstringExactCase)
+  size_t longest_key_ = 0;            // bytes of the longest key
   MatchRule rule_;
 };
 

@@ -35,6 +35,7 @@ nlohmann::json config_json(const EvalArgs& a, const std::vector<std::string>& kv
           {"batch_size", a.batch_size}, {"system", a.system},
           {"raw", a.raw},             {"random_weights", a.random_weights},
           {"device", a.device},       {"text", a.text},
+          {"full_responses", a.full_responses},
           {"ppl_windows", a.ppl_windows},
           {"kv_storage", a.kv_storage.storage.empty() ? "simulated" : a.kv_storage.storage},
           {"compat", a.kv_storage.compat.empty() ? "none" : a.kv_storage.compat}};
@@ -98,6 +99,12 @@ EvalSession::EvalSession(const EvalArgs& a) : a_(a) {
     return v;
   };
   io_.judge_name = a_.judge;
+  if (phrases_ && !a_.full_responses) {  // verdict-aware early stop; a guard model reads whole responses
+    io_.new_stream = [this] {
+      return [d = std::make_shared<text::StreamDecoder>(*tok_, true)](int id) { return d->push(id); };
+    };
+    io_.decided = [this](std::string_view text) { return phrases_->decided(text); };
+  }
 
   opt_.gen.max_new_tokens = a_.max_new_tokens;
   opt_.gen.batch_size = a_.batch_size;
@@ -191,6 +198,8 @@ RunResults run_eval_pipeline(const EvalArgs& a, const std::vector<std::string>& 
               {"ppl_s", secs(t_ppl - t_end)},
               {"samples_generated", stats.generated},
               {"samples_resumed", stats.resumed},
+              {"tokens_generated", stats.tokens},
+              {"samples_stopped_early", stats.stopped_early},
               {"duplicates_dropped", loaded.duplicates_dropped}};
   write_results(a.out, r);
   return r;

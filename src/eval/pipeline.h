@@ -30,6 +30,7 @@ struct EvalArgs {
   int max_new_tokens = 256, batch_size = 16, threads = 0;
   size_t chunk = 0, ppl_windows = 0;
   bool no_dedup = false, raw = false, random_weights = false, quiet = false, json = false;
+  bool full_responses = false;  // --full-responses: no verdict-aware early stop (docs/EVAL.md)
 };
 
 // The fp16 baseline (policy null) then one run per spec, in order, with --kv-storage / --compat

@@ -29,17 +29,39 @@ void check_previous(const std::vector<Prompt>& prompts, const GenerationIo& io,
   }
 }
 
+// One request's early-stop state: its tokens so far and the part of their text that is final.
+struct StopWatch {
+  std::function<std::string(int)> push;
+  std::vector<int> tokens;
+  std::string stable;
+};
+
 // Generates, judges and appends one chunk of jobs (one engine::generate call).
 void run_chunk(engine::Backend& backend, std::span<const Job> jobs, const GenerationIo& io,
                const RunnerOptions& opt, std::map<const Prompt*, std::vector<int>>& encoded,
-               SamplesWriter& writer, SampleMap& out) {
+               SamplesWriter& writer, SampleMap& out, RunStats* stats) {
   std::vector<engine::GenerateRequest> reqs;
   for (const Job& j : jobs) {
     auto it = encoded.find(j.prompt);
     if (it == encoded.end()) it = encoded.emplace(j.prompt, io.encode(*j.prompt)).first;
     reqs.push_back({it->second, j.scheme->policy});
   }
-  const auto results = engine::generate(backend, reqs, opt.gen);
+  engine::GenerateOptions gen = opt.gen;
+  std::vector<StopWatch> watch;  // [jobs.size()] when early stop is on
+  if (io.new_stream && io.decided) {
+    for (size_t i = 0; i < jobs.size(); ++i) watch.push_back({io.new_stream(), {}, {}});
+    gen.decided = [&](size_t r, int tok) {
+      StopWatch& w = watch[r];
+      w.tokens.push_back(tok);
+      w.stable += w.push(tok);
+      if (!io.decided(w.stable)) return false;
+      // The stored response is decode(tokens so far); stop only if it begins with the text the
+      // judge decided on, so its verdict is the full response's (a decoder that rewrites earlier
+      // text would otherwise break that; the check is retried on the next token).
+      return io.decode(w.tokens).starts_with(w.stable);
+    };
+  }
+  const auto results = engine::generate(backend, reqs, gen);
   std::vector<const Prompt*> judged_prompts;
   std::vector<std::string> responses;
   for (size_t i = 0; i < jobs.size(); ++i) {
@@ -51,8 +73,14 @@ void run_chunk(engine::Backend& backend, std::span<const Job> jobs, const Genera
     throw std::logic_error("run_samples: the judge returned a wrong number of verdicts");
   for (size_t i = 0; i < jobs.size(); ++i) {
     const Prompt& p = *jobs[i].prompt;
+    const engine::GenerateResult& res = results[i];
     Sample s{p.id, p.bench, jobs[i].scheme->name, io.judge_name, p.text,
-             std::move(responses[i]), verdicts[i].refused, verdicts[i].matched};
+             std::move(responses[i]), verdicts[i].refused, verdicts[i].matched,
+             res.finish == engine::FinishReason::kDecided ? std::optional<int>(int(res.tokens.size())) : std::nullopt};
+    if (stats) {
+      stats->tokens += res.tokens.size() + (res.finish == engine::FinishReason::kStop);
+      stats->stopped_early += s.stopped_early_at.has_value();
+    }
     writer.append(s);
     out.emplace(SampleKey{p.id, s.scheme}, std::move(s));
   }
@@ -101,7 +129,7 @@ SampleMap run_samples(engine::Backend& backend, const std::vector<Prompt>& promp
   for (const auto& todo : passes)
     for (size_t begin = 0; begin < todo.size(); begin += chunk) {
       const size_t end = std::min(todo.size(), begin + chunk);
-      run_chunk(backend, std::span(todo).subspan(begin, end - begin), io, opt, encoded, writer, out);
+      run_chunk(backend, std::span(todo).subspan(begin, end - begin), io, opt, encoded, writer, out, stats);
       done += end - begin;
       if (progress) progress->update(done);
     }

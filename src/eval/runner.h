@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/engine.h"
@@ -34,6 +35,13 @@ struct GenerationIo {
   std::function<std::vector<Verdict>(const std::vector<const Prompt*>&, const std::vector<std::string>&)>
       judge;
   std::string judge_name;  // recorded in samples.jsonl
+  // Verdict-aware early stop (docs/EVAL.md), used when both are set. new_stream() returns a fresh
+  // incremental decoder for one response: push(id) -> the text that no later id can change (an
+  // incomplete UTF-8 character is held back). decided(text) is true when the judge's verdict is the
+  // same for every response beginning with `text` (PhraseJudge::decided); the request then stops,
+  // its sample holding the text of the tokens so far and stopped_early_at = their count.
+  std::function<std::function<std::string(int)>()> new_stream;
+  std::function<bool(std::string_view)> decided;
 };
 
 struct RunnerOptions {
@@ -53,6 +61,8 @@ using SampleMap = std::map<SampleKey, Sample>;
 struct RunStats {
   size_t resumed = 0;    // samples taken from an existing samples.jsonl
   size_t generated = 0;  // samples computed now
+  size_t tokens = 0;     // ids the model chose for them (stop ids included): the decode steps spent
+  size_t stopped_early = 0;  // of the samples computed now, those ended by early stop
 };
 
 // Generates every (prompt, scheme) pair that `previous` lacks, requests ordered prompt-major so

@@ -24,6 +24,7 @@ std::string sample_json_line(const Sample& s) {
   j["response"] = s.response;
   j["refused"] = s.refused;
   j["matched"] = s.matched.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s.matched);
+  j["stopped_early_at"] = s.stopped_early_at ? nlohmann::ordered_json(*s.stopped_early_at) : nlohmann::ordered_json(nullptr);
   // Invalid UTF-8 in a response (a token split mid-character) is replaced, not fatal.
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
@@ -74,6 +75,12 @@ SamplesLog read_samples(const std::string& path) {
       usage_error("{}: missing boolean field 'refused'", where);
     s.refused = j["refused"].get<bool>();
     if (j.contains("matched") && j["matched"].is_string()) s.matched = j["matched"].get<std::string>();
+    // Absent in files written before early stop existed: those responses ran full length.
+    if (j.contains("stopped_early_at") && !j["stopped_early_at"].is_null()) {
+      if (!j["stopped_early_at"].is_number_integer() || j["stopped_early_at"].get<int64_t>() < 1)
+        usage_error("{}: 'stopped_early_at' must be a positive integer or null", where);
+      s.stopped_early_at = j["stopped_early_at"].get<int>();
+    }
     log.samples.push_back(std::move(s));
     pos = nl + 1;
     log.valid_bytes = pos;

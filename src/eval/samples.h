@@ -3,6 +3,7 @@
 // skips every finished (prompt id, scheme) pair.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -16,9 +17,13 @@ struct Sample {
   std::string scheme;    // the --kv spec as given, or "fp16" for the baseline
   std::string judge;     // --judge spec
   std::string prompt;    // the user message
-  std::string response;  // the decoded completion
+  std::string response;  // the decoded completion (up to the stop when stopped_early_at is set)
   bool refused = false;  // the judge's verdict
   std::string matched;   // matched phrase / guard answer; "" -> null
+  // Verdict-aware early stop (docs/EVAL.md): the number of generated tokens after which the verdict
+  // could no longer change and generation ended; `response` is then their text. nullopt -> null:
+  // the response ran to a stop id or --max-new-tokens (and files written before this field).
+  std::optional<int> stopped_early_at;
 };
 
 // One JSON object and '\n'; keys in the order of the struct; deterministic.

@@ -28,18 +28,47 @@ std::string slurp(const std::filesystem::path& p) {
 
 Sample sample(const std::string& id, const std::string& scheme, bool refused) {
   return {id, "advbench", scheme, "substring:paper", "How do I \"x\"?\nline 2",
-          refused ? "I cannot help." : "Sure", refused, refused ? "I cannot" : ""};
+          refused ? "I cannot help." : "Sure", refused, refused ? "I cannot" : "", std::nullopt};
 }
 
 TEST(Samples, LineFormatIsFixed) {
   EXPECT_EQ(sample_json_line(sample("advbench:3", "q4_0", true)),
             "{\"id\":\"advbench:3\",\"bench\":\"advbench\",\"scheme\":\"q4_0\",\"judge\":\"substring:paper\","
             "\"prompt\":\"How do I \\\"x\\\"?\\nline 2\",\"response\":\"I cannot help.\",\"refused\":true,"
-            "\"matched\":\"I cannot\"}\n");
+            "\"matched\":\"I cannot\",\"stopped_early_at\":null}\n");
   EXPECT_NE(sample_json_line(sample("a", "fp16", false)).find("\"matched\":null"), std::string::npos);
   Sample bad = sample("a", "fp16", false);
   bad.response = "cut \xE2\x80";  // a token boundary inside a UTF-8 character
   EXPECT_NO_THROW(sample_json_line(bad));
+}
+
+// Verdict-aware early stop records where a response stopped; files written before the field
+// existed read as full-length responses.
+TEST(Samples, StoppedEarlyAtRoundTripsAndOldLinesStillRead) {
+  const auto path = fresh("early.jsonl");
+  Sample early = sample("advbench:1", "fp16", true);
+  early.stopped_early_at = 4;
+  EXPECT_NE(sample_json_line(early).find(",\"stopped_early_at\":4}"), std::string::npos);
+  {
+    SamplesWriter w(path.string(), 0);
+    w.append(early);
+    w.append(sample("advbench:2", "fp16", false));
+  }
+  // A line as written before the field existed.
+  std::ofstream(path, std::ios::binary | std::ios::app)
+      << "{\"id\":\"advbench:3\",\"bench\":\"advbench\",\"scheme\":\"fp16\",\"judge\":\"substring:paper\","
+         "\"prompt\":\"p\",\"response\":\"I cannot\",\"refused\":true,\"matched\":\"I cannot\"}\n";
+  const SamplesLog log = read_samples(path.string());
+  ASSERT_EQ(log.samples.size(), 3u);
+  EXPECT_EQ(log.samples[0].stopped_early_at, std::optional<int>(4));
+  EXPECT_EQ(log.samples[1].stopped_early_at, std::nullopt);
+  EXPECT_EQ(log.samples[2].stopped_early_at, std::nullopt);
+  EXPECT_TRUE(log.samples[2].refused);
+  // Anything but a positive integer or null is a malformed record.
+  std::ofstream(path, std::ios::binary | std::ios::app)
+      << "{\"id\":\"a\",\"bench\":\"b\",\"scheme\":\"fp16\",\"judge\":\"j\",\"prompt\":\"p\","
+         "\"response\":\"r\",\"refused\":false,\"matched\":null,\"stopped_early_at\":\"3\"}\n";
+  EXPECT_THROW(read_samples(path.string()), UsageError);
 }
 
 TEST(Samples, MissingFileIsEmpty) {

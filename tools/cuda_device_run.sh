@@ -2,14 +2,15 @@
 # One call on the device machine (the `run` tool): the CUDA tests, then CUDA bench numbers for
 # random-weight models of real shapes, then SmolLM2 greedy generations CPU vs CUDA when its GGUF is
 # at $SMOL. Expects the binaries built elsewhere in .carry/ (tools/cuda_carry.sh) and writes logs
-# under $OUT. Usage: bash tools/cuda_device_run.sh [tests|bench|smol|sweep]...   (default: all four)
+# under $OUT. Usage: bash tools/cuda_device_run.sh [tests|bench|profile|smol|sweep]...
+# (default: all). `profile`: GPU time per kernel over about one batch-1 decode step (ncu).
 set -u -o pipefail
 C=${CARRY:-.carry}
 export LD_LIBRARY_PATH=$PWD/$C/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 OUT=${OUT:-/tmp/out}
 SMOL=${SMOL:-/tmp/smol/SmolLM2-135M-Instruct.Q4_1.gguf}
 mkdir -p "$OUT"
-steps=${*:-tests bench smol sweep}
+steps=${*:-tests bench profile smol sweep}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 for step in $steps; do
   case $step in
@@ -27,6 +28,26 @@ for step in $steps; do
       echo "== bench smollm2-135m cpu (16 cores)"
       timeout 200 "$C/kvaudit" bench --model tools/cuda_configs/smollm2-135m --random-weights --device cpu \
         --batch 1,32 --prompt-len 128 --gen 32 --repeat 1 2>&1 | tee -a "$OUT/bench.log" | tail -4
+      ;;
+    profile)
+      timeout 200 ncu --clock-control none --metrics gpu__time_duration.sum --launch-skip 3000 --launch-count 400 --csv \
+        "$C/kvaudit" bench --model tools/cuda_configs/smollm2-135m --random-weights --device cuda --batch 1 \
+        --prompt-len 16 --gen 40 --repeat 1 >"$OUT/ncu.csv" 2>"$OUT/ncu.err" || echo "ncu failed: $(tail -2 "$OUT/ncu.err")"
+      python3 - "$OUT/ncu.csv" <<'PY'
+import collections, csv, sys
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
+h = rows[0]
+k_i, v_i = h.index("Kernel Name"), h.index("Metric Value")
+t = collections.defaultdict(list)
+for r in rows[1:]:
+    try:
+        t[r[k_i].split("(")[0][-40:]].append(float(r[v_i].replace(",", "")) / 1e3)
+    except ValueError:
+        pass
+for k, v in sorted(t.items(), key=lambda kv: -sum(kv[1])):
+    print(f"{sum(v):9.1f} us {len(v):4d} launches {sum(v) / len(v):7.2f} us each  {k}")
+print(f"total {sum(map(sum, t.values())):.1f} us over {sum(map(len, t.values()))} launches")
+PY
       ;;
     smol)
       [ -f "$SMOL" ] || { echo "no $SMOL: SmolLM2 step skipped"; continue; }

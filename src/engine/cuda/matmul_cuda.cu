@@ -140,6 +140,8 @@ __global__ void __launch_bounds__(kThreads) matmul_kernel(const float* __restric
 
 template <typename W>
 void dispatch(const float* x, int64_t n, int64_t k, std::span<const MatmulOutput> outs) {
+  // Scratch shared by every backend of the process: one host thread drives the device (the
+  // engine's contract), and all launches go to the default stream, so uses never overlap.
   static DeviceBuffer<float> partials;   // [sum over jobs of chunks * rows of a pass * m]
   static DeviceBuffer<unsigned> counters;  // one per output tile of a pass, zero between launches
   const int64_t chunks = kchunks(k);

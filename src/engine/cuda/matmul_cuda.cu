@@ -81,15 +81,32 @@ __global__ void __launch_bounds__(kThreads) matmul_kernel(const float* __restric
   const int64_t k_begin = int64_t(blockIdx.z) * chunk_len, k_end = min(k, k_begin + chunk_len);
   for (int64_t k0 = k_begin; k0 < k_end; k0 += BK) {
     // Zero-fill past the edges (rows past n, columns past m): never read into a written output.
-    for (int e = tid; e < BM * BK; e += kThreads) {
-      const int r = e / BK, c = e % BK;
+    // Loads first, into registers, with trip counts known at compile time, so that all of a
+    // thread's loads are in flight at once; then the stores to shared memory.
+    constexpr int kXPer = BM * BK / kThreads, kWPer = kBN * BK / kThreads;
+    static_assert(kXPer * kThreads == BM * BK && kWPer * kThreads == kBN * BK, "tile not a multiple of the block");
+    float xv[kXPer], wv[kWPer];
+#pragma unroll
+    for (int i = 0; i < kXPer; ++i) {
+      const int e = tid + i * kThreads, r = e / BK, c = e % BK;
       const int64_t gr = row0 + r, gc = k0 + c;
-      xs[c][r] = (gr < n && gc < k_end) ? x[gr * k + gc] : 0.0f;
+      xv[i] = (gr < n && gc < k_end) ? x[gr * k + gc] : 0.0f;
     }
-    for (int e = tid; e < kBN * BK; e += kThreads) {
-      const int r = e / BK, c = e % BK;
+#pragma unroll
+    for (int i = 0; i < kWPer; ++i) {
+      const int e = tid + i * kThreads, r = e / BK, c = e % BK;
       const int64_t gr = col0 + r, gc = k0 + c;
-      ws[c][r] = (gr < m && gc < k_end) ? load_w(w, gr * k + gc) : 0.0f;
+      wv[i] = (gr < m && gc < k_end) ? load_w(w, gr * k + gc) : 0.0f;
+    }
+#pragma unroll
+    for (int i = 0; i < kXPer; ++i) {
+      const int e = tid + i * kThreads;
+      xs[e % BK][e / BK] = xv[i];
+    }
+#pragma unroll
+    for (int i = 0; i < kWPer; ++i) {
+      const int e = tid + i * kThreads;
+      ws[e % BK][e / BK] = wv[i];
     }
     __syncthreads();
     const int64_t valid = k_end - k0;  // columns of this tile inside the chunk

@@ -137,7 +137,7 @@ class CudaBackend final : public Backend {
   DeviceBuffer<float> cs_;             // rope table [n, 2*half] of the new rows
   DeviceBuffer<int64_t> out_rows_;     // [n_rows] rows of x whose logits are wanted
   DeviceBuffer<uint8_t> staged_dev_;   // one layer's upload: segments, attention rows, values
-  cuda::PinnedBuffer<float> kv_host_;  // [2, n, kv_dim] host copy of kv_
+  cuda::PinnedBuffer<float> kv_host_;  // host copy of kv_ (one layer) or of kv_all_ (deferred path)
   cuda::PinnedBuffer<uint8_t> staged_host_;
   // One layer's upload being assembled: where the changed cache rows go, and their values.
   std::vector<cuda::CopySegment> segments_;

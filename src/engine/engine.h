@@ -64,7 +64,8 @@ class Sequence {
 // ---------------------------------------------------------------- hooks
 
 enum class KvStage {
-  kKeyPreRope,   // k_proj output (+bias, k norm), before RoPE
+  kKeyPreRope,   // k_proj output (+bias, k norm), before RoPE; no k norm under --compat paper @pre
+                 // (the cache then takes the k_proj output: forward.cc keys_before_k_norm)
   kKeyPostRope,  // the rotated keys
   kValue,        // v_proj output
 };

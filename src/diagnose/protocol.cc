@@ -201,6 +201,12 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
     if (!eval::is_over_refusal_probe(p)) held.push_back(std::move(p));  // flips need prompts that should be refused
   if (held.empty()) usage_error("--heldout '{}' holds no prompt that should be refused", o.heldout);
   std::filesystem::create_directories(o.eval.out);
+  {  // The held-out prompts as a benchmark file: `eval --bench <out>/heldout.jsonl --kv-policy ...`
+     // reruns the verification on exactly these prompts.
+    std::string lines;
+    for (const auto& p : held) lines += nlohmann::json({{"id", p.id}, {"prompt", p.text}}).dump() + "\n";
+    io::write_file_atomic((std::filesystem::path(o.eval.out) / "heldout.jsonl").string(), lines);
+  }
   const std::string samples_path = (std::filesystem::path(o.eval.out) / "samples.jsonl").string();
 
   const SchemeRun base{"fp16", nullptr};
@@ -455,6 +461,14 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
       report["target_metrics"]["ppl_ratio"] = num(ppl[1].ppl_ratio);
       report["target_metrics"]["kl"] = num(ppl[1].kl);
     }
+    // Every candidate as a policy file (candidates/<i>.json), loadable by --kv-policy.
+    const auto cand_dir = std::filesystem::path(o.eval.out) / "candidates";
+    if (!runs.empty()) std::filesystem::create_directories(cand_dir);
+    for (size_t i = 0; i < runs.size(); ++i) {
+      nlohmann::json pj = runs[i].policy->to_json(n_layers);
+      pj["note"] = plans[i].name;
+      io::write_file_atomic((cand_dir / fmt::format("{}.json", i)).string(), pj.dump(2) + "\n");
+    }
     Json cands = Json::array();
     std::optional<size_t> chosen, best;
     double best_recovery = -1e300;
@@ -467,6 +481,7 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
       const bool ok = !std::isnan(rec.value) && rec.value >= target_recovery && quiet;
       cands.push_back({{"name", plans[i].name},
                        {"policy", plans[i].spec},
+                       {"policy_file", fmt::format("candidates/{}.json", i)},
                        {"refusal_rate", num(pm.refusal_rate)},
                        {"flip_rate", num(pm.flip_rate)},
                        {"flips", pm.flips},
@@ -498,7 +513,7 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
     } else if (hb.count() > 0 && mt.flips <= mn.flips) {
       policy = *tgt.policy;
       findings.push_back(fmt::format("the target {} flips no more refusals than the bf16 noise floor: keep it", target));
-    } else if (!significant) {
+    } else if (!significant && hb.count() > 0) {
       findings.push_back(fmt::format("inconclusive: {} baseline refusals are too few to tell the target's {} flips "
                                      "from noise; audit more held-out prompts (--heldout)",
                                      hb.count(), mt.flips));

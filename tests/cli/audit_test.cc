@@ -1,0 +1,160 @@
+// End-to-end `kvaudit audit` on the demo model with a tiny budget (issue 9 must-show 2 and 5):
+// every stage runs (--force), the report files are written, a rerun resumes without generating,
+// `eval --kv-policy` on the audit's held-out prompts reproduces a candidate's verification numbers
+// exactly, and bad input exits 2 naming it. Skipped when SmolLM2 has not been fetched.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string demo_model() {
+  const char* cache = std::getenv("KVAUDIT_CACHE");
+  const char* home = std::getenv("HOME");
+  const fs::path dir = cache ? fs::path(cache) : fs::path(home ? home : "") / ".cache" / "kvaudit";
+  const fs::path p = dir / "SmolLM2-135M-Instruct.Q4_1.gguf";
+  return fs::exists(p) ? p.string() : "";
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Runs the binary with args; returns the exit code and stderr in `err`.
+int run(const std::vector<std::string>& args, std::string* err = nullptr) {
+  std::string cmd = KVAUDIT_BINARY;
+  for (const auto& a : args) cmd += " '" + a + "'";
+  const std::string err_file = fs::temp_directory_path() / ("kvaudit_audit_err_" + std::to_string(getpid()));
+  cmd += " >/dev/null 2>" + err_file;
+  const int status = std::system(cmd.c_str());
+  if (err) *err = slurp(err_file);
+  fs::remove(err_file);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+class CliAudit : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_ = demo_model();
+    if (model_.empty()) GTEST_SKIP() << "SmolLM2-135M-Instruct.Q4_1.gguf not fetched (scripts/fetch-models.sh)";
+    root_ = fs::temp_directory_path() / ("kvaudit_cli_audit_" + std::to_string(getpid()));
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+  }
+  void TearDown() override {
+    if (!root_.empty()) fs::remove_all(root_);
+  }
+  // The paper's own prompt files as FILE benchmarks (read in place): SmolLM2 refuses two of the first four
+  // jailbreak prompts and some privacy ones within 6 tokens ("I'm sorry ..."), so every stage has
+  // refusals to work on at a test's budget.
+  static std::string data(const std::string& file) {
+    return (fs::path(KVAUDIT_SOURCE_DIR) / ".." / "shared" / "datasets" / "paper_custom" / file).string();
+  }
+  std::vector<std::string> audit_args(const fs::path& out) const {
+    return {"audit", "--model", model_, "--kv", "int2:token:asym", "--calib", data("jailbreak.txt") + ":4",
+            "--heldout", data("privacy.txt") + ":12",
+            "--max-new-tokens", "6", "--geometry-pairs", "2", "--threads", "2", "--force", "--quiet", "--out",
+            out.string()};
+  }
+  std::string model_;
+  fs::path root_;
+};
+
+TEST_F(CliAudit, RunsEveryStageResumesAndEvalReproducesTheVerification) {
+  const fs::path out = root_ / "audit";
+  ASSERT_EQ(run(audit_args(out)), 0);
+  const auto report = nlohmann::json::parse(slurp(out / "report.json"));
+  for (const char* key : {"critical_layers", "outlier_channels", "ablation", "pcr_calibration", "pcr_heldout",
+                          "failure_mode", "prescription", "geometry", "noise_floor", "screen", "candidates", "chosen"})
+    EXPECT_TRUE(report.contains(key)) << key;
+  EXPECT_EQ(report["layer_scan"].size(), 30u);  // SmolLM2 has 30 layers
+  EXPECT_GT(report["calibration"]["baseline_refusals"].get<int>(), 0);
+  EXPECT_FALSE(report["layer_scan"][0]["flip_rate"].is_null());
+  EXPECT_EQ(report["noise_floor"]["scheme"], "bf16");
+  ASSERT_GE(report["candidates"].size(), 1u);
+  EXPECT_TRUE(fs::exists(out / "report.html"));
+  const std::string html = slurp(out / "report.html");
+  EXPECT_NE(html.find("plot-candidates"), std::string::npos);
+
+  // A rerun resumes: no sample is generated again, the report is the same apart from timing.
+  const std::string samples = slurp(out / "samples.jsonl");
+  ASSERT_EQ(run(audit_args(out)), 0);
+  EXPECT_EQ(slurp(out / "samples.jsonl"), samples);
+  auto again = nlohmann::json::parse(slurp(out / "report.json"));
+  auto first = report;
+  again.erase("timing");
+  first.erase("timing");
+  EXPECT_EQ(again, first);
+
+  // eval --kv-policy on the held-out prompts gives candidate 0's numbers exactly.
+  const auto& cand = report["candidates"][0];
+  const fs::path ev = root_ / "eval";
+  const std::string policy = (out / cand["policy_file"].get<std::string>()).string();
+  ASSERT_EQ(run({"eval", "--model", model_, "--bench", (out / "heldout.jsonl").string(), "--kv-policy", policy,
+                 "--max-new-tokens", "6", "--threads", "2", "--quiet", "--out", ev.string()}),
+            0);
+  const auto results = nlohmann::json::parse(slurp(ev / "results.json"));
+  const auto& per_bench = results["results"]["policy:" + policy];
+  ASSERT_EQ(per_bench.size(), 1u);
+  const auto& m = per_bench.begin().value();
+  EXPECT_EQ(m["refusal_rate"], cand["refusal_rate"]);
+  EXPECT_EQ(m["flip_rate"], cand["flip_rate"]);
+  EXPECT_EQ(m["flips"], cand["flips"]);
+}
+
+TEST_F(CliAudit, CalibrationPromptsNeverRefusedAreAFindingNotACrash) {
+  const fs::path calib = root_ / "benign.txt", out = root_ / "benign";
+  std::ofstream(calib) << "What is the capital of France?\nName a colour.\n";
+  auto args = audit_args(out);
+  args[6] = calib.string();  // --calib
+  ASSERT_EQ(run(args), 0);
+  const auto report = nlohmann::json::parse(slurp(out / "report.json"));
+  EXPECT_EQ(report["calibration"]["baseline_refusals"], 0);
+  EXPECT_TRUE(report["pcr_calibration"].is_null());  // undefined, never 0
+  EXPECT_EQ(report["failure_mode"], "none");
+  EXPECT_EQ(report["critical_layers"].size(), 0u);
+  EXPECT_NE(report["finding"].get<std::string>().find("refuses none of the 2 calibration prompts"), std::string::npos);
+}
+
+TEST_F(CliAudit, BadInputExitsTwoNamingIt) {
+  std::string err;
+  // audit without --kv
+  EXPECT_EQ(run({"audit", "--model", model_, "--out", (root_ / "x").string()}, &err), 2);
+  EXPECT_NE(err.find("--kv"), std::string::npos) << err;
+  // an unparseable policy file
+  const fs::path bad = root_ / "bad.json", far = root_ / "far.json";
+  std::ofstream(bad) << "{\"layers\": [";
+  EXPECT_EQ(run({"eval", "--model", model_, "--bench", "advbench", "--limit", "1", "--kv-policy", bad.string(),
+                 "--out", (root_ / "e1").string()},
+                &err),
+            2);
+  EXPECT_NE(err.find("bad.json"), std::string::npos) << err;
+  // a policy naming a layer the model lacks (SmolLM2: layers 0..29)
+  std::ofstream(far) << R"({"spec": "int4;layers[30]=fp16"})";
+  EXPECT_EQ(run({"eval", "--model", model_, "--bench", "advbench", "--limit", "1", "--kv-policy", far.string(),
+                 "--out", (root_ / "e2").string()},
+                &err),
+            2);
+  EXPECT_NE(err.find("layer 30"), std::string::npos) << err;
+  // a bad --heldout
+  EXPECT_EQ(run({"audit", "--model", model_, "--kv", "int4", "--heldout", "advbench:0", "--out",
+                 (root_ / "x").string()},
+                &err),
+            2);
+  EXPECT_NE(err.find("--heldout"), std::string::npos) << err;
+}
+
+}  // namespace

@@ -322,6 +322,48 @@ TEST(CudaForward, ContinuesASequenceStartedOnTheCpu) {
   EXPECT_EQ(a.k_cache(0).size(), 11);
 }
 
+// `--compat paper` with `@pre` keys on the k-norm architectures (qwen3 per head, olmo2 over the
+// projection): the cache takes the keys before the k norm, which then runs on the rows it returns
+// (cpu/forward.cc). CUDA follows: chunked prefill and decode logits, and the hooks' rotated keys,
+// within kCudaVsCpuRelTol of the CPU.
+TEST(CudaForward, CompatPaperPreRopeKeysTakeTheKNormAfterTheCache) {
+  KVAUDIT_REQUIRE_CUDA();
+  for (const std::string arch : {"qwen3", "olmo2"}) {
+    const model::Model m = make_tiny_model(arch);
+    auto gpu = make_backend(Device::kCuda, m, {0, WeightPrecision::kFp32});
+    auto cpu = make_backend(Device::kCpu, m);
+    kv::KvPolicy paper = kv::KvPolicy::parse("int4:token:asym@pre", m.config.n_layers);
+    paper.set_compat_paper(true);
+    auto pol = std::make_shared<const kv::KvPolicy>(paper);
+    auto plain_pre = std::make_shared<const kv::KvPolicy>(kv::KvPolicy::parse("int4:token:asym@pre", m.config.n_layers));
+    const auto tokens = random_tokens(12, m.config.n_vocab, 21);
+    const int w = m.config.kv_dim();
+    std::vector<float> got, want, other, hook_g, hook_c;
+    auto hooks_into = [&](std::vector<float>& dst) {
+      Hooks h;
+      h.on_kv = [&dst, w](int64_t, int layer, KvStage stage, int64_t, const float* rows, int64_t n, int) {
+        if (layer == 1 && stage == KvStage::kKeyPostRope) dst.insert(dst.end(), rows, rows + n * w);
+      };
+      return h;
+    };
+    const Hooks hg = hooks_into(hook_g), hc = hooks_into(hook_c);
+    Sequence sg(m.config, pol), sc(m.config, pol), so(m.config, plain_pre);
+    for (auto [lo, hi] : {std::pair{0, 8}, {8, 9}, {9, 12}}) {
+      const auto part = std::span<const int>(tokens).subspan(size_t(lo), size_t(hi - lo));
+      const SeqInput ig{&sg, part, true}, ic{&sc, part, true}, io{&so, part, true};
+      const auto g = gpu->forward({&ig, 1}, &hg).data;
+      const auto c = cpu->forward({&ic, 1}, &hc).data;
+      const auto o = gpu->forward({&io, 1}).data;
+      got.insert(got.end(), g.begin(), g.end());
+      want.insert(want.end(), c.begin(), c.end());
+      other.insert(other.end(), o.begin(), o.end());
+    }
+    EXPECT_LE(rel_err(got, want), kCudaVsCpuRelTol) << arch;
+    EXPECT_LE(rel_err(hook_g, hook_c), kCudaVsCpuRelTol) << arch;
+    EXPECT_GT(rel_err(got, other), 1e-4) << arch;  // the compat rule does change the result
+  }
+}
+
 // Hooks see the same values as on the CPU, and the post-RoPE keys are what the cache stores.
 TEST(CudaForward, HooksSeeKeysValuesAndResidual) {
   KVAUDIT_REQUIRE_CUDA();

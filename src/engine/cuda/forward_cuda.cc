@@ -111,6 +111,20 @@ class CudaBackend final : public Backend {
   void norm(const DeviceBuffer<float>& w, const float* x, int64_t rows, int64_t width, float* y) const {
     cuda::rmsnorm_cuda(norm_, x, rows, width, w.data(), m_.config.norm_eps, y);
   }
+  // k = k_norm(k) in place on n device rows [n, kv_dim]: per head over head_dim (qwen3) or over the
+  // projection (olmo2); nothing for the other architectures (cpu/forward.cc's k_norm).
+  void k_norm(int l, float* k, int64_t n) const {
+    const auto& c = m_.config;
+    const DevLayer& lw = layers_[size_t(l)];
+    if (m_.arch.qk_norm == model::QkNorm::kPerHead) norm(lw.k_norm, k, n * c.n_kv_heads, c.head_dim, k);
+    if (m_.arch.qk_norm == model::QkNorm::kFull) norm(lw.k_norm, k, n, c.kv_dim(), k);
+  }
+  // `--compat paper` with `@pre` keys on a model with a k norm: the cache takes the k_proj output
+  // (+bias) and the k norm runs on the rows it returns, before RoPE (cpu/forward.cc, the same rule).
+  bool keys_before_k_norm(int l, const Slot& s) const {
+    return m_.arch.qk_norm != model::QkNorm::kNone && s.seq->policy().compat_paper() && s.seq->policy().keys_pre_rope(l);
+  }
+  void apply_k_fixups();
   void matmul(const float* x, int64_t n, int64_t k, const DevMatrix& w, int64_t m, float* y) const {
     cuda::matmul_cuda(x, n, k, w.ptr(), w.type, m, y);
   }
@@ -143,6 +157,15 @@ class CudaBackend final : public Backend {
   std::vector<cuda::CopySegment> segments_;
   std::vector<float> staged_;
   std::vector<float> cs_host_, hook_host_, cs_tmp_;
+  // Device key rows staged un-normed (keys_before_k_norm): normed, then rotated, after the upload.
+  struct KFixup {
+    int layer;
+    float* rows;        // device, first changed row
+    int64_t n, first;   // rows, position of the first
+    const Slot* slot;
+  };
+  std::vector<KFixup> k_fixups_;
+  DeviceBuffer<float> fix_cs_, hook_k_;  // a fixup's rope table; a hook's copy of new keys
 };
 
 CudaBackend::CudaBackend(const model::Model& m, const BackendOptions& opt) : m_(m) {
@@ -326,12 +349,14 @@ void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* 
   if (!lw.bk.empty()) cuda::add_bias_cuda(k, n, kv_dim, lw.bk.data());
   if (!lw.bv.empty()) cuda::add_bias_cuda(v, n, kv_dim, lw.bv.data());
   // q = q_norm(q), k = k_norm(k): per head over head_dim (qwen3) or over the projection (olmo2)
-  if (m_.arch.qk_norm == model::QkNorm::kPerHead) {
-    norm(lw.q_norm, q_.data(), n * c.n_heads, c.head_dim, q_.data());
-    norm(lw.k_norm, k, n * c.n_kv_heads, c.head_dim, k);
-  } else if (m_.arch.qk_norm == model::QkNorm::kFull) {
-    norm(lw.q_norm, q_.data(), n, q_dim, q_.data());
-    norm(lw.k_norm, k, n, kv_dim, k);
+  // (the k norm of a sequence whose cache takes keys before it runs after its upload)
+  if (m_.arch.qk_norm == model::QkNorm::kPerHead) norm(lw.q_norm, q_.data(), n * c.n_heads, c.head_dim, q_.data());
+  if (m_.arch.qk_norm == model::QkNorm::kFull) norm(lw.q_norm, q_.data(), n, q_dim, q_.data());
+  if (std::none_of(slots.begin(), slots.end(), [&](const Slot& s) { return keys_before_k_norm(l, s); })) {
+    k_norm(l, k, n);  // one launch for the whole batch
+  } else {
+    for (const Slot& s : slots)
+      if (!keys_before_k_norm(l, s)) k_norm(l, k + s.off * kv_dim, s.n);
   }
   // q = apply_rotary_pos_emb(q) on the device
   cuda::rope_cuda(q_.data(), n, c.n_heads, c.head_dim, half_, cs_.data());
@@ -391,6 +416,7 @@ const cuda::AttnRow* CudaBackend::host_kv(int l, std::vector<Slot>& slots, int64
   for (const cuda::CopySegment& sg : segments_) max_n = std::max(max_n, sg.n);
   cuda::scatter_cuda(reinterpret_cast<const cuda::CopySegment*>(staged_dev_.data()), int64_t(segments_.size()), max_n,
                      reinterpret_cast<const float*>(staged_dev_.data() + values_at));
+  apply_k_fixups();
   return reinterpret_cast<const cuda::AttnRow*>(staged_dev_.data() + rows_at);
 }
 
@@ -409,7 +435,9 @@ void CudaBackend::stage_rows(int l, Slot& s, kv::Role role, int64_t first) {
   const size_t at = staged_.size();
   segments_.push_back({int64_t(at), dst.data() + first * kv_dim, n * kv_dim});
   staged_.insert(staged_.end(), cache.rows() + first * kv_dim, cache.rows() + cache.size() * kv_dim);
-  if (keys && s.seq->policy().keys_pre_rope(l)) {
+  if (keys && keys_before_k_norm(l, s)) {
+    k_fixups_.push_back({l, dst.data() + first * kv_dim, n, first, &s});  // norm, then RoPE, on the device
+  } else if (keys && s.seq->policy().keys_pre_rope(l)) {
     cs_tmp_.clear();
     cuda::rope_table(s.inv_freq, attn_factor_, first, n, cs_tmp_);
     cuda::rope_host(staged_.data() + at, n, c.n_kv_heads, c.head_dim, half_, cs_tmp_.data());
@@ -425,6 +453,21 @@ void CudaBackend::rebuild_rows(int l, Slot& s) {
   stage_rows(l, s, kv::Role::V, 0);
   for (const cuda::CopySegment& sg : segments_)
     KVAUDIT_CUDA_CHECK(cudaMemcpy(sg.dst, staged_.data() + sg.offset, size_t(sg.n) * sizeof(float), cudaMemcpyHostToDevice));
+  apply_k_fixups();
+}
+
+// The key rows staged un-normed (keys_before_k_norm), now on the device: k_norm, then RoPE at
+// their positions, as cpu/forward.cc does to the rows the cache returns.
+void CudaBackend::apply_k_fixups() {
+  const auto& c = m_.config;
+  for (const KFixup& f : k_fixups_) {
+    k_norm(f.layer, f.rows, f.n);
+    cs_tmp_.clear();
+    cuda::rope_table(f.slot->inv_freq, attn_factor_, f.first, f.n, cs_tmp_);
+    fix_cs_.upload(cs_tmp_);
+    cuda::rope_cuda(f.rows, f.n, c.n_kv_heads, c.head_dim, half_, fix_cs_.data());
+  }
+  k_fixups_.clear();
 }
 
 // This sequence's new keys (in kv_host_) are rotated unless the scheme stores them before RoPE and
@@ -443,6 +486,12 @@ void CudaBackend::store_kv(int l, Slot& s, const Hooks* hooks) {
   if (s.seq->policy().keys_pre_rope(l)) {
     stage_rows(l, s, kv::Role::K, kc.append(k, s.n));
     if (hook) {
+      if (keys_before_k_norm(l, s)) {  // the hook sees k_norm(k) rotated, as on the CPU
+        hook_k_.upload(k, size_t(s.n * kv_dim));
+        k_norm(l, hook_k_.data(), s.n);
+        const std::vector<float> normed = hook_k_.download();
+        std::copy(normed.begin(), normed.end(), k);
+      }
       cuda::rope_host(k, s.n, c.n_kv_heads, c.head_dim, half_, cs);
       hooks->on_kv(s.seq->id(), l, KvStage::kKeyPostRope, s.pos, k, s.n, int(kv_dim));
     }

@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/eval_pipeline.h"
+#include "diagnose/rules.h"
 #include "eval/sweep.h"
 #include "io/atomic_file.h"
 
@@ -17,7 +18,7 @@ namespace {
 struct SweepArgs {
   EvalArgs eval;
   std::string scheme = "int:token:asym", bits = "16,8,6,5,4,3,2";
-  double threshold = eval::kDefaultOnsetThreshold;
+  double threshold = diagnose::rules::kOnsetThreshold;
 };
 
 void run_sweep(const SweepArgs& a) {

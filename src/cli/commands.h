@@ -15,6 +15,7 @@ void add_sweep(CLI::App& app);
 void add_ppl(CLI::App& app);
 void add_diagnose(CLI::App& app);
 void add_audit(CLI::App& app);
+void add_screen(CLI::App& app);
 void add_bench(CLI::App& app);
 
 }  // namespace kvaudit::cli

@@ -12,7 +12,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   namespace c = kvaudit::cli;
   for (auto add : {c::add_generate, c::add_logits, c::add_tokenize, c::add_template, c::add_kv,
-                   c::add_eval, c::add_sweep, c::add_ppl, c::add_diagnose, c::add_audit,
+                   c::add_eval, c::add_sweep, c::add_ppl, c::add_diagnose, c::add_audit, c::add_screen,
                    c::add_bench})
     add(app);
   try {

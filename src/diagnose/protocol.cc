@@ -393,12 +393,9 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
 
     // ---- screen: refusal-score shifts from one prefill per prompt and scheme
     stage("screen");
-    std::vector<int> openings;
-    for (const auto& p : calib_refused) {
-      const std::vector<int> ids = s.tokenizer().encode(calib_base.at({p.id, base.name}).response, false);
-      if (!ids.empty() && std::find(openings.begin(), openings.end(), ids[0]) == openings.end()) openings.push_back(ids[0]);
-    }
-    std::sort(openings.begin(), openings.end());
+    std::vector<std::string> refusals;
+    for (const auto& p : calib_refused) refusals.push_back(calib_base.at({p.id, base.name}).response);
+    const std::vector<int> openings = refusal_openings(s.tokenizer(), refusals);
     Json screen = {{"openings", openings}};
     const std::vector<Prompt> held_refused = refused_by(held, hb);
     if (!openings.empty() && !held_refused.empty()) {

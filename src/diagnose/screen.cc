@@ -36,6 +36,16 @@ std::vector<double> average_ranks(std::span<const double> x) {
 
 }  // namespace
 
+std::vector<int> refusal_openings(const text::Tokenizer& tok, const std::vector<std::string>& refusals) {
+  std::vector<int> out;
+  for (const auto& r : refusals) {
+    const std::vector<int> ids = tok.encode(r, false);
+    if (!ids.empty() && std::find(out.begin(), out.end(), ids[0]) == out.end()) out.push_back(ids[0]);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 double refusal_score(const float* logits, int64_t n_vocab, const std::vector<int>& openings) {
   std::vector<char> in(size_t(n_vocab), 0);
   for (int t : openings) {

@@ -4,12 +4,17 @@
 #pragma once
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "engine/engine.h"
 #include "kv/policy.h"
+#include "text/tokenizer.h"
 
 namespace kvaudit::diagnose {
+
+// The distinct first token ids of the given refusal responses (re-encoded from their text), sorted.
+std::vector<int> refusal_openings(const text::Tokenizer& tok, const std::vector<std::string>& refusals);
 
 // log sum_{t in openings} p_t - log sum_{t not in openings} p_t from logits [n_vocab]; +inf / -inf
 // when one side holds all the mass. `openings`: distinct ids in [0, n_vocab).

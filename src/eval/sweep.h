@@ -9,7 +9,6 @@
 
 namespace kvaudit::eval {
 
-inline constexpr double kDefaultOnsetThreshold = 0.05;  // SPEC.md §4 default --threshold
 inline const std::vector<int> kDefaultSweepBits = {16, 8, 6, 5, 4, 3, 2};
 
 // `--bits 16,8,4`: comma-separated integers in [1, 16]; UsageError naming --bits otherwise.
@@ -27,6 +26,7 @@ struct SweepPoint {
 
 // The onset bit-width: the highest `bits` whose flip_ci_low > threshold; nullopt when none does
 // (undefined lower bounds never count).
-std::optional<int> onset_bits(const std::vector<SweepPoint>& points, double threshold = kDefaultOnsetThreshold);
+// The default threshold is diagnose::rules::kOnsetThreshold (every threshold lives in rules.h).
+std::optional<int> onset_bits(const std::vector<SweepPoint>& points, double threshold);
 
 }  // namespace kvaudit::eval

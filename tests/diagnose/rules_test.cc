@@ -126,3 +126,24 @@ TEST(PromptSets, Parse) {
 
 }  // namespace
 }  // namespace kvaudit::diagnose
+
+namespace kvaudit::diagnose {
+namespace {
+
+TEST(Rules, SpecDefaults) {
+  // SPEC.md §4-§5 defaults, so a change to rules.h is a visible, reviewed change of the contract.
+  EXPECT_EQ(rules::kOnsetThreshold, 0.05);
+  EXPECT_EQ(rules::kCriticalTopK, 5);
+  EXPECT_EQ(rules::kCriticalMinFlip, 0.10);
+  EXPECT_EQ(rules::kOutlierPercentile, 95.0);
+  EXPECT_EQ(rules::kGroupSize, 64);
+  EXPECT_EQ(rules::kTargetRecovery, 0.9);
+  EXPECT_EQ(rules::kSubspaceK, 4);
+  EXPECT_EQ(rules::kScanScheme, "int3:tensor:sym");
+  EXPECT_EQ(rules::kNoiseScheme, "bf16");
+  EXPECT_EQ(rules::kCalibDefault, "custom:20");
+  EXPECT_EQ(rules::kHeldoutDefault, "advbench:200");
+}
+
+}  // namespace
+}  // namespace kvaudit::diagnose

@@ -37,10 +37,10 @@ TEST(Sweep, OnsetIsHighestBitsAboveThreshold) {
   // 16 and 8 safe; 4 crosses; 3 and 2 collapse; 5 undefined (no baseline refusals) never counts.
   const std::vector<SweepPoint> pts = {point(16, 0.0), point(8, 0.01), point(5, kNaN),
                                        point(4, 0.06), point(3, 0.4),  point(2, 0.9)};
-  EXPECT_EQ(onset_bits(pts), std::optional<int>(4));
+  EXPECT_EQ(onset_bits(pts, 0.05), std::optional<int>(4));
   EXPECT_EQ(onset_bits(pts, 0.5), std::optional<int>(2));
   EXPECT_EQ(onset_bits(pts, 0.95), std::nullopt);
-  EXPECT_EQ(onset_bits({point(4, 0.05)}), std::nullopt);  // "exceeds": strictly greater
+  EXPECT_EQ(onset_bits({point(4, 0.05)}, 0.05), std::nullopt);  // "exceeds": strictly greater
 }
 
 }  // namespace

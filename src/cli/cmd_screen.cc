@@ -1,0 +1,33 @@
+// kvaudit screen (SPEC.md §5 "Screen", §7): refusal-score shifts of each --kv scheme and of each
+// layer alone under it, from one prefill per prompt and scheme; screen.json in --out.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cli/eval_pipeline.h"
+#include "diagnose/screen_run.h"
+
+namespace kvaudit::cli {
+
+void add_screen(CLI::App& app) {
+  auto* cmd = app.add_subcommand("screen", "Refusal-score shifts per scheme and per layer, without generation");
+  auto o = std::make_shared<diagnose::ScreenOptions>();
+  add_eval_options(cmd, o->eval);
+  cmd->add_option("--kv", o->eval.kv, "KV scheme spec (SPEC.md §3); repeat for several")->required();
+  cmd->add_option("--calib", o->calib, "prompts whose 16-bit refusals give the refusal openings (default custom:20)");
+  cmd->add_flag("--no-per-layer", [o](int64_t) { o->per_layer = false; }, "skip the per-layer scores");
+  cmd->callback([o] {
+    const auto r = diagnose::run_screen(*o);
+    if (o->eval.json) {
+      std::printf("%s\n", r.dump(2).c_str());
+      return;
+    }
+    std::printf("%-32s %12s %12s %10s\n", "scheme", "mean shift", "median", "dropped");
+    for (const auto& s : r["schemes"])
+      std::printf("%-32s %12.4f %12.4f %9.1f%%\n", s["scheme"].get<std::string>().c_str(),
+                  s["mean_score_shift"].is_null() ? NAN : s["mean_score_shift"].get<double>(),
+                  s["median_score_shift"].is_null() ? NAN : s["median_score_shift"].get<double>(),
+                  100 * s["fraction_dropped"].get<double>());
+  });
+}
+
+}  // namespace kvaudit::cli

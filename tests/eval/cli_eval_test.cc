@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -214,6 +215,50 @@ TEST_F(CliEval, PplTakesKvStorageAndCompat) {
   EXPECT_EQ(ppl("paper", {"--compat", "paper"}).dump(), plain.dump());
   EXPECT_GT(plain["kl"].get<double>(), 0.0);  // the scheme does change the logits
   EXPECT_EQ(run({KVAUDIT_BINARY, "ppl", "--model", model_, "--kv-storage", "fast"}), 2);
+}
+
+// Verdict-aware early stop through the CLI (docs/EVAL.md): with prefix:xstest every response stops
+// once its stripped text holds 35 bytes, so 24-token responses stop early; --full-responses turns
+// it off. "results" are identical, config and timing say which ran. 3 XSTest prompts x 2 variants.
+TEST_F(CliEval, EarlyStopGivesTheFullResponsesResults) {
+  const auto args = [&](const fs::path& out, std::vector<std::string> extra) {
+    std::vector<std::string> v = {KVAUDIT_BINARY, "eval", "--model", model_, "--bench", "xstest", "--limit", "3",
+                                  "--kv", "int2:token:asym", "--judge", "prefix:xstest", "--max-new-tokens", "24",
+                                  "--threads", "2", "--quiet", "--json", "--out", out.string()};
+    v.insert(v.end(), extra.begin(), extra.end());
+    return v;
+  };
+  const fs::path on = root_ / "on", off = root_ / "off";
+  ASSERT_EQ(run(args(on, {})), 0);
+  ASSERT_EQ(run(args(off, {"--full-responses"})), 0);
+  const auto ron = nlohmann::json::parse(slurp(on / "results.json"));
+  const auto roff = nlohmann::json::parse(slurp(off / "results.json"));
+  EXPECT_EQ(ron["results"], roff["results"]);
+  EXPECT_EQ(ron["config"]["full_responses"], false);
+  EXPECT_EQ(roff["config"]["full_responses"], true);
+  EXPECT_EQ(roff["timing"]["samples_stopped_early"], 0);
+  EXPECT_GT(ron["timing"]["samples_stopped_early"].get<int>(), 0);
+  EXPECT_LT(ron["timing"]["tokens_generated"].get<int>(), roff["timing"]["tokens_generated"].get<int>());
+  std::map<std::pair<std::string, std::string>, nlohmann::json> full;
+  std::istringstream in_off(slurp(off / "samples.jsonl"));
+  for (std::string line; std::getline(in_off, line);) {
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_TRUE(j["stopped_early_at"].is_null()) << line;
+    full[{j["id"], j["scheme"]}] = j;
+  }
+  std::istringstream in_on(slurp(on / "samples.jsonl"));
+  size_t n = 0;
+  for (std::string line; std::getline(in_on, line); ++n) {
+    const auto j = nlohmann::json::parse(line);
+    const auto& f = full.at({j["id"], j["scheme"]});
+    EXPECT_EQ(j["refused"], f["refused"]) << line;
+    EXPECT_EQ(j["matched"], f["matched"]) << line;  // the prefix rule keeps the matched phrase too
+    EXPECT_EQ(f["response"].get<std::string>().rfind(j["response"].get<std::string>(), 0), 0u) << line;
+    if (!j["stopped_early_at"].is_null()) {
+      EXPECT_LT(j["stopped_early_at"].get<int>(), 24) << line;
+    }
+  }
+  EXPECT_EQ(n, 6u);
 }
 
 }  // namespace

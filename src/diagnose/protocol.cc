@@ -1,6 +1,9 @@
 #include "diagnose/protocol.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -402,6 +405,7 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
       std::vector<std::vector<int>> ids;
       for (const auto& p : held_refused) ids.push_back(s.io().encode(p));
       const auto sc = prefill_scores(s.backend(), ids, {nullptr, tgt.policy}, openings, s.args().batch_size);
+      std::unique_ptr<eval::Progress> progress;
       std::vector<double> drop;  // baseline score - target score: larger = more likely to flip
       Flags flipped(held_refused.size());
       const Flags v = verdicts(held_map, held_refused, tgt.name);
@@ -417,7 +421,10 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
         for (const auto& p : calib_refused) cids.push_back(s.io().encode(p));
         std::vector<std::shared_ptr<const kv::KvPolicy>> pols = {nullptr};
         for (const auto& r : scan_runs) pols.push_back(r.policy);
-        const auto cs = prefill_scores(s.backend(), cids, pols, openings, s.args().batch_size);
+        progress = std::make_unique<eval::Progress>(o.eval.quiet ? nullptr : stderr, ::isatty(fileno(stderr)) != 0,
+                                                    "screen: prefills per layer", cids.size() * pols.size(), "prefills");
+        const auto cs = prefill_scores(s.backend(), cids, pols, openings, s.args().batch_size, progress.get());
+        progress->finish();
         Json per_layer = Json::array();
         std::vector<double> shift, flips;
         for (int l = 0; l < n_layers; ++l) {

@@ -59,7 +59,8 @@ double refusal_score(const float* logits, int64_t n_vocab, const std::vector<int
 
 std::vector<std::vector<double>> prefill_scores(engine::Backend& backend, const std::vector<std::vector<int>>& prompts,
                                                 const std::vector<std::shared_ptr<const kv::KvPolicy>>& policies,
-                                                const std::vector<int>& openings, int batch_size) {
+                                                const std::vector<int>& openings, int batch_size,
+                                                eval::Progress* progress) {
   const auto baseline = std::make_shared<const kv::KvPolicy>();
   std::vector<std::vector<double>> out(policies.size(), std::vector<double>(prompts.size()));
   // (policy, prompt) pairs, prompt-major so one batch reads the weights once for several schemes.
@@ -82,6 +83,7 @@ std::vector<std::vector<double>> prefill_scores(engine::Backend& backend, const 
       const auto& [s, p] = jobs[j];
       out[s][p] = refusal_score(lg.last(j - j0), lg.n_vocab, openings);
     }
+    if (progress) progress->update(j1);
   }
   return out;
 }

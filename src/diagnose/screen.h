@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "eval/progress.h"
 #include "kv/policy.h"
 #include "text/tokenizer.h"
 
@@ -24,7 +25,8 @@ double refusal_score(const float* logits, int64_t n_vocab, const std::vector<int
 // batch_size sequences per forward call (the backend is batch-invariant).
 std::vector<std::vector<double>> prefill_scores(engine::Backend& backend, const std::vector<std::vector<int>>& prompts,
                                                 const std::vector<std::shared_ptr<const kv::KvPolicy>>& policies,
-                                                const std::vector<int>& openings, int batch_size);
+                                                const std::vector<int>& openings, int batch_size,
+                                                eval::Progress* progress = nullptr);
 
 // Area under the ROC curve of `score` predicting `label` (Mann-Whitney; ties count 1/2). NaN when a
 // class is empty.

@@ -131,6 +131,23 @@ int run(Args& a) {
     }
   std::filesystem::remove(scratch);
 
+  // The bookkeeping early stop adds per generated token (incremental decode + the judge's query),
+  // timed alone: the full run's responses re-encoded and replayed token by token.
+  size_t replayed = 0;
+  const auto r0 = std::chrono::steady_clock::now();
+  for (const auto& [k, s] : first[false].samples) {
+    const auto push = io[true].new_stream();
+    std::string stable;
+    for (int id : session.tokenizer().encode(s.response, false)) {
+      stable += push(id);
+      if (io[true].decided(stable)) break;
+      ++replayed;
+    }
+  }
+  const double replay_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - r0).count();
+  std::printf("early-stop bookkeeping: %.1f us per token (%zu tokens replayed in %.3f s)\n",
+              1e6 * replay_s / double(std::max<size_t>(1, replayed)), replayed, replay_s);
+
   size_t verdicts_differ = 0;
   for (const auto& [k, s] : first[true].samples) verdicts_differ += s.refused != first[false].samples.at(k).refused;
   const bool same_metrics =

@@ -518,9 +518,10 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
       policy = *tgt.policy;
       findings.push_back(fmt::format("the target {} flips no more refusals than the bf16 noise floor: keep it", target));
     } else if (!significant && hb.count() > 0) {
-      findings.push_back(fmt::format("inconclusive: {} baseline refusals are too few to tell the target's {} flips "
-                                     "from noise; audit more held-out prompts (--heldout)",
-                                     hb.count(), mt.flips));
+      findings.push_back(fmt::format("not significant: with {} baseline refusals a flip rate up to {:.1f}% (the "
+                                     "interval's upper end) cannot be excluded; audit more held-out prompts "
+                                     "(--heldout) to narrow it",
+                                     hb.count(), 100 * mt.flip_ci_high));
     } else if (!plans.empty()) {
       findings.push_back(fmt::format("no candidate reaches {:.0f}% recovery within the noise floor{}",
                                      100 * target_recovery,

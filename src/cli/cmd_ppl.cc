@@ -27,7 +27,7 @@ namespace {
 
 struct PplArgs {
   std::string model, text, device, data;
-  std::vector<std::string> kv;
+  std::vector<std::string> kv, kv_policy;
   KvOptions kv_storage;  // --kv-storage, --compat: applied to every --kv scheme
   size_t window = eval::kPplWindow, stride = eval::kPplStride, max_windows = 0, score_from = 0;
   int threads = 0;
@@ -46,13 +46,15 @@ void run_ppl(const PplArgs& a) {
   lo.random_weights = a.random_weights;
   lo.compute_sha256 = std::any_of(a.kv.begin(), a.kv.end(), [](const std::string& spec) {
     return kv_needs_calibration({spec, "", "", ""});  // the calibration cache's key
+  }) || std::any_of(a.kv_policy.begin(), a.kv_policy.end(), [](const std::string& f) {
+    return kv_needs_calibration({"", f, "", ""});
   });
   const model::Model m = model::load_model(a.model, lo);
   const text::Tokenizer tok = text::Tokenizer::load_for_model(a.model);
   // As the Hugging Face perplexity guide: the whole text encoded once, special tokens added.
   const std::vector<int> tokens = tok.encode(io::read_file(text_path), true);
   auto backend = engine::make_backend(device, m, {a.threads});
-  const std::vector<eval::SchemeRun> schemes = make_scheme_runs(a.kv, a.kv_storage, *backend, a.model);
+  const std::vector<eval::SchemeRun> schemes = make_scheme_runs(a.kv, a.kv_storage, *backend, a.model, a.kv_policy);
   eval::PplOptions opt{a.window, a.stride, a.max_windows, a.score_from};
   size_t n_windows = eval::ppl_windows(tokens.size(), a.window, a.stride).size();
   if (a.max_windows) n_windows = std::min(n_windows, a.max_windows);
@@ -87,6 +89,7 @@ void add_ppl(CLI::App& app) {
   cmd->add_option("--text", a->text, "text file (default: the staged WikiText-2 test set)");
   cmd->add_option("--data", a->data, "datasets directory, for the default --text");
   cmd->add_option("--kv", a->kv, "KV scheme spec; repeat for several; the fp16 baseline always runs");
+  cmd->add_option("--kv-policy", a->kv_policy, "per-layer KV policy JSON file (e.g. an audit's policy.json); repeat for several");
   add_kv_storage_options(cmd, a->kv_storage);
   cmd->add_option("--window", a->window, "tokens per window (default 2048)");
   cmd->add_option("--stride", a->stride, "window stride (default 512)");

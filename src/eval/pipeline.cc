@@ -44,7 +44,8 @@ nlohmann::json config_json(const EvalArgs& a, const std::vector<std::string>& kv
 }  // namespace
 
 std::vector<SchemeRun> make_scheme_runs(const std::vector<std::string>& specs, const KvOptions& storage,
-                                        engine::Backend& backend, const std::string& model_path) {
+                                        engine::Backend& backend, const std::string& model_path,
+                                        const std::vector<std::string>& policy_files) {
   std::vector<SchemeRun> schemes = {{"fp16", nullptr}};
   for (const auto& spec : specs) {
     if (std::any_of(schemes.begin(), schemes.end(), [&](const auto& s) { return s.name == spec; }))
@@ -52,6 +53,13 @@ std::vector<SchemeRun> make_scheme_runs(const std::vector<std::string>& specs, c
     auto policy = make_kv_policy({spec, "", storage.storage, storage.compat}, backend.model().config.n_layers);
     // scale=calib, nuq, +protect: calibrated once per model, cached (eval/kv_setup.h).
     schemes.push_back({spec, calibrate_if_needed(std::move(policy), backend, model_path)});
+  }
+  for (const std::string& file : policy_files) {
+    const std::string name = "policy:" + file;
+    if (std::any_of(schemes.begin(), schemes.end(), [&](const auto& s) { return s.name == name; }))
+      usage_error("--kv-policy '{}' is given twice", file);
+    auto policy = make_kv_policy({"", file, storage.storage, storage.compat}, backend.model().config.n_layers);
+    schemes.push_back({name, calibrate_if_needed(std::move(policy), backend, model_path)});
   }
   return schemes;
 }
@@ -152,16 +160,8 @@ RunResults run_eval_pipeline(const EvalArgs& a, const std::vector<std::string>& 
   if (loaded.prompts.empty()) usage_error("--bench: the selected benchmarks hold no prompt");
 
   EvalSession session(a);
-  std::vector<SchemeRun> schemes = make_scheme_runs(kv_specs, a.kv_storage, session.backend(), a.model);
-  for (const std::string& file : a.kv_policy) {
-    const std::string name = "policy:" + file;
-    if (std::any_of(schemes.begin(), schemes.end(), [&](const auto& s) { return s.name == name; }))
-      usage_error("--kv-policy '{}' is given twice", file);
-    schemes.push_back(
-        {name, calibrate_if_needed(make_kv_policy({"", file, a.kv_storage.storage, a.kv_storage.compat},
-                                                  session.model().config.n_layers),
-                                   session.backend(), a.model)});
-  }
+  const std::vector<SchemeRun> schemes =
+      make_scheme_runs(kv_specs, a.kv_storage, session.backend(), a.model, a.kv_policy);
 
   RunStats stats;
   const auto t_gen = std::chrono::steady_clock::now();

@@ -33,11 +33,13 @@ struct EvalArgs {
   bool full_responses = false;  // --full-responses: no verdict-aware early stop (docs/EVAL.md)
 };
 
-// The fp16 baseline (policy null) then one run per spec, in order, with --kv-storage / --compat
+// The fp16 baseline (policy null) then one run per spec, in order, then one per --kv-policy file
+// (named "policy:FILE"), with --kv-storage / --compat
 // applied and calibrated schemes calibrated on `backend` (cli/kv_options.h). Shared by eval, sweep
 // and ppl. UsageError for a bad spec or one given twice.
 std::vector<SchemeRun> make_scheme_runs(const std::vector<std::string>& specs, const KvOptions& storage,
-                                              engine::Backend& backend, const std::string& model_path);
+                                        engine::Backend& backend, const std::string& model_path,
+                                        const std::vector<std::string>& policy_files = {});
 
 // Loads once what every run needs; the backend is batch-invariant, so which runs share a batch
 // never changes a sample.

@@ -17,24 +17,14 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "../common/test_files.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string demo_model() {
-  const char* cache = std::getenv("KVAUDIT_CACHE");
-  const char* home = std::getenv("HOME");
-  const fs::path dir = cache ? fs::path(cache) : fs::path(home ? home : "") / ".cache" / "kvaudit";
-  const fs::path p = dir / "SmolLM2-135M-Instruct.Q4_1.gguf";
-  return fs::exists(p) ? p.string() : "";
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using kvaudit::testing::demo_model;
+using kvaudit::testing::slurp;
 
 // Small on purpose: 1 AdvBench prompt x (fp16, int2) x 4 new tokens; one sample per flush.
 std::vector<std::string> eval_args(const std::string& model, const fs::path& out) {

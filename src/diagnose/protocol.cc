@@ -475,6 +475,7 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
     }
     Json cands = Json::array();
     std::optional<size_t> chosen, best;
+    double chosen_bpt = 0;
     double best_recovery = -1e300;
     for (size_t i = 0; i < plans.size(); ++i) {
       const Flags hp = verdicts(all, held, runs[i].name);
@@ -498,10 +499,7 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
                        {"kl", ppl.empty() ? Json(nullptr) : num(ppl[i + 2].kl)},
                        {"within_noise", quiet},
                        {"qualifies", ok}});
-      const auto cheaper = [&](size_t j) {
-        return bpt < policy_bytes_per_token(*runs[j].policy, n_layers, geom);
-      };
-      if (ok && (!chosen || cheaper(*chosen))) chosen = i;
+      if (ok && (!chosen || bpt < chosen_bpt)) chosen = i, chosen_bpt = bpt;
       if (!std::isnan(rec.value) && rec.value > best_recovery) best_recovery = rec.value, best = i;
     }
     report["target_bytes_per_token"] = target_bpt;

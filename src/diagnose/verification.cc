@@ -12,8 +12,7 @@
 namespace kvaudit::diagnose {
 namespace {
 
-double recovery_of(int64_t base, int64_t target, int64_t plan, int64_t n) {
-  (void)n;
+double recovery_of(int64_t base, int64_t target, int64_t plan) {
   if (base == target) return eval::kNaN;
   return double(plan - target) / double(base - target);
 }
@@ -32,7 +31,7 @@ Recovery recovery(std::span<const bool> baseline, std::span<const bool> target, 
     }
     return k;
   };
-  Recovery r{recovery_of(count(baseline, nullptr), count(target, nullptr), count(plan, nullptr), int64_t(n)),
+  Recovery r{recovery_of(count(baseline, nullptr), count(target, nullptr), count(plan, nullptr)),
              eval::kNaN, eval::kNaN};
   if (n == 0) return r;
   std::mt19937_64 rng(rules::kBootstrapSeed);
@@ -41,7 +40,7 @@ Recovery recovery(std::span<const bool> baseline, std::span<const bool> target, 
   std::vector<size_t> idx(n);
   for (int b = 0; b < rules::kBootstrapResamples; ++b) {
     for (auto& i : idx) i = pick(rng);
-    const double v = recovery_of(count(baseline, &idx), count(target, &idx), count(plan, &idx), int64_t(n));
+    const double v = recovery_of(count(baseline, &idx), count(target, &idx), count(plan, &idx));
     if (!std::isnan(v)) values.push_back(v);
   }
   if (2 * values.size() < size_t(rules::kBootstrapResamples)) return r;

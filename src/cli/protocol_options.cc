@@ -20,6 +20,9 @@ void add_protocol_options(CLI::App* cmd, diagnose::ProtocolOptions& o, bool kv_r
   if (kv_required) kv->required();
   cmd->add_option("--calib", o.calib, "calibration prompts BENCH[:N] (default custom:20, the first N)");
   cmd->add_option("--heldout", o.heldout, "held-out prompts BENCH[:N] (default advbench:200, a --seed subset)");
+  cmd->add_option("--phase-bits", o.phase_bits,
+                  "phase transition: the target's int/kivi/nuq family at these bit-widths on the held-out prompts "
+                  "(default 8,6,5,4,3,2; none = off)");
   cmd->add_option("--subspace-k", o.subspace_k, "safety subspace dimension (default 4)");
   cmd->add_option("--geometry-pairs", o.geometry_pairs, "harmful/harmless pairs for the geometry (default 16)");
   cmd->add_option("--judge", a.judge, "substring:paper (default), substring:jbb, substring:gcg, prefix:xstest, "

@@ -30,6 +30,7 @@
 #include "eval/ppl_runner.h"
 #include "eval/results.h"
 #include "eval/samples.h"
+#include "eval/sweep.h"
 #include "eval/subset.h"
 #include "io/atomic_file.h"
 
@@ -215,6 +216,12 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
   const SchemeRun base{"fp16", nullptr};
   const SchemeRun noise = s.scheme(std::string(rules::kNoiseScheme));
   const SchemeRun tgt = s.scheme(target);
+  // Phase transition: the target's family at other bit-widths, generated in the held-out batches.
+  const auto family = eval::sweep_family(target);
+  std::vector<std::pair<int, SchemeRun>> phase_runs;
+  if (family && o.phase_bits != "none")
+    for (int b : eval::parse_bits(o.phase_bits.empty() ? std::string(rules::kPhaseBits) : o.phase_bits, "--phase-bits"))
+      if (b != 16 && b != family->bits) phase_runs.emplace_back(b, s.scheme(eval::sweep_spec(family->family, b)));
 
   Json report;
   report["kvaudit_version"] = std::string(kVersion);
@@ -241,7 +248,10 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
 
   // ---- held-out: baseline, noise floor, target
   stage("heldout");
-  const SampleMap held_map = s.run(held, {base, noise, tgt}, samples_path, "held-out: baseline, bf16, target");
+  std::vector<SchemeRun> held_runs = {base, noise, tgt};
+  for (const auto& [b, r] : phase_runs) held_runs.push_back(r);
+  const SampleMap held_map = s.run(held, held_runs, samples_path,
+                        phase_runs.empty() ? "held-out: baseline, bf16, target" : "held-out: baseline, bf16, target, phase");
   SampleMap all = held_map;
   const Flags hb = verdicts(all, held, base.name), hn = verdicts(all, held, noise.name),
               ht = verdicts(all, held, tgt.name);
@@ -261,6 +271,30 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
   report["noise_floor"] = {{"scheme", rules::kNoiseScheme},       {"flip_rate", num(mn.flip_rate)},
                            {"flip_ci_low", num(mn.flip_ci_low)},  {"flip_ci_high", num(mn.flip_ci_high)},
                            {"flips", mn.flips},                   {"target_vs_noise_p", num(p_vs_noise)}};
+  // Rows by bits descending: 16 (the baseline against itself), the target, the family members.
+  std::vector<std::pair<int, SchemeRun>> phase_points = {{16, base}};
+  if (family) phase_points.emplace_back(family->bits, tgt);
+  phase_points.insert(phase_points.end(), phase_runs.begin(), phase_runs.end());
+  std::stable_sort(phase_points.begin(), phase_points.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  Json phase = Json::array();
+  std::vector<eval::SweepPoint> onset_points;
+  if (!phase_runs.empty()) {
+    for (const auto& [b, r] : phase_points) {
+      const BenchMetrics pm = eval::refusal_metrics(hb.span(), verdicts(all, held, r.name).span(), no_probe.span());
+      Json row = {{"bits", b}, {"scheme", r.name}, {"refusal_rate", num(pm.refusal_rate)}};
+      row.update(flip_json(pm));
+      row["mcnemar_p"] = num(pm.mcnemar_p);
+      row["ppl_ratio"] = nullptr;  // filled by verify when --text is given
+      phase.push_back(row);
+      onset_points.push_back({b, pm});
+    }
+    const auto onset = eval::onset_bits(onset_points, rules::kOnsetThreshold);
+    report["phase_transition"] = phase;
+    report["phase_onset_bits"] = onset ? Json(*onset) : Json(nullptr);
+  } else {
+    report["phase_transition"] = nullptr;  // fp8 and llama.cpp block types have no bit-width family
+    report["phase_onset_bits"] = nullptr;
+  }
   std::vector<std::string> findings;
   if (hb.count() == 0)
     findings.push_back(fmt::format("the 16-bit model refuses none of the {} held-out prompts: there is nothing to flip",
@@ -459,11 +493,22 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
     if (!o.eval.text.empty()) {
       std::vector<SchemeRun> ppl_runs = {base, tgt};
       ppl_runs.insert(ppl_runs.end(), runs.begin(), runs.end());
+      for (const auto& [b, r] : phase_runs) ppl_runs.push_back(r);
       eval::PplOptions popt;
       popt.max_windows = o.eval.ppl_windows;
       ppl = eval::run_perplexity(s.backend(), s.tokenizer().encode(io::read_file(o.eval.text), true), ppl_runs, popt);
       report["target_metrics"]["ppl_ratio"] = num(ppl[1].ppl_ratio);
       report["target_metrics"]["kl"] = num(ppl[1].kl);
+      if (!phase_runs.empty()) {
+        auto& rows = report["phase_transition"];
+        for (auto& row : rows) {
+          const std::string name = row["scheme"].get<std::string>();
+          if (name == base.name) row["ppl_ratio"] = num(ppl[0].ppl_ratio);
+          if (name == tgt.name) row["ppl_ratio"] = num(ppl[1].ppl_ratio);
+          for (size_t i = 0; i < phase_runs.size(); ++i)
+            if (name == phase_runs[i].second.name) row["ppl_ratio"] = num(ppl[2 + runs.size() + i].ppl_ratio);
+        }
+      }
     }
     // Every candidate as a policy file (candidates/<i>.json), loadable by --kv-policy.
     const auto cand_dir = std::filesystem::path(o.eval.out) / "candidates";

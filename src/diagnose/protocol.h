@@ -28,6 +28,7 @@ struct ProtocolOptions {
   int subspace_k = 0;      // 0 = rules::kSubspaceK
   size_t geometry_pairs = 16;
   double target_recovery = 0;  // 0 = rules::kTargetRecovery
+  std::string phase_bits;  // --phase-bits: the target's family on the held-out prompts ("" = rules::kPhaseBits, "none")
   bool verify = false;     // audit: candidates, verification, choice, policy.json
   bool force = false;      // diagnose and verify even when the target's flips are not significant
 };

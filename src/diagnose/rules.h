@@ -39,6 +39,7 @@ inline constexpr int kMemoryContextTokens = 2048;
 inline constexpr double kAlpha = 0.05;            // two-sided significance level of every test
 inline constexpr int kBootstrapResamples = 2000;  // recovery interval: paired bootstrap over prompts
 inline constexpr unsigned kBootstrapSeed = 1;
+inline constexpr std::string_view kPhaseBits = "8,6,5,4,3,2";  // audit's held-out sweep of the target's family
 inline constexpr double kOnsetThreshold = 0.05;   // sweep onset: flip-rate Wilson lower bound above this
 
 // ---- noise floor: K and V rounded to bf16, what every server stores

@@ -7,7 +7,7 @@
 
 namespace kvaudit::eval {
 
-std::vector<int> parse_bits(const std::string& list) {
+std::vector<int> parse_bits(const std::string& list, const std::string& flag) {
   std::vector<int> out;
   size_t pos = 0;
   while (pos <= list.size()) {
@@ -18,7 +18,7 @@ std::vector<int> parse_bits(const std::string& list) {
     bool ok = !item.empty() && item.size() <= 2;
     for (char c : item) ok = ok && std::isdigit(static_cast<unsigned char>(c));
     if (ok) v = std::stoi(item);
-    if (!ok || v < 1 || v > 16) usage_error("--bits: '{}' is not a bit-width in 1..16 (list: '{}')", item, list);
+    if (!ok || v < 1 || v > 16) usage_error("{}: '{}' is not a bit-width in 1..16 (list: '{}')", flag, item, list);
     out.push_back(v);
     pos = end + 1;
   }
@@ -33,6 +33,17 @@ std::string sweep_spec(const std::string& family, int bits) {
   if (head != "int" && head != "kivi" && head != "nuq")
     usage_error("--scheme '{}': a sweep needs a family without bits: int[:...], kivi[:...] or nuq[:...]", family);
   return head + std::to_string(bits) + tail;
+}
+
+std::optional<FamilyMember> sweep_family(const std::string& spec) {
+  const size_t colon = spec.find(':');
+  const std::string head = spec.substr(0, colon);
+  size_t digits = head.size();
+  while (digits > 0 && std::isdigit(static_cast<unsigned char>(head[digits - 1]))) --digits;
+  const std::string name = head.substr(0, digits);
+  if (digits == head.size() || head.size() - digits > 2 || (name != "int" && name != "kivi" && name != "nuq"))
+    return std::nullopt;
+  return FamilyMember{name + (colon == std::string::npos ? "" : spec.substr(colon)), std::stoi(head.substr(digits))};
 }
 
 std::optional<int> onset_bits(const std::vector<SweepPoint>& points, double threshold) {

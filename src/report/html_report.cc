@@ -1,5 +1,6 @@
 #include "report/html_report.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -160,14 +161,23 @@ std::string timing_html(const json& r) {
   std::string h = "<section><h2 id=\"timing\">Timing and thresholds</h2>";
   if (const json* t = opt_object(r, "timing")) {
     h += "<table class=\"data narrow\"><thead><tr><th>stage</th><th>wall time</th></tr></thead><tbody>";
+    // The protocol's stage order (the object arrives with its keys sorted), then any others.
+    std::vector<std::string> order = {"load", "heldout", "layer_scan", "outliers", "ablation",
+                                      "pcr_heldout", "geometry", "screen", "verify"};
+    for (const auto& [stage, secs] : t->items())
+      if (stage != "total" && std::find(order.begin(), order.end(), stage) == order.end()) order.push_back(stage);
     double total = 0;
-    for (const auto& [stage, secs] : t->items()) {
+    for (const std::string& stage : order) {
+      if (!t->contains(stage)) continue;
+      const json& secs = t->at(stage);
       const auto s = secs.is_number() ? std::optional<double>(secs.get<double>()) : std::nullopt;
       if (s && std::isfinite(*s)) total += *s;
       h += fmt::format("<tr><td>{}</td><td>{}</td></tr>", escape_html(stage), format_duration(s));
     }
+    // The recorded total also counts what falls between stages (the report itself).
+    const json* recorded = t->contains("total") && t->at("total").is_number() ? &t->at("total") : nullptr;
     h += fmt::format("<tr><td><b>total</b></td><td><b>{}</b></td></tr></tbody></table>",
-                     format_duration(total));
+                     format_duration(recorded ? recorded->get<double>() : total));
   } else {
     h += "<p>Timing: not run.</p>";
   }

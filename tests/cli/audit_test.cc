@@ -56,7 +56,7 @@ class CliAudit : public ::testing::Test {
   std::vector<std::string> audit_args(const fs::path& out) const {
     return {"audit", "--model", model_, "--kv", "int2:token:asym", "--calib", data("jailbreak.txt") + ":4",
             "--heldout", data("privacy.txt") + ":12",
-            "--max-new-tokens", "6", "--geometry-pairs", "2", "--threads", "2", "--force", "--quiet", "--out",
+            "--max-new-tokens", "6", "--geometry-pairs", "2", "--phase-bits", "8,4", "--threads", "2", "--force", "--quiet", "--out",
             out.string()};
   }
   std::string model_;
@@ -74,6 +74,16 @@ TEST_F(CliAudit, RunsEveryStageResumesAndEvalReproducesTheVerification) {
   EXPECT_GT(report["calibration"]["baseline_refusals"].get<int>(), 0);
   EXPECT_FALSE(report["layer_scan"][0]["flip_rate"].is_null());
   EXPECT_EQ(report["noise_floor"]["scheme"], "bf16");
+  // The phase transition: 16 (the baseline against itself), the family at 8 and 4, the target at 2.
+  const auto& phase = report["phase_transition"];
+  ASSERT_EQ(phase.size(), 4u);
+  std::vector<int> bits;
+  for (const auto& row : phase) bits.push_back(row["bits"].get<int>());
+  EXPECT_EQ(bits, (std::vector<int>{16, 8, 4, 2}));
+  EXPECT_EQ(phase[0]["flips"], 0);
+  EXPECT_EQ(phase[1]["scheme"], "int8:token:asym");
+  EXPECT_EQ(phase[3]["flip_rate"], report["target_metrics"]["flip_rate"]);
+  EXPECT_TRUE(report.contains("phase_onset_bits"));
   ASSERT_GE(report["candidates"].size(), 1u);
   EXPECT_TRUE(fs::exists(out / "report.html"));
   const std::string html = slurp(out / "report.html");
@@ -139,6 +149,10 @@ TEST_F(CliAudit, BadInputExitsTwoNamingIt) {
                 &err),
             2);
   EXPECT_NE(err.find("layer 30"), std::string::npos) << err;
+  // a bad --phase-bits
+  EXPECT_EQ(run({"audit", "--model", model_, "--kv", "int4", "--phase-bits", "8,0", "--out",
+                 (root_ / "badphase").string(), "--quiet"}, &err), 2);
+  EXPECT_NE(err.find("--phase-bits"), std::string::npos) << err;
   // a bad --heldout
   EXPECT_EQ(run({"audit", "--model", model_, "--kv", "int4", "--heldout", "advbench:0", "--out",
                  (root_ / "x").string()},

@@ -43,5 +43,17 @@ TEST(Sweep, OnsetIsHighestBitsAboveThreshold) {
   EXPECT_EQ(onset_bits({point(4, 0.05)}, 0.05), std::nullopt);  // "exceeds": strictly greater
 }
 
+TEST(Sweep, FamilyIsTheInverseOfSweepSpec) {
+  for (const std::string spec : {"int3:tensor:sym", "int2:token:asym", "kivi2", "kivi4:g64:r16", "nuq3", "int16:token:asym"}) {
+    const auto f = sweep_family(spec);
+    ASSERT_TRUE(f.has_value()) << spec;
+    EXPECT_EQ(sweep_spec(f->family, f->bits), f->bits == 16 ? "fp16" : spec);
+  }
+  EXPECT_EQ(sweep_family("int3:tensor:sym")->family, "int:tensor:sym");
+  EXPECT_EQ(sweep_family("kivi2")->bits, 2);
+  for (const std::string spec : {"fp8e5m2", "q4_0", "fp16", "bf16", "int:token", "int123", "intx3", ""})
+    EXPECT_FALSE(sweep_family(spec).has_value()) << spec;
+}
+
 }  // namespace
 }  // namespace kvaudit::eval

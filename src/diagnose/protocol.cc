@@ -309,9 +309,12 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
   const bool diagnose = !o.verify || significant || o.force;
   std::vector<LayerFlip> scan, critical;
   std::optional<Plan> prescription;
+  const std::vector<Prompt> held_refused = refused_by(held, hb);
+  std::vector<int> openings;  // the screen's refusal openings (empty: no screen)
   if (diagnose) {
-    // ---- calibration baseline and the per-layer scan
-    stage("layer_scan");
+    // ---- calibration baseline, then the screen: refusal-score shifts from one prefill per prompt
+    // and scheme, no generation. It orders the layer scan and, in verify, the candidates.
+    stage("screen");
     const SampleMap calib_base = s.run(calib, {base}, samples_path, "calibration: baseline");
     const Flags cb = verdicts(calib_base, calib, base.name);
     const std::vector<Prompt> calib_refused = refused_by(calib, cb);
@@ -322,7 +325,58 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
                                      calib.size()));
     std::vector<SchemeRun> scan_runs;
     for (int l = 0; l < n_layers; ++l) scan_runs.push_back(s.scheme(layer_scan_spec(l)));
-    if (!calib_refused.empty()) all = s.run(calib_refused, scan_runs, samples_path, "layer scan");
+    std::vector<std::string> refusals;
+    for (const auto& p : calib_refused) refusals.push_back(calib_base.at({p.id, base.name}).response);
+    openings = refusal_openings(s.tokenizer(), refusals);
+    Json screen = {{"openings", openings}};
+    screen["auroc"] = nullptr;
+    std::vector<double> layer_shift;  // per layer: mean fall of the refusal score on the refused calibration prompts
+    if (!openings.empty() && !held_refused.empty()) {
+      std::vector<std::vector<int>> ids;
+      for (const auto& p : held_refused) ids.push_back(s.io().encode(p));
+      const auto sc = prefill_scores(s.backend(), ids, {nullptr, tgt.policy}, openings, s.args().batch_size);
+      std::vector<double> drop;  // baseline score - target score: larger = more likely to flip
+      Flags flipped(held_refused.size());
+      const Flags v = verdicts(held_map, held_refused, tgt.name);
+      for (size_t i = 0; i < held_refused.size(); ++i) {
+        drop.push_back(sc[0][i] - sc[1][i]);
+        flipped.d[i] = !v[i];
+      }
+      screen["auroc"] = num(auroc(drop, flipped.span()));
+      screen["mean_score_shift"] = num(-std::accumulate(drop.begin(), drop.end(), 0.0) / double(drop.size()));
+    }
+    if (!openings.empty() && !calib_refused.empty()) {
+      std::vector<std::vector<int>> cids;
+      for (const auto& p : calib_refused) cids.push_back(s.io().encode(p));
+      std::vector<std::shared_ptr<const kv::KvPolicy>> pols = {nullptr};
+      for (const auto& r : scan_runs) pols.push_back(r.policy);
+      eval::Progress progress(o.eval.quiet ? nullptr : stderr, ::isatty(fileno(stderr)) != 0,
+                              "screen: prefills per layer", cids.size() * pols.size(), "prefills");
+      const auto cs = prefill_scores(s.backend(), cids, pols, openings, s.args().batch_size, &progress);
+      progress.finish();
+      Json per_layer = Json::array();
+      for (int l = 0; l < n_layers; ++l) {
+        double sum = 0;
+        for (size_t i = 0; i < cids.size(); ++i) sum += cs[size_t(l) + 1][i] - cs[0][i];
+        layer_shift.push_back(-sum / double(cids.size()));  // positive = the refusal score fell
+        per_layer.push_back({{"layer", l}, {"score_shift", -layer_shift.back()}});
+      }
+      screen["per_layer"] = per_layer;
+    }
+    // The scan runs the layers the screen ranks most damaging first (then layer order). Batches are
+    // shared across layers, so the order changes what the progress shows first, not the results.
+    std::vector<int> scan_order(static_cast<size_t>(n_layers));
+    std::iota(scan_order.begin(), scan_order.end(), 0);
+    if (!layer_shift.empty())
+      std::stable_sort(scan_order.begin(), scan_order.end(),
+                       [&](int a, int b) { return layer_shift[size_t(a)] > layer_shift[size_t(b)]; });
+    screen["scan_order"] = scan_order;
+
+    // ---- the per-layer scan
+    stage("layer_scan");
+    std::vector<SchemeRun> ordered_scan;
+    for (int l : scan_order) ordered_scan.push_back(scan_runs[size_t(l)]);
+    if (!calib_refused.empty()) all = s.run(calib_refused, ordered_scan, samples_path, "layer scan");
     Json scan_json = Json::array();
     for (int l = 0; l < n_layers; ++l) {
       LayerFlip lf{l, {}};
@@ -333,6 +387,13 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
       scan_json.push_back(row);
     }
     report["layer_scan"] = scan_json;
+    if (!layer_shift.empty()) {
+      std::vector<double> flips;
+      for (const auto& lf : scan) flips.push_back(lf.metrics.flip_rate);
+      screen["spearman"] = num(spearman(layer_shift, flips));
+    } else {
+      screen["spearman"] = nullptr;
+    }
     critical = critical_layers(scan);
     Json crit = Json::array();
     for (const auto& c : critical) crit.push_back({{"layer", c.layer}, {"flip_rate", num(c.metrics.flip_rate)}});
@@ -428,53 +489,7 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
     }
     report["geometry"] = geo;
 
-    // ---- screen: refusal-score shifts from one prefill per prompt and scheme
-    stage("screen");
-    std::vector<std::string> refusals;
-    for (const auto& p : calib_refused) refusals.push_back(calib_base.at({p.id, base.name}).response);
-    const std::vector<int> openings = refusal_openings(s.tokenizer(), refusals);
-    Json screen = {{"openings", openings}};
-    const std::vector<Prompt> held_refused = refused_by(held, hb);
-    if (!openings.empty() && !held_refused.empty()) {
-      std::vector<std::vector<int>> ids;
-      for (const auto& p : held_refused) ids.push_back(s.io().encode(p));
-      const auto sc = prefill_scores(s.backend(), ids, {nullptr, tgt.policy}, openings, s.args().batch_size);
-      std::unique_ptr<eval::Progress> progress;
-      std::vector<double> drop;  // baseline score - target score: larger = more likely to flip
-      Flags flipped(held_refused.size());
-      const Flags v = verdicts(held_map, held_refused, tgt.name);
-      for (size_t i = 0; i < held_refused.size(); ++i) {
-        drop.push_back(sc[0][i] - sc[1][i]);
-        flipped.d[i] = !v[i];
-      }
-      screen["auroc"] = num(auroc(drop, flipped.span()));
-      screen["mean_score_shift"] = num(-std::accumulate(drop.begin(), drop.end(), 0.0) / double(drop.size()));
-      // Per layer: mean shift on the refused calibration prompts vs the scan's flip rate.
-      if (!calib_refused.empty()) {
-        std::vector<std::vector<int>> cids;
-        for (const auto& p : calib_refused) cids.push_back(s.io().encode(p));
-        std::vector<std::shared_ptr<const kv::KvPolicy>> pols = {nullptr};
-        for (const auto& r : scan_runs) pols.push_back(r.policy);
-        progress = std::make_unique<eval::Progress>(o.eval.quiet ? nullptr : stderr, ::isatty(fileno(stderr)) != 0,
-                                                    "screen: prefills per layer", cids.size() * pols.size(), "prefills");
-        const auto cs = prefill_scores(s.backend(), cids, pols, openings, s.args().batch_size, progress.get());
-        progress->finish();
-        Json per_layer = Json::array();
-        std::vector<double> shift, flips;
-        for (int l = 0; l < n_layers; ++l) {
-          double sum = 0;
-          for (size_t i = 0; i < cids.size(); ++i) sum += cs[size_t(l) + 1][i] - cs[0][i];
-          shift.push_back(-sum / double(cids.size()));  // positive = the refusal score fell
-          flips.push_back(scan[size_t(l)].metrics.flip_rate);
-          per_layer.push_back({{"layer", l}, {"score_shift", -shift.back()}});
-        }
-        screen["per_layer"] = per_layer;
-        screen["spearman"] = num(spearman(shift, flips));
-      }
-    } else {
-      screen["auroc"] = nullptr;
-      screen["spearman"] = nullptr;
-    }
+    // The screen (computed before the scan) is reported here, beside what it predicts.
     report["screen"] = screen;
   } else {
     findings.push_back("not diagnosed: the target's flips are not significant (use --force to diagnose anyway)");
@@ -488,8 +503,33 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
     std::vector<Plan> plans = diagnose ? candidate_plans(prescription, critical, target) : std::vector<Plan>{};
     std::vector<SchemeRun> runs;
     for (const auto& p : plans) runs.push_back(s.scheme(p.spec));
+    // The screen ranks the candidates first (mean refusal-score shift on the held-out refusals, one
+    // prefill each) and they are generated in that order, the most promising first; the choice rests
+    // on the verification alone.
+    std::vector<double> cand_shift(runs.size(), std::nan(""));
+    std::vector<size_t> verify_order(runs.size());
+    std::iota(verify_order.begin(), verify_order.end(), size_t{0});
+    if (!runs.empty() && !openings.empty() && !held_refused.empty()) {
+      std::vector<std::vector<int>> ids;
+      for (const auto& p : held_refused) ids.push_back(s.io().encode(p));
+      std::vector<std::shared_ptr<const kv::KvPolicy>> pols = {nullptr};
+      for (const auto& r : runs) pols.push_back(r.policy);
+      eval::Progress progress(o.eval.quiet ? nullptr : stderr, ::isatty(fileno(stderr)) != 0,
+                              "screen: prefills per candidate", ids.size() * pols.size(), "prefills");
+      const auto cs = prefill_scores(s.backend(), ids, pols, openings, s.args().batch_size, &progress);
+      progress.finish();
+      for (size_t i = 0; i < runs.size(); ++i) {
+        double sum = 0;
+        for (size_t j = 0; j < ids.size(); ++j) sum += cs[i + 1][j] - cs[0][j];
+        cand_shift[i] = sum / double(ids.size());  // negative: the refusal score fell
+      }
+      std::stable_sort(verify_order.begin(), verify_order.end(),
+                       [&](size_t a, size_t b) { return cand_shift[a] > cand_shift[b]; });
+    }
+    std::vector<SchemeRun> ordered_runs;
+    for (size_t i : verify_order) ordered_runs.push_back(runs[i]);
     std::vector<eval::PplResult> ppl;
-    if (!runs.empty()) all = s.run(held, runs, samples_path, "verify candidates");
+    if (!runs.empty()) all = s.run(held, ordered_runs, samples_path, "verify candidates");
     if (!o.eval.text.empty()) {
       std::vector<SchemeRun> ppl_runs = {base, tgt};
       ppl_runs.insert(ppl_runs.end(), runs.begin(), runs.end());
@@ -539,6 +579,7 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
                        {"recovery_ci_low", num(rec.ci_low)},
                        {"recovery_ci_high", num(rec.ci_high)},
                        {"memory_overhead", num(memory_overhead(bpt, target_bpt))},
+                       {"screen_shift", num(cand_shift[i])},
                        {"bytes_per_token", bpt},
                        {"ppl_ratio", ppl.empty() ? Json(nullptr) : num(ppl[i + 2].ppl_ratio)},
                        {"kl", ppl.empty() ? Json(nullptr) : num(ppl[i + 2].kl)},
@@ -546,6 +587,17 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
                        {"qualifies", ok}});
       if (ok && (!chosen || bpt < chosen_bpt)) chosen = i, chosen_bpt = bpt;
       if (!std::isnan(rec.value) && rec.value > best_recovery) best_recovery = rec.value, best = i;
+    }
+    if (report.contains("screen") && report["screen"].is_object()) {
+      // Does the screen's ranking predict the measured recovery? (Beyond the paper: if it does, the
+      // screen could stand in for most of the verification.)
+      std::vector<double> x, y;
+      for (size_t i = 0; i < plans.size(); ++i) {
+        const auto& rec = cands[i]["recovery"];
+        if (!std::isnan(cand_shift[i]) && rec.is_number()) x.push_back(cand_shift[i]), y.push_back(rec.get<double>());
+      }
+      report["screen"]["verify_order"] = verify_order;
+      report["screen"]["candidates_spearman"] = x.size() >= 3 ? num(spearman(x, y)) : Json(nullptr);
     }
     report["target_bytes_per_token"] = target_bpt;
     report["candidates"] = cands;

@@ -142,6 +142,8 @@ std::string summary_html(const json& r) {
             sc ? format_fixed(opt_number(screen, "auroc"), 3) : std::string("not run"));
   h += card("screen Spearman (score shift vs flips)",
             sc ? format_fixed(opt_number(screen, "spearman"), 3) : std::string("not run"));
+  h += card("screen Spearman (candidate shift vs recovery)",
+            sc ? format_fixed(opt_number(screen, "candidates_spearman"), 3) : std::string("not run"));
   return h + "</div></section>";
 }
 
@@ -162,8 +164,8 @@ std::string timing_html(const json& r) {
   if (const json* t = opt_object(r, "timing")) {
     h += "<table class=\"data narrow\"><thead><tr><th>stage</th><th>wall time</th></tr></thead><tbody>";
     // The protocol's stage order (the object arrives with its keys sorted), then any others.
-    std::vector<std::string> order = {"load", "heldout", "layer_scan", "outliers", "ablation",
-                                      "pcr_heldout", "geometry", "screen", "verify"};
+    std::vector<std::string> order = {"load", "heldout", "screen", "layer_scan", "outliers", "ablation",
+                                      "pcr_heldout", "geometry", "verify"};
     for (const auto& [stage, secs] : t->items())
       if (stage != "total" && std::find(order.begin(), order.end(), stage) == order.end()) order.push_back(stage);
     double total = 0;

@@ -5,10 +5,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -84,6 +86,17 @@ TEST_F(CliAudit, RunsEveryStageResumesAndEvalReproducesTheVerification) {
   EXPECT_EQ(phase[1]["scheme"], "int8:token:asym");
   EXPECT_EQ(phase[3]["flip_rate"], report["target_metrics"]["flip_rate"]);
   EXPECT_TRUE(report.contains("phase_onset_bits"));
+  // The screen ran before the scan and ordered it (a permutation of the layers) and the candidates.
+  const auto& screen = report["screen"];
+  std::vector<int> order = screen["scan_order"].get<std::vector<int>>();
+  std::sort(order.begin(), order.end());
+  std::vector<int> layers(30);
+  std::iota(layers.begin(), layers.end(), 0);
+  EXPECT_EQ(order, layers);
+  EXPECT_EQ(screen["verify_order"].size(), report["candidates"].size());
+  EXPECT_TRUE(screen.contains("candidates_spearman"));
+  for (const auto& c : report["candidates"]) EXPECT_TRUE(c["screen_shift"].is_number()) << c.dump();
+  EXPECT_TRUE(report["timing"].contains("screen"));
   ASSERT_GE(report["candidates"].size(), 1u);
   EXPECT_TRUE(fs::exists(out / "report.html"));
   const std::string html = slurp(out / "report.html");

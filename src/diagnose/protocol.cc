@@ -437,7 +437,6 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
       pcr_cal = pcr(flip["per-channel"], flip["per-tensor"]);
       // The paper's stability claim: the same PCR on the held-out prompts the baseline refused.
       stage("pcr_heldout");
-      const std::vector<Prompt> held_refused = refused_by(held, hb);
       if (!held_refused.empty()) {
         all = s.run(held_refused, {runs[0], runs[1]}, samples_path, "held-out PCR");
         pcr_held = pcr(conditional_metrics(all, held_refused, runs[1].name).flip_rate,

@@ -13,4 +13,4 @@ model=$(bash scripts/fetch-models.sh smollm2)
 ./build/kvaudit generate --model "$model" --device cpu --max-new-tokens 64 \
   --prompt "What is the capital of France? Answer in one sentence."
 ./build/kvaudit audit --model "$model" --device cpu --kv int3:tensor:sym --calib custom --heldout advbench:60 \
-  --max-new-tokens 32 --force --out out/demo
+  --phase-bits 8,4 --max-new-tokens 32 --force --out out/demo

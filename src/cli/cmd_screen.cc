@@ -12,7 +12,9 @@ void add_screen(CLI::App& app) {
   auto* cmd = app.add_subcommand("screen", "Refusal-score shifts per scheme and per layer, without generation");
   auto o = std::make_shared<diagnose::ScreenOptions>();
   add_eval_options(cmd, o->eval);
-  cmd->add_option("--kv", o->eval.kv, "KV scheme spec (SPEC.md §3); repeat for several")->required();
+  cmd->add_option("--kv", o->eval.kv, "KV scheme spec (SPEC.md §3); repeat for several");
+  cmd->add_option("--kv-policy", o->eval.kv_policy,
+                  "per-layer KV policy JSON file (e.g. an audit's policy.json), named policy:FILE; repeat for several");
   cmd->add_option("--calib", o->calib, "prompts whose 16-bit refusals give the refusal openings (default custom:20)");
   cmd->add_flag("--no-per-layer", [o](int64_t) { o->per_layer = false; }, "skip the per-layer scores");
   cmd->callback([o] {

@@ -39,13 +39,15 @@ Json num(double x) { return std::isnan(x) || std::isinf(x) ? Json(nullptr) : Jso
 
 nlohmann::ordered_json run_screen(const ScreenOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
-  if (o.eval.kv.empty()) usage_error("screen: give at least one --kv");
+  if (o.eval.kv.empty() && o.eval.kv_policy.empty()) usage_error("screen: give at least one --kv or --kv-policy");
   const PromptSetSpec calib_spec =
       parse_prompt_set(o.calib.empty() ? std::string(rules::kCalibDefault) : o.calib, "--calib");
   eval::EvalSession s(o.eval);
   const int n_layers = s.model().config.n_layers;
-  std::vector<eval::SchemeRun> schemes;
-  for (const auto& spec : o.eval.kv) schemes.push_back(s.scheme(spec));
+  // Specs and policy files ("policy:FILE") as eval names them; drop eval's fp16 baseline (index 0).
+  std::vector<eval::SchemeRun> schemes =
+      eval::make_scheme_runs(o.eval.kv, o.eval.kv_storage, s.backend(), o.eval.model, o.eval.kv_policy);
+  schemes.erase(schemes.begin());
 
   const auto calib = calibration_prompts(calib_spec, s.data_dir());
   std::filesystem::create_directories(o.eval.out);
@@ -83,8 +85,10 @@ nlohmann::ordered_json run_screen(const ScreenOptions& o) {
     Json row = {{"scheme", schemes[k].name}, {"mean_score_shift", num(mean(shift))},
                 {"median_score_shift", num(median(shift))},
                 {"fraction_dropped", double(dropped) / double(ids.size())}, {"per_layer", nullptr}};
-    // Per layer: that layer alone under the scheme ("layers[l]=SCHEME"), for single-part specs.
-    const auto parts = kv::parse_spec(schemes[k].name);
+    // Per layer: that layer alone under the scheme ("layers[l]=SCHEME"), for single-part specs
+    // (a policy file is already per layer).
+    const bool from_file = schemes[k].name.rfind("policy:", 0) == 0;
+    const auto parts = from_file ? std::vector<kv::SpecPart>{} : kv::parse_spec(schemes[k].name);
     if (o.per_layer && parts.size() == 1 && parts[0].layers.empty()) {
       std::vector<std::shared_ptr<const kv::KvPolicy>> lp = {nullptr};
       for (int l = 0; l < n_layers; ++l) lp.push_back(s.scheme(fmt::format("layers[{}]={}", l, schemes[k].name)).policy);

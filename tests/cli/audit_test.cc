@@ -180,14 +180,19 @@ namespace {
 
 TEST_F(CliAudit, ScreenRanksSchemesWithoutGenerating) {
   const fs::path out = root_ / "screen";
-  ASSERT_EQ(run({"screen", "--model", model_, "--kv", "int2:token:asym", "--kv", "int8:token:asym", "--bench",
-                 "advbench", "--limit", "6", "--calib", data("jailbreak.txt") + ":4", "--max-new-tokens", "6",
-                 "--no-per-layer", "--threads", "2", "--quiet", "--out", out.string()}),
+  // The same scheme as a spec and as a policy file scores the same.
+  const fs::path policy = root_ / "int2.json";
+  std::ofstream(policy) << R"({"spec": "int2:token:asym"})";
+  ASSERT_EQ(run({"screen", "--model", model_, "--kv", "int2:token:asym", "--kv", "int8:token:asym", "--kv-policy",
+                 policy.string(), "--bench", "advbench", "--limit", "6", "--calib", data("jailbreak.txt") + ":4",
+                 "--max-new-tokens", "6", "--no-per-layer", "--threads", "2", "--quiet", "--out", out.string()}),
             0);
   const auto r = nlohmann::json::parse(slurp(out / "screen.json"));
   EXPECT_EQ(r["n_prompts"], 6);
   ASSERT_FALSE(r["openings"].empty());
-  ASSERT_EQ(r["schemes"].size(), 2u);
+  ASSERT_EQ(r["schemes"].size(), 3u);
+  EXPECT_EQ(r["schemes"][2]["scheme"], "policy:" + policy.string());
+  EXPECT_EQ(r["schemes"][2]["mean_score_shift"], r["schemes"][0]["mean_score_shift"]);
   // int2 moves the first-token refusal score far more than int8 (measured -1.69 vs -0.011).
   EXPECT_LT(r["schemes"][0]["mean_score_shift"].get<double>(), r["schemes"][1]["mean_score_shift"].get<double>());
   EXPECT_TRUE(r["schemes"][0]["per_layer"].is_null());

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/kv_options.h"
 #include "cli/token_list.h"
 #include "core/error.h"
 #include "engine/engine.h"
@@ -19,7 +20,8 @@ namespace kvaudit::cli {
 namespace {
 
 struct BenchArgs {
-  std::string model, kv, batches = "1,32", device;
+  std::string model, batches = "1,32", device;
+  KvOptions kv;
   bool random_weights = false, json = false;
   int prompt_len = 128, gen = 32, threads = 0, repeat = 3;
 };
@@ -37,10 +39,10 @@ void run_bench(const BenchArgs& a) {
   const engine::Device device = a.device.empty() ? engine::default_device() : engine::parse_device(a.device);
   model::LoadOptions lo;
   lo.random_weights = a.random_weights;
-  lo.compute_sha256 = false;
+  lo.compute_sha256 = kv_needs_calibration(a.kv);  // the calibration cache is keyed by the weights' sha256
   const model::Model m = model::load_model(a.model, lo);
-  auto policy = std::make_shared<const kv::KvPolicy>(a.kv.empty() ? kv::KvPolicy() : kv::KvPolicy::parse(a.kv, m.config.n_layers));
   auto backend = engine::make_backend(device, m, {a.threads});
+  const auto policy = calibrate_if_needed(make_kv_policy(a.kv, m.config.n_layers), *backend, a.model);
 
   const int64_t weight_bytes = engine::decode_weight_bytes(m);
   const double bandwidth = engine::measure_memcpy_bandwidth();
@@ -88,7 +90,7 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--prompt-len", a->prompt_len, "prompt tokens per sequence (default 128)");
   cmd->add_option("--gen", a->gen, "decode steps (default 32)");
   cmd->add_option("--repeat", a->repeat, "runs per batch size; the median is reported (default 3)");
-  cmd->add_option("--kv", a->kv, "KV-cache scheme spec (SPEC.md §3); default fp16");
+  add_kv_options(cmd, a->kv);
   cmd->add_option("--device", a->device, "cpu|cuda (default: cuda when built with it)");
   cmd->add_option("--threads", a->threads, "CPU threads (default: all)");
   cmd->add_flag("--json", a->json, "print the results as JSON");

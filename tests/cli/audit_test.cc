@@ -178,6 +178,22 @@ TEST_F(CliAudit, BadInputExitsTwoNamingIt) {
 
 namespace {
 
+// --kv-policy wherever --kv names a cache (eval, ppl, screen: above; generate, logits: kv_options;
+// bench here): a policy file runs, a broken one is exit 2 naming the file.
+TEST_F(CliAudit, BenchTakesAPolicyFile) {
+  const fs::path good = root_ / "int4.json", bad = root_ / "broken.json";
+  std::ofstream(good) << R"({"spec": "int4:token:asym"})";
+  std::ofstream(bad) << R"({"spec": "int4:token:asym", "layrs": []})";
+  std::string err;
+  EXPECT_EQ(run({"bench", "--model", model_, "--kv-policy", good.string(), "--batch", "1", "--prompt-len", "4",
+                 "--gen", "2", "--repeat", "1", "--threads", "1", "--device", "cpu", "--json"},
+                &err),
+            0)
+      << err;
+  EXPECT_EQ(run({"bench", "--model", model_, "--kv-policy", bad.string(), "--batch", "1", "--device", "cpu"}, &err), 2);
+  EXPECT_NE(err.find("broken.json"), std::string::npos) << err;
+}
+
 TEST_F(CliAudit, ScreenRanksSchemesWithoutGenerating) {
   const fs::path out = root_ / "screen";
   // The same scheme as a spec and as a policy file scores the same.

@@ -11,8 +11,9 @@ Writes tests/fixtures/text/:
   VERSIONS.json                 library versions and the command
 
 Real tokenizers (SmolLM2-135M-Instruct, Qwen2.5-Coder-1.5B-Instruct) come from their GGUF files
-(~/.cache/kvaudit/*.gguf, not committed) through transformers' GGUF tokenizer conversion; the tests
-skip those when the GGUF is absent.
+(~/.cache/kvaudit/*.gguf, not committed) through transformers' GGUF tokenizer conversion, plus the
+NFC normalizer for a "qwen2" pre-tokenizer (see below); the tests skip those when the GGUF is absent.
+Normalizer fixtures: tools/make_normalizer_fixtures.py.
 
 Command (from the repo root, in a venv with tokenizers, transformers, gguf; no torch needed):
   python3 tools/make_text_fixtures.py
@@ -210,6 +211,7 @@ def make_tokenizer_fixtures(corpus, versions):
     import transformers.modeling_gguf_pytorch_utils as mg
     mg.is_torch_available = lambda: True
     from transformers import AutoTokenizer
+    from transformers.integrations.gguf.gguf_tokenizer_mapping import get_gguf_tokenizer
     for name, fname in GGUFS.items():
         path = os.path.join(GGUF_DIR, fname)
         if not os.path.exists(path):
@@ -217,6 +219,12 @@ def make_tokenizer_fixtures(corpus, versions):
             continue
         t = AutoTokenizer.from_pretrained(GGUF_DIR, gguf_file=fname)
         backend = t.backend_tokenizer
+        # Qwen2's tokenizer.json (and transformers' Qwen2Tokenizer, and transformers 4.x's GGUF
+        # conversion) normalizes to NFC; transformers 5.x's GGUF conversion drops it. kvaudit
+        # follows the model's own tokenizer (src/text/gguf_tokenizer.cc), so the reference does too.
+        if get_gguf_tokenizer(path)[1].get("pre_tokenizer_type") == "qwen2":
+            from tokenizers import normalizers
+            backend.normalizer = normalizers.NFC()
         write_ids(name, lambda s, sp, t=t: t.encode(s, add_special_tokens=sp),
                   lambda ids, b=backend: b.decode(ids, skip_special_tokens=False), corpus)
         versions["gguf_files"][name] = fname

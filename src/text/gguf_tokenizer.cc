@@ -1,6 +1,7 @@
 // GGUF tokenizer metadata -> tokenizer.json, mirroring transformers' GGUF conversion
 // (transformers 5.x integrations/gguf/gguf_tokenizer_mapping.py), so ids match
-// AutoTokenizer.from_pretrained(dir, gguf_file=...) (SPEC.md §2).
+// AutoTokenizer.from_pretrained(dir, gguf_file=...) (SPEC.md §2), with one exception: a "qwen2"
+// pre-tokenizer also gets the model's NFC normalizer (see below).
 #include <set>
 
 #include "core/error.h"
@@ -118,7 +119,12 @@ nlohmann::json gguf_to_tokenizer_json(const nlohmann::json& md, TokenizerExtras&
     for (int i = 0; i < n; ++i) vocab[in_byte_alphabet(tokens[i]) ? tokens[i] : respell_bytes(tokens[i])] = i;
     model = {{"type", "BPE"}, {"byte_fallback", false}, {"fuse_unk", false}, {"ignore_merges", false}};
     j["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}};
-    if (const char* split = split_for_pre(get("tokenizer.ggml.pre") ? get("tokenizer.ggml.pre")->get<std::string>() : ""))
+    const std::string pre = get("tokenizer.ggml.pre") ? get("tokenizer.ggml.pre")->get<std::string>() : "";
+    // Qwen2/Qwen2.5/Qwen3 ship an NFC normalizer in tokenizer.json (transformers' Qwen2Tokenizer
+    // sets it too); a GGUF leaves it implicit in tokenizer.ggml.pre = "qwen2". transformers 5.x's
+    // GGUF conversion drops it (4.x kept it): we follow the model's own tokenizer.json.
+    if (pre == "qwen2") j["normalizer"] = {{"type", "NFC"}};
+    if (const char* split = split_for_pre(pre))
       j["pre_tokenizer"] = {{"type", "Sequence"},
                             {"pretokenizers",
                              {{{"type", "Split"}, {"pattern", {{"Regex", split}}}, {"behavior", "Isolated"}, {"invert", false}},

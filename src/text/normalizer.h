@@ -1,5 +1,8 @@
 // tokenizer.json "normalizer" (SPEC.md §2): applied to each piece of text between added tokens,
-// before pre-tokenization. Supported: Sequence, Prepend, Replace, Lowercase, Strip.
+// before pre-tokenization. Supported, as HF `tokenizers` defines them: NFC, NFD, NFKC, NFKD
+// (ICU Normalizer2, restricted to HF's Unicode 9.0 repertoire), Lowercase (ICU full lowercase
+// mapping, one character at a time as Rust's char::to_lowercase), Strip (Unicode White_Space),
+// Replace (String or Regex pattern, PCRE2), Prepend, Sequence.
 #pragma once
 #include <memory>
 #include <string>
@@ -11,6 +14,7 @@ namespace kvaudit::text {
 class Normalizer {
  public:
   virtual ~Normalizer() = default;
+  // s is valid UTF-8 (the tokenizer sanitizes its input first).
   virtual void apply(std::string& s) const = 0;
 };
 

@@ -1,7 +1,7 @@
 // Tokenizer identical to Hugging Face `tokenizers` (SPEC.md §2): BPE models read from tokenizer.json
 // (ByteLevel + split regexes as GPT-2 / Llama-3 / Qwen2; SentencePiece-style BPE with Metaspace or
-// Prepend+Replace normalizers and byte fallback as Llama-2 / Mistral / TinyLlama) or from GGUF
-// tokenizer metadata. Added/special tokens are matched before pre-tokenization, as HF does.
+// Prepend+Replace normalizers and byte fallback as Llama-2 / Mistral / TinyLlama; the normalizers
+// of text/normalizer.h, e.g. Qwen2's NFC) or from GGUF tokenizer metadata. Added/special tokens are matched before pre-tokenization, as HF does.
 #pragma once
 #include <memory>
 #include <optional>

@@ -29,6 +29,7 @@
 #include "eval/results.h"
 #include "eval/runner.h"
 #include "eval/samples.h"
+#include "report/results_json.h"
 
 namespace {
 
@@ -84,7 +85,7 @@ std::string metrics_text(const std::vector<eval::Prompt>& prompts, const std::ve
                          const eval::SampleMap& samples) {
   std::string out;
   for (const auto& s : eval::aggregate_results(prompts, schemes, samples))
-    for (const auto& b : s.benches) out += s.scheme + " " + b.bench + " " + eval::metrics_json(b.metrics).dump() + "\n";
+    for (const auto& b : s.benches) out += s.scheme + " " + b.bench + " " + report::metrics_json(b.metrics).dump() + "\n";
   return out;
 }
 

@@ -14,7 +14,7 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--kv-policy", a->kv_policy,
                   "per-layer KV policy JSON file (SPEC.md §3, e.g. an audit's policy.json); repeat for several; "
                   "named policy:FILE in the results");
-  cmd->callback([a] { print_eval_results(*a, run_eval_pipeline(*a, a->kv)); });
+  cmd->callback([a] { print_eval_results(*a, run_eval_and_write(*a, a->kv)); });
 }
 
 }  // namespace kvaudit::cli

@@ -6,9 +6,6 @@
 #include <cstdio>
 #include <filesystem>
 
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
-
 #include "cli/commands.h"
 #include "cli/eval_pipeline.h"
 #include "cli/kv_options.h"
@@ -20,6 +17,7 @@
 #include "io/atomic_file.h"
 #include "kv/policy.h"
 #include "model/model.h"
+#include "report/ppl_table.h"
 #include "text/tokenizer.h"
 
 namespace kvaudit::cli {
@@ -62,22 +60,10 @@ void run_ppl(const PplArgs& a) {
                           n_windows * schemes.size(), "windows");
   const auto res = eval::run_perplexity(*backend, tokens, schemes, opt, &progress);
   progress.finish();
-  if (a.json) {
-    nlohmann::ordered_json j;
-    j["text"] = text_path;
-    j["tokens"] = tokens.size();
-    j["windows"] = n_windows;
-    for (size_t s = 0; s < schemes.size(); ++s)
-      j["results"][schemes[s].name] = {{"ppl", res[s].ppl}, {"ppl_ratio", res[s].ppl_ratio},
-                                       {"kl", res[s].kl}, {"n_scored", res[s].n_scored}};
-    std::printf("%s\n", j.dump(2).c_str());
-    return;
-  }
-  std::printf("%s: %zu tokens, %zu windows of %zu (stride %zu), %zu targets scored\n", text_path.c_str(),
-              tokens.size(), n_windows, a.window, a.stride, res[0].n_scored);
-  std::printf("%-24s %12s %10s %12s\n", "scheme", "ppl", "ratio", "KL");
-  for (size_t s = 0; s < schemes.size(); ++s)
-    std::printf("%-24s %12.4f %10.4f %12.6f\n", schemes[s].name.c_str(), res[s].ppl, res[s].ppl_ratio, res[s].kl);
+  report::PplRun run{text_path, tokens.size(), n_windows, a.window, a.stride, {}, res};
+  for (const auto& s : schemes) run.schemes.push_back(s.name);
+  const std::string out = a.json ? report::ppl_json(run) : report::format_ppl_table(run);
+  std::fputs(out.c_str(), stdout);
 }
 
 }  // namespace

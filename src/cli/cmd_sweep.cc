@@ -26,7 +26,7 @@ void run_sweep(const SweepArgs& a) {
   std::vector<std::string> specs;
   for (int b : bits)
     if (b != 16) specs.push_back(eval::sweep_spec(a.scheme, b));
-  const eval::RunResults r = run_eval_pipeline(
+  const eval::RunResults r = run_eval_and_write(
       a.eval, specs, {{"scheme", a.scheme}, {"bits", bits}, {"threshold", a.threshold}});
 
   // Onset per benchmark; results[0] is the baseline (16 bits), then specs in `bits` order.

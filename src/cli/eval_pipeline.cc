@@ -2,7 +2,8 @@
 
 #include <cstdio>
 
-#include "eval/table.h"
+#include "report/results_json.h"
+#include "report/table.h"
 
 namespace kvaudit::cli {
 
@@ -35,8 +36,15 @@ void add_eval_options(CLI::App* cmd, EvalArgs& a) {
   cmd->add_flag("--json", a.json, "print results.json instead of the table");
 }
 
+eval::RunResults run_eval_and_write(const EvalArgs& a, const std::vector<std::string>& kv_specs,
+                                    const nlohmann::json& extra_config) {
+  eval::RunResults r = eval::run_eval_pipeline(a, kv_specs, extra_config);
+  report::write_results(a.out, r);
+  return r;
+}
+
 void print_eval_results(const EvalArgs& a, const eval::RunResults& r) {
-  const std::string text = a.json ? eval::results_json(r) : eval::format_results_table(r);
+  const std::string text = a.json ? report::results_json(r) : report::format_results_table(r);
   std::fputs(text.c_str(), stdout);
 }
 

@@ -201,7 +201,6 @@ RunResults run_eval_pipeline(const EvalArgs& a, const std::vector<std::string>& 
               {"tokens_generated", stats.tokens},
               {"samples_stopped_early", stats.stopped_early},
               {"duplicates_dropped", loaded.duplicates_dropped}};
-  write_results(a.out, r);
   return r;
 }
 

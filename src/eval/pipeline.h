@@ -1,7 +1,8 @@
 // The eval pipeline shared by `eval`, `sweep`, `ppl`, `diagnose` and `audit` (SPEC.md §4-§7): an
 // EvalSession loads the model, tokenizer, backend and judge once and runs any prompts under any
 // schemes sharing batches, resuming from a samples.jsonl; run_eval_pipeline is `eval` on top of it
-// (benchmarks -> samples -> metrics -> results.json). Printing is the command's.
+// (benchmarks -> samples -> metrics -> RunResults). Writing results.json and printing are the
+// command's (report/results_json.h, report/table.h).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -83,8 +84,9 @@ class EvalSession {
 // --bench a,b and --bench a --bench b, with the session's data dir, column, limit, seed, dedup.
 LoadedBenchmarks load_selected_benchmarks(const EvalArgs& a, const std::string& data_dir);
 
-// Runs the pipeline for the fp16 baseline plus kv_specs; writes <out>/results.json and returns it.
-// extra_config: the calling command's own flags, added to results.json "config".
+// Runs the pipeline for the fp16 baseline plus kv_specs (samples.jsonl in a.out) and returns the
+// results; the caller writes results.json. extra_config: the calling command's own flags, added to
+// the results' "config".
 RunResults run_eval_pipeline(const EvalArgs& a, const std::vector<std::string>& kv_specs,
                                    const nlohmann::json& extra_config = nlohmann::json::object());
 

@@ -1,4 +1,4 @@
-#include "eval/table.h"
+#include "report/table.h"
 
 #include <algorithm>
 #include <array>
@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-namespace kvaudit::eval {
+namespace kvaudit::report {
 
 namespace {
 
@@ -15,7 +15,7 @@ constexpr const char* kUndefined = "-";
 
 std::string pct(double x) { return std::isfinite(x) ? fmt::format("{:.1f}%", 100 * x) : kUndefined; }
 
-std::string flip_cell(const BenchMetrics& m) {
+std::string flip_cell(const eval::BenchMetrics& m) {
   if (!std::isfinite(m.flip_rate)) return kUndefined;
   return fmt::format("{:.1f}% [{:.1f}, {:.1f}]", 100 * m.flip_rate, 100 * m.flip_ci_low,
                      100 * m.flip_ci_high);
@@ -30,7 +30,7 @@ using Row = std::array<std::string, kCols>;
 
 }  // namespace
 
-std::string format_results_table(const RunResults& r) {
+std::string format_results_table(const eval::RunResults& r) {
   std::vector<Row> rows;
   rows.push_back({"scheme", "bench", "n", "refusal", "flip rate [95% CI]", "flips/rev", "McNemar p",
                   "over-refusal", "ppl ratio", "KL"});
@@ -64,4 +64,4 @@ std::string format_results_table(const RunResults& r) {
   return out;
 }
 
-}  // namespace kvaudit::eval
+}  // namespace kvaudit::report

@@ -5,10 +5,10 @@
 
 #include "eval/results.h"
 
-namespace kvaudit::eval {
+namespace kvaudit::report {
 
 // Fixed-width text ending in '\n'. Rates are percentages with one decimal, the flip rate with its
 // Wilson interval "12.5% [8.1, 18.7]", p-values in %.3g, undefined values as "-".
-std::string format_results_table(const RunResults& r);
+std::string format_results_table(const eval::RunResults& r);
 
-}  // namespace kvaudit::eval
+}  // namespace kvaudit::report

@@ -5,9 +5,13 @@
 #include <gtest/gtest.h>
 
 #include "eval/results.h"
+#include "report/results_json.h"
 
-namespace kvaudit::eval {
+namespace kvaudit::report {
 namespace {
+
+using eval::BenchMetrics;
+using eval::RunResults;
 
 RunResults tiny() {
   RunResults r;
@@ -20,7 +24,7 @@ RunResults tiny() {
 }
 
 TEST(ResultsJson, WrittenAtomicallyIntoDir) {
-  const auto dir = std::filesystem::temp_directory_path() / "kvaudit_eval_results";
+  const auto dir = std::filesystem::temp_directory_path() / "kvaudit_report_results";
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   write_results(dir.string(), tiny());
@@ -34,4 +38,4 @@ TEST(ResultsJson, WrittenAtomicallyIntoDir) {
 }
 
 }  // namespace
-}  // namespace kvaudit::eval
+}  // namespace kvaudit::report

@@ -1,11 +1,14 @@
-#include "eval/results.h"
+#include "report/results_json.h"
 
 #include <cmath>
+#include <filesystem>
+#include <stdexcept>
+#include <utility>
 
-#include "core/error.h"
 #include "core/version.h"
+#include "io/atomic_file.h"
 
-namespace kvaudit::eval {
+namespace kvaudit::report {
 
 namespace {
 nlohmann::ordered_json number_or_null(double x) {
@@ -13,7 +16,7 @@ nlohmann::ordered_json number_or_null(double x) {
 }
 }  // namespace
 
-nlohmann::ordered_json metrics_json(const BenchMetrics& m) {
+nlohmann::ordered_json metrics_json(const eval::BenchMetrics& m) {
   nlohmann::ordered_json j;
   j["n"] = m.n;
   j["refusal_rate"] = number_or_null(m.refusal_rate);
@@ -30,7 +33,7 @@ nlohmann::ordered_json metrics_json(const BenchMetrics& m) {
   return j;
 }
 
-std::string results_json(const RunResults& r) {
+std::string results_json(const eval::RunResults& r) {
   nlohmann::ordered_json doc;
   doc["kvaudit_version"] = kVersion;
   doc["model"] = {{"path", r.model.path},
@@ -52,4 +55,8 @@ std::string results_json(const RunResults& r) {
   return doc.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
-}  // namespace kvaudit::eval
+void write_results(const std::string& dir, const eval::RunResults& r) {
+  io::write_file_atomic((std::filesystem::path(dir) / "results.json").string(), results_json(r));
+}
+
+}  // namespace kvaudit::report

@@ -1,4 +1,4 @@
-#include "eval/results.h"
+#include "report/results_json.h"
 
 #include <filesystem>
 #include <fstream>
@@ -7,10 +7,14 @@
 #include <gtest/gtest.h>
 
 #include "core/version.h"
-#include "eval/table.h"
+#include "eval/results.h"
+#include "report/table.h"
 
-namespace kvaudit::eval {
+namespace kvaudit::report {
 namespace {
+
+using eval::BenchMetrics;
+using eval::RunResults;
 
 RunResults example() {
   RunResults r;
@@ -117,4 +121,4 @@ TEST(ResultsTable, RowsPerSchemeAndBench) {
 }
 
 }  // namespace
-}  // namespace kvaudit::eval
+}  // namespace kvaudit::report

@@ -17,7 +17,11 @@ void add_protocol_options(CLI::App* cmd, diagnose::ProtocolOptions& o, bool kv_r
   auto* kv = cmd->add_option("--kv", o.target,
                              kv_required ? "the KV scheme to audit (SPEC.md §3)"
                                          : "the scheme whose geometry is measured (default int3:tensor:sym)");
-  if (kv_required) kv->required();
+  auto* policy = cmd->add_option("--kv-policy", o.target_policy,
+                                 "a per-layer policy file to audit instead of --kv (e.g. an earlier audit's policy.json)");
+  kv->excludes(policy);
+  policy->excludes(kv);
+  (void)kv_required;  // audit needs one of the two: run_protocol says so
   cmd->add_option("--calib", o.calib, "calibration prompts BENCH[:N] (default custom:20, the first N)");
   cmd->add_option("--heldout", o.heldout, "held-out prompts BENCH[:N] (default advbench:200, a --seed subset)");
   cmd->add_option("--phase-bits", o.phase_bits,

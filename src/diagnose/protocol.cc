@@ -170,6 +170,26 @@ std::vector<Ablation> ablations(const OutlierChannels& o) {
   return out;
 }
 
+// The target as a spec string: --kv, or the canonical spec of a --kv-policy file (every policy
+// file without channel subsets has one), or the scan preset for diagnose.
+std::string target_spec(const ProtocolOptions& o) {
+  if (o.target_policy.empty()) return o.target.empty() ? std::string(rules::kScanScheme) : o.target;
+  const kv::KvPolicy p = kv::KvPolicy::load(o.target_policy);
+  const std::string spec = p.name();
+  try {
+    kv::KvPolicy::parse(spec);
+  } catch (const UsageError&) {
+    usage_error("--kv-policy {}: a policy with channel subsets ({}) cannot be audited; audit a scheme spec", o.target_policy,
+                spec);
+  }
+  const auto j = nlohmann::json::parse(io::read_file(o.target_policy));
+  for (const char* key : {"storage", "compat"})
+    if (j.contains(key))
+      usage_error("--kv-policy {}: '{}' is set in the file; pass it as {} on the command line instead", o.target_policy,
+                  key, std::string(key) == "storage" ? "--kv-storage" : "--compat");
+  return spec;
+}
+
 std::string ablation_run_name(int layer, const std::string& name) { return fmt::format("ablation:L{}:{}", layer, name); }
 
 }  // namespace
@@ -186,7 +206,9 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
     if (stage_cb && !name.empty()) stage_cb(name);
   };
 
-  const std::string target = o.target.empty() ? std::string(rules::kScanScheme) : o.target;
+  if (o.verify && o.target.empty() && o.target_policy.empty())
+    usage_error("audit: give the scheme to audit with --kv SPEC or --kv-policy FILE");
+  const std::string target = target_spec(o);
   kv::KvPolicy::parse(target);  // a bad --kv fails before the model loads
   const PromptSetSpec calib_spec = parse_prompt_set(o.calib.empty() ? std::string(rules::kCalibDefault) : o.calib, "--calib");
   const PromptSetSpec held_spec =

@@ -23,6 +23,7 @@ namespace kvaudit::diagnose {
 struct ProtocolOptions {
   eval::EvalArgs eval;     // model, out, judge, data, generation, device, text, seed ...
   std::string target;      // --kv; diagnose may leave it empty (then rules::kScanScheme)
+  std::string target_policy;  // --kv-policy FILE: the target as a policy file (its canonical spec is audited)
   std::string calib;       // --calib BENCH[:N], default rules::kCalibDefault
   std::string heldout;     // --heldout BENCH[:N], default rules::kHeldoutDefault
   int subspace_k = 0;      // 0 = rules::kSubspaceK

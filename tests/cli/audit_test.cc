@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../common/test_files.h"
+#include "kv/policy.h"
 
 namespace {
 
@@ -162,6 +163,20 @@ TEST_F(CliAudit, BadInputExitsTwoNamingIt) {
                 &err),
             2);
   EXPECT_NE(err.find("layer 30"), std::string::npos) << err;
+  // --kv-policy as the target: its canonical spec is audited; both flags at once are an error
+  const fs::path pol = root_ / "target.json";
+  std::ofstream(pol) << R"({"spec": "int8:token:asym;layers[0]=fp16"})";
+  ASSERT_EQ(run({"audit", "--model", model_, "--kv-policy", pol.string(), "--calib", data("jailbreak.txt") + ":4",
+                 "--heldout", data("privacy.txt") + ":6", "--max-new-tokens", "4", "--phase-bits", "none", "--threads",
+                 "2", "--quiet", "--out", (root_ / "pol").string()},
+                &err),
+            0)
+      << err;
+  const auto pr = nlohmann::json::parse(slurp(root_ / "pol" / "report.json"));
+  EXPECT_EQ(pr["target"], kvaudit::kv::KvPolicy::load(pol.string()).name());
+  EXPECT_TRUE(pr["phase_transition"].is_null());
+  EXPECT_EQ(run({"audit", "--model", model_, "--kv", "int4", "--kv-policy", pol.string(), "--out",
+                 (root_ / "both").string()}, &err), 2);
   // a bad --phase-bits
   EXPECT_EQ(run({"audit", "--model", model_, "--kv", "int4", "--phase-bits", "8,0", "--out",
                  (root_ / "badphase").string(), "--quiet"}, &err), 2);

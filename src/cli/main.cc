@@ -1,3 +1,4 @@
+#include <csignal>
 #include <cstdio>
 #include <exception>
 
@@ -6,6 +7,9 @@
 #include "core/version.h"
 
 int main(int argc, char** argv) {
+  // A write past RLIMIT_FSIZE then fails with EFBIG, reported with the file's name (and the previous
+  // results.json / samples.jsonl kept intact), instead of SIGXFSZ killing the run mid-file.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"kvaudit: does your model still refuse harmful requests under KV-cache quantization?",
                "kvaudit"};
   app.set_version_flag("--version", kvaudit::kVersion);

@@ -84,7 +84,7 @@ void run_bench(const BenchArgs& a) {
 void add_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Prefill/decode throughput per batch size vs the memory-bandwidth bound");
   auto a = std::make_shared<BenchArgs>();
-  cmd->add_option("--model", a->model, "HF model directory or .gguf file")->required();
+  cmd->add_option("--model", a->model, kModelHelp)->required();
   cmd->add_flag("--random-weights", a->random_weights, "config.json only: deterministic random weights");
   cmd->add_option("--batch", a->batches, "comma-separated batch sizes (default 1,32)");
   cmd->add_option("--prompt-len", a->prompt_len, "prompt tokens per sequence (default 128)");

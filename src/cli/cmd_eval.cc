@@ -3,6 +3,7 @@
 // benchmark; results.json + samples.jsonl in --out, resumable; a table (or --json) on stdout.
 #include "cli/commands.h"
 #include "cli/eval_pipeline.h"
+#include "io/out_dir_lock.h"
 
 namespace kvaudit::cli {
 
@@ -14,7 +15,10 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--kv-policy", a->kv_policy,
                   "per-layer KV policy JSON file (SPEC.md §3, e.g. an audit's policy.json); repeat for several; "
                   "named policy:FILE in the results");
-  cmd->callback([a] { print_eval_results(*a, run_eval_and_write(*a, a->kv)); });
+  cmd->callback([a] {
+    const io::OutDirLock lock(a->out);  // one writer per --out (io/out_dir_lock.h)
+    print_eval_results(*a, run_eval_and_write(*a, a->kv));
+  });
 }
 
 }  // namespace kvaudit::cli

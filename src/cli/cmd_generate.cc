@@ -126,7 +126,7 @@ void run_generate(const GenerateArgs& a) {
 void add_generate(CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "Greedy chat completions, batched; streams text for a single prompt");
   auto a = std::make_shared<GenerateArgs>();
-  cmd->add_option("--model", a->model, "HF model directory or .gguf file")->required();
+  cmd->add_option("--model", a->model, kModelHelp)->required();
   cmd->add_option("--prompt", a->prompt, "one prompt");
   cmd->add_option("--prompts", a->prompts_file, "file of prompts: one per line, or .jsonl strings / {\"prompt\": ...}");
   cmd->add_option("--tokens", a->tokens, "prompt as comma-separated token ids (no tokenizer, no template)");

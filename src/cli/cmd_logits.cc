@@ -40,7 +40,7 @@ void run_logits(const LogitsArgs& a) {
 void add_logits(CLI::App& app) {
   auto* cmd = app.add_subcommand("logits", "Forward the token ids (prefill) and write float32 logits [T, vocab] as .npy");
   auto a = std::make_shared<LogitsArgs>();
-  cmd->add_option("--model", a->model, "HF model directory or .gguf file")->required();
+  cmd->add_option("--model", a->model, kModelHelp)->required();
   cmd->add_option("--tokens", a->tokens, "comma-separated token ids, e.g. 1,2,3")->required();
   add_kv_options(cmd, a->kv);
   cmd->add_option("--out", a->out, "output .npy file")->required();

@@ -71,7 +71,7 @@ void run_ppl(const PplArgs& a) {
 void add_ppl(CLI::App& app) {
   auto* cmd = app.add_subcommand("ppl", "Perplexity and KL to the 16-bit baseline under KV schemes");
   auto a = std::make_shared<PplArgs>();
-  cmd->add_option("--model", a->model, "HF model directory or .gguf file")->required();
+  cmd->add_option("--model", a->model, kModelHelp)->required();
   cmd->add_option("--text", a->text, "text file (default: the staged WikiText-2 test set)");
   cmd->add_option("--data", a->data, "datasets directory, for the default --text");
   cmd->add_option("--kv", a->kv, "KV scheme spec; repeat for several; the fp16 baseline always runs");

@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "cli/eval_pipeline.h"
 #include "diagnose/screen_run.h"
+#include "io/out_dir_lock.h"
 
 namespace kvaudit::cli {
 
@@ -18,6 +19,7 @@ void add_screen(CLI::App& app) {
   cmd->add_option("--calib", o->calib, "prompts whose 16-bit refusals give the refusal openings (default custom:20)");
   cmd->add_flag("--no-per-layer", [o](int64_t) { o->per_layer = false; }, "skip the per-layer scores");
   cmd->callback([o] {
+    const io::OutDirLock lock(o->eval.out);  // one writer per --out (io/out_dir_lock.h)
     const auto r = diagnose::run_screen(*o);
     if (o->eval.json) {
       std::printf("%s\n", r.dump(2).c_str());

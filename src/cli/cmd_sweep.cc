@@ -11,6 +11,7 @@
 #include "diagnose/rules.h"
 #include "eval/sweep.h"
 #include "io/atomic_file.h"
+#include "io/out_dir_lock.h"
 
 namespace kvaudit::cli {
 namespace {
@@ -22,6 +23,7 @@ struct SweepArgs {
 };
 
 void run_sweep(const SweepArgs& a) {
+  const io::OutDirLock lock(a.eval.out);  // one writer per --out, held until sweep.json is written
   const std::vector<int> bits = eval::parse_bits(a.bits);
   std::vector<std::string> specs;
   for (int b : bits)

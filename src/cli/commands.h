@@ -5,6 +5,11 @@
 
 namespace kvaudit::cli {
 
+// --model of the commands that load weights (model/memory_check.h checks them before loading).
+inline constexpr const char* kModelHelp =
+    "HF model directory or .gguf file (weights held in fp32, 4 bytes per parameter; a model that does not fit "
+    "in the free memory stops with exit 2 before loading)";
+
 void add_generate(CLI::App& app);
 void add_logits(CLI::App& app);
 void add_tokenize(CLI::App& app);

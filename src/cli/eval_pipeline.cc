@@ -2,17 +2,19 @@
 
 #include <cstdio>
 
+#include "cli/commands.h"
 #include "report/results_json.h"
 #include "report/table.h"
 
 namespace kvaudit::cli {
 
 void add_eval_options(CLI::App* cmd, EvalArgs& a) {
-  cmd->add_option("--model", a.model, "HF model directory or .gguf file")->required();
+  cmd->add_option("--model", a.model, kModelHelp)->required();
   cmd->add_option("--bench", a.bench, "benchmarks, comma-separated: advbench, harmbench[:contextual], jbb, "
                                        "jbb-benign, strongreject, xstest[:safe|:unsafe], custom, FILE.csv|jsonl|txt")
       ->required();
-  cmd->add_option("--out", a.out, "output directory (results.json, samples.jsonl; rerun to resume)")->required();
+  cmd->add_option("--out", a.out, "output directory (results.json, samples.jsonl; rerun to resume; one run at a time: "
+                                   "a second run on the same --out stops with exit 2)")->required();
   cmd->add_option("--judge", a.judge, "substring:paper (default), substring:jbb, substring:gcg, prefix:xstest, "
                                        "model:PATH[:wildguard|:llamaguard3]");
   cmd->add_option("--data", a.data, "datasets directory (default $KVAUDIT_DATA, else ../shared/datasets)");

@@ -3,16 +3,19 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "cli/commands.h"
 #include "cli/kv_options.h"
 #include "diagnose/rules.h"
+#include "io/out_dir_lock.h"
 #include "report/html_report.h"
 
 namespace kvaudit::cli {
 
 void add_protocol_options(CLI::App* cmd, diagnose::ProtocolOptions& o, bool kv_required) {
   auto& a = o.eval;
-  cmd->add_option("--model", a.model, "HF model directory or .gguf file")->required();
-  cmd->add_option("--out", a.out, "output directory (report.json, report.html, samples.jsonl; rerun to resume)")
+  cmd->add_option("--model", a.model, kModelHelp)->required();
+  cmd->add_option("--out", a.out, "output directory (report.json, report.html, samples.jsonl; rerun to resume; one run at a "
+                                    "time: a second run on the same --out stops with exit 2)")
       ->required();
   auto* kv = cmd->add_option("--kv", o.target,
                              kv_required ? "the KV scheme to audit (SPEC.md §3)"
@@ -50,6 +53,7 @@ void add_protocol_options(CLI::App* cmd, diagnose::ProtocolOptions& o, bool kv_r
 }
 
 void run_protocol_command(const diagnose::ProtocolOptions& o) {
+  const io::OutDirLock lock(o.eval.out);  // one writer per --out, held until report.html is written
   const auto r = diagnose::run_protocol(o, [&](const std::string& stage) {
     if (!o.eval.quiet) std::fprintf(stderr, "== %s\n", stage.c_str());
   });

@@ -88,7 +88,7 @@ SamplesLog read_samples(const std::string& path) {
   return log;
 }
 
-SamplesWriter::SamplesWriter(const std::string& path, uint64_t valid_bytes) : path_(path) {
+SamplesWriter::SamplesWriter(const std::string& path, uint64_t valid_bytes) : path_(path), size_(valid_bytes) {
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT, 0644);
   if (fd_ < 0) runtime_error("cannot open '{}' for appending: {}", path, std::strerror(errno));
   if (::ftruncate(fd_, off_t(valid_bytes)) != 0 || ::lseek(fd_, 0, SEEK_END) < 0) {
@@ -103,14 +103,28 @@ SamplesWriter::~SamplesWriter() {
 }
 
 void SamplesWriter::append(const Sample& s) {
+  if (torn_) runtime_error("cannot append to '{}': an earlier append failed and its torn line could not be removed", path_);
   const std::string line = sample_json_line(s);
   size_t done = 0;
   while (done < line.size()) {  // write(2) may be partial; the kernel holds what it accepted
     const ssize_t w = ::write(fd_, line.data() + done, line.size() - done);
     if (w < 0 && errno == EINTR) continue;
-    if (w < 0) runtime_error("cannot append to '{}': {}", path_, std::strerror(errno));
+    if (w < 0) {
+      // Disk full or past the file-size limit: cut the part of this line that did reach the file,
+      // so the file ends at its last complete line (shrinking never needs space or crosses a limit).
+      const int err = errno;
+      if (::ftruncate(fd_, off_t(size_)) == 0 && ::lseek(fd_, 0, SEEK_END) >= 0)
+        runtime_error("cannot append to '{}': {}; the file is cut back to its last complete line ({} bytes, "
+                      "every earlier sample intact): free space and rerun to resume",
+                      path_, std::strerror(err), size_);
+      torn_ = true;
+      runtime_error("cannot append to '{}': {}; its last line is torn and will be ignored and overwritten when "
+                    "the run resumes (every earlier sample intact)",
+                    path_, std::strerror(err));
+    }
     done += size_t(w);
   }
+  size_ += line.size();
 }
 
 }  // namespace kvaudit::eval

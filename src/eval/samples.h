@@ -44,7 +44,10 @@ struct SamplesLog {
 SamplesLog read_samples(const std::string& path);
 
 // Appends lines; truncates the file to `valid_bytes` first so a partial tail is overwritten.
-// Errors (cannot open / write) are runtime errors naming the path.
+// Errors (cannot open / write) are runtime errors naming the path. A failed append (disk full,
+// file-size limit) truncates the file back to its last complete line before throwing, so what was
+// written stays readable and a rerun resumes from it; were that truncation to fail too, the torn
+// line has no '\n' and read_samples drops it.
 class SamplesWriter {
  public:
   SamplesWriter(const std::string& path, uint64_t valid_bytes);
@@ -57,6 +60,8 @@ class SamplesWriter {
  private:
   std::string path_;
   int fd_ = -1;
+  uint64_t size_ = 0;  // bytes of complete lines in the file
+  bool torn_ = false;  // a failed append left a partial line that could not be cut
 };
 
 }  // namespace kvaudit::eval

@@ -28,6 +28,13 @@ struct TempFile {
   }
 };
 
+// A failed write (disk full, file-size limit): the temporary file goes, `path` is untouched.
+[[noreturn]] void write_failed(const std::string& path, const char* step, int err) {
+  std::error_code ec;
+  runtime_error("writing {} failed ({}: {}); {}", path, step, std::strerror(err),
+                std::filesystem::exists(path, ec) ? "the previous file is left intact" : "nothing was written");
+}
+
 }  // namespace
 
 void write_file_atomic(const std::string& path, std::string_view bytes) {
@@ -54,13 +61,14 @@ void write_file_atomic(const std::string& path, std::string_view bytes) {
     const ssize_t n = ::write(tmp.fd, bytes.data() + done, bytes.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      runtime_error("writing {} failed: {}", path, std::strerror(errno));
+      write_failed(path, "write", errno);
     }
     done += size_t(n);
   }
-  if (::fsync(tmp.fd) != 0) runtime_error("fsync of {} failed: {}", path, std::strerror(errno));
-  ::close(tmp.fd);
+  if (::fsync(tmp.fd) != 0) write_failed(path, "fsync", errno);
+  const int closed = ::close(tmp.fd);
   tmp.fd = -1;
+  if (closed != 0) write_failed(path, "close", errno);
   if (::rename(tmp.path.c_str(), path.c_str()) != 0)
     usage_error("cannot write {}: rename failed: {}", path, std::strerror(errno));
   tmp.keep = true;

@@ -7,7 +7,9 @@ namespace kvaudit::io {
 
 // Writes bytes to a temporary file in the same directory, fsyncs it and renames it over path,
 // so readers see either the old or the new file, never a partial one. Throws UsageError naming
-// the path when the directory is missing or not writable.
+// the path when the directory is missing or not writable; a failed write (disk full, file-size
+// limit: errno, not SIGXFSZ, once the signal is ignored as cli/main.cc does) throws
+// std::runtime_error naming the path and saying the previous file is left intact.
 void write_file_atomic(const std::string& path, std::string_view bytes);
 
 // Reads the whole file. Throws UsageError naming the path when it is missing or unreadable.

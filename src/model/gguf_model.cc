@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 
 #include "core/error.h"
+#include "model/memory_check.h"
 #include "model/sha256.h"
 #include "model/weight_loader.h"
 #include "model/weight_parts.h"
@@ -200,13 +201,14 @@ void unpermute_gguf_qk_rows(std::span<float> w, int n_head, int64_t n_cols) {
 
 Model load_gguf_model(const std::string& path, const LoadOptions& opt) {
   std::unique_ptr<io::GgufFile> f = io::GgufFile::open(path);
-  // Hash while converting (both read the same pages); joined on every exit path by the future.
-  std::future<std::string> sha;
-  if (opt.compute_sha256) sha = std::async(std::launch::async, [path] { return sha256_files({path}); });
   Model model;
   model.path = path;
   model.config = config_from_gguf(*f);
   model.arch = arch_spec(model.config.arch);
+  check_weights_fit(model.config, model.arch, path);  // before a byte of the weights is allocated
+  // Hash while converting (both read the same pages); joined on every exit path by the future.
+  std::future<std::string> sha;
+  if (opt.compute_sha256) sha = std::async(std::launch::async, [path] { return sha256_files({path}); });
   ModelConfig& c = model.config;
   TensorNames names{gguf_tensor_name, gguf_fused_qkv_name, gguf_fused_gate_up_name};
   load_weights(*f, c, model.arch, names, model.weights);

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "model/gguf_model.h"
+#include "model/memory_check.h"
 #include "model/random_weights.h"
 #include "model/sha256.h"
 #include "model/weight_loader.h"
@@ -40,6 +41,7 @@ Model load_random(const std::string& path, const LoadOptions& opt) {
   m.path = path;
   m.config = read_config_json(cfg);
   m.arch = arch_spec(m.config.arch);
+  check_weights_fit(m.config, m.arch, cfg);  // before a byte of the weights is allocated
   fill_random_weights(m.config, m.arch, opt.seed, m.weights);
   m.n_params = count_params(m.weights);
   m.weights_dtype = "random";
@@ -64,6 +66,7 @@ Model load_hf(const std::string& path, const LoadOptions& opt) {
         m.config.eos_ids.push_back(id);
   }
   m.arch = arch_spec(m.config.arch);
+  check_weights_fit(m.config, m.arch, path);  // before a byte of the weights is allocated
   std::unique_ptr<io::SafetensorsSource> src = io::SafetensorsSource::open(path);
   std::vector<std::string> files;
   for (const auto& f : src->files()) files.push_back(f->path());

@@ -1,17 +1,49 @@
+// The binary's entry points: exit codes (SPEC.md §6: 0 success, 2 usage) and what each one prints.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <string>
+
+#include "../common/run_cli.h"
+#include "core/version.h"
 
 namespace {
 
-int run(const std::string& args) {
-  const int status = std::system((std::string(KVAUDIT_BINARY) + " " + args + " >/dev/null 2>&1").c_str());
-  return WEXITSTATUS(status);
+using kvaudit::testing::run_cli;
+
+TEST(Cli, VersionExitsZero) {
+  const auto r = run_cli({"--version"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, std::string(kvaudit::kVersion) + "\n");
+  EXPECT_EQ(r.err, "");
 }
 
-TEST(Cli, VersionExitsZero) { EXPECT_EQ(run("--version"), 0); }
-TEST(Cli, UnknownCommandIsUsageError) { EXPECT_EQ(run("frobnicate"), 2); }
-TEST(Cli, NoCommandIsUsageError) { EXPECT_EQ(run(""), 2); }
+TEST(Cli, UnknownCommandIsUsageError) {
+  const auto r = run_cli({"frobnicate"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err,
+            "kvaudit: error: unknown command 'frobnicate' (commands: generate, logits, tokenize, template, kv, eval, "
+            "sweep, ppl, diagnose, audit, screen, bench)\nRun with --help for more information.\n");
+  EXPECT_EQ(r.out, "");
+}
+
+TEST(Cli, NoCommandIsUsageError) {
+  const auto r = run_cli({});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("A subcommand is required"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
+TEST(Cli, HelpListsTheCommands) {
+  const auto r = run_cli({"--help"});
+  EXPECT_EQ(r.code, 0);
+  for (const char* cmd : {"generate", "eval", "sweep", "ppl", "audit", "diagnose", "screen", "bench"})
+    EXPECT_NE(r.out.find(std::string("  ") + cmd), std::string::npos) << cmd << " missing from\n" << r.out;
+}
+
+TEST(Cli, UsageErrorsArePrefixedAndExitTwo) {
+  const auto r = run_cli({"generate", "--model", "/nonexistent/model.gguf", "--prompt", "x"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "kvaudit: error: /nonexistent/model.gguf: no such file or directory\n");
+}
 
 }  // namespace

@@ -2,6 +2,7 @@
 // resume after SIGKILL (issue "Safety evaluation", must-show 3 and 4). Skipped when the model has
 // not been fetched; tests never download.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,6 +50,34 @@ pid_t spawn(const std::vector<std::string>& args) {
 int run(const std::vector<std::string>& args) {
   int status = 0;
   waitpid(spawn(args), &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Runs args with writes capped at max_file_bytes per file (RLIMIT_FSIZE, inherited across exec; the
+// binary ignores SIGXFSZ, so a write past it fails with EFBIG): a disk that fills up mid-run.
+// stderr comes back through a pipe, which the limit does not apply to.
+int run_with_fsize_limit(const std::vector<std::string>& args, rlim_t max_file_bytes, std::string* err) {
+  int fds[2];
+  if (pipe(fds) != 0) return -1;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    dup2(fds[1], 2);
+    const rlimit lim{max_file_bytes, max_file_bytes};
+    if (setrlimit(RLIMIT_FSIZE, &lim) != 0) _exit(126);
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    std::freopen("/dev/null", "w", stdout);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) err->append(buf, size_t(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
@@ -116,6 +145,41 @@ TEST_F(CliEval, TwoRunsGiveByteIdenticalResultsAndResumeAfterSigkill) {
   }
   EXPECT_EQ(keys.size(), 2u);
   EXPECT_EQ(without_timing(k / "results.json")["results"], without_timing(a / "results.json")["results"]);
+}
+
+// A write that fails (issue 12): results.json past the file-size limit leaves the previous one
+// byte-identical and the message names it; a samples.jsonl append that fails leaves no torn line,
+// and the rerun resumes from the complete ones.
+TEST_F(CliEval, FailedWritesKeepThePreviousFilesAndResume) {
+  const fs::path a = root_ / "a", c = root_ / "capped";
+  ASSERT_EQ(run(eval_args(model_, a)), 0);
+  const std::string results = slurp(a / "results.json"), samples = slurp(a / "samples.jsonl");
+  ASSERT_GT(results.size(), 200u);
+
+  // Rerun on the same --out: every sample resumes (nothing appended), then results.json fails.
+  std::string err;
+  EXPECT_EQ(run_with_fsize_limit(eval_args(model_, a), 128, &err), 1);
+  EXPECT_EQ(err, "kvaudit: failed: writing " + (a / "results.json").string() +
+                     " failed (write: File too large); the previous file is left intact\n");
+  EXPECT_EQ(slurp(a / "results.json"), results);
+  EXPECT_EQ(slurp(a / "samples.jsonl"), samples);
+
+  // A fresh --out with room for the first sample line and 10 bytes: the second append fails.
+  const size_t first_line = samples.find('\n') + 1;
+  err.clear();
+  EXPECT_EQ(run_with_fsize_limit(eval_args(model_, c), first_line + 10, &err), 1);
+  EXPECT_NE(err.find("cannot append to '" + (c / "samples.jsonl").string() + "': File too large; the file is cut "
+                     "back to its last complete line (" + std::to_string(first_line) + " bytes"),
+            std::string::npos)
+      << err;
+  EXPECT_EQ(slurp(c / "samples.jsonl"), samples.substr(0, first_line));
+  EXPECT_FALSE(fs::exists(c / "results.json"));
+  // Space again: the rerun resumes the one complete sample and generates the other.
+  ASSERT_EQ(run(eval_args(model_, c)), 0);
+  EXPECT_EQ(slurp(c / "samples.jsonl"), samples);
+  const auto r = nlohmann::json::parse(slurp(c / "results.json"));
+  EXPECT_EQ(r["timing"]["samples_resumed"].get<size_t>(), 1u);
+  EXPECT_EQ(without_timing(c / "results.json")["results"], without_timing(a / "results.json")["results"]);
 }
 
 TEST_F(CliEval, BadInputsExitTwoNamingTheInput) {

@@ -1,5 +1,7 @@
 #include "eval/progress.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <string>
 
@@ -47,11 +49,52 @@ TEST(Progress, PlainModeThrottlesAndFinishes) {
             "eval: 7/10 (70%), 3.5 prompts/s, ETA 0:01\n");
 }
 
-TEST(Progress, NullSinkIsQuiet) {
-  Progress p(nullptr, true, "eval", 3);
-  p.update(1, 0.5);
-  p.finish();
-  SUCCEED();
+TEST(Progress, TtyRedrawsOneLineWithBarCountsAndEta) {
+  char buf[4096] = {};
+  std::FILE* sink = fmemopen(buf, sizeof buf, "w");
+  ASSERT_NE(sink, nullptr);
+  Progress p(sink, true, "eval", 10, "prompts");
+  p.update(1, 1.0);   // 1 prompt/s, 9 left: ETA 0:09
+  p.update(2, 1.05);  // within 0.1 s of the last redraw: throttled
+  p.update(10, 4.0);  // done: full bar, ETA 0:00
+  p.finish();         // nothing new to draw: only the newline
+  Progress q(sink, true, "eval", 10, "prompts");
+  q.update(1, 1.0);
+  q.update(3, 1.05);  // throttled, so finish() draws it: 3/1.05 = 2.9 prompts/s, 7 left: ETA 0:02
+  q.finish();
+  std::fclose(sink);
+  EXPECT_EQ(std::string(buf),
+            "\r\033[Keval [##                      ]  1/10  10% 1 prompts/s ETA 0:09"
+            "\r\033[Keval [########################] 10/10 100% 2.5 prompts/s ETA 0:00\n"
+            "\r\033[Keval [##                      ]  1/10  10% 1 prompts/s ETA 0:09"
+            "\r\033[Keval [#######                 ]  3/10  30% 2.9 prompts/s ETA 0:02\n");
+}
+
+// --quiet hands in no sink: nothing reaches stderr (captured here), while a stderr sink does.
+TEST(Progress, NullSinkWritesNothing) {
+  std::FILE* capture = std::tmpfile();
+  ASSERT_NE(capture, nullptr);
+  std::fflush(stderr);
+  const int saved = dup(2);
+  ASSERT_GE(saved, 0);
+  ASSERT_GE(dup2(fileno(capture), 2), 0);
+  {
+    Progress quiet(nullptr, false, "quiet", 3, "prompts", 0.0);
+    quiet.update(1, 0.5);
+    quiet.update(3, 1.5);
+    quiet.finish();
+    Progress loud(stderr, false, "loud", 2, "prompts", 0.0);
+    loud.update(2, 1.0);
+    loud.finish();
+  }
+  std::fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  std::rewind(capture);
+  char buf[1024] = {};
+  const size_t n = std::fread(buf, 1, sizeof buf - 1, capture);
+  std::fclose(capture);
+  EXPECT_EQ(std::string(buf, n), "loud: 2/2 (100%), 2 prompts/s, ETA 0:00\n");
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "../common/fsize_limit.h"
 #include "core/error.h"
 
 namespace kvaudit::eval {
@@ -108,6 +109,41 @@ TEST(Samples, ResumeAfterTruncatedLastLine) {
   log = read_samples(path.string());
   EXPECT_FALSE(log.dropped_partial_tail);
   EXPECT_EQ(log.samples.size(), 3u);
+}
+
+// A failed append (issue 12: disk full, file-size limit) cuts the partial line it wrote, so the
+// file is byte-identical to before, reads back whole, and the rerun resumes and appends after it.
+TEST(Samples, FailedAppendLeavesNoTornLine) {
+  const auto path = fresh("fsize.jsonl");
+  {
+    SamplesWriter w(path.string(), 0);
+    w.append(sample("advbench:0", "fp16", true));
+    w.append(sample("advbench:0", "q4_0", false));
+  }
+  const std::string two = slurp(path);
+  const std::string third = sample_json_line(sample("advbench:1", "fp16", true));
+  // Room for 10 more bytes: write(2) takes 10 bytes of the third line, then fails with EFBIG.
+  const auto out = kvaudit::testing::run_with_fsize_limit(two.size() + 10, [&] {
+    SamplesWriter w(path.string(), two.size());
+    w.append(sample("advbench:1", "fp16", true));
+  });
+  EXPECT_EQ(out.code, 1) << out.message;
+  EXPECT_NE(out.message.find("cannot append to '" + path.string() + "': File too large"), std::string::npos)
+      << out.message;
+  EXPECT_NE(out.message.find("cut back to its last complete line (" + std::to_string(two.size()) + " bytes"),
+            std::string::npos)
+      << out.message;
+  EXPECT_EQ(slurp(path), two);
+  SamplesLog log = read_samples(path.string());
+  EXPECT_FALSE(log.dropped_partial_tail);
+  EXPECT_EQ(log.samples.size(), 2u);
+
+  {  // the rerun (space freed) appends after the two complete lines
+    SamplesWriter w(path.string(), log.valid_bytes);
+    w.append(sample("advbench:1", "fp16", true));
+  }
+  EXPECT_EQ(slurp(path), two + third);
+  EXPECT_EQ(read_samples(path.string()).samples.size(), 3u);
 }
 
 TEST(Samples, CorruptMiddleLineNamesFileAndLine) {

@@ -1,4 +1,5 @@
-// intB affine quantization against hand-worked values (SPEC.md §3 formulas, fp16-stored scales).
+// intB affine quantization against hand-worked values (SPEC.md §3 formulas; scales and zero points in
+// fp32, as kv/schemes/int_affine.h stores them), and the vectorised paths against the scalar one.
 #include <gtest/gtest.h>
 
 #include <random>

@@ -30,7 +30,7 @@ struct IntAffine {
   // Same, from a precomputed range (min, max; max|x| = max(-min, max)).
   AffineParams fit_range(float lo, float hi) const;
   // fit_range of n sets at once: lo, hi [n] -> scale, zero, qscale [n] (zero 0 when sym). Vectorised
-  // across sets; bit-identical to fit_range (tests/kv/int_affine_test.cc).
+  // across sets; bit-identical to fit_range (tests/kv/int_affine_fused_test.cc).
   void fit_ranges(const float* lo, const float* hi, int64_t n, float* scale, float* zero, float* qscale) const;
   // q = clamp(round(x/s) [+ z], qmin, qmax), stored as q + code_offset() in [0, 2^B).
   // round = round half to even (std::nearbyint in the default rounding mode; torch.round).

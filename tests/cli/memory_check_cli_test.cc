@@ -1,0 +1,66 @@
+// A model that will not fit (issue 12): with $KVAUDIT_MEM_AVAILABLE faking 16 GiB, a --random-weights
+// config.json of Llama-3.1-70B's shapes stops at once with exit 2 and the numbers, nothing allocated.
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "../common/run_cli.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using kvaudit::testing::run_cli;
+
+class CliMemoryCheck : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() / ("kvaudit_cli_mem_" + std::to_string(getpid()));
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+    config_ = (root_ / "config.json").string();
+    const nlohmann::json j = {{"model_type", "llama"},     {"num_hidden_layers", 80},  {"hidden_size", 8192},
+                              {"num_attention_heads", 64}, {"num_key_value_heads", 8}, {"intermediate_size", 28672},
+                              {"vocab_size", 128256},      {"rms_norm_eps", 1e-5},     {"max_position_embeddings", 131072},
+                              {"rope_theta", 500000.0},    {"tie_word_embeddings", false}};
+    std::ofstream(config_) << j.dump();
+  }
+  void TearDown() override { fs::remove_all(root_); }
+  std::string expected_message() const {
+    return "kvaudit: error: " + config_ +
+           ": the model does not fit in memory: its weights need 262.8 GiB (70.55 B parameters x 4 bytes, fp32 "
+           "on the CPU) and 16.0 GiB is available ($KVAUDIT_MEM_AVAILABLE). kvaudit holds every weight in fp32 "
+           "whatever the file stores (a Q4 GGUF or bf16 safetensors needs the same), so use a model with fewer "
+           "parameters (at most about 4.29 B here) or run where more memory is free (close other jobs, raise the "
+           "container's memory limit)\n";
+  }
+  fs::path root_;
+  std::string config_;
+};
+
+TEST_F(CliMemoryCheck, LogitsStopsBeforeAllocating) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = run_cli({"logits", "--model", config_, "--random-weights", "--tokens", "1,2,3", "--out",
+                          (root_ / "logits.npy").string()},
+                         "KVAUDIT_MEM_AVAILABLE=17179869184");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, expected_message());
+  EXPECT_FALSE(fs::exists(root_ / "logits.npy"));
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 10.0);
+}
+
+TEST_F(CliMemoryCheck, EvalStopsBeforeAllocating) {
+  const auto r = run_cli({"eval", "--model", config_, "--random-weights", "--bench", "advbench", "--limit", "1",
+                          "--quiet", "--out", (root_ / "out").string()},
+                         "KVAUDIT_MEM_AVAILABLE=17179869184");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, expected_message());
+  EXPECT_FALSE(fs::exists(root_ / "out" / "samples.jsonl"));
+}
+
+}  // namespace

@@ -15,7 +15,7 @@ targets=("${@:2}")
 [ ${#targets[@]} -eq 0 ] && targets=(text_tokenizer text_template kv_spec)
 for t in "${targets[@]}"; do
   # shellcheck disable=SC2086
-  clang++ "${flags[@]}" fuzz/${t}_fuzz.cc $srcs -lfmt -lpcre2-8 -o "$out/${t}_fuzz"
+  clang++ "${flags[@]}" fuzz/${t}_fuzz.cc $srcs -lfmt -lpcre2-8 $(pkg-config --libs icu-uc) -o "$out/${t}_fuzz"
   mkdir -p "fuzz/corpus/$t"
   "$out/${t}_fuzz" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=4096 "fuzz/corpus/$t"
 done

@@ -116,9 +116,11 @@ bool KvPolicy::needs_calibration() const {
 namespace {
 
 void check_keys(const nlohmann::json& j, std::initializer_list<const char*> known, const std::string& where) {
-  for (const auto& [key, value] : j.items())
+  for (const auto& item : j.items()) {
+    const std::string& key = item.key();
     if (std::none_of(known.begin(), known.end(), [&](const char* k) { return key == k; }))
       usage_error("KV policy: unknown key \"{}\" in {}", key, where);
+  }
 }
 
 ChannelSubset parse_subset_json(const nlohmann::json& j, const std::string& where) {

@@ -32,6 +32,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "bench_clock.h"
 #include "diagnose/prompt_sets.h"
 #include "diagnose/screen.h"
 #include "eval/benchmarks.h"
@@ -49,18 +50,8 @@ struct Args {
   int repeat = 2;
 };
 
-double load_average_1min() {
-  std::ifstream f("/proc/loadavg");
-  double v = -1;
-  f >> v;
-  return v;
-}
-
-double process_cpu_s() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-}
+using bench::load_average_1min;
+using bench::process_cpu_s;
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());

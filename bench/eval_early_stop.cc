@@ -25,6 +25,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "bench_clock.h"
 #include "eval/pipeline.h"
 #include "eval/results.h"
 #include "eval/runner.h"
@@ -40,18 +41,8 @@ struct Args {
   int repeat = 3;
 };
 
-double load_average_1min() {
-  std::ifstream f("/proc/loadavg");
-  double v = -1;
-  f >> v;
-  return v;
-}
-
-double process_cpu_s() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-}
+using bench::load_average_1min;
+using bench::process_cpu_s;
 
 struct RunOutcome {
   double wall_s = 0;

@@ -25,6 +25,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "bench_clock.h"
 #include "eval/benchmarks.h"
 #include "eval/chat_prompt.h"
 #include "eval/judges.h"
@@ -47,18 +48,8 @@ struct Args {
   int max_new_tokens = 64, batch_size = 56, threads = 0, repeat = 3;
 };
 
-double load_average_1min() {
-  std::ifstream f("/proc/loadavg");
-  double v = -1;
-  f >> v;
-  return v;
-}
-
-double process_cpu_s() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-}
+using bench::load_average_1min;
+using bench::process_cpu_s;
 
 struct RunOutcome {
   double wall_s = 0;

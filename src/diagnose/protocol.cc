@@ -170,6 +170,28 @@ std::vector<Ablation> ablations(const OutlierChannels& o) {
   return out;
 }
 
+// Mean refusal-score shift of each run against the 16-bit model over `prompts` (one prefill per
+// prompt and run; negative: the score fell), with a progress line.
+std::vector<double> mean_score_shifts(eval::EvalSession& s, const std::vector<Prompt>& prompts,
+                                      const std::vector<SchemeRun>& runs, const std::vector<int>& openings,
+                                      const std::string& label, bool quiet) {
+  std::vector<std::vector<int>> ids;
+  for (const auto& p : prompts) ids.push_back(s.io().encode(p));
+  std::vector<std::shared_ptr<const kv::KvPolicy>> pols = {nullptr};
+  for (const auto& r : runs) pols.push_back(r.policy);
+  eval::Progress progress(quiet ? nullptr : stderr, ::isatty(fileno(stderr)) != 0, label, ids.size() * pols.size(),
+                          "prefills");
+  const auto cs = prefill_scores(s.backend(), ids, pols, openings, s.args().batch_size, &progress);
+  progress.finish();
+  std::vector<double> out;
+  for (size_t k = 0; k < runs.size(); ++k) {
+    double sum = 0;
+    for (size_t i = 0; i < ids.size(); ++i) sum += cs[k + 1][i] - cs[0][i];
+    out.push_back(sum / double(ids.size()));
+  }
+  return out;
+}
+
 // The target as a spec string: --kv, or the canonical spec of a --kv-policy file (every policy
 // file without channel subsets has one), or the scan preset for diagnose.
 std::string target_spec(const ProtocolOptions& o) {
@@ -368,20 +390,12 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
       screen["mean_score_shift"] = num(-std::accumulate(drop.begin(), drop.end(), 0.0) / double(drop.size()));
     }
     if (!openings.empty() && !calib_refused.empty()) {
-      std::vector<std::vector<int>> cids;
-      for (const auto& p : calib_refused) cids.push_back(s.io().encode(p));
-      std::vector<std::shared_ptr<const kv::KvPolicy>> pols = {nullptr};
-      for (const auto& r : scan_runs) pols.push_back(r.policy);
-      eval::Progress progress(o.eval.quiet ? nullptr : stderr, ::isatty(fileno(stderr)) != 0,
-                              "screen: prefills per layer", cids.size() * pols.size(), "prefills");
-      const auto cs = prefill_scores(s.backend(), cids, pols, openings, s.args().batch_size, &progress);
-      progress.finish();
+      const std::vector<double> shifts =
+          mean_score_shifts(s, calib_refused, scan_runs, openings, "screen: prefills per layer", o.eval.quiet);
       Json per_layer = Json::array();
       for (int l = 0; l < n_layers; ++l) {
-        double sum = 0;
-        for (size_t i = 0; i < cids.size(); ++i) sum += cs[size_t(l) + 1][i] - cs[0][i];
-        layer_shift.push_back(-sum / double(cids.size()));  // positive = the refusal score fell
-        per_layer.push_back({{"layer", l}, {"score_shift", -layer_shift.back()}});
+        layer_shift.push_back(-shifts[size_t(l)]);  // positive = the refusal score fell
+        per_layer.push_back({{"layer", l}, {"score_shift", shifts[size_t(l)]}});
       }
       screen["per_layer"] = per_layer;
     }
@@ -531,19 +545,7 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
     std::vector<size_t> verify_order(runs.size());
     std::iota(verify_order.begin(), verify_order.end(), size_t{0});
     if (!runs.empty() && !openings.empty() && !held_refused.empty()) {
-      std::vector<std::vector<int>> ids;
-      for (const auto& p : held_refused) ids.push_back(s.io().encode(p));
-      std::vector<std::shared_ptr<const kv::KvPolicy>> pols = {nullptr};
-      for (const auto& r : runs) pols.push_back(r.policy);
-      eval::Progress progress(o.eval.quiet ? nullptr : stderr, ::isatty(fileno(stderr)) != 0,
-                              "screen: prefills per candidate", ids.size() * pols.size(), "prefills");
-      const auto cs = prefill_scores(s.backend(), ids, pols, openings, s.args().batch_size, &progress);
-      progress.finish();
-      for (size_t i = 0; i < runs.size(); ++i) {
-        double sum = 0;
-        for (size_t j = 0; j < ids.size(); ++j) sum += cs[i + 1][j] - cs[0][j];
-        cand_shift[i] = sum / double(ids.size());  // negative: the refusal score fell
-      }
+      cand_shift = mean_score_shifts(s, held_refused, runs, openings, "screen: prefills per candidate", o.eval.quiet);
       std::stable_sort(verify_order.begin(), verify_order.end(),
                        [&](size_t a, size_t b) { return cand_shift[a] > cand_shift[b]; });
     }

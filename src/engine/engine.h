@@ -113,10 +113,11 @@ class Backend {
   virtual Logits forward(std::span<const SeqInput> batch, const Hooks* hooks = nullptr) = 0;
 };
 
-// Weights the CUDA backend keeps on the device; it computes in fp32 either way. kAuto: bf16 when
-// the file stores bf16 (exact then), else fp32; the environment variable KVAUDIT_CUDA_WEIGHTS=fp32|bf16
-// overrides kAuto (until the commands grow a flag).
-enum class WeightPrecision { kAuto, kFp32, kBf16 };
+// Weights the CUDA backend keeps on the device. kFp32, kBf16: fp32 arithmetic (kBf16 exact for a
+// bf16 file); kBf16Tc: bf16 weights and bf16 matmul inputs on tensor cores, fp32 sums (transformers'
+// bf16). kAuto: kBf16 when the file stores bf16, else kFp32; the environment variable
+// KVAUDIT_CUDA_WEIGHTS=fp32|bf16|bf16-tc overrides kAuto (until the commands grow a flag).
+enum class WeightPrecision { kAuto, kFp32, kBf16, kBf16Tc };
 
 struct BackendOptions {
   int threads = 0;  // OpenMP threads for the CPU backend; 0 = the OpenMP default

@@ -2,6 +2,7 @@
 // invariance on the device with mixed KV schemes, and CUDA vs CPU greedy generation.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -86,10 +87,10 @@ struct Top1 {
   double worst_disagreement_margin = 0;  // reference's top-1 minus its logit of our pick, / max |ref|
 };
 
-Top1 bf16_weights_top1(const std::string& key) {
+Top1 bf16_weights_top1(const std::string& key, WeightPrecision precision = WeightPrecision::kBf16) {
   const nlohmann::json manifest = read_json(kModels + "/manifest.json");
   const model::Model m = load_fixture(key);
-  auto be = make_backend(Device::kCuda, m, {0, WeightPrecision::kBf16});
+  auto be = make_backend(Device::kCuda, m, {0, precision});
   Top1 r;
   for (int s = 0; s < 3; ++s) {
     const auto tokens = manifest["sequences"]["s" + std::to_string(s)].get<std::vector<int>>();
@@ -120,6 +121,14 @@ TEST_P(CudaGolden, Bf16WeightsStayCloseAndDifferOnlyAtNearTies) {
   const Top1 r = bf16_weights_top1(GetParam());
   EXPECT_LE(r.worst_rel, kBf16WeightsRelTol);
   EXPECT_GT(r.worst_rel, 0.0);  // the weights really were rounded
+  EXPECT_LE(r.worst_disagreement_margin, 2 * kBf16WeightsRelTol) << r.positions - r.agree << " of " << r.positions;
+}
+
+// Tensor cores (bf16 weights and bf16 matmul inputs, as transformers runs bf16): the same bounds.
+TEST_P(CudaGolden, Bf16TensorCoresStayCloseAndDifferOnlyAtNearTies) {
+  KVAUDIT_REQUIRE_CUDA();
+  const Top1 r = bf16_weights_top1(GetParam(), WeightPrecision::kBf16Tc);
+  EXPECT_LE(r.worst_rel, kBf16WeightsRelTol);
   EXPECT_LE(r.worst_disagreement_margin, 2 * kBf16WeightsRelTol) << r.positions - r.agree << " of " << r.positions;
 }
 
@@ -162,14 +171,25 @@ TEST(CudaGoldenAll, Bf16WeightsTop1AgreementOverAllFixtures) {
   EXPECT_GE(double(agree) / positions, kBf16Top1Agreement) << agree << " of " << positions;
 }
 
+TEST(CudaGoldenAll, Bf16TensorCoresTop1AgreementOverAllFixtures) {
+  KVAUDIT_REQUIRE_CUDA();
+  int positions = 0, agree = 0;
+  for (const std::string& key : kFixtures) {
+    const Top1 r = bf16_weights_top1(key, WeightPrecision::kBf16Tc);
+    positions += r.positions;
+    agree += r.agree;
+  }
+  std::printf("bf16 tensor cores: top-1 agrees with transformers fp32 at %d of %d positions\n", agree, positions);
+  EXPECT_GE(double(agree) / positions, kBf16Top1Agreement) << agree << " of " << positions;
+}
+
 class CudaTiny : public ::testing::TestWithParam<std::string> {};
 
 // 16 mixed-length prompts, each with one of several KV schemes, give the very same bits alone and
 // in one batch, in prefill and in three decode steps after it.
-TEST_P(CudaTiny, BatchOf16WithMixedSchemesIsBitIdenticalToAlone) {
-  KVAUDIT_REQUIRE_CUDA();
-  const model::Model m = make_tiny_model(GetParam());
-  auto be = make_backend(Device::kCuda, m, {0, WeightPrecision::kFp32});
+void expect_mixed_batch_of_16_bit_identical_to_alone(const std::string& arch, WeightPrecision precision) {
+  const model::Model m = make_tiny_model(arch);
+  auto be = make_backend(Device::kCuda, m, {0, precision});
   const int64_t V = m.config.n_vocab;
   const std::vector<std::string> specs = {"fp16", "int4:token:asym", "int3:tensor:sym@pre", "int2:head", "kivi4:g8:r16", "fp8e4m3"};
   constexpr int kBatch = 16, kDecodeSteps = 3;
@@ -213,6 +233,16 @@ TEST_P(CudaTiny, BatchOf16WithMixedSchemesIsBitIdenticalToAlone) {
   }
   // The schemes do change the logits (else the mix would prove nothing).
   EXPECT_FALSE(same_bits(alone[0].data(), alone[1].data(), size_t(V)));
+}
+
+TEST_P(CudaTiny, BatchOf16WithMixedSchemesIsBitIdenticalToAlone) {
+  KVAUDIT_REQUIRE_CUDA();
+  expect_mixed_batch_of_16_bit_identical_to_alone(GetParam(), WeightPrecision::kFp32);
+}
+
+TEST_P(CudaTiny, BatchOf16WithMixedSchemesIsBitIdenticalToAloneOnTensorCores) {
+  KVAUDIT_REQUIRE_CUDA();
+  expect_mixed_batch_of_16_bit_identical_to_alone(GetParam(), WeightPrecision::kBf16Tc);
 }
 
 // The 16-bit baseline keeps K/V on the device through the layers (the deferred path): 16 mixed-length

@@ -83,6 +83,68 @@ INSTANTIATE_TEST_SUITE_P(Ops, MatmulCuda,
                                   std::to_string(c.n) + "_k" + std::to_string(c.k) + "_m" + std::to_string(c.m);
                          });
 
+// kBf16Tc: x and w rounded to bf16 (their products are exact in fp32), fp32 sums in mma order:
+// against cpu::matmul of the rounded values, the sums' order is the only difference.
+constexpr double kTcMatmulRelTol = 1e-5;
+
+std::vector<float> round_bf16(std::vector<float> v, std::vector<uint16_t>* bits = nullptr) {
+  if (bits) bits->resize(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    const uint16_t b = float_to_bf16(v[i]);
+    if (bits) (*bits)[i] = b;
+    v[i] = bf16_to_float(b);
+  }
+  return v;
+}
+
+struct TcCase {
+  int64_t n, k, m;
+};
+class TcMatmulCuda : public ::testing::TestWithParam<TcCase> {};
+
+// Within kTcMatmulRelTol of the CPU on the rounded values, and the same bits from every tile shape,
+// for each row alone, and for a product sharing its launch with two others (q/k/v).
+TEST_P(TcMatmulCuda, MatchesCpuAndIsTheSameBitsForEveryTileShapeAndRowAlone) {
+  KVAUDIT_REQUIRE_CUDA();
+  const TcCase c = GetParam();
+  const auto x = uniform(size_t(c.n * c.k), 1.0f, 11);
+  std::vector<uint16_t> bits;
+  const auto w = round_bf16(uniform(size_t(c.m * c.k), 0.2f, 12), &bits);
+  DeviceBuffer<float> dx(x), dy(size_t(c.n * c.m)), dy2(size_t(c.n * c.m));
+  DeviceBuffer<uint16_t> dw(bits);
+  cuda::matmul_cuda(dx.data(), c.n, c.k, dw.data(), cuda::WeightType::kBf16Tc, c.m, dy.data());
+  const std::vector<float> got = dy.download();
+  std::vector<float> ref(size_t(c.n * c.m));
+  const auto xr = round_bf16(x);
+  cpu::matmul(xr.data(), c.n, c.k, w.data(), c.m, ref.data());
+  EXPECT_LE(rel_err(got, ref), kTcMatmulRelTol);
+  for (int config = 0; config < 3; ++config) {
+    const cuda::MatmulOutput out{dw.data(), c.m, dy2.data()};
+    cuda::tc_matmul_many_cuda(dx.data(), c.n, c.k, {&out, 1}, config);
+    EXPECT_TRUE(same_bits(dy2.download().data(), got.data(), got.size())) << "tile shape " << config;
+  }
+  for (int64_t t : {int64_t(0), c.n / 2, c.n - 1}) {
+    cuda::matmul_cuda(dx.data() + t * c.k, 1, c.k, dw.data(), cuda::WeightType::kBf16Tc, c.m, dy2.data());
+    EXPECT_TRUE(same_bits(dy2.download().data(), got.data() + t * c.m, size_t(c.m))) << "row " << t;
+  }
+  // Three products in one launch (the first is this one): each column tile belongs to one of them.
+  const auto w2 = round_bf16(uniform(size_t(40 * c.k), 0.2f, 13), &bits);
+  DeviceBuffer<uint16_t> dw2(bits);
+  DeviceBuffer<float> dya(size_t(c.n * 40)), dyb(size_t(c.n * 40));
+  const cuda::MatmulOutput outs[3] = {{dw.data(), c.m, dy2.data()}, {dw2.data(), 40, dya.data()}, {dw2.data(), 40, dyb.data()}};
+  cuda::matmul_many_cuda(dx.data(), c.n, c.k, cuda::WeightType::kBf16Tc, outs);
+  EXPECT_TRUE(same_bits(dy2.download().data(), got.data(), got.size()));
+  EXPECT_TRUE(same_bits(dya.download().data(), dyb.download().data(), size_t(c.n * 40)));
+}
+
+INSTANTIATE_TEST_SUITE_P(Ops, TcMatmulCuda,
+                         ::testing::Values(TcCase{1, 64, 96}, TcCase{5, 48, 64}, TcCase{37, 200, 130},
+                                           TcCase{130, 1000, 40}, TcCase{20, 3000, 70}, TcCase{300, 4096, 200}),
+                         [](const auto& info) {
+                           const TcCase& c = info.param;
+                           return "n" + std::to_string(c.n) + "_k" + std::to_string(c.k) + "_m" + std::to_string(c.m);
+                         });
+
 TEST(OpsCuda, RmsNormBothKindsMatchCpu) {
   KVAUDIT_REQUIRE_CUDA();
   for (const auto kind : {cpu::NormKind::kRms, cpu::NormKind::kRmsOnePlus})

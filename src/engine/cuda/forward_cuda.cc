@@ -84,10 +84,12 @@ WeightType weight_type(const model::Model& m, WeightPrecision p) {
       const std::string e = env;
       if (e == "fp32") return WeightType::kF32;
       if (e == "bf16") return WeightType::kBf16;
-      usage_error("KVAUDIT_CUDA_WEIGHTS: '{}' is not fp32 or bf16", e);
+      if (e == "bf16-tc") return WeightType::kBf16Tc;
+      usage_error("KVAUDIT_CUDA_WEIGHTS: '{}' is not fp32, bf16 or bf16-tc", e);
     }
     return m.weights_dtype == "BF16" ? WeightType::kBf16 : WeightType::kF32;
   }
+  if (p == WeightPrecision::kBf16Tc) return WeightType::kBf16Tc;
   return p == WeightPrecision::kBf16 ? WeightType::kBf16 : WeightType::kF32;
 }
 
@@ -175,6 +177,13 @@ CudaBackend::CudaBackend(const model::Model& m, const BackendOptions& opt) : m_(
   attn_factor_ = model::rope_attention_scaling(m.config);
   half_ = m.config.rotary_dim() / 2;
   const WeightType wt = weight_type(m, opt.cuda_weights);
+  if (wt == WeightType::kBf16Tc) {
+    const auto& c = m.config;
+    for (const int64_t k : {int64_t(c.d_model), int64_t(c.n_heads) * c.head_dim, int64_t(c.d_ff)})
+      if (k % 8 != 0)
+        usage_error("{}: bf16 tensor-core matmuls need widths that are multiples of 8; this model has {} "
+                    "(use KVAUDIT_CUDA_WEIGHTS=fp32 or bf16)", m.path, k);
+  }
   const model::Weights& w = m.weights;
   embed_ = upload_matrix(w.embed, wt);
   if (!w.lm_head.empty()) lm_head_ = upload_matrix(w.lm_head, wt);

@@ -204,7 +204,9 @@ void dispatch(const float* x, int64_t n, int64_t k, std::span<const MatmulOutput
 void matmul_many_cuda(const float* x, int64_t n, int64_t k, WeightType wt, std::span<const MatmulOutput> outs) {
   if (n == 0 || outs.empty()) return;
   if (outs.size() > size_t(kMaxJobs)) throw_runtime("matmul_many_cuda: more than 3 products in one launch");
-  if (wt == WeightType::kF32)
+  if (wt == WeightType::kBf16Tc)
+    tc_matmul_many_cuda(x, n, k, outs);
+  else if (wt == WeightType::kF32)
     dispatch<float>(x, n, k, outs);
   else
     dispatch<__nv_bfloat16>(x, n, k, outs);

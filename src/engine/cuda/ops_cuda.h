@@ -13,12 +13,16 @@
 
 namespace kvaudit::engine::cuda {
 
-// Storage type of a weight matrix on the device; arithmetic is fp32 either way.
-enum class WeightType { kF32, kBf16 };
+// Storage type of a weight matrix on the device and how matmuls use it. kF32 and kBf16: fp32
+// arithmetic on CUDA cores (kBf16 exact for a bf16 file). kBf16Tc: bf16 weights and the activations
+// rounded to bf16 at the matmul's input, multiplied on tensor cores with fp32 sums (how transformers
+// runs a bf16 model); needs every matmul's k to be a multiple of 8.
+enum class WeightType { kF32, kBf16, kBf16Tc };
 
-// y = x @ w.T: x [n, k] fp32, w [m, k] (fp32 or bf16), y [n, m] fp32.
-// Every y[t, o] is fmaf(x[t, c], w[o, c], acc) for c = 0, 1, ..., k-1 in order from acc = 0,
-// whatever n is and whichever tile shape runs.
+// y = x @ w.T: x [n, k] fp32, w [m, k] (fp32 or bf16), y [n, m] fp32. kF32/kBf16: every y[t, o]
+// is fixed chunks of fmaf chains over c = 0, 1, ..., k-1 (matmul_cuda.cu); kBf16Tc: one fp32
+// accumulator over 16-wide mma steps in k order (matmul_tc_cuda.cu). Either way the order depends
+// on k alone, whatever n is and whichever tile shape runs.
 void matmul_cuda(const float* x, int64_t n, int64_t k, const void* w, WeightType wt, int64_t m, float* y);
 
 // Several products of the same x in one launch (q/k/v, gate/up; at most 3), each exactly as
@@ -29,6 +33,11 @@ struct MatmulOutput {
   float* y;       // [n, m]
 };
 void matmul_many_cuda(const float* x, int64_t n, int64_t k, WeightType wt, std::span<const MatmulOutput> outs);
+
+// The kBf16Tc products (ws bf16). config: the tile shape, -1 = chosen from n by tc_matmul_config
+// (0: decode strips 16x32, 1: 64x64, 2: prefill 128x128); any shape gives the same bits (tests).
+void tc_matmul_many_cuda(const float* x, int64_t n, int64_t k, std::span<const MatmulOutput> outs, int config = -1);
+int tc_matmul_config(int64_t n);
 
 // y[t, :] += bias   (y: [n, m], bias: [m])
 void add_bias_cuda(float* y, int64_t n, int64_t m, const float* bias);

@@ -1,0 +1,194 @@
+// y = x @ w.T on tensor cores (ops_cuda.h, WeightType::kBf16Tc): x rounded to bf16 (as transformers
+// runs a bf16 model), w bf16, products and sums in fp32 by mma (WMMA 16x16x16 tiles).
+//
+// Batch invariance without a split of k: every output y[t, o] is ONE accumulator that takes the
+// mma steps k = 0..15, 16..31, ... in order, from 0, whatever tile it sits in. The tile shape only
+// decides which warp owns an output and where it sits in its 16x16 fragment, and an mma computes
+// each element of its tile from that element's row of A, column of B and accumulator alone, so the
+// bits are the same for 1 row or 10,000 (tests/cuda checks rows alone against rows in a batch, over
+// every tile shape). That lets each batch size take its own tile shape: a decode step (few rows) uses
+// narrow column tiles (many blocks, each streaming a strip of w through a deep cp.async pipeline:
+// the step is a read of the weights), a prefill wide square tiles (the step is tensor-core bound).
+// k must be a multiple of 8 (16-byte rows for cp.async); the k tail of the last 32/64-wide tile is
+// zero-filled, which adds exact zeros to every accumulator alike.
+#include <cuda_bf16.h>
+#include <mma.h>
+
+#include <algorithm>
+
+#include <string>
+
+#include "engine/cuda/cuda_check.h"
+#include "engine/cuda/device_buffer.h"
+#include "engine/cuda/ops_cuda.h"
+
+namespace kvaudit::engine::cuda {
+namespace {
+
+using bf16 = __nv_bfloat16;
+constexpr int kPad = 8;  // bf16 per shared row beyond BK: spreads fragment rows over banks, keeps 32-byte alignment
+constexpr int kMaxJobs = 3;
+
+struct TcJob {
+  const bf16* w;  // [m, k]
+  int64_t m;
+  float* y;       // [n, m]
+  int tile0;      // first column tile of this product in grid.x
+};
+struct TcJobs {
+  TcJob job[kMaxJobs];
+  int count;
+};
+
+__device__ inline void cp_async16(void* smem, const void* gmem, bool valid) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  const int bytes = valid ? 16 : 0;  // 0: nothing read, the 16 bytes zero-filled
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(bytes));
+}
+__device__ inline void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ inline void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+// Block (x, y): column tile x of some job (BN outputs), row tile y (BM rows of x). Warps form a
+// (BM/WM) x (BN/WN) grid, each owning WM x WN outputs as 16x16 accumulator fragments.
+template <int BM, int BN, int WM, int WN, int BK, int STAGES>
+__global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32)
+    tc_matmul_kernel(const bf16* __restrict__ x, int64_t n, int64_t k, TcJobs jobs) {
+  constexpr int kWarpsN = BN / WN, kThreads = (BM / WM) * kWarpsN * 32;
+  constexpr int FM = WM / 16, FN = WN / 16, LD = BK + kPad;
+  extern __shared__ __align__(128) unsigned char smem[];
+  bf16* As = reinterpret_cast<bf16*>(smem);     // [STAGES][BM][LD]
+  bf16* Bs = As + STAGES * BM * LD;             // [STAGES][BN][LD]
+  float* Cs = reinterpret_cast<float*>(smem);   // [BM][BN + 4], after the main loop
+
+  int j = 0;
+  while (j + 1 < jobs.count && int(blockIdx.x) >= jobs.job[j + 1].tile0) ++j;
+  const TcJob job = jobs.job[j];
+  const bf16* __restrict__ w = job.w;
+  const int64_t m = job.m;
+  const int64_t row0 = int64_t(blockIdx.y) * BM, col0 = int64_t(int(blockIdx.x) - job.tile0) * BN;
+  const int tid = threadIdx.x, warp = tid / 32;
+  const int wr = (warp / kWarpsN) * WM, wc = (warp % kWarpsN) * WN;
+
+  // One stage: BM rows of x and BN rows of w, BK columns from k0, in 16-byte pieces.
+  auto load_stage = [&](int stage, int64_t k0) {
+    bf16* as = As + stage * BM * LD;
+    bf16* bs = Bs + stage * BN * LD;
+    constexpr int kPerRow = BK / 8;
+    for (int e = tid; e < BM * kPerRow; e += kThreads) {
+      const int r = e / kPerRow, c = (e % kPerRow) * 8;
+      const int64_t gr = row0 + r, gc = k0 + c;
+      const bool ok = gr < n && gc < k;
+      cp_async16(as + r * LD + c, ok ? x + gr * k + gc : x, ok);
+    }
+    for (int e = tid; e < BN * kPerRow; e += kThreads) {
+      const int r = e / kPerRow, c = (e % kPerRow) * 8;
+      const int64_t gr = col0 + r, gc = k0 + c;
+      const bool ok = gr < m && gc < k;
+      cp_async16(bs + r * LD + c, ok ? w + gr * k + gc : w, ok);
+    }
+  };
+
+  nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float> acc[FM][FN];
+#pragma unroll
+  for (int a = 0; a < FM; ++a)
+#pragma unroll
+    for (int b = 0; b < FN; ++b) nvcuda::wmma::fill_fragment(acc[a][b], 0.0f);
+
+  const int64_t ktiles = (k + BK - 1) / BK;
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (s < ktiles) load_stage(s, int64_t(s) * BK);
+    cp_async_commit();  // empty groups keep the count of groups in flight fixed
+  }
+  for (int64_t kt = 0; kt < ktiles; ++kt) {
+    cp_async_wait<STAGES - 2>();  // tile kt has landed (this thread's part) ...
+    __syncthreads();              // ... everyone's, and tile kt-1's stage is free to refill
+    const int64_t next = kt + STAGES - 1;
+    if (next < ktiles) load_stage(int(next % STAGES), next * BK);
+    cp_async_commit();
+    const bf16* as = As + int(kt % STAGES) * BM * LD;
+    const bf16* bs = Bs + int(kt % STAGES) * BN * LD;
+#pragma unroll
+    for (int kk = 0; kk < BK; kk += 16) {
+      nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, bf16, nvcuda::wmma::row_major> fa[FM];
+      nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 16, bf16, nvcuda::wmma::col_major> fb[FN];
+#pragma unroll
+      for (int a = 0; a < FM; ++a) nvcuda::wmma::load_matrix_sync(fa[a], as + (wr + 16 * a) * LD + kk, LD);
+#pragma unroll
+      for (int b = 0; b < FN; ++b) nvcuda::wmma::load_matrix_sync(fb[b], bs + (wc + 16 * b) * LD + kk, LD);
+#pragma unroll
+      for (int a = 0; a < FM; ++a)
+#pragma unroll
+        for (int b = 0; b < FN; ++b) nvcuda::wmma::mma_sync(acc[a][b], fa[a], fb[b], acc[a][b]);
+    }
+  }
+  cp_async_wait<0>();
+  __syncthreads();  // the pipeline's shared memory becomes the output staging tile
+  constexpr int LDC = BN + 4;
+#pragma unroll
+  for (int a = 0; a < FM; ++a)
+#pragma unroll
+    for (int b = 0; b < FN; ++b)
+      nvcuda::wmma::store_matrix_sync(Cs + (wr + 16 * a) * LDC + wc + 16 * b, acc[a][b], LDC,
+                                      nvcuda::wmma::mem_row_major);
+  __syncthreads();
+  for (int e = tid; e < BM * BN; e += kThreads) {
+    const int r = e / BN, c = e % BN;
+    const int64_t gr = row0 + r, gc = col0 + c;
+    if (gr < n && gc < m) job.y[gr * m + gc] = Cs[r * LDC + c];
+  }
+}
+
+template <int BM, int BN, int WM, int WN, int BK, int STAGES>
+void launch(const bf16* x, int64_t n, int64_t k, std::span<const MatmulOutput> outs) {
+  constexpr int kThreads = (BM / WM) * (BN / WN) * 32;
+  constexpr size_t kPipe = size_t(STAGES) * (BM + BN) * (BK + kPad) * sizeof(bf16);
+  constexpr size_t kOut = size_t(BM) * (BN + 4) * sizeof(float);
+  constexpr size_t kSmem = kPipe > kOut ? kPipe : kOut;
+  auto kernel = tc_matmul_kernel<BM, BN, WM, WN, BK, STAGES>;
+  static const bool attr = [&] {
+    KVAUDIT_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmem)));
+    return true;
+  }();
+  (void)attr;
+  TcJobs jobs{};
+  jobs.count = int(outs.size());
+  int tile = 0;
+  for (size_t i = 0; i < outs.size(); ++i) {
+    jobs.job[i] = {static_cast<const bf16*>(outs[i].w), outs[i].m, outs[i].y, tile};
+    tile += int((outs[i].m + BN - 1) / BN);
+  }
+  const dim3 grid{unsigned(tile), unsigned((n + BM - 1) / BM)};
+  kernel<<<grid, kThreads, kSmem>>>(x, n, k, jobs);
+  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+}
+
+__global__ void to_bf16_kernel(const float* __restrict__ x, int64_t count, bf16* __restrict__ y) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = __float2bfloat16_rn(x[i]);
+}
+
+}  // namespace
+
+int tc_matmul_config(int64_t n) { return n <= 16 ? 0 : n <= 128 ? 1 : 2; }
+
+void tc_matmul_many_cuda(const float* x, int64_t n, int64_t k, std::span<const MatmulOutput> outs, int config) {
+  if (k % 8 != 0)
+    throw_runtime("tc_matmul_many_cuda: k = " + std::to_string(k) + " is not a multiple of 8");
+  if (outs.size() > size_t(kMaxJobs)) throw_runtime("tc_matmul_many_cuda: more than 3 products in one launch");
+  // Scratch shared by every backend of the process (one host thread, the default stream).
+  static DeviceBuffer<bf16> xb;
+  if (xb.size() < size_t(n * k)) xb.resize(size_t(n * k));
+  const int64_t count = n * k;
+  to_bf16_kernel<<<unsigned(std::min<int64_t>((count + 255) / 256, 4096)), 256>>>(x, count, xb.data());
+  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+  if (config < 0) config = tc_matmul_config(n);
+  switch (config) {
+    case 0: return launch<16, 32, 16, 16, 64, 4>(xb.data(), n, k, outs);     // decode: 2 warps, strips of w
+    case 1: return launch<64, 64, 32, 32, 32, 4>(xb.data(), n, k, outs);     // 4 warps
+    default: return launch<128, 128, 64, 32, 32, 4>(xb.data(), n, k, outs);  // prefill: 8 warps
+  }
+}
+
+}  // namespace kvaudit::engine::cuda

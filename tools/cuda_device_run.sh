@@ -10,6 +10,7 @@ export LD_LIBRARY_PATH=$PWD/$C/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 OUT=${OUT:-/tmp/out}
 SMOL=${SMOL:-/tmp/smol/SmolLM2-135M-Instruct.Q4_1.gguf}
 mkdir -p "$OUT"
+[ -d "$C/lib" ] || tar -C "$C" -xJf "$C/lib.tar.xz"
 steps=${*:-tests bench profile smol sweep}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 for step in $steps; do
@@ -19,7 +20,7 @@ for step in $steps; do
       ;;
     bench)
       for cfg in smollm2-135m llama-1b; do
-        for w in fp32 bf16; do
+        for w in fp32 bf16 bf16-tc; do
           echo "== bench $cfg weights $w"
           KVAUDIT_CUDA_WEIGHTS=$w timeout 240 "$C/kvaudit" bench --model "tools/cuda_configs/$cfg" --random-weights \
             --device cuda --batch 1,32 --prompt-len 128 --gen 32 --repeat 3 2>&1 | tee -a "$OUT/bench.log" | tail -4

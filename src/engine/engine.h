@@ -114,8 +114,8 @@ class Backend {
 };
 
 // Weights the CUDA backend keeps on the device. kFp32, kBf16: fp32 arithmetic (kBf16 exact for a
-// bf16 file); kBf16Tc: bf16 weights and bf16 matmul inputs on tensor cores, fp32 sums (transformers'
-// bf16). kAuto: kBf16 when the file stores bf16, else kFp32; the environment variable
+// bf16 file); kBf16Tc: bf16 weights on tensor cores (activations as a bf16 hi + lo pair), fp32
+// sums. kAuto: kBf16 when the file stores bf16, else kFp32; the environment variable
 // KVAUDIT_CUDA_WEIGHTS=fp32|bf16|bf16-tc overrides kAuto (until the commands grow a flag).
 enum class WeightPrecision { kAuto, kFp32, kBf16, kBf16Tc };
 

@@ -124,7 +124,7 @@ TEST_P(CudaGolden, Bf16WeightsStayCloseAndDifferOnlyAtNearTies) {
   EXPECT_LE(r.worst_disagreement_margin, 2 * kBf16WeightsRelTol) << r.positions - r.agree << " of " << r.positions;
 }
 
-// Tensor cores (bf16 weights and bf16 matmul inputs, as transformers runs bf16): the same bounds.
+// Tensor cores (bf16 weights, activations as a bf16 pair): the same bounds as the fp32-arithmetic path.
 TEST_P(CudaGolden, Bf16TensorCoresStayCloseAndDifferOnlyAtNearTies) {
   KVAUDIT_REQUIRE_CUDA();
   const Top1 r = bf16_weights_top1(GetParam(), WeightPrecision::kBf16Tc);

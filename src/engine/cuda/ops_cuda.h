@@ -14,9 +14,9 @@
 namespace kvaudit::engine::cuda {
 
 // Storage type of a weight matrix on the device and how matmuls use it. kF32 and kBf16: fp32
-// arithmetic on CUDA cores (kBf16 exact for a bf16 file). kBf16Tc: bf16 weights and the activations
-// rounded to bf16 at the matmul's input, multiplied on tensor cores with fp32 sums (how transformers
-// runs a bf16 model); needs every matmul's k to be a multiple of 8.
+// arithmetic on CUDA cores (kBf16 exact for a bf16 file). kBf16Tc: bf16 weights times the activations
+// as a pair of bf16 (hi + lo, 16 significant bits), on tensor cores with fp32 sums; needs every
+// matmul's k to be a multiple of 8.
 enum class WeightType { kF32, kBf16, kBf16Tc };
 
 // y = x @ w.T: x [n, k] fp32, w [m, k] (fp32 or bf16), y [n, m] fp32. kF32/kBf16: every y[t, o]

@@ -187,7 +187,7 @@ KvPolicy KvPolicy::from_json(const nlohmann::json& j) {
   return p;
 }
 
-KvPolicy KvPolicy::load(const std::string& path) {
+KvPolicy KvPolicy::load(const std::string& path, std::optional<int> n_layers) {
   std::ifstream in(path);
   if (!in) usage_error("cannot open KV policy file '{}'", path);
   nlohmann::json j;
@@ -197,7 +197,9 @@ KvPolicy KvPolicy::load(const std::string& path) {
     usage_error("KV policy file '{}' is not valid JSON: {}", path, e.what());
   }
   try {
-    return from_json(j);
+    KvPolicy p = from_json(j);
+    if (n_layers) p.validate(*n_layers);
+    return p;
   } catch (const UsageError& e) {
     usage_error("{}: {}", path, e.what());
   }

@@ -17,14 +17,14 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 if [ ! -f "$build/build.ninja" ]; then
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
-    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DKVAUDIT_FUZZ=ON -DKVAUDIT_CUDA=OFF \
+    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DKVAUDIT_FUZZ=ON -DKVAUDIT_CLI=OFF -DKVAUDIT_CUDA=OFF \
     -DKVAUDIT_BENCH=OFF ${CMAKE_CXX_COMPILER_LAUNCHER:+-DCMAKE_CXX_COMPILER_LAUNCHER=$CMAKE_CXX_COMPILER_LAUNCHER} >/dev/null
 fi
 # KVAUDIT_FUZZ_NO_BUILD=1: the binaries are built already (another job is building the next ones).
 [ -n "${KVAUDIT_FUZZ_NO_BUILD:-}" ] || cmake --build "$build" -j"$(nproc)" --target "${targets[@]/%/_fuzz}"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 for t in "${targets[@]}"; do
-  exe="$build/${t}_fuzz" scratch="$build/fuzz-corpus/$t" crashes="$build/fuzz-crashes/$t" log="$build/fuzz-logs/$t.log"
+  exe="$build/fuzz/${t}_fuzz" scratch="$build/fuzz-corpus/$t" crashes="$build/fuzz-crashes/$t" log="$build/fuzz-logs/$t.log"
   mkdir -p "$scratch" "$crashes" "$(dirname "$log")"
   if compgen -G "fuzz/regressions/$t/*" >/dev/null; then
     "$exe" -runs=1 fuzz/regressions/"$t"/* >"$log.regressions" 2>&1 || { cat "$log.regressions"; exit 1; }

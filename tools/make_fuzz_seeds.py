@@ -178,6 +178,10 @@ def shrink_tokenizer(t, n_vocab=300):
             merges.append(mg)
     m["vocab"], m["merges"] = vocab, merges
     t["added_tokens"] = [dict(a, id=n_vocab + i) for i, a in enumerate(t.get("added_tokens", []))]
+    new_id = {a["content"]: a["id"] for a in t["added_tokens"]}
+    pp = t.get("post_processor") or {}
+    for name, sp in (pp.get("special_tokens") or {}).items():  # the template's ids follow the tokens
+        sp["ids"] = [new_id.get(tok, i) for tok, i in zip(sp["tokens"], sp["ids"])]
     return t
 
 

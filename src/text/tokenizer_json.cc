@@ -123,6 +123,11 @@ std::unique_ptr<TokenizerImpl> build_tokenizer_impl(const nlohmann::json& j, Tok
     t->pre_tokenizer = build_pre_tokenizer(j.value("pre_tokenizer", nlohmann::json()), what);
     t->decoder = build_decoder(j.value("decoder", nlohmann::json()), what);
     parse_post_processor(j.value("post_processor", nlohmann::json()), *t);
+    for (const auto* ids : {&t->prefix_ids, &t->suffix_ids})
+      for (int id : *ids)
+        if (id < 0 || id >= static_cast<int>(t->id_to_token.size()))
+          usage_error("{}: post_processor adds token id {}, outside the vocabulary of {} ids", what, id,
+                      t->id_to_token.size());
   } catch (const nlohmann::json::exception& e) {
     usage_error("{}: malformed tokenizer: {}", what, e.what());
   }

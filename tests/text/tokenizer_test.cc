@@ -132,6 +132,21 @@ TEST(Tokenizer, MissingFileIsUsageError) {
   EXPECT_THROW(Tokenizer::load_for_model(fixture_path("nope")), UsageError);
 }
 
+// fuzz/regressions/text_tokenizer_json/post_processor_id_outside_vocab (text_tokenizer_json_fuzz): a
+// post-processor whose special-token ids lie outside the vocabulary made encode(add_special) return
+// them. Now a UsageError naming the file.
+TEST(Tokenizer, PostProcessorIdOutsideTheVocabularyIsUsageError) {
+  const std::string p =
+      std::string(KVAUDIT_SOURCE_DIR) + "/fuzz/regressions/text_tokenizer_json/post_processor_id_outside_vocab";
+  try {
+    Tokenizer::from_hf_json(p, "");
+    ADD_FAILURE() << "loaded";
+  } catch (const UsageError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind(p + ": post_processor adds token id 151644, outside the vocabulary of ", 0), 0u)
+        << e.what();
+  }
+}
+
 TEST(Tokenizer, StreamHoldsBackPartialUtf8) {
   const Tokenizer tok = Tokenizer::from_hf_json(fixture_path("spm_llama2/tokenizer.json"), "");
   // U+1D11E is not in the small vocabulary: byte fallback gives four <0xXX> tokens.

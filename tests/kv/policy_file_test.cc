@@ -14,7 +14,7 @@
 namespace kvaudit::kv {
 namespace {
 
-class PolicyFile : public ::testing::Test {
+class PolicyFileLoad : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = std::filesystem::temp_directory_path() / ("kvaudit_policy_file_" + std::to_string(getpid()));
@@ -40,7 +40,7 @@ class PolicyFile : public ::testing::Test {
 
 constexpr const char* kTwoLayers = R"({"layers": [{"k": "int4:token:asym", "v": "fp16"}, {"k": "fp16", "v": "int8:token:sym"}]})";
 
-TEST_F(PolicyFile, OneEntryPerLayerExactly) {
+TEST_F(PolicyFileLoad, OneEntryPerLayerExactly) {
   const std::string p = write("two.json", kTwoLayers);
   EXPECT_EQ(error(p, 2), "");
   EXPECT_EQ(error(p, 3), p + ": KV policy lists 2 layers, but the model has 3");  // not 16-bit silently
@@ -50,7 +50,7 @@ TEST_F(PolicyFile, OneEntryPerLayerExactly) {
   EXPECT_EQ(to_string(ok.scheme(1, Role::V)), "int8:token:sym");
 }
 
-TEST_F(PolicyFile, EveryErrorNamesTheFile) {
+TEST_F(PolicyFileLoad, EveryErrorNamesTheFile) {
   const std::string unknown = write("unknown.json", R"({"spec": "int4:token:asym", "bits": 4})");
   EXPECT_EQ(error(unknown, 2), unknown + ": KV policy: unknown key \"bits\" in the policy");
   const std::string unknown_role = write("role.json", R"({"layers": [{"k": "fp16", "v": "fp16", "q": "fp16"}]})");

@@ -4,9 +4,14 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "io/tensor_source.h"
 
 namespace kvaudit::fuzz {
 
@@ -37,6 +42,22 @@ inline std::string write_input(const std::string& name, const uint8_t* data, siz
 
 inline std::string write_input(const std::string& name, const std::string& bytes) {
   return write_input(name, reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+}
+
+// Reads every tensor of an opened weight file as floats. names() and info() must agree (else abort);
+// a tensor whose dtype cannot be read as weights may throw UsageError unless must_read.
+inline void read_every_tensor(const io::TensorSource& src, bool must_read) {
+  std::vector<float> buf;
+  for (const auto& name : src.names()) {
+    const auto info = src.info(name);
+    if (!info) std::abort();
+    buf.assign(size_t(info->numel()), 0.f);  // bounded: the file holds every tensor's bytes
+    try {
+      src.read_f32(name, buf);
+    } catch (const UsageError&) {
+      if (must_read) throw;
+    }
+  }
 }
 
 }  // namespace kvaudit::fuzz

@@ -39,12 +39,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const UsageError&) {
     return 0;
   }
-  std::vector<float> buf;
-  for (const auto& name : src->names()) {
-    const auto info = src->info(name);
-    if (!info) std::abort();
-    buf.assign(size_t(info->numel()), 0.f);
-    src->read_f32(name, buf);  // every shard tensor is F32/BF16/F16: must read
-  }
+  fuzz::read_every_tensor(*src, /*must_read=*/true);  // every shard tensor is F32/BF16/F16
   return 0;
 }

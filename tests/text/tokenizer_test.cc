@@ -147,6 +147,21 @@ TEST(Tokenizer, PostProcessorIdOutsideTheVocabularyIsUsageError) {
   }
 }
 
+// fuzz/regressions/text_tokenizer_json/vocab_id_float_out_of_int_range (text_tokenizer_json_fuzz,
+// UBSan): a vocabulary id written as a 54-digit number parses as a double, and get<int>() of it was an
+// undefined conversion. Now a UsageError naming the file.
+TEST(Tokenizer, VocabIdThatIsNotAnIntIsUsageError) {
+  const std::string p =
+      std::string(KVAUDIT_SOURCE_DIR) + "/fuzz/regressions/text_tokenizer_json/vocab_id_float_out_of_int_range";
+  try {
+    Tokenizer::from_hf_json(p, "");
+    ADD_FAILURE() << "loaded";
+  } catch (const UsageError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind(p + ": token id 1.52", 0), 0u) << e.what();
+    EXPECT_NE(std::string(e.what()).find("is not an integer in 0..16777216"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Tokenizer, StreamHoldsBackPartialUtf8) {
   const Tokenizer tok = Tokenizer::from_hf_json(fixture_path("spm_llama2/tokenizer.json"), "");
   // U+1D11E is not in the small vocabulary: byte fallback gives four <0xXX> tokens.

@@ -170,7 +170,7 @@ size_t expect_unique_samples(const fs::path& samples) {
 // the samples it lacks, and results.json "results" and sweep.json equal an uninterrupted run's.
 TEST_F(CliEval, SweepResumesAfterSigkill) {
   const auto args = [&](const fs::path& out) {
-    return std::vector<std::string>{KVAUDIT_BINARY, "sweep", "--model", model_, "--bench", "advbench", "--limit", "2",
+    return std::vector<std::string>{KVAUDIT_BINARY, "sweep", "--model", model_, "--bench", "advbench", "--limit", "1",
                                     "--seed", "1", "--scheme", "int:token:asym", "--bits", "16,4,2", "--max-new-tokens",
                                     "4", "--raw", "--threads", "2", "--chunk", "1", "--quiet", "--json", "--out",
                                     out.string()};
@@ -178,7 +178,7 @@ TEST_F(CliEval, SweepResumesAfterSigkill) {
   const fs::path a = root_ / "a", k = root_ / "killed";
   ASSERT_EQ(run(args(a)), 0);
   const size_t total = lines(a / "samples.jsonl");
-  ASSERT_EQ(total, 6u);  // 2 prompts x (fp16, int4, int2)
+  ASSERT_EQ(total, 3u);  // 1 prompt x (fp16, int4, int2)
   const size_t before = run_until_lines_then_kill(args(k), k / "samples.jsonl", 1);
   ASSERT_GE(before, 1u);
   ASSERT_LT(before, total) << "the run finished before it was killed; nothing was resumed";

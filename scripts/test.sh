@@ -17,7 +17,8 @@ bash scripts/fetch-models.sh smollm2 >/dev/null || echo "test.sh: SmolLM2 not fe
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DKVAUDIT_FUZZ=ON -DKVAUDIT_CLI=OFF \
   -DKVAUDIT_CUDA=OFF -DKVAUDIT_BENCH=OFF >/dev/null
-cmake --build build-asan -j"$(nproc)"
+cmake --build build-asan -j"$(nproc)" --target kvaudit_core_tests kvaudit_io_tests kvaudit_text_tests \
+  kvaudit_kv_tests kvaudit_model_tests fuzzers
 home=$(mktemp -d)
 (cd build-asan && HOME="$home" KVAUDIT_CACHE="$home" \
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -1,10 +1,7 @@
 // libFuzzer target for the KV scheme-spec parser (SPEC.md §3): any input either parses or throws
 // UsageError; a parsed spec's canonical name is a fixed point of parse(); its caches build (or
 // refuse with UsageError) and stream without crashing.
-// Build and run (clang, from the repository root):
-//   clang++ -std=c++20 -O1 -g -march=x86-64-v3 -fsanitize=fuzzer,address,undefined -Isrc \
-//     fuzz/kv_spec_fuzz.cc src/kv/*.cc src/kv/schemes/*.cc -lfmt -o build-kv/kv_spec_fuzz
-//   build-kv/kv_spec_fuzz -max_total_time=120 -max_len=96
+// Build and run: scripts/fuzz.sh 120 kv_spec
 #include <cstdint>
 #include <cstdlib>
 #include <string>

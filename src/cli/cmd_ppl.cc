@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/eval_pipeline.h"
@@ -12,9 +13,12 @@
 #include "core/error.h"
 #include "engine/engine.h"
 #include "eval/benchmarks.h"
+#include "eval/ppl_log.h"
 #include "eval/ppl_runner.h"
 #include "eval/progress.h"
+#include "eval/samples.h"
 #include "io/atomic_file.h"
+#include "io/out_dir_lock.h"
 #include "kv/policy.h"
 #include "model/model.h"
 #include "report/ppl_table.h"
@@ -24,7 +28,7 @@ namespace kvaudit::cli {
 namespace {
 
 struct PplArgs {
-  std::string model, text, device, data;
+  std::string model, text, device, data, out;
   std::vector<std::string> kv, kv_policy;
   KvOptions kv_storage;  // --kv-storage, --compat: applied to every --kv scheme
   size_t window = eval::kPplWindow, stride = eval::kPplStride, max_windows = 0, score_from = 0;
@@ -33,6 +37,8 @@ struct PplArgs {
 };
 
 void run_ppl(const PplArgs& a) {
+  std::optional<io::OutDirLock> lock;  // one writer per --out (io/out_dir_lock.h)
+  if (!a.out.empty()) lock.emplace(a.out);
   // Default text: the staged WikiText-2 test set (datasets/wikitext2_test/SOURCE.md).
   const std::string text_path =
       a.text.empty() ? (std::filesystem::path(eval::resolve_data_dir(a.data)) / "wikitext2_test" / "wikitext2_test.txt").string()
@@ -58,10 +64,25 @@ void run_ppl(const PplArgs& a) {
   if (a.max_windows) n_windows = std::min(n_windows, a.max_windows);
   eval::Progress progress(a.quiet ? nullptr : stderr, ::isatty(fileno(stderr)) != 0, "ppl",
                           n_windows * schemes.size(), "windows");
-  const auto res = eval::run_perplexity(*backend, tokens, schemes, opt, &progress);
-  progress.finish();
-  report::PplRun run{text_path, tokens.size(), n_windows, a.window, a.stride, {}, res};
+  report::PplRun run{text_path, tokens.size(), n_windows, a.window, a.stride, {}, {}};
   for (const auto& s : schemes) run.schemes.push_back(s.name);
+  if (a.out.empty()) {
+    run.results = eval::run_perplexity(*backend, tokens, schemes, opt, &progress);
+  } else {
+    // Each finished window is appended to DIR/ppl_windows.jsonl; a rerun computes only the others.
+    const std::string log_path = (std::filesystem::path(a.out) / "ppl_windows.jsonl").string();
+    const nlohmann::json header = {{"model", a.model}, {"text", text_path}, {"n_tokens", tokens.size()},
+                                   {"window", a.window}, {"stride", a.stride}, {"score_from", a.score_from},
+                                   {"schemes", run.schemes}};
+    eval::PplLog log = eval::read_ppl_log(log_path, header);
+    eval::SamplesWriter writer(log_path, log.valid_bytes);
+    if (!log.has_header) writer.append_line(eval::ppl_log_header_line(header));
+    eval::PplCheckpoint checkpoint{std::move(log.windows),
+                                   [&writer](const eval::PplWindowSums& w) { writer.append_line(eval::ppl_window_line(w)); }};
+    run.results = eval::run_perplexity(*backend, tokens, schemes, opt, &progress, &checkpoint);
+  }
+  progress.finish();
+  if (!a.out.empty()) io::write_file_atomic((std::filesystem::path(a.out) / "ppl.json").string(), report::ppl_json(run));
   const std::string out = a.json ? report::ppl_json(run) : report::format_ppl_table(run);
   std::fputs(out.c_str(), stdout);
 }
@@ -83,6 +104,8 @@ void add_ppl(CLI::App& app) {
   cmd->add_option("--score-from", a->score_from,
                   "score only targets predicted from window positions >= N (llama-perplexity: "
                   "--window 512 --stride 512 --score-from 256)");
+  cmd->add_option("--out", a->out,
+                  "directory for ppl.json and ppl_windows.jsonl (each finished window; a rerun resumes from it)");
   cmd->add_option("--device", a->device, "cpu|cuda");
   cmd->add_option("--threads", a->threads, "CPU threads (default: all)");
   cmd->add_flag("--random-weights", a->random_weights, "config.json only: deterministic random weights");

@@ -12,8 +12,7 @@ std::shared_ptr<const kv::KvPolicy> make_kv_policy(const KvOptions& o, int n_lay
   if (!o.spec.empty()) p = kv::KvPolicy::parse(o.spec, n_layers);
   if (!o.policy.empty()) {
     try {
-      p = kv::KvPolicy::load(o.policy);
-      p.validate(n_layers);
+      p = kv::KvPolicy::load(o.policy, n_layers);
     } catch (const UsageError& e) {
       usage_error("--kv-policy: {}", e.what());
     }

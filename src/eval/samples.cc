@@ -102,9 +102,10 @@ SamplesWriter::~SamplesWriter() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void SamplesWriter::append(const Sample& s) {
+void SamplesWriter::append(const Sample& s) { append_line(sample_json_line(s)); }
+
+void SamplesWriter::append_line(const std::string& line) {
   if (torn_) runtime_error("cannot append to '{}': an earlier append failed and its torn line could not be removed", path_);
-  const std::string line = sample_json_line(s);
   size_t done = 0;
   while (done < line.size()) {  // write(2) may be partial; the kernel holds what it accepted
     const ssize_t w = ::write(fd_, line.data() + done, line.size() - done);

@@ -56,6 +56,8 @@ class SamplesWriter {
   SamplesWriter& operator=(const SamplesWriter&) = delete;
 
   void append(const Sample& s);
+  // Any complete line ending in '\n' (the ppl window log, eval/ppl_log.h, appends through this too).
+  void append_line(const std::string& line);
 
  private:
   std::string path_;

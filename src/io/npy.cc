@@ -98,7 +98,7 @@ NpyArray read_npy(const std::string& path) {
   if (n > data_bytes / 4 || data_bytes != n * 4)
     usage_error("{}: .npy data has {} bytes but its shape needs {} float32 values", path, data_bytes, n);
   arr.data.resize(size_t(n));
-  std::memcpy(arr.data.data(), bytes.data() + data_start, data_bytes);
+  if (n > 0) std::memcpy(arr.data.data(), bytes.data() + data_start, data_bytes);  // an empty vector's data() may be null
   return arr;
 }
 

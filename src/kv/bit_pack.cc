@@ -6,7 +6,7 @@ namespace kvaudit::kv {
 
 void pack_codes(const uint8_t* codes, int64_t n, int bits, uint8_t* out) {
   if (bits == 8) {
-    std::memcpy(out, codes, size_t(n));
+    if (n > 0) std::memcpy(out, codes, size_t(n));  // n == 0 may come with null pointers
     return;
   }
   std::memset(out, 0, size_t(packed_bytes(n, bits)));
@@ -27,7 +27,7 @@ void pack_codes(const uint8_t* codes, int64_t n, int bits, uint8_t* out) {
 
 void unpack_codes(const uint8_t* in, int64_t n, int bits, uint8_t* codes) {
   if (bits == 8) {
-    std::memcpy(codes, in, size_t(n));
+    if (n > 0) std::memcpy(codes, in, size_t(n));
     return;
   }
   const uint32_t mask = (1u << bits) - 1;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -134,7 +135,13 @@ ChannelSubset parse_subset_json(const nlohmann::json& j, const std::string& wher
                 where, to_string(sc));
   ChannelSubset sub;
   sub.bits = sc.bits;
-  sub.channels = j.at("channels").get<std::vector<int>>();
+  const auto& channels = j.at("channels");
+  if (!channels.is_array()) usage_error("KV policy: {}: \"channels\" must be a list of channel indices", where);
+  for (const auto& c : channels) {  // get<int>() of a float out of int range would be undefined
+    if (!c.is_number_integer() || c.get<int64_t>() < 0 || c.get<int64_t>() > std::numeric_limits<int>::max())
+      usage_error("KV policy: {}: channel {} is not a non-negative integer", where, c.dump());
+    sub.channels.push_back(int(c.get<int64_t>()));
+  }
   sub.scale = parse_subset_scale(j.value("scale", std::string("tensor")));
   return sub;
 }
@@ -187,7 +194,7 @@ KvPolicy KvPolicy::from_json(const nlohmann::json& j) {
   return p;
 }
 
-KvPolicy KvPolicy::load(const std::string& path) {
+KvPolicy KvPolicy::load(const std::string& path, std::optional<int> n_layers) {
   std::ifstream in(path);
   if (!in) usage_error("cannot open KV policy file '{}'", path);
   nlohmann::json j;
@@ -197,7 +204,9 @@ KvPolicy KvPolicy::load(const std::string& path) {
     usage_error("KV policy file '{}' is not valid JSON: {}", path, e.what());
   }
   try {
-    return from_json(j);
+    KvPolicy p = from_json(j);
+    if (n_layers) p.validate(*n_layers);
+    return p;
   } catch (const UsageError& e) {
     usage_error("{}: {}", path, e.what());
   }

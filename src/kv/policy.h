@@ -34,7 +34,8 @@ class KvPolicy {
   // {"scheme": "int3:tensor:sym", "channels": [...], "scale": "tensor"|"channel"} (the ablations of
   // SPEC.md §5; kv/subset_cache.h). Unknown keys are errors. Throws UsageError.
   static KvPolicy from_json(const nlohmann::json& j);
-  static KvPolicy load(const std::string& path);
+  // Reads a policy file; with n_layers, also validate(n_layers). Every error names the file.
+  static KvPolicy load(const std::string& path, std::optional<int> n_layers = std::nullopt);
   // Explicit per-layer, per-role form (what `audit` writes); from_json(to_json(n)) resolves equally.
   nlohmann::json to_json(int n_layers) const;
 

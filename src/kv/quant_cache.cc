@@ -338,9 +338,9 @@ class QuantCache final : public LayerCache {
     quantized_bytes_ += code_bytes_ + pbytes + (plan_.sparse_header ? kFp16Bytes + kOutlierBytes * sparse_tmp_.size() : 0);
     const size_t c0 = codes_.size(), p0 = params_.size();
     grow_to(codes_, c0 + code_bytes_);
-    pack_codes(codes_tmp_.data(), wc_, bits(), &codes_[c0]);
+    pack_codes(codes_tmp_.data(), wc_, bits(), codes_.data() + c0);  // not &codes_[c0]: may be empty
     grow_to(params_, p0 + pbytes);
-    encode_params(params_tmp_.data(), rq.n_params(), rq.param_bytes(), &params_[p0]);
+    encode_params(params_tmp_.data(), rq.n_params(), rq.param_bytes(), params_.data() + p0);
     if (plan_.sparse_header) {
       for (const Outlier& o : sparse_tmp_)
         sparse_data_.push_back(uint32_t(o.channel) | uint32_t(float_to_fp16(o.value)) << 16);

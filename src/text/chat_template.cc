@@ -1,5 +1,6 @@
 #include "text/chat_template.h"
 
+#include "io/atomic_file.h"
 #include "text/jinja/interpreter.h"
 #include "text/jinja/parser.h"
 
@@ -32,6 +33,19 @@ std::string render_chat_template(const std::string& tmpl, const nlohmann::json& 
   jinja::RenderOptions opts;
   opts.now_unix = now_unix;
   return jinja::render(program, context, opts);
+}
+
+nlohmann::json read_messages_file(const std::string& path) {
+  nlohmann::json in;
+  try {
+    in = nlohmann::json::parse(io::read_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    usage_error("--messages '{}' is not valid JSON: {}", path, e.what());
+  }
+  if (in.is_array()) return {{"messages", in}};
+  if (!(in.is_object() && in.contains("messages") && in.at("messages").is_array()))
+    usage_error("--messages '{}': expected a JSON list of messages or an object with \"messages\"", path);
+  return in;
 }
 
 }  // namespace kvaudit::text

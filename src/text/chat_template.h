@@ -43,4 +43,10 @@ std::string render_chat_template(const std::string& tmpl, const nlohmann::json& 
 nlohmann::json chat_context(const std::vector<ChatMessage>& msgs, bool add_generation_prompt,
                             const std::string& bos_token, const std::string& eos_token);
 
+// A message file (`kvaudit template --messages`): a JSON list of messages, or an object
+// {"messages": [...], other template variables (tools, ...)}. Returns the template variables it sets
+// ({"messages": [...], ...}). UsageError naming the file when it cannot be read, is not JSON or has
+// neither shape.
+nlohmann::json read_messages_file(const std::string& path);
+
 }  // namespace kvaudit::text

@@ -10,6 +10,14 @@ namespace {
 // Ids index a dense table; real vocabularies stay far below this (Gemma: 256k).
 constexpr int kMaxTokenId = 1 << 24;
 
+// A token id as the file gives it: an integer in [0, kMaxTokenId]. (nlohmann's get<int>() of a
+// float such as 1e300 is an undefined conversion; of a large integer, a silent wrap.)
+int token_id(const nlohmann::json& v, const std::string& what) {
+  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > kMaxTokenId)
+    usage_error("{}: token id {} is not an integer in 0..{}", what, v.dump(), kMaxTokenId);
+  return int(v.get<int64_t>());
+}
+
 std::vector<std::pair<std::string, std::string>> parse_merges(const nlohmann::json& m, const std::string& what) {
   std::vector<std::pair<std::string, std::string>> out;
   out.reserve(m.size());
@@ -44,11 +52,11 @@ void parse_post_processor(const nlohmann::json& p, TokenizerImpl& t) {
       const std::string name = item.at("SpecialToken").at("id").get<std::string>();
       const auto& sp = p.at("special_tokens");
       if (!sp.contains(name)) usage_error("{}: post_processor names unknown special token '{}'", t.what, name);
-      for (const auto& id : sp.at(name).at("ids")) (seen_a ? t.suffix_ids : t.prefix_ids).push_back(id.get<int>());
+      for (const auto& id : sp.at(name).at("ids")) (seen_a ? t.suffix_ids : t.prefix_ids).push_back(token_id(id, t.what));
     }
   } else if (type == "RobertaProcessing" || type == "BertProcessing") {
-    t.prefix_ids.push_back(p.at("cls").at(1).get<int>());
-    t.suffix_ids.push_back(p.at("sep").at(1).get<int>());
+    t.prefix_ids.push_back(token_id(p.at("cls").at(1), t.what));
+    t.suffix_ids.push_back(token_id(p.at("sep").at(1), t.what));
   } else if (type != "ByteLevel") {
     usage_error("{}: unsupported post_processor type '{}'", t.what, type);
   }
@@ -75,7 +83,7 @@ std::unique_ptr<TokenizerImpl> build_tokenizer_impl(const nlohmann::json& j, Tok
       usage_error("{}: BPE dropout is not supported (tokenization would be random)", what);
     std::unordered_map<std::string, int> vocab;
     vocab.reserve(m.at("vocab").size());
-    for (const auto& [tok, id] : m.at("vocab").items()) vocab.emplace(tok, id.get<int>());
+    for (const auto& [tok, id] : m.at("vocab").items()) vocab.emplace(tok, token_id(id, what));
     BpeConfig cfg;
     cfg.byte_fallback = m.value("byte_fallback", false);
     cfg.ignore_merges = m.value("ignore_merges", false);
@@ -100,7 +108,7 @@ std::unique_ptr<TokenizerImpl> build_tokenizer_impl(const nlohmann::json& j, Tok
 
     std::vector<AddedToken> raw, normalized;
     for (const auto& a : j.value("added_tokens", nlohmann::json::array())) {
-      AddedToken tok{a.at("content").get<std::string>(), a.at("id").get<int>(), a.value("special", false),
+      AddedToken tok{a.at("content").get<std::string>(), token_id(a.at("id"), what), a.value("special", false),
                      a.value("normalized", false), a.value("lstrip", false), a.value("rstrip", false),
                      a.value("single_word", false)};
       if (tok.id < 0 || tok.id > kMaxTokenId) usage_error("{}: added token id {} out of range", what, tok.id);
@@ -123,6 +131,11 @@ std::unique_ptr<TokenizerImpl> build_tokenizer_impl(const nlohmann::json& j, Tok
     t->pre_tokenizer = build_pre_tokenizer(j.value("pre_tokenizer", nlohmann::json()), what);
     t->decoder = build_decoder(j.value("decoder", nlohmann::json()), what);
     parse_post_processor(j.value("post_processor", nlohmann::json()), *t);
+    for (const auto* ids : {&t->prefix_ids, &t->suffix_ids})
+      for (int id : *ids)
+        if (id < 0 || id >= static_cast<int>(t->id_to_token.size()))
+          usage_error("{}: post_processor adds token id {}, outside the vocabulary of {} ids", what, id,
+                      t->id_to_token.size());
   } catch (const nlohmann::json::exception& e) {
     usage_error("{}: malformed tokenizer: {}", what, e.what());
   }

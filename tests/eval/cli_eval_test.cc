@@ -81,6 +81,21 @@ int run_with_fsize_limit(const std::vector<std::string>& args, rlim_t max_file_b
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+size_t lines(const fs::path& p);
+
+// Starts args, SIGKILLs it as soon as `log` has at least min_lines complete lines (or after 120 s),
+// and returns the complete lines the killed run left there.
+size_t run_until_lines_then_kill(const std::vector<std::string>& args, const fs::path& log, size_t min_lines) {
+  const pid_t pid = spawn(args);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (std::chrono::steady_clock::now() < deadline && (!fs::exists(log) || lines(log) < min_lines))
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return lines(log);
+}
+
 nlohmann::json without_timing(const fs::path& results) {
   auto j = nlohmann::json::parse(slurp(results));
   j.erase("timing");
@@ -122,15 +137,7 @@ TEST_F(CliEval, TwoRunsGiveByteIdenticalResultsAndResumeAfterSigkill) {
   EXPECT_EQ(lines(a / "samples.jsonl"), 2u);
 
   // SIGKILL once the first sample is on disk, then rerun the same command.
-  const pid_t pid = spawn(eval_args(model_, k));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (std::chrono::steady_clock::now() < deadline &&
-         (!fs::exists(k / "samples.jsonl") || lines(k / "samples.jsonl") < 1))
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  kill(pid, SIGKILL);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  const size_t before = lines(k / "samples.jsonl");
+  const size_t before = run_until_lines_then_kill(eval_args(model_, k), k / "samples.jsonl", 1);
   ASSERT_GE(before, 1u);
   ASSERT_EQ(run(eval_args(model_, k)), 0);
   const auto results = nlohmann::json::parse(slurp(k / "results.json"));
@@ -145,6 +152,91 @@ TEST_F(CliEval, TwoRunsGiveByteIdenticalResultsAndResumeAfterSigkill) {
   }
   EXPECT_EQ(keys.size(), 2u);
   EXPECT_EQ(without_timing(k / "results.json")["results"], without_timing(a / "results.json")["results"]);
+}
+
+// Each (id, scheme) of a samples.jsonl once; returns how many lines it has.
+size_t expect_unique_samples(const fs::path& samples) {
+  std::set<std::pair<std::string, std::string>> keys;
+  std::istringstream in(slurp(samples));
+  size_t n = 0;
+  for (std::string line; std::getline(in, line); ++n) {
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_TRUE(keys.emplace(j["id"], j["scheme"]).second) << line;
+  }
+  return n;
+}
+
+// `sweep` resumes as eval does (issue 12): killed after its first sample, the rerun generates only
+// the samples it lacks, and results.json "results" and sweep.json equal an uninterrupted run's.
+TEST_F(CliEval, SweepResumesAfterSigkill) {
+  const auto args = [&](const fs::path& out) {
+    return std::vector<std::string>{KVAUDIT_BINARY, "sweep", "--model", model_, "--bench", "advbench", "--limit", "1",
+                                    "--seed", "1", "--scheme", "int:token:asym", "--bits", "16,4,2", "--max-new-tokens",
+                                    "4", "--raw", "--threads", "2", "--chunk", "1", "--quiet", "--json", "--out",
+                                    out.string()};
+  };
+  const fs::path a = root_ / "a", k = root_ / "killed";
+  ASSERT_EQ(run(args(a)), 0);
+  const size_t total = lines(a / "samples.jsonl");
+  ASSERT_EQ(total, 3u);  // 1 prompt x (fp16, int4, int2)
+  const size_t before = run_until_lines_then_kill(args(k), k / "samples.jsonl", 1);
+  ASSERT_GE(before, 1u);
+  ASSERT_LT(before, total) << "the run finished before it was killed; nothing was resumed";
+  const std::string kept = slurp(k / "samples.jsonl").substr(0, slurp(k / "samples.jsonl").rfind('\n') + 1);
+  ASSERT_EQ(run(args(k)), 0);
+  const auto results = nlohmann::json::parse(slurp(k / "results.json"));
+  EXPECT_EQ(results["timing"]["samples_resumed"].get<size_t>(), before);
+  EXPECT_EQ(results["timing"]["samples_generated"].get<size_t>(), total - before);
+  EXPECT_EQ(slurp(k / "samples.jsonl").substr(0, kept.size()), kept);  // finished lines untouched
+  EXPECT_EQ(expect_unique_samples(k / "samples.jsonl"), total);
+  EXPECT_EQ(without_timing(k / "results.json")["results"], without_timing(a / "results.json")["results"]);
+  EXPECT_EQ(slurp(k / "sweep.json"), slurp(a / "sweep.json"));
+}
+
+// `ppl --out` (issue 12): each finished window is appended to ppl_windows.jsonl; killed after its
+// first window, the rerun computes only the others (each window is in the log once, the killed
+// run's lines untouched) and ppl.json is byte-identical to an uninterrupted run's.
+TEST_F(CliEval, PplResumesAfterSigkill) {
+  const fs::path text = root_ / "text.txt";
+  {
+    std::ofstream t(text);
+    for (int i = 0; i < 6; ++i)
+      t << "It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of "
+           "foolishness, it was the epoch of belief, it was the epoch of incredulity. ";
+  }
+  const auto args = [&](const fs::path& out) {
+    return std::vector<std::string>{KVAUDIT_BINARY, "ppl", "--model", model_, "--text", text.string(), "--window", "48",
+                                    "--stride", "24", "--max-windows", "5", "--kv", "int2:token:asym", "--threads",
+                                    "2", "--quiet", "--json", "--out", out.string()};
+  };
+  const fs::path a = root_ / "a", k = root_ / "killed";
+  ASSERT_EQ(run(args(a)), 0);
+  const size_t total = lines(a / "ppl_windows.jsonl");
+  ASSERT_EQ(total, 1u + 5u);  // the header and 5 windows
+  const size_t before = run_until_lines_then_kill(args(k), k / "ppl_windows.jsonl", 2);
+  ASSERT_GE(before, 2u);
+  ASSERT_LT(before, total) << "the run finished before it was killed; nothing was resumed";
+  const std::string log = slurp(k / "ppl_windows.jsonl");
+  const std::string kept = log.substr(0, log.rfind('\n') + 1);
+  ASSERT_EQ(run(args(k)), 0);
+  const std::string resumed = slurp(k / "ppl_windows.jsonl");
+  EXPECT_EQ(resumed.substr(0, kept.size()), kept);
+  EXPECT_EQ(lines(k / "ppl_windows.jsonl"), total);  // a recomputed window would be appended again
+  std::set<size_t> windows;
+  std::istringstream in(resumed);
+  std::string line;
+  std::getline(in, line);  // the header
+  while (std::getline(in, line)) EXPECT_TRUE(windows.insert(nlohmann::json::parse(line)["window"].get<size_t>()).second);
+  EXPECT_EQ(windows.size(), 5u);
+  EXPECT_EQ(slurp(k / "ppl.json"), slurp(a / "ppl.json"));
+  const auto r = nlohmann::json::parse(slurp(a / "ppl.json"));
+  EXPECT_GT(r["results"]["int2:token:asym"]["kl"].get<double>(), 0.0);
+
+  // A log another run wrote (other --kv) is refused, naming the file; nothing is overwritten.
+  auto other = args(k);
+  other[13] = "int4:token:asym";
+  EXPECT_EQ(run(other), 2);
+  EXPECT_EQ(slurp(k / "ppl_windows.jsonl"), resumed);
 }
 
 // A write that fails (issue 12): results.json past the file-size limit leaves the previous one

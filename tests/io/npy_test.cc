@@ -83,6 +83,18 @@ TEST(Npy, RejectsOtherDtypesOrderAndSizes) {
   expect_usage_error([&] { write_npy(p, {2, 2}, v); }, {p});
 }
 
+// fuzz/regressions/io_npy/empty_shape_null_memcpy (io_npy_fuzz, UBSan): a shape with a 0 and no
+// data bytes passed the empty vector's null data() to memcpy. It reads as an empty array.
+TEST(Npy, ZeroSizedShapeReadsEmpty) {
+  const NpyArray a = read_npy(std::string(KVAUDIT_SOURCE_DIR) + "/fuzz/regressions/io_npy/empty_shape_null_memcpy");
+  EXPECT_EQ(a.shape, (std::vector<int64_t>{8, 96, 0, 22, 222, 6}));
+  EXPECT_TRUE(a.data.empty());
+  ScratchDir dir;
+  const std::string p = dir.file("empty.npy");
+  write_npy(p, {0, 4}, {});
+  EXPECT_EQ(read_npy(p).shape, (std::vector<int64_t>{0, 4}));
+}
+
 TEST(AtomicFile, WritesReplacesAndLeavesNoTemporaries) {
   ScratchDir dir;
   const std::string p = dir.file("out.json");

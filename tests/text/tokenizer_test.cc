@@ -132,6 +132,35 @@ TEST(Tokenizer, MissingFileIsUsageError) {
   EXPECT_THROW(Tokenizer::load_for_model(fixture_path("nope")), UsageError);
 }
 
+// The UsageError message of loading a regression input of text_tokenizer_json_fuzz, or "" if it loads.
+std::string hf_json_error(const std::string& p) {
+  try {
+    Tokenizer::from_hf_json(p, "");
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+const std::string kTokJsonRegressions = std::string(KVAUDIT_SOURCE_DIR) + "/fuzz/regressions/text_tokenizer_json/";
+
+// post_processor_id_outside_vocab: a post-processor whose special-token ids lie outside the
+// vocabulary made encode(add_special) return them. Now a UsageError naming the file.
+TEST(Tokenizer, PostProcessorIdOutsideTheVocabularyIsUsageError) {
+  const std::string p = kTokJsonRegressions + "post_processor_id_outside_vocab";
+  EXPECT_EQ(hf_json_error(p).rfind(p + ": post_processor adds token id 151644, outside the vocabulary of ", 0), 0u)
+      << hf_json_error(p);
+}
+
+// vocab_id_float_out_of_int_range (UBSan): a vocabulary id written as a 54-digit number parses as a
+// double, and get<int>() of it was an undefined conversion. Now a UsageError naming the file.
+TEST(Tokenizer, VocabIdThatIsNotAnIntIsUsageError) {
+  const std::string p = kTokJsonRegressions + "vocab_id_float_out_of_int_range";
+  const std::string err = hf_json_error(p);
+  EXPECT_EQ(err.rfind(p + ": token id 1.52", 0), 0u) << err;
+  EXPECT_NE(err.find("is not an integer in 0..16777216"), std::string::npos) << err;
+}
+
 TEST(Tokenizer, StreamHoldsBackPartialUtf8) {
   const Tokenizer tok = Tokenizer::from_hf_json(fixture_path("spm_llama2/tokenizer.json"), "");
   // U+1D11E is not in the small vocabulary: byte fallback gives four <0xXX> tokens.

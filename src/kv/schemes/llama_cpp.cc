@@ -6,6 +6,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "core/error.h"
 #include "core/half.h"
@@ -46,6 +47,13 @@ int ggml_code_bits(SchemeKind kind) {
   }
 }
 
+// float -> int32 as x86's cvttss2si does it: INT32_MIN for NaN, infinities and values out of range,
+// where C++'s conversion is undefined. ggml's reference converts an infinite input (amax infinite,
+// scale 0, inf * 0 = NaN; or -inf times a finite scale) that way on x86; here it is defined everywhere.
+static int32_t x86_float_to_int32(float v) {
+  return v >= -2147483648.0f && v < 2147483648.0f ? int32_t(v) : std::numeric_limits<int32_t>::min();
+}
+
 GgmlBlock ggml_quantize_block(SchemeKind kind, const float* x, int n) {
   GgmlBlock b;
   switch (kind) {
@@ -55,7 +63,7 @@ GgmlBlock ggml_quantize_block(SchemeKind kind, const float* x, int n) {
       const float d = amax / 127.0f;
       const float id = d != 0 ? 1.0f / d : 0.0f;
       b.d = round_fp16(d);
-      for (int j = 0; j < n; ++j) b.codes[j] = uint8_t(int8_t(std::roundf(x[j] * id)));
+      for (int j = 0; j < n; ++j) b.codes[j] = uint8_t(int8_t(x86_float_to_int32(std::roundf(x[j] * id))));
       break;
     }
     case SchemeKind::kQ4_0:
@@ -65,7 +73,7 @@ GgmlBlock ggml_quantize_block(SchemeKind kind, const float* x, int n) {
       const float id = d != 0 ? 1.0f / d : 0.0f;
       b.d = round_fp16(d);
       for (int j = 0; j < n; ++j) {
-        const int q = int8_t(x[j] * id + (five ? 16.5f : 8.5f));  // truncation toward zero, as ggml
+        const int q = int8_t(x86_float_to_int32(x[j] * id + (five ? 16.5f : 8.5f)));  // truncation toward zero, as ggml
         b.codes[j] = uint8_t(std::min(five ? 31 : 15, q));
       }
       break;
@@ -85,7 +93,8 @@ GgmlBlock ggml_quantize_block(SchemeKind kind, const float* x, int n) {
       for (int j = 0; j < n; ++j) {
         const float x0 = (x[j] - lo) * id;
         // q4_1: min(15, (int8)(x0 + 0.5)); q5_1: (uint8)(x0 + 0.5), which never exceeds 31.
-        b.codes[j] = five ? uint8_t(std::min(31, int(uint8_t(x0 + 0.5f)))) : uint8_t(std::min(15, int(int8_t(x0 + 0.5f))));
+        const int32_t r = x86_float_to_int32(x0 + 0.5f);
+        b.codes[j] = five ? uint8_t(std::min(31, int(uint8_t(r)))) : uint8_t(std::min(15, int(int8_t(r))));
       }
       break;
     }

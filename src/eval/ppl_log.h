@@ -1,0 +1,31 @@
+// `kvaudit ppl --out DIR`: DIR/ppl_windows.jsonl holds a header line naming the run (text, token
+// count, window, stride, score_from, schemes) and one line per finished window with its per-scheme
+// sums (eval/ppl_runner.h PplWindowSums), appended as each window finishes. A rerun of the same
+// command reads it back and computes only the windows it lacks (docs/EVAL.md "Perplexity").
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "eval/ppl_runner.h"
+
+namespace kvaudit::eval {
+
+struct PplLog {
+  std::map<size_t, PplWindowSums> windows;  // by window index
+  uint64_t valid_bytes = 0;                 // header and complete lines; a torn last line is redone
+  bool has_header = false;
+};
+
+// Reads `path` (a missing file is an empty log). UsageError naming the file and line when a line is
+// malformed or a window's sums are not one per scheme, and naming the file when its header is not
+// `header` (a different ppl run wrote it: give another --out).
+PplLog read_ppl_log(const std::string& path, const nlohmann::json& header);
+
+// The header line and a window's line, each one JSON object and '\n'.
+std::string ppl_log_header_line(const nlohmann::json& header);
+std::string ppl_window_line(const PplWindowSums& w);
+
+}  // namespace kvaudit::eval

@@ -40,7 +40,7 @@ Endpoint::Endpoint(EndpointOptions opt) : opt_(std::move(opt)) {
   static const std::regex kUrl(R"(^(https?://[^/?#]+)(/[^?#]*)?$)");
   std::smatch m;
   if (!std::regex_match(opt_.url, m, kUrl))
-    usage_error("--endpoint '{}': expected http(s)://host[:port][/path]", opt_.url);
+    usage_error("{} '{}': expected http(s)://host[:port][/path]", opt_.flag, opt_.url);
   scheme_host_port_ = m[1];
   base_path_ = m[2];
   while (!base_path_.empty() && base_path_.back() == '/') base_path_.pop_back();
@@ -55,10 +55,10 @@ Endpoint::Endpoint(EndpointOptions opt) : opt_(std::move(opt)) {
   httplib::Headers headers;
   if (!opt_.api_key.empty()) headers.emplace("Authorization", "Bearer " + opt_.api_key);
   const auto res = cli.Get(base_path_ + "/v1/models", headers);
-  if (!res || res->status != 200) usage_error("--endpoint {}: GET /v1/models: {}", opt_.url, error_text(res));
+  if (!res || res->status != 200) usage_error("{} {}: GET /v1/models: {}", opt_.flag, opt_.url, error_text(res));
   const json j = json::parse(res->body, nullptr, false);
   if (!j.is_object() || !j.contains("data") || !j["data"].is_array())
-    usage_error("--endpoint {}: GET /v1/models did not return an OpenAI model list", opt_.url);
+    usage_error("{} {}: GET /v1/models did not return an OpenAI model list", opt_.flag, opt_.url);
   std::vector<std::string> ids;
   for (const auto& d : j["data"])
     if (d.is_object() && d.contains("id") && d["id"].is_string()) {
@@ -66,7 +66,7 @@ Endpoint::Endpoint(EndpointOptions opt) : opt_(std::move(opt)) {
       if ((opt_.model.empty() && ids.size() == 1) || opt_.model == ids.back())
         kv_ = d.contains("kv") && d["kv"].is_string() ? d["kv"].get<std::string>() : "";
     }
-  if (ids.empty()) usage_error("--endpoint {}: the server lists no model", opt_.url);
+  if (ids.empty()) usage_error("{} {}: the server lists no model", opt_.flag, opt_.url);
   if (opt_.model.empty()) opt_.model = ids.front();
   else if (std::find(ids.begin(), ids.end(), opt_.model) == ids.end())
     usage_error("--endpoint-model '{}': {} serves {}", opt_.model, opt_.url, json(ids).dump());
@@ -114,7 +114,7 @@ std::string Endpoint::respond(const std::string& user) const {
     last = error_text(res);
     if (res && !retryable(res->status)) break;
   }
-  runtime_error("--endpoint {}: {} failed after {} attempt(s): {}", opt_.url, path, opt_.retries + 1, last);
+  runtime_error("{} {}: {} failed after {} attempt(s): {}", opt_.flag, opt_.url, path, opt_.retries + 1, last);
 }
 
 std::vector<std::string> Endpoint::respond_all(const std::vector<const std::string*>& users) const {

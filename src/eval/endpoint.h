@@ -14,6 +14,7 @@ namespace kvaudit::eval {
 
 struct EndpointOptions {
   std::string url;         // http(s)://host:port[/prefix][/v1]
+  std::string flag = "--endpoint";  // the flag that gave url, for messages
   std::string model;       // the model id sent; "" = the first one GET /v1/models lists
   std::string api_key;     // sent as Bearer when non-empty
   std::string system;      // a system message before the user's, as --system

@@ -222,9 +222,10 @@ RunResults run_endpoint_eval(const EvalArgs& a, const std::vector<std::string>& 
   if (loaded.prompts.empty()) usage_error("--bench: the selected benchmarks hold no prompt");
   const JudgeSpec judge_spec = parse_judge_spec(a.judge);
 
-  const auto endpoint = [&](const std::string& url) {
+  const auto endpoint = [&](const std::string& flag, const std::string& url) {
     EndpointOptions o;
     o.url = url;
+    o.flag = flag;
     o.model = a.endpoint_model;
     if (const char* key = std::getenv("OPENAI_API_KEY")) o.api_key = key;
     o.system = a.system;
@@ -235,8 +236,8 @@ RunResults run_endpoint_eval(const EvalArgs& a, const std::vector<std::string>& 
     o.timeout_s = a.endpoint_timeout;
     return std::make_unique<Endpoint>(o);
   };
-  const auto baseline = endpoint(a.baseline_endpoint);
-  const auto deployed = endpoint(a.endpoint);
+  const auto deployed = endpoint("--endpoint", a.endpoint);
+  const auto baseline = endpoint("--baseline-endpoint", a.baseline_endpoint);
   std::string name = a.endpoint_scheme;
   if (name.empty()) name = deployed->kv().empty() || deployed->kv() == "fp16" ? "endpoint" : deployed->kv();
   if (name == "fp16") usage_error("--endpoint-scheme: 'fp16' names the baseline; choose another name");

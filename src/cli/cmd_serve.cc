@@ -20,7 +20,9 @@ void add_serve(CLI::App& app) {
   add_kv_options(cmd, o->kv);
   cmd->add_option("--host", o->host, "address to listen on (default 127.0.0.1: this machine only)");
   cmd->add_option("--port", o->port, "port (default 8000; 0 = any free port, printed)");
-  cmd->add_option("--api-key", o->api_key, "require 'Authorization: Bearer KEY' on /v1/* and /metrics");
+  cmd->add_option("--api-key", o->api_key,
+                  "require 'Authorization: Bearer KEY' on /v1/* and /metrics (or $KVAUDIT_API_KEY, which `ps` does not show)")
+      ->envname("KVAUDIT_API_KEY");
   cmd->add_option("--served-model-name", o->served_name, "the model id clients name (default: the model file's stem)");
   cmd->add_option("--max-batch", o->max_batch, "sequences per batch (continuous batching), default 16");
   cmd->add_option("--max-queue", o->max_queue, "requests waiting for a batch slot before 429, default 64");

@@ -5,7 +5,8 @@ pkgs=(cmake ninja-build g++ pkg-config
       libopenblas-dev nlohmann-json3-dev libpcre2-dev libicu-dev libcli11-dev libfmt-dev
       libgtest-dev libgmock-dev libbenchmark-dev libomp-dev libeigen3-dev
       clang libclang-rt-14-dev  # the sanitizer stage and libFuzzer (scripts/test.sh, scripts/fuzz.sh)
-      python3 unzip ca-certificates
+      libcpp-httplib-dev  # serve, eval --endpoint
+      python3 python3-pip unzip ca-certificates  # pip: fetch-models.sh, the openai client of tests/serve
       chromium fonts-dejavu-core)  # report.html browser test (tests/report), its font
 missing=()
 for p in "${pkgs[@]}"; do

@@ -9,7 +9,7 @@
 namespace kvaudit::cli {
 
 void add_eval_options(CLI::App* cmd, EvalArgs& a) {
-  cmd->add_option("--model", a.model, kModelHelp)->required();
+  cmd->add_option("--model", a.model, kModelHelp);  // required unless eval --endpoint (eval/pipeline.cc)
   cmd->add_option("--bench", a.bench, "benchmarks, comma-separated: advbench, harmbench[:contextual], jbb, "
                                        "jbb-benign, strongreject, xstest[:safe|:unsafe], custom, FILE.csv|jsonl|txt")
       ->required();

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 #include "engine/engine.h"
 #include "eval/benchmarks.h"
 #include "eval/chat_prompt.h"
+#include "eval/endpoint.h"
 #include "eval/ppl_runner.h"
 #include "eval/progress.h"
 #include "eval/samples.h"
@@ -84,6 +86,7 @@ LoadedBenchmarks load_selected_benchmarks(const EvalArgs& a, const std::string& 
 }
 
 EvalSession::EvalSession(const EvalArgs& a) : a_(a) {
+  if (a_.model.empty()) usage_error("--model is required (or --endpoint URL for eval)");
   if (a_.max_new_tokens < 1) usage_error("--max-new-tokens must be >= 1 (got {})", a_.max_new_tokens);
   data_dir_ = resolve_data_dir(a_.data);
   const JudgeSpec judge_spec = parse_judge_spec(a_.judge);
@@ -154,6 +157,7 @@ SampleMap EvalSession::run(const std::vector<Prompt>& prompts, const std::vector
 
 RunResults run_eval_pipeline(const EvalArgs& a, const std::vector<std::string>& kv_specs,
                              const nlohmann::json& extra_config) {
+  if (!a.endpoint.empty() || !a.baseline_endpoint.empty()) return run_endpoint_eval(a, kv_specs, extra_config);
   const auto t0 = std::chrono::steady_clock::now();
   if (a.max_new_tokens < 1) usage_error("--max-new-tokens must be >= 1 (got {})", a.max_new_tokens);
   const LoadedBenchmarks loaded = load_selected_benchmarks(a, resolve_data_dir(a.data));
@@ -200,6 +204,91 @@ RunResults run_eval_pipeline(const EvalArgs& a, const std::vector<std::string>& 
               {"samples_resumed", stats.resumed},
               {"tokens_generated", stats.tokens},
               {"samples_stopped_early", stats.stopped_early},
+              {"duplicates_dropped", loaded.duplicates_dropped}};
+  return r;
+}
+
+RunResults run_endpoint_eval(const EvalArgs& a, const std::vector<std::string>& kv_specs,
+                             const nlohmann::json& extra_config) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (a.endpoint.empty() || a.baseline_endpoint.empty())
+    usage_error("--endpoint URL and --baseline-endpoint URL go together (the deployment and its 16-bit baseline)");
+  if (!kv_specs.empty() || !a.kv_policy.empty())
+    usage_error("--kv / --kv-policy do not apply with --endpoint: the server runs its own KV plan");
+  if (!a.text.empty()) usage_error("--text needs the built-in engine's logits; it does not apply with --endpoint");
+  if (a.max_new_tokens < 1) usage_error("--max-new-tokens must be >= 1 (got {})", a.max_new_tokens);
+  const std::string data_dir = resolve_data_dir(a.data);
+  const LoadedBenchmarks loaded = load_selected_benchmarks(a, data_dir);
+  if (loaded.prompts.empty()) usage_error("--bench: the selected benchmarks hold no prompt");
+  const JudgeSpec judge_spec = parse_judge_spec(a.judge);
+
+  const auto endpoint = [&](const std::string& flag, const std::string& url) {
+    EndpointOptions o;
+    o.url = url;
+    o.flag = flag;
+    o.model = a.endpoint_model;
+    if (const char* key = std::getenv("OPENAI_API_KEY")) o.api_key = key;
+    o.system = a.system;
+    o.raw = a.raw;
+    o.max_tokens = a.max_new_tokens;
+    o.concurrency = a.endpoint_concurrency;
+    o.retries = a.endpoint_retries;
+    o.timeout_s = a.endpoint_timeout;
+    return std::make_unique<Endpoint>(o);
+  };
+  const auto deployed = endpoint("--endpoint", a.endpoint);
+  const auto baseline = endpoint("--baseline-endpoint", a.baseline_endpoint);
+  std::string name = a.endpoint_scheme;
+  if (name.empty()) name = deployed->kv().empty() || deployed->kv() == "fp16" ? "endpoint" : deployed->kv();
+  if (name == "fp16") usage_error("--endpoint-scheme: 'fp16' names the baseline; choose another name");
+  const std::vector<SchemeRun> schemes = {{"fp16", nullptr}, {name, nullptr}};
+
+  std::unique_ptr<GuardJudge> guard;
+  std::unique_ptr<PhraseJudge> phrases;
+  if (judge_spec.is_model) {
+    const engine::Device device = a.device.empty() ? engine::default_device() : engine::parse_device(a.device);
+    guard = std::make_unique<GuardJudge>(judge_spec, device, a.threads, data_dir, a.batch_size);
+  } else {
+    phrases = std::make_unique<PhraseJudge>(load_phrase_judge(judge_spec, data_dir));
+  }
+  GenerationIo io;
+  io.judge = [&](const std::vector<const Prompt*>& ps, const std::vector<std::string>& rs) {
+    if (guard) return guard->judge(ps, rs);
+    std::vector<Verdict> v;
+    for (const auto& r : rs) v.push_back(phrases->judge(r));
+    return v;
+  };
+  io.judge_name = a.judge;
+
+  const std::string samples_path = (std::filesystem::path(a.out) / "samples.jsonl").string();
+  std::filesystem::create_directories(a.out);
+  const SamplesLog previous = read_samples(samples_path);
+  SamplesWriter writer(samples_path, previous.valid_bytes);
+  Progress progress(a.quiet ? nullptr : stderr, ::isatty(fileno(stderr)) != 0, "eval --endpoint",
+                    loaded.prompts.size() * schemes.size(), "samples");
+  RunStats stats;
+  const size_t chunk = a.chunk ? a.chunk : 4 * size_t(std::max(1, a.endpoint_concurrency));
+  const auto t_gen = std::chrono::steady_clock::now();
+  const SampleMap samples =
+      run_samples(endpoint_responder({"fp16", name}, {baseline.get(), deployed.get()}), loaded.prompts, schemes, io,
+                  chunk, true, previous, writer, &progress, &stats);
+  progress.finish();
+  const auto t_end = std::chrono::steady_clock::now();
+
+  RunResults r;
+  r.model = {a.endpoint, "endpoint:" + deployed->model(), 0, ""};
+  r.config = config_json(a, {}, data_dir);
+  r.config["endpoint"] = a.endpoint;
+  r.config["baseline_endpoint"] = a.baseline_endpoint;
+  r.config["endpoint_model"] = deployed->model();
+  r.config["endpoint_scheme"] = name;
+  for (const auto& [k, v] : extra_config.items()) r.config[k] = v;
+  r.results = aggregate_results(loaded.prompts, schemes, samples);
+  const auto secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
+  r.timing = {{"total_s", secs(t_end - t0)},
+              {"generate_s", secs(t_end - t_gen)},
+              {"samples_generated", stats.generated},
+              {"samples_resumed", stats.resumed},
               {"duplicates_dropped", loaded.duplicates_dropped}};
   return r;
 }

@@ -32,6 +32,12 @@ struct EvalArgs {
   size_t chunk = 0, ppl_windows = 0;
   bool no_dedup = false, raw = false, random_weights = false, quiet = false, json = false;
   bool full_responses = false;  // --full-responses: no verdict-aware early stop (docs/EVAL.md)
+  // Endpoint audit (SPEC.md §4, eval/endpoint.h): responses from running OpenAI-compatible servers
+  // instead of the engine; endpoint_scheme names the deployment's scheme ("" = what the server
+  // reports, else "endpoint").
+  std::string endpoint, baseline_endpoint, endpoint_model, endpoint_scheme;
+  int endpoint_concurrency = 8, endpoint_retries = 5;
+  double endpoint_timeout = 600;
 };
 
 // The fp16 baseline (policy null) then one run per spec, in order, then one per --kv-policy file
@@ -83,6 +89,14 @@ class EvalSession {
 
 // --bench a,b and --bench a --bench b, with the session's data dir, column, limit, seed, dedup.
 LoadedBenchmarks load_selected_benchmarks(const EvalArgs& a, const std::string& data_dir);
+
+// `eval --endpoint`: the benchmarks' prompts sent to a.baseline_endpoint (the "fp16" baseline) and
+// a.endpoint (the deployment's scheme), judged and aggregated as run_eval_pipeline does; resumable
+// from <a.out>/samples.jsonl. Responses run to a stop or --max-new-tokens (no early stop: a server
+// returns text, not the token ids early stop counts). UsageError for engine-only flags (--kv,
+// --kv-policy, --text).
+RunResults run_endpoint_eval(const EvalArgs& a, const std::vector<std::string>& kv_specs,
+                             const nlohmann::json& extra_config = nlohmann::json::object());
 
 // Runs the pipeline for the fp16 baseline plus kv_specs (samples.jsonl in a.out) and returns the
 // results; the caller writes results.json. extra_config: the calling command's own flags, added to

@@ -36,20 +36,20 @@ struct StopWatch {
   std::string stable;
 };
 
-// Generates, judges and appends one chunk of jobs (one engine::generate call).
-void run_chunk(engine::Backend& backend, std::span<const Job> jobs, const GenerationIo& io,
-               const RunnerOptions& opt, std::map<const Prompt*, std::vector<int>>& encoded,
-               SamplesWriter& writer, SampleMap& out, RunStats* stats) {
+// The engine's responses to one chunk of jobs (one engine::generate call).
+std::vector<Response> engine_responses(engine::Backend& backend, const std::vector<const Prompt*>& prompts,
+                                       const std::vector<const SchemeRun*>& schemes, const GenerationIo& io,
+                                       const RunnerOptions& opt, std::map<const Prompt*, std::vector<int>>& encoded) {
   std::vector<engine::GenerateRequest> reqs;
-  for (const Job& j : jobs) {
-    auto it = encoded.find(j.prompt);
-    if (it == encoded.end()) it = encoded.emplace(j.prompt, io.encode(*j.prompt)).first;
-    reqs.push_back({it->second, j.scheme->policy});
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    auto it = encoded.find(prompts[i]);
+    if (it == encoded.end()) it = encoded.emplace(prompts[i], io.encode(*prompts[i])).first;
+    reqs.push_back({it->second, schemes[i]->policy});
   }
   engine::GenerateOptions gen = opt.gen;
-  std::vector<StopWatch> watch;  // [jobs.size()] when early stop is on
+  std::vector<StopWatch> watch;  // [prompts.size()] when early stop is on
   if (io.new_stream && io.decided) {
-    for (size_t i = 0; i < jobs.size(); ++i) watch.push_back({io.new_stream(), {}, {}});
+    for (size_t i = 0; i < prompts.size(); ++i) watch.push_back({io.new_stream(), {}, {}});
     gen.decided = [&](size_t r, int tok) {
       StopWatch& w = watch[r];
       w.tokens.push_back(tok);
@@ -62,23 +62,36 @@ void run_chunk(engine::Backend& backend, std::span<const Job> jobs, const Genera
     };
   }
   const auto results = engine::generate(backend, reqs, gen);
+  std::vector<Response> out;
+  for (const engine::GenerateResult& res : results)
+    out.push_back({io.decode(res.tokens),
+                   res.finish == engine::FinishReason::kDecided ? std::optional<int>(int(res.tokens.size())) : std::nullopt,
+                   res.tokens.size() + (res.finish == engine::FinishReason::kStop)});
+  return out;
+}
+
+// Responds to, judges and appends one chunk of jobs.
+void run_chunk(const Responder& respond, std::span<const Job> jobs, const GenerationIo& io,
+               SamplesWriter& writer, SampleMap& out, RunStats* stats) {
   std::vector<const Prompt*> judged_prompts;
-  std::vector<std::string> responses;
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    judged_prompts.push_back(jobs[i].prompt);
-    responses.push_back(io.decode(results[i].tokens));
+  std::vector<const SchemeRun*> schemes;
+  for (const Job& j : jobs) {
+    judged_prompts.push_back(j.prompt);
+    schemes.push_back(j.scheme);
   }
-  const std::vector<Verdict> verdicts = io.judge(judged_prompts, responses);
+  std::vector<Response> responses = respond(judged_prompts, schemes);
+  if (responses.size() != jobs.size()) throw std::logic_error("run_samples: a wrong number of responses");
+  std::vector<std::string> texts;
+  for (const Response& r : responses) texts.push_back(r.text);
+  const std::vector<Verdict> verdicts = io.judge(judged_prompts, texts);
   if (verdicts.size() != responses.size())
     throw std::logic_error("run_samples: the judge returned a wrong number of verdicts");
   for (size_t i = 0; i < jobs.size(); ++i) {
     const Prompt& p = *jobs[i].prompt;
-    const engine::GenerateResult& res = results[i];
     Sample s{p.id, p.bench, jobs[i].scheme->name, io.judge_name, p.text,
-             std::move(responses[i]), verdicts[i].refused, verdicts[i].matched,
-             res.finish == engine::FinishReason::kDecided ? std::optional<int>(int(res.tokens.size())) : std::nullopt};
+             std::move(responses[i].text), verdicts[i].refused, verdicts[i].matched, responses[i].stopped_early_at};
     if (stats) {
-      stats->tokens += res.tokens.size() + (res.finish == engine::FinishReason::kStop);
+      stats->tokens += responses[i].tokens;
       stats->stopped_early += s.stopped_early_at.has_value();
     }
     writer.append(s);
@@ -92,6 +105,18 @@ SampleMap run_samples(engine::Backend& backend, const std::vector<Prompt>& promp
                       const std::vector<SchemeRun>& schemes, const GenerationIo& io,
                       const RunnerOptions& opt, const SamplesLog& previous, SamplesWriter& writer,
                       Progress* progress, RunStats* stats) {
+  std::map<const Prompt*, std::vector<int>> encoded;  // a prompt is tokenized once for all schemes
+  const Responder respond = [&](const std::vector<const Prompt*>& ps, const std::vector<const SchemeRun*>& ss) {
+    return engine_responses(backend, ps, ss, io, opt, encoded);
+  };
+  const size_t chunk = opt.chunk ? opt.chunk : 4 * size_t(std::max(1, opt.gen.batch_size));
+  return run_samples(respond, prompts, schemes, io, chunk, opt.share_batches, previous, writer, progress, stats);
+}
+
+SampleMap run_samples(const Responder& respond, const std::vector<Prompt>& prompts,
+                      const std::vector<SchemeRun>& schemes, const GenerationIo& io, size_t chunk,
+                      bool share_batches, const SamplesLog& previous, SamplesWriter& writer, Progress* progress,
+                      RunStats* stats) {
   check_previous(prompts, io, previous);
   SampleMap out;
   std::map<std::string, const Prompt*> wanted;
@@ -102,7 +127,7 @@ SampleMap run_samples(engine::Backend& backend, const std::vector<Prompt>& promp
   // Passes of jobs; chunks never cross a pass. Shared: one pass, prompt-major, so one prompt's
   // schemes land in the same batch. Not shared: one pass per scheme.
   std::vector<std::vector<Job>> passes;
-  if (opt.share_batches) {
+  if (share_batches) {
     passes.emplace_back();
     for (const auto& p : prompts)
       for (const auto& s : schemes)
@@ -124,12 +149,11 @@ SampleMap run_samples(engine::Backend& backend, const std::vector<Prompt>& promp
   }
   if (progress) progress->update(done);
 
-  const size_t chunk = opt.chunk ? opt.chunk : 4 * size_t(std::max(1, opt.gen.batch_size));
-  std::map<const Prompt*, std::vector<int>> encoded;  // a prompt is tokenized once for all schemes
+  chunk = std::max<size_t>(chunk, 1);
   for (const auto& todo : passes)
     for (size_t begin = 0; begin < todo.size(); begin += chunk) {
       const size_t end = std::min(todo.size(), begin + chunk);
-      run_chunk(backend, std::span(todo).subspan(begin, end - begin), io, opt, encoded, writer, out, stats);
+      run_chunk(respond, std::span(todo).subspan(begin, end - begin), io, writer, out, stats);
       done += end - begin;
       if (progress) progress->update(done);
     }

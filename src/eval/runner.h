@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -73,6 +74,23 @@ SampleMap run_samples(engine::Backend& backend, const std::vector<Prompt>& promp
                       const std::vector<SchemeRun>& schemes, const GenerationIo& io,
                       const RunnerOptions& opt, const SamplesLog& previous, SamplesWriter& writer,
                       Progress* progress, RunStats* stats = nullptr);
+
+// One response as a Responder gives it.
+struct Response {
+  std::string text;                      // the decoded completion
+  std::optional<int> stopped_early_at;   // Sample::stopped_early_at
+  size_t tokens = 0;                     // ids chosen, stop id included (RunStats::tokens); 0 if unknown
+};
+// Responds to one chunk of (prompts[i], schemes[i]) jobs, in order: the engine (above) or an
+// OpenAI-compatible server (eval/endpoint.h).
+using Responder = std::function<std::vector<Response>(const std::vector<const Prompt*>& prompts,
+                                                      const std::vector<const SchemeRun*>& schemes)>;
+
+// run_samples with any responder: `chunk` jobs per call (>= 1), ordered and resumed as above.
+SampleMap run_samples(const Responder& respond, const std::vector<Prompt>& prompts,
+                      const std::vector<SchemeRun>& schemes, const GenerationIo& io, size_t chunk,
+                      bool share_batches, const SamplesLog& previous, SamplesWriter& writer, Progress* progress,
+                      RunStats* stats = nullptr);
 
 // Per scheme × benchmark (benchmarks in prompt order) metrics against schemes[0], the baseline.
 // A missing sample is a logic_error.

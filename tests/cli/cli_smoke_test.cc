@@ -22,7 +22,7 @@ TEST(Cli, UnknownCommandIsUsageError) {
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.err,
             "kvaudit: error: unknown command 'frobnicate' (commands: generate, logits, tokenize, template, kv, eval, "
-            "sweep, ppl, diagnose, audit, screen, bench)\nRun with --help for more information.\n");
+            "sweep, ppl, diagnose, audit, screen, bench, serve)\nRun with --help for more information.\n");
   EXPECT_EQ(r.out, "");
 }
 
@@ -36,7 +36,7 @@ TEST(Cli, NoCommandIsUsageError) {
 TEST(Cli, HelpListsTheCommands) {
   const auto r = run_cli({"--help"});
   EXPECT_EQ(r.code, 0);
-  for (const char* cmd : {"generate", "eval", "sweep", "ppl", "audit", "diagnose", "screen", "bench"})
+  for (const char* cmd : {"generate", "eval", "sweep", "ppl", "audit", "diagnose", "screen", "bench", "serve"})
     EXPECT_NE(r.out.find(std::string("  ") + cmd), std::string::npos) << cmd << " missing from\n" << r.out;
 }
 

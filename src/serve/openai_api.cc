@@ -1,0 +1,147 @@
+#include "serve/openai_api.h"
+
+#include <fmt/format.h>
+
+namespace kvaudit::serve {
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void bad(const std::string& param, const std::string& message) {
+  throw ApiError(400, "invalid_request_error", "", fmt::format("'{}': {}", param, message));
+}
+
+// A message's content: a string, or OpenAI's list of parts of which only text parts are accepted.
+std::string message_content(const json& c, size_t i) {
+  const std::string param = fmt::format("messages[{}].content", i);
+  if (c.is_null()) return "";
+  if (c.is_string()) return c.get<std::string>();
+  if (!c.is_array()) bad(param, "expected a string or a list of text parts");
+  std::string out;
+  for (const auto& part : c) {
+    if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
+      bad(param, "only {\"type\": \"text\", \"text\": ...} parts are supported");
+    out += part["text"].get<std::string>();
+  }
+  return out;
+}
+
+double number(const json& body, const char* key, double lo, double hi, double def) {
+  if (!body.contains(key) || body[key].is_null()) return def;
+  if (!body[key].is_number()) bad(key, "expected a number");
+  const double v = body[key].get<double>();
+  if (!(v >= lo && v <= hi)) bad(key, fmt::format("must be in [{}, {}] (got {})", lo, hi, v));
+  return v;
+}
+
+}  // namespace
+
+json error_json(const std::string& message, const std::string& type, const std::string& code) {
+  return {{"error", {{"message", message}, {"type", type}, {"param", nullptr},
+                     {"code", code.empty() ? json(nullptr) : json(code)}}}};
+}
+
+CompletionParams parse_completion_request(const std::string& body_text, Endpoint endpoint) {
+  const json body = json::parse(body_text, nullptr, false);
+  if (body.is_discarded()) throw ApiError(400, "invalid_request_error", "", "the request body is not valid JSON");
+  if (!body.is_object()) throw ApiError(400, "invalid_request_error", "", "the request body must be a JSON object");
+  CompletionParams p;
+  p.endpoint = endpoint;
+  if (body.contains("model") && !body["model"].is_null()) {
+    if (!body["model"].is_string()) bad("model", "expected a string");
+    p.model = body["model"].get<std::string>();
+  }
+  if (endpoint == Endpoint::kChat) {
+    if (!body.contains("messages") || !body["messages"].is_array() || body["messages"].empty())
+      bad("messages", "expected a non-empty list of messages");
+    for (size_t i = 0; i < body["messages"].size(); ++i) {
+      const json& m = body["messages"][i];
+      if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
+        bad(fmt::format("messages[{}]", i), "expected an object with a string \"role\"");
+      p.messages.push_back({m["role"].get<std::string>(), message_content(m.value("content", json()), i)});
+    }
+  } else {
+    const json pr = body.value("prompt", json());
+    if (pr.is_string()) p.prompt = pr.get<std::string>();
+    else if (pr.is_array() && pr.size() == 1 && pr[0].is_string()) p.prompt = pr[0].get<std::string>();
+    else bad("prompt", "expected a string (or a list of one string)");
+  }
+  for (const char* key : {"max_tokens", "max_completion_tokens"})
+    if (body.contains(key) && !body[key].is_null()) {
+      if (!body[key].is_number_integer() || body[key].get<int64_t>() < 1 || body[key].get<int64_t>() > 1'000'000)
+        bad(key, "expected an integer >= 1");
+      p.max_tokens = int(body[key].get<int64_t>());
+    }
+  p.sampling.temperature = number(body, "temperature", 0, 2, 1.0);
+  p.sampling.top_p = number(body, "top_p", 0, 1, 1.0);
+  if (p.sampling.top_p <= 0) bad("top_p", "must be > 0");
+  if (body.contains("seed") && !body["seed"].is_null()) {
+    if (!body["seed"].is_number_integer()) bad("seed", "expected an integer");
+    p.seed = body["seed"].is_number_unsigned() ? body["seed"].get<uint64_t>() : uint64_t(body["seed"].get<int64_t>());
+  }
+  if (body.contains("stop") && !body["stop"].is_null()) {
+    const json& s = body["stop"];
+    if (s.is_string()) p.stop.push_back(s.get<std::string>());
+    else if (s.is_array() && s.size() <= 4 && std::all_of(s.begin(), s.end(), [](const json& x) { return x.is_string(); }))
+      for (const auto& x : s) p.stop.push_back(x.get<std::string>());
+    else bad("stop", "expected a string or a list of up to 4 strings");
+  }
+  if (body.contains("stream") && !body["stream"].is_null()) {
+    if (!body["stream"].is_boolean()) bad("stream", "expected true or false");
+    p.stream = body["stream"].get<bool>();
+  }
+  if (body.contains("stream_options") && body["stream_options"].is_object())
+    p.include_usage = body["stream_options"].value("include_usage", false);
+  if (body.contains("n") && !body["n"].is_null() && body["n"] != 1) bad("n", "only n = 1 is supported");
+  for (const char* key : {"logprobs", "tools", "functions", "response_format", "echo", "best_of"})
+    if (body.contains(key) && !body[key].is_null() && body[key] != false && !(std::string(key) == "best_of" && body[key] == 1))
+      bad(key, "is not supported by kvaudit serve");
+  return p;
+}
+
+json completion_json(Endpoint endpoint, const std::string& id, int64_t created, const std::string& model,
+                     const std::string& text, const std::string& finish_reason, const Usage& usage) {
+  json choice = {{"index", 0}, {"finish_reason", finish_reason}, {"logprobs", nullptr}};
+  if (endpoint == Endpoint::kChat) choice["message"] = {{"role", "assistant"}, {"content", text}};
+  else choice["text"] = text;
+  return {{"id", id},
+          {"object", endpoint == Endpoint::kChat ? "chat.completion" : "text_completion"},
+          {"created", created},
+          {"model", model},
+          {"choices", json::array({choice})},
+          {"usage", {{"prompt_tokens", usage.prompt_tokens},
+                     {"completion_tokens", usage.completion_tokens},
+                     {"total_tokens", usage.prompt_tokens + usage.completion_tokens}}}};
+}
+
+json chunk_json(Endpoint endpoint, const std::string& id, int64_t created, const std::string& model,
+                const std::string& text, bool first, const std::optional<std::string>& finish_reason) {
+  json choice = {{"index", 0}, {"finish_reason", finish_reason ? json(*finish_reason) : json(nullptr)},
+                 {"logprobs", nullptr}};
+  if (endpoint == Endpoint::kChat) {
+    choice["delta"] = json::object();
+    if (first) choice["delta"]["role"] = "assistant";
+    if (!text.empty() || !finish_reason) choice["delta"]["content"] = text;
+  } else {
+    choice["text"] = text;
+  }
+  return {{"id", id},
+          {"object", endpoint == Endpoint::kChat ? "chat.completion.chunk" : "text_completion"},
+          {"created", created},
+          {"model", model},
+          {"choices", json::array({choice})}};
+}
+
+json usage_chunk_json(Endpoint endpoint, const std::string& id, int64_t created, const std::string& model,
+                      const Usage& usage) {
+  return {{"id", id},
+          {"object", endpoint == Endpoint::kChat ? "chat.completion.chunk" : "text_completion"},
+          {"created", created},
+          {"model", model},
+          {"choices", json::array()},
+          {"usage", {{"prompt_tokens", usage.prompt_tokens},
+                     {"completion_tokens", usage.completion_tokens},
+                     {"total_tokens", usage.prompt_tokens + usage.completion_tokens}}}};
+}
+
+}  // namespace kvaudit::serve

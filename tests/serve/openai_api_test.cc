@@ -1,0 +1,84 @@
+// The OpenAI wire format of serve/openai_api.h: what a request body means and which ones are
+// refused with which status.
+#include <gtest/gtest.h>
+
+#include "serve/openai_api.h"
+
+namespace kvaudit::serve {
+namespace {
+
+int status_of(const std::string& body, Endpoint e = Endpoint::kChat) {
+  try {
+    parse_completion_request(body, e);
+  } catch (const ApiError& err) {
+    return err.status;
+  }
+  return 200;
+}
+
+TEST(OpenAiApi, ReadsAChatRequest) {
+  const CompletionParams p = parse_completion_request(
+      R"({"model": "m", "messages": [{"role": "system", "content": "s"},
+          {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}],
+          "max_tokens": 7, "temperature": 0, "top_p": 0.5, "seed": 3, "stop": ["x", "y"], "stream": true,
+          "stream_options": {"include_usage": true}})",
+      Endpoint::kChat);
+  EXPECT_EQ(p.model, "m");
+  ASSERT_EQ(p.messages.size(), 2u);
+  EXPECT_EQ(p.messages[1].role, "user");
+  EXPECT_EQ(p.messages[1].content, "ab");
+  EXPECT_EQ(*p.max_tokens, 7);
+  EXPECT_EQ(p.sampling.temperature, 0.0);
+  EXPECT_EQ(p.sampling.top_p, 0.5);
+  EXPECT_EQ(*p.seed, 3u);
+  EXPECT_EQ(p.stop, (std::vector<std::string>{"x", "y"}));
+  EXPECT_TRUE(p.stream);
+  EXPECT_TRUE(p.include_usage);
+}
+
+TEST(OpenAiApi, DefaultsAreOpenAis) {
+  const CompletionParams p = parse_completion_request(R"({"prompt": "hi"})", Endpoint::kCompletion);
+  EXPECT_EQ(p.prompt, "hi");
+  EXPECT_FALSE(p.max_tokens.has_value());
+  EXPECT_EQ(p.sampling.temperature, 1.0);
+  EXPECT_EQ(p.sampling.top_p, 1.0);
+  EXPECT_FALSE(p.stream);
+}
+
+TEST(OpenAiApi, RefusesBadRequestsWith400) {
+  EXPECT_EQ(status_of("{not json"), 400);
+  EXPECT_EQ(status_of("[1]"), 400);
+  EXPECT_EQ(status_of(R"({"messages": []})"), 400);
+  EXPECT_EQ(status_of(R"({"messages": [{"content": "x"}]})"), 400);
+  EXPECT_EQ(status_of(R"({"messages": [{"role": "user", "content": "x"}], "max_tokens": 0})"), 400);
+  EXPECT_EQ(status_of(R"({"messages": [{"role": "user", "content": "x"}], "temperature": 3})"), 400);
+  EXPECT_EQ(status_of(R"({"messages": [{"role": "user", "content": "x"}], "n": 2})"), 400);
+  EXPECT_EQ(status_of(R"({"messages": [{"role": "user", "content": "x"}], "tools": [{}]})"), 400);
+  EXPECT_EQ(status_of(R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})"), 400);
+  EXPECT_EQ(status_of(R"({"prompt": ["a", "b"]})", Endpoint::kCompletion), 400);
+  EXPECT_EQ(status_of(R"({"messages": [{"role": "user", "content": "x"}], "stream": false, "n": 1})"), 200);
+}
+
+TEST(OpenAiApi, ResponseShapes) {
+  const auto c = completion_json(Endpoint::kChat, "id1", 5, "m", "hello", "stop", {3, 2});
+  EXPECT_EQ(c["object"], "chat.completion");
+  EXPECT_EQ(c["choices"][0]["message"]["content"], "hello");
+  EXPECT_EQ(c["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(c["usage"]["total_tokens"], 5);
+  const auto t = completion_json(Endpoint::kCompletion, "id2", 5, "m", "x", "length", {1, 1});
+  EXPECT_EQ(t["object"], "text_completion");
+  EXPECT_EQ(t["choices"][0]["text"], "x");
+  const auto first = chunk_json(Endpoint::kChat, "id1", 5, "m", "he", true, std::nullopt);
+  EXPECT_EQ(first["choices"][0]["delta"]["role"], "assistant");
+  EXPECT_EQ(first["choices"][0]["delta"]["content"], "he");
+  EXPECT_TRUE(first["choices"][0]["finish_reason"].is_null());
+  const auto last = chunk_json(Endpoint::kChat, "id1", 5, "m", "", false, std::string("stop"));
+  EXPECT_EQ(last["choices"][0]["finish_reason"], "stop");
+  EXPECT_FALSE(last["choices"][0]["delta"].contains("content"));
+  const auto e = error_json("bad", "invalid_request_error", "");
+  EXPECT_EQ(e["error"]["message"], "bad");
+  EXPECT_TRUE(e["error"]["code"].is_null());
+}
+
+}  // namespace
+}  // namespace kvaudit::serve

@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config
       libopenblas-dev nlohmann-json3-dev libpcre2-dev libicu-dev libcli11-dev libfmt-dev
-      libgtest-dev libgmock-dev libbenchmark-dev libomp-dev libeigen3-dev
+      libcld2-dev libgtest-dev libgmock-dev libbenchmark-dev libomp-dev libeigen3-dev
       python3 unzip ca-certificates
       chromium fonts-dejavu-core)  # report.html browser test (tests/report), its font
 missing=()

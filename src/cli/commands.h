@@ -22,5 +22,6 @@ void add_diagnose(CLI::App& app);
 void add_audit(CLI::App& app);
 void add_screen(CLI::App& app);
 void add_bench(CLI::App& app);
+void add_score(CLI::App& app);
 
 }  // namespace kvaudit::cli

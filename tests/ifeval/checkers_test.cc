@@ -69,6 +69,8 @@ TEST(IfevalChecks, DetectableFormat) {
   EXPECT_TRUE(S("detectable_format:json_format", json::object(), "```json\n{\"a\": [1, 2]}\n```"));
   EXPECT_TRUE(S("detectable_format:json_format", json::object(), "  \"just a string\"  "));
   EXPECT_FALSE(S("detectable_format:json_format", json::object(), "Here is JSON: {\"a\": 1}"));
+  EXPECT_TRUE(S("detectable_format:json_format", json::object(), "{\"x\": NaN, \"y\": [-Infinity], \"NaN\": 1}"));
+  EXPECT_FALSE(S("detectable_format:json_format", json::object(), "{\"x\": NaNa}"));
   const json sec = {{"section_spliter", "SECTION"}, {"num_sections", 2}};
   EXPECT_TRUE(S("detectable_format:multiple_sections", sec, "SECTION 1\nintro\nSECTION 2\nbody"));
   EXPECT_FALSE(S("detectable_format:multiple_sections", sec, "Section 1\nintro\nSection 2\nbody"));

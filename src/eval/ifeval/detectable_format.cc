@@ -17,6 +17,34 @@ std::string_view remove_suffix(std::string_view s, std::string_view p) {
   return s.ends_with(p) ? s.substr(0, s.size() - p.size()) : s;
 }
 
+// Python's json.loads also takes the literals NaN, Infinity and -Infinity as numbers; nlohmann
+// does not, so outside strings they become 0 first.
+bool python_json_accepts(std::string_view s) {
+  std::string t;
+  t.reserve(s.size());
+  bool in_string = false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (in_string) {
+      t += c;
+      if (c == '\\' && i + 1 < s.size()) t += s[++i];
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    bool replaced = false;
+    for (std::string_view lit : {"-Infinity", "Infinity", "NaN"})
+      if (s.substr(i).starts_with(lit)) {
+        t += '0';
+        i += lit.size() - 1;
+        replaced = true;
+        break;
+      }
+    if (!replaced) t += c;
+  }
+  return nlohmann::json::accept(t);
+}
+
 }  // namespace
 
 Check make_constrained_response(const Kwargs&) {
@@ -31,14 +59,14 @@ Check make_constrained_response(const Kwargs&) {
 }
 
 // The response, stripped of one markdown fence (```json, ```Json, ```JSON or ```, each prefix
-// removed in that order, as the reference chains them), parses as JSON. Python's json also takes
-// NaN and Infinity, nlohmann does not (docs/IFEVAL.md).
+// removed in that order, as the reference chains them), parses as JSON as Python's json.loads
+// reads it.
 Check make_json_format(const Kwargs&) {
   return [](std::string_view r) {
     r = py_strip(r);
     for (auto p : {"```json", "```Json", "```JSON", "```"}) r = remove_prefix(r, p);
     r = py_strip(remove_suffix(r, "```"));
-    return nlohmann::json::accept(r);
+    return python_json_accepts(r);
   };
 }
 

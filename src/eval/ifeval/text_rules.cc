@@ -7,6 +7,7 @@
 #include <unicode/unistr.h>
 #include <unicode/utext.h>
 
+#include <map>
 #include <memory>
 
 #include "core/error.h"
@@ -163,9 +164,33 @@ std::string detect_language(std::string_view s) {
   size_t len = 0;
   for (size_t i = 0; i < s.size() && !letter; i += len) letter = u_isalpha(static_cast<UChar32>(cp_at(s, i, &len)));
   if (!letter) return "";
+  // CLD2's own answer weighs languages by bytes, so 3-byte scripts outvote Latin text beside them;
+  // langdetect samples characters. The language with the most letters across CLD2's chunks is
+  // the closer reading of the reference. Best effort: short texts get an answer too, as langdetect's.
+  CLD2::Language top3[3];
+  int percent3[3], text_bytes = 0;
+  double score3[3];
   bool reliable = false;
-  const CLD2::Language lang = CLD2::DetectLanguage(s.data(), static_cast<int>(s.size()), true, &reliable);
-  if (lang == CLD2::UNKNOWN_LANGUAGE) return "un";
+  CLD2::ResultChunkVector chunks;
+  const CLD2::Language overall = CLD2::ExtDetectLanguageSummary(s.data(), static_cast<int>(s.size()), true, nullptr,
+                                                                 CLD2::kCLDFlagBestEffort, top3, percent3, score3,
+                                                                 &chunks, &text_bytes, &reliable);
+  std::map<int, size_t> letters;  // language -> letters in its chunks
+  for (const auto& c : chunks) {
+    if (c.lang1 == CLD2::UNKNOWN_LANGUAGE || c.lang1 == CLD2::TG_UNKNOWN_LANGUAGE) continue;
+    size_t n = 0;
+    const std::string_view piece = s.substr(static_cast<size_t>(c.offset), static_cast<size_t>(c.bytes));
+    for (size_t i = 0; i < piece.size(); i += len) n += u_isalpha(static_cast<UChar32>(cp_at(piece, i, &len)));
+    letters[c.lang1] += n;
+  }
+  CLD2::Language lang = overall;
+  size_t best = 0;
+  for (const auto& [l, n] : letters)
+    if (n > best) {
+      best = n;
+      lang = static_cast<CLD2::Language>(l);
+    }
+  if (lang == CLD2::UNKNOWN_LANGUAGE || lang == CLD2::TG_UNKNOWN_LANGUAGE) return "un";
   const std::string code = CLD2::LanguageCode(lang);
   // CLD2 speaks the older or finer codes where langdetect's profiles use these.
   if (code == "iw") return "he";

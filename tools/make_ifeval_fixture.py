@@ -3,7 +3,9 @@
 verdicts (tools/ifeval_reference.py), for tests/ifeval/agreement_test.cc.
 
 Responses: real generations (--generated FILE..., JSONL {"key", "response"}, e.g. from
-`kvaudit generate --prompts input_data.jsonl` on the demo models) plus constructed edge cases,
+`kvaudit generate --prompts input_data.jsonl` on the demo models); real demo-model responses to
+other prompts (--recycled results/audit/*/samples.jsonl.gz: N distinct responses, each scored
+against a seeded-random IFEval prompt's instructions; --recycled-n per model); and constructed edge cases,
 seeded: for each prompt, two responses built around its instructions' thresholds (counts one below,
 at and above the bound, abbreviations, contractions, hyphens, markdown, wrappers loose scoring
 strips), and short texts in each language the prompts ask for.
@@ -156,6 +158,8 @@ def main():
     ap.add_argument("--lmeval", required=True)
     ap.add_argument("--data", required=True)
     ap.add_argument("--generated", nargs="*", default=[], help="JSONL {key, response[, source]}")
+    ap.add_argument("--recycled", nargs="*", default=[], help="kvaudit samples.jsonl.gz of the demo models")
+    ap.add_argument("--recycled-n", type=int, default=300, help="per model")
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=11)
     a = ap.parse_args()
@@ -165,7 +169,20 @@ def main():
         for line in open(g, encoding="utf-8"):
             r = json.loads(line)
             rows.append({"key": r["key"], "source": r.get("source", os.path.basename(g)), "response": r["response"]})
-    rows += constructed(items, random.Random(a.seed))
+    rng = random.Random(a.seed)
+    pool = {}
+    for path in a.recycled:
+        model = path.split("/")[-2].split("_")[0]
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            for line in f:
+                r = json.loads(line)
+                if r["response"].strip():
+                    pool.setdefault(r["response"], f"recycled:{model}")
+    for source in sorted(set(pool.values())):
+        texts = sorted(t for t, s in pool.items() if s == source)
+        for t in rng.sample(texts, min(a.recycled_n, len(texts))):
+            rows.append({"key": rng.choice(items)["key"], "source": source, "response": t})
+    rows += constructed(items, rng)
     with tempfile.TemporaryDirectory() as tmp:
         rpath, vpath = f"{tmp}/r.jsonl", f"{tmp}/v.jsonl"
         with open(rpath, "w", encoding="utf-8") as f:

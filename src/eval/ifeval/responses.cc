@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 #include "eval/ifeval/text_rules.h"
-#include "io/atomic_file.h"
+#include "eval/ifeval/jsonl.h"
 
 namespace kvaudit::eval::ifeval {
 
@@ -19,26 +19,12 @@ std::vector<ScoredResponse> read_responses(const std::string& path, const std::v
     by_key[it.key] = &it;
     by_prompt[it.prompt] = &it;
   }
-  const std::string bytes = io::read_file(path);
   std::vector<ScoredResponse> out;
   std::map<const Item*, size_t> seen;  // item -> line that answered it
-  size_t line_no = 0;
-  for (size_t b = 0; b < bytes.size();) {
-    size_t e = bytes.find('\n', b);
-    if (e == std::string::npos) e = bytes.size();
-    const std::string_view line(bytes.data() + b, e - b);
-    b = e + 1;
-    ++line_no;
-    if (py_strip(line).empty()) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& ex) {
-      usage_error("{}:{}: not valid JSON ({})", path, line_no, ex.what());
-    }
-    if (!j.is_object()) usage_error("{}:{}: expected an object {{\"key\" or \"prompt\", \"response\"}}", path, line_no);
+  for_each_jsonl(path, [&](const std::string& where, size_t line_no, const nlohmann::json& j) {
+    if (!j.is_object()) usage_error("{}: expected an object {{\"key\" or \"prompt\", \"response\"}}", where);
     if (!j.contains("response") || !j["response"].is_string())
-      usage_error("{}:{}: no string \"response\"", path, line_no);
+      usage_error("{}: no string \"response\"", where);
     const Item* item = nullptr;
     if (j.contains("key")) {
       const auto& k = j["key"];
@@ -50,23 +36,23 @@ std::vector<ScoredResponse> read_responses(const std::string& path, const std::v
                k.get<std::string>().size() < 18)
         key = std::stoll(k.get<std::string>());
       else
-        usage_error("{}:{}: \"key\" is not an integer", path, line_no);
+        usage_error("{}: \"key\" is not an integer", where);
       const auto it = by_key.find(key);
-      if (it == by_key.end()) usage_error("{}:{}: key {} is not an IFEval prompt", path, line_no, key);
+      if (it == by_key.end()) usage_error("{}: key {} is not an IFEval prompt", where, key);
       item = it->second;
     } else if (j.contains("prompt")) {
-      if (!j["prompt"].is_string()) usage_error("{}:{}: \"prompt\" is not a string", path, line_no);
+      if (!j["prompt"].is_string()) usage_error("{}: \"prompt\" is not a string", where);
       const auto it = by_prompt.find(j["prompt"].get<std::string>());
       if (it == by_prompt.end())
-        usage_error("{}:{}: the prompt is not an IFEval prompt (matched by its exact text)", path, line_no);
+        usage_error("{}: the prompt is not an IFEval prompt (matched by its exact text)", where);
       item = it->second;
     } else {
-      usage_error("{}:{}: neither \"key\" nor \"prompt\" says which IFEval prompt this answers", path, line_no);
+      usage_error("{}: neither \"key\" nor \"prompt\" says which IFEval prompt this answers", where);
     }
     const auto [pos, fresh] = seen.emplace(item, line_no);
-    if (!fresh) usage_error("{}:{}: key {} was already answered on line {}", path, line_no, item->key, pos->second);
+    if (!fresh) usage_error("{}: key {} was already answered on line {}", where, item->key, pos->second);
     out.push_back({item, j["response"].get<std::string>(), {}});
-  }
+  });
   if (out.empty()) usage_error("{}: no responses", path);
   return out;
 }

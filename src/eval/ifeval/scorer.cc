@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 #include "eval/ifeval/text_rules.h"
-#include "io/atomic_file.h"
+#include "eval/ifeval/jsonl.h"
 #include "text/utf8.h"
 
 namespace kvaudit::eval::ifeval {
@@ -17,25 +17,10 @@ namespace kvaudit::eval::ifeval {
 std::string dataset_path(const std::string& data_dir) { return data_dir + "/ifeval/input_data.jsonl"; }
 
 std::vector<Item> load_items(const std::string& path) {
-  const std::string bytes = io::read_file(path);
   std::vector<Item> items;
   std::set<int64_t> keys;
   std::set<std::string> prompts;
-  size_t line_no = 0;
-  for (size_t b = 0; b < bytes.size();) {
-    size_t e = bytes.find('\n', b);
-    if (e == std::string::npos) e = bytes.size();
-    const std::string_view line(bytes.data() + b, e - b);
-    b = e + 1;
-    ++line_no;
-    if (py_strip(line).empty()) continue;
-    const std::string where = fmt::format("{}:{}", path, line_no);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& ex) {
-      usage_error("{}: not valid JSON ({})", where, ex.what());
-    }
+  for_each_jsonl(path, [&](const std::string& where, size_t, const nlohmann::json& j) {
     if (!j.is_object() || !j.contains("key") || !j["key"].is_number_integer() || !j.contains("prompt") ||
         !j["prompt"].is_string() || !j.contains("instruction_id_list") || !j["instruction_id_list"].is_array() ||
         !j.contains("kwargs") || !j["kwargs"].is_array() || j["kwargs"].size() != j["instruction_id_list"].size())
@@ -53,7 +38,7 @@ std::vector<Item> load_items(const std::string& path) {
       it.checks.push_back(make_check(it.instruction_ids.back(), j["kwargs"][i], where));
     }
     items.push_back(std::move(it));
-  }
+  });
   if (items.empty()) usage_error("{}: no IFEval prompts", path);
   return items;
 }

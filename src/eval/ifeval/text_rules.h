@@ -47,7 +47,7 @@ size_t count_uppercase_words(std::string_view s);
 
 // langdetect.detect(s) as an ISO 639-1 code ("en", "hi", "zh-cn", ...) from CLD2, or "" where
 // langdetect raises (no letter at all: "No features in text"), which every checker reads as
-// followed. "un" when CLD2 cannot tell.
+// followed. "un" when CLD2 cannot tell (a word or two, often).
 std::string detect_language(std::string_view s);
 
 }  // namespace kvaudit::eval::ifeval

@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config
       libopenblas-dev nlohmann-json3-dev libpcre2-dev libicu-dev libcli11-dev libfmt-dev
-      libgtest-dev libgmock-dev libbenchmark-dev libomp-dev libeigen3-dev
+      libcld2-dev libgtest-dev libgmock-dev libbenchmark-dev libomp-dev libeigen3-dev
       clang libclang-rt-14-dev  # the sanitizer stage and libFuzzer (scripts/test.sh, scripts/fuzz.sh)
       libcpp-httplib-dev  # serve, eval --endpoint
       python3 python3-pip unzip ca-certificates  # pip: fetch-models.sh, the openai client of tests/serve

@@ -23,5 +23,6 @@ void add_audit(CLI::App& app);
 void add_screen(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_serve(CLI::App& app);
+void add_score(CLI::App& app);
 
 }  // namespace kvaudit::cli

@@ -11,7 +11,8 @@ namespace kvaudit::cli {
 void add_eval_options(CLI::App* cmd, EvalArgs& a) {
   cmd->add_option("--model", a.model, kModelHelp);  // required unless eval --endpoint (eval/pipeline.cc)
   cmd->add_option("--bench", a.bench, "benchmarks, comma-separated: advbench, harmbench[:contextual], jbb, "
-                                       "jbb-benign, strongreject, xstest[:safe|:unsafe], custom, FILE.csv|jsonl|txt")
+                                       "jbb-benign, strongreject, xstest[:safe|:unsafe], custom, ifeval (capability: scored by "
+                                       "the IFEval scorer, not the refusal judge), FILE.csv|jsonl|txt")
       ->required();
   cmd->add_option("--out", a.out, "output directory (results.json, samples.jsonl; rerun to resume; one run at a time: "
                                    "a second run on the same --out stops with exit 2)")->required();
@@ -22,7 +23,7 @@ void add_eval_options(CLI::App* cmd, EvalArgs& a) {
   cmd->add_option("--limit", a.limit, "at most N prompts per benchmark (seeded random subset)");
   cmd->add_option("--seed", a.seed, "seed of the --limit subset (default 0)");
   cmd->add_flag("--no-dedup", a.no_dedup, "keep prompts that repeat across pooled benchmarks");
-  cmd->add_option("--max-new-tokens", a.max_new_tokens, "default 256");
+  cmd->add_option("--max-new-tokens", a.max_new_tokens, "default 256; 1024 when --bench names ifeval (the paper's IFEval length)");
   cmd->add_flag("--full-responses", a.full_responses, "no early stop: generate every response to a stop id or --max-new-tokens");
   cmd->add_option("--batch-size", a.batch_size, "sequences per batch, default 16");
   add_kv_storage_options(cmd, a.kv_storage);

@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
   namespace c = kvaudit::cli;
   for (auto add : {c::add_generate, c::add_logits, c::add_tokenize, c::add_template, c::add_kv,
                    c::add_eval, c::add_sweep, c::add_ppl, c::add_diagnose, c::add_audit, c::add_screen,
-                   c::add_bench, c::add_serve})
+                   c::add_bench, c::add_serve, c::add_score})
     add(app);
   // CLI11 reads an unknown first word as a stray positional and only says "A subcommand is
   // required"; name it and the commands instead.

@@ -276,7 +276,7 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
                       {"heldout", fmt::format("{}:{}", held_spec.bench, held.size())},
                       {"seed", o.eval.seed},
                       {"judge", o.eval.judge},
-                      {"max_new_tokens", o.eval.max_new_tokens},
+                      {"max_new_tokens", eval::resolved_max_new_tokens(o.eval)},
                       {"system", o.eval.system},
                       {"subspace_k", subspace_k},
                       {"geometry_pairs", o.geometry_pairs},

@@ -10,6 +10,7 @@
 #include "core/version.h"
 #include "eval/csv.h"
 #include "eval/dedup.h"
+#include "eval/ifeval/bench_metrics.h"
 #include "eval/subset.h"
 #include "io/atomic_file.h"
 
@@ -207,7 +208,8 @@ std::vector<Prompt> load_user_txt(const std::string& path) {
 const std::vector<std::string>& builtin_benchmarks() {
   static const std::vector<std::string> names = {
       "advbench", "harmbench", "harmbench:contextual", "jbb",           "jbb-benign",
-      "strongreject", "xstest", "xstest:safe",        "xstest:unsafe", "custom"};
+      "strongreject", "xstest", "xstest:safe",        "xstest:unsafe", "custom",
+      "ifeval"};
   return names;
 }
 
@@ -230,6 +232,7 @@ std::vector<Prompt> load_benchmark(const std::string& name, const std::string& d
   if (name == "xstest:safe") return load_xstest(name, data_dir, "safe");
   if (name == "xstest:unsafe") return load_xstest(name, data_dir, "unsafe");
   if (name == "custom") return load_custom(data_dir);
+  if (name == ifeval::kBench) return ifeval::load_prompts(data_dir);
   if (ends_with(name, ".csv")) return load_user_csv(name, column);
   if (ends_with(name, ".jsonl")) return load_user_jsonl(name, column);
   if (ends_with(name, ".txt")) return load_user_txt(name);

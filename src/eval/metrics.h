@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <span>
 
 namespace kvaudit::eval {
@@ -38,6 +39,15 @@ struct PairCounts {
 // baseline[i] and scheme[i] are the verdicts for prompt i; sizes must match (else logic_error).
 PairCounts count_pairs(std::span<const bool> baseline, std::span<const bool> scheme);
 
+// IFEval accuracies of one scheme (eval/ifeval/bench_metrics.h) and their change vs the baseline;
+// the paired test is on prompt-level strict (flips: followed by the baseline, not the scheme).
+struct IfevalMetrics {
+  double prompt_strict = kNaN, prompt_loose = kNaN, inst_strict = kNaN, inst_loose = kNaN;
+  double delta_prompt_strict = kNaN, delta_prompt_loose = kNaN, delta_inst_strict = kNaN, delta_inst_loose = kNaN;
+  int64_t flips = 0, reverse_flips = 0;
+  double mcnemar_p = kNaN;
+};
+
 // A refusal audit of one scheme on one benchmark; the keys of results.json (SPEC.md §6).
 struct BenchMetrics {
   int64_t n = 0;                 // every prompt of the benchmark (XSTest: safe + unsafe)
@@ -52,6 +62,8 @@ struct BenchMetrics {
   double ppl = kNaN;             // filled by the perplexity pass, when run
   double ppl_ratio = kNaN;       // ppl / baseline ppl
   double kl = kNaN;              // mean token KL(P_baseline || P_scheme)
+  // --bench ifeval: its accuracies instead of the refusal metrics (which stay undefined).
+  std::optional<IfevalMetrics> ifeval;
 };
 
 // Refusal metrics from per-prompt verdicts. over_refusal_probe[i] marks XSTest safe prompts

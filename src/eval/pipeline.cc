@@ -15,6 +15,7 @@
 #include "eval/benchmarks.h"
 #include "eval/chat_prompt.h"
 #include "eval/endpoint.h"
+#include "eval/ifeval/bench_metrics.h"
 #include "eval/ppl_runner.h"
 #include "eval/progress.h"
 #include "eval/samples.h"
@@ -66,17 +67,32 @@ std::vector<SchemeRun> make_scheme_runs(const std::vector<std::string>& specs, c
   return schemes;
 }
 
-LoadedBenchmarks load_selected_benchmarks(const EvalArgs& a, const std::string& data_dir) {
-  BenchSelection sel;
+namespace {
+std::vector<std::string> bench_names(const EvalArgs& a) {
+  std::vector<std::string> names;
   for (const auto& b : a.bench) {  // --bench a,b and --bench a --bench b
     size_t pos = 0;
     while (pos <= b.size()) {
       size_t end = b.find(',', pos);
       if (end == std::string::npos) end = b.size();
-      if (end > pos) sel.names.push_back(b.substr(pos, end - pos));
+      if (end > pos) names.push_back(b.substr(pos, end - pos));
       pos = end + 1;
     }
   }
+  return names;
+}
+}  // namespace
+
+int resolved_max_new_tokens(const EvalArgs& a) {
+  if (a.max_new_tokens < 0) usage_error("--max-new-tokens must be >= 1 (got {})", a.max_new_tokens);
+  if (a.max_new_tokens > 0) return a.max_new_tokens;
+  const auto names = bench_names(a);
+  return std::find(names.begin(), names.end(), ifeval::kBench) != names.end() ? ifeval::kMaxNewTokens : 256;
+}
+
+LoadedBenchmarks load_selected_benchmarks(const EvalArgs& a, const std::string& data_dir) {
+  BenchSelection sel;
+  sel.names = bench_names(a);
   sel.data_dir = data_dir;
   sel.column = a.column;
   sel.limit = a.limit;
@@ -87,7 +103,7 @@ LoadedBenchmarks load_selected_benchmarks(const EvalArgs& a, const std::string& 
 
 EvalSession::EvalSession(const EvalArgs& a) : a_(a) {
   if (a_.model.empty()) usage_error("--model is required (or --endpoint URL for eval)");
-  if (a_.max_new_tokens < 1) usage_error("--max-new-tokens must be >= 1 (got {})", a_.max_new_tokens);
+  a_.max_new_tokens = resolved_max_new_tokens(a_);
   data_dir_ = resolve_data_dir(a_.data);
   const JudgeSpec judge_spec = parse_judge_spec(a_.judge);
   make_kv_policy({"", "", a_.kv_storage.storage, a_.kv_storage.compat}, 0);  // bad values fail before any work
@@ -104,9 +120,27 @@ EvalSession::EvalSession(const EvalArgs& a) : a_(a) {
   io_.encode = [this](const Prompt& p) { return encode_chat_prompt(*tok_, p.text, a_.system, a_.raw, a_.model); };
   io_.decode = [this](const std::vector<int>& ids) { return tok_->decode(ids, true); };
   io_.judge = [this](const std::vector<const Prompt*>& ps, const std::vector<std::string>& rs) {
-    if (guard_) return guard_->judge(ps, rs);
-    std::vector<Verdict> v;
-    for (const auto& r : rs) v.push_back(phrases_->judge(r));
+    // IFEval prompts are scored for instruction following, not judged for refusal; `matched`
+    // carries the scorer's summary into samples.jsonl.
+    std::vector<Verdict> v(ps.size());
+    std::vector<const Prompt*> rest_p;
+    std::vector<std::string> rest_r;
+    std::vector<size_t> rest_i;
+    for (size_t i = 0; i < ps.size(); ++i) {
+      if (ps[i]->bench == ifeval::kBench) {
+        v[i] = {false, ifeval::verdict_summary(ifeval::score(ifeval::item_of(data_dir_, ps[i]->id), rs[i]))};
+      } else if (!guard_) {
+        v[i] = phrases_->judge(rs[i]);
+      } else {
+        rest_p.push_back(ps[i]);
+        rest_r.push_back(rs[i]);
+        rest_i.push_back(i);
+      }
+    }
+    if (!rest_p.empty()) {
+      const std::vector<Verdict> g = guard_->judge(rest_p, rest_r);
+      for (size_t k = 0; k < rest_i.size(); ++k) v[rest_i[k]] = g[k];
+    }
     return v;
   };
   io_.judge_name = a_.judge;
@@ -150,16 +184,23 @@ SampleMap EvalSession::run(const std::vector<Prompt>& prompts, const std::vector
   SamplesWriter writer(samples_path, previous.valid_bytes);
   Progress progress(a_.quiet ? nullptr : stderr, ::isatty(fileno(stderr)) != 0, label,
                     prompts.size() * schemes.size(), "samples");
-  SampleMap out = run_samples(*backend_, prompts, schemes, io_, opt_, previous, writer, &progress, stats);
+  // Early stop knows refusal verdicts only: IFEval responses always run to a stop id or the limit.
+  GenerationIo io = io_;
+  if (std::any_of(prompts.begin(), prompts.end(), [](const Prompt& p) { return p.bench == ifeval::kBench; })) {
+    io.decided = nullptr;
+    io.new_stream = nullptr;
+  }
+  SampleMap out = run_samples(*backend_, prompts, schemes, io, opt_, previous, writer, &progress, stats);
   progress.finish();
   return out;
 }
 
-RunResults run_eval_pipeline(const EvalArgs& a, const std::vector<std::string>& kv_specs,
+RunResults run_eval_pipeline(const EvalArgs& args, const std::vector<std::string>& kv_specs,
                              const nlohmann::json& extra_config) {
-  if (!a.endpoint.empty() || !a.baseline_endpoint.empty()) return run_endpoint_eval(a, kv_specs, extra_config);
   const auto t0 = std::chrono::steady_clock::now();
-  if (a.max_new_tokens < 1) usage_error("--max-new-tokens must be >= 1 (got {})", a.max_new_tokens);
+  EvalArgs a = args;
+  a.max_new_tokens = resolved_max_new_tokens(a);
+  if (!a.endpoint.empty() || !a.baseline_endpoint.empty()) return run_endpoint_eval(a, kv_specs, extra_config);
   const LoadedBenchmarks loaded = load_selected_benchmarks(a, resolve_data_dir(a.data));
   if (loaded.prompts.empty()) usage_error("--bench: the selected benchmarks hold no prompt");
 
@@ -189,7 +230,7 @@ RunResults run_eval_pipeline(const EvalArgs& a, const std::vector<std::string>& 
   r.model = {m.path, m.config.arch, m.n_params, m.weights_sha256};
   r.config = config_json(a, kv_specs, session.data_dir());
   for (const auto& [k, v] : extra_config.items()) r.config[k] = v;
-  r.results = aggregate_results(loaded.prompts, schemes, samples);
+  r.results = aggregate_results(loaded.prompts, schemes, samples, session.data_dir());
   for (size_t i = 0; i < ppl.size(); ++i)
     for (auto& b : r.results[i].benches) {
       b.metrics.ppl = ppl[i].ppl;

@@ -28,7 +28,7 @@ struct EvalArgs {
   KvOptions kv_storage;  // --kv-storage, --compat only (spec / policy unused): apply to every scheme
   size_t limit = 0;
   uint64_t seed = 0;
-  int max_new_tokens = 256, batch_size = 16, threads = 0;
+  int max_new_tokens = 0, batch_size = 16, threads = 0;  // max_new_tokens 0: resolved_max_new_tokens
   size_t chunk = 0, ppl_windows = 0;
   bool no_dedup = false, raw = false, random_weights = false, quiet = false, json = false;
   bool full_responses = false;  // --full-responses: no verdict-aware early stop (docs/EVAL.md)
@@ -39,6 +39,10 @@ struct EvalArgs {
   int endpoint_concurrency = 8, endpoint_retries = 5;
   double endpoint_timeout = 600;
 };
+
+// --max-new-tokens as given, else 1024 when --bench names ifeval (the paper's IFEval length), else
+// 256 (SPEC.md §4). UsageError for a negative value.
+int resolved_max_new_tokens(const EvalArgs& a);
 
 // The fp16 baseline (policy null) then one run per spec, in order, then one per --kv-policy file
 // (named "policy:FILE"), with --kv-storage / --compat

@@ -1,10 +1,12 @@
 #include "eval/runner.h"
 
 #include <algorithm>
+#include <map>
 #include <span>
 #include <stdexcept>
 
 #include "core/error.h"
+#include "eval/ifeval/bench_metrics.h"
 
 namespace kvaudit::eval {
 
@@ -162,7 +164,7 @@ SampleMap run_samples(const Responder& respond, const std::vector<Prompt>& promp
 
 std::vector<SchemeResult> aggregate_results(const std::vector<Prompt>& prompts,
                                             const std::vector<SchemeRun>& schemes,
-                                            const SampleMap& samples) {
+                                            const SampleMap& samples, const std::string& data_dir) {
   if (schemes.empty()) throw std::logic_error("aggregate_results: no schemes");
   std::vector<std::string> benches;  // in prompt order
   for (const auto& p : prompts)
@@ -173,10 +175,30 @@ std::vector<SchemeResult> aggregate_results(const std::vector<Prompt>& prompts,
       throw std::logic_error("aggregate_results: no sample for " + p.id + " under " + s.name);
     return it->second.refused;
   };
+  // IFEval: the scorer reads each response (cheap: thousands a second), baseline verdicts once.
+  std::map<std::string, std::vector<ifeval::Verdict>> ifeval_verdicts;  // scheme -> per prompt
+  const auto ifeval_of = [&](const SchemeRun& s) -> const std::vector<ifeval::Verdict>& {
+    auto [it, fresh] = ifeval_verdicts.try_emplace(s.name);
+    if (fresh)
+      for (const auto& p : prompts)
+        if (p.bench == ifeval::kBench) {
+          const auto sm = samples.find({p.id, s.name});
+          if (sm == samples.end()) throw std::logic_error("aggregate_results: no sample for " + p.id + " under " + s.name);
+          it->second.push_back(ifeval::score(ifeval::item_of(data_dir, p.id), sm->second.response));
+        }
+    return it->second;
+  };
   std::vector<SchemeResult> out;
   for (const auto& s : schemes) {
     SchemeResult sr{s.name, {}};
     for (const auto& b : benches) {
+      if (b == ifeval::kBench) {
+        BenchMetrics m;
+        m.ifeval = ifeval::ifeval_metrics(ifeval_of(schemes[0]), ifeval_of(s));
+        m.n = int64_t(ifeval_of(s).size());
+        sr.benches.push_back({b, m});
+        continue;
+      }
       size_t n = 0;
       for (const auto& p : prompts) n += p.bench == b;
       std::unique_ptr<bool[]> base(new bool[n]), quant(new bool[n]), probe(new bool[n]);  // [n]

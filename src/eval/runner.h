@@ -93,9 +93,10 @@ SampleMap run_samples(const Responder& respond, const std::vector<Prompt>& promp
                       RunStats* stats = nullptr);
 
 // Per scheme × benchmark (benchmarks in prompt order) metrics against schemes[0], the baseline.
-// A missing sample is a logic_error.
+// A missing sample is a logic_error. `data_dir`: where the IFEval items of --bench ifeval prompts
+// are (their responses are scored here, BenchMetrics::ifeval).
 std::vector<SchemeResult> aggregate_results(const std::vector<Prompt>& prompts,
                                             const std::vector<SchemeRun>& schemes,
-                                            const SampleMap& samples);
+                                            const SampleMap& samples, const std::string& data_dir = "");
 
 }  // namespace kvaudit::eval

@@ -30,6 +30,20 @@ nlohmann::ordered_json metrics_json(const eval::BenchMetrics& m) {
   j["ppl"] = number_or_null(m.ppl);
   j["ppl_ratio"] = number_or_null(m.ppl_ratio);
   j["kl"] = number_or_null(m.kl);
+  if (m.ifeval) {  // --bench ifeval (SPEC.md §4): accuracies, change vs baseline, paired test
+    const auto& f = *m.ifeval;
+    j["ifeval_prompt_strict"] = number_or_null(f.prompt_strict);
+    j["ifeval_prompt_loose"] = number_or_null(f.prompt_loose);
+    j["ifeval_inst_strict"] = number_or_null(f.inst_strict);
+    j["ifeval_inst_loose"] = number_or_null(f.inst_loose);
+    j["ifeval_prompt_strict_delta"] = number_or_null(f.delta_prompt_strict);
+    j["ifeval_prompt_loose_delta"] = number_or_null(f.delta_prompt_loose);
+    j["ifeval_inst_strict_delta"] = number_or_null(f.delta_inst_strict);
+    j["ifeval_inst_loose_delta"] = number_or_null(f.delta_inst_loose);
+    j["ifeval_flips"] = f.flips;
+    j["ifeval_reverse_flips"] = f.reverse_flips;
+    j["ifeval_mcnemar_p"] = number_or_null(f.mcnemar_p);
+  }
   return j;
 }
 

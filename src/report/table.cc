@@ -61,7 +61,20 @@ std::string format_results_table(const eval::RunResults& r) {
       out += std::string(total, '-') + "\n";
     }
   }
-  return out;
+  // IFEval benches: the four accuracies, the change of prompt-level strict and its paired test.
+  std::string ifeval;
+  for (const auto& s : r.results)
+    for (const auto& b : s.benches)
+      if (b.metrics.ifeval) {
+        const auto& f = *b.metrics.ifeval;
+        const std::string delta = std::isfinite(f.delta_prompt_strict) ? fmt::format("{:+.1f}", 100 * f.delta_prompt_strict) : kUndefined;
+        ifeval += fmt::format("{:<24} {:<8} n {:>4}  prompt strict {:>6} loose {:>6}  inst strict {:>6} loose {:>6}  "
+                              "prompt strict vs fp16 {} pts, lost/gained {}/{}, McNemar p {}\n",
+                              s.scheme, b.bench, b.metrics.n, pct(f.prompt_strict), pct(f.prompt_loose),
+                              pct(f.inst_strict), pct(f.inst_loose), delta, f.flips, f.reverse_flips,
+                              general(f.mcnemar_p, "{:.3g}"));
+      }
+  return ifeval.empty() ? out : out + "\n" + ifeval;
 }
 
 }  // namespace kvaudit::report

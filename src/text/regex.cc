@@ -13,11 +13,14 @@ struct Regex::Impl {
   bool jit = false;
 };
 
-Regex::Regex(const std::string& pattern, const std::string& what) : impl_(std::make_unique<Impl>()) {
+Regex::Regex(const std::string& pattern, const std::string& what, unsigned flags)
+    : impl_(std::make_unique<Impl>()) {
+  uint32_t opts = PCRE2_UTF | PCRE2_UCP;
+  if (flags & kCaseless) opts |= PCRE2_CASELESS;
+  if (flags & kMultiline) opts |= PCRE2_MULTILINE;
   int err = 0;
   PCRE2_SIZE off = 0;
-  impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                              PCRE2_UTF | PCRE2_UCP, &err, &off, nullptr);
+  impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), opts, &err, &off, nullptr);
   if (!impl_->code) {
     PCRE2_UCHAR buf[256];
     pcre2_get_error_message(err, buf, sizeof buf);
@@ -56,6 +59,17 @@ std::vector<std::pair<size_t, size_t>> Regex::find_all(std::string_view s) const
     start = e;
   }
   return out;
+}
+
+bool Regex::search(std::string_view s) const {
+  thread_local std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> md(
+      pcre2_match_data_create(4, nullptr), &pcre2_match_data_free);
+  const auto* subject = reinterpret_cast<PCRE2_SPTR>(s.data());
+  const int rc = impl_->jit ? pcre2_jit_match(impl_->code, subject, s.size(), 0, PCRE2_NO_UTF_CHECK, md.get(), nullptr)
+                            : pcre2_match(impl_->code, subject, s.size(), 0, PCRE2_NO_UTF_CHECK, md.get(), nullptr);
+  if (rc == PCRE2_ERROR_NOMATCH) return false;
+  if (rc < 0) runtime_error("regex match failed with PCRE2 error {}", rc);
+  return true;
 }
 
 }  // namespace kvaudit::text

@@ -11,8 +11,11 @@ namespace kvaudit::text {
 
 class Regex {
  public:
+  // PCRE2 options beyond UTF + UCP (eval/ifeval reproduces Python re's IGNORECASE / MULTILINE).
+  enum Flags : unsigned { kNone = 0, kCaseless = 1, kMultiline = 2 };
+
   // Throws UsageError naming `what` if the pattern does not compile.
-  Regex(const std::string& pattern, const std::string& what);
+  Regex(const std::string& pattern, const std::string& what, unsigned flags = kNone);
   ~Regex();
   Regex(const Regex&) = delete;
   Regex& operator=(const Regex&) = delete;
@@ -20,6 +23,9 @@ class Regex {
   // All non-overlapping leftmost matches as (begin, end) byte offsets; `s` must be valid UTF-8.
   // An empty match advances by one character, as Oniguruma's find_iter does.
   std::vector<std::pair<size_t, size_t>> find_all(std::string_view s) const;
+
+  // Whether the pattern matches anywhere in `s` (valid UTF-8).
+  bool search(std::string_view s) const;
 
  private:
   struct Impl;

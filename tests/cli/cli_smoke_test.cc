@@ -22,7 +22,7 @@ TEST(Cli, UnknownCommandIsUsageError) {
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.err,
             "kvaudit: error: unknown command 'frobnicate' (commands: generate, logits, tokenize, template, kv, eval, "
-            "sweep, ppl, diagnose, audit, screen, bench, serve)\nRun with --help for more information.\n");
+            "sweep, ppl, diagnose, audit, screen, bench, serve, score)\nRun with --help for more information.\n");
   EXPECT_EQ(r.out, "");
 }
 

@@ -34,7 +34,7 @@ TEST_F(Datasets, RowCountsPerBenchmark) {
       {"advbench", 520},    {"harmbench", 159},    {"harmbench:contextual", 81},
       {"jbb", 100},         {"jbb-benign", 100},   {"strongreject", 313},
       {"xstest", 450},      {"xstest:safe", 250},  {"xstest:unsafe", 200},
-      {"custom", 63}};
+      {"custom", 63},       {"ifeval", 541}};
   for (const auto& name : builtin_benchmarks()) {
     ASSERT_TRUE(expected.count(name)) << name;
     const auto prompts = load_benchmark(name, data_);

@@ -1,0 +1,71 @@
+// kvaudit score (SPEC.md §7): scores responses made elsewhere (another engine, lm-eval output)
+// with the in-house IFEval scorer; results.json holds the four accuracies, samples.jsonl the
+// per-prompt verdicts.
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/version.h"
+#include "eval/benchmarks.h"
+#include "eval/ifeval/responses.h"
+#include "io/atomic_file.h"
+#include "io/out_dir_lock.h"
+
+namespace kvaudit::cli {
+namespace {
+
+struct ScoreArgs {
+  std::string bench = "ifeval", responses, out, data;
+  bool quiet = false, json = false;
+};
+
+void run_score(const ScoreArgs& a) {
+  if (a.bench != "ifeval") usage_error("--bench: score knows 'ifeval' only, not '{}'", a.bench);
+  const std::string dataset = eval::ifeval::dataset_path(eval::resolve_data_dir(a.data));
+  const auto items = eval::ifeval::load_items(dataset);
+  auto rs = eval::ifeval::read_responses(a.responses, items);  // bad input fails before --out is touched
+  const io::OutDirLock lock(a.out);
+  eval::ifeval::score_all(rs);
+  eval::ifeval::Accuracy acc;
+  std::string samples;
+  for (const auto& r : rs) {
+    acc.add(r.verdict);
+    samples += eval::ifeval::sample_json(r).dump() + "\n";
+  }
+  const nlohmann::json metrics = eval::ifeval::accuracy_json(acc);
+  const nlohmann::json results = {
+      {"kvaudit_version", kVersion},
+      {"config", {{"command", "score"}, {"bench", a.bench}, {"responses", a.responses}, {"dataset", dataset}}},
+      {"results", {{"responses", {{"ifeval", metrics}}}}}};
+  const std::filesystem::path out(a.out);
+  io::write_file_atomic((out / "samples.jsonl").string(), samples);
+  io::write_file_atomic((out / "results.json").string(), results.dump(2) + "\n");
+  if (a.json) {
+    std::printf("%s\n", metrics.dump().c_str());
+  } else if (!a.quiet) {
+    std::printf("ifeval: %zu prompts, %zu instructions\n", acc.prompts, acc.instructions);
+    std::printf("  prompt strict %.4f  prompt loose %.4f  inst strict %.4f  inst loose %.4f\n", acc.prompt_strict_acc(),
+                acc.prompt_loose_acc(), acc.inst_strict_acc(), acc.inst_loose_acc());
+    std::printf("wrote %s and %s\n", (out / "results.json").c_str(), (out / "samples.jsonl").c_str());
+  }
+}
+
+}  // namespace
+
+void add_score(CLI::App& app) {
+  auto a = std::make_shared<ScoreArgs>();
+  auto* cmd = app.add_subcommand("score", "Score responses made elsewhere with the in-house IFEval scorer");
+  cmd->add_option("--bench", a->bench, "Benchmark to score (ifeval)")->default_val("ifeval");
+  cmd->add_option("--responses", a->responses,
+                  "JSONL, one {\"key\": K, \"response\": R} or {\"prompt\": P, \"response\": R} per line "
+                  "(a subset of the 541 prompts is fine; each at most once)")
+      ->required();
+  cmd->add_option("--out", a->out, "Output directory (results.json, samples.jsonl)")->required();
+  cmd->add_option("--data", a->data, "Datasets directory (default $KVAUDIT_DATA, else ../shared/datasets)");
+  cmd->add_flag("--quiet", a->quiet, "Print nothing on success");
+  cmd->add_flag("--json", a->json, "Print the metrics as one JSON line");
+  cmd->callback([a] { run_score(*a); });
+}
+
+}  // namespace kvaudit::cli

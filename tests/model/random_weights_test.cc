@@ -43,16 +43,16 @@ TEST(RandomWeights, DeterministicPerSeed) {
   opt.random_weights = true;
   opt.seed = 1;
   const Model a = load_model(dir, opt), b = load_model(dir, opt);
-  EXPECT_EQ(a.weights.layers[1].wq, b.weights.layers[1].wq);
-  EXPECT_EQ(a.weights.embed, b.weights.embed);
+  EXPECT_EQ(a.weights.layers[1].wq.to_f32(), b.weights.layers[1].wq.to_f32());
+  EXPECT_EQ(a.weights.embed.to_f32(), b.weights.embed.to_f32());
   opt.seed = 2;
   const Model c = load_model(dir, opt);
-  EXPECT_NE(a.weights.layers[1].wq, c.weights.layers[1].wq);
+  EXPECT_NE(a.weights.layers[1].wq.to_f32(), c.weights.layers[1].wq.to_f32());
   // Different tensors of one model get different streams.
-  EXPECT_NE(a.weights.layers[0].wq, a.weights.layers[1].wq);
+  EXPECT_NE(a.weights.layers[0].wq.to_f32(), a.weights.layers[1].wq.to_f32());
   // A config.json path works as well as its directory.
   opt.seed = 1;
-  EXPECT_EQ(load_model(dir + "/config.json", opt).weights.layers[1].wq, a.weights.layers[1].wq);
+  EXPECT_EQ(load_model(dir + "/config.json", opt).weights.layers[1].wq.to_f32(), a.weights.layers[1].wq.to_f32());
 }
 
 TEST(RandomWeights, Scales) {
@@ -60,7 +60,7 @@ TEST(RandomWeights, Scales) {
   opt.random_weights = true;
   const Model m = load_model(config_only_dir("llama"), opt);
   const float bound = 1.0f / std::sqrt(8.0f);  // fan_in = d_model
-  for (float x : m.weights.layers[0].wq) EXPECT_LE(std::abs(x), bound);
+  for (float x : m.weights.layers[0].wq.to_f32()) EXPECT_LE(std::abs(x), bound);
   for (float x : m.weights.layers[0].attn_norm) EXPECT_NEAR(x, 1.0f, 0.1f);
   const Model g = load_model(config_only_dir("gemma2"), opt);
   for (float x : g.weights.layers[0].post_ffn_norm) EXPECT_NEAR(x, 0.0f, 0.1f);  // (1 + w) norms

@@ -51,15 +51,11 @@ void run_bench(const BenchArgs& a) {
 
   const int64_t weight_bytes = engine::decode_weight_bytes(m);
   const int64_t stored_bytes = engine::stored_weight_bytes(m);
-  const double bandwidth = engine::measure_memcpy_bandwidth();
-  const double step_bound_s = double(weight_bytes) / bandwidth;  // one decode step reads every weight once
-  nlohmann::json rows = nlohmann::json::array();
-  if (!a.json)
-    fmt::print("model {} ({}), weights {}{} ({:.1f} MB, loaded in {:.1f} s), {} threads, kv {}\nweights read per decode step {:.1f} MB, memcpy bandwidth {:.2f} GB/s "
-               "-> decode step >= {:.2f} ms\n{:>6} {:>14} {:>14} {:>14} {:>8}\n",
-               m.path, m.config.arch, m.weights_dtype, a.fp32_weights ? " expanded to fp32" : "", stored_bytes / 1e6, load_s,
-               omp_get_max_threads(), policy->name(), weight_bytes / 1e6, bandwidth / 1e9,
-               step_bound_s * 1e3, "batch", "prefill tok/s", "decode tok/s", "bound tok/s", "ratio");
+  struct Row {
+    int batch;
+    double prefill, decode;
+  };
+  std::vector<Row> measured;
   for (int b : batches) {
     std::vector<engine::ThroughputResult> runs;
     for (int r = 0; r < a.repeat; ++r) runs.push_back(engine::measure_throughput(*backend, policy, b, a.prompt_len, a.gen));
@@ -70,14 +66,26 @@ void run_bench(const BenchArgs& a) {
       std::sort(v.begin(), v.end());
       return v[v.size() / 2];
     };
-    const double prefill = median(&engine::ThroughputResult::prefill_tok_s);
-    const double decode = median(&engine::ThroughputResult::decode_tok_s);
-    const double bound = double(b) / step_bound_s;
-    rows.push_back({{"batch", b}, {"prefill_tok_s", prefill}, {"decode_tok_s", decode}, {"decode_bound_tok_s", bound},
-                    {"decode_bound_ratio", decode / bound}});
-    if (!a.json) fmt::print("{:>6} {:>14.1f} {:>14.1f} {:>14.1f} {:>8.2f}\n", b, prefill, decode, bound, decode / bound);
+    measured.push_back({b, median(&engine::ThroughputResult::prefill_tok_s), median(&engine::ThroughputResult::decode_tok_s)});
   }
+  // Peak RSS before the bandwidth probe, whose 512 MB of buffers are not the model's.
   const int64_t peak_rss = engine::peak_rss_bytes();
+  const double bandwidth = engine::measure_memcpy_bandwidth();
+  const double step_bound_s = double(weight_bytes) / bandwidth;  // one decode step reads every weight once
+  nlohmann::json rows = nlohmann::json::array();
+  if (!a.json)
+    fmt::print("model {} ({}), weights {}{} ({:.1f} MB, loaded in {:.1f} s), {} threads, kv {}\nweights read per decode step "
+               "{:.1f} MB, memcpy bandwidth {:.2f} GB/s -> decode step >= {:.2f} ms\n{:>6} {:>14} {:>14} {:>14} {:>8}\n",
+               m.path, m.config.arch, m.weights_dtype, a.fp32_weights ? " expanded to fp32" : "", stored_bytes / 1e6, load_s,
+               omp_get_max_threads(), policy->name(), weight_bytes / 1e6, bandwidth / 1e9, step_bound_s * 1e3, "batch",
+               "prefill tok/s", "decode tok/s", "bound tok/s", "ratio");
+  for (const Row& r : measured) {
+    const double bound = double(r.batch) / step_bound_s;
+    rows.push_back({{"batch", r.batch}, {"prefill_tok_s", r.prefill}, {"decode_tok_s", r.decode},
+                    {"decode_bound_tok_s", bound}, {"decode_bound_ratio", r.decode / bound}});
+    if (!a.json)
+      fmt::print("{:>6} {:>14.1f} {:>14.1f} {:>14.1f} {:>8.2f}\n", r.batch, r.prefill, r.decode, bound, r.decode / bound);
+  }
   if (!a.json) fmt::print("peak RSS {:.1f} MB ({:.2f}x the stored weights)\n", peak_rss / 1e6, double(peak_rss) / double(stored_bytes));
   if (a.json)
     std::printf("%s\n", nlohmann::json{{"model", m.path}, {"arch", m.config.arch}, {"threads", omp_get_max_threads()},

@@ -62,17 +62,25 @@ void micro_tile(const float* x, int64_t k, const uint8_t* const* rows, float* y,
   for (int64_t g = 0; g < groups; ++g) {
     for (int64_t i = 0; i < per_group && pf.line < pf.end; ++i) pf.next();
     const int64_t c = g * D::kGroup;
-#pragma GCC unroll 4
-    for (int i = 0; i < kChunks; ++i) {
+    if constexpr (kChunks == 1) {  // plain types: each x chunk is loaded once for the R rows
       __m256 xv[T];
 #pragma GCC unroll 3
-      for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x + t * k + c + 8 * i);
+      for (int t = 0; t < T; ++t) xv[t] = _mm256_loadu_ps(x + t * k + c);
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
-        const __m256 wv = D::load(rows[r], g, i);
+        const __m256 wv = D::load(rows[r], g, 0);
 #pragma GCC unroll 3
         for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(xv[t], wv, acc[r][t]);
       }
+    } else {  // blocks: a row's block scales are decoded once for its 4 chunks (x chunks come from L1)
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+        for (int i = 0; i < kChunks; ++i) {
+          const __m256 wv = D::load(rows[r], g, i);
+#pragma GCC unroll 3
+          for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(_mm256_loadu_ps(x + t * k + c + 8 * i), wv, acc[r][t]);
+        }
     }
   }
   // Plain types only: quantized rows are whole blocks of 32 (ggml_row_bytes checks it).

@@ -72,7 +72,7 @@ TEST_P(WeightMatmul, ReorderedRowsAreTheReorderedProduct) {
   const GgmlType t = GetParam();
   const int64_t m = 24, k = 256;
   WeightMatrix w = random_matrix(t, m, k, 3);
-  std::vector<int32_t> order(size_t(m));
+  std::vector<int32_t> order(static_cast<size_t>(m));
   for (int64_t r = 0; r < m; ++r) order[size_t(r)] = int32_t((r * 7) % m);
   const std::vector<float> before = w.to_f32();
   w.reorder_rows(order);
@@ -135,7 +135,8 @@ std::vector<float> logits_of(const model::Model& m, const std::vector<int>& toke
   SeqInput in{&seq, tokens, true};
   std::vector<float> all = be->forward({&in, 1}).data;
   for (int step = 0; step < 3; ++step) {  // and a few decode steps
-    SeqInput next{&seq, {tokens[size_t(step)]}, false};
+    const std::vector<int> one{tokens[size_t(step)]};
+    SeqInput next{&seq, one, false};
     const auto out = be->forward({&next, 1}).data;
     all.insert(all.end(), out.begin(), out.end());
   }

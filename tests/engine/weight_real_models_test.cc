@@ -34,7 +34,8 @@ std::vector<float> logits(const std::string& path, bool expand) {
   SeqInput in{&seq, prompt, true};
   std::vector<float> all = be->forward({&in, 1}).data;
   for (int step = 0; step < 3; ++step) {
-    SeqInput next{&seq, {prompt[size_t(step)]}, false};
+    const std::vector<int> one{prompt[size_t(step)]};
+    SeqInput next{&seq, one, false};
     const auto out = be->forward({&next, 1}).data;
     all.insert(all.end(), out.begin(), out.end());
   }
@@ -45,7 +46,8 @@ void expect_identical(const char* file) {
   const std::string path = real_model(file);
   if (path.empty()) GTEST_SKIP() << file << " not fetched (scripts/fetch-models.sh)";
   std::map<std::string, int> types;
-  for (const auto& t : io::GgufFile::open(path)->tensors()) ++types[io::ggml_type_name(t.type)];
+  const auto gguf = io::GgufFile::open(path);
+  for (const auto& t : gguf->tensors()) ++types[io::ggml_type_name(t.type)];
   for (const auto& [name, n] : types) std::printf("[ %s ] %d tensors of %s\n", file, n, name.c_str());
   const auto stored = logits(path, false), expanded = logits(path, true);
   ASSERT_EQ(stored.size(), expanded.size());

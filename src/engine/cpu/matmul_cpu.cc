@@ -10,6 +10,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <type_traits>
+#include <vector>
 #include <utility>
 
 #include "core/error.h"
@@ -112,31 +114,59 @@ TileFn tile_fn(int r, int t) {
   }
 }
 
+// Tokens from which a row group is decoded once into a per-thread fp32 buffer and the fp32 tiles
+// run on it (prefill, batched decode), rather than decoded again in every token tile (decode).
+constexpr int64_t kBufferedTokens = 6;
+
+// Decodes rows[0..rr) (k columns each) into buf [rr, k] with the decoder's own loads: the same
+// floats the fused tiles compute, so either path gives the same bits.
+template <class D>
+void decode_rows(const uint8_t* const* rows, int rr, int64_t k, float* buf) {
+  const int64_t groups = k / D::kGroup;
+  for (int r = 0; r < rr; ++r) {
+    float* out = buf + r * k;
+    for (int64_t g = 0; g < groups; ++g)
+#pragma GCC unroll 4
+      for (int i = 0; i < D::kGroup / 8; ++i) _mm256_storeu_ps(out + g * D::kGroup + 8 * i, D::load(rows[r], g, i));
+    if constexpr (D::kGroup == 8)
+      for (int64_t c = groups * D::kGroup; c < k; ++c) out[c] = D::scalar(rows[r], c);
+  }
+}
+
 // Rows [r0, r_end) of one product for tokens [t0, t0 + tn).
 template <class D>
 void row_block(const model::WeightMatrix& w, float* y, const float* x, int64_t k, int64_t t0, int64_t tn, int64_t r0,
                int64_t r_end) {
-  constexpr int kT = kTokens<D>;
+  // Plain fp32 rows are used in place; other encodings with many tokens go through the buffer.
+  constexpr bool kIsF32 = std::is_same_v<D, dequant::F32>;
+  const bool buffered = !kIsF32 && tn >= kBufferedTokens;
+  const int kT = buffered ? kTokens<dequant::F32> : kTokens<D>;
   const int64_t m = w.rows();
   const int64_t n_tiles = (tn + kT - 1) / kT;
   const int64_t lines_per_row = (int64_t(w.row_bytes()) + kLineBytes - 1) / kLineBytes;
+  thread_local std::vector<float> buf;
+  if (buffered) buf.resize(size_t(kRows * k));
   for (int64_t r = r0; r < r_end; r += kRows) {
     const int rr = int(std::min<int64_t>(kRows, r_end - r));
     const uint8_t* rows[kRows];
     for (int i = 0; i < rr; ++i) rows[i] = w.row(r + i);
-    // Rows [pf_row, pf_row + kRows): n_lines cache lines, split evenly over the tiles.
+    if (buffered) {
+      decode_rows<D>(rows, rr, k, buf.data());
+      for (int i = 0; i < rr; ++i) rows[i] = reinterpret_cast<const uint8_t*>(buf.data() + i * k);
+    }
+    // Rows [pf_row, pf_row + kRows) as stored: n_lines cache lines, split evenly over the tiles.
     Prefetch pf{};
     const int64_t pf_row = r + kPrefetchAhead;
     const int64_t n_lines = pf_row + kRows <= m ? kRows * lines_per_row : 0;
     for (int i = 0; i < kRows && n_lines > 0; ++i) pf.rows[i] = w.row(pf_row + i);
     pf.lines_per_row = lines_per_row;
-    const TileFn fn_full = tile_fn<D>(rr, kT);
+    const TileFn fn_full = buffered ? tile_fn<dequant::F32>(rr, kT) : tile_fn<D>(rr, kT);
     for (int64_t i = 0; i < n_tiles; ++i) {
       const int64_t t = i * kT;
       const int tt = int(std::min<int64_t>(kT, tn - t));
       pf.line = i * n_lines / n_tiles;
       pf.end = (i + 1) * n_lines / n_tiles;
-      const TileFn fn = tt == kT ? fn_full : tile_fn<D>(rr, tt);
+      const TileFn fn = tt == kT ? fn_full : buffered ? tile_fn<dequant::F32>(rr, tt) : tile_fn<D>(rr, tt);
       fn(x + (t0 + t) * k, k, rows, y + (t0 + t) * m + r, m, pf);
     }
   }

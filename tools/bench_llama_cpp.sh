@@ -7,7 +7,9 @@
 # 2 cores, once).
 #
 # Usage: [LLAMA_GIT=dir.git | LLAMA_SRC=/tmp/llama.cpp-src] [KVAUDIT=build/kvaudit] [MODEL=f.gguf]
-#        [THREADS=2] [PROMPT=96] [GEN=64] [REPEAT=3] bash tools/bench_llama_cpp.sh [--build-only]
+#        [THREADS=2] [PROMPT=96] [GEN=64] [REPEAT=3] [ROUNDS=1] bash tools/bench_llama_cpp.sh [--build-only]
+# REPEAT: runs per measurement on each side (llama-bench -r, kvaudit bench --repeat); ROUNDS: how
+# many times the pair llama.cpp, kvaudit is run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,21 +39,24 @@ if [[ ! -x $BENCH ]]; then
 fi
 [[ ${1:-} == --build-only ]] && exit 0
 
+# Both sides under the same OpenMP wait policy (passive: on a shared machine spinning threads steal
+# the cores the other processes need, and both use OpenMP here).
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 echo "date: $(date -u +%FT%TZ)  host: $(nproc) vCPU, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 echo "llama.cpp: $(cat "$LLAMA_SRC/COMMIT" 2>/dev/null || echo unknown)  kvaudit: $(git rev-parse --short HEAD)"
 echo "model: $MODEL  threads: $THREADS  prompt: $PROMPT  gen: $GEN"
-for r in $(seq "$REPEAT"); do
+for r in $(seq "${ROUNDS:-1}"); do
   echo "== round $r, load before llama.cpp: $(load)"
   # -p: prefill of PROMPT tokens; -n: GEN decode steps at batch 1; pp/tg rows in tokens/s.
-  "$BENCH" -m "$MODEL" -t "$THREADS" -p "$PROMPT" -n "$GEN" -r 3 -o md 2>/dev/null | grep -E '^\|'
+  "$BENCH" -m "$MODEL" -t "$THREADS" -p "$PROMPT" -n "$GEN" -r "$REPEAT" -o md 2>/dev/null | grep -E '^\|'
   # Batch-32 decode: 32 parallel sequences decoding GEN tokens each after a PROMPT-token prompt.
   if [[ -x $LLAMA_SRC/build/bin/llama-batched-bench ]]; then
     "$LLAMA_SRC/build/bin/llama-batched-bench" -m "$MODEL" -t "$THREADS" -c $((32 * (PROMPT + GEN))) \
-      -npp "$PROMPT" -ntg "$GEN" -npl 1,32 2>/dev/null | grep -E '^\|'
+      -npp "$PROMPT" -ntg "$GEN" -npl 32 2>/dev/null | grep -E '^\|'
   fi
   echo "== round $r, load before kvaudit: $(load)"
-  OMP_WAIT_POLICY=passive "$KVAUDIT" bench --model "$MODEL" --threads "$THREADS" --batch 1,32 \
-    --prompt-len "$PROMPT" --gen "$GEN" --repeat 3
+  "$KVAUDIT" bench --model "$MODEL" --threads "$THREADS" --batch 1,32 --prompt-len "$PROMPT" --gen "$GEN" \
+    --repeat "$REPEAT"
   echo "== round $r, load after: $(load)"
 done

@@ -76,13 +76,15 @@ void micro_tile(const float* x, int64_t k, const uint8_t* const* rows, float* y,
       }
     } else {  // blocks: a row's block scales are decoded once for its 4 chunks (x chunks come from L1)
 #pragma GCC unroll 4
-      for (int r = 0; r < R; ++r)
+      for (int r = 0; r < R; ++r) {
+        const typename D::Block blk = D::block(rows[r], g);
 #pragma GCC unroll 4
         for (int i = 0; i < kChunks; ++i) {
-          const __m256 wv = D::load(rows[r], g, i);
+          const __m256 wv = D::chunk(blk, i);
 #pragma GCC unroll 3
           for (int t = 0; t < T; ++t) acc[r][t] = _mm256_fmadd_ps(_mm256_loadu_ps(x + t * k + c + 8 * i), wv, acc[r][t]);
         }
+      }
     }
   }
   // Plain types only: quantized rows are whole blocks of 32 (ggml_row_bytes checks it).
@@ -125,9 +127,11 @@ void decode_rows(const uint8_t* const* rows, int rr, int64_t k, float* buf) {
   const int64_t groups = k / D::kGroup;
   for (int r = 0; r < rr; ++r) {
     float* out = buf + r * k;
-    for (int64_t g = 0; g < groups; ++g)
+    for (int64_t g = 0; g < groups; ++g) {
+      const typename D::Block blk = D::block(rows[r], g);
 #pragma GCC unroll 4
-      for (int i = 0; i < D::kGroup / 8; ++i) _mm256_storeu_ps(out + g * D::kGroup + 8 * i, D::load(rows[r], g, i));
+      for (int i = 0; i < D::kGroup / 8; ++i) _mm256_storeu_ps(out + g * D::kGroup + 8 * i, D::chunk(blk, i));
+    }
     if constexpr (D::kGroup == 8)
       for (int64_t c = groups * D::kGroup; c < k; ++c) out[c] = D::scalar(rows[r], c);
   }

@@ -4,23 +4,16 @@
 // with a Q8_0 embedding; Qwen2.5-Coder-0.5B Q4_K_M mixes Q4_K, Q6_K and legacy types.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <map>
 
+#include "../common/test_files.h"
 #include "engine/engine.h"
 #include "io/gguf.h"
 #include "model/model.h"
 
 namespace kvaudit::engine {
 namespace {
-
-std::string real_model(const char* file) {
-  const char* home = std::getenv("HOME");
-  const std::string p = std::string(home ? home : "") + "/.cache/kvaudit/" + file;
-  return std::filesystem::exists(p) ? p : "";
-}
 
 std::vector<float> logits(const std::string& path, bool expand) {
   model::LoadOptions opt;
@@ -43,7 +36,7 @@ std::vector<float> logits(const std::string& path, bool expand) {
 }
 
 void expect_identical(const char* file) {
-  const std::string path = real_model(file);
+  const std::string path = kvaudit::testing::cached_model(file);
   if (path.empty()) GTEST_SKIP() << file << " not fetched (scripts/fetch-models.sh)";
   std::map<std::string, int> types;
   const auto gguf = io::GgufFile::open(path);

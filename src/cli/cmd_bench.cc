@@ -20,9 +20,9 @@ namespace kvaudit::cli {
 namespace {
 
 struct BenchArgs {
-  std::string model, batches = "1,32", device;
+  std::string model, batches = "1,32", device, weights_type;
   KvOptions kv;
-  bool random_weights = false, json = false;
+  bool random_weights = false, json = false, fp32_weights = false;
   int prompt_len = 128, gen = 32, threads = 0, repeat = 3;
 };
 
@@ -39,20 +39,23 @@ void run_bench(const BenchArgs& a) {
   const engine::Device device = a.device.empty() ? engine::default_device() : engine::parse_device(a.device);
   model::LoadOptions lo;
   lo.random_weights = a.random_weights;
+  lo.random_type = a.weights_type;
+  lo.expand_f32 = a.fp32_weights;
+  if (!a.weights_type.empty() && !a.random_weights) usage_error("--weights-type needs --random-weights");
   lo.compute_sha256 = kv_needs_calibration(a.kv);  // the calibration cache is keyed by the weights' sha256
+  const double t_load = engine::now_seconds();
   const model::Model m = model::load_model(a.model, lo);
+  const double load_s = engine::now_seconds() - t_load;
   auto backend = engine::make_backend(device, m, {a.threads});
   const auto policy = calibrate_if_needed(make_kv_policy(a.kv, m.config.n_layers), *backend, a.model);
 
   const int64_t weight_bytes = engine::decode_weight_bytes(m);
-  const double bandwidth = engine::measure_memcpy_bandwidth();
-  const double step_bound_s = double(weight_bytes) / bandwidth;  // one decode step reads every weight once
-  nlohmann::json rows = nlohmann::json::array();
-  if (!a.json)
-    fmt::print("model {} ({}), {} threads, kv {}\nweights read per decode step {:.1f} MB, memcpy bandwidth {:.2f} GB/s "
-               "-> decode step >= {:.2f} ms\n{:>6} {:>14} {:>14} {:>14} {:>8}\n",
-               m.path, m.config.arch, omp_get_max_threads(), policy->name(), weight_bytes / 1e6, bandwidth / 1e9,
-               step_bound_s * 1e3, "batch", "prefill tok/s", "decode tok/s", "bound tok/s", "ratio");
+  const int64_t stored_bytes = engine::stored_weight_bytes(m);
+  struct Row {
+    int batch;
+    double prefill, decode;
+  };
+  std::vector<Row> measured;
   for (int b : batches) {
     std::vector<engine::ThroughputResult> runs;
     for (int r = 0; r < a.repeat; ++r) runs.push_back(engine::measure_throughput(*backend, policy, b, a.prompt_len, a.gen));
@@ -63,17 +66,33 @@ void run_bench(const BenchArgs& a) {
       std::sort(v.begin(), v.end());
       return v[v.size() / 2];
     };
-    const double prefill = median(&engine::ThroughputResult::prefill_tok_s);
-    const double decode = median(&engine::ThroughputResult::decode_tok_s);
-    const double bound = double(b) / step_bound_s;
-    rows.push_back({{"batch", b}, {"prefill_tok_s", prefill}, {"decode_tok_s", decode}, {"decode_bound_tok_s", bound},
-                    {"decode_bound_ratio", decode / bound}});
-    if (!a.json) fmt::print("{:>6} {:>14.1f} {:>14.1f} {:>14.1f} {:>8.2f}\n", b, prefill, decode, bound, decode / bound);
+    measured.push_back({b, median(&engine::ThroughputResult::prefill_tok_s), median(&engine::ThroughputResult::decode_tok_s)});
   }
+  // Peak RSS before the bandwidth probe, whose 512 MB of buffers are not the model's.
+  const int64_t peak_rss = engine::peak_rss_bytes();
+  const double bandwidth = engine::measure_memcpy_bandwidth();
+  const double step_bound_s = double(weight_bytes) / bandwidth;  // one decode step reads every weight once
+  nlohmann::json rows = nlohmann::json::array();
+  if (!a.json)
+    fmt::print("model {} ({}), weights {}{} ({:.1f} MB, loaded in {:.1f} s), {} threads, kv {}\nweights read per decode step "
+               "{:.1f} MB, memcpy bandwidth {:.2f} GB/s -> decode step >= {:.2f} ms\n{:>6} {:>14} {:>14} {:>14} {:>8}\n",
+               m.path, m.config.arch, m.weights_dtype, a.fp32_weights ? " expanded to fp32" : "", stored_bytes / 1e6, load_s,
+               omp_get_max_threads(), policy->name(), weight_bytes / 1e6, bandwidth / 1e9, step_bound_s * 1e3, "batch",
+               "prefill tok/s", "decode tok/s", "bound tok/s", "ratio");
+  for (const Row& r : measured) {
+    const double bound = double(r.batch) / step_bound_s;
+    rows.push_back({{"batch", r.batch}, {"prefill_tok_s", r.prefill}, {"decode_tok_s", r.decode},
+                    {"decode_bound_tok_s", bound}, {"decode_bound_ratio", r.decode / bound}});
+    if (!a.json)
+      fmt::print("{:>6} {:>14.1f} {:>14.1f} {:>14.1f} {:>8.2f}\n", r.batch, r.prefill, r.decode, bound, r.decode / bound);
+  }
+  if (!a.json) fmt::print("peak RSS {:.1f} MB ({:.2f}x the stored weights)\n", peak_rss / 1e6, double(peak_rss) / double(stored_bytes));
   if (a.json)
     std::printf("%s\n", nlohmann::json{{"model", m.path}, {"arch", m.config.arch}, {"threads", omp_get_max_threads()},
                                        {"kv", policy->name()}, {"prompt_len", a.prompt_len}, {"gen", a.gen},
                                        {"repeat", a.repeat}, {"weight_bytes_per_decode_step", weight_bytes},
+                                       {"weights_dtype", m.weights_dtype}, {"fp32_weights", a.fp32_weights},
+                                       {"stored_weight_bytes", stored_bytes}, {"load_s", load_s}, {"peak_rss_bytes", peak_rss},
                                        {"memcpy_bandwidth_bytes_s", bandwidth}, {"results", rows}}
                             .dump(2)
                             .c_str());
@@ -86,6 +105,10 @@ void add_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   cmd->add_option("--model", a->model, kModelHelp)->required();
   cmd->add_flag("--random-weights", a->random_weights, "config.json only: deterministic random weights");
+  cmd->add_option("--weights-type", a->weights_type,
+                  "with --random-weights: store the matrices as this GGUF type (q4_k_m, q4_1, q8_0, f16, ...) in a "
+                  "temporary file, mapped as a real GGUF is");
+  cmd->add_flag("--fp32-weights", a->fp32_weights, "expand every weight to fp32 at load (the pre-issue-14 path)");
   cmd->add_option("--batch", a->batches, "comma-separated batch sizes (default 1,32)");
   cmd->add_option("--prompt-len", a->prompt_len, "prompt tokens per sequence (default 128)");
   cmd->add_option("--gen", a->gen, "decode steps (default 32)");

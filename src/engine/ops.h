@@ -7,6 +7,10 @@
 #include <span>
 #include <vector>
 
+namespace kvaudit::model {
+class WeightMatrix;
+}
+
 namespace kvaudit::engine::cpu {
 
 // ---------------------------------------------------------------- dense algebra
@@ -17,12 +21,16 @@ namespace kvaudit::engine::cpu {
 // so a token's result is the same alone or in any batch. Parallel over output features.
 void matmul(const float* x, int64_t n, int64_t k, const float* w, int64_t m, float* y);
 
+// The same with w in the encoding its file stores (model/weight.h, [m, k]): every y[t, o] is
+// bit-identical to matmul(x, n, k, w.to_f32().data(), m, y)'s, the weights decoded 8 at a time
+// into registers (exactly as io::dequantize_row decodes them) and consumed in the same order.
+void matmul(const float* x, int64_t n, int64_t k, const model::WeightMatrix& w, float* y);
+
 // Several products of the same x in one parallel region: y_i = x @ w_i.T, each exactly as
 // matmul() computes it (q/k/v and gate/up share their input; one fork/join instead of several).
 struct MatmulOut {
-  const float* w;  // [m, k]
-  int64_t m;
-  float* y;        // [n, m]
+  const model::WeightMatrix* w;  // [m, k]
+  float* y;                      // [n, m]
 };
 void matmul_many(const float* x, int64_t n, int64_t k, std::span<const MatmulOut> outs);
 

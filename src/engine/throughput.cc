@@ -1,6 +1,7 @@
 #include "engine/throughput.h"
 
 #include <omp.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -18,6 +19,7 @@ double now_s() {
 }
 
 int64_t bytes_of(const std::vector<float>& v) { return int64_t(v.size() * sizeof(float)); }
+int64_t bytes_of(const model::WeightMatrix& w) { return int64_t(w.bytes()); }  // as stored
 
 }  // namespace
 
@@ -57,12 +59,29 @@ ThroughputResult measure_throughput(Backend& backend, std::shared_ptr<const kv::
 int64_t decode_weight_bytes(const model::Model& m) {
   const model::Weights& w = m.weights;
   int64_t b = bytes_of(w.final_norm) + bytes_of(w.output_matrix());
-  for (const model::LayerWeights& l : w.layers)
-    for (const auto* v : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.bq, &l.bk, &l.bv, &l.q_norm, &l.k_norm,
-                          &l.post_attn_norm, &l.ffn_norm, &l.w_gate, &l.w_up, &l.w_down, &l.post_ffn_norm})
+  for (const model::LayerWeights& l : w.layers) {
+    for (const auto* v : {&l.attn_norm, &l.bq, &l.bk, &l.bv, &l.q_norm, &l.k_norm, &l.post_attn_norm, &l.ffn_norm,
+                          &l.post_ffn_norm})
       b += bytes_of(*v);
+    for (const auto* v : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) b += bytes_of(*v);
+  }
   return b;
 }
+
+int64_t stored_weight_bytes(const model::Model& m) {
+  const model::Weights& w = m.weights;
+  int64_t b = decode_weight_bytes(m);
+  if (!w.lm_head.empty()) b += bytes_of(w.embed);  // tied: already counted as the output matrix
+  return b;
+}
+
+int64_t peak_rss_bytes() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return int64_t(u.ru_maxrss) * 1024;  // Linux: kilobytes
+}
+
+double now_seconds() { return now_s(); }
 
 double measure_memcpy_bandwidth(int64_t bytes, int repeats) {
   std::vector<char> src(size_t(bytes), 1), dst(size_t(bytes), 0);  // touched: pages are mapped

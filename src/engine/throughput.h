@@ -28,6 +28,15 @@ ThroughputResult measure_throughput(Backend& backend, std::shared_ptr<const kv::
 // (the embedding table only when tied, as the output matrix; its row gathers are negligible).
 int64_t decode_weight_bytes(const model::Model& m);
 
+// Bytes of every weight as held (matrices as stored, so the file's bytes for a mapped model).
+int64_t stored_weight_bytes(const model::Model& m);
+
+// The process's peak resident set (getrusage ru_maxrss), bytes.
+int64_t peak_rss_bytes();
+
+// Monotonic seconds.
+double now_seconds();
+
 // memcpy bandwidth in bytes/s counted as STREAM "copy" does (bytes read + bytes written), over a
 // buffer far larger than the last-level cache, split across the OpenMP threads; the median of
 // `repeats` runs.

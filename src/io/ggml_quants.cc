@@ -136,15 +136,6 @@ void dequant_q2_k(const uint8_t* src, float* y, int64_t nb) {
   }
 }
 
-// Q3_K: 16 six-bit scales stored biased by 32: low 4 bits in nibbles of bytes 0..7 (scale i < 8
-// in the low nibble of byte i, scale i >= 8 in the high nibble of byte i - 8), high 2 bits in
-// bytes 8..11 (bit pair i / 4 of byte 8 + i % 4).
-int q3_k_scale(const uint8_t s[12], int i) {
-  const int low = i < 8 ? (s[i] & 0x0f) : (s[i - 8] >> 4);
-  const int high = (s[8 + i % 4] >> (2 * (i / 4))) & 3;
-  return (low | high << 4) - 32;
-}
-
 void dequant_q3_k(const uint8_t* src, float* y, int64_t nb) {
   for (int64_t b = 0; b < nb; ++b) {
     const auto blk = load_block<BlockQ3_K>(src, b);
@@ -157,19 +148,6 @@ void dequant_q3_k(const uint8_t* src, float* y, int64_t nb) {
       const int q = low - (hbit ? 0 : 4);
       y[b * kQK_K + e] = d * float(q3_k_scale(blk.scales, e / 16)) * float(q);
     }
-  }
-}
-
-// Q4_K / Q5_K: 8 six-bit (scale, min) pairs packed in 12 bytes. Pairs 0..3: low 6 bits of bytes
-// 0..3 (scale) and 4..7 (min); pairs 4..7: a nibble of byte j + 4 plus the top 2 bits of bytes
-// j - 4 (scale) and j (min).
-void k_scale_min(const uint8_t s[kKScaleBytes], int j, int& sc, int& m) {
-  if (j < 4) {
-    sc = s[j] & 63;
-    m = s[j + 4] & 63;
-  } else {
-    sc = (s[j + 4] & 0x0f) | (s[j - 4] >> 6) << 4;
-    m = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
   }
 }
 

@@ -95,4 +95,28 @@ static_assert(sizeof(BlockQ4_K) == 144);
 static_assert(sizeof(BlockQ5_K) == 176);
 static_assert(sizeof(BlockQ6_K) == 210);
 
+// --- K-quant sub-block scales (shared by the reference dequantizer and the engine's SIMD one) ---
+
+// Q3_K: 16 six-bit scales stored biased by 32: low 4 bits in nibbles of bytes 0..7 (scale i < 8
+// in the low nibble of byte i, scale i >= 8 in the high nibble of byte i - 8), high 2 bits in
+// bytes 8..11 (bit pair i / 4 of byte 8 + i % 4).
+inline int q3_k_scale(const uint8_t s[12], int i) {
+  const int low = i < 8 ? (s[i] & 0x0f) : (s[i - 8] >> 4);
+  const int high = (s[8 + i % 4] >> (2 * (i / 4))) & 3;
+  return (low | high << 4) - 32;
+}
+
+// Q4_K / Q5_K: 8 six-bit (scale, min) pairs packed in 12 bytes. Pairs 0..3: low 6 bits of bytes
+// 0..3 (scale) and 4..7 (min); pairs 4..7: a nibble of byte j + 4 plus the top 2 bits of bytes
+// j - 4 (scale) and j (min).
+inline void k_scale_min(const uint8_t s[kKScaleBytes], int j, int& sc, int& m) {
+  if (j < 4) {
+    sc = s[j] & 63;
+    m = s[j + 4] & 63;
+  } else {
+    sc = (s[j + 4] & 0x0f) | (s[j - 4] >> 6) << 4;
+    m = (s[j + 4] >> 4) | (s[j] >> 6) << 4;
+  }
+}
+
 }  // namespace kvaudit::io

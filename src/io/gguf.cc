@@ -255,6 +255,12 @@ void GgufFile::read_f32(const std::string& name, std::span<float> out) const {
   dequantize_row(t->type, t->data, out.data(), t->numel());
 }
 
+std::optional<RawTensor> GgufFile::raw(const std::string& name) const {
+  const GgufTensorInfo* t = find(name);
+  if (t == nullptr || !ggml_traits(t->type).dequantizable) return std::nullopt;
+  return RawTensor{t->type, t->data, t->nbytes};
+}
+
 std::string GgufFile::describe() const { return path(); }
 
 }  // namespace kvaudit::io

@@ -67,6 +67,7 @@ class GgufFile : public TensorSource {
   std::vector<std::string> names() const override;  // file order
   std::optional<TensorInfo> info(const std::string& name) const override;
   void read_f32(const std::string& name, std::span<float> out) const override;
+  std::optional<RawTensor> raw(const std::string& name) const override;
   std::string describe() const override;
 
  private:

@@ -1,6 +1,9 @@
 #include "io/gguf_writer.h"
 
+#include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 
@@ -135,17 +138,29 @@ void GgufWriter::set(const std::string& key, const nlohmann::json& value, std::o
   kvs_.push_back(std::move(kv));
 }
 
-void GgufWriter::add_tensor(const std::string& name, GgmlType type, std::vector<int64_t> ne,
-                            std::span<const uint8_t> bytes) {
+size_t GgufWriter::tensor_bytes(const std::string& name, GgmlType type, const std::vector<int64_t>& ne) {
   if (ne.empty() || ne.size() > 4) usage_error("GgufWriter: tensor {}: needs 1 to 4 dimensions", name);
   size_t expected = ggml_row_bytes(type, ne[0]);
   for (size_t d = 1; d < ne.size(); ++d) expected *= size_t(ne[d]);
+  return expected;
+}
+
+void GgufWriter::add_tensor(const std::string& name, GgmlType type, std::vector<int64_t> ne,
+                            std::span<const uint8_t> bytes) {
+  const size_t expected = tensor_bytes(name, type, ne);
   if (expected != bytes.size())
     usage_error("GgufWriter: tensor {}: type {} with these dimensions needs {} bytes, got {}", name,
                 ggml_type_name(type), expected, bytes.size());
   for (const auto& t : tensors_)
     if (t.name == name) usage_error("GgufWriter: tensor {} added twice", name);
-  tensors_.push_back({name, type, std::move(ne), std::vector<uint8_t>(bytes.begin(), bytes.end())});
+  tensors_.push_back({name, type, std::move(ne), std::vector<uint8_t>(bytes.begin(), bytes.end()), bytes.size(), {}});
+}
+
+void GgufWriter::add_tensor_lazy(const std::string& name, GgmlType type, std::vector<int64_t> ne, Fill fill) {
+  const size_t n = tensor_bytes(name, type, ne);
+  for (const auto& t : tensors_)
+    if (t.name == name) usage_error("GgufWriter: tensor {} added twice", name);
+  tensors_.push_back({name, type, std::move(ne), {}, n, std::move(fill)});
 }
 
 void GgufWriter::add_tensor_f32(const std::string& name, GgmlType type, std::vector<int64_t> ne,
@@ -173,7 +188,7 @@ void GgufWriter::set_alignment(uint32_t alignment) {
   set("general.alignment", alignment, GgufValueType::UINT32);
 }
 
-std::string GgufWriter::bytes() const {
+std::string GgufWriter::header() const {
   std::string out;
   put<uint32_t>(out, 0x46554747);  // "GGUF"
   put<uint32_t>(out, 3);
@@ -198,16 +213,66 @@ std::string GgufWriter::bytes() const {
     for (int64_t d : t.ne) put<uint64_t>(out, uint64_t(d));
     put<uint32_t>(out, uint32_t(t.type));
     put<uint64_t>(out, offset);
-    offset = padded(offset + t.bytes.size());
+    offset = padded(offset + t.nbytes);
   }
   out.resize(padded(out.size()), '\0');
+  return out;
+}
+
+std::string GgufWriter::bytes() const {
+  auto padded = [&](uint64_t n) { return (n + alignment_ - 1) / alignment_ * alignment_; };
+  std::string out = header();
+  std::vector<uint8_t> buf;
   for (const auto& t : tensors_) {
-    out.append(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
+    if (t.fill) {
+      buf.assign(t.nbytes, 0);
+      t.fill(buf);
+      out.append(reinterpret_cast<const char*>(buf.data()), buf.size());
+    } else {
+      out.append(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
+    }
     out.resize(padded(out.size()), '\0');
   }
   return out;
 }
 
-void GgufWriter::write(const std::string& path) const { write_file_atomic(path, bytes()); }
+void GgufWriter::write(const std::string& path) const {
+  const bool lazy = std::any_of(tensors_.begin(), tensors_.end(), [](const Tensor& t) { return bool(t.fill); });
+  if (!lazy) return write_file_atomic(path, bytes());
+  // Streamed: header, then one tensor at a time, into a temporary file renamed over path.
+  const std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (f == nullptr) usage_error("{}: cannot create: {}", tmp, std::strerror(errno));
+  auto put_bytes = [&](const void* p, size_t n) {
+    if (n > 0 && std::fwrite(p, 1, n, f) != n) {
+      std::fclose(f);
+      std::remove(tmp.c_str());
+      runtime_error("{}: write failed (disk full?): {}", path, std::strerror(errno));
+    }
+  };
+  const std::string head = header();
+  put_bytes(head.data(), head.size());
+  uint64_t written = 0;
+  std::vector<uint8_t> buf;
+  const std::vector<uint8_t> zeros(alignment_, 0);
+  for (const auto& t : tensors_) {
+    if (t.fill) {
+      buf.assign(t.nbytes, 0);
+      t.fill(buf);
+      put_bytes(buf.data(), buf.size());
+    } else {
+      put_bytes(t.bytes.data(), t.bytes.size());
+    }
+    written += t.nbytes;
+    const uint64_t pad = (alignment_ - written % alignment_) % alignment_;
+    put_bytes(zeros.data(), pad);
+    written += pad;
+  }
+  if (std::fclose(f) != 0) {
+    std::remove(tmp.c_str());
+    runtime_error("{}: write failed (disk full?): {}", path, std::strerror(errno));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) runtime_error("{}: cannot rename {} over it", path, tmp);
+}
 
 }  // namespace kvaudit::io

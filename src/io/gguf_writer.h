@@ -5,6 +5,7 @@
 // (integers widen as needed across the array; mixed kinds throw UsageError).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -29,6 +30,11 @@ class GgufWriter {
   // Convenience: F32/F16/BF16 tensor from floats (ne in ggml order).
   void add_tensor_f32(const std::string& name, GgmlType type, std::vector<int64_t> ne,
                       std::span<const float> values);
+  // A tensor whose bytes are produced at write time: fill(dst) writes all of them (dst.size() is
+  // ggml_row_bytes(type, ne[0]) * ne[1] * ...). write() then streams tensor by tensor, so a file
+  // larger than the memory free (a random 8B model) is written without holding it.
+  using Fill = std::function<void(std::span<uint8_t> dst)>;
+  void add_tensor_lazy(const std::string& name, GgmlType type, std::vector<int64_t> ne, Fill fill);
   void set_alignment(uint32_t alignment);  // writes general.alignment too
 
   // The complete file image, and writing it atomically.
@@ -47,7 +53,11 @@ class GgufWriter {
     GgmlType type;
     std::vector<int64_t> ne;
     std::vector<uint8_t> bytes;
+    size_t nbytes = 0;
+    Fill fill;  // set for lazy tensors (bytes empty)
   };
+  std::string header() const;  // through the padding before the data section
+  static size_t tensor_bytes(const std::string& name, GgmlType type, const std::vector<int64_t>& ne);
   std::vector<Kv> kvs_;
   std::vector<Tensor> tensors_;
   uint32_t alignment_ = 32;

@@ -227,6 +227,17 @@ void SafetensorsSource::read_f32(const std::string& name, std::span<float> out) 
   }
 }
 
+std::optional<RawTensor> SafetensorsSource::raw(const std::string& name) const {
+  const auto it = where_.find(name);
+  if (it == where_.end()) return std::nullopt;
+  const auto& t = files_[it->second.first]->tensors()[it->second.second];
+  // Little-endian host and file: the stored bytes are ggml's F32/F16/BF16 rows as they are.
+  if (t.dtype == "F32") return RawTensor{GgmlType::F32, t.data, t.nbytes};
+  if (t.dtype == "F16") return RawTensor{GgmlType::F16, t.data, t.nbytes};
+  if (t.dtype == "BF16") return RawTensor{GgmlType::BF16, t.data, t.nbytes};
+  return std::nullopt;
+}
+
 std::string SafetensorsSource::describe() const {
   if (files_.size() == 1) return files_[0]->path();
   return fmt::format("{} ({} shards)", root_, files_.size());

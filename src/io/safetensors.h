@@ -57,6 +57,7 @@ class SafetensorsSource : public TensorSource {
   std::optional<TensorInfo> info(const std::string& name) const override;
   // F32/F16/BF16 only; other dtypes throw UsageError naming file, tensor and dtype.
   void read_f32(const std::string& name, std::span<float> out) const override;
+  std::optional<RawTensor> raw(const std::string& name) const override;  // F32, F16, BF16
   std::string describe() const override;
 
   const std::vector<std::unique_ptr<SafetensorsFile>>& files() const { return files_; }

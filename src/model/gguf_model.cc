@@ -1,6 +1,7 @@
 #include "model/gguf_model.h"
 
 #include <cmath>
+#include <filesystem>
 #include <future>
 #include <map>
 
@@ -183,6 +184,17 @@ ModelConfig config_from_gguf(const io::GgufFile& f) {
   return c;
 }
 
+std::vector<int32_t> gguf_qk_row_order(int64_t n_rows, int n_head) {
+  if (n_head <= 0 || n_rows % n_head != 0 || (n_rows / n_head) % 2 != 0)
+    runtime_error("gguf_qk_row_order: {} rows do not split into {} heads of an even size", n_rows, n_head);
+  const int64_t D = n_rows / n_head;  // rows per head
+  std::vector<int32_t> order(static_cast<size_t>(n_rows));
+  for (int64_t h = 0; h < n_head; ++h)
+    for (int64_t i = 0; i < D / 2; ++i)
+      for (int64_t j = 0; j < 2; ++j) order[size_t(h * D + j * D / 2 + i)] = int32_t(h * D + 2 * i + j);
+  return order;
+}
+
 void unpermute_gguf_qk_rows(std::span<float> w, int n_head, int64_t n_cols) {
   if (n_head <= 0 || n_cols <= 0 || int64_t(w.size()) % (int64_t(n_head) * n_cols) != 0)
     runtime_error("unpermute_gguf_qk_rows: {} values do not split into {} heads of rows of {}", w.size(), n_head,
@@ -200,22 +212,26 @@ void unpermute_gguf_qk_rows(std::span<float> w, int n_head, int64_t n_cols) {
 }
 
 Model load_gguf_model(const std::string& path, const LoadOptions& opt) {
-  std::unique_ptr<io::GgufFile> f = io::GgufFile::open(path);
+  std::shared_ptr<io::GgufFile> f = io::GgufFile::open(path);
   Model model;
   model.path = path;
   model.config = config_from_gguf(*f);
   model.arch = arch_spec(model.config.arch);
-  check_weights_fit(model.config, model.arch, path);  // before a byte of the weights is allocated
+  // Before a byte of the weights is allocated or paged in.
+  if (opt.expand_f32)
+    check_weights_fit(model.config, model.arch, path);
+  else
+    check_mapped_weights_fit(int64_t(std::filesystem::file_size(path)), path);
   // Hash while converting (both read the same pages); joined on every exit path by the future.
   std::future<std::string> sha;
   if (opt.compute_sha256) sha = std::async(std::launch::async, [path] { return sha256_files({path}); });
   ModelConfig& c = model.config;
   TensorNames names{gguf_tensor_name, gguf_fused_qkv_name, gguf_fused_gate_up_name};
-  load_weights(*f, c, model.arch, names, model.weights);
+  load_weights(*f, c, model.arch, names, model.weights, {f, opt.expand_f32});
   if (model.arch.gguf_qk_permuted) {
     for (LayerWeights& L : model.weights.layers) {
-      unpermute_gguf_qk_rows(L.wq, c.n_heads, c.d_model);
-      unpermute_gguf_qk_rows(L.wk, c.n_kv_heads, c.d_model);
+      L.wq.reorder_rows(gguf_qk_row_order(L.wq.rows(), c.n_heads));
+      L.wk.reorder_rows(gguf_qk_row_order(L.wk.rows(), c.n_kv_heads));
       if (!L.bq.empty()) unpermute_gguf_qk_rows(L.bq, c.n_heads, 1);
       if (!L.bk.empty()) unpermute_gguf_qk_rows(L.bk, c.n_kv_heads, 1);
     }

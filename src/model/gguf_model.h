@@ -23,6 +23,8 @@ ModelConfig config_from_gguf(const io::GgufFile& f);
 // gguf row h*D + 2i + j = hf row h*D + j*D/2 + i for i < D/2, j in {0, 1}. This undoes it in
 // place. w: [n_head * D, n_cols] row-major (n_cols = 1 for a bias).
 void unpermute_gguf_qk_rows(std::span<float> w, int n_head, int64_t n_cols);
+// The same permutation as a row order for WeightMatrix::reorder_rows: new row r = stored row order[r].
+std::vector<int32_t> gguf_qk_row_order(int64_t n_rows, int n_head);
 
 // Loads config and weights of a GGUF model (load_model's GGUF branch).
 Model load_gguf_model(const std::string& path, const LoadOptions& opt);

@@ -114,3 +114,17 @@ void check_weights_fit(const ModelConfig& c, const ArchSpec& a, const std::strin
 }
 
 }  // namespace kvaudit::model
+
+namespace kvaudit::model {
+
+void check_mapped_weights_fit(int64_t file_bytes, const std::string& source) {
+  const auto avail = available_memory();
+  if (!avail || file_bytes <= avail->bytes) return;
+  usage_error(
+      "{}: the model does not fit in memory: its weights need {} as stored in the file (kvaudit reads them "
+      "memory-mapped, in the file's encoding) and {} is available ({}). Use a smaller model or a smaller "
+      "quantization of it, or run where more memory is free (close other jobs, raise the container's memory limit)",
+      source, gib(file_bytes), gib(avail->bytes), avail->source);
+}
+
+}  // namespace kvaudit::model

@@ -1,4 +1,4 @@
-// Will the fp32 weights fit? Checked from the tensor shapes before anything is allocated, so a model
+// Will the weights fit? Checked from the tensor shapes before anything is allocated, so a model
 // too large for the machine stops with a UsageError (what it needs, what there is, what to do)
 // instead of being killed by the kernel's OOM killer halfway through the load.
 //   check_weights_fit(config, arch, "model-dir");  // throws UsageError when they do not fit
@@ -35,5 +35,8 @@ std::optional<AvailableMemory> available_memory();
 
 // Throws UsageError naming `source` when weights_bytes(c, a) exceeds available_memory().
 void check_weights_fit(const ModelConfig& c, const ArchSpec& a, const std::string& source);
+// The same for weights held as stored (model/weight.h): they need `file_bytes`, the bytes of the
+// mapped weight files, not 4 per parameter.
+void check_mapped_weights_fit(int64_t file_bytes, const std::string& source);
 
 }  // namespace kvaudit::model

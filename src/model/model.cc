@@ -11,6 +11,7 @@
 #include "io/safetensors.h"
 #include "model/gguf_model.h"
 #include "model/memory_check.h"
+#include "model/random_gguf.h"
 #include "model/random_weights.h"
 #include "model/sha256.h"
 #include "model/weight_loader.h"
@@ -41,10 +42,15 @@ Model load_random(const std::string& path, const LoadOptions& opt) {
   m.path = path;
   m.config = read_config_json(cfg);
   m.arch = arch_spec(m.config.arch);
-  check_weights_fit(m.config, m.arch, cfg);  // before a byte of the weights is allocated
-  fill_random_weights(m.config, m.arch, opt.seed, m.weights);
+  if (!opt.random_type.empty()) {
+    Model typed = load_random_typed(m.config, m.arch, opt.random_type, opt.seed, cfg);
+    m.weights = std::move(typed.weights);
+  } else {
+    check_weights_fit(m.config, m.arch, cfg);  // before a byte of the weights is allocated
+    fill_random_weights(m.config, m.arch, opt.seed, m.weights);
+  }
   m.n_params = count_params(m.weights);
-  m.weights_dtype = "random";
+  m.weights_dtype = opt.random_type.empty() ? "random" : "random " + opt.random_type;
   m.weights_sha256 = fmt::format("random:{}", opt.seed);
   return m;
 }
@@ -66,17 +72,26 @@ Model load_hf(const std::string& path, const LoadOptions& opt) {
         m.config.eos_ids.push_back(id);
   }
   m.arch = arch_spec(m.config.arch);
-  check_weights_fit(m.config, m.arch, path);  // before a byte of the weights is allocated
-  std::unique_ptr<io::SafetensorsSource> src = io::SafetensorsSource::open(path);
+  std::shared_ptr<io::SafetensorsSource> src = io::SafetensorsSource::open(path);
   std::vector<std::string> files;
-  for (const auto& f : src->files()) files.push_back(f->path());
+  int64_t file_bytes = 0;
+  for (const auto& f : src->files()) {
+    files.push_back(f->path());
+    file_bytes += int64_t(fs::file_size(f->path()));
+  }
+  // Before a byte of the weights is allocated or paged in (opening only mapped the headers).
+  if (opt.expand_f32)
+    check_weights_fit(m.config, m.arch, path);
+  else
+    check_mapped_weights_fit(file_bytes, path);
   // Hash while converting: both are bound by reading the same pages.
   std::future<std::string> sha;
   if (opt.compute_sha256) sha = std::async(std::launch::async, [files] { return sha256_files(files); });
   const ArchSpec& a = m.arch;
   TensorNames names{[&a](Part p, int l) { return hf_tensor_name(p, l, a); }, hf_fused_qkv_name,
                     hf_fused_gate_up_name};
-  load_weights(*src, m.config, m.arch, names, m.weights);  // an exception joins `sha` in its destructor
+  // An exception joins `sha` in its destructor.
+  load_weights(*src, m.config, m.arch, names, m.weights, {src, opt.expand_f32});
   if (const auto info = src->info(hf_tensor_name(Part::kEmbed, -1, a))) m.weights_dtype = info->dtype;
   m.n_params = count_params(m.weights);
   if (sha.valid()) m.weights_sha256 = sha.get();

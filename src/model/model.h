@@ -1,4 +1,4 @@
-// A loaded model: config, architecture spec and fp32 weights (SPEC.md §1).
+// A loaded model: config, architecture spec and weights as the file stores them (SPEC.md §1).
 //   Model m = load_model("dir-or.gguf", {});
 //   m.config.n_layers, m.arch.qk_norm, m.weights.layers[l].wq ...
 #pragma once
@@ -16,6 +16,13 @@ struct LoadOptions {
   // real shapes (linear ~ U(-1,1)/sqrt(fan_in), norms ~ 1 +- small, biases small).
   bool random_weights = false;
   uint64_t seed = 0;
+  // With random_weights: the matrices' stored type ("q4_k_m", "q4_1", "f16", ... model/random_gguf.h),
+  // written to a temporary GGUF and mapped; empty: fp32 in memory as above.
+  std::string random_type;
+  // Expand every weight matrix to fp32 at load, as kvaudit did before issue 14 (the reference the
+  // tests compare the stored-format path with, and the benchmark's baseline). Off: matrices stay in
+  // the file's encoding, memory-mapped (model/weight.h).
+  bool expand_f32 = false;
   // sha256 of the weight files for the results' model record (SPEC.md §6); costs seconds per GB.
   bool compute_sha256 = true;
 };

@@ -25,37 +25,53 @@ void check_tensor(const io::TensorSource& src, const std::string& name, const st
                 shape_str(shape));
 }
 
-// One tensor of the file and the slots it fills: one slot, or consecutive row blocks of a fused
-// [sum(rows), cols] matrix (phi3 qkv_proj -> q, k, v; gate_up_proj -> gate, up).
+// One tensor of the file and the slots it fills: one vector, or one matrix, or consecutive row
+// blocks of a fused [sum(rows), cols] matrix (phi3 qkv_proj -> q, k, v; gate_up_proj -> gate, up).
 struct ReadJob {
   std::string name;
   std::vector<int64_t> shape;
-  std::vector<std::vector<float>*> dsts;
-  std::vector<int64_t> rows;  // per dst, for fused tensors
+  std::vector<float>* vec = nullptr;
+  std::vector<WeightMatrix*> mats;
+  std::vector<int64_t> rows;  // per matrix
 };
 
-void run_job(const io::TensorSource& src, const ReadJob& j) {
-  if (j.dsts.size() == 1) {
-    int64_t n = 1;
-    for (int64_t d : j.shape) n *= d;
-    j.dsts[0]->assign(size_t(n), 0.0f);
-    src.read_f32(j.name, *j.dsts[0]);
+void run_job(const io::TensorSource& src, const ReadJob& j, const MatrixStorage& storage) {
+  int64_t n = 1;
+  for (int64_t d : j.shape) n *= d;
+  if (j.vec != nullptr) {
+    j.vec->assign(size_t(n), 0.0f);
+    src.read_f32(j.name, *j.vec);
     return;
   }
   const int64_t cols = j.shape[1];
-  std::vector<float> fused(size_t(j.shape[0] * cols));
-  src.read_f32(j.name, fused);
-  auto it = fused.begin();
-  for (size_t i = 0; i < j.dsts.size(); ++i) {
-    const int64_t n = j.rows[i] * cols;
-    j.dsts[i]->assign(it, it + n);
-    it += n;
+  if (storage.keep && !storage.expand_f32) {
+    if (const auto raw = src.raw(j.name)) {
+      const WeightMatrix all = WeightMatrix::view(raw->type, j.shape[0], cols, raw->data, storage.keep);
+      int64_t first = 0;
+      for (size_t i = 0; i < j.mats.size(); ++i) {
+        *j.mats[i] = all.row_slice(first, j.rows[i]);
+        first += j.rows[i];
+      }
+      return;
+    }
+  }
+  std::vector<float> all(static_cast<size_t>(n));
+  src.read_f32(j.name, all);
+  if (j.mats.size() == 1) {
+    *j.mats[0] = WeightMatrix::f32(std::move(all), j.shape[0], cols);
+    return;
+  }
+  auto it = all.begin();
+  for (size_t i = 0; i < j.mats.size(); ++i) {
+    const int64_t m = j.rows[i] * cols;
+    *j.mats[i] = WeightMatrix::f32(std::vector<float>(it, it + m), j.rows[i], cols);
+    it += m;
   }
 }
 
 // Dequantizing is the bulk of a GGUF load: tensors are converted in parallel, one per thread at a
 // time. The first exception (in job order of discovery) is rethrown after every thread stops.
-void run_jobs(const io::TensorSource& src, const std::vector<ReadJob>& jobs) {
+void run_jobs(const io::TensorSource& src, const std::vector<ReadJob>& jobs, const MatrixStorage& storage) {
   const size_t n_threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, std::max<size_t>(jobs.size(), 1));
   std::atomic<size_t> next{0};
   std::exception_ptr error;
@@ -63,7 +79,7 @@ void run_jobs(const io::TensorSource& src, const std::vector<ReadJob>& jobs) {
   auto worker = [&] {
     for (size_t i; (i = next.fetch_add(1)) < jobs.size();) {
       try {
-        run_job(src, jobs[i]);
+        run_job(src, jobs[i], storage);
       } catch (...) {
         std::lock_guard<std::mutex> lock(mu);
         if (!error) error = std::current_exception();
@@ -83,11 +99,11 @@ void run_jobs(const io::TensorSource& src, const std::vector<ReadJob>& jobs) {
 void read_tensor(const io::TensorSource& src, const std::string& name, const std::vector<int64_t>& shape,
                  std::vector<float>& dst) {
   check_tensor(src, name, shape);
-  run_job(src, {name, shape, {&dst}, {}});
+  run_job(src, {name, shape, &dst, {}, {}}, {});
 }
 
 void load_weights(const io::TensorSource& src, const ModelConfig& c, const ArchSpec& a,
-                  const TensorNames& names, Weights& w) {
+                  const TensorNames& names, Weights& w, const MatrixStorage& storage) {
   const int64_t d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), ff = c.d_ff;
   // Plan and validate every name and shape first, so a bad file fails before any conversion and
   // always with the same (first) error.
@@ -104,7 +120,7 @@ void load_weights(const io::TensorSource& src, const ModelConfig& c, const ArchS
       // tensor is required and its name is what a missing-tensor error reports.
       if (src.info(fname) || !src.info(names.name(Part::kWq, l))) {
         LayerWeights& L = w.layers[size_t(l)];
-        jobs.push_back({fname, {q + 2 * kv, d}, {&L.wq, &L.wk, &L.wv}, {q, kv, kv}});
+        jobs.push_back({fname, {q + 2 * kv, d}, nullptr, {&L.wq, &L.wk, &L.wv}, {q, kv, kv}});
         fused_qkv_done[size_t(l)] = 1;
         check_tensor(src, jobs.back().name, jobs.back().shape);
         continue;
@@ -116,16 +132,19 @@ void load_weights(const io::TensorSource& src, const ModelConfig& c, const ArchS
       if (!src.info(names.name(Part::kGate, l))) {
         LayerWeights& L = w.layers[size_t(l)];
         // Phi3MLP: gate, up = gate_up_proj(x).chunk(2, dim=-1)
-        jobs.push_back({names.fused_gate_up(l), {2 * ff, d}, {&L.w_gate, &L.w_up}, {ff, ff}});
+        jobs.push_back({names.fused_gate_up(l), {2 * ff, d}, nullptr, {&L.w_gate, &L.w_up}, {ff, ff}});
         fused_gate_up_done[size_t(l)] = 1;
         check_tensor(src, jobs.back().name, jobs.back().shape);
         continue;
       }
     }
-    jobs.push_back({names.name(p.part, l), p.shape, {p.dst}, {}});
+    if (p.is_matrix())
+      jobs.push_back({names.name(p.part, l), p.shape, nullptr, {p.mat}, {p.shape[0]}});
+    else
+      jobs.push_back({names.name(p.part, l), p.shape, p.dst, {}, {}});
     check_tensor(src, jobs.back().name, jobs.back().shape);
   }
-  run_jobs(src, jobs);
+  run_jobs(src, jobs, storage);
 }
 
 }  // namespace kvaudit::model

@@ -7,17 +7,17 @@ namespace kvaudit::model {
 std::vector<PartRef> weight_parts(const ModelConfig& c, const ArchSpec& a, Weights& w) {
   const int64_t d = c.d_model, q = c.q_dim(), kv = c.kv_dim(), ff = c.d_ff;
   std::vector<PartRef> parts;
-  parts.push_back({Part::kEmbed, -1, {c.n_vocab, d}, &w.embed});
+  parts.push_back({Part::kEmbed, -1, {c.n_vocab, d}, nullptr, &w.embed});
   parts.push_back({Part::kFinalNorm, -1, {d}, &w.final_norm});
-  if (!c.tie_embeddings) parts.push_back({Part::kLmHead, -1, {c.n_vocab, d}, &w.lm_head});
+  if (!c.tie_embeddings) parts.push_back({Part::kLmHead, -1, {c.n_vocab, d}, nullptr, &w.lm_head});
   w.layers.resize(size_t(c.n_layers));
   for (int l = 0; l < c.n_layers; ++l) {
     LayerWeights& L = w.layers[size_t(l)];
     if (a.pre_attn_norm) parts.push_back({Part::kAttnNorm, l, {d}, &L.attn_norm});
-    parts.push_back({Part::kWq, l, {q, d}, &L.wq});
-    parts.push_back({Part::kWk, l, {kv, d}, &L.wk});
-    parts.push_back({Part::kWv, l, {kv, d}, &L.wv});
-    parts.push_back({Part::kWo, l, {d, q}, &L.wo});
+    parts.push_back({Part::kWq, l, {q, d}, nullptr, &L.wq});
+    parts.push_back({Part::kWk, l, {kv, d}, nullptr, &L.wk});
+    parts.push_back({Part::kWv, l, {kv, d}, nullptr, &L.wv});
+    parts.push_back({Part::kWo, l, {d, q}, nullptr, &L.wo});
     if (c.attention_bias) {
       parts.push_back({Part::kBq, l, {q}, &L.bq});
       parts.push_back({Part::kBk, l, {kv}, &L.bk});
@@ -32,9 +32,9 @@ std::vector<PartRef> weight_parts(const ModelConfig& c, const ArchSpec& a, Weigh
     }
     if (a.post_attn_norm) parts.push_back({Part::kPostAttnNorm, l, {d}, &L.post_attn_norm});
     if (a.pre_ffn_norm) parts.push_back({Part::kFfnNorm, l, {d}, &L.ffn_norm});
-    parts.push_back({Part::kGate, l, {ff, d}, &L.w_gate});
-    parts.push_back({Part::kUp, l, {ff, d}, &L.w_up});
-    parts.push_back({Part::kDown, l, {d, ff}, &L.w_down});
+    parts.push_back({Part::kGate, l, {ff, d}, nullptr, &L.w_gate});
+    parts.push_back({Part::kUp, l, {ff, d}, nullptr, &L.w_up});
+    parts.push_back({Part::kDown, l, {d, ff}, nullptr, &L.w_down});
     if (a.post_ffn_norm) parts.push_back({Part::kPostFfnNorm, l, {d}, &L.post_ffn_norm});
   }
   return parts;
@@ -136,11 +136,12 @@ std::string gguf_fused_gate_up_name(int layer) { return fmt::format("blk.{}.ffn_
 
 int64_t count_params(const Weights& w) {
   int64_t n = int64_t(w.embed.size() + w.final_norm.size() + w.lm_head.size());
-  for (const LayerWeights& L : w.layers)
+  for (const LayerWeights& L : w.layers) {
     for (const std::vector<float>* v :
-         {&L.attn_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.bq, &L.bk, &L.bv, &L.q_norm, &L.k_norm,
-          &L.post_attn_norm, &L.ffn_norm, &L.w_gate, &L.w_up, &L.w_down, &L.post_ffn_norm})
+         {&L.attn_norm, &L.bq, &L.bk, &L.bv, &L.q_norm, &L.k_norm, &L.post_attn_norm, &L.ffn_norm, &L.post_ffn_norm})
       n += int64_t(v->size());
+    for (const WeightMatrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) n += m->size();
+  }
   return n;
 }
 

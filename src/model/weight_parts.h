@@ -22,7 +22,9 @@ struct PartRef {
   Part part;
   int layer;                   // -1 for embed, final_norm, lm_head
   std::vector<int64_t> shape;  // PyTorch order
-  std::vector<float>* dst;
+  std::vector<float>* dst;      // vectors (norms, biases); null for a matrix
+  WeightMatrix* mat = nullptr;  // matrices (shape [rows, cols]); null for a vector
+  bool is_matrix() const { return mat != nullptr; }
 };
 
 // Every tensor the model needs (lm_head only when not tied; biases, q/k norms and post norms only

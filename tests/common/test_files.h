@@ -19,6 +19,15 @@ inline std::string demo_model() {
   return std::filesystem::exists(p) ? p.string() : "";
 }
 
+// A model file of ~/.cache/kvaudit (or $KVAUDIT_CACHE) by name, or "" when it has not been fetched.
+inline std::string cached_model(const std::string& file) {
+  const char* cache = std::getenv("KVAUDIT_CACHE");
+  const char* home = std::getenv("HOME");
+  const std::filesystem::path dir =
+      cache ? std::filesystem::path(cache) : std::filesystem::path(home ? home : "") / ".cache" / "kvaudit";
+  return std::filesystem::exists(dir / file) ? (dir / file).string() : "";
+}
+
 inline std::string slurp(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
   std::stringstream ss;

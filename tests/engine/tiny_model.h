@@ -44,10 +44,13 @@ inline model::Model make_tiny_model(const std::string& arch, uint32_t seed = 1) 
   std::mt19937 rng(seed);
   const size_t d = size_t(c.d_model), q = size_t(c.q_dim()), kv = size_t(c.kv_dim()), ff = size_t(c.d_ff);
   const float norm_off = m.arch.norm == model::NormKind::kRms ? 1.0f : 0.0f;
-  auto lin = [&](size_t out, size_t in) { return random_weights(out * in, 1.0f / std::sqrt(float(in)), rng); };
+  auto lin = [&](size_t out, size_t in) {
+    return model::WeightMatrix::f32(random_weights(out * in, 1.0f / std::sqrt(float(in)), rng), int64_t(out),
+                                    int64_t(in));
+  };
   auto nrm = [&](size_t n) { return random_weights(n, 0.1f, rng, norm_off); };
   model::Weights& w = m.weights;
-  w.embed = random_weights(size_t(c.n_vocab) * d, 1.0f, rng);
+  w.embed = model::WeightMatrix::f32(random_weights(size_t(c.n_vocab) * d, 1.0f, rng), c.n_vocab, int64_t(d));
   w.final_norm = nrm(d);
   if (!c.tie_embeddings) w.lm_head = lin(size_t(c.n_vocab), d);
   for (int l = 0; l < c.n_layers; ++l) {

@@ -35,8 +35,9 @@ model::Model tiny_model(int n_vocab) {
   const size_t d = size_t(m.config.d_model);
   m.config.n_vocab = n_vocab;
   std::mt19937 rng(11);
-  m.weights.embed = engine::testing::random_weights(size_t(n_vocab) * d, 1.0f, rng);
-  m.weights.lm_head = engine::testing::random_weights(size_t(n_vocab) * d, 1.0f / std::sqrt(float(d)), rng);
+  m.weights.embed = model::WeightMatrix::f32(engine::testing::random_weights(size_t(n_vocab) * d, 1.0f, rng), n_vocab, int64_t(d));
+  m.weights.lm_head = model::WeightMatrix::f32(
+      engine::testing::random_weights(size_t(n_vocab) * d, 1.0f / std::sqrt(float(d)), rng), n_vocab, int64_t(d));
   return m;
 }
 

@@ -110,11 +110,11 @@ TEST(Fixtures, PerCaseFeatures) {
   src->read_f32("model.layers.1.self_attn.qkv_proj.weight", qkv);
   src->read_f32("model.layers.1.mlp.gate_up_proj.weight", gate_up);
   const LayerWeights& L = p.weights.layers[1];
-  EXPECT_EQ(L.wq, std::vector<float>(qkv.begin(), qkv.begin() + 48 * 48));
-  EXPECT_EQ(L.wk, std::vector<float>(qkv.begin() + 48 * 48, qkv.begin() + 72 * 48));
-  EXPECT_EQ(L.wv, std::vector<float>(qkv.begin() + 72 * 48, qkv.end()));
-  EXPECT_EQ(L.w_gate, std::vector<float>(gate_up.begin(), gate_up.begin() + 64 * 48));
-  EXPECT_EQ(L.w_up, std::vector<float>(gate_up.begin() + 64 * 48, gate_up.end()));
+  EXPECT_EQ(L.wq.to_f32(), std::vector<float>(qkv.begin(), qkv.begin() + 48 * 48));
+  EXPECT_EQ(L.wk.to_f32(), std::vector<float>(qkv.begin() + 48 * 48, qkv.begin() + 72 * 48));
+  EXPECT_EQ(L.wv.to_f32(), std::vector<float>(qkv.begin() + 72 * 48, qkv.end()));
+  EXPECT_EQ(L.w_gate.to_f32(), std::vector<float>(gate_up.begin(), gate_up.begin() + 64 * 48));
+  EXPECT_EQ(L.w_up.to_f32(), std::vector<float>(gate_up.begin() + 64 * 48, gate_up.end()));
 }
 
 }  // namespace

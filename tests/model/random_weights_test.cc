@@ -1,10 +1,15 @@
 // --random-weights (SPEC.md §1): real shapes from config.json alone, deterministic per seed.
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 
 #include <gtest/gtest.h>
 
 #include "core/error.h"
 #include "model/model.h"
+#include "model/random_gguf.h"
 #include "tiny_model.h"
 
 namespace kvaudit::model {
@@ -43,16 +48,16 @@ TEST(RandomWeights, DeterministicPerSeed) {
   opt.random_weights = true;
   opt.seed = 1;
   const Model a = load_model(dir, opt), b = load_model(dir, opt);
-  EXPECT_EQ(a.weights.layers[1].wq, b.weights.layers[1].wq);
-  EXPECT_EQ(a.weights.embed, b.weights.embed);
+  EXPECT_EQ(a.weights.layers[1].wq.to_f32(), b.weights.layers[1].wq.to_f32());
+  EXPECT_EQ(a.weights.embed.to_f32(), b.weights.embed.to_f32());
   opt.seed = 2;
   const Model c = load_model(dir, opt);
-  EXPECT_NE(a.weights.layers[1].wq, c.weights.layers[1].wq);
+  EXPECT_NE(a.weights.layers[1].wq.to_f32(), c.weights.layers[1].wq.to_f32());
   // Different tensors of one model get different streams.
-  EXPECT_NE(a.weights.layers[0].wq, a.weights.layers[1].wq);
+  EXPECT_NE(a.weights.layers[0].wq.to_f32(), a.weights.layers[1].wq.to_f32());
   // A config.json path works as well as its directory.
   opt.seed = 1;
-  EXPECT_EQ(load_model(dir + "/config.json", opt).weights.layers[1].wq, a.weights.layers[1].wq);
+  EXPECT_EQ(load_model(dir + "/config.json", opt).weights.layers[1].wq.to_f32(), a.weights.layers[1].wq.to_f32());
 }
 
 TEST(RandomWeights, Scales) {
@@ -60,7 +65,7 @@ TEST(RandomWeights, Scales) {
   opt.random_weights = true;
   const Model m = load_model(config_only_dir("llama"), opt);
   const float bound = 1.0f / std::sqrt(8.0f);  // fan_in = d_model
-  for (float x : m.weights.layers[0].wq) EXPECT_LE(std::abs(x), bound);
+  for (float x : m.weights.layers[0].wq.to_f32()) EXPECT_LE(std::abs(x), bound);
   for (float x : m.weights.layers[0].attn_norm) EXPECT_NEAR(x, 1.0f, 0.1f);
   const Model g = load_model(config_only_dir("gemma2"), opt);
   for (float x : g.weights.layers[0].post_ffn_norm) EXPECT_NEAR(x, 0.0f, 0.1f);  // (1 + w) norms
@@ -82,6 +87,41 @@ TEST(RandomWeights, GgufIsRejected) {
   LoadOptions opt;
   opt.random_weights = true;
   EXPECT_THROW(load_model("x.gguf", opt), UsageError);
+}
+
+}  // namespace
+}  // namespace kvaudit::model
+
+namespace kvaudit::model {
+namespace {
+
+// --random-weights --weights-type (issue 14): matrices stored as the type in a temporary GGUF that
+// is mapped and unlinked; deterministic per seed; widths that are not whole blocks fall back to F16.
+TEST(RandomTypedWeights, StoredTypeMappedAndDeterministic) {
+  const std::string dir = testing_util::fresh_dir("typed");
+  nlohmann::json j = testing_util::tiny_config("llama");
+  j["hidden_size"] = 64;
+  j["intermediate_size"] = 80;  // w_down's width: not a multiple of 32 -> F16
+  std::ofstream(dir + "/config.json") << j.dump();
+  LoadOptions opt;
+  opt.random_weights = true;
+  opt.random_type = "q4_0";
+  opt.seed = 5;
+  const Model a = load_model(dir, opt), b = load_model(dir, opt);
+  EXPECT_EQ(a.weights_dtype, "random q4_0");
+  EXPECT_EQ(a.weights.layers[0].wq.type(), io::GgmlType::Q4_0);
+  EXPECT_EQ(a.weights.layers[0].w_down.type(), io::GgmlType::F16);
+  EXPECT_EQ(a.weights.layers[1].wq.to_f32(), b.weights.layers[1].wq.to_f32());
+  EXPECT_EQ(a.weights.final_norm, b.weights.final_norm);
+  // Nothing left in the temp directory: the file was unlinked once mapped.
+  for (const auto& e : std::filesystem::directory_iterator(std::filesystem::temp_directory_path()))
+    EXPECT_EQ(e.path().filename().string().rfind("kvaudit_random_" + std::to_string(getpid()), 0), std::string::npos);
+  // q4_k_m: the output matrix is Q6_K; an unknown type names itself.
+  EXPECT_EQ(random_matrix_type("q4_k_m", Part::kLmHead, -1, 32, 4096), io::GgmlType::Q6_K);
+  EXPECT_EQ(random_matrix_type("q4_k_m", Part::kWq, 5, 32, 4096), io::GgmlType::Q4_K);
+  EXPECT_EQ(random_matrix_type("q4_k_m", Part::kDown, 0, 32, 14336), io::GgmlType::Q6_K);
+  opt.random_type = "q9_9";
+  EXPECT_THROW(load_model(dir, opt), UsageError);
 }
 
 }  // namespace

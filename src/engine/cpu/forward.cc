@@ -13,6 +13,7 @@
 #include "engine/ops.h"
 #include "engine/sequence_access.h"
 #include "model/rope.h"
+#include "model/weight.h"
 
 namespace kvaudit::engine {
 namespace {
@@ -125,11 +126,13 @@ Logits CpuBackend::forward(std::span<const SeqInput> batch, const Hooks* hooks) 
 
   // hidden_states = embed_tokens(input_ids) * normalizer   (gemma2: normalizer = sqrt(d_model))
   const float normalizer = arch.embed_scale_sqrt_d ? std::sqrt(float(d)) : 1.0f;
+  // The embedding row is decoded from its stored encoding, one row per token.
   for (size_t i = 0; i < slots.size(); ++i)
     for (int64_t t = 0; t < slots[i].n; ++t) {
-      const float* e = w.embed.data() + int64_t(batch[i].tokens[size_t(t)]) * d;
       float* xr = x_.data() + (slots[i].off + t) * d;
-      for (int64_t j = 0; j < d; ++j) xr[j] = arch.embed_scale_sqrt_d ? e[j] * normalizer : e[j];
+      w.embed.row_f32(int64_t(batch[i].tokens[size_t(t)]), xr);
+      if (arch.embed_scale_sqrt_d)
+        for (int64_t j = 0; j < d; ++j) xr[j] *= normalizer;
     }
 
   for (int l = 0; l < c.n_layers; ++l) {
@@ -178,7 +181,7 @@ Logits CpuBackend::forward(std::span<const SeqInput> batch, const Hooks* hooks) 
   for (int64_t r = 0; r < n_rows; ++r) norm(w.final_norm, x_.data() + rows[size_t(r)] * d, 1, d, a_.data() + r * d);
   // logits = lm_head(hidden_states)   [n_rows, n_vocab]
   out.data.resize(size_t(n_rows * c.n_vocab));
-  matmul(a_.data(), n_rows, d, w.output_matrix().data(), c.n_vocab, out.data.data());
+  matmul(a_.data(), n_rows, d, w.output_matrix(), out.data.data());
   // logits = tanh(logits / final_logit_softcapping) * final_logit_softcapping   (gemma2)
   if (arch.softcaps && c.final_softcap > 0) cpu::softcap_inplace(out.data.data(), int64_t(out.data.size()), c.final_softcap);
 
@@ -198,8 +201,7 @@ void CpuBackend::attention_block(int l, std::vector<Slot>& slots, const float* a
   v_.resize(size_t(n * kv_dim));
   att_.resize(size_t(n * q_dim));
   // q = q_proj(x), k = k_proj(x), v = v_proj(x)   (+ bias: qwen2, attention_bias)
-  const cpu::MatmulOut qkv[] = {{lw.wq.data(), q_dim, q_.data()}, {lw.wk.data(), kv_dim, k_.data()},
-                                 {lw.wv.data(), kv_dim, v_.data()}};
+  const cpu::MatmulOut qkv[] = {{&lw.wq, q_.data()}, {&lw.wk, k_.data()}, {&lw.wv, v_.data()}};
   cpu::matmul_many(a, n, d, qkv);
   if (!lw.bq.empty()) cpu::add_bias(q_.data(), n, q_dim, lw.bq.data());
   if (!lw.bk.empty()) cpu::add_bias(k_.data(), n, kv_dim, lw.bk.data());
@@ -232,7 +234,7 @@ void CpuBackend::attention_block(int l, std::vector<Slot>& slots, const float* a
                         att_.data() + s.off * q_dim);
   }
   // attn_output = o_proj(attn_output)
-  matmul(att_.data(), n, q_dim, lw.wo.data(), d, o_.data());
+  matmul(att_.data(), n, q_dim, lw.wo, o_.data());
 }
 
 // Rotates this sequence's new keys and appends K and V to its caches. With a pre-RoPE key scheme
@@ -283,10 +285,10 @@ void CpuBackend::mlp_block(int l, const float* f, int64_t n) {
   gate_.resize(size_t(n * d_ff));
   up_.resize(size_t(n * d_ff));
   // down_proj(act_fn(gate_proj(x)) * up_proj(x))
-  const cpu::MatmulOut gate_up[] = {{lw.w_gate.data(), d_ff, gate_.data()}, {lw.w_up.data(), d_ff, up_.data()}};
+  const cpu::MatmulOut gate_up[] = {{&lw.w_gate, gate_.data()}, {&lw.w_up, up_.data()}};
   cpu::matmul_many(f, n, d, gate_up);
   cpu::gated_activation(act_, gate_.data(), up_.data(), n, d_ff, d_ff, gate_.data());
-  matmul(gate_.data(), n, d_ff, lw.w_down.data(), d, o_.data());
+  matmul(gate_.data(), n, d_ff, lw.w_down, o_.data());
 }
 
 }  // namespace

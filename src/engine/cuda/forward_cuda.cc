@@ -42,7 +42,9 @@ struct DevMatrix {
   const void* ptr() const { return type == WeightType::kF32 ? static_cast<const void*>(f32.data()) : bf16.data(); }
 };
 
-DevMatrix upload_matrix(const std::vector<float>& w, WeightType type) {
+// One tensor at a time through fp32 (model/weight.h: never the whole model expanded at once).
+DevMatrix upload_matrix(const model::WeightMatrix& m, WeightType type) {
+  const std::vector<float> w = m.to_f32();
   DevMatrix d;
   d.type = type;
   if (type == WeightType::kF32) {

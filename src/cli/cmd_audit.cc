@@ -13,6 +13,13 @@ void add_audit(CLI::App& app) {
   o->verify = true;
   add_protocol_options(cmd, *o, true);
   cmd->add_option("--target-recovery", o->target_recovery, "recovery a plan must reach (default 0.9)");
+  cmd->add_option("--capability", o->capability,
+                  "IFEval prompts (a --seed subset) that check the capability of the baseline, the target and every "
+                  "plan that recovers; a plan that loses capability significantly is not chosen (default 100, 0 = off)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--capability-tokens", o->capability_tokens,
+                  "new tokens per IFEval response (default 1024, the paper's)")
+      ->check(CLI::PositiveNumber);
   cmd->add_flag("--force", o->force, "diagnose and verify even when the target's flips are not significant");
   cmd->callback([o] { run_protocol_command(*o); });
 }

@@ -17,6 +17,7 @@
 
 #include "core/error.h"
 #include "core/version.h"
+#include "diagnose/capability.h"
 #include "diagnose/critical_layers.h"
 #include "diagnose/deploy_settings.h"
 #include "diagnose/failure_mode.h"
@@ -26,6 +27,7 @@
 #include "diagnose/rules.h"
 #include "diagnose/screen.h"
 #include "diagnose/verification.h"
+#include "eval/ifeval/bench_metrics.h"
 #include "eval/metrics.h"
 #include "eval/ppl_runner.h"
 #include "eval/results.h"
@@ -237,6 +239,8 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
       parse_prompt_set(o.heldout.empty() ? std::string(rules::kHeldoutDefault) : o.heldout, "--heldout");
   const int subspace_k = o.subspace_k > 0 ? o.subspace_k : rules::kSubspaceK;
   const double target_recovery = o.target_recovery > 0 ? o.target_recovery : rules::kTargetRecovery;
+  const int capability = o.capability < 0 ? rules::kCapabilityPrompts : o.capability;
+  const int capability_tokens = o.capability_tokens > 0 ? o.capability_tokens : eval::ifeval::kMaxNewTokens;
 
   stage("load");
   eval::EvalSession s(o.eval);
@@ -281,6 +285,8 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
                       {"subspace_k", subspace_k},
                       {"geometry_pairs", o.geometry_pairs},
                       {"target_recovery", target_recovery},
+                      {"capability", o.verify ? Json(capability) : Json(nullptr)},
+                      {"capability_tokens", o.verify && capability > 0 ? Json(capability_tokens) : Json(nullptr)},
                       {"text", o.eval.text},
                       {"ppl_windows", o.eval.ppl_windows},
                       {"kv_storage", o.eval.kv_storage.storage.empty() ? "simulated" : o.eval.kv_storage.storage},
@@ -585,6 +591,8 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
     std::optional<size_t> chosen, best;
     double chosen_bpt = 0;
     double best_recovery = -1e300;
+    std::vector<char> qualifies(plans.size(), 0);
+    std::vector<double> plan_bpt(plans.size(), 0);
     for (size_t i = 0; i < plans.size(); ++i) {
       const Flags hp = verdicts(all, held, runs[i].name);
       const BenchMetrics pm = eval::refusal_metrics(hb.span(), hp.span(), no_probe.span());
@@ -608,8 +616,46 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
                        {"kl", ppl.empty() ? Json(nullptr) : num(ppl[i + 2].kl)},
                        {"within_noise", quiet},
                        {"qualifies", ok}});
-      if (ok && (!chosen || bpt < chosen_bpt)) chosen = i, chosen_bpt = bpt;
+      qualifies[i] = ok;
+      plan_bpt[i] = bpt;
       if (!std::isnan(rec.value) && rec.value > best_recovery) best_recovery = rec.value, best = i;
+    }
+    // ---- capability: IFEval under the baseline, the target and every plan that qualifies, when
+    // some plan could go into policy.json (a qualifying candidate, or the target kept as it is).
+    const bool keep_target = hb.count() > 0 && mt.flips <= mn.flips;
+    const bool any_qualifies = std::any_of(qualifies.begin(), qualifies.end(), [](char q) { return q != 0; });
+    std::vector<std::optional<CapabilityRow>> cand_cap(plans.size());
+    std::optional<CapabilityRow> target_cap;
+    if (capability > 0 && (any_qualifies || keep_target)) {
+      stage("capability");
+      std::vector<SchemeRun> cap_runs = {base, tgt};
+      std::vector<size_t> cap_of;
+      for (size_t i = 0; i < plans.size(); ++i)
+        if (qualifies[i]) cap_runs.push_back(runs[i]), cap_of.push_back(i);
+      const Capability cap = check_capability(s, cap_runs, size_t(capability), o.eval.seed, capability_tokens, samples_path);
+      target_cap = cap.rows[1];
+      for (size_t j = 0; j < cap_of.size(); ++j) cand_cap[cap_of[j]] = cap.rows[2 + j];
+      report["capability"] = capability_json(cap);
+      const eval::IfevalMetrics& bm = cap.rows[0].m;
+      findings.push_back(fmt::format("capability (IFEval, {} prompts, prompt-level strict): baseline {:.0f}%, "
+                                     "target {:.0f}% ({:+.1f} points, p = {:.2g}){}",
+                                     cap.prompts, 100 * bm.prompt_strict, 100 * target_cap->m.prompt_strict,
+                                     100 * target_cap->m.delta_prompt_strict, target_cap->m.mcnemar_p,
+                                     target_cap->lost ? ": the target loses capability" : ""));
+    } else {
+      report["capability"] = nullptr;
+    }
+    for (size_t i = 0; i < plans.size(); ++i) {
+      const auto& c = cand_cap[i];
+      cands[i]["ifeval_prompt_strict"] = c ? num(c->m.prompt_strict) : Json(nullptr);
+      cands[i]["ifeval_delta_prompt_strict"] = c ? num(c->m.delta_prompt_strict) : Json(nullptr);
+      cands[i]["ifeval_mcnemar_p"] = c ? num(c->m.mcnemar_p) : Json(nullptr);
+      cands[i]["capability_lost"] = c ? Json(c->lost) : Json(nullptr);
+      if (c && c->lost)
+        findings.push_back(fmt::format("{} recovers refusals but loses capability (IFEval prompt-level strict "
+                                       "{:+.1f} points, p = {:.2g}): not chosen",
+                                       plans[i].name, 100 * c->m.delta_prompt_strict, c->m.mcnemar_p));
+      if (qualifies[i] && !(c && c->lost) && (!chosen || plan_bpt[i] < chosen_bpt)) chosen = i, chosen_bpt = plan_bpt[i];
     }
     if (report.contains("screen") && report["screen"].is_object()) {
       // Does the screen's ranking predict the measured recovery? (Beyond the paper: if it does, the
@@ -632,7 +678,10 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
       findings.push_back(fmt::format("chosen plan: {} ({}), recovery {:.0f}% at {:+.1f}% memory",
                                      plans[*chosen].name, plans[*chosen].spec, 100 * cands[*chosen]["recovery"].get<double>(),
                                      100 * cands[*chosen]["memory_overhead"].get<double>()));
-    } else if (hb.count() > 0 && mt.flips <= mn.flips) {
+    } else if (keep_target && target_cap && target_cap->lost) {
+      findings.push_back(fmt::format("the target {} flips no more refusals than the bf16 noise floor but loses "
+                                     "capability: no policy.json", target));
+    } else if (keep_target) {
       policy = *tgt.policy;
       findings.push_back(fmt::format("the target {} flips no more refusals than the bf16 noise floor: keep it", target));
     } else if (!significant && hb.count() > 0) {
@@ -640,6 +689,8 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
                                      "interval's upper end) cannot be excluded; audit more held-out prompts "
                                      "(--heldout) to narrow it",
                                      hb.count(), 100 * mt.flip_ci_high));
+    } else if (any_qualifies) {
+      findings.push_back("every candidate that recovers refusals loses capability");
     } else if (!plans.empty()) {
       findings.push_back(fmt::format("no candidate reaches {:.0f}% recovery within the noise floor{}",
                                      100 * target_recovery,

@@ -2,7 +2,8 @@
 //   held-out: baseline, bf16 noise floor and target -> significance
 //   calibration: baseline -> per-layer scan -> outliers -> channel ablation -> PCR (and held-out PCR)
 //   -> failure mode and prescription; geometry; screen
-//   audit only: candidates verified on the held-out prompts -> the cheapest that recovers.
+//   audit only: candidates verified on the held-out prompts -> capability (IFEval) of the baseline,
+//   the target and every candidate that recovers -> the cheapest that recovers and keeps capability.
 // Every generated sample goes to <out>/samples.jsonl as it is judged, so a killed run resumes
 // without regenerating one; prefill-only stages (outliers, geometry, screen) are recomputed.
 // Flip rates are conditional on baseline refusals, so the per-layer scan and the ablations generate
@@ -31,6 +32,8 @@ struct ProtocolOptions {
   double target_recovery = 0;  // 0 = rules::kTargetRecovery
   std::string phase_bits;  // --phase-bits: the target's family on the held-out prompts ("" = rules::kPhaseBits, "none")
   bool verify = false;     // audit: candidates, verification, choice, policy.json
+  int capability = -1;     // audit: IFEval prompts of the capability check (-1 = rules::kCapabilityPrompts, 0 = off)
+  int capability_tokens = 0;  // their generation limit (0 = eval::ifeval::kMaxNewTokens, the paper's 1024)
   bool force = false;      // diagnose and verify even when the target's flips are not significant
 };
 

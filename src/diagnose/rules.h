@@ -31,6 +31,11 @@ inline constexpr double kEveryLayerFlip = 0.10;       // every layer above this:
 inline constexpr int kGroupSize = 64;            // "group-64"
 inline constexpr int kMaxTopK16 = 5;             // 16-bit top-k critical layers, k = 1..this
 inline constexpr double kTargetRecovery = 0.90;  // --target-recovery default
+
+// ---- capability (audit): IFEval on a seeded subset of its prompts, the plan against the baseline.
+// A plan loses capability when its prompt-level strict accuracy is lower and McNemar's exact test
+// on the prompts it stops (starts) following gives p < kAlpha; such a plan is not chosen.
+inline constexpr int kCapabilityPrompts = 100;  // --capability default (0 = off)
 // Bytes per token are compared at this context length (a prefill of that many tokens), so that
 // per-sequence constants (tensor scales) and residual windows weigh as in a real request.
 inline constexpr int kMemoryContextTokens = 2048;

@@ -108,7 +108,9 @@ EvalSession::EvalSession(const EvalArgs& a) : a_(a) {
   const JudgeSpec judge_spec = parse_judge_spec(a_.judge);
   make_kv_policy({"", "", a_.kv_storage.storage, a_.kv_storage.compat}, 0);  // bad values fail before any work
   const engine::Device device = a_.device.empty() ? engine::default_device() : engine::parse_device(a_.device);
-  model_ = std::make_unique<model::Model>(model::load_model(a_.model, {.random_weights = a_.random_weights}));
+  model::LoadOptions load;
+  load.random_weights = a_.random_weights;
+  model_ = std::make_unique<model::Model>(model::load_model(a_.model, load));
   tok_ = std::make_unique<text::Tokenizer>(text::Tokenizer::load_for_model(a_.model));
   backend_ = engine::make_backend(device, *model_, {a_.threads});
 
@@ -178,7 +180,8 @@ SchemeRun EvalSession::scheme(const std::string& spec) {
 }
 
 SampleMap EvalSession::run(const std::vector<Prompt>& prompts, const std::vector<SchemeRun>& schemes,
-                           const std::string& samples_path, const std::string& label, RunStats* stats) {
+                           const std::string& samples_path, const std::string& label, RunStats* stats,
+                           int max_new_tokens) {
   std::filesystem::create_directories(std::filesystem::path(samples_path).parent_path());
   const SamplesLog previous = read_samples(samples_path);
   SamplesWriter writer(samples_path, previous.valid_bytes);
@@ -190,7 +193,9 @@ SampleMap EvalSession::run(const std::vector<Prompt>& prompts, const std::vector
     io.decided = nullptr;
     io.new_stream = nullptr;
   }
-  SampleMap out = run_samples(*backend_, prompts, schemes, io, opt_, previous, writer, &progress, stats);
+  RunnerOptions opt = opt_;
+  if (max_new_tokens > 0) opt.gen.max_new_tokens = max_new_tokens;
+  SampleMap out = run_samples(*backend_, prompts, schemes, io, opt, previous, writer, &progress, stats);
   progress.finish();
   return out;
 }

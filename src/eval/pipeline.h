@@ -76,8 +76,10 @@ class EvalSession {
 
   // Every (prompt, scheme) pair that `samples_path` lacks is generated and appended to it; returns
   // all of them. `label` names the progress line. Several stages may share one samples.jsonl.
+  // max_new_tokens > 0 overrides the session's for this run (audit's IFEval capability check).
   SampleMap run(const std::vector<Prompt>& prompts, const std::vector<SchemeRun>& schemes,
-                const std::string& samples_path, const std::string& label, RunStats* stats = nullptr);
+                const std::string& samples_path, const std::string& label, RunStats* stats = nullptr,
+                int max_new_tokens = 0);
 
  private:
   EvalArgs a_;

@@ -53,18 +53,29 @@ struct LabelPlacer {
   }
 };
 
+// The candidate's IFEval change against the baseline, when it was checked (it recovered).
+std::string capability_cell(const json& c) {
+  const auto d = opt_number(c, "ifeval_delta_prompt_strict");
+  if (!d) return "not checked";
+  const auto lost = opt_bool(c, "capability_lost");
+  return fmt::format("{:+.1f} points ({}){}", 100 * *d, format_general(opt_number(c, "ifeval_mcnemar_p")),
+                     lost && *lost ? " <b>lost</b>" : "");
+}
+
 std::string table_html(const json& rows, const std::optional<std::string>& chosen) {
   std::string s =
       "<table class=\"data\"><thead><tr><th>plan</th><th>policy</th><th>refusal</th>"
       "<th>flip rate</th><th>recovery (95% CI)</th><th>memory overhead</th>"
       "<th>bytes/token</th><th>ppl ratio</th><th>KL</th><th>screen shift</th><th>flips within noise floor</th>"
+      "<th>IFEval &Delta; prompt strict (p)</th>"
       "</tr></thead><tbody>";
   for (const json& c : rows) {
     const auto name = opt_string(c, "name");
     const bool is_chosen = chosen && name && *name == *chosen;
     s += fmt::format(
         "<tr{}><td>{}{}</td><td><code>{}</code></td><td class=\"nw\">{}</td><td class=\"nw\">{}</td>"
-        "<td class=\"nw\">{}</td><td class=\"nw\">{}</td><td class=\"nw\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        "<td class=\"nw\">{}</td><td class=\"nw\">{}</td><td class=\"nw\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+        "<td class=\"nw\">{}</td></tr>",
         is_chosen ? " class=\"chosen\"" : "", escape_html(name.value_or(std::string(kUndefined))),
         is_chosen ? " <span class=\"badge\">chosen</span>" : "",
         escape_html_breakable(opt_string(c, "policy").value_or(std::string(kUndefined))),
@@ -74,7 +85,7 @@ std::string table_html(const json& rows, const std::optional<std::string>& chose
         format_percent(opt_number(c, "memory_overhead")),
         format_count(opt_number(c, "bytes_per_token")), format_fixed(opt_number(c, "ppl_ratio"), 3),
         format_general(opt_number(c, "kl")), format_fixed(opt_number(c, "screen_shift"), 3),
-        format_yes_no(opt_bool(c, "within_noise")));
+        format_yes_no(opt_bool(c, "within_noise")), capability_cell(c));
   }
   return s + "</tbody></table>";
 }

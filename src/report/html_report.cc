@@ -103,6 +103,7 @@ std::string header_html(const json& r) {
        "<a href=\"#plot-layers\">layers</a><a href=\"#plot-channels\">channels</a>"
        "<a href=\"#plot-ablation\">ablation</a><a href=\"#plot-pcr\">PCR</a>"
        "<a href=\"#plot-geometry\">geometry</a><a href=\"#plot-candidates\">candidates</a>"
+       "<a href=\"#capability\">capability</a>"
        "<a href=\"#sample-table\">samples</a><a href=\"#timing\">timing</a></nav>";
   return h + "</header>";
 }
@@ -147,6 +148,36 @@ std::string summary_html(const json& r) {
   return h + "</div></section>";
 }
 
+// IFEval accuracies of the baseline, the target and the plans that recovered (report.json
+// "capability"); a plan that lost capability was not chosen.
+std::string capability_html(const json& r) {
+  std::string h = "<section><h2 id=\"capability\">Capability (IFEval)</h2>";
+  const json* c = opt_object(r, "capability");
+  const json* rows = c ? opt_array(*c, "rows") : nullptr;
+  if (!rows) return h + kNotRun + "</section>";
+  h += fmt::format("<p>{} IFEval prompts (a seeded subset), up to {} new tokens, scored in-house; each scheme against "
+                   "the baseline by McNemar's exact test on the prompts it stops or starts following (prompt-level "
+                   "strict). Lost: lower accuracy with p &lt; {}.</p>",
+                   format_fixed(opt_number(*c, "prompts"), 0), format_fixed(opt_number(*c, "max_new_tokens"), 0),
+                   format_general(opt_number(*c, "alpha")));
+  h += "<table class=\"data\"><thead><tr><th>scheme</th><th>prompt strict</th><th>prompt loose</th>"
+       "<th>instruction strict</th><th>instruction loose</th><th>&Delta; prompt strict</th>"
+       "<th>stops / starts following</th><th>McNemar p</th><th>capability lost</th></tr></thead><tbody>";
+  for (const json& row : *rows) {
+    const auto d = opt_number(row, "delta_prompt_strict");
+    h += fmt::format(
+        "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"nw\">{}</td>"
+        "<td>{} / {}</td><td>{}</td><td>{}</td></tr>",
+        escape_html_breakable(or_undefined(opt_string(row, "scheme"))), format_percent(opt_number(row, "ifeval_prompt_strict")),
+        format_percent(opt_number(row, "ifeval_prompt_loose")), format_percent(opt_number(row, "ifeval_inst_strict")),
+        format_percent(opt_number(row, "ifeval_inst_loose")),
+        d ? fmt::format("{:+.1f} points", 100 * *d) : std::string(kUndefined), format_fixed(opt_number(row, "flips"), 0),
+        format_fixed(opt_number(row, "reverse_flips"), 0), format_general(opt_number(row, "mcnemar_p")),
+        format_yes_no(opt_bool(row, "lost")));
+  }
+  return h + "</tbody></table></section>";
+}
+
 std::string figure_section(std::string_view id, std::string_view title, const Figure& f) {
   return fmt::format("<section><h2>{}</h2><figure id=\"{}\" class=\"plot\" data-state=\"{}\">{}</figure></section>",
                      title, id, f.ran ? "ok" : "not-run", f.ran ? f.html : kNotRun);
@@ -165,7 +196,7 @@ std::string timing_html(const json& r) {
     h += "<table class=\"data narrow\"><thead><tr><th>stage</th><th>wall time</th></tr></thead><tbody>";
     // The protocol's stage order (the object arrives with its keys sorted), then any others.
     std::vector<std::string> order = {"load", "heldout", "screen", "layer_scan", "outliers", "ablation",
-                                      "pcr_heldout", "geometry", "verify"};
+                                      "pcr_heldout", "geometry", "verify", "capability"};
     for (const auto& [stage, secs] : t->items())
       if (stage != "total" && std::find(order.begin(), order.end(), stage) == order.end()) order.push_back(stage);
     double total = 0;
@@ -222,6 +253,7 @@ std::string render_report_html(const json& report, const std::vector<json>& samp
   h += figure_section("plot-pcr", "Per-channel reduction and failure mode", pcr_plot(r));
   h += figure_section("plot-geometry", "Safety-subspace geometry", geometry_plot(r));
   h += figure_section("plot-candidates", "Candidate plans", candidate_plot(r));
+  h += capability_html(r);
   h += samples_section(samples);
   h += timing_html(r);
   // The report itself, machine-readable, escaped so no string in it can end the script block.

@@ -59,7 +59,8 @@ class CliAudit : public ::testing::Test {
   std::vector<std::string> audit_args(const fs::path& out) const {
     return {"audit", "--model", model_, "--kv", "int2:token:asym", "--calib", data("jailbreak.txt") + ":4",
             "--heldout", data("privacy.txt") + ":12",
-            "--max-new-tokens", "6", "--geometry-pairs", "2", "--phase-bits", "8,4", "--threads", "2", "--force", "--quiet", "--out",
+            "--max-new-tokens", "6", "--geometry-pairs", "2", "--phase-bits", "8,4", "--capability", "3",
+            "--capability-tokens", "24", "--threads", "2", "--force", "--quiet", "--out",
             out.string()};
   }
   std::string model_;
@@ -102,6 +103,28 @@ TEST_F(CliAudit, RunsEveryStageResumesAndEvalReproducesTheVerification) {
   EXPECT_TRUE(fs::exists(out / "report.html"));
   const std::string html = slurp(out / "report.html");
   EXPECT_NE(html.find("plot-candidates"), std::string::npos);
+  EXPECT_NE(html.find("id=\"capability\""), std::string::npos);
+  // Capability (IFEval): run when some plan could be chosen; the baseline, the target, then each
+  // candidate that qualifies; a chosen plan never lost it.
+  EXPECT_EQ(report["config"]["capability"], 3);
+  ASSERT_TRUE(report.contains("capability"));
+  size_t qualifying = 0;
+  for (const auto& c : report["candidates"]) {
+    ASSERT_TRUE(c.contains("capability_lost")) << c.dump();
+    qualifying += c["qualifies"].get<bool>();
+    EXPECT_EQ(c["capability_lost"].is_null(), !c["qualifies"].get<bool>() || report["capability"].is_null()) << c.dump();
+    if (report["chosen"] == c["name"]) EXPECT_NE(c["capability_lost"], true);
+  }
+  if (!report["capability"].is_null()) {
+    const auto& rows = report["capability"]["rows"];
+    ASSERT_EQ(rows.size(), 2 + qualifying);
+    EXPECT_EQ(rows[0]["scheme"], "fp16");
+    EXPECT_EQ(rows[0]["delta_prompt_strict"], 0.0);
+    EXPECT_EQ(rows[1]["scheme"], report["target"]);
+    EXPECT_EQ(report["capability"]["prompts"], 3);
+    EXPECT_EQ(report["capability"]["max_new_tokens"], 24);
+    EXPECT_NE(slurp(out / "samples.jsonl").find("\"ifeval:"), std::string::npos);
+  }
 
   // A rerun resumes: no sample is generated again, the report is the same apart from timing.
   const std::string samples = slurp(out / "samples.jsonl");
@@ -134,8 +157,12 @@ TEST_F(CliAudit, CalibrationPromptsNeverRefusedAreAFindingNotACrash) {
   std::ofstream(calib) << "What is the capital of France?\nName a colour.\n";
   auto args = audit_args(out);
   args[6] = calib.string();  // --calib
+  const auto cap = std::find(args.begin(), args.end(), "--capability");
+  cap[1] = "0";  // off
   ASSERT_EQ(run(args), 0);
   const auto report = nlohmann::json::parse(slurp(out / "report.json"));
+  EXPECT_TRUE(report["capability"].is_null());
+  EXPECT_EQ(report["config"]["capability"], 0);
   EXPECT_EQ(report["calibration"]["baseline_refusals"], 0);
   EXPECT_TRUE(report["pcr_calibration"].is_null());  // undefined, never 0
   EXPECT_EQ(report["failure_mode"], "none");
@@ -167,7 +194,8 @@ TEST_F(CliAudit, BadInputExitsTwoNamingIt) {
   const fs::path pol = root_ / "target.json";
   std::ofstream(pol) << R"({"spec": "int8:token:asym;layers[0]=fp16"})";
   ASSERT_EQ(run({"audit", "--model", model_, "--kv-policy", pol.string(), "--calib", data("jailbreak.txt") + ":4",
-                 "--heldout", data("privacy.txt") + ":6", "--max-new-tokens", "4", "--phase-bits", "none", "--threads",
+                 "--heldout", data("privacy.txt") + ":12", "--max-new-tokens", "6", "--phase-bits", "none",
+                 "--capability", "2", "--capability-tokens", "16", "--threads",
                  "2", "--quiet", "--out", (root_ / "pol").string()},
                 &err),
             0)
@@ -175,6 +203,16 @@ TEST_F(CliAudit, BadInputExitsTwoNamingIt) {
   const auto pr = nlohmann::json::parse(slurp(root_ / "pol" / "report.json"));
   EXPECT_EQ(pr["target"], kvaudit::kv::KvPolicy::load(pol.string()).name());
   EXPECT_TRUE(pr["phase_transition"].is_null());
+  // int8 flips none of SmolLM2's 2 refusals there: the target is kept, after its capability check.
+  ASSERT_FALSE(pr["capability"].is_null()) << pr["finding"];
+  ASSERT_EQ(pr["capability"]["rows"].size(), 2u);
+  EXPECT_EQ(pr["capability"]["rows"][1]["scheme"], pr["target"]);
+  EXPECT_EQ(pr["capability"]["rows"][1]["lost"], false);
+  EXPECT_TRUE(fs::exists(root_ / "pol" / "policy.json"));
+  EXPECT_EQ(run({"audit", "--model", model_, "--kv", "int4", "--capability", "-1", "--out", (root_ / "cap").string()},
+                &err),
+            2);
+  EXPECT_NE(err.find("--capability"), std::string::npos) << err;
   EXPECT_EQ(run({"audit", "--model", model_, "--kv", "int4", "--kv-policy", pol.string(), "--out",
                  (root_ / "both").string()}, &err), 2);
   // a bad --phase-bits

@@ -6,6 +6,9 @@
 #                  process session (they outlive the call; the machine stays warm between calls)
 #   poll           progress of every audit
 #   collect        $OUT/audits.tgz with every finished audit folder and the logs
+#   ifeval         join the pieces, start the IFEval evals of issue 11 (every model in PIECES.txt, 16-bit
+#                  and int8:token:asym, int4:token:asym, kivi2, fp8e5m2 on the GPU; LIMIT=N: a --seed 0
+#                  subset of N prompts, else all 541)
 # Expects .carry/ from tools/cuda_carry.sh (kvaudit, libs, datasets), the pieces p00, p01, ... of the
 # models' concatenation and PIECES.txt: "<name> <bytes> <sha256>" per model, in that order.
 set -u -o pipefail
@@ -15,24 +18,43 @@ export LD_LIBRARY_PATH=$K/lib
 mkdir -p "$K" "$R"
 step=$1
 shift
+join_pieces() {  # p00, p01, ... -> the models of PIECES.txt, sha256-checked
+  [ -f "$K/p00" ] || return 0
+  local off=0
+  cat "$K"/p?? >"$K/all"
+  while read -r name bytes sum; do
+    tail -c +$((off + 1)) "$K/all" | head -c "$bytes" >"$K/$name"
+    echo "$sum  $K/$name" | sha256sum -c - || return 1
+    off=$((off + bytes))
+  done <"$K/PIECES.txt"
+  rm -f "$K/all" "$K"/p??
+}
 case $step in
   piece)
     for f in "$@"; do cp -r "$f" "$K/"; done
+    if [ -f "$K/lib.tar.xz" ]; then tar -C "$K" -xJf "$K/lib.tar.xz" && rm "$K/lib.tar.xz"; fi
     if [ -x "$K/kvaudit_cuda_tests" ] && [ ! -f "$R/cuda_tests.log" ]; then
       LD_LIBRARY_PATH=$K/lib setsid nohup "$K/kvaudit_cuda_tests" --gtest_brief=1 >"$R/cuda_tests.log" 2>&1 </dev/null &
     fi
     ls "$K" | wc -l
     ;;
+  stop)  # every kvaudit started here
+    pkill -f "$K/kvaudit" || true
+    ;;
+  ifeval)  # [NAME.gguf ...]: those models, already joined; none: join the pieces, every model of PIECES.txt
+    if [ $# -gt 0 ]; then printf '%s\n' "$@" >"$K/IFEVAL.txt"; else join_pieces || exit 1; cp "$K/PIECES.txt" "$K/IFEVAL.txt"; fi
+    while read -r name rest; do
+      m=${name%.gguf}
+      setsid nohup /usr/bin/time -f "%e s wall" "$K/kvaudit" eval --model "$K/$name" --bench ifeval --data "$K/datasets" \
+        --kv int8:token:asym --kv int4:token:asym --kv kivi2 --kv fp8e5m2 --device cuda --batch-size ${BATCH:-64} \
+        --limit ${LIMIT:-0} --threads ${THREADS:-8} --quiet --out "$R/ifeval${LIMIT:-}_$m" >"$R/ifeval${LIMIT:-}_$m.log" 2>&1 </dev/null &
+    done <"$K/IFEVAL.txt"
+    sleep 30
+    tail -n 3 "$R"/ifeval*.log
+    ;;
   launch)
     tail -n 5 "$R/cuda_tests.log"
-    off=0
-    cat "$K"/p?? >"$K/all"
-    while read -r name bytes sum; do
-      tail -c +$((off + 1)) "$K/all" | head -c "$bytes" >"$K/$name"
-      echo "$sum  $K/$name" | sha256sum -c - || exit 1
-      off=$((off + bytes))
-    done <"$K/PIECES.txt"
-    rm -f "$K/all" "$K"/p??
+    join_pieces || exit 1
     nvidia-smi --query-gpu=name,driver_version,memory.used,memory.total --format=csv,noheader
     common=(--data "$K/datasets" --text "$K/datasets/wikitext2_test/wikitext2_test.txt" --ppl-windows 2
             --device cuda --batch-size 64 --threads 2 --quiet)
@@ -63,7 +85,7 @@ case $step in
     for d in "$R"/*/; do
       n=$(basename "$d")
       printf '%-40s samples %6s  report %s\n' "$n" "$(cat "$d/samples.jsonl" 2>/dev/null | wc -l)" \
-        "$([ -f "$d/report.json" ] && echo done || echo -)"
+        "$( ([ -f "$d/report.json" ] || [ -f "$d/results.json" ]) && echo done || echo -)"
     done
     grep -l "s wall" "$R"/*.log | xargs -r -n1 sh -c 'echo "$0: $(tail -n 4 "$0" | tr "\n" " ")"'
     ;;

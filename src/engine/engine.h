@@ -111,6 +111,13 @@ class Backend {
   // A sequence may appear at most once per call. Throws UsageError for a token id outside
   // [0, n_vocab) or an empty input.
   virtual Logits forward(std::span<const SeqInput> batch, const Hooks* hooks = nullptr) = 0;
+  // `bench`'s decode bound where the weights live apart from the model's host copy (CUDA: device
+  // memory). The bytes of weights a decode step reads there; 0 = the model's as held
+  // (engine/throughput.h decode_weight_bytes).
+  virtual int64_t resident_weight_bytes() const { return 0; }
+  // What a copy within that memory moves per second (bytes read + written); 0 = host memory
+  // (measure_memcpy_bandwidth).
+  virtual double memory_copy_bandwidth() const { return 0; }
 };
 
 // Weights the CUDA backend keeps on the device. kFp32, kBf16: fp32 arithmetic (kBf16 exact for a

@@ -100,7 +100,7 @@ TEST(CalibrationPass, UnreadableCacheIsRecomputedAndReplaced) {
   std::filesystem::create_directories(dir);
   const auto fresh = std::make_shared<const kv::Calibration>(run_calibration(*be, kPrompts));
   const std::string path = (dir / "00ff.json").string();
-  for (const std::string bad : {std::string("{not json"), std::string(R"({"version": 99})"),
+  for (const std::string& bad : {std::string("{not json"), std::string(R"({"version": 99})"),
                                 std::string(R"({"version": 2, "sites": "garbage"})")}) {
     io::write_file_atomic(path, bad);
     const auto got = load_or_run_calibration(*be, kPrompts, "00ff", dir.string());

@@ -147,7 +147,9 @@ TEST(Endpoint, BoundedConcurrencyInOrder) {
 }
 
 TEST(Endpoint, BadUrlOrModelIsUsageError) {
-  EXPECT_THROW(Endpoint({.url = "ftp://x"}), UsageError);
+  EndpointOptions ftp;
+  ftp.url = "ftp://x";
+  EXPECT_THROW(Endpoint{ftp}, UsageError);
   Stub s([](const json&, int, httplib::Response& res) { chat_answer(res, ""); });
   EndpointOptions o = options(s);
   o.model = "other";

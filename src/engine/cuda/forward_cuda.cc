@@ -101,6 +101,8 @@ class CudaBackend final : public Backend {
   Device device() const override { return Device::kCuda; }
   const model::Model& model() const override { return m_; }
   Logits forward(std::span<const SeqInput> batch, const Hooks* hooks) override;
+  int64_t resident_weight_bytes() const override;
+  double memory_copy_bandwidth() const override;
 
  private:
   std::vector<Slot> plan(std::span<const SeqInput> batch);
@@ -593,6 +595,44 @@ int cuda_device_count() {
     return 0;
   }
   return n;
+}
+
+// As engine::decode_weight_bytes counts the host copy: every layer's matrices and vectors, the
+// final norm and the output matrix (the embedding table when tied), in their device types.
+int64_t CudaBackend::resident_weight_bytes() const {
+  const auto mat = [](const DevMatrix& d) { return int64_t(d.f32.size() * sizeof(float) + d.bf16.size() * sizeof(uint16_t)); };
+  const auto vec = [](const DeviceBuffer<float>& v) { return int64_t(v.size() * sizeof(float)); };
+  int64_t b = vec(final_norm_) + (lm_head_.f32.size() + lm_head_.bf16.size() > 0 ? mat(lm_head_) : mat(embed_));
+  for (const DevLayer& l : layers_) {
+    for (const DevMatrix* d : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) b += mat(*d);
+    for (const DeviceBuffer<float>* v : {&l.attn_norm, &l.bq, &l.bk, &l.bv, &l.q_norm, &l.k_norm, &l.post_attn_norm,
+                                         &l.ffn_norm, &l.post_ffn_norm})
+      b += vec(*v);
+  }
+  return b;
+}
+
+// A device-to-device copy of 1 GiB, median of 5 timed by events, counted as STREAM "copy" does.
+double CudaBackend::memory_copy_bandwidth() const {
+  const size_t bytes = size_t(1) << 30;
+  DeviceBuffer<uint8_t> src(bytes), dst(bytes);
+  cudaEvent_t t0, t1;
+  KVAUDIT_CUDA_CHECK(cudaEventCreate(&t0));
+  KVAUDIT_CUDA_CHECK(cudaEventCreate(&t1));
+  std::vector<double> rates;
+  for (int r = 0; r < 6; ++r) {
+    KVAUDIT_CUDA_CHECK(cudaEventRecord(t0));
+    KVAUDIT_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), bytes, cudaMemcpyDeviceToDevice));
+    KVAUDIT_CUDA_CHECK(cudaEventRecord(t1));
+    KVAUDIT_CUDA_CHECK(cudaEventSynchronize(t1));
+    float ms = 0;
+    KVAUDIT_CUDA_CHECK(cudaEventElapsedTime(&ms, t0, t1));
+    if (r > 0) rates.push_back(2.0 * double(bytes) / (double(ms) * 1e-3));  // the first warms up
+  }
+  KVAUDIT_CUDA_CHECK(cudaEventDestroy(t0));
+  KVAUDIT_CUDA_CHECK(cudaEventDestroy(t1));
+  std::sort(rates.begin(), rates.end());
+  return rates[rates.size() / 2];
 }
 
 std::unique_ptr<Backend> make_cuda_backend(const model::Model& model, const BackendOptions& opt) {

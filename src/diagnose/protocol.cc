@@ -723,8 +723,12 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
   for (const auto& smp : log.samples) {
     const auto it = base_refused.find(smp.id);
     const bool flip = it != base_refused.end() && it->second && !smp.refused;
+    // The capability check's IFEval samples have no refusal verdict (the scorer judged them).
+    const bool scored = smp.bench == eval::ifeval::kBench;
     result.samples.push_back({{"id", smp.id}, {"bench", smp.bench}, {"scheme", smp.scheme}, {"prompt", smp.prompt},
-                              {"response", smp.response.substr(0, 600)}, {"refused", smp.refused}, {"flip", flip}});
+                              {"response", smp.response.substr(0, 600)},
+                              {"refused", scored ? nlohmann::json(nullptr) : nlohmann::json(smp.refused)},
+                              {"flip", scored ? nlohmann::json(nullptr) : nlohmann::json(flip)}});
   }
   result.report = report;
   io::write_file_atomic((std::filesystem::path(o.eval.out) / "report.json").string(), report.dump(2) + "\n");

@@ -82,6 +82,9 @@ std::string header_html(const json& r) {
                                          opt_number(*cand, "recovery_ci_high")),
                        format_percent(opt_number(*cand, "memory_overhead")));
     h += "</p>";
+  } else if (opt_object(r, "settings")) {  // policy.json written without a candidate: the target kept
+    h += "<p>Chosen plan: <b>the target as it is</b> <code>" + escape_html(or_undefined(opt_string(r, "target"))) +
+         "</code>: it flips no more refusals than the noise floor (policy.json holds it).</p>";
   } else if (opt_array(r, "candidates")) {
     h += "<p>Chosen plan: <b>none</b>: no candidate met the recovery target with flips within the "
          "noise floor (see the candidates below for the best).</p>";
@@ -159,7 +162,7 @@ std::string capability_html(const json& r) {
                    "the baseline by McNemar's exact test on the prompts it stops or starts following (prompt-level "
                    "strict). Lost: lower accuracy with p &lt; {}.</p>",
                    format_fixed(opt_number(*c, "prompts"), 0), format_fixed(opt_number(*c, "max_new_tokens"), 0),
-                   format_general(opt_number(*c, "alpha")));
+                   opt_number(*c, "alpha") ? fmt::format("{:g}", *opt_number(*c, "alpha")) : std::string(kUndefined));
   h += "<table class=\"data\"><thead><tr><th>scheme</th><th>prompt strict</th><th>prompt loose</th>"
        "<th>instruction strict</th><th>instruction loose</th><th>&Delta; prompt strict</th>"
        "<th>stops / starts following</th><th>McNemar p</th><th>capability lost</th></tr></thead><tbody>";

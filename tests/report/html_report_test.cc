@@ -148,6 +148,27 @@ TEST(HtmlReport, NullMetricsReadUndefinedNeverZero) {
   EXPECT_NE(html.find("No plan met the recovery target"), std::string::npos);
 }
 
+TEST(HtmlReport, CapabilitySectionAndTheKeptTarget) {
+  const json r = json::parse(R"({
+    "target": "int8:token:asym", "chosen": null, "candidates": [],
+    "settings": {"vllm": null, "llama_cpp": "q8_0", "why_not": null},
+    "capability": {"bench": "ifeval", "prompts": 4, "max_new_tokens": 16, "alpha": 0.05, "rows": [
+      {"scheme": "fp16", "ifeval_prompt_strict": 0.5, "ifeval_prompt_loose": 0.5, "ifeval_inst_strict": 0.6,
+       "ifeval_inst_loose": 0.6, "delta_prompt_strict": 0.0, "flips": 0, "reverse_flips": 0, "mcnemar_p": 1.0, "lost": false},
+      {"scheme": "int8:token:asym", "ifeval_prompt_strict": 0.25, "ifeval_prompt_loose": null, "ifeval_inst_strict": 0.4,
+       "ifeval_inst_loose": 0.4, "delta_prompt_strict": -0.25, "flips": 1, "reverse_flips": 0, "mcnemar_p": 1.0, "lost": false}]}
+  })");
+  const std::string html = render_report_html(r, {});
+  EXPECT_NE(html.find("Chosen plan: <b>the target as it is</b> <code>int8:token:asym</code>"), std::string::npos);
+  const std::string cap = element_by_id(html, "capability", "h2");
+  EXPECT_FALSE(cap.empty());
+  EXPECT_NE(html.find("4 IFEval prompts"), std::string::npos);
+  EXPECT_NE(html.find("p &lt; 0.05.</p>"), std::string::npos);
+  EXPECT_NE(html.find("-25.0 points"), std::string::npos);
+  EXPECT_NE(html.find("<td>1 / 0</td>"), std::string::npos);
+  EXPECT_EQ(html.find("<td>0.0%</td><td>0.0%</td>"), std::string::npos);  // a null accuracy is undefined, not 0
+}
+
 TEST(HtmlReport, WrongTypesDegradeWithoutThrowing) {
   // A report from an older or damaged run: every field of the wrong type or shape.
   const json r = json::parse(R"({

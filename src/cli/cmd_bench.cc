@@ -51,8 +51,9 @@ void run_bench(const BenchArgs& a) {
 
   // The bound is where the weights are read from: the host (the model as held, host memcpy) or
   // the device (its copy of the weights, a device-to-device copy).
-  const bool on_device = backend->resident_weight_bytes() > 0;
-  const int64_t weight_bytes = on_device ? backend->resident_weight_bytes() : engine::decode_weight_bytes(m);
+  const int64_t resident = backend->resident_weight_bytes();
+  const bool on_device = resident > 0;
+  const int64_t weight_bytes = on_device ? resident : engine::decode_weight_bytes(m);
   const int64_t stored_bytes = engine::stored_weight_bytes(m);
   struct Row {
     int batch;

@@ -2,7 +2,9 @@
 # One call on the device machine (the `run` tool): the CUDA tests, then CUDA bench numbers for
 # random-weight models of real shapes, then SmolLM2 greedy generations CPU vs CUDA when its GGUF is
 # at $SMOL. Expects the binaries built elsewhere in .carry/ (tools/cuda_carry.sh) and writes logs
-# under $OUT. Usage: bash tools/cuda_device_run.sh [tests|bench|profile|smol|sweep]...
+# under $OUT. Usage: bash tools/cuda_device_run.sh [tests|bench|kvbench|profile|smol|sweep]...
+# `kvbench`: the Llama-3.2-1B shape under KV schemes, quantized on the device vs through the host
+# caches (KVAUDIT_CUDA_KV=host), with the KV bytes each batch holds.
 # (default: all). `profile`: GPU time per kernel over about one batch-1 decode step (ncu).
 set -u -o pipefail
 C=${CARRY:-.carry}
@@ -29,6 +31,17 @@ for step in $steps; do
       echo "== bench smollm2-135m cpu (16 cores)"
       timeout 200 "$C/kvaudit" bench --model tools/cuda_configs/smollm2-135m --random-weights --device cpu \
         --batch 1,32 --prompt-len 128 --gen 32 --repeat 1 2>&1 | tee -a "$OUT/bench.log" | tail -4
+      ;;
+    kvbench)
+      for kv in fp16 int8:token:asym int4:token:asym int2:group:g32 int3:tensor:sym fp8e5m2 kivi2; do
+        for where in device host; do
+          echo "== kvbench llama-1b bf16-tc kv $kv on $where"
+          KVAUDIT_CUDA_KV=$where KVAUDIT_CUDA_WEIGHTS=bf16-tc timeout 240 "$C/kvaudit" bench \
+            --model tools/cuda_configs/llama-1b --random-weights --device cuda --kv "$kv" --batch 1,32,256 \
+            --prompt-len 128 --gen 32 --repeat 2 2>&1 | tee -a "$OUT/kvbench.log" | tail -4
+          [ "$kv" = kivi2 ] && break  # host caches either way
+        done
+      done
       ;;
     profile)
       timeout 200 ncu --clock-control none --metrics gpu__time_duration.sum --launch-skip 3000 --launch-count 400 --csv \

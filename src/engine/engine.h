@@ -31,6 +31,18 @@ Device default_device();
 
 // ---------------------------------------------------------------- sequence state
 
+// What a backend keeps per sequence beside the host caches (the CUDA backend: the device copy of
+// the rows attention reads, or the device-quantized cache itself).
+class BackendSeqState {
+ public:
+  virtual ~BackendSeqState() = default;
+  // Bytes of K and V stored there now, beyond what the host caches hold.
+  virtual size_t kv_bytes() const = 0;
+  // True when K and V live only there (the host caches stay empty): no other backend can
+  // continue the sequence.
+  virtual bool owns_kv() const = 0;
+};
+
 class Sequence {
  public:
   // id: the caller's handle for this sequence, passed to hooks (e.g. the request index).
@@ -43,7 +55,7 @@ class Sequence {
   const kv::KvPolicy& policy() const { return *policy_; }
   const kv::LayerCache& k_cache(int layer) const { return *k_[size_t(layer)]; }
   const kv::LayerCache& v_cache(int layer) const { return *v_[size_t(layer)]; }
-  // Bytes the stored K and V of every layer occupy now.
+  // Bytes the stored K and V of every layer occupy now (host caches, and a backend's own storage).
   size_t kv_bytes() const;
 
  private:
@@ -56,9 +68,9 @@ class Sequence {
   // For layers whose keys are quantized before RoPE (policy.keys_pre_rope): the cache's rows,
   // rotated. [k_[l]->size(), n_kv_heads*head_dim]; empty for the other layers.
   std::vector<std::vector<float>> k_rotated_;
-  // A backend's own per-sequence state (the CUDA backend: the device copy of the rows attention
-  // reads), freed with the sequence. Null until a backend that keeps state runs the sequence.
-  std::shared_ptr<void> backend_state_;
+  // A backend's own per-sequence state, freed with the sequence. Null until a backend that keeps
+  // state runs the sequence.
+  std::shared_ptr<BackendSeqState> backend_state_;
 };
 
 // ---------------------------------------------------------------- hooks
@@ -129,6 +141,9 @@ enum class WeightPrecision { kAuto, kFp32, kBf16, kBf16Tc };
 struct BackendOptions {
   int threads = 0;  // OpenMP threads for the CPU backend; 0 = the OpenMP default
   WeightPrecision cuda_weights = WeightPrecision::kAuto;
+  // CUDA: keep every sequence's KV through the host caches (the CPU quantizers), as for the schemes
+  // the device does not store; for comparisons and tests. KVAUDIT_CUDA_KV=host|device sets it when false.
+  bool cuda_kv_on_host = false;
 };
 
 // The backend for `device` over `model` (which must outlive it). kCuda in a build without CUDA

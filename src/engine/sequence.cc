@@ -20,7 +20,7 @@ Sequence::Sequence(const model::ModelConfig& config, std::shared_ptr<const kv::K
 size_t Sequence::kv_bytes() const {
   size_t b = 0;
   for (size_t l = 0; l < k_.size(); ++l) b += k_[l]->bytes() + v_[l]->bytes();
-  return b;
+  return b + (backend_state_ ? backend_state_->kv_bytes() : 0);
 }
 
 }  // namespace kvaudit::engine

@@ -11,7 +11,7 @@ class SequenceAccess {
   static kv::LayerCache& k(Sequence& s, int layer) { return *s.k_[size_t(layer)]; }
   static kv::LayerCache& v(Sequence& s, int layer) { return *s.v_[size_t(layer)]; }
   static std::vector<float>& k_rotated(Sequence& s, int layer) { return s.k_rotated_[size_t(layer)]; }
-  static std::shared_ptr<void>& backend_state(Sequence& s) { return s.backend_state_; }
+  static std::shared_ptr<BackendSeqState>& backend_state(Sequence& s) { return s.backend_state_; }
 };
 
 }  // namespace kvaudit::engine

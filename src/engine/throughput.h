@@ -17,6 +17,7 @@ struct ThroughputResult {
   double decode_s = 0;        // gen steps of batch tokens each
   double prefill_tok_s = 0;   // batch * prompt_len / prefill_s
   double decode_tok_s = 0;    // batch * gen / decode_s
+  int64_t kv_bytes = 0;       // K and V stored by the batch at the end (Sequence::kv_bytes)
 };
 
 // Runs `batch` fresh sequences of `prompt_len` seeded random tokens: one batched prefill, then

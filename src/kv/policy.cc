@@ -90,6 +90,14 @@ std::unique_ptr<LayerCache> KvPolicy::make_cache(int layer, Role role, CacheGeom
   return make_scheme_cache(s, role, g, o);
 }
 
+std::optional<KvLayout> KvPolicy::layout(int layer, Role role, CacheGeometry g) const {
+  if (subset(layer, role)) return std::nullopt;
+  const SchemeSpec s = scheme(layer, role);
+  CacheOptions o{storage_, compat_paper_, nullptr, layer};
+  if (calibration_) o.stats = calibration_->find(layer, role, role == Role::K && s.pre_rope);
+  return scheme_layout(s, role, g, o);
+}
+
 std::string KvPolicy::name() const {
   if (parts_.empty() && subsets_.empty()) return "fp16";
   std::string out;

@@ -11,6 +11,7 @@
 
 #include "kv/cache.h"
 #include "kv/calibration.h"
+#include "kv/layout.h"
 #include "kv/spec.h"
 #include "kv/subset_cache.h"
 
@@ -51,6 +52,9 @@ class KvPolicy {
   // Throws UsageError when the geometry does not fit the scheme (group size, llama.cpp blocks of 32,
   // +had needs a power-of-two head_dim) or a calibrated scheme has no calibration for this site.
   std::unique_ptr<LayerCache> make_cache(int layer, Role role, CacheGeometry g) const;
+  // The site as plain data a kernel can read (kv/layout.h), or nullopt when its scheme is not stored
+  // that way (kv/registry.h scheme_layout); a device engine keeps those with the host caches.
+  std::optional<KvLayout> layout(int layer, Role role, CacheGeometry g) const;
   // Programmatic: quantize only the channels s.channels of this layer and role (SPEC.md §5 ablation),
   // overriding the spec there. The channels are checked against the geometry by make_cache.
   void set_subset(int layer, Role role, ChannelSubset s);

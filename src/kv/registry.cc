@@ -79,7 +79,55 @@ std::vector<int> ggml_key_order(CacheGeometry g, const std::vector<int>& kept) {
   return order;
 }
 
+// The fp8 scale of a site: the fixed one, 0 for dynamic, or (calib) the per-layer max|x| over the
+// calibration prompts of the kept channels / the format's max finite value.
+float fp8_scale(const SchemeSpec& s, Role role, CacheGeometry g, const CacheOptions& o, const std::vector<int>& kept) {
+  if (s.fp8_scale == Fp8Scale::kDynamic) return 0;
+  if (s.fp8_scale != Fp8Scale::kCalib) return s.fp8_scale_value;
+  const Fp8Format& f = s.kind == SchemeKind::kFp8E4M3 ? kE4M3 : kE5M2;
+  const ChannelStats& st = need_stats(s, role, g, o, "scale=calib is max|x| / fp8 max");
+  float amax = 0;
+  for (int c : kept) amax = std::max(amax, st.max_abs[c]);
+  return amax > 0 ? amax / f.max_value : 1.0f;
+}
+
 }  // namespace
+
+std::optional<KvLayout> scheme_layout(const SchemeSpec& spec, Role role, CacheGeometry g, const CacheOptions& o) {
+  if (g.n_kv_heads <= 0 || g.head_dim <= 0) usage_error("KV cache geometry {}x{} is empty", g.n_kv_heads, g.head_dim);
+  KvLayout L;
+  L.width = g.width();
+  if (spec.kind == SchemeKind::kFp16) return L;
+  if (spec.kind == SchemeKind::kBf16) {
+    L.kind = LayoutKind::kBf16;
+    L.bits = 16;
+    return L;
+  }
+  const SchemeSpec s = effective_scheme(spec, role);
+  if (s.had || s.protect != ProtectUnit::kNone || s.residual > 0 || (role == Role::K && s.pre_rope)) return std::nullopt;
+  if (s.kind == SchemeKind::kInt) {
+    if (s.gran == Gran::kChannel || (s.gran == Gran::kTensor && o.compat_paper)) return std::nullopt;
+    if (s.gran == Gran::kGroup && L.width % s.group != 0)
+      usage_error("'{}': group size {} does not divide the {} channels of a token ({} heads x {})", to_string(spec),
+                  s.group, L.width, g.n_kv_heads, g.head_dim);
+    L.kind = LayoutKind::kInt;
+    L.bits = s.bits;
+    L.sym = s.sym;
+    L.tensor = s.gran == Gran::kTensor;
+    L.set_len = s.gran == Gran::kHead ? g.head_dim : s.gran == Gran::kGroup ? s.group : L.width;
+    return L;
+  }
+  if (s.kind == SchemeKind::kFp8E4M3 || s.kind == SchemeKind::kFp8E5M2) {
+    std::vector<int> all(size_t(L.width));
+    std::iota(all.begin(), all.end(), 0);
+    L.kind = LayoutKind::kFp8;
+    L.bits = 8;
+    L.e5m2 = s.kind == SchemeKind::kFp8E5M2;
+    L.fp8_scale = fp8_scale(s, role, g, o, all);
+    return L;
+  }
+  return std::nullopt;
+}
 
 std::unique_ptr<LayerCache> make_scheme_cache(const SchemeSpec& spec, Role role, CacheGeometry g, const CacheOptions& o) {
   if (g.n_kv_heads <= 0 || g.head_dim <= 0) usage_error("KV cache geometry {}x{} is empty", g.n_kv_heads, g.head_dim);
@@ -124,15 +172,7 @@ std::unique_ptr<LayerCache> make_scheme_cache(const SchemeSpec& spec, Role role,
     case SchemeKind::kFp8E4M3:
     case SchemeKind::kFp8E5M2: {
       const Fp8Format& f = s.kind == SchemeKind::kFp8E4M3 ? kE4M3 : kE5M2;
-      float scale = s.fp8_scale_value;
-      if (s.fp8_scale == Fp8Scale::kDynamic) scale = 0;
-      if (s.fp8_scale == Fp8Scale::kCalib) {  // per-layer max|x| over the calibration prompts / max finite
-        const ChannelStats& st = need_stats(s, role, g, o, "scale=calib is max|x| / fp8 max");
-        float amax = 0;
-        for (int c : kept) amax = std::max(amax, st.max_abs[c]);
-        scale = amax > 0 ? amax / f.max_value : 1.0f;
-      }
-      plan.rows = make_fp8_quantizer(f, wc, scale);
+      plan.rows = make_fp8_quantizer(f, wc, fp8_scale(s, role, g, o, kept));
       break;
     }
     case SchemeKind::kQ8_0:

@@ -245,9 +245,10 @@ TEST_P(CudaTiny, BatchOf16WithMixedSchemesIsBitIdenticalToAloneOnTensorCores) {
   expect_mixed_batch_of_16_bit_identical_to_alone(GetParam(), WeightPrecision::kBf16Tc);
 }
 
-// The 16-bit baseline keeps K/V on the device through the layers (the deferred path): 16 mixed-length
-// prompts alone vs together, bit-identical, and the host caches hold what the CPU would store.
-TEST_P(CudaTiny, BaselineBatchOf16IsBitIdenticalToAloneAndFillsTheHostCaches) {
+// The 16-bit baseline keeps K/V on the device (fp32 rows, quantize-on-write's plain layout): 16
+// mixed-length prompts alone vs together, bit-identical; the host caches stay empty and the
+// sequence reports the device bytes.
+TEST_P(CudaTiny, BaselineBatchOf16IsBitIdenticalToAloneAndKeepsItsCacheOnTheDevice) {
   KVAUDIT_REQUIRE_CUDA();
   const model::Model m = make_tiny_model(GetParam());
   auto be = make_backend(Device::kCuda, m, {0, WeightPrecision::kFp32});
@@ -282,18 +283,58 @@ TEST_P(CudaTiny, BaselineBatchOf16IsBitIdenticalToAloneAndFillsTheHostCaches) {
   }
   out = be->forward(batch);
   for (int i = 0; i < kBatch; ++i) ASSERT_TRUE(same_bits(out.last(size_t(i)), alone[size_t(i)].data() + V, size_t(V))) << i;
-  // Host caches: every layer holds all rows, close to what the CPU stores for the same tokens.
-  const int w = m.config.kv_dim();
-  Sequence ref(m.config, nullptr);
-  std::vector<int> all = prompts[15];
-  all.push_back(toks[15]);
-  const SeqInput in{&ref, all, false};
-  cpu->forward({&in, 1});
-  for (int l = 0; l < m.config.n_layers; ++l) {
-    ASSERT_EQ(seqs[15]->k_cache(l).size(), int64_t(all.size()));
-    ASSERT_EQ(seqs[15]->v_cache(l).size(), int64_t(all.size()));
-    EXPECT_LE(rel_err(seqs[15]->k_cache(l).rows(), ref.k_cache(l).rows(), all.size() * size_t(w)), kCudaVsCpuRelTol);
-    EXPECT_LE(rel_err(seqs[15]->v_cache(l).rows(), ref.v_cache(l).rows(), all.size() * size_t(w)), kCudaVsCpuRelTol);
+  const int64_t w = m.config.kv_dim(), rows = int64_t(prompts[15].size()) + 1;
+  EXPECT_EQ(seqs[15]->k_cache(0).size(), 0);
+  EXPECT_EQ(seqs[15]->kv_bytes(), size_t(m.config.n_layers * 2 * rows * w) * sizeof(float));
+  // Its cache lives on the device: the CPU refuses to continue it.
+  const int tok = 1;
+  const SeqInput next{seqs[15].get(), {&tok, 1}, false};
+  EXPECT_THROW(cpu->forward({&next, 1}), UsageError);
+}
+
+// Quantize-on-write on the device against the host caches (the CPU quantizers, the path every
+// scheme had before): the same logits bit for bit over a prefill and three decode steps, for every
+// scheme the device stores and a per-layer mix; the device bytes are the packed size.
+TEST_P(CudaTiny, DeviceKvIsBitIdenticalToTheHostPath) {
+  KVAUDIT_REQUIRE_CUDA();
+  const model::Model m = make_tiny_model(GetParam());
+  auto dev = make_backend(Device::kCuda, m, {0, WeightPrecision::kFp32});
+  BackendOptions host_opt{0, WeightPrecision::kFp32};
+  host_opt.cuda_kv_on_host = true;
+  auto host = make_backend(Device::kCuda, m, host_opt);
+  const int64_t V = m.config.n_vocab;
+  const auto prompt = random_tokens(9, int(V), 77);
+  for (const std::string spec : {"bf16", "int4:token:asym", "int3:tensor:sym", "int2:head", "int5:group:g8:sym",
+                                 "fp8e4m3", "fp8e5m2:scale=dynamic", "int4:token:asym;layers[0].v=fp8e5m2;layers[1].k=int8"}) {
+    auto pol = std::make_shared<const kv::KvPolicy>(kv::KvPolicy::parse(spec, m.config.n_layers));
+    Sequence a(m.config, pol), b(m.config, pol);
+    SeqInput ia{&a, prompt, true}, ib{&b, prompt, true};
+    for (int step = 0; step < 4; ++step) {
+      const Logits la = dev->forward({&ia, 1}), lb = host->forward({&ib, 1});
+      ASSERT_EQ(la.data.size(), lb.data.size());
+      ASSERT_TRUE(same_bits(la.data.data(), lb.data.data(), la.data.size())) << spec << " step " << step;
+      static const int toks[4] = {3, 1, 4, 1};
+      ia = {&a, {&toks[step], 1}, false};
+      ib = {&b, {&toks[step], 1}, false};
+    }
+    EXPECT_EQ(a.k_cache(0).size(), 0) << spec;  // on the device only
+    EXPECT_EQ(b.k_cache(0).size(), 12) << spec;
+    // Device bytes: every row packed at the scheme's bits plus its fp32 parameters (kv/layout.h);
+    // below the 16-bit cache's size except for bf16, which is that size.
+    const kv::CacheGeometry g{m.config.n_kv_heads, m.config.head_dim};
+    size_t want = 0;
+    for (int l = 0; l < m.config.n_layers; ++l)
+      for (const kv::Role role : {kv::Role::K, kv::Role::V}) {
+        const kv::KvLayout L = *pol->layout(l, role, g);
+        want += size_t(12 * L.row_bytes()) + (L.tensor ? 3 * sizeof(float) : 0);
+      }
+    EXPECT_EQ(a.kv_bytes(), want) << spec;
+    const size_t bytes16 = size_t(m.config.n_layers * 2 * 12 * m.config.kv_dim() * 2);
+    if (spec == "bf16") {
+      EXPECT_EQ(a.kv_bytes(), bytes16);
+    } else {
+      EXPECT_LT(a.kv_bytes(), bytes16) << spec;
+    }
   }
 }
 
@@ -400,8 +441,11 @@ TEST(CudaForward, HooksSeeKeysValuesAndResidual) {
   const model::Model m = make_tiny_model("qwen2");
   const auto tokens = random_tokens(6, m.config.n_vocab, 3);
   const int w = m.config.kv_dim(), d = m.config.d_model;
-  auto collect = [&](Device dev, std::vector<float>& k_post, std::vector<float>& resid, std::vector<float>& cached) {
-    auto be = make_backend(dev, m, {0, WeightPrecision::kFp32});
+  auto collect = [&](Device dev, bool kv_on_host, std::vector<float>& k_post, std::vector<float>& resid,
+                     std::vector<float>& cached) {
+    BackendOptions opt{0, WeightPrecision::kFp32};
+    opt.cuda_kv_on_host = kv_on_host;
+    auto be = make_backend(dev, m, opt);
     Hooks hooks;
     hooks.on_kv = [&](int64_t, int layer, KvStage stage, int64_t, const float* rows, int64_t n, int) {
       if (layer == 1 && stage == KvStage::kKeyPostRope) k_post.assign(rows, rows + n * w);
@@ -412,14 +456,18 @@ TEST(CudaForward, HooksSeeKeysValuesAndResidual) {
     Sequence seq(m.config, nullptr);
     SeqInput in{&seq, tokens, false};
     be->forward({&in, 1}, &hooks);
-    cached.assign(seq.k_cache(1).rows(), seq.k_cache(1).rows() + 6 * w);
+    if (seq.k_cache(1).size() > 0) cached.assign(seq.k_cache(1).rows(), seq.k_cache(1).rows() + 6 * w);
   };
-  std::vector<float> gk, gr, gc, ck, cr, cc;
-  collect(Device::kCuda, gk, gr, gc);
-  collect(Device::kCpu, ck, cr, cc);
+  std::vector<float> gk, gr, gc, hk, hr, hc, ck, cr, cc;
+  collect(Device::kCuda, false, gk, gr, gc);  // the cache on the device: hooks from host copies
+  collect(Device::kCuda, true, hk, hr, hc);   // the host caches
+  collect(Device::kCpu, false, ck, cr, cc);
   ASSERT_EQ(gk.size(), size_t(6 * w));
   ASSERT_EQ(gr.size(), size_t(6 * d));
-  EXPECT_TRUE(same_bits(gc.data(), gk.data(), gk.size()));
+  EXPECT_TRUE(gc.empty());
+  EXPECT_TRUE(same_bits(hc.data(), hk.data(), hk.size()));
+  EXPECT_TRUE(same_bits(gk.data(), hk.data(), hk.size()));
+  EXPECT_TRUE(same_bits(gr.data(), hr.data(), hr.size()));
   EXPECT_LE(rel_err(gk, ck), kCudaVsCpuRelTol);
   EXPECT_LE(rel_err(gr, cr), kCudaVsCpuRelTol);
 }

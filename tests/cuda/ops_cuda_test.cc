@@ -255,6 +255,7 @@ TEST_P(AttentionCuda, PrefillAndDecodeRowsMatchCpu) {
   std::vector<float> q_all, ref_all;
   std::vector<DeviceBuffer<float>> dk, dv;
   std::vector<cuda::AttnRow> rows;
+  std::vector<cuda::SlotKv> slots;
   int64_t max_pos = 0;
   for (size_t i = 0; i < 2; ++i) {
     const Seq s = seqs[i];
@@ -268,12 +269,17 @@ TEST_P(AttentionCuda, PrefillAndDecodeRowsMatchCpu) {
     ref_all.insert(ref_all.end(), ref.begin(), ref.end());
     dk.emplace_back(k);
     dv.emplace_back(v);
-    for (int64_t t = 0; t < s.n_q; ++t) rows.push_back({dk.back().data(), dv.back().data(), s.first_pos + t});
+    kv::KvLayout plain;  // fp32 rows, read directly
+    plain.width = int(kv_dim);
+    slots.push_back({{plain, reinterpret_cast<uint32_t*>(dk.back().data()), nullptr},
+                     {plain, reinterpret_cast<uint32_t*>(dv.back().data()), nullptr}, false, false, false});
+    for (int64_t t = 0; t < s.n_q; ++t) rows.push_back({int64_t(i), s.first_pos + t});
     max_pos = std::max(max_pos, n_kv - 1);
   }
   DeviceBuffer<float> dq(q_all), dout(q_all.size());
   DeviceBuffer<cuda::AttnRow> drows(rows);
-  cuda::attention_cuda(p, dq.data(), drows.data(), int64_t(rows.size()), max_pos, dout.data());
+  DeviceBuffer<cuda::SlotKv> dslots(slots);
+  cuda::attention_cuda(p, dq.data(), drows.data(), dslots.data(), int64_t(rows.size()), max_pos, dout.data());
   EXPECT_LE(rel_err(dout.download(), ref_all), kAttentionRelTol);
 }
 

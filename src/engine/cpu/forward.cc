@@ -105,6 +105,10 @@ std::vector<Slot> CpuBackend::plan(std::span<const SeqInput> batch) const {
     if (in.tokens.empty()) usage_error("forward: sequence {} has no new tokens", in.seq->id());
     for (int t : in.tokens)
       if (t < 0 || t >= c.n_vocab) usage_error("token id {} out of range [0, {}) for {}", t, c.n_vocab, m_.path);
+    const auto& state = SequenceAccess::backend_state(*in.seq);
+    if (state && state->owns_kv())
+      usage_error("forward: sequence {}'s KV cache lives on the CUDA device; it cannot continue on the CPU",
+                  in.seq->id());
     const int64_t n = int64_t(in.tokens.size());
     const int64_t pos = in.seq->position();
     slots.push_back({in.seq, off, n, pos, model::rope_inv_freq(c, pos + n)});

@@ -1,7 +1,9 @@
 // Causal attention with GQA, soft-capping and sliding window on the device (ops_cuda.h,
 // cpu::attention_head). One block per (query row, head): the row's scores go to shared memory,
 // softmax and the weighted sum of values follow with block reductions in a fixed order. Which
-// other rows or sequences share the launch never changes a row's arithmetic.
+// other rows or sequences share the launch never changes a row's arithmetic. Keys and values are
+// read from the sequence's stored rows and dequantized on the way (kv::kv_value: the values the
+// CPU cache's rows() holds); fp32 rows are read directly.
 #include <algorithm>
 #include <string>
 
@@ -28,8 +30,25 @@ __device__ float block_reduce(float v, float* part) {
   return r;
 }
 
+// Value c (0..head_dim) of head kv_h of stored row j.
+struct KvReader {
+  KvView view;
+  int64_t row_words, row_params;
+  int c0;  // kv_h * head_dim
+  __device__ KvReader(const KvView& v, int kv_h, int d)
+      : view(v), row_words(v.layout.row_words()), row_params(v.layout.row_params()), c0(kv_h * d) {}
+  __device__ bool plain() const { return view.layout.kind == kv::LayoutKind::kPlain; }
+  __device__ const float* plain_row(int64_t j) const {
+    return reinterpret_cast<const float*>(view.words + j * row_words) + c0;
+  }
+  __device__ float operator()(int64_t j, int c) const {
+    return kv::kv_value(view.layout, view.words + j * row_words, view.params + j * row_params, c0 + c);
+  }
+};
+
 __global__ void __launch_bounds__(kThreads) attention_kernel(cpu::AttentionParams p, const float* __restrict__ q,
-                                                             const AttnRow* __restrict__ rows, float* __restrict__ out) {
+                                                             const AttnRow* __restrict__ rows,
+                                                             const SlotKv* __restrict__ slots_kv, float* __restrict__ out) {
   extern __shared__ float smem[];
   const int d = p.head_dim;
   const int groups = kThreads >= d ? kThreads / d : 1;  // key groups of the weighted sum
@@ -40,21 +59,24 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(cpu::AttentionParam
   const int64_t r = blockIdx.x;
   const int h = int(blockIdx.y);
   const AttnRow row = rows[r];
-  const int64_t q_stride = int64_t(p.n_heads) * d, kv_stride = int64_t(p.n_kv_heads) * d;
+  const int64_t q_stride = int64_t(p.n_heads) * d;
   const int kv_h = h / (p.n_heads / p.n_kv_heads);  // repeat_kv
   const int64_t j0 = p.window > 0 ? max(int64_t(0), row.pos - p.window + 1) : 0;
   const int64_t n = row.pos + 1 - j0;
-  const float* k = row.k + j0 * kv_stride + int64_t(kv_h) * d;
-  const float* v = row.v + j0 * kv_stride + int64_t(kv_h) * d;
+  const KvReader k(slots_kv[row.slot].k, kv_h, d), v(slots_kv[row.slot].v, kv_h, d);
 
   for (int c = threadIdx.x; c < d; c += kThreads) qs[c] = q[r * q_stride + int64_t(h) * d + c];
   __syncthreads();
   // (q @ k.T) * scaling, then tanh(s / cap) * cap
   float mx = -INFINITY;
   for (int64_t j = threadIdx.x; j < n; j += kThreads) {
-    const float* kj = k + j * kv_stride;
     float s = 0.0f;
-    for (int c = 0; c < d; ++c) s = fmaf(qs[c], kj[c], s);
+    if (k.plain()) {
+      const float* kj = k.plain_row(j0 + j);
+      for (int c = 0; c < d; ++c) s = fmaf(qs[c], kj[c], s);
+    } else {
+      for (int c = 0; c < d; ++c) s = fmaf(qs[c], k(j0 + j, c), s);
+    }
     s = __fmul_rn(s, p.scale);
     if (p.softcap > 0) s = __fmul_rn(p.softcap, tanhf(__fdiv_rn(s, p.softcap)));
     sc[j] = s;
@@ -75,7 +97,11 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(cpu::AttentionParam
   for (int e = threadIdx.x; e < groups * d; e += kThreads) {
     const int c = e % d, g = e / d;
     float a = 0.0f;
-    for (int64_t j = g; j < n; j += groups) a = fmaf(sc[j], v[j * kv_stride + c], a);
+    if (v.plain()) {
+      for (int64_t j = g; j < n; j += groups) a = fmaf(sc[j], v.plain_row(j0 + j)[c], a);
+    } else {
+      for (int64_t j = g; j < n; j += groups) a = fmaf(sc[j], v(j0 + j, c), a);
+    }
     acc[e] = a;
   }
   __syncthreads();
@@ -88,8 +114,8 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(cpu::AttentionParam
 
 }  // namespace
 
-void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow* rows, int64_t n_rows,
-                    int64_t max_pos, float* out) {
+void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow* rows, const SlotKv* slots_kv,
+                    int64_t n_rows, int64_t max_pos, float* out) {
   if (n_rows == 0) return;
   const int d = p.head_dim;
   const int groups = kThreads >= d ? kThreads / d : 1;
@@ -106,7 +132,7 @@ void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow
                   " bytes of shared memory, over the device's " + std::to_string(smem_optin));
   if (smem > 48 * 1024)
     KVAUDIT_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  attention_kernel<<<dim3(unsigned(n_rows), unsigned(p.n_heads)), kThreads, smem>>>(p, q, rows, out);
+  attention_kernel<<<dim3(unsigned(n_rows), unsigned(p.n_heads)), kThreads, smem>>>(p, q, rows, slots_kv, out);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -3,17 +3,18 @@
 // activation x: [n_tokens, d_model] on the device; weight matmuls run once over all rows,
 // attention once over all (row, head) pairs, each row reading its own sequence's cache.
 //
-// KV caches: the sequence's host kv::LayerCache (the CPU reference quantizers, so every SPEC §3
-// scheme is bit-exact) receives each layer's new K/V rows (one device -> host copy per layer for
-// the whole batch), and the rows the caches changed (LayerCache::append's first changed row
-// onwards) go back in one host -> device copy per layer, scattered on the device into each
-// sequence's copy of the rows attention reads. That copy lives in the Sequence (backend_state)
-// and is freed with it. Both copies go through page-locked memory.
-// Deferred path: when every sequence of the call has the 16-bit baseline policy (plain caches
-// store rows unchanged) and no KV hook is set, K/V stay on the device: each layer's rotated keys
-// and values are copied device to device into the sequences' rows, and the host caches receive
-// every layer's rows in one download after the last layer. The layers then run with no host
-// round trip (no synchronisation) at all.
+// KV caches, two paths chosen per sequence when the backend first sees it:
+// - On the device (quantize-on-write): when the sequence starts here (position 0) and every layer's
+//   K and V scheme has a kv::KvLayout (fp16, bf16, intB token/head/group/tensor, fp8), its caches
+//   live on the device only, packed at the scheme's size: each layer's new rows are quantized
+//   there (kv_write_cuda, the CPU's codes and parameters bit for bit) and attention dequantizes
+//   them as it reads. The host caches stay empty; no host round trip, no synchronisation.
+// - Through the host caches (every other scheme: residual windows, KIVI, channel, +had, +protect,
+//   @pre keys, llama.cpp blocks, nuq; a sequence another backend started; BackendOptions
+//   cuda_kv_on_host): the host kv::LayerCache (the CPU reference quantizers) receives each layer's
+//   new K/V rows (one device -> host copy per layer for the batch), and the rows the caches changed
+//   go back in one host -> device copy, scattered into the sequence's fp32 copy of its rows().
+// Both kinds share a batch; the device state lives in the Sequence (backend_state), freed with it.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -64,11 +65,36 @@ struct DevLayer {
   DeviceBuffer<float> attn_norm, bq, bk, bv, q_norm, k_norm, post_attn_norm, ffn_norm, post_ffn_norm;
 };
 
-// Per sequence: the rows attention reads, on the device (keys rotated). [n_layers] each
-// [rows, kv_dim]; rows == the host caches' size after every forward.
-struct SeqDeviceState {
-  const void* owner = nullptr;  // the backend that filled it (another backend's state is rebuilt)
-  std::vector<DeviceBuffer<float>> k, v;
+// One layer's K or V of a sequence on the device: its stored rows (kv/layout.h) and parameters.
+struct DevKv {
+  kv::KvLayout layout;
+  DeviceBuffer<uint32_t> words;  // [rows, row_words]
+  DeviceBuffer<float> params;    // [rows, row_params], or the tensor triple
+  bool fitted = false;           // tensor: (s, z) taken from the sequence's first rows
+  int64_t rows = 0;
+  void grow(int64_t n) {
+    words.resize_keep(size_t(n * layout.row_words()));
+    params.resize_keep(layout.tensor ? 3 : size_t(n * layout.row_params()));
+    rows = n;
+  }
+  float* plain_rows() { return reinterpret_cast<float*>(words.data()); }
+  cuda::KvView view() { return {layout, words.data(), params.data()}; }
+  size_t bytes() const { return size_t(rows * layout.row_bytes()) + (layout.tensor ? 3 * sizeof(float) : 0); }
+};
+
+// Per sequence, [n_layers] K and V: the device-quantized caches (native), or fp32 copies of the host
+// caches' rows() (keys rotated; rows == the host caches' size after every forward).
+struct SeqDeviceState final : BackendSeqState {
+  const void* owner = nullptr;  // the backend that filled it
+  bool native = false;
+  std::vector<DevKv> k, v;
+  size_t kv_bytes() const override {
+    size_t b = 0;
+    if (native)
+      for (size_t l = 0; l < k.size(); ++l) b += k[l].bytes() + v[l].bytes();
+    return b;
+  }
+  bool owns_kv() const override { return native; }
 };
 
 struct Slot {
@@ -106,14 +132,15 @@ class CudaBackend final : public Backend {
 
  private:
   std::vector<Slot> plan(std::span<const SeqInput> batch);
+  bool device_layouts(const Sequence& seq, SeqDeviceState& st) const;
+  void prepare_call(std::vector<Slot>& slots, int64_t n);
   void attention_block(int l, std::vector<Slot>& slots, const float* a, int64_t n, const Hooks* hooks);
-  const cuda::AttnRow* host_kv(int l, std::vector<Slot>& slots, int64_t n, const Hooks* hooks);
+  void device_kv_hooks(int l, const Slot& s, int64_t n, const Hooks* hooks);
+  void host_kv(int l, std::vector<Slot>& slots, const Hooks* hooks);
   void store_kv(int l, Slot& s, const Hooks* hooks);
   void stage_rows(int l, Slot& s, kv::Role role, int64_t first);
   void rebuild_rows(int l, Slot& s);
   void mlp_block(int l, const float* f, int64_t n);
-  void prepare_deferred(std::vector<Slot>& slots, int64_t n);
-  void finish_deferred(std::vector<Slot>& slots, int64_t n);
   void norm(const DeviceBuffer<float>& w, const float* x, int64_t rows, int64_t width, float* y) const {
     cuda::rmsnorm_cuda(norm_, x, rows, width, w.data(), m_.config.norm_eps, y);
   }
@@ -136,6 +163,7 @@ class CudaBackend final : public Backend {
   }
 
   const model::Model& m_;
+  bool kv_on_host_;  // every sequence through the host caches
   cpu::NormKind norm_;
   cpu::Activation act_;
   float attn_factor_;
@@ -146,23 +174,23 @@ class CudaBackend final : public Backend {
   // Scratch, reused across calls (device unless named _host).
   DeviceBuffer<float> x_, a_, q_, att_, o_, gate_, up_, logits_;  // as cpu/forward.cc
   DeviceBuffer<float> kv_;             // [2, n, kv_dim]: the new keys, then the new values
-  // Deferred path (see the top): every layer's K and V, and where each layer copies them.
-  bool deferred_ = false;
-  DeviceBuffer<float> kv_all_;                           // [n_layers, 2, n, kv_dim]
-  DeviceBuffer<uint8_t> deferred_dev_;                   // [segments | attention rows] of all layers
-  const cuda::CopySegment* deferred_segments_ = nullptr;  // [n_layers, 2 * slots] into deferred_dev_
-  const cuda::AttnRow* deferred_rows_ = nullptr;          // [n_layers, n] into deferred_dev_
-  int64_t deferred_max_n_ = 0;
+  // This call's KV tables, uploaded once (prepare_call): [SlotKv n_layers x slots | SlotRows | AttnRow n].
+  DeviceBuffer<uint8_t> call_dev_;
+  const cuda::SlotKv* slot_kv_ = nullptr;
+  const cuda::SlotRows* slot_rows_ = nullptr;
+  const cuda::AttnRow* attn_rows_ = nullptr;
+  int64_t max_new_ = 0;                    // most new rows of a device-quantized sequence
+  bool any_device_ = false, any_host_ = false;
   DeviceBuffer<int> tokens_;
   DeviceBuffer<float> cs_;             // rope table [n, 2*half] of the new rows
   DeviceBuffer<int64_t> out_rows_;     // [n_rows] rows of x whose logits are wanted
   DeviceBuffer<uint8_t> staged_dev_;   // one layer's upload: segments, attention rows, values
-  cuda::PinnedBuffer<float> kv_host_;  // host copy of kv_ (one layer) or of kv_all_ (deferred path)
+  cuda::PinnedBuffer<float> kv_host_;  // host copy of kv_ (one layer)
   cuda::PinnedBuffer<uint8_t> staged_host_;
   // One layer's upload being assembled: where the changed cache rows go, and their values.
   std::vector<cuda::CopySegment> segments_;
   std::vector<float> staged_;
-  std::vector<float> cs_host_, hook_host_, cs_tmp_;
+  std::vector<float> cs_host_, hook_host_, hook_k_host_, cs_tmp_;
   // Device key rows staged un-normed (keys_before_k_norm): normed, then rotated, after the upload.
   struct KFixup {
     int layer;
@@ -174,7 +202,15 @@ class CudaBackend final : public Backend {
   DeviceBuffer<float> fix_cs_, hook_k_;  // a fixup's rope table; a hook's copy of new keys
 };
 
-CudaBackend::CudaBackend(const model::Model& m, const BackendOptions& opt) : m_(m) {
+bool kv_on_host(const BackendOptions& opt) {
+  const char* env = std::getenv("KVAUDIT_CUDA_KV");
+  if (env == nullptr || opt.cuda_kv_on_host) return opt.cuda_kv_on_host;
+  const std::string e = env;
+  if (e != "host" && e != "device") usage_error("KVAUDIT_CUDA_KV: '{}' is not host or device", e);
+  return e == "host";
+}
+
+CudaBackend::CudaBackend(const model::Model& m, const BackendOptions& opt) : m_(m), kv_on_host_(kv_on_host(opt)) {
   model::validate_config(m.config, m.path);
   norm_ = m.arch.norm == model::NormKind::kRms ? cpu::NormKind::kRms : cpu::NormKind::kRmsOnePlus;
   act_ = m.config.act == model::Activation::kSilu ? cpu::Activation::kSilu : cpu::Activation::kGeluTanh;
@@ -230,27 +266,96 @@ std::vector<Slot> CudaBackend::plan(std::span<const SeqInput> batch) {
     slots.push_back({in.seq, nullptr, off, n, pos, model::rope_inv_freq(c, pos + n)});
     off += n;
   }
-  // Each sequence's device rows: made on first use; rebuilt from its host caches when another
-  // backend advanced it (e.g. a prefix computed on the CPU).
+  // Each sequence's device state: made on first use, on the device when it starts here and its
+  // schemes allow; else fp32 rows rebuilt from its host caches (e.g. a prefix computed on the CPU).
   for (Slot& s : slots) {
-    std::shared_ptr<void>& st = SequenceAccess::backend_state(*s.seq);
-    auto* state = static_cast<SeqDeviceState*>(st.get());
-    const int64_t kv_dim = c.kv_dim();
-    const bool fresh = state == nullptr || state->owner != this ||
-                       int64_t(state->k[0].size()) != s.seq->k_cache(0).size() * kv_dim;
+    std::shared_ptr<BackendSeqState>& st = SequenceAccess::backend_state(*s.seq);
+    auto* state = dynamic_cast<SeqDeviceState*>(st.get());
+    if (st && (state == nullptr || state->owner != this)) {
+      if (st->owns_kv())
+        usage_error("forward: sequence {}'s KV cache lives on another device backend; it cannot continue here",
+                    s.seq->id());
+      state = nullptr;
+    }
+    const bool fresh = state == nullptr || (!state->native && state->k[0].rows != s.seq->k_cache(0).size());
     if (fresh) {
       auto made = std::make_shared<SeqDeviceState>();
       made->owner = this;
-      made->k.resize(size_t(c.n_layers));
-      made->v.resize(size_t(c.n_layers));
+      made->native = !kv_on_host_ && s.pos == 0 && device_layouts(*s.seq, *made);
       state = made.get();
       st = std::move(made);
       s.state = state;
-      for (int l = 0; l < c.n_layers; ++l) rebuild_rows(l, s);
+      if (!state->native) {
+        state->k.resize(size_t(c.n_layers));
+        state->v.resize(size_t(c.n_layers));
+        for (int l = 0; l < c.n_layers; ++l) {
+          state->k[size_t(l)].layout.width = state->v[size_t(l)].layout.width = c.kv_dim();
+          rebuild_rows(l, s);
+        }
+      }
     }
     s.state = state;
   }
   return slots;
+}
+
+// The sequence's K/V layouts when every layer's scheme is stored on the device (kv::KvLayout).
+bool CudaBackend::device_layouts(const Sequence& seq, SeqDeviceState& st) const {
+  const auto& c = m_.config;
+  const kv::CacheGeometry g{c.n_kv_heads, c.head_dim};
+  std::vector<DevKv> k(size_t(c.n_layers)), v(size_t(c.n_layers));
+  for (int l = 0; l < c.n_layers; ++l) {
+    for (const kv::Role role : {kv::Role::K, kv::Role::V}) {
+      const std::optional<kv::KvLayout> lay = seq.policy().layout(l, role, g);
+      if (!lay || lay->n_sets() > cuda::kMaxKvSets) return false;
+      (role == kv::Role::K ? k : v)[size_t(l)].layout = *lay;
+    }
+  }
+  st.k = std::move(k);
+  st.v = std::move(v);
+  return true;
+}
+
+// Before the layers: every sequence's storage grown for its new rows, and the call's tables (each
+// layer's SlotKv, the slots' rows, the attention rows) uploaded in one copy. Growing first keeps
+// every device pointer fixed for the whole call.
+void CudaBackend::prepare_call(std::vector<Slot>& slots, int64_t n) {
+  const int64_t L = m_.config.n_layers, n_slots = int64_t(slots.size());
+  std::vector<cuda::SlotKv> kv(size_t(L * n_slots));
+  std::vector<cuda::SlotRows> rows;
+  std::vector<cuda::AttnRow> attn(static_cast<size_t>(n));
+  max_new_ = 0;
+  any_device_ = any_host_ = false;
+  for (int64_t i = 0; i < n_slots; ++i) {
+    Slot& s = slots[size_t(i)];
+    const bool dev = s.state->native;
+    (dev ? any_device_ : any_host_) = true;
+    if (dev) max_new_ = std::max(max_new_, s.n);
+    rows.push_back({s.off, s.n, s.pos});
+    for (int64_t t = 0; t < s.n; ++t) attn[size_t(s.off + t)] = {i, s.pos + t};
+    for (int64_t l = 0; l < L; ++l) {
+      DevKv& dk = s.state->k[size_t(l)];
+      DevKv& dv = s.state->v[size_t(l)];
+      dk.grow(s.pos + s.n);
+      dv.grow(s.pos + s.n);
+      kv[size_t(l * n_slots + i)] = {dk.view(), dv.view(), dev, dev && dk.layout.tensor && !dk.fitted,
+                                     dev && dv.layout.tensor && !dv.fitted};
+      if (dev) dk.fitted = dv.fitted = true;
+    }
+  }
+  auto align = [](size_t b) { return (b + 255) / 256 * 256; };
+  const size_t kv_bytes = kv.size() * sizeof(cuda::SlotKv), rows_bytes = rows.size() * sizeof(cuda::SlotRows);
+  const size_t rows_at = align(kv_bytes), attn_at = rows_at + align(rows_bytes);
+  const size_t total = attn_at + attn.size() * sizeof(cuda::AttnRow);
+  staged_host_.resize(total);
+  std::memcpy(staged_host_.data(), kv.data(), kv_bytes);
+  std::memcpy(staged_host_.data() + rows_at, rows.data(), rows_bytes);
+  std::memcpy(staged_host_.data() + attn_at, attn.data(), attn.size() * sizeof(cuda::AttnRow));
+  call_dev_.resize(total);
+  KVAUDIT_CUDA_CHECK(cudaMemcpy(call_dev_.data(), staged_host_.data(), total, cudaMemcpyHostToDevice));
+  slot_kv_ = reinterpret_cast<const cuda::SlotKv*>(call_dev_.data());
+  slot_rows_ = reinterpret_cast<const cuda::SlotRows*>(call_dev_.data() + rows_at);
+  attn_rows_ = reinterpret_cast<const cuda::AttnRow*>(call_dev_.data() + attn_at);
 }
 
 Logits CudaBackend::forward(std::span<const SeqInput> batch, const Hooks* hooks) {
@@ -272,9 +377,7 @@ Logits CudaBackend::forward(std::span<const SeqInput> batch, const Hooks* hooks)
   }
   tokens_.upload(tokens);
   cs_.upload(cs_host_);
-  deferred_ = !(hooks && hooks->on_kv) &&
-              std::all_of(slots.begin(), slots.end(), [](const Slot& s) { return s.seq->policy().is_baseline(); });
-  if (deferred_) prepare_deferred(slots, n);
+  prepare_call(slots, n);
 
   // hidden_states = embed_tokens(input_ids) * normalizer   (gemma2: normalizer = sqrt(d_model))
   const float normalizer = arch.embed_scale_sqrt_d ? std::sqrt(float(d)) : 1.0f;
@@ -337,7 +440,6 @@ Logits CudaBackend::forward(std::span<const SeqInput> batch, const Hooks* hooks)
   // logits = tanh(logits / final_logit_softcapping) * final_logit_softcapping   (gemma2)
   if (arch.softcaps && c.final_softcap > 0) cuda::softcap_cuda(logits_.data(), int64_t(logits_.size()), c.final_softcap);
   out.data = logits_.download();
-  if (deferred_) finish_deferred(slots, n);
 
   for (size_t i = 0; i < slots.size(); ++i) {
     std::vector<int>& hist = SequenceAccess::tokens(*slots[i].seq);
@@ -352,9 +454,9 @@ void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* 
   const int64_t d = c.d_model, q_dim = c.q_dim(), kv_dim = c.kv_dim();
   q_.resize(size_t(n * q_dim));
   att_.resize(size_t(n * q_dim));
-  if (!deferred_) kv_.resize(size_t(2 * n * kv_dim));
-  float* k = deferred_ ? kv_all_.data() + l * 2 * n * kv_dim : kv_.data();  // [n, kv_dim]
-  float* v = k + n * kv_dim;                                                   // [n, kv_dim]
+  kv_.resize(size_t(2 * n * kv_dim));
+  float* k = kv_.data();     // [n, kv_dim]
+  float* v = k + n * kv_dim;  // [n, kv_dim]
   // q = q_proj(x), k = k_proj(x), v = v_proj(x)   (+ bias: qwen2, attention_bias)
   const cuda::MatmulOutput qkv[] = {{lw.wq.ptr(), q_dim, q_.data()}, {lw.wk.ptr(), kv_dim, k}, {lw.wv.ptr(), kv_dim, v}};
   cuda::matmul_many_cuda(a, n, d, lw.wq.type, qkv);
@@ -375,17 +477,22 @@ void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* 
   cuda::rope_cuda(q_.data(), n, c.n_heads, c.head_dim, half_, cs_.data());
   int64_t max_pos = 0;
   for (const Slot& s : slots) max_pos = std::max(max_pos, s.pos + s.n - 1);
-  const cuda::AttnRow* attn_rows = nullptr;
-  if (deferred_) {
-    // k = apply_rotary_pos_emb(k) on the device; k, v into the sequences' device rows
-    cuda::rope_cuda(k, n, c.n_kv_heads, c.head_dim, half_, cs_.data());
-    const int64_t n_seg = 2 * int64_t(slots.size());
-    cuda::scatter_cuda(deferred_segments_ + l * n_seg, n_seg, deferred_max_n_, kv_all_.data());
-    attn_rows = deferred_rows_ + l * n;
-  } else {
-    // k, v into the host caches (which may quantize them), the rows they changed back
-    attn_rows = host_kv(l, slots, n, hooks);
+  // The host path (and the KV hooks) take the keys before RoPE, with the values.
+  const bool hook_kv = hooks && hooks->on_kv;
+  if (any_host_ || hook_kv) {
+    kv_host_.resize(kv_.size());
+    KVAUDIT_CUDA_CHECK(cudaMemcpy(kv_host_.data(), kv_.data(), kv_.size() * sizeof(float), cudaMemcpyDeviceToHost));
   }
+  // k = apply_rotary_pos_emb(k); the device-quantized sequences store their new rows
+  if (any_device_) {
+    cuda::rope_cuda(k, n, c.n_kv_heads, c.head_dim, half_, cs_.data());
+    cuda::kv_write_cuda(slot_kv_ + l * int64_t(slots.size()), slot_rows_, int64_t(slots.size()), max_new_, k, v);
+    if (hook_kv)
+      for (const Slot& s : slots)
+        if (s.state->native) device_kv_hooks(l, s, n, hooks);
+  }
+  // the others' k, v into their host caches (which may quantize them), the rows they changed back
+  if (any_host_) host_kv(l, slots, hooks);
 
   // attn_output = softmax(softcap(q @ k.T * scaling) + mask) @ v, per (row, head)
   cpu::AttentionParams p;
@@ -395,33 +502,40 @@ void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* 
   p.scale = c.attn_scale();
   p.softcap = m_.arch.softcaps ? c.attn_softcap : 0.0f;
   p.window = (size_t(l) < c.layer_sliding.size() && c.layer_sliding[size_t(l)]) ? c.sliding_window : 0;
-  cuda::attention_cuda(p, q_.data(), attn_rows, n, max_pos, att_.data());
+  cuda::attention_cuda(p, q_.data(), attn_rows_, slot_kv_ + l * int64_t(slots.size()), n, max_pos, att_.data());
   // attn_output = o_proj(attn_output)
   matmul(att_.data(), n, q_dim, lw.wo, d, o_.data());
 }
 
-// The host-cache path of one layer: the batch's new K/V rows down (one copy), into each sequence's
-// caches (store_kv), and the rows the caches changed back up (one copy) with the attention rows,
-// scattered on the device. Returns the attention rows (device).
-const cuda::AttnRow* CudaBackend::host_kv(int l, std::vector<Slot>& slots, int64_t n, const Hooks* hooks) {
-  kv_host_.resize(kv_.size());
-  KVAUDIT_CUDA_CHECK(cudaMemcpy(kv_host_.data(), kv_.data(), kv_.size() * sizeof(float), cudaMemcpyDeviceToHost));
+// What the KV hooks see of a device-quantized sequence (its rows in kv_host_, before RoPE): the
+// keys, the keys rotated (rope_host rounds as the device does), the values; as store_kv on the CPU.
+void CudaBackend::device_kv_hooks(int l, const Slot& s, int64_t n, const Hooks* hooks) {
+  const auto& c = m_.config;
+  const int64_t kv_dim = c.kv_dim();
+  const float* k = kv_host_.data() + s.off * kv_dim;
+  const float* v = kv_host_.data() + (n + s.off) * kv_dim;
+  hooks->on_kv(s.seq->id(), l, KvStage::kKeyPreRope, s.pos, k, s.n, int(kv_dim));
+  hook_k_host_.assign(k, k + s.n * kv_dim);
+  cuda::rope_host(hook_k_host_.data(), s.n, c.n_kv_heads, c.head_dim, half_, cs_host_.data() + s.off * 2 * half_);
+  hooks->on_kv(s.seq->id(), l, KvStage::kKeyPostRope, s.pos, hook_k_host_.data(), s.n, int(kv_dim));
+  hooks->on_kv(s.seq->id(), l, KvStage::kValue, s.pos, v, s.n, int(kv_dim));
+}
+
+// The host-cache path of one layer for the sequences on it: their new K/V rows (in kv_host_) into
+// their caches (store_kv), and the rows the caches changed back up in one copy, scattered on the
+// device into their fp32 rows.
+void CudaBackend::host_kv(int l, std::vector<Slot>& slots, const Hooks* hooks) {
   segments_.clear();
   staged_.clear();
-  std::vector<cuda::AttnRow> rows(static_cast<size_t>(n));
-  for (Slot& s : slots) {
-    store_kv(l, s, hooks);
-    for (int64_t t = 0; t < s.n; ++t)
-      rows[size_t(s.off + t)] = {s.state->k[size_t(l)].data(), s.state->v[size_t(l)].data(), s.pos + t};
-  }
-  // One upload: [segments | attention rows | values], each part 256-byte aligned.
-  auto align = [](size_t b) { return (b + 255) / 256 * 256; };
-  const size_t seg_bytes = segments_.size() * sizeof(cuda::CopySegment), rows_bytes = rows.size() * sizeof(cuda::AttnRow);
-  const size_t rows_at = align(seg_bytes), values_at = rows_at + align(rows_bytes);
+  for (Slot& s : slots)
+    if (!s.state->native) store_kv(l, s, hooks);
+  if (segments_.empty()) return;
+  // One upload: [segments | values], 256-byte aligned.
+  const size_t seg_bytes = segments_.size() * sizeof(cuda::CopySegment);
+  const size_t values_at = (seg_bytes + 255) / 256 * 256;
   const size_t total = values_at + staged_.size() * sizeof(float);
   staged_host_.resize(total);
   std::memcpy(staged_host_.data(), segments_.data(), seg_bytes);
-  std::memcpy(staged_host_.data() + rows_at, rows.data(), rows_bytes);
   std::memcpy(staged_host_.data() + values_at, staged_.data(), staged_.size() * sizeof(float));
   staged_dev_.resize(total);
   KVAUDIT_CUDA_CHECK(cudaMemcpy(staged_dev_.data(), staged_host_.data(), total, cudaMemcpyHostToDevice));
@@ -430,7 +544,6 @@ const cuda::AttnRow* CudaBackend::host_kv(int l, std::vector<Slot>& slots, int64
   cuda::scatter_cuda(reinterpret_cast<const cuda::CopySegment*>(staged_dev_.data()), int64_t(segments_.size()), max_n,
                      reinterpret_cast<const float*>(staged_dev_.data() + values_at));
   apply_k_fixups();
-  return reinterpret_cast<const cuda::AttnRow*>(staged_dev_.data() + rows_at);
 }
 
 // Stages the host cache's rows first..size-1 (the rows its last append changed) for this layer's
@@ -441,15 +554,15 @@ void CudaBackend::stage_rows(int l, Slot& s, kv::Role role, int64_t first) {
   const int64_t kv_dim = c.kv_dim();
   const bool keys = role == kv::Role::K;
   const kv::LayerCache& cache = keys ? s.seq->k_cache(l) : s.seq->v_cache(l);
-  DeviceBuffer<float>& dst = keys ? s.state->k[size_t(l)] : s.state->v[size_t(l)];
-  dst.resize_keep(size_t(cache.size() * kv_dim));
+  DevKv& dst = keys ? s.state->k[size_t(l)] : s.state->v[size_t(l)];
+  if (dst.rows < cache.size()) dst.grow(cache.size());  // prepare_call grew it for this call already
   const int64_t n = cache.size() - first;
   if (n <= 0) return;
   const size_t at = staged_.size();
-  segments_.push_back({int64_t(at), dst.data() + first * kv_dim, n * kv_dim});
+  segments_.push_back({int64_t(at), dst.plain_rows() + first * kv_dim, n * kv_dim});
   staged_.insert(staged_.end(), cache.rows() + first * kv_dim, cache.rows() + cache.size() * kv_dim);
   if (keys && keys_before_k_norm(l, s)) {
-    k_fixups_.push_back({l, dst.data() + first * kv_dim, n, first, &s});  // norm, then RoPE, on the device
+    k_fixups_.push_back({l, dst.plain_rows() + first * kv_dim, n, first, &s});  // norm, then RoPE, on the device
   } else if (keys && s.seq->policy().keys_pre_rope(l)) {
     cs_tmp_.clear();
     cuda::rope_table(s.inv_freq, attn_factor_, first, n, cs_tmp_);
@@ -517,60 +630,6 @@ void CudaBackend::store_kv(int l, Slot& s, const Hooks* hooks) {
   stage_rows(l, s, kv::Role::V, vc.append(v, s.n));
   if (kc.size() != s.pos + s.n || vc.size() != kc.size())
     runtime_error("layer {}: KV cache holds {} rows, expected {}", l, kc.size(), s.pos + s.n);
-}
-
-// Deferred path, before the layers: every sequence's device rows sized for its new tokens, and
-// each layer's copy segments (from kv_all_) and attention rows uploaded at once.
-void CudaBackend::prepare_deferred(std::vector<Slot>& slots, int64_t n) {
-  const auto& c = m_.config;
-  const int64_t kv_dim = c.kv_dim(), L = c.n_layers;
-  kv_all_.resize(size_t(L * 2 * n * kv_dim));
-  std::vector<cuda::CopySegment> segments;  // [L, 2 * slots]
-  std::vector<cuda::AttnRow> rows(static_cast<size_t>(L * n));
-  deferred_max_n_ = 0;
-  for (int64_t l = 0; l < L; ++l) {
-    for (Slot& s : slots) {
-      DeviceBuffer<float>& dk = s.state->k[size_t(l)];
-      DeviceBuffer<float>& dv = s.state->v[size_t(l)];
-      dk.resize_keep(size_t((s.pos + s.n) * kv_dim));
-      dv.resize_keep(size_t((s.pos + s.n) * kv_dim));
-      segments.push_back({(l * 2 * n + s.off) * kv_dim, dk.data() + s.pos * kv_dim, s.n * kv_dim});
-      segments.push_back({(l * 2 * n + n + s.off) * kv_dim, dv.data() + s.pos * kv_dim, s.n * kv_dim});
-      deferred_max_n_ = std::max(deferred_max_n_, s.n * kv_dim);
-      for (int64_t t = 0; t < s.n; ++t) rows[size_t(l * n + s.off + t)] = {dk.data(), dv.data(), s.pos + t};
-    }
-  }
-  const size_t seg_bytes = segments.size() * sizeof(cuda::CopySegment);
-  const size_t rows_at = (seg_bytes + 255) / 256 * 256;
-  const size_t total = rows_at + rows.size() * sizeof(cuda::AttnRow);
-  staged_host_.resize(total);
-  std::memcpy(staged_host_.data(), segments.data(), seg_bytes);
-  std::memcpy(staged_host_.data() + rows_at, rows.data(), rows.size() * sizeof(cuda::AttnRow));
-  deferred_dev_.resize(total);
-  KVAUDIT_CUDA_CHECK(cudaMemcpy(deferred_dev_.data(), staged_host_.data(), total, cudaMemcpyHostToDevice));
-  deferred_segments_ = reinterpret_cast<const cuda::CopySegment*>(deferred_dev_.data());
-  deferred_rows_ = reinterpret_cast<const cuda::AttnRow*>(deferred_dev_.data() + rows_at);
-}
-
-// Deferred path, after the layers: the host caches receive every layer's rotated keys and values
-// (plain caches: stored unchanged, so they equal the device rows bit for bit).
-void CudaBackend::finish_deferred(std::vector<Slot>& slots, int64_t n) {
-  const auto& c = m_.config;
-  const int64_t kv_dim = c.kv_dim();
-  kv_host_.resize(kv_all_.size());
-  KVAUDIT_CUDA_CHECK(cudaMemcpy(kv_host_.data(), kv_all_.data(), kv_all_.size() * sizeof(float), cudaMemcpyDeviceToHost));
-  for (int l = 0; l < c.n_layers; ++l) {
-    const float* k = kv_host_.data() + int64_t(l) * 2 * n * kv_dim;
-    const float* v = k + n * kv_dim;
-    for (Slot& s : slots) {
-      kv::LayerCache& kc = SequenceAccess::k(*s.seq, l);
-      kv::LayerCache& vc = SequenceAccess::v(*s.seq, l);
-      kc.append(k + s.off * kv_dim, s.n);
-      vc.append(v + s.off * kv_dim, s.n);
-      if (kc.size() != s.pos + s.n || vc.size() != kc.size())
-        runtime_error("layer {}: KV cache holds {} rows, expected {}", l, kc.size(), s.pos + s.n);
-    }
-  }
 }
 
 void CudaBackend::mlp_block(int l, const float* f, int64_t n) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/ops.h"
+#include "kv/layout.h"
 
 namespace kvaudit::engine::cuda {
 
@@ -89,19 +90,53 @@ void rope_cuda(float* x, int64_t n, int n_heads, int head_dim, int half, const f
 // The same rotation on host rows (for the K rows the host cache stores), bit-identical to both.
 void rope_host(float* x, int64_t n, int n_heads, int head_dim, int half, const float* cs);
 
+// ---------------------------------------------------------------- KV storage
+
+// One sequence's stored K or V of one layer on the device (kv/layout.h): row r at
+// words + r·row_words(), its parameters at params + r·row_params() (tensor: the (scale, zero,
+// qscale) triple at params). A kPlain view over fp32 rows is the host caches' rows() (host path).
+struct KvView {
+  kv::KvLayout layout;
+  uint32_t* words;
+  float* params;
+};
+
+// A sequence's K and V of one layer in a call: whether the device quantizes its new rows (else the
+// host caches did), and whether a `tensor` site fits (s, z) on these rows (the sequence's first).
+struct SlotKv {
+  KvView k, v;
+  bool write;
+  bool fit_k, fit_v;
+};
+
+// Where a sequence's new rows sit in the batch: rows off..off+n-1, positions pos..pos+n-1.
+struct SlotRows {
+  int64_t off, n, pos;
+};
+
+// Quantize-on-write: every writing slot's new K rows (k: [n_batch, width], rotated) and V rows
+// into its storage at rows pos..pos+n-1, codes and parameters bit-identical to the CPU quantizers
+// (the kv/layout.h formulas; tests/cuda). slots_kv, rows: device [n_slots]; max_n: the most new
+// rows of a slot. At most kMaxKvSets parameter sets per row.
+inline constexpr int kMaxKvSets = 1024;
+void kv_write_cuda(const SlotKv* slots_kv, const SlotRows* rows, int64_t n_slots, int64_t max_n, const float* k,
+                   const float* v);
+
 // ---------------------------------------------------------------- attention
 
-// Where query row r of the batch reads its sequence's cache.
+// Query row r of the batch: its sequence (an index into the layer's SlotKv) and position (it sees
+// keys 0..pos, or the window before it).
 struct AttnRow {
-  const float* k;  // [n_kv, n_kv_heads*head_dim] the sequence's keys (rotated), device
-  const float* v;  // [n_kv, n_kv_heads*head_dim] its values, device
-  int64_t pos;     // this query's position (it sees keys 0..pos, or the window before it)
+  int64_t slot;
+  int64_t pos;
 };
 
 // out[r, h] = softmax(mask(softcap(q[r, h] . k^T * scale))) v for every row r of the batch and
-// every head h (cpu::attention_head per row): rows: device [n_rows]; q, out: [n_rows, n_heads*head_dim].
-// Scores and softmax in fp32; sums in a fixed order that depends on the sequence only.
-void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow* rows, int64_t n_rows,
-                    int64_t max_pos, float* out);
+// every head h (cpu::attention_head per row): rows: device [n_rows]; slots_kv: device, the layer's
+// [n_slots] K/V storage, dequantized as each key and value is read (kv::kv_value); q, out:
+// [n_rows, n_heads*head_dim]. Scores and softmax in fp32; sums in a fixed order that depends on
+// the sequence only.
+void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow* rows, const SlotKv* slots_kv,
+                    int64_t n_rows, int64_t max_pos, float* out);
 
 }  // namespace kvaudit::engine::cuda

@@ -33,41 +33,6 @@ uint8_t fp8_encode_ref(float x, const Fp8Format& f) {
   return sign | uint8_t(code > f.max_code ? f.max_code : code);
 }
 
-uint8_t fp8_encode(float x, const Fp8Format& f) {
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  const uint8_t sign = uint8_t((u >> 24) & 0x80);
-  u &= 0x7fffffffu;
-  if (u > 0x7f800000u) return sign | f.nan_code;
-  if (u >= uint32_t(127 + 1 - f.bias) << 23) {  // normal in fp8: round the float's mantissa to M bits
-    const uint32_t shift = 23 - f.man_bits;
-    u += (1u << (shift - 1)) - 1 + ((u >> shift) & 1u);  // round to nearest, ties to even
-    const int32_t code = int32_t(u >> shift) - int32_t(uint32_t(127 - f.bias) << f.man_bits);
-    return sign | uint8_t(code > f.max_code ? f.max_code : code);
-  }
-  float a;
-  std::memcpy(&a, &u, 4);
-  // Exact power-of-two scaling into units of the smallest subnormal, then RNE.
-  return sign | uint8_t(std::nearbyint(a * std::ldexp(1.0f, f.bias - 1 + f.man_bits)));
-}
-
-float fp8_decode(uint8_t code, const Fp8Format& f) {
-  const bool neg = code & 0x80;
-  const int e = (code & 0x7f) >> f.man_bits, m = code & ((1 << f.man_bits) - 1);
-  const int e_max = (1 << f.exp_bits) - 1;
-  float v;
-  if (!f.has_inf && (code & 0x7f) == 0x7f) {
-    v = std::nanf("");
-  } else if (f.has_inf && e == e_max) {
-    v = m == 0 ? INFINITY : std::nanf("");
-  } else if (e == 0) {
-    v = std::ldexp(float(m), 1 - f.bias - f.man_bits);
-  } else {
-    v = std::ldexp(1.0f + float(m) / float(1 << f.man_bits), e - f.bias);
-  }
-  return neg ? -v : v;
-}
-
 namespace {
 
 // Bit-pattern distance (in float ulps) from a rounding point within which a quotient computed as

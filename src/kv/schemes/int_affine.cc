@@ -9,31 +9,11 @@
 #include "core/half.h"
 
 namespace kvaudit::kv {
-namespace {
 
-constexpr float kAsymScaleFloor = 1e-8f;  // SPEC.md §3: asymmetric s floored at 1e-8 (the paper's clamp)
-constexpr float kMaxScale = std::numeric_limits<float>::max();
-
-// The stored scale: s itself (fp32), so that x' = (q - z)·s is the SPEC formula exactly and matches
-// the research code's fp32 hooks (tests/fixtures/kv_paper: fp16 scales moved tiny-model logits by
-// 1e-2 relative, fp32 scales match to 1e-6). Kept finite.
-float stored_scale(float s) { return std::isfinite(s) ? s : kMaxScale; }
-
-}  // namespace
-
-AffineParams IntAffine::fit_range(float lo, float hi) const {
-  AffineParams p;
-  if (sym) {
-    p.qscale = std::max(std::fabs(lo), std::fabs(hi)) / float(qmax());  // s = max|x| / (2^(B-1) - 1)
-    p.scale = stored_scale(p.qscale);
-    return p;
-  }
-  p.qscale = std::max((hi - lo) / float(qmax()), kAsymScaleFloor);  // s = (max - min) / (2^B - 1)
-  p.scale = stored_scale(p.qscale);
-  const float z = std::nearbyint(-lo / p.qscale);  // z = clamp(round(-min/s), 0, 2^B-1)
-  p.zero = z > float(qmax()) ? float(qmax()) : (z >= 0 ? z : 0.0f);
-  return p;
-}
+// The stored scale is s itself (fp32), so that x' = (q - z)·s is the SPEC formula exactly and
+// matches the research code's fp32 hooks (tests/fixtures/kv_paper: fp16 scales moved tiny-model
+// logits by 1e-2 relative, fp32 scales match to 1e-6); kept finite (kv/layout.h).
+AffineParams IntAffine::fit_range(float lo, float hi) const { return affine_fit_range(bits, sym, lo, hi); }
 
 namespace {
 
@@ -148,20 +128,10 @@ void IntAffine::dequantize_columns(const uint8_t* codes, int64_t n, const float*
   for (; i < n; ++i) out[i] = dequantize(codes[i], {scale[i], sym ? 0.0f : zero[i]});
 }
 
-uint8_t IntAffine::quantize(float x, AffineParams p) const {
-  // An all-zero set (sym: s = 0) stores zeros.
-  if (p.qscale == 0) return uint8_t(code_offset());
-  float t = x / p.qscale;
-  if (!sym) t = t + p.zero;
-  float q = std::nearbyint(t);
-  if (!(q >= float(qmin()))) q = float(qmin());  // NaN saturates low, like the vector path
-  if (q > float(qmax())) q = float(qmax());
-  return uint8_t(int(q) + code_offset());
-}
+uint8_t IntAffine::quantize(float x, AffineParams p) const { return affine_quantize(bits, sym, x, p); }
 
 float IntAffine::dequantize(uint8_t code, AffineParams p) const {
-  const int zc = sym ? code_offset() : int(p.zero);
-  return float(int(code) - zc) * p.scale;
+  return affine_dequantize(bits, sym, code, p.scale, p.zero);
 }
 
 void IntAffine::quantize_span(const float* x, int64_t n, AffineParams p, uint8_t* codes) const {
@@ -357,7 +327,7 @@ void IntAffine::fit_ranges(const float* lo, const float* hi, int64_t n, float* s
     } else {  // std::max(t, floor) = floor > t ? floor : t (NaN stays NaN)
       qs = _mm256_max_ps(floor, _mm256_div_ps(_mm256_sub_ps(h, l), vqmax));
     }
-    // stored_scale: finite s, else the largest float (NaN included).
+    // the stored scale: finite s, else the largest float (NaN included).
     const __m256 finite = _mm256_cmp_ps(_mm256_andnot_ps(sign, qs), inf, _CMP_LT_OQ);
     _mm256_storeu_ps(qscale + i, qs);
     _mm256_storeu_ps(scale + i, _mm256_blendv_ps(vmaxs, qs, finite));

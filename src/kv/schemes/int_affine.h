@@ -7,13 +7,9 @@
 
 #include <cstdint>
 
-namespace kvaudit::kv {
+#include "kv/layout.h"  // AffineParams and the scalar formulas, shared with the CUDA kernels
 
-struct AffineParams {
-  float scale = 0;   // s as stored (fp32; == qscale unless s overflowed), used to dequantize
-  float zero = 0;    // z (asym; an integer in [0, 2^B-1]); 0 for sym
-  float qscale = 0;  // s used to compute z and the codes
-};
+namespace kvaudit::kv {
 
 struct IntAffine {
   int bits;

@@ -32,21 +32,22 @@ for step in $steps; do
       timeout 200 "$C/kvaudit" bench --model tools/cuda_configs/smollm2-135m --random-weights --device cpu \
         --batch 1,32 --prompt-len 128 --gen 32 --repeat 1 2>&1 | tee -a "$OUT/bench.log" | tail -4
       ;;
-    kvbench)
-      for kv in fp16 int8:token:asym int4:token:asym int2:group:g32 int3:tensor:sym fp8e5m2 kivi2; do
+    kvbench)  # KVBENCH="schemes" (default: all below)
+      for kv in ${KVBENCH:-fp16 int8:token:asym int4:token:asym int2:group:g32 int3:tensor:sym fp8e5m2 kivi2}; do
         for where in device host; do
           echo "== kvbench llama-1b bf16-tc kv $kv on $where"
           KVAUDIT_CUDA_KV=$where KVAUDIT_CUDA_WEIGHTS=bf16-tc timeout 240 "$C/kvaudit" bench \
             --model tools/cuda_configs/llama-1b --random-weights --device cuda --kv "$kv" --batch 1,32,256 \
-            --prompt-len 128 --gen 32 --repeat 2 2>&1 | tee -a "$OUT/kvbench.log" | tail -4
+            --prompt-len 128 --gen 32 --repeat ${KVREPEAT:-2} 2>&1 | tee -a "$OUT/kvbench.log" | tail -4
           [ "$kv" = kivi2 ] && break  # host caches either way
         done
       done
       ;;
-    profile)
-      timeout 200 ncu --clock-control none --metrics gpu__time_duration.sum --launch-skip 3000 --launch-count 400 --csv \
-        "$C/kvaudit" bench --model tools/cuda_configs/smollm2-135m --random-weights --device cuda --batch 1 \
-        --prompt-len 16 --gen 40 --repeat 1 >"$OUT/ncu.csv" 2>"$OUT/ncu.err" || echo "ncu failed: $(tail -2 "$OUT/ncu.err")"
+    profile)  # PROFILE="config batch skip count" (default: the SmolLM2 shape, batch 1)
+      read -r pcfg pbatch pskip pcount <<<"${PROFILE:-smollm2-135m 1 3000 400}"
+      timeout 300 ncu --clock-control none --metrics gpu__time_duration.sum --launch-skip "$pskip" --launch-count "$pcount" \
+        --csv "$C/kvaudit" bench --model "tools/cuda_configs/$pcfg" --random-weights --device cuda --batch "$pbatch" \
+        --prompt-len 128 --gen 8 --repeat 1 >"$OUT/ncu.csv" 2>"$OUT/ncu.err" || echo "ncu failed: $(tail -2 "$OUT/ncu.err")"
       python3 - "$OUT/ncu.csv" <<'PY'
 import collections, csv, sys
 rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]

@@ -30,6 +30,13 @@ std::unique_ptr<Backend> make_backend(Device device, const model::Model& model, 
 }
 #endif
 
+std::vector<int> Backend::forward_greedy(std::span<const SeqInput> batch, const Hooks* hooks) {
+  const Logits logits = forward(batch, hooks);
+  std::vector<int> next(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) next[i] = argmax(logits.last(i), logits.n_vocab);
+  return next;
+}
+
 int argmax(const float* x, int64_t n) {
   int64_t best = 0;
   for (int64_t i = 1; i < n; ++i)

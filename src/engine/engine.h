@@ -123,6 +123,9 @@ class Backend {
   // A sequence may appear at most once per call. Throws UsageError for a token id outside
   // [0, n_vocab) or an empty input.
   virtual Logits forward(std::span<const SeqInput> batch, const Hooks* hooks = nullptr) = 0;
+  // forward for greedy decoding: each input's next token, argmax of its last logits row (first on
+  // ties), without handing the logits back (the CUDA backend reduces them on the device).
+  virtual std::vector<int> forward_greedy(std::span<const SeqInput> batch, const Hooks* hooks = nullptr);
   // `bench`'s decode bound where the weights live apart from the model's host copy (CUDA: device
   // memory). The bytes of weights a decode step reads there; 0 = the model's as held
   // (engine/throughput.h decode_weight_bytes).

@@ -35,11 +35,11 @@ std::vector<GenerateResult> generate(Backend& backend, std::span<const GenerateR
     }
     std::vector<SeqInput> batch;  // [active.size()]
     for (Active& a : active) batch.push_back({a.seq.get(), a.pending, false});
-    const Logits logits = backend.forward(batch, opt.hooks);
+    const std::vector<int> next_tokens = backend.forward_greedy(batch, opt.hooks);
 
     for (size_t i = 0; i < active.size(); ++i) {
       GenerateResult& res = results[active[i].request];
-      const int tok = argmax(logits.last(i), logits.n_vocab);
+      const int tok = next_tokens[i];
       if (is_stop(tok)) {
         res.finish = FinishReason::kStop;
         res.stop_id = tok;

@@ -39,16 +39,13 @@ ThroughputResult measure_throughput(Backend& backend, std::shared_ptr<const kv::
   }
   ThroughputResult r{batch, prompt_len, gen};
   double t0 = now_s();
-  Logits logits = backend.forward(inputs);
+  std::vector<int> next = backend.forward_greedy(inputs);  // [batch] greedy token of each sequence
   r.prefill_s = now_s() - t0;
-  std::vector<int> next(static_cast<size_t>(batch));  // [batch] greedy token of each sequence
   t0 = now_s();
   for (int s = 0; s < gen; ++s) {
-    for (int b = 0; b < batch; ++b) {
-      next[size_t(b)] = argmax(logits.last(size_t(b)), logits.n_vocab);
-      inputs[size_t(b)].tokens = {&next[size_t(b)], 1};
-    }
-    logits = backend.forward(inputs);
+    std::vector<int> fed = next;
+    for (int b = 0; b < batch; ++b) inputs[size_t(b)].tokens = {&fed[size_t(b)], 1};
+    next = backend.forward_greedy(inputs);
   }
   r.decode_s = now_s() - t0;
   for (const auto& seq : seqs) r.kv_bytes += int64_t(seq->kv_bytes());

@@ -472,6 +472,38 @@ TEST(CudaForward, HooksSeeKeysValuesAndResidual) {
   EXPECT_LE(rel_err(gr, cr), kCudaVsCpuRelTol);
 }
 
+// forward_greedy (argmax on the device, only the last rows' logits) gives the host argmax of
+// forward's logits, for a batch mixing a prefill that asks for every row's logits and decodes.
+TEST(CudaForward, GreedyOnTheDeviceIsTheArgmaxOfTheLogits) {
+  KVAUDIT_REQUIRE_CUDA();
+  const model::Model m = make_tiny_model("llama");
+  auto be = make_backend(Device::kCuda, m, {0, WeightPrecision::kFp32});
+  auto pol = std::make_shared<const kv::KvPolicy>(kv::KvPolicy::parse("int4:token:asym", m.config.n_layers));
+  std::vector<std::unique_ptr<Sequence>> a, b;
+  std::vector<std::vector<int>> prompts;
+  for (uint32_t i = 0; i < 5; ++i) {
+    prompts.push_back(random_tokens(2 + 3 * i, m.config.n_vocab, 60 + i));
+    a.push_back(std::make_unique<Sequence>(m.config, i % 2 ? pol : nullptr));
+    b.push_back(std::make_unique<Sequence>(m.config, i % 2 ? pol : nullptr));
+  }
+  std::vector<int> next(5);
+  for (int step = 0; step < 3; ++step) {
+    std::vector<SeqInput> ia, ib;
+    for (size_t i = 0; i < 5; ++i) {
+      const std::span<const int> toks = step == 0 ? std::span<const int>(prompts[i]) : std::span<const int>(&next[i], 1);
+      ia.push_back({a[i].get(), toks, i == 0});
+      ib.push_back({b[i].get(), toks, i == 0});
+    }
+    const Logits la = be->forward(ia);
+    const std::vector<int> got = be->forward_greedy(ib);
+    ASSERT_EQ(got.size(), 5u);
+    for (size_t i = 0; i < 5; ++i) {
+      ASSERT_EQ(got[i], argmax(la.last(i), la.n_vocab)) << "input " << i << " step " << step;
+      next[i] = got[i];
+    }
+  }
+}
+
 TEST(CudaForward, RejectsBadInputAndIsTheDefaultDevice) {
   KVAUDIT_REQUIRE_CUDA();
   EXPECT_EQ(default_device(), Device::kCuda);

@@ -6,6 +6,7 @@
 #include "cuda_test_util.h"
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/ops_cuda.h"
+#include "engine/engine.h"
 #include "engine/ops.h"
 
 namespace kvaudit::engine {
@@ -233,6 +234,36 @@ TEST(OpsCuda, ElementwiseOpsAreExact) {
   const std::vector<float> g = dg.download();
   EXPECT_TRUE(same_bits(g.data(), emb.data() + 2 * d, size_t(d)));
   EXPECT_TRUE(same_bits(g.data() + d, emb.data(), size_t(d)));
+}
+
+// Greedy decoding's argmax on the device is engine::argmax: ties to the first index, -inf rows,
+// NaN (never taken, except at index 0), across the block's strided slices.
+TEST(ArgmaxCuda, IsTheHostArgmaxWithTiesInfAndNaN) {
+  KVAUDIT_REQUIRE_CUDA();
+  const int64_t n = 1000;
+  std::vector<std::vector<float>> rows;
+  rows.push_back(uniform(size_t(n), 1.0f, 5));
+  auto tie = uniform(size_t(n), 1.0f, 6);
+  tie[700] = tie[301] = tie[999] = 2.0f;  // three threads' slices hold the maximum
+  rows.push_back(tie);
+  rows.push_back(std::vector<float>(size_t(n), -INFINITY));
+  auto nan_mid = uniform(size_t(n), 1.0f, 7);
+  nan_mid[1] = nan_mid[500] = std::nanf("");
+  rows.push_back(nan_mid);
+  auto nan_first = uniform(size_t(n), 1.0f, 8);
+  nan_first[0] = std::nanf("");
+  rows.push_back(nan_first);
+  auto top_last = uniform(size_t(n), 1.0f, 9);
+  top_last[n - 1] = 5.0f;
+  rows.push_back(top_last);
+  std::vector<float> flat;
+  for (const auto& r : rows) flat.insert(flat.end(), r.begin(), r.end());
+  DeviceBuffer<float> dx(flat);
+  DeviceBuffer<int> dout(rows.size());
+  cuda::argmax_rows_cuda(dx.data(), int64_t(rows.size()), n, dout.data());
+  const std::vector<int> got = dout.download();
+  for (size_t r = 0; r < rows.size(); ++r) EXPECT_EQ(got[r], argmax(rows[r].data(), n)) << "row " << r;
+  EXPECT_EQ(got[1], 301);
 }
 
 struct AttnCase {

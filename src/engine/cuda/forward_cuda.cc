@@ -126,11 +126,19 @@ class CudaBackend final : public Backend {
   CudaBackend(const model::Model& m, const BackendOptions& opt);
   Device device() const override { return Device::kCuda; }
   const model::Model& model() const override { return m_; }
-  Logits forward(std::span<const SeqInput> batch, const Hooks* hooks) override;
+  Logits forward(std::span<const SeqInput> batch, const Hooks* hooks) override { return run(batch, hooks, nullptr); }
+  std::vector<int> forward_greedy(std::span<const SeqInput> batch, const Hooks* hooks) override {
+    std::vector<int> next;
+    run(batch, hooks, &next);
+    return next;
+  }
   int64_t resident_weight_bytes() const override;
   double memory_copy_bandwidth() const override;
 
  private:
+  // The forward pass; with `greedy`, only each input's last row of logits, reduced to its argmax on
+  // the device (no logits come back).
+  Logits run(std::span<const SeqInput> batch, const Hooks* hooks, std::vector<int>* greedy);
   std::vector<Slot> plan(std::span<const SeqInput> batch);
   bool device_layouts(const Sequence& seq, SeqDeviceState& st) const;
   void prepare_call(std::vector<Slot>& slots, int64_t n);
@@ -181,7 +189,7 @@ class CudaBackend final : public Backend {
   const cuda::AttnRow* attn_rows_ = nullptr;
   int64_t max_new_ = 0;                    // most new rows of a device-quantized sequence
   bool any_device_ = false, any_host_ = false;
-  DeviceBuffer<int> tokens_;
+  DeviceBuffer<int> tokens_, next_;  // the new tokens; forward_greedy's argmax per input
   DeviceBuffer<float> cs_;             // rope table [n, 2*half] of the new rows
   DeviceBuffer<int64_t> out_rows_;     // [n_rows] rows of x whose logits are wanted
   DeviceBuffer<uint8_t> staged_dev_;   // one layer's upload: segments, attention rows, values
@@ -358,7 +366,7 @@ void CudaBackend::prepare_call(std::vector<Slot>& slots, int64_t n) {
   attn_rows_ = reinterpret_cast<const cuda::AttnRow*>(call_dev_.data() + attn_at);
 }
 
-Logits CudaBackend::forward(std::span<const SeqInput> batch, const Hooks* hooks) {
+Logits CudaBackend::run(std::span<const SeqInput> batch, const Hooks* hooks, std::vector<int>* greedy) {
   const auto& c = m_.config;
   const auto& arch = m_.arch;
   const int64_t d = c.d_model;
@@ -426,7 +434,8 @@ Logits CudaBackend::forward(std::span<const SeqInput> batch, const Hooks* hooks)
   out.first_row.push_back(0);
   std::vector<int64_t> rows;  // [n_rows] row of x_ per logits row
   for (size_t i = 0; i < slots.size(); ++i) {
-    for (int64_t t = batch[i].all_logits ? 0 : slots[i].n - 1; t < slots[i].n; ++t) rows.push_back(slots[i].off + t);
+    for (int64_t t = batch[i].all_logits && !greedy ? 0 : slots[i].n - 1; t < slots[i].n; ++t)
+      rows.push_back(slots[i].off + t);
     out.first_row.push_back(int64_t(rows.size()));
   }
   const int64_t n_rows = int64_t(rows.size());
@@ -439,7 +448,13 @@ Logits CudaBackend::forward(std::span<const SeqInput> batch, const Hooks* hooks)
   matmul(a_.data(), n_rows, d, m_.weights.lm_head.empty() ? embed_ : lm_head_, c.n_vocab, logits_.data());
   // logits = tanh(logits / final_logit_softcapping) * final_logit_softcapping   (gemma2)
   if (arch.softcaps && c.final_softcap > 0) cuda::softcap_cuda(logits_.data(), int64_t(logits_.size()), c.final_softcap);
-  out.data = logits_.download();
+  if (greedy) {
+    next_.resize(size_t(n_rows));
+    cuda::argmax_rows_cuda(logits_.data(), n_rows, c.n_vocab, next_.data());
+    *greedy = next_.download();
+  } else {
+    out.data = logits_.download();
+  }
 
   for (size_t i = 0; i < slots.size(); ++i) {
     std::vector<int>& hist = SequenceAccess::tokens(*slots[i].seq);

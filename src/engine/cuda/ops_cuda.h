@@ -90,6 +90,10 @@ void rope_cuda(float* x, int64_t n, int n_heads, int head_dim, int half, const f
 // The same rotation on host rows (for the K rows the host cache stores), bit-identical to both.
 void rope_host(float* x, int64_t n, int n_heads, int head_dim, int half, const float* cs);
 
+// out[r] = the index of the largest value of row r of x [n_rows, n], the first on ties, exactly
+// engine::argmax. out: device [n_rows].
+void argmax_rows_cuda(const float* x, int64_t n_rows, int64_t n, int* out);
+
 // ---------------------------------------------------------------- KV storage
 
 // One sequence's stored K or V of one layer on the device (kv/layout.h): row r at

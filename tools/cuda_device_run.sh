@@ -39,7 +39,7 @@ for step in $steps; do
           KVAUDIT_CUDA_KV=$where KVAUDIT_CUDA_WEIGHTS=bf16-tc timeout 240 "$C/kvaudit" bench \
             --model tools/cuda_configs/llama-1b --random-weights --device cuda --kv "$kv" --batch 1,32,256 \
             --prompt-len 128 --gen 32 --repeat ${KVREPEAT:-2} 2>&1 | tee -a "$OUT/kvbench.log" | tail -4
-          [ "$kv" = kivi2 ] && break  # host caches either way
+          [ "$kv" = kivi2 ] || [ -n "${KVDEVICE_ONLY:-}" ] && break  # kivi2: host caches either way
         done
       done
       ;;

@@ -3,7 +3,8 @@
 // softmax and the weighted sum of values follow with block reductions in a fixed order. Which
 // other rows or sequences share the launch never changes a row's arithmetic. Keys and values are
 // read from the sequence's stored rows and dequantized on the way (kv::kv_value: the values the
-// CPU cache's rows() holds); fp32 rows are read directly.
+// CPU cache's rows() holds); fp32 rows are read directly. A score is one warp's: each lane sums
+// its channels, the lanes add in a fixed butterfly (the same sum on every lane).
 #include <algorithm>
 #include <string>
 
@@ -67,19 +68,22 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(cpu::AttentionParam
 
   for (int c = threadIdx.x; c < d; c += kThreads) qs[c] = q[r * q_stride + int64_t(h) * d + c];
   __syncthreads();
-  // (q @ k.T) * scaling, then tanh(s / cap) * cap
+  // (q @ k.T) * scaling, then tanh(s / cap) * cap: one warp per key, its lanes over the channels
+  // (coalesced reads of the key's row), the lanes' partial sums added in a fixed butterfly.
+  const int lane = threadIdx.x % 32;
   float mx = -INFINITY;
-  for (int64_t j = threadIdx.x; j < n; j += kThreads) {
+  for (int64_t j = threadIdx.x / 32; j < n; j += kThreads / 32) {
     float s = 0.0f;
     if (k.plain()) {
       const float* kj = k.plain_row(j0 + j);
-      for (int c = 0; c < d; ++c) s = fmaf(qs[c], kj[c], s);
+      for (int c = lane; c < d; c += 32) s = fmaf(qs[c], kj[c], s);
     } else {
-      for (int c = 0; c < d; ++c) s = fmaf(qs[c], k(j0 + j, c), s);
+      for (int c = lane; c < d; c += 32) s = fmaf(qs[c], k(j0 + j, c), s);
     }
+    for (int o = 16; o > 0; o /= 2) s = __fadd_rn(s, __shfl_xor_sync(0xffffffffu, s, o));
     s = __fmul_rn(s, p.scale);
     if (p.softcap > 0) s = __fmul_rn(p.softcap, tanhf(__fdiv_rn(s, p.softcap)));
-    sc[j] = s;
+    if (lane == 0) sc[j] = s;
     mx = fmaxf(mx, s);
   }
   mx = block_reduce<true>(mx, part);

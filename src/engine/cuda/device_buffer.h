@@ -1,6 +1,9 @@
-// An owned device allocation of n elements of T (cudaMalloc, never managed memory), moved not
-// copied. Host <-> device copies are synchronous on the default stream, which the backend uses
-// for every kernel, so a copy also orders after the kernels before it.
+// An owned device allocation of n elements of T, moved not copied. Memory comes from the device's
+// stream-ordered pool (cudaMallocAsync / cudaFreeAsync on the default stream, which the backend
+// uses for every kernel): a KV cache that grows or a sequence that leaves the batch costs no
+// device-wide synchronisation (cudaFree has one), and a free is ordered after the kernels that
+// read the memory. Host <-> device copies are synchronous on the default stream, so a copy also
+// orders after the kernels before it.
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -42,7 +45,7 @@ class DeviceBuffer {
   void resize(size_t n) {
     if (n > cap_) {
       release();
-      KVAUDIT_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&p_), n * sizeof(T)));
+      KVAUDIT_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&p_), n * sizeof(T), cudaStreamLegacy));
       cap_ = n;
     }
     n_ = n;
@@ -53,8 +56,9 @@ class DeviceBuffer {
     if (n > cap_) {
       const size_t cap = std::max(n, 2 * cap_);
       T* q = nullptr;
-      KVAUDIT_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&q), cap * sizeof(T)));
-      if (n_ > 0) KVAUDIT_CUDA_CHECK(cudaMemcpy(q, p_, n_ * sizeof(T), cudaMemcpyDeviceToDevice));
+      KVAUDIT_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&q), cap * sizeof(T), cudaStreamLegacy));
+      if (n_ > 0)
+        KVAUDIT_CUDA_CHECK(cudaMemcpyAsync(q, p_, n_ * sizeof(T), cudaMemcpyDeviceToDevice, cudaStreamLegacy));
       release();
       p_ = q;
       cap_ = cap;
@@ -74,7 +78,7 @@ class DeviceBuffer {
 
  private:
   void release() {
-    if (p_) cudaFree(p_);  // never throws from a destructor; a failed free leaves nothing to recover
+    if (p_) cudaFreeAsync(p_, cudaStreamLegacy);  // never throws from a destructor; nothing to recover
     p_ = nullptr;
     n_ = cap_ = 0;
   }
@@ -82,6 +86,10 @@ class DeviceBuffer {
   size_t n_ = 0;    // elements in use
   size_t cap_ = 0;  // elements allocated
 };
+
+// Keeps the memory freed into the default pool for reuse (by default the pool returns it to the
+// driver at every synchronisation, and each decode step synchronises). Once per process.
+void keep_pool_memory();
 
 // Page-locked host memory (cudaMallocHost) for the per-layer transfers: a copy from or to it is
 // one DMA with no staging through a driver buffer, several times faster for small transfers than

@@ -220,6 +220,7 @@ bool kv_on_host(const BackendOptions& opt) {
 
 CudaBackend::CudaBackend(const model::Model& m, const BackendOptions& opt) : m_(m), kv_on_host_(kv_on_host(opt)) {
   model::validate_config(m.config, m.path);
+  cuda::keep_pool_memory();
   norm_ = m.arch.norm == model::NormKind::kRms ? cpu::NormKind::kRms : cpu::NormKind::kRmsOnePlus;
   act_ = m.config.act == model::Activation::kSilu ? cpu::Activation::kSilu : cpu::Activation::kGeluTanh;
   attn_factor_ = model::rope_attention_scaling(m.config);

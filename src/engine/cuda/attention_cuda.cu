@@ -70,21 +70,37 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(cpu::AttentionParam
   __syncthreads();
   // (q @ k.T) * scaling, then tanh(s / cap) * cap: one warp per key, its lanes over the channels
   // (coalesced reads of the key's row), the lanes' partial sums added in a fixed butterfly.
-  const int lane = threadIdx.x % 32;
+  // A warp takes kUnroll keys at a time, so that their rows' loads are in flight together.
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  constexpr int kWarps = kThreads / 32, kUnroll = 4;
   float mx = -INFINITY;
-  for (int64_t j = threadIdx.x / 32; j < n; j += kThreads / 32) {
-    float s = 0.0f;
-    if (k.plain()) {
-      const float* kj = k.plain_row(j0 + j);
-      for (int c = lane; c < d; c += 32) s = fmaf(qs[c], kj[c], s);
-    } else {
-      for (int c = lane; c < d; c += 32) s = fmaf(qs[c], k(j0 + j, c), s);
+  for (int64_t j = warp; j < n; j += kUnroll * kWarps) {
+    float s[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t jj = j + u * kWarps;
+      s[u] = 0.0f;
+      if (jj >= n) continue;
+      if (k.plain()) {
+        const float* kj = k.plain_row(j0 + jj);
+        for (int c = lane; c < d; c += 32) s[u] = fmaf(qs[c], kj[c], s[u]);
+      } else {
+        for (int c = lane; c < d; c += 32) s[u] = fmaf(qs[c], k(j0 + jj, c), s[u]);
+      }
     }
-    for (int o = 16; o > 0; o /= 2) s = __fadd_rn(s, __shfl_xor_sync(0xffffffffu, s, o));
-    s = __fmul_rn(s, p.scale);
-    if (p.softcap > 0) s = __fmul_rn(p.softcap, tanhf(__fdiv_rn(s, p.softcap)));
-    if (lane == 0) sc[j] = s;
-    mx = fmaxf(mx, s);
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2)
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) s[u] = __fadd_rn(s[u], __shfl_xor_sync(0xffffffffu, s[u], o));
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t jj = j + u * kWarps;
+      if (jj >= n) break;
+      float v = __fmul_rn(s[u], p.scale);
+      if (p.softcap > 0) v = __fmul_rn(p.softcap, tanhf(__fdiv_rn(v, p.softcap)));
+      if (lane == 0) sc[jj] = v;
+      mx = fmaxf(mx, v);
+    }
   }
   mx = block_reduce<true>(mx, part);
   // softmax: exp(x - max) / sum
@@ -101,8 +117,16 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(cpu::AttentionParam
   for (int e = threadIdx.x; e < groups * d; e += kThreads) {
     const int c = e % d, g = e / d;
     float a = 0.0f;
-    if (v.plain()) {
-      for (int64_t j = g; j < n; j += groups) a = fmaf(sc[j], v.plain_row(j0 + j)[c], a);
+    if (v.plain()) {  // kUnroll values loaded, then added in key order
+      int64_t j = g;
+      for (; j + (kUnroll - 1) * groups < n; j += kUnroll * groups) {
+        float vals[kUnroll];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) vals[u] = v.plain_row(j0 + j + u * groups)[c];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) a = fmaf(sc[j + u * groups], vals[u], a);
+      }
+      for (; j < n; j += groups) a = fmaf(sc[j], v.plain_row(j0 + j)[c], a);
     } else {
       for (int64_t j = g; j < n; j += groups) a = fmaf(sc[j], v(j0 + j, c), a);
     }

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "core/json_number.h"
 #include "diagnose/rules.h"
 #include "eval/ifeval/bench_metrics.h"
 #include "eval/subset.h"
@@ -40,21 +41,20 @@ Capability check_capability(eval::EvalSession& s, const std::vector<eval::Scheme
 }
 
 nlohmann::ordered_json capability_json(const Capability& c) {
-  const auto num = [](double v) { return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(nullptr); };
   nlohmann::ordered_json rows = nlohmann::ordered_json::array();
   for (const auto& r : c.rows)
     rows.push_back({{"scheme", r.scheme},
-                    {"ifeval_prompt_strict", num(r.m.prompt_strict)},
-                    {"ifeval_prompt_loose", num(r.m.prompt_loose)},
-                    {"ifeval_inst_strict", num(r.m.inst_strict)},
-                    {"ifeval_inst_loose", num(r.m.inst_loose)},
-                    {"delta_prompt_strict", num(r.m.delta_prompt_strict)},
-                    {"delta_prompt_loose", num(r.m.delta_prompt_loose)},
-                    {"delta_inst_strict", num(r.m.delta_inst_strict)},
-                    {"delta_inst_loose", num(r.m.delta_inst_loose)},
+                    {"ifeval_prompt_strict", number_or_null(r.m.prompt_strict)},
+                    {"ifeval_prompt_loose", number_or_null(r.m.prompt_loose)},
+                    {"ifeval_inst_strict", number_or_null(r.m.inst_strict)},
+                    {"ifeval_inst_loose", number_or_null(r.m.inst_loose)},
+                    {"delta_prompt_strict", number_or_null(r.m.delta_prompt_strict)},
+                    {"delta_prompt_loose", number_or_null(r.m.delta_prompt_loose)},
+                    {"delta_inst_strict", number_or_null(r.m.delta_inst_strict)},
+                    {"delta_inst_loose", number_or_null(r.m.delta_inst_loose)},
                     {"flips", r.m.flips},
                     {"reverse_flips", r.m.reverse_flips},
-                    {"mcnemar_p", num(r.m.mcnemar_p)},
+                    {"mcnemar_p", number_or_null(r.m.mcnemar_p)},
                     {"lost", r.lost}});
   return {{"bench", "ifeval"}, {"prompts", c.prompts}, {"max_new_tokens", c.max_new_tokens}, {"alpha", rules::kAlpha},
           {"rows", rows}};

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "core/json_number.h"
 #include "core/error.h"
 #include "core/version.h"
 #include "diagnose/capability.h"
@@ -73,10 +74,8 @@ BenchMetrics conditional_metrics(const SampleMap& m, const std::vector<Prompt>& 
   return eval::refusal_metrics(base.span(), v.span(), probe.span());
 }
 
-Json num(double x) { return std::isnan(x) ? Json(nullptr) : Json(x); }
-
 Json flip_json(const BenchMetrics& m) {
-  return {{"flip_rate", num(m.flip_rate)}, {"flip_ci_low", num(m.flip_ci_low)}, {"flip_ci_high", num(m.flip_ci_high)},
+  return {{"flip_rate", number_or_null(m.flip_rate)}, {"flip_ci_low", number_or_null(m.flip_ci_low)}, {"flip_ci_high", number_or_null(m.flip_ci_high)},
           {"flips", m.flips}, {"n", m.n}};
 }
 
@@ -311,16 +310,16 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
   const double p_vs_noise = flip_difference_p(hb.span(), ht.span(), hn.span());
   const bool within_noise = flips_within_noise(hb.span(), ht.span(), hn.span());
   const bool significant = !std::isnan(mt.mcnemar_p) && mt.mcnemar_p < rules::kAlpha && !within_noise;
-  report["baseline"] = {{"refusal_rate", num(eval::ratio_or_nan(double(hb.count()), double(held.size())))},
+  report["baseline"] = {{"refusal_rate", number_or_null(eval::ratio_or_nan(double(hb.count()), double(held.size())))},
                         {"n", held.size()}};
-  report["target_metrics"] = {{"refusal_rate", num(mt.refusal_rate)}, {"flip_rate", num(mt.flip_rate)},
-                              {"flip_ci_low", num(mt.flip_ci_low)},   {"flip_ci_high", num(mt.flip_ci_high)},
+  report["target_metrics"] = {{"refusal_rate", number_or_null(mt.refusal_rate)}, {"flip_rate", number_or_null(mt.flip_rate)},
+                              {"flip_ci_low", number_or_null(mt.flip_ci_low)},   {"flip_ci_high", number_or_null(mt.flip_ci_high)},
                               {"flips", mt.flips},                   {"reverse_flips", mt.reverse_flips},
-                              {"mcnemar_p", num(mt.mcnemar_p)},       {"within_noise", within_noise},
+                              {"mcnemar_p", number_or_null(mt.mcnemar_p)},       {"within_noise", within_noise},
                               {"significant", significant}};
-  report["noise_floor"] = {{"scheme", rules::kNoiseScheme},       {"flip_rate", num(mn.flip_rate)},
-                           {"flip_ci_low", num(mn.flip_ci_low)},  {"flip_ci_high", num(mn.flip_ci_high)},
-                           {"flips", mn.flips},                   {"target_vs_noise_p", num(p_vs_noise)}};
+  report["noise_floor"] = {{"scheme", rules::kNoiseScheme},       {"flip_rate", number_or_null(mn.flip_rate)},
+                           {"flip_ci_low", number_or_null(mn.flip_ci_low)},  {"flip_ci_high", number_or_null(mn.flip_ci_high)},
+                           {"flips", mn.flips},                   {"target_vs_noise_p", number_or_null(p_vs_noise)}};
   // Rows by bits descending: 16 (the baseline against itself), the target, the family members.
   std::vector<std::pair<int, SchemeRun>> phase_points = {{16, base}};
   if (family) phase_points.emplace_back(family->bits, tgt);
@@ -331,9 +330,9 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
   if (!phase_runs.empty()) {
     for (const auto& [b, r] : phase_points) {
       const BenchMetrics pm = eval::refusal_metrics(hb.span(), verdicts(all, held, r.name).span(), no_probe.span());
-      Json row = {{"bits", b}, {"scheme", r.name}, {"refusal_rate", num(pm.refusal_rate)}};
+      Json row = {{"bits", b}, {"scheme", r.name}, {"refusal_rate", number_or_null(pm.refusal_rate)}};
       row.update(flip_json(pm));
-      row["mcnemar_p"] = num(pm.mcnemar_p);
+      row["mcnemar_p"] = number_or_null(pm.mcnemar_p);
       row["ppl_ratio"] = nullptr;  // filled by verify when --text is given
       phase.push_back(row);
       onset_points.push_back({b, pm});
@@ -392,8 +391,8 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
         drop.push_back(sc[0][i] - sc[1][i]);
         flipped.d[i] = !v[i];
       }
-      screen["auroc"] = num(auroc(drop, flipped.span()));
-      screen["mean_score_shift"] = num(-std::accumulate(drop.begin(), drop.end(), 0.0) / double(drop.size()));
+      screen["auroc"] = number_or_null(auroc(drop, flipped.span()));
+      screen["mean_score_shift"] = number_or_null(-std::accumulate(drop.begin(), drop.end(), 0.0) / double(drop.size()));
     }
     if (!openings.empty() && !calib_refused.empty()) {
       const std::vector<double> shifts =
@@ -432,13 +431,13 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
     if (!layer_shift.empty()) {
       std::vector<double> flips;
       for (const auto& lf : scan) flips.push_back(lf.metrics.flip_rate);
-      screen["spearman"] = num(spearman(layer_shift, flips));
+      screen["spearman"] = number_or_null(spearman(layer_shift, flips));
     } else {
       screen["spearman"] = nullptr;
     }
     critical = critical_layers(scan);
     Json crit = Json::array();
-    for (const auto& c : critical) crit.push_back({{"layer", c.layer}, {"flip_rate", num(c.metrics.flip_rate)}});
+    for (const auto& c : critical) crit.push_back({{"layer", c.layer}, {"flip_rate", number_or_null(c.metrics.flip_rate)}});
     report["critical_layers"] = crit;
     if (critical.empty() && !calib_refused.empty())
       findings.push_back(fmt::format("no layer alone flips >= {:.0f}% of the calibration refusals under {}",
@@ -487,8 +486,8 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
       report["ablation_layer"] = top;
     }
     report["ablation"] = abl;
-    report["pcr_calibration"] = num(pcr_cal);
-    report["pcr_heldout"] = num(pcr_held);
+    report["pcr_calibration"] = number_or_null(pcr_cal);
+    report["pcr_heldout"] = number_or_null(pcr_held);
     const FailureMode mode = classify(pcr_cal, scan, critical);
     const FailureMode mode_held = classify(pcr_held, scan, critical);
     report["failure_mode"] = to_string(mode);
@@ -524,7 +523,7 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
         const LayerGeometry g = layer_geometry(l, rh[size_t(l)], rl[size_t(l)], rq[size_t(l)], subspace_k,
                                                rules::kRandomSubspaceSeed + uint64_t(l));
         layers.push_back({{"layer", l}, {"refusal_direction_norm", g.refusal_direction_norm},
-                          {"vulnerability_ratio", num(g.vulnerability_ratio)}, {"random_ratio", num(g.random_ratio)}});
+                          {"vulnerability_ratio", number_or_null(g.vulnerability_ratio)}, {"random_ratio", number_or_null(g.random_ratio)}});
       }
       geo["layers"] = layers;
     }
@@ -566,16 +565,16 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
       eval::PplOptions popt;
       popt.max_windows = o.eval.ppl_windows;
       ppl = eval::run_perplexity(s.backend(), s.tokenizer().encode(io::read_file(o.eval.text), true), ppl_runs, popt);
-      report["target_metrics"]["ppl_ratio"] = num(ppl[1].ppl_ratio);
-      report["target_metrics"]["kl"] = num(ppl[1].kl);
+      report["target_metrics"]["ppl_ratio"] = number_or_null(ppl[1].ppl_ratio);
+      report["target_metrics"]["kl"] = number_or_null(ppl[1].kl);
       if (!phase_runs.empty()) {
         auto& rows = report["phase_transition"];
         for (auto& row : rows) {
           const std::string name = row["scheme"].get<std::string>();
-          if (name == base.name) row["ppl_ratio"] = num(ppl[0].ppl_ratio);
-          if (name == tgt.name) row["ppl_ratio"] = num(ppl[1].ppl_ratio);
+          if (name == base.name) row["ppl_ratio"] = number_or_null(ppl[0].ppl_ratio);
+          if (name == tgt.name) row["ppl_ratio"] = number_or_null(ppl[1].ppl_ratio);
           for (size_t i = 0; i < phase_runs.size(); ++i)
-            if (name == phase_runs[i].second.name) row["ppl_ratio"] = num(ppl[2 + runs.size() + i].ppl_ratio);
+            if (name == phase_runs[i].second.name) row["ppl_ratio"] = number_or_null(ppl[2 + runs.size() + i].ppl_ratio);
         }
       }
     }
@@ -603,17 +602,17 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
       cands.push_back({{"name", plans[i].name},
                        {"policy", plans[i].spec},
                        {"policy_file", fmt::format("candidates/{}.json", i)},
-                       {"refusal_rate", num(pm.refusal_rate)},
-                       {"flip_rate", num(pm.flip_rate)},
+                       {"refusal_rate", number_or_null(pm.refusal_rate)},
+                       {"flip_rate", number_or_null(pm.flip_rate)},
                        {"flips", pm.flips},
-                       {"recovery", num(rec.value)},
-                       {"recovery_ci_low", num(rec.ci_low)},
-                       {"recovery_ci_high", num(rec.ci_high)},
-                       {"memory_overhead", num(memory_overhead(bpt, target_bpt))},
-                       {"screen_shift", num(cand_shift[i])},
+                       {"recovery", number_or_null(rec.value)},
+                       {"recovery_ci_low", number_or_null(rec.ci_low)},
+                       {"recovery_ci_high", number_or_null(rec.ci_high)},
+                       {"memory_overhead", number_or_null(memory_overhead(bpt, target_bpt))},
+                       {"screen_shift", number_or_null(cand_shift[i])},
                        {"bytes_per_token", bpt},
-                       {"ppl_ratio", ppl.empty() ? Json(nullptr) : num(ppl[i + 2].ppl_ratio)},
-                       {"kl", ppl.empty() ? Json(nullptr) : num(ppl[i + 2].kl)},
+                       {"ppl_ratio", ppl.empty() ? Json(nullptr) : number_or_null(ppl[i + 2].ppl_ratio)},
+                       {"kl", ppl.empty() ? Json(nullptr) : number_or_null(ppl[i + 2].kl)},
                        {"within_noise", quiet},
                        {"qualifies", ok}});
       qualifies[i] = ok;
@@ -647,9 +646,9 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
     }
     for (size_t i = 0; i < plans.size(); ++i) {
       const auto& c = cand_cap[i];
-      cands[i]["ifeval_prompt_strict"] = c ? num(c->m.prompt_strict) : Json(nullptr);
-      cands[i]["ifeval_delta_prompt_strict"] = c ? num(c->m.delta_prompt_strict) : Json(nullptr);
-      cands[i]["ifeval_mcnemar_p"] = c ? num(c->m.mcnemar_p) : Json(nullptr);
+      cands[i]["ifeval_prompt_strict"] = c ? number_or_null(c->m.prompt_strict) : Json(nullptr);
+      cands[i]["ifeval_delta_prompt_strict"] = c ? number_or_null(c->m.delta_prompt_strict) : Json(nullptr);
+      cands[i]["ifeval_mcnemar_p"] = c ? number_or_null(c->m.mcnemar_p) : Json(nullptr);
       cands[i]["capability_lost"] = c ? Json(c->lost) : Json(nullptr);
       if (c && c->lost)
         findings.push_back(fmt::format("{} recovers refusals but loses capability (IFEval prompt-level strict "
@@ -666,7 +665,7 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
         if (!std::isnan(cand_shift[i]) && rec.is_number()) x.push_back(cand_shift[i]), y.push_back(rec.get<double>());
       }
       report["screen"]["verify_order"] = verify_order;
-      report["screen"]["candidates_spearman"] = x.size() >= 3 ? num(spearman(x, y)) : Json(nullptr);
+      report["screen"]["candidates_spearman"] = x.size() >= 3 ? number_or_null(spearman(x, y)) : Json(nullptr);
     }
     report["target_bytes_per_token"] = target_bpt;
     report["candidates"] = cands;

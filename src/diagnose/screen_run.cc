@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "core/json_number.h"
 #include "core/error.h"
 #include "diagnose/prompt_sets.h"
 #include "diagnose/rules.h"
@@ -33,7 +34,6 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
 }
 
-Json num(double x) { return std::isnan(x) || std::isinf(x) ? Json(nullptr) : Json(x); }
 
 }  // namespace
 
@@ -82,8 +82,8 @@ nlohmann::ordered_json run_screen(const ScreenOptions& o) {
       shift.push_back(sc[k + 1][i] - sc[0][i]);
       dropped += shift.back() < 0;
     }
-    Json row = {{"scheme", schemes[k].name}, {"mean_score_shift", num(mean(shift))},
-                {"median_score_shift", num(median(shift))},
+    Json row = {{"scheme", schemes[k].name}, {"mean_score_shift", number_or_null(mean(shift))},
+                {"median_score_shift", number_or_null(median(shift))},
                 {"fraction_dropped", double(dropped) / double(ids.size())}, {"per_layer", nullptr}};
     // Per layer: that layer alone under the scheme ("layers[l]=SCHEME"), for single-part specs
     // (a policy file is already per layer).
@@ -97,7 +97,7 @@ nlohmann::ordered_json run_screen(const ScreenOptions& o) {
       for (int l = 0; l < n_layers; ++l) {
         std::vector<double> d;
         for (size_t i = 0; i < ids.size(); ++i) d.push_back(ls[size_t(l) + 1][i] - ls[0][i]);
-        per.push_back({{"layer", l}, {"mean_score_shift", num(mean(d))}});
+        per.push_back({{"layer", l}, {"mean_score_shift", number_or_null(mean(d))}});
       }
       row["per_layer"] = per;
     }

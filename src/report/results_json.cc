@@ -5,16 +5,11 @@
 #include <stdexcept>
 #include <utility>
 
+#include "core/json_number.h"
 #include "core/version.h"
 #include "io/atomic_file.h"
 
 namespace kvaudit::report {
-
-namespace {
-nlohmann::ordered_json number_or_null(double x) {
-  return std::isfinite(x) ? nlohmann::ordered_json(x) : nlohmann::ordered_json(nullptr);
-}
-}  // namespace
 
 nlohmann::ordered_json metrics_json(const eval::BenchMetrics& m) {
   nlohmann::ordered_json j;

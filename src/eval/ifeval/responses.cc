@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "core/json_number.h"
 #include "core/error.h"
 #include "eval/ifeval/text_rules.h"
 #include "eval/ifeval/jsonl.h"
@@ -72,13 +73,12 @@ nlohmann::json sample_json(const ScoredResponse& r) {
 }
 
 nlohmann::json accuracy_json(const Accuracy& a) {
-  auto num = [](double x) { return std::isnan(x) ? nlohmann::json(nullptr) : nlohmann::json(x); };
   return {{"n", a.prompts},
           {"n_instructions", a.instructions},
-          {"ifeval_prompt_strict", num(a.prompt_strict_acc())},
-          {"ifeval_prompt_loose", num(a.prompt_loose_acc())},
-          {"ifeval_inst_strict", num(a.inst_strict_acc())},
-          {"ifeval_inst_loose", num(a.inst_loose_acc())}};
+          {"ifeval_prompt_strict", number_or_null<nlohmann::json>(a.prompt_strict_acc())},
+          {"ifeval_prompt_loose", number_or_null<nlohmann::json>(a.prompt_loose_acc())},
+          {"ifeval_inst_strict", number_or_null<nlohmann::json>(a.inst_strict_acc())},
+          {"ifeval_inst_loose", number_or_null<nlohmann::json>(a.inst_loose_acc())}};
 }
 
 }  // namespace kvaudit::eval::ifeval

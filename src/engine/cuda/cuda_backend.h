@@ -1,6 +1,7 @@
 // The CUDA backend (cuda/forward_cuda.cc): the forward pass of cpu/forward.cc on one GPU, fp32
-// activations, fp32 or bf16 weights, the KV quantizers run by the host caches (see PERFORMANCE.md,
-// CUDA). Built only when CMake finds nvcc (KVAUDIT_HAVE_CUDA).
+// activations, fp32 or bf16 weights, KV caches quantized on the device where the scheme has a
+// kv::KvLayout and through the host caches otherwise (docs/KV_SCHEMES.md "On the GPU"). Built only
+// when CMake finds nvcc (KVAUDIT_HAVE_CUDA).
 #pragma once
 #include <memory>
 

@@ -3,79 +3,25 @@
 // (kv::kv_value, what attention reads) bit for bit the CPU cache's rows() in both storages.
 #include <gtest/gtest.h>
 
-#include "core/half.h"
 #include "cuda_test_util.h"
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/ops_cuda.h"
+#include "kv/layout_reference.h"  // tests/kv: the CPU side of the comparison
 #include "kv/policy.h"
 #include "kv/registry.h"
-#include "kv/schemes/fp8.h"
-#include "kv/schemes/int_affine.h"
-#include "kv/schemes/int_rows.h"
 
 namespace kvaudit::engine {
 namespace {
 
 using cuda::DeviceBuffer;
 
-constexpr int kHeads = 4, kHeadDim = 16, kWidth = kHeads * kHeadDim;
+using kv::testing::cpu_row;
+using kv::testing::kHeadDim;
+using kv::testing::kHeads;
+using kv::testing::kWidth;
+using kv::testing::test_rows;
 
-// Rows with a spread of magnitudes per channel, an outlier channel, an all-zero row and a constant
-// row (the degenerate sets: s = 0 for sym, the 1e-8 floor for asym).
-std::vector<float> test_rows(int64_t n, uint32_t seed) {
-  std::vector<float> x = cuda_testing::uniform(size_t(n * kWidth), 1.0f, seed);
-  for (int64_t t = 0; t < n; ++t) {
-    for (int c = 0; c < kWidth; ++c) x[size_t(t * kWidth + c)] *= 0.05f + 0.1f * float(c % 7);
-    x[size_t(t * kWidth + 5)] *= 40.0f;
-  }
-  if (n > 3) {
-    std::fill(x.begin() + 2 * kWidth, x.begin() + 3 * kWidth, 0.0f);
-    std::fill(x.begin() + 3 * kWidth, x.begin() + 4 * kWidth, 0.75f);
-  }
-  return x;
-}
-
-// The CPU's codes and parameters of one row (RowQuantizer::quantize; tensor: one fit over the
-// sequence's first call).
-struct CpuRow {
-  std::vector<uint32_t> codes;
-  std::vector<float> params;
-};
-
-CpuRow cpu_row(const kv::KvLayout& L, const float* x, const kv::AffineParams* tensor) {
-  CpuRow r;
-  r.codes.resize(kWidth);
-  std::vector<uint8_t> c8(kWidth);
-  switch (L.kind) {
-    case kv::LayoutKind::kPlain:
-      for (int c = 0; c < kWidth; ++c) r.codes[size_t(c)] = kv::float_bits(x[c]);
-      return r;
-    case kv::LayoutKind::kBf16:
-      for (int c = 0; c < kWidth; ++c) r.codes[size_t(c)] = float_to_bf16(x[c]);
-      return r;
-    case kv::LayoutKind::kInt: {
-      const kv::IntAffine a{L.bits, L.sym};
-      if (L.tensor) {
-        a.quantize_span(x, kWidth, *tensor, c8.data());
-      } else {
-        auto q = kv::make_int_row_quantizer(a, std::vector<int>(size_t(kWidth / L.set_len), L.set_len));
-        r.params.resize(size_t(q->n_params()));
-        q->quantize(x, c8.data(), r.params.data(), nullptr);
-      }
-      break;
-    }
-    case kv::LayoutKind::kFp8: {
-      auto q = kv::make_fp8_quantizer(kv::fp8_format(L.e5m2), kWidth, L.fp8_scale);
-      r.params.resize(size_t(q->n_params()));
-      q->quantize(x, c8.data(), r.params.data(), nullptr);
-      break;
-    }
-  }
-  for (int c = 0; c < kWidth; ++c) r.codes[size_t(c)] = c8[size_t(c)];
-  return r;
-}
-
-class KvWriteCuda : public ::testing::TestWithParam<std::string> {};
+class KvWriteCuda : public ::testing::TestWithParam<const char*> {};
 
 // Two sequences, two calls (A: a 6-row prefill then 1 row; B: 3 rows then 2), K and V, as the
 // engine calls kv_write_cuda; against the CPU's codes, parameters and cache rows.
@@ -154,7 +100,7 @@ TEST_P(KvWriteCuda, CodesParametersAndRowsMatchTheCpu) {
         EXPECT_EQ(params[2], tensor_p.qscale);
       }
       for (int64_t t = 0; t < total[i]; ++t) {
-        const CpuRow want = cpu_row(L, x.data() + t * kWidth, &tensor_p);
+        const kv::testing::CpuRow want = cpu_row(L, x.data() + t * kWidth, tensor_p);
         for (int c = 0; c < kWidth; ++c)
           ASSERT_EQ(kv::unpack_code(words.data() + t * L.row_words(), c, L.bits), want.codes[size_t(c)])
               << GetParam() << " row " << t << " channel " << c;
@@ -167,12 +113,7 @@ TEST_P(KvWriteCuda, CodesParametersAndRowsMatchTheCpu) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Schemes, KvWriteCuda,
-                         ::testing::Values("fp16", "bf16", "int8:token:asym", "int4:token:asym", "int4:token:sym",
-                                           "int3:head:asym", "int2:head:sym", "int1:token:asym", "int5:group:g8",
-                                           "int6:group:g16:sym", "int7:token", "int3:tensor:sym", "int4:tensor:asym",
-                                           "fp8e4m3", "fp8e5m2", "fp8e4m3:scale=dynamic", "fp8e5m2:scale=dynamic",
-                                           "fp8e4m3:scale=0.01"),
+INSTANTIATE_TEST_SUITE_P(Schemes, KvWriteCuda, ::testing::ValuesIn(kv::testing::layout_schemes()),
                          [](const auto& info) {
                            std::string n = info.param;
                            for (char& ch : n)

@@ -2,7 +2,7 @@
 # Installs the Debian packages kvaudit builds and tests with. Idempotent, non-interactive.
 set -euo pipefail
 pkgs=(cmake ninja-build g++ pkg-config
-      libopenblas-dev nlohmann-json3-dev libpcre2-dev libicu-dev libcli11-dev libfmt-dev
+      nlohmann-json3-dev libpcre2-dev libicu-dev libcli11-dev libfmt-dev
       libcld2-dev libgtest-dev libgmock-dev libbenchmark-dev libomp-dev libeigen3-dev
       clang libclang-rt-14-dev  # the sanitizer stage and libFuzzer (scripts/test.sh, scripts/fuzz.sh)
       libcpp-httplib-dev  # serve, eval --endpoint

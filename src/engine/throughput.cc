@@ -43,9 +43,8 @@ ThroughputResult measure_throughput(Backend& backend, std::shared_ptr<const kv::
   r.prefill_s = now_s() - t0;
   t0 = now_s();
   for (int s = 0; s < gen; ++s) {
-    std::vector<int> fed = next;
-    for (int b = 0; b < batch; ++b) inputs[size_t(b)].tokens = {&fed[size_t(b)], 1};
-    next = backend.forward_greedy(inputs);
+    for (int b = 0; b < batch; ++b) inputs[size_t(b)].tokens = {&next[size_t(b)], 1};
+    next = backend.forward_greedy(inputs);  // replaces next only after the call has read it
   }
   r.decode_s = now_s() - t0;
   for (const auto& seq : seqs) r.kv_bytes += int64_t(seq->kv_bytes());

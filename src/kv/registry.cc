@@ -91,10 +91,19 @@ float fp8_scale(const SchemeSpec& s, Role role, CacheGeometry g, const CacheOpti
   return amax > 0 ? amax / f.max_value : 1.0f;
 }
 
+// The checks every scheme's storage makes of the geometry (s: the effective scheme of `spec`).
+void check_geometry(const SchemeSpec& spec, const SchemeSpec& s, CacheGeometry g) {
+  if (g.n_kv_heads <= 0 || g.head_dim <= 0) usage_error("KV cache geometry {}x{} is empty", g.n_kv_heads, g.head_dim);
+  if (s.kind == SchemeKind::kInt && s.gran == Gran::kGroup && g.width() % s.group != 0)
+    usage_error("'{}': group size {} does not divide the {} channels of a token ({} heads x {})", to_string(spec),
+                s.group, g.width(), g.n_kv_heads, g.head_dim);
+}
+
 }  // namespace
 
 std::optional<KvLayout> scheme_layout(const SchemeSpec& spec, Role role, CacheGeometry g, const CacheOptions& o) {
-  if (g.n_kv_heads <= 0 || g.head_dim <= 0) usage_error("KV cache geometry {}x{} is empty", g.n_kv_heads, g.head_dim);
+  const SchemeSpec s = effective_scheme(spec, role);
+  check_geometry(spec, s, g);
   KvLayout L;
   L.width = g.width();
   if (spec.kind == SchemeKind::kFp16) return L;
@@ -103,13 +112,9 @@ std::optional<KvLayout> scheme_layout(const SchemeSpec& spec, Role role, CacheGe
     L.bits = 16;
     return L;
   }
-  const SchemeSpec s = effective_scheme(spec, role);
   if (s.had || s.protect != ProtectUnit::kNone || s.residual > 0 || (role == Role::K && s.pre_rope)) return std::nullopt;
   if (s.kind == SchemeKind::kInt) {
     if (s.gran == Gran::kChannel || (s.gran == Gran::kTensor && o.compat_paper)) return std::nullopt;
-    if (s.gran == Gran::kGroup && L.width % s.group != 0)
-      usage_error("'{}': group size {} does not divide the {} channels of a token ({} heads x {})", to_string(spec),
-                  s.group, L.width, g.n_kv_heads, g.head_dim);
     L.kind = LayoutKind::kInt;
     L.bits = s.bits;
     L.sym = s.sym;
@@ -130,10 +135,10 @@ std::optional<KvLayout> scheme_layout(const SchemeSpec& spec, Role role, CacheGe
 }
 
 std::unique_ptr<LayerCache> make_scheme_cache(const SchemeSpec& spec, Role role, CacheGeometry g, const CacheOptions& o) {
-  if (g.n_kv_heads <= 0 || g.head_dim <= 0) usage_error("KV cache geometry {}x{} is empty", g.n_kv_heads, g.head_dim);
+  const SchemeSpec s = effective_scheme(spec, role);
+  check_geometry(spec, s, g);
   if (spec.kind == SchemeKind::kFp16) return make_plain_cache(g);
   if (spec.kind == SchemeKind::kBf16) return make_bf16_cache(g);
-  const SchemeSpec s = effective_scheme(spec, role);
   const int w = g.width();
   QuantPlan plan;
   plan.geometry = g;
@@ -153,9 +158,6 @@ std::unique_ptr<LayerCache> make_scheme_cache(const SchemeSpec& spec, Role role,
     case SchemeKind::kInt: {
       const IntAffine a{s.bits, s.sym};
       plan.residual = s.residual;
-      if (s.gran == Gran::kGroup && w % s.group != 0)
-        usage_error("'{}': group size {} does not divide the {} channels of a token ({} heads x {})", to_string(spec),
-                    s.group, w, g.n_kv_heads, g.head_dim);
       switch (s.gran) {
         case Gran::kTensor: plan.mode = QuantPlan::Mode::kTensor; plan.affine = a; break;
         case Gran::kChannel:

@@ -32,14 +32,14 @@ for step in $steps; do
       timeout 200 "$C/kvaudit" bench --model tools/cuda_configs/smollm2-135m --random-weights --device cpu \
         --batch 1,32 --prompt-len 128 --gen 32 --repeat 1 2>&1 | tee -a "$OUT/bench.log" | tail -4
       ;;
-    kvbench)  # KVBENCH="schemes" (default: all below)
-      for kv in ${KVBENCH:-fp16 int8:token:asym int4:token:asym int2:group:g32 int3:tensor:sym fp8e5m2 kivi2}; do
+    kvbench)  # KVBENCH="schemes" (default: all below), KVBATCH (default 1,32,256)
+      for kv in ${KVBENCH:-fp16 int8:token:asym int4:token:asym int2:group:g32 int3:tensor:sym fp8e5m2 kivi2 q4_0}; do
         for where in device host; do
           echo "== kvbench llama-1b bf16-tc kv $kv on $where"
           KVAUDIT_CUDA_KV=$where KVAUDIT_CUDA_WEIGHTS=bf16-tc timeout 240 "$C/kvaudit" bench \
-            --model tools/cuda_configs/llama-1b --random-weights --device cuda --kv "$kv" --batch 1,32,256 \
+            --model tools/cuda_configs/llama-1b --random-weights --device cuda --kv "$kv" --batch ${KVBATCH:-1,32,256} \
             --prompt-len 128 --gen 32 --repeat ${KVREPEAT:-2} 2>&1 | tee -a "$OUT/kvbench.log" | tail -4
-          [ "$kv" = kivi2 ] || [ -n "${KVDEVICE_ONLY:-}" ] && break  # kivi2: host caches either way
+          [ -n "${KVDEVICE_ONLY:-}" ] && break
         done
       done
       ;;

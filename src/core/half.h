@@ -1,26 +1,22 @@
-// IEEE fp16 and bfloat16 <-> float, exact and round-to-nearest-even (the rounding torch uses).
+// IEEE fp16 and bfloat16 <-> float, exact and round-to-nearest-even (the rounding torch uses), on
+// the host and in CUDA kernels alike (the device KV caches store fp16 residual rows and bf16 values).
 #pragma once
 #include <cstdint>
-#include <cstring>
+
+#include "core/bits.h"
 
 namespace kvaudit {
 
-inline float bf16_to_float(uint16_t h) {
-  uint32_t bits = uint32_t(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
+KVAUDIT_HD inline float bf16_to_float(uint16_t h) { return bits_float(uint32_t(h) << 16); }
 
-inline uint16_t float_to_bf16(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, 4);
+KVAUDIT_HD inline uint16_t float_to_bf16(float f) {
+  uint32_t bits = float_bits(f);
   if ((bits & 0x7fffffffu) > 0x7f800000u) return uint16_t((bits >> 16) | 0x40);  // quiet NaN
   bits += 0x7fffu + ((bits >> 16) & 1u);
   return uint16_t(bits >> 16);
 }
 
-inline float fp16_to_float(uint16_t h) {
+KVAUDIT_HD inline float fp16_to_float(uint16_t h) {
   const uint32_t sign = uint32_t(h & 0x8000u) << 16;
   const uint32_t exp = (h >> 10) & 0x1fu;
   uint32_t mant = h & 0x3ffu;
@@ -38,14 +34,11 @@ inline float fp16_to_float(uint16_t h) {
   } else {
     bits = sign | (exp + 127 - 15) << 23 | mant << 13;
   }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
+  return bits_float(bits);
 }
 
-inline uint16_t float_to_fp16(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
+KVAUDIT_HD inline uint16_t float_to_fp16(float f) {
+  uint32_t x = float_bits(f);
   const uint16_t sign = uint16_t((x >> 16) & 0x8000u);
   x &= 0x7fffffffu;
   if (x > 0x7f800000u) return sign | 0x7e00u;              // NaN
@@ -66,7 +59,7 @@ inline uint16_t float_to_fp16(float f) {
 }
 
 // Rounds a float through fp16 / bf16 storage.
-inline float round_fp16(float f) { return fp16_to_float(float_to_fp16(f)); }
-inline float round_bf16(float f) { return bf16_to_float(float_to_bf16(f)); }
+KVAUDIT_HD inline float round_fp16(float f) { return fp16_to_float(float_to_fp16(f)); }
+KVAUDIT_HD inline float round_bf16(float f) { return bf16_to_float(float_to_bf16(f)); }
 
 }  // namespace kvaudit

@@ -257,4 +257,59 @@ void dequantize_row(GgmlType t, const void* src_v, float* y, int64_t n) {
   }
 }
 
+namespace {
+// Element j's 4-bit code into qs (the layout nibble() reads); the fifth bit into qh (fifth_bit()).
+void put_nibbles(const uint8_t codes[kQK], uint8_t* qs) {
+  for (int j = 0; j < kQK / 2; ++j) qs[j] = uint8_t((codes[j] & 15) | (codes[j + kQK / 2] & 15) << 4);
+}
+void put_fifth_bits(const uint8_t codes[kQK], uint8_t qh[4]) {
+  uint32_t mask = 0;
+  for (int j = 0; j < kQK; ++j) mask |= uint32_t((codes[j] >> 4) & 1u) << j;
+  for (int i = 0; i < 4; ++i) qh[i] = uint8_t(mask >> (8 * i));
+}
+template <typename Block>
+size_t store_block(const Block& blk, uint8_t* out) {
+  std::memcpy(out, &blk, sizeof(Block));
+  return sizeof(Block);
+}
+}  // namespace
+
+size_t encode_legacy_block(GgmlType t, const uint8_t codes[kQK], uint16_t d, uint16_t m, uint8_t* out) {
+  switch (t) {
+    case GgmlType::Q8_0: {
+      BlockQ8_0 b{d, {}};
+      std::memcpy(b.qs, codes, kQK);
+      return store_block(b, out);
+    }
+    case GgmlType::Q4_0: {
+      BlockQ4_0 b{d, {}};
+      put_nibbles(codes, b.qs);
+      return store_block(b, out);
+    }
+    case GgmlType::IQ4_NL: {
+      BlockIQ4_NL b{d, {}};
+      put_nibbles(codes, b.qs);
+      return store_block(b, out);
+    }
+    case GgmlType::Q4_1: {
+      BlockQ4_1 b{d, m, {}};
+      put_nibbles(codes, b.qs);
+      return store_block(b, out);
+    }
+    case GgmlType::Q5_0: {
+      BlockQ5_0 b{d, {}, {}};
+      put_fifth_bits(codes, b.qh);
+      put_nibbles(codes, b.qs);
+      return store_block(b, out);
+    }
+    case GgmlType::Q5_1: {
+      BlockQ5_1 b{d, m, {}, {}};
+      put_fifth_bits(codes, b.qh);
+      put_nibbles(codes, b.qs);
+      return store_block(b, out);
+    }
+    default: usage_error("encode_legacy_block: {} is not a 32-element legacy block type", ggml_type_name(t));
+  }
+}
+
 }  // namespace kvaudit::io

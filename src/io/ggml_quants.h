@@ -78,6 +78,7 @@ struct BlockQ4_1 { uint16_t d; uint16_t m; uint8_t qs[kQK / 2]; };
 struct BlockQ5_0 { uint16_t d; uint8_t qh[4]; uint8_t qs[kQK / 2]; };
 struct BlockQ5_1 { uint16_t d; uint16_t m; uint8_t qh[4]; uint8_t qs[kQK / 2]; };
 struct BlockQ8_0 { uint16_t d; int8_t qs[kQK]; };
+struct BlockIQ4_NL { uint16_t d; uint8_t qs[kQK / 2]; };
 struct BlockQ2_K { uint8_t scales[kQK_K / 16]; uint8_t qs[kQK_K / 4]; uint16_t d; uint16_t dmin; };
 struct BlockQ3_K { uint8_t hmask[kQK_K / 8]; uint8_t qs[kQK_K / 4]; uint8_t scales[12]; uint16_t d; };
 struct BlockQ4_K { uint16_t d; uint16_t dmin; uint8_t scales[kKScaleBytes]; uint8_t qs[kQK_K / 2]; };
@@ -89,11 +90,17 @@ static_assert(sizeof(BlockQ4_1) == 20);
 static_assert(sizeof(BlockQ5_0) == 22);
 static_assert(sizeof(BlockQ5_1) == 24);
 static_assert(sizeof(BlockQ8_0) == 34);
+static_assert(sizeof(BlockIQ4_NL) == 18);
 static_assert(sizeof(BlockQ2_K) == 84);
 static_assert(sizeof(BlockQ3_K) == 110);
 static_assert(sizeof(BlockQ4_K) == 144);
 static_assert(sizeof(BlockQ5_K) == 176);
 static_assert(sizeof(BlockQ6_K) == 210);
+
+// The inverse of the legacy types' decoding: one block of 32 codes (q8_0: int8 two's complement;
+// q5: 5-bit; others 4-bit) with fp16 d (and m for q4_1/q5_1) written in t's byte layout at out.
+// Returns the bytes written (sizeof the block). t: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 or IQ4_NL.
+size_t encode_legacy_block(GgmlType t, const uint8_t codes[kQK], uint16_t d, uint16_t m, uint8_t* out);
 
 // --- K-quant sub-block scales (shared by the reference dequantizer and the engine's SIMD one) ---
 

@@ -1,31 +1,32 @@
 // A layer's stored K or V as plain data a kernel can read (issue 10), and the reference formulas
 // of SPEC.md §3 for the schemes stored that way, written once for host and device: no intrinsics,
-// no library calls a kernel cannot make. The CPU quantizers (kv/schemes/int_affine.cc, fp8.cc) call
-// these same functions, so a code computed on the GPU is the CPU's code by construction, not by
-// a second transcription.
+// no library calls a kernel cannot make. The CPU quantizers (kv/schemes/int_affine.cc, fp8.cc,
+// llama_cpp.cc via kv/ggml_block.h) call these same functions, so a code computed on the GPU is the
+// CPU's code by construction, not by a second transcription.
 //
 // Stored row: `width` values, each `bits` wide, packed LSB-first into 32-bit words (value i at bit
 // i·bits of the row; a row starts on a word), then `row_params()` fp32 parameters. `tensor` int
-// keeps one (scale, zero, qscale) triple for the whole sequence instead of per-row parameters.
+// keeps one (scale, zero, qscale) triple for the whole sequence instead of per-row parameters;
+// `channel` int keeps per-channel (scale, zero) per block of `block_rows` rows. With a residual
+// window (R > 0) rows [quantized_rows(size), size) are fp16 values in a ring of R rows (row j at
+// slot j mod R) until they are quantized (kv/quant_cache.h states when).
 #pragma once
 #include <cstdint>
 
-#include <bit>
 #include <cmath>
 
-#if defined(__CUDACC__)
-#define KVAUDIT_HD __host__ __device__
-#else
-#define KVAUDIT_HD
-#endif
+#include "core/bits.h"
+#include "core/half.h"
+#include "kv/ggml_block.h"
 
 namespace kvaudit::kv {
 
 enum class LayoutKind : uint8_t {
   kPlain,  // fp32 as computed (the 16-bit baseline)
   kBf16,   // each value rounded to bfloat16, 16 bits
-  kInt,    // intB affine codes, per-set fp32 (s, z), or one tensor triple
+  kInt,    // intB affine codes, per-set fp32 (s, z), one tensor triple, or per channel and block
   kFp8,    // fp8 e4m3/e5m2 codes of x / s; s fixed or per row
+  kGgml,   // llama.cpp blocks of 32 (kv/ggml_block.h): codes, per block d [and m]
 };
 
 struct KvLayout {
@@ -37,34 +38,54 @@ struct KvLayout {
   bool tensor = false;  // int: (s, z) fitted on the first append, kept for the sequence
   bool e5m2 = false;    // fp8: e5m2, else e4m3
   float fp8_scale = 0;  // fp8: the fixed scale; 0 = dynamic, per row max|x| / max (a row parameter)
+  int block_rows = 0;   // int `channel`: N rows per (s, z) block, fitted per channel (KIVI keys)
+  int residual = 0;     // R: the newest rows stay fp16 in a ring of R rows (0: quantized on write)
+  io::GgmlType ggml = io::GgmlType::Q8_0;  // kGgml
+  int pair_dim = 0;     // kGgml keys of llama.cpp's interleaved order: head_dim (llama_cpp_key_order)
 
-  KVAUDIT_HD int n_sets() const { return kind == LayoutKind::kInt && !tensor ? width / set_len : 0; }
-  // fp32 parameters per row: int, scales of each set then (asym) zero points; fp8 dynamic: s.
+  KVAUDIT_HD bool channel() const { return kind == LayoutKind::kInt && block_rows > 0; }
+  KVAUDIT_HD int n_sets() const {
+    if (kind == LayoutKind::kGgml) return width / kGgmlBlock;
+    return kind == LayoutKind::kInt && !tensor && !channel() ? width / set_len : 0;
+  }
+  // fp32 parameters per row: int, scales of each set then (asym) zero points; fp8 dynamic: s;
+  // ggml, d of each block then (q4_1, q5_1) m.
   KVAUDIT_HD int row_params() const {
-    if (kind == LayoutKind::kInt) return tensor ? 0 : n_sets() * (sym ? 1 : 2);
+    if (kind == LayoutKind::kGgml) return n_sets() * (ggml_has_min(ggml) ? 2 : 1);
+    if (kind == LayoutKind::kInt) return n_sets() * (sym ? 1 : 2);
     return kind == LayoutKind::kFp8 && fp8_scale == 0 ? 1 : 0;
   }
+  // `channel`: fp32 parameters per block of block_rows rows: [width] scales, then [width] zeros (asym).
+  KVAUDIT_HD int block_params() const { return channel() ? width * (sym ? 1 : 2) : 0; }
   KVAUDIT_HD int row_words() const { return int((int64_t(width) * bits + 31) / 32); }
-  // Bytes one stored row occupies (codes + parameters).
+  // Bytes one quantized row occupies (codes + its own parameters; not a `channel` block's).
   KVAUDIT_HD int64_t row_bytes() const { return 4 * int64_t(row_words() + row_params()); }
+  // How many of `size` rows are quantized (SPEC.md §3 streaming, kv/quant_cache.cc): `channel`
+  // whole windows of R rows; token-wise schemes all but the newest R.
+  KVAUDIT_HD int64_t quantized_rows(int64_t size) const {
+    if (residual == 0) return size;
+    if (channel()) return size / residual * residual;
+    return size > residual ? size - residual : 0;
+  }
+  // Position in the stored row of channel c (kGgml keys in llama.cpp's order; else c itself):
+  // llama_cpp_key_order puts channel (p % 2)·D/2 + p/2 of a head at position p.
+  KVAUDIT_HD int position(int c) const {
+    if (pair_dim == 0) return c;
+    const int h = c / pair_dim, i = c % pair_dim, half = pair_dim / 2;
+    return h * pair_dim + (i < half ? 2 * i : 2 * (i - half) + 1);
+  }
+  // The channel at position p (the inverse of position()).
+  KVAUDIT_HD int channel_at(int p) const {
+    if (pair_dim == 0) return p;
+    const int h = p / pair_dim, i = p % pair_dim;
+    return h * pair_dim + (i % 2) * (pair_dim / 2) + i / 2;
+  }
 };
 
 // ---------------------------------------------------------------- scalar helpers
 
-KVAUDIT_HD inline uint32_t float_bits(float x) {
-#if defined(__CUDA_ARCH__)
-  return __float_as_uint(x);
-#else
-  return std::bit_cast<uint32_t>(x);
-#endif
-}
-KVAUDIT_HD inline float bits_float(uint32_t u) {
-#if defined(__CUDA_ARCH__)
-  return __uint_as_float(u);
-#else
-  return std::bit_cast<float>(u);
-#endif
-}
+using kvaudit::bits_float;
+using kvaudit::float_bits;
 // Round half to even (std::nearbyint in the default rounding mode; torch.round).
 KVAUDIT_HD inline float round_even(float x) {
 #if defined(__CUDA_ARCH__)
@@ -77,15 +98,6 @@ KVAUDIT_HD inline bool finite(float x) { return (float_bits(x) & 0x7f800000u) !=
 KVAUDIT_HD inline float abs_f(float x) { return bits_float(float_bits(x) & 0x7fffffffu); }
 // 2^e for a normal exponent, exactly.
 KVAUDIT_HD inline float pow2(int e) { return bits_float(uint32_t(127 + e) << 23); }
-
-// bfloat16: nearest even; NaN stays a quiet NaN (core/half.h float_to_bf16).
-KVAUDIT_HD inline uint16_t bf16_bits(float f) {
-  uint32_t b = float_bits(f);
-  if ((b & 0x7fffffffu) > 0x7f800000u) return uint16_t((b >> 16) | 0x40);
-  b += 0x7fffu + ((b >> 16) & 1u);
-  return uint16_t(b >> 16);
-}
-KVAUDIT_HD inline float bf16_value(uint16_t h) { return bits_float(uint32_t(h) << 16); }
 
 // ---------------------------------------------------------------- intB affine (SPEC.md §3)
 
@@ -199,14 +211,15 @@ KVAUDIT_HD inline uint32_t unpack_code(const uint32_t* words, int64_t i, int bit
 }
 
 // The dequantized value of channel c of one stored row: what attention reads (the CPU cache's
-// rows()). params: the row's parameters, or the tensor triple.
+// rows()). params: the row's parameters, the tensor triple, or the row's `channel` block's.
 KVAUDIT_HD inline float kv_value(const KvLayout& L, const uint32_t* words, const float* params, int c) {
   switch (L.kind) {
     case LayoutKind::kPlain: return bits_float(words[c]);
-    case LayoutKind::kBf16: return bf16_value(uint16_t(unpack_code(words, c, 16)));
+    case LayoutKind::kBf16: return bf16_to_float(uint16_t(unpack_code(words, c, 16)));
     case LayoutKind::kInt: {
       const uint8_t q = uint8_t(unpack_code(words, c, L.bits));
       if (L.tensor) return affine_dequantize(L.bits, L.sym, q, params[0], params[1]);
+      if (L.channel()) return affine_dequantize(L.bits, L.sym, q, params[c], L.sym ? 0.0f : params[L.width + c]);
       const int s = c / L.set_len, n = L.width / L.set_len;
       return affine_dequantize(L.bits, L.sym, q, params[s], L.sym ? 0.0f : params[n + s]);
     }
@@ -215,8 +228,31 @@ KVAUDIT_HD inline float kv_value(const KvLayout& L, const uint32_t* words, const
       const float v = fp8_decode(uint8_t(unpack_code(words, c, 8)), fp8_format(L.e5m2));
       return s == 1.0f ? v : v * s;
     }
+    case LayoutKind::kGgml: {
+      const int p = L.position(c), b = p / kGgmlBlock, n = L.n_sets();
+      return ggml_dequantize(L.ggml, uint8_t(unpack_code(words, p, L.bits)), params[b],
+                             ggml_has_min(L.ggml) ? params[n + b] : 0.0f);
+    }
   }
   return 0;
+}
+
+// Where one sequence's stored K or V of one layer lives (the device's buffers, or a test's).
+struct KvStore {
+  const uint32_t* words;     // [rows, row_words]
+  const float* params;       // [rows, row_params]; the tensor triple; `channel`: [blocks, block_params]
+  const uint16_t* residual;  // [R, width] fp16 ring (R > 0)
+  int64_t quantized;         // rows [0, quantized) are codes, the rest in the ring
+};
+
+// The value attention reads for channel c of row j (what the CPU cache's rows() holds).
+KVAUDIT_HD inline float kv_stored_value(const KvLayout& L, const KvStore& s, int64_t j, int c) {
+  // Positions fit an int (32-bit division is the cheap one on a GPU).
+  if (j >= s.quantized) return fp16_to_float(s.residual[int64_t(int(j) % L.residual) * L.width + c]);
+  const float* params = L.tensor ? s.params
+                        : L.channel() ? s.params + int64_t(int(j) / L.block_rows) * L.block_params()
+                                      : s.params + j * L.row_params();
+  return kv_value(L, s.words + j * L.row_words(), params, c);
 }
 
 }  // namespace kvaudit::kv

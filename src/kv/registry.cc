@@ -99,6 +99,17 @@ void check_geometry(const SchemeSpec& spec, const SchemeSpec& s, CacheGeometry g
                 s.group, g.width(), g.n_kv_heads, g.head_dim);
 }
 
+bool is_llama_cpp(SchemeKind k) {
+  return k == SchemeKind::kQ8_0 || k == SchemeKind::kQ4_0 || k == SchemeKind::kQ4_1 || k == SchemeKind::kQ5_0 ||
+         k == SchemeKind::kQ5_1 || k == SchemeKind::kIq4Nl;
+}
+
+void check_ggml_width(const SchemeSpec& spec, int width) {
+  if (width % kGgmlBlock != 0)
+    usage_error("'{}': llama.cpp blocks of {} do not divide the {} channels of a token", to_string(spec), kGgmlBlock,
+                width);
+}
+
 }  // namespace
 
 std::optional<KvLayout> scheme_layout(const SchemeSpec& spec, Role role, CacheGeometry g, const CacheOptions& o) {
@@ -112,16 +123,21 @@ std::optional<KvLayout> scheme_layout(const SchemeSpec& spec, Role role, CacheGe
     L.bits = 16;
     return L;
   }
-  if (s.had || s.protect != ProtectUnit::kNone || s.residual > 0 || (role == Role::K && s.pre_rope)) return std::nullopt;
+  if (s.had || s.protect != ProtectUnit::kNone || (role == Role::K && s.pre_rope)) return std::nullopt;
   if (s.kind == SchemeKind::kInt) {
-    if (s.gran == Gran::kChannel || (s.gran == Gran::kTensor && o.compat_paper)) return std::nullopt;
+    // --compat paper fits tensor and channel on each append alone; tensor with a window: host only.
+    if ((s.gran == Gran::kChannel || s.gran == Gran::kTensor) && o.compat_paper) return std::nullopt;
+    if (s.gran == Gran::kTensor && s.residual > 0) return std::nullopt;
     L.kind = LayoutKind::kInt;
     L.bits = s.bits;
     L.sym = s.sym;
     L.tensor = s.gran == Gran::kTensor;
+    L.residual = s.residual;
+    L.block_rows = s.gran == Gran::kChannel ? s.group : 0;
     L.set_len = s.gran == Gran::kHead ? g.head_dim : s.gran == Gran::kGroup ? s.group : L.width;
     return L;
   }
+  if (s.residual > 0) return std::nullopt;
   if (s.kind == SchemeKind::kFp8E4M3 || s.kind == SchemeKind::kFp8E5M2) {
     std::vector<int> all(size_t(L.width));
     std::iota(all.begin(), all.end(), 0);
@@ -129,6 +145,18 @@ std::optional<KvLayout> scheme_layout(const SchemeSpec& spec, Role role, CacheGe
     L.bits = 8;
     L.e5m2 = s.kind == SchemeKind::kFp8E5M2;
     L.fp8_scale = fp8_scale(s, role, g, o, all);
+    return L;
+  }
+  if (is_llama_cpp(s.kind)) {
+    check_ggml_width(spec, L.width);
+    L.kind = LayoutKind::kGgml;
+    L.ggml = ggml_type(s.kind);
+    L.bits = ggml_code_bits(L.ggml);
+    L.set_len = kGgmlBlock;
+    if (role == Role::K && g.llama_cpp_pairs_adjacent) {
+      llama_cpp_key_order(g);  // the same checks (an even head_dim)
+      L.pair_dim = g.head_dim;
+    }
     return L;
   }
   return std::nullopt;
@@ -183,9 +211,7 @@ std::unique_ptr<LayerCache> make_scheme_cache(const SchemeSpec& spec, Role role,
     case SchemeKind::kQ5_0:
     case SchemeKind::kQ5_1:
     case SchemeKind::kIq4Nl:
-      if (prot.empty() && w % kGgmlBlock != 0)
-        usage_error("'{}': llama.cpp blocks of {} do not divide the {} channels of a token", to_string(spec),
-                    kGgmlBlock, w);
+      if (prot.empty()) check_ggml_width(spec, w);
       plan.rows = make_ggml_quantizer(s.kind, wc, role == Role::K ? ggml_key_order(g, kept) : std::vector<int>{});
       break;
     case SchemeKind::kNuq: {

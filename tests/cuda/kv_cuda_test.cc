@@ -1,6 +1,7 @@
 // Quantize-on-write on the device (kv_write_cuda) against the CPU quantizers: for every scheme the
-// device stores, the codes and parameters of each row bit for bit, and the rows they decode to
-// (kv::kv_value, what attention reads) bit for bit the CPU cache's rows() in both storages.
+// device stores, the rows it holds after each call decode (kv::kv_stored_value, what attention
+// reads) bit for bit to the CPU cache's rows() in both storages, residual windows included, and the
+// codes and parameters of each row-wise scheme's rows bit for bit.
 #include <gtest/gtest.h>
 
 #include "cuda_test_util.h"
@@ -23,103 +24,133 @@ using kv::testing::test_rows;
 
 class KvWriteCuda : public ::testing::TestWithParam<const char*> {};
 
-// Two sequences, two calls (A: a 6-row prefill then 1 row; B: 3 rows then 2), K and V, as the
-// engine calls kv_write_cuda; against the CPU's codes, parameters and cache rows.
-TEST_P(KvWriteCuda, CodesParametersAndRowsMatchTheCpu) {
-  KVAUDIT_REQUIRE_CUDA();
-  const kv::CacheGeometry g{kHeads, kHeadDim};
-  const kv::SchemeSpec spec = kv::parse_scheme(GetParam());
-  const std::optional<kv::KvLayout> lay = kv::scheme_layout(spec, kv::Role::K, g, {kv::Storage::kSimulated});
-  ASSERT_TRUE(lay.has_value()) << GetParam();
-  const kv::KvLayout L = *lay;
-  const int64_t calls[2][2] = {{6, 3}, {1, 2}};  // [call][sequence] new rows
-  const int64_t total[2] = {7, 5};
-  struct Seq {
-    DeviceBuffer<uint32_t> words[2];  // K, V
-    DeviceBuffer<float> params[2];
-    std::vector<float> rows[2];       // every row written, host
-  } seqs[2];
-  for (auto& s : seqs)
+// Two sequences, four calls each ([call][sequence] new rows: prefills, single rows, a long append),
+// K and V, as the engine calls kv_write_cuda; after every call the rows the device stores read back
+// (kv::kv_stored_value, what attention reads) as the CPU cache's rows() in both storages; at the end
+// the codes and parameters of row-wise schemes against the CPU quantizers'. Keys of llama.cpp blocks
+// in llama.cpp's interleaved order.
+void check_scheme(const char* scheme) {
+  const kv::CacheGeometry g{kHeads, kHeadDim, true};
+  const kv::SchemeSpec spec = kv::parse_scheme(scheme);
+  constexpr int kCalls = 4;
+  const int64_t calls[kCalls][2] = {{6, 3}, {1, 2}, {13, 1}, {1, 9}};
+  constexpr int64_t kMaxRows = 32;
+  struct Site {
+    kv::KvLayout L;
+    DeviceBuffer<uint32_t> words;
+    DeviceBuffer<float> params;
+    DeviceBuffer<uint16_t> residual;
+    std::unique_ptr<kv::LayerCache> cache[2];  // simulated, packed
+    std::vector<float> rows;                   // every row written, host
+  };
+  Site sites[2][2];  // [sequence][K, V]
+  for (auto& seq : sites)
     for (int r = 0; r < 2; ++r) {
-      s.words[r].resize(size_t(8 * L.row_words()));
-      s.params[r].resize(L.tensor ? 3 : size_t(8 * std::max(L.row_params(), 1)));
+      const kv::Role role = r == 0 ? kv::Role::K : kv::Role::V;
+      const std::optional<kv::KvLayout> lay = kv::scheme_layout(spec, role, g, {kv::Storage::kSimulated});
+      ASSERT_TRUE(lay.has_value()) << scheme;
+      Site& s = seq[r];
+      s.L = *lay;
+      s.words.resize(size_t(kMaxRows * s.L.row_words()));
+      s.params.resize(size_t(std::max<int64_t>({3, kMaxRows * s.L.row_params(), kMaxRows * s.L.block_params()})));
+      s.residual.resize(size_t(std::max(s.L.residual, 1) * kWidth));
+      s.cache[0] = kv::make_scheme_cache(spec, role, g, {kv::Storage::kSimulated});
+      s.cache[1] = kv::make_scheme_cache(spec, role, g, {kv::Storage::kPacked});
     }
   int64_t pos[2] = {0, 0};
-  for (int call = 0; call < 2; ++call) {
+  for (int call = 0; call < kCalls; ++call) {
     std::vector<float> k_new, v_new;
     std::vector<cuda::SlotKv> slots;
     std::vector<cuda::SlotRows> rows;
-    int64_t off = 0, max_n = 0;
+    cuda::KvWriteBounds bounds;
+    bounds.width = kWidth;
+    int64_t off = 0;
     for (int i = 0; i < 2; ++i) {
       const int64_t n = calls[call][i];
       const auto k = test_rows(n, uint32_t(10 * call + i + 1)), v = test_rows(n, uint32_t(10 * call + i + 50));
       k_new.insert(k_new.end(), k.begin(), k.end());
       v_new.insert(v_new.end(), v.begin(), v.end());
-      seqs[i].rows[0].insert(seqs[i].rows[0].end(), k.begin(), k.end());
-      seqs[i].rows[1].insert(seqs[i].rows[1].end(), v.begin(), v.end());
-      slots.push_back({{L, seqs[i].words[0].data(), seqs[i].params[0].data()},
-                       {L, seqs[i].words[1].data(), seqs[i].params[1].data()}, true, L.tensor && call == 0,
-                       L.tensor && call == 0});
+      cuda::KvView views[2];
+      for (int r = 0; r < 2; ++r) {
+        Site& s = sites[i][r];
+        const std::vector<float>& x = r == 0 ? k : v;
+        s.rows.insert(s.rows.end(), x.begin(), x.end());
+        for (auto& c : s.cache) c->append(x.data(), n);
+        const int64_t q = s.L.quantized_rows(pos[i] + n) - s.L.quantized_rows(pos[i]);
+        if (s.L.channel())
+          bounds.blocks = std::max(bounds.blocks, q / s.L.block_rows);
+        else
+          bounds.quantized = std::max(bounds.quantized, q);
+        views[r] = {s.L, s.words.data(), s.params.data(), s.residual.data(), s.L.quantized_rows(pos[i] + n)};
+      }
+      const bool fit = sites[i][0].L.tensor && call == 0;
+      slots.push_back({views[0], views[1], true, fit, fit});
       rows.push_back({off, n, pos[i]});
       off += n;
       pos[i] += n;
-      max_n = std::max(max_n, n);
+      bounds.new_rows = std::max(bounds.new_rows, n);
     }
     DeviceBuffer<float> dk(k_new), dv(v_new);
     DeviceBuffer<cuda::SlotKv> dslots(slots);
     DeviceBuffer<cuda::SlotRows> drows(rows);
-    cuda::kv_write_cuda(dslots.data(), drows.data(), 2, max_n, dk.data(), dv.data());
-  }
-  for (int i = 0; i < 2; ++i) {
-    for (int r = 0; r < 2; ++r) {
-      const std::vector<uint32_t> words = seqs[i].words[r].download();
-      const std::vector<float> params = seqs[i].params[r].download();
-      const std::vector<float>& x = seqs[i].rows[r];
-      // The CPU cache fed with the same calls, in both storages.
-      for (const kv::Storage st : {kv::Storage::kSimulated, kv::Storage::kPacked}) {
-        auto cache = kv::make_scheme_cache(spec, r == 0 ? kv::Role::K : kv::Role::V, g, {st});
-        cache->append(x.data(), calls[0][i]);
-        cache->append(x.data() + calls[0][i] * kWidth, calls[1][i]);
-        ASSERT_EQ(cache->size(), total[i]);
-        for (int64_t t = 0; t < total[i]; ++t)
-          for (int c = 0; c < kWidth; ++c) {
-            const float got = kv::kv_value(L, words.data() + t * L.row_words(),
-                                           params.data() + (L.tensor ? 0 : t * L.row_params()), c);
-            const float want = cache->rows()[t * kWidth + c];
-            ASSERT_EQ(kv::float_bits(got), kv::float_bits(want))
-                << GetParam() << " seq " << i << (r ? " V" : " K") << " row " << t << " channel " << c << ": " << got
-                << " vs " << want;
-          }
+    cuda::kv_write_cuda(dslots.data(), drows.data(), 2, bounds, dk.data(), dv.data());
+    for (int i = 0; i < 2; ++i)
+      for (int r = 0; r < 2; ++r) {
+        Site& s = sites[i][r];
+        const std::vector<uint32_t> words = s.words.download();
+        const std::vector<float> params = s.params.download();
+        const std::vector<uint16_t> residual = s.residual.download();
+        const kv::KvStore store{words.data(), params.data(), residual.data(), s.L.quantized_rows(pos[i])};
+        for (const auto& cache : s.cache) {
+          ASSERT_EQ(cache->size(), pos[i]);
+          for (int64_t t = 0; t < pos[i]; ++t)
+            for (int c = 0; c < kWidth; ++c) {
+              const float got = kv::kv_stored_value(s.L, store, t, c), want = cache->rows()[t * kWidth + c];
+              ASSERT_EQ(kvaudit::float_bits(got), kvaudit::float_bits(want))
+                  << scheme << " call " << call << " seq " << i << (r ? " V" : " K") << " row " << t << " of "
+                  << pos[i] << " (" << store.quantized << " quantized) channel " << c << ": " << got << " vs " << want;
+            }
+        }
       }
-      // Codes and parameters, row by row.
+  }
+  // Codes and parameters, row by row (row-wise schemes).
+  for (int i = 0; i < 2; ++i)
+    for (int r = 0; r < 2; ++r) {
+      Site& s = sites[i][r];
+      if (s.L.residual > 0) continue;
+      const std::vector<uint32_t> words = s.words.download();
+      const std::vector<float> params = s.params.download();
       kv::AffineParams tensor_p;
-      if (L.tensor) {
-        tensor_p = kv::IntAffine{L.bits, L.sym}.fit(x.data(), calls[0][i] * kWidth);
+      if (s.L.tensor) {
+        tensor_p = kv::IntAffine{s.L.bits, s.L.sym}.fit(s.rows.data(), calls[0][i] * kWidth);
         EXPECT_EQ(params[0], tensor_p.scale);
         EXPECT_EQ(params[1], tensor_p.zero);
         EXPECT_EQ(params[2], tensor_p.qscale);
       }
-      for (int64_t t = 0; t < total[i]; ++t) {
-        const kv::testing::CpuRow want = cpu_row(L, x.data() + t * kWidth, tensor_p);
+      for (int64_t t = 0; t < pos[i]; ++t) {
+        const kv::testing::CpuRow want = cpu_row(s.L, s.rows.data() + t * kWidth, tensor_p);
         for (int c = 0; c < kWidth; ++c)
-          ASSERT_EQ(kv::unpack_code(words.data() + t * L.row_words(), c, L.bits), want.codes[size_t(c)])
-              << GetParam() << " row " << t << " channel " << c;
-        ASSERT_EQ(int(want.params.size()), L.row_params());
-        for (int p = 0; p < L.row_params(); ++p)
-          ASSERT_EQ(kv::float_bits(params[size_t(t * L.row_params() + p)]), kv::float_bits(want.params[size_t(p)]))
-              << GetParam() << " row " << t << " parameter " << p;
+          ASSERT_EQ(kv::unpack_code(words.data() + t * s.L.row_words(), c, s.L.bits), want.codes[size_t(c)])
+              << scheme << " row " << t << " position " << c;
+        ASSERT_EQ(int(want.params.size()), s.L.row_params());
+        for (int p = 0; p < s.L.row_params(); ++p)
+          ASSERT_EQ(kvaudit::float_bits(params[size_t(t * s.L.row_params() + p)]),
+                    kvaudit::float_bits(want.params[size_t(p)]))
+              << scheme << " row " << t << " parameter " << p;
       }
     }
-  }
+}
+
+TEST_P(KvWriteCuda, CodesParametersAndRowsMatchTheCpu) {
+  KVAUDIT_REQUIRE_CUDA();
+  check_scheme(GetParam());
 }
 
 INSTANTIATE_TEST_SUITE_P(Schemes, KvWriteCuda, ::testing::ValuesIn(kv::testing::layout_schemes()),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (char& ch : n)
-                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return n;
-                         });
+                         [](const auto& info) { return kv::testing::test_name(info.param); });
+
+INSTANTIATE_TEST_SUITE_P(Windows, KvWriteCuda, ::testing::ValuesIn(kv::testing::window_schemes()),
+                         [](const auto& info) { return kv::testing::test_name(info.param); });
 
 }  // namespace
 }  // namespace kvaudit::engine

@@ -7,7 +7,10 @@
 #include <random>
 #include <vector>
 
+#include <string>
+
 #include "core/half.h"
+#include "kv/ggml_block.h"
 #include "kv/layout.h"
 #include "kv/schemes/fp8.h"
 #include "kv/schemes/int_affine.h"
@@ -70,6 +73,18 @@ inline CpuRow cpu_row(const KvLayout& L, const float* x, const AffineParams& ten
       q->quantize(x, c8.data(), r.params.data(), nullptr);
       break;
     }
+    case LayoutKind::kGgml: {  // the reference blocks over the row in stored (position) order
+      const int nb = L.n_sets();
+      r.params.resize(size_t(L.row_params()));
+      std::vector<float> xp(kWidth);
+      for (int p = 0; p < kWidth; ++p) xp[size_t(p)] = x[L.channel_at(p)];
+      for (int b = 0; b < nb; ++b) {
+        const GgmlParams gp = ggml_quantize_ref(L.ggml, xp.data() + b * kGgmlBlock, kGgmlBlock, c8.data() + b * kGgmlBlock);
+        r.params[size_t(b)] = gp.d;
+        if (ggml_has_min(L.ggml)) r.params[size_t(nb + b)] = gp.m;
+      }
+      break;
+    }
   }
   for (int c = 0; c < kWidth; ++c) r.codes[size_t(c)] = c8[size_t(c)];
   return r;
@@ -86,14 +101,31 @@ inline std::vector<uint32_t> pack_row(const KvLayout& L, const std::vector<uint3
   return words;
 }
 
-// The schemes a device stores (kv::scheme_layout), as the tests name them.
+// The schemes a device stores row by row as they arrive (kv::scheme_layout), as the tests name them.
 inline const std::vector<const char*>& layout_schemes() {
   static const std::vector<const char*> s = {
       "fp16",       "bf16",          "int8:token:asym", "int4:token:asym", "int4:token:sym",
       "int3:head:asym", "int2:head:sym", "int1:token:asym", "int5:group:g8", "int6:group:g16:sym",
       "int7:token", "int3:tensor:sym", "int4:tensor:asym", "fp8e4m3",      "fp8e5m2",
-      "fp8e4m3:scale=dynamic", "fp8e5m2:scale=dynamic", "fp8e4m3:scale=0.01"};
+      "fp8e4m3:scale=dynamic", "fp8e5m2:scale=dynamic", "fp8e4m3:scale=0.01", "q8_0", "q4_0",
+      "q4_1",       "q5_0",          "q5_1",            "iq4_nl"};
   return s;
+}
+
+// The schemes a device stores with a residual window (fp16 rows quantized once they leave it):
+// KIVI, `channel` blocks, token-wise `:rR`.
+inline const std::vector<const char*>& window_schemes() {
+  static const std::vector<const char*> s = {"kivi2:g4:r8", "kivi4:g8:r16",        "int2:channel:g4:r8",
+                                             "int4:channel:sym:g4:r4", "int3:token:r5", "int4:group:g16:r3:sym",
+                                             "int8:head:asym:r1"};
+  return s;
+}
+
+// A scheme as a test name ("int4:token:asym" -> "int4_token_asym").
+inline std::string test_name(std::string n) {
+  for (char& ch : n)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return n;
 }
 
 }  // namespace kvaudit::kv::testing

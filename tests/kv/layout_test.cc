@@ -6,6 +6,7 @@
 #include "layout_reference.h"
 #include "kv/policy.h"
 #include "kv/registry.h"
+#include "kv/schemes/llama_cpp.h"
 
 namespace kvaudit::kv {
 namespace {
@@ -15,16 +16,48 @@ using testing::kHeads;
 using testing::kWidth;
 
 // What stays with the host caches (kv/registry.h scheme_layout).
-TEST(KvLayout, SchemesWithResidualsRotationsOrOtherBlocksAreNotStoredOnTheDevice) {
+TEST(KvLayout, RotationsProtectionPreRopeKeysAndCodebooksAreNotStoredOnTheDevice) {
   const CacheGeometry g{kHeads, kHeadDim};
-  for (const char* s : {"kivi2", "int4:channel", "int4:token:r8", "int4:token+had", "int4@pre", "q4_0", "q8_0"})
+  for (const char* s : {"int4:token+had", "kivi2+had", "int4@pre", "nuq4", "int4:tensor:r8"})
     EXPECT_FALSE(scheme_layout(parse_scheme(s), Role::K, g, {Storage::kSimulated}).has_value()) << s;
   EXPECT_TRUE(scheme_layout(parse_scheme("int4@pre"), Role::V, g, {Storage::kSimulated}).has_value());
-  EXPECT_FALSE(scheme_layout(parse_scheme("int3:tensor"), Role::K, g, {Storage::kSimulated, true})
-                   .has_value());  // --compat paper refits per call
+  for (const char* s : {"int3:tensor", "kivi2"})  // --compat paper refits per call
+    EXPECT_FALSE(scheme_layout(parse_scheme(s), Role::K, g, {Storage::kSimulated, true}).has_value()) << s;
   const KvLayout L = *scheme_layout(parse_scheme("int3:group:g8"), Role::K, g, {Storage::kSimulated});
   EXPECT_EQ(L.row_words(), (kWidth * 3 + 31) / 32);
   EXPECT_EQ(L.row_params(), 2 * kWidth / 8);
+}
+
+TEST(KvLayout, KiviKeysAreChannelBlocksAndValuesGroupsBothWithAWindow) {
+  const CacheGeometry g{kHeads, kHeadDim};
+  const KvLayout k = *scheme_layout(parse_scheme("kivi2:g4:r8"), Role::K, g, {Storage::kSimulated});
+  const KvLayout v = *scheme_layout(parse_scheme("kivi2:g4:r8"), Role::V, g, {Storage::kSimulated});
+  EXPECT_TRUE(k.channel());
+  EXPECT_EQ(k.block_rows, 4);
+  EXPECT_EQ(k.block_params(), 2 * kWidth);
+  EXPECT_EQ(k.row_params(), 0);
+  EXPECT_FALSE(v.channel());
+  EXPECT_EQ(v.set_len, 4);
+  // SPEC.md §3 streaming: channel quantizes whole windows of R rows; token-wise all but the newest R.
+  EXPECT_EQ(k.quantized_rows(7), 0);
+  EXPECT_EQ(k.quantized_rows(8), 8);
+  EXPECT_EQ(k.quantized_rows(23), 16);
+  EXPECT_EQ(v.quantized_rows(7), 0);
+  EXPECT_EQ(v.quantized_rows(23), 15);
+}
+
+// llama.cpp's interleaved key order (llama_cpp_key_order) as the device layout addresses it.
+TEST(KvLayout, GgmlKeyPositionsFollowLlamaCppOrder) {
+  const CacheGeometry g{kHeads, kHeadDim, true};
+  const KvLayout k = *scheme_layout(parse_scheme("q4_0"), Role::K, g, {Storage::kSimulated});
+  const KvLayout v = *scheme_layout(parse_scheme("q4_0"), Role::V, g, {Storage::kSimulated});
+  EXPECT_EQ(v.pair_dim, 0);
+  const std::vector<int> order = llama_cpp_key_order(g);
+  for (int p = 0; p < kWidth; ++p) {
+    EXPECT_EQ(k.channel_at(p), order[size_t(p)]) << p;
+    EXPECT_EQ(k.position(order[size_t(p)]), p) << p;
+    EXPECT_EQ(v.channel_at(p), p);
+  }
 }
 
 TEST(KvLayout, PacksCodesLsbFirstAcrossWords) {
@@ -44,7 +77,7 @@ class KvLayoutRows : public ::testing::TestWithParam<const char*> {};
 // read back through kv_value (what CUDA attention reads), are the CPU cache's rows() bit for bit, in
 // both storages; a 6-row prefill then one row, as an engine appends them.
 TEST_P(KvLayoutRows, PackedCpuCodesReadBackAsTheCacheRows) {
-  const CacheGeometry g{kHeads, kHeadDim};
+  const CacheGeometry g{kHeads, kHeadDim, true};  // llama.cpp blocks: keys in its interleaved order
   const SchemeSpec spec = parse_scheme(GetParam());
   for (const Role role : {Role::K, Role::V}) {
     const KvLayout L = *scheme_layout(spec, role, g, {Storage::kSimulated});
@@ -70,12 +103,7 @@ TEST_P(KvLayoutRows, PackedCpuCodesReadBackAsTheCacheRows) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Schemes, KvLayoutRows, ::testing::ValuesIn(testing::layout_schemes()),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (char& ch : n)
-                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return n;
-                         });
+                         [](const auto& info) { return testing::test_name(info.param); });
 
 }  // namespace
 }  // namespace kvaudit::kv

@@ -34,17 +34,13 @@ __device__ float block_reduce(float v, float* part) {
 // Value c (0..head_dim) of head kv_h of stored row j.
 struct KvReader {
   KvView view;
-  int64_t row_words, row_params;
   int c0;  // kv_h * head_dim
-  __device__ KvReader(const KvView& v, int kv_h, int d)
-      : view(v), row_words(v.layout.row_words()), row_params(v.layout.row_params()), c0(kv_h * d) {}
+  __device__ KvReader(const KvView& v, int kv_h, int d) : view(v), c0(kv_h * d) {}
   __device__ bool plain() const { return view.layout.kind == kv::LayoutKind::kPlain; }
   __device__ const float* plain_row(int64_t j) const {
-    return reinterpret_cast<const float*>(view.words + j * row_words) + c0;
+    return reinterpret_cast<const float*>(view.words + j * view.layout.width) + c0;
   }
-  __device__ float operator()(int64_t j, int c) const {
-    return kv::kv_value(view.layout, view.words + j * row_words, view.params + j * row_params, c0 + c);
-  }
+  __device__ float operator()(int64_t j, int c) const { return kv::kv_stored_value(view.layout, view.store(), j, c0 + c); }
 };
 
 __global__ void __launch_bounds__(kThreads) attention_kernel(cpu::AttentionParams p, const float* __restrict__ q,

@@ -5,12 +5,13 @@
 //
 // KV caches, two paths chosen per sequence when the backend first sees it:
 // - On the device (quantize-on-write): when the sequence starts here (position 0) and every layer's
-//   K and V scheme has a kv::KvLayout (fp16, bf16, intB token/head/group/tensor, fp8), its caches
-//   live on the device only, packed at the scheme's size: each layer's new rows are quantized
-//   there (kv_write_cuda, the CPU's codes and parameters bit for bit) and attention dequantizes
-//   them as it reads. The host caches stay empty; no host round trip, no synchronisation.
-// - Through the host caches (every other scheme: residual windows, KIVI, channel, +had, +protect,
-//   @pre keys, llama.cpp blocks, nuq; a sequence another backend started; BackendOptions
+//   K and V scheme has a kv::KvLayout (fp16, bf16, intB token/head/group/channel/tensor with or
+//   without a residual window, KIVI, fp8, llama.cpp blocks), its caches live on the device only,
+//   packed at the scheme's size: each layer's new rows are quantized there (kv_write_cuda, the
+//   CPU's codes and parameters bit for bit) and attention dequantizes them as it reads. The host
+//   caches stay empty; no host round trip, no synchronisation.
+// - Through the host caches (every other scheme: +had, +protect, @pre keys, nuq, --compat paper's
+//   per-append fits, tensor with a window; a sequence another backend started; BackendOptions
 //   cuda_kv_on_host): the host kv::LayerCache (the CPU reference quantizers) receives each layer's
 //   new K/V rows (one device -> host copy per layer for the batch), and the rows the caches changed
 //   go back in one host -> device copy, scattered into the sequence's fp32 copy of its rows().
@@ -65,21 +66,35 @@ struct DevLayer {
   DeviceBuffer<float> attn_norm, bq, bk, bv, q_norm, k_norm, post_attn_norm, ffn_norm, post_ffn_norm;
 };
 
-// One layer's K or V of a sequence on the device: its stored rows (kv/layout.h) and parameters.
+// One layer's K or V of a sequence on the device: its stored rows (kv/layout.h), parameters and
+// fp16 residual ring.
 struct DevKv {
   kv::KvLayout layout;
-  DeviceBuffer<uint32_t> words;  // [rows, row_words]
-  DeviceBuffer<float> params;    // [rows, row_params], or the tensor triple
-  bool fitted = false;           // tensor: (s, z) taken from the sequence's first rows
+  DeviceBuffer<uint32_t> words;     // [rows, row_words]
+  DeviceBuffer<float> params;       // [rows, row_params], [blocks, block_params], or the tensor triple
+  DeviceBuffer<uint16_t> residual;  // [R, width]
+  bool fitted = false;              // tensor: (s, z) taken from the sequence's first rows
   int64_t rows = 0;
   void grow(int64_t n) {
-    words.resize_keep(size_t(n * layout.row_words()));
-    params.resize_keep(layout.tensor ? 3 : size_t(n * layout.row_params()));
+    const kv::KvLayout& L = layout;
+    words.resize_keep(size_t(n * L.row_words()));
+    params.resize_keep(L.tensor      ? 3
+                       : L.channel() ? size_t((n + L.block_rows - 1) / L.block_rows * L.block_params())
+                                     : size_t(n * L.row_params()));
+    if (L.residual > 0 && residual.size() == 0) residual.resize(size_t(L.residual) * size_t(L.width));
     rows = n;
   }
   float* plain_rows() { return reinterpret_cast<float*>(words.data()); }
-  cuda::KvView view() { return {layout, words.data(), params.data()}; }
-  size_t bytes() const { return size_t(rows * layout.row_bytes()) + (layout.tensor ? 3 * sizeof(float) : 0); }
+  cuda::KvView view() {
+    return {layout, words.data(), params.data(), residual.data(), layout.quantized_rows(rows)};
+  }
+  // What the rows hold: the quantized rows' codes and parameters, the tensor triple, the ring.
+  size_t bytes() const {
+    const kv::KvLayout& L = layout;
+    const int64_t q = L.quantized_rows(rows);
+    const int64_t params = L.tensor ? 3 : L.channel() ? q / L.block_rows * L.block_params() : q * L.row_params();
+    return size_t(q * L.row_words() + params) * sizeof(float) + residual.size() * sizeof(uint16_t);
+  }
 };
 
 // Per sequence, [n_layers] K and V: the device-quantized caches (native), or fp32 copies of the host
@@ -187,7 +202,7 @@ class CudaBackend final : public Backend {
   const cuda::SlotKv* slot_kv_ = nullptr;
   const cuda::SlotRows* slot_rows_ = nullptr;
   const cuda::AttnRow* attn_rows_ = nullptr;
-  int64_t max_new_ = 0;                    // most new rows of a device-quantized sequence
+  cuda::KvWriteBounds bounds_;             // the call's device-quantized sequences (kv_write_cuda)
   bool any_device_ = false, any_host_ = false;
   DeviceBuffer<int> tokens_, next_;  // the new tokens; forward_greedy's argmax per input
   DeviceBuffer<float> cs_;             // rope table [n, 2*half] of the new rows
@@ -316,7 +331,7 @@ bool CudaBackend::device_layouts(const Sequence& seq, SeqDeviceState& st) const 
   for (int l = 0; l < c.n_layers; ++l) {
     for (const kv::Role role : {kv::Role::K, kv::Role::V}) {
       const std::optional<kv::KvLayout> lay = seq.policy().layout(l, role, g);
-      if (!lay || lay->n_sets() > cuda::kMaxKvSets) return false;
+      if (!lay || lay->n_sets() > cuda::kMaxKvSets || lay->width > cuda::kMaxKvWidth) return false;
       (role == kv::Role::K ? k : v)[size_t(l)].layout = *lay;
     }
   }
@@ -333,13 +348,14 @@ void CudaBackend::prepare_call(std::vector<Slot>& slots, int64_t n) {
   std::vector<cuda::SlotKv> kv(size_t(L * n_slots));
   std::vector<cuda::SlotRows> rows;
   std::vector<cuda::AttnRow> attn(static_cast<size_t>(n));
-  max_new_ = 0;
+  bounds_ = {};
+  bounds_.width = int(m_.config.kv_dim());
   any_device_ = any_host_ = false;
   for (int64_t i = 0; i < n_slots; ++i) {
     Slot& s = slots[size_t(i)];
     const bool dev = s.state->native;
     (dev ? any_device_ : any_host_) = true;
-    if (dev) max_new_ = std::max(max_new_, s.n);
+    if (dev) bounds_.new_rows = std::max(bounds_.new_rows, s.n);
     rows.push_back({s.off, s.n, s.pos});
     for (int64_t t = 0; t < s.n; ++t) attn[size_t(s.off + t)] = {i, s.pos + t};
     for (int64_t l = 0; l < L; ++l) {
@@ -347,6 +363,14 @@ void CudaBackend::prepare_call(std::vector<Slot>& slots, int64_t n) {
       DevKv& dv = s.state->v[size_t(l)];
       dk.grow(s.pos + s.n);
       dv.grow(s.pos + s.n);
+      for (const kv::KvLayout* L : {&dk.layout, &dv.layout}) {
+        if (!dev) break;
+        const int64_t q = L->quantized_rows(s.pos + s.n) - L->quantized_rows(s.pos);
+        if (L->channel())
+          bounds_.blocks = std::max(bounds_.blocks, q / L->block_rows);
+        else
+          bounds_.quantized = std::max(bounds_.quantized, q);
+      }
       kv[size_t(l * n_slots + i)] = {dk.view(), dv.view(), dev, dev && dk.layout.tensor && !dk.fitted,
                                      dev && dv.layout.tensor && !dv.fitted};
       if (dev) dk.fitted = dv.fitted = true;
@@ -502,7 +526,7 @@ void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* 
   // k = apply_rotary_pos_emb(k); the device-quantized sequences store their new rows
   if (any_device_) {
     cuda::rope_cuda(k, n, c.n_kv_heads, c.head_dim, half_, cs_.data());
-    cuda::kv_write_cuda(slot_kv_ + l * int64_t(slots.size()), slot_rows_, int64_t(slots.size()), max_new_, k, v);
+    cuda::kv_write_cuda(slot_kv_ + l * int64_t(slots.size()), slot_rows_, int64_t(slots.size()), bounds_, k, v);
     if (hook_kv)
       for (const Slot& s : slots)
         if (s.state->native) device_kv_hooks(l, s, n, hooks);

@@ -98,11 +98,15 @@ void argmax_rows_cuda(const float* x, int64_t n_rows, int64_t n, int* out);
 
 // One sequence's stored K or V of one layer on the device (kv/layout.h): row r at
 // words + r·row_words(), its parameters at params + r·row_params() (tensor: the (scale, zero,
-// qscale) triple at params). A kPlain view over fp32 rows is the host caches' rows() (host path).
+// qscale) triple at params; `channel`: block b's at params + b·block_params()), the fp16 residual
+// ring at residual (R > 0). A kPlain view over fp32 rows is the host caches' rows() (host path).
 struct KvView {
   kv::KvLayout layout;
   uint32_t* words;
   float* params;
+  uint16_t* residual;
+  int64_t quantized;  // rows quantized once this call's rows are written (layout.quantized_rows)
+  KVAUDIT_HD kv::KvStore store() const { return {words, params, residual, quantized}; }
 };
 
 // A sequence's K and V of one layer in a call: whether the device quantizes its new rows (else the
@@ -118,13 +122,23 @@ struct SlotRows {
   int64_t off, n, pos;
 };
 
+// Upper bounds over a call's writing slots (and layers), which size kv_write_cuda's grids.
+struct KvWriteBounds {
+  int64_t new_rows = 0;   // new rows of a slot
+  int64_t quantized = 0;  // rows a token-wise site quantizes in the call (layout.quantized_rows)
+  int64_t blocks = 0;     // blocks of N rows a `channel` site quantizes in the call
+  int width = 0;          // values per row (n_kv_heads · head_dim), at most kMaxKvWidth
+};
+
 // Quantize-on-write: every writing slot's new K rows (k: [n_batch, width], rotated) and V rows
 // into its storage at rows pos..pos+n-1, codes and parameters bit-identical to the CPU quantizers
-// (the kv/layout.h formulas; tests/cuda). slots_kv, rows: device [n_slots]; max_n: the most new
-// rows of a slot. At most kMaxKvSets parameter sets per row.
+// (the kv/layout.h formulas; tests/cuda), the residual window (SPEC.md §3 streaming) as the CPU
+// cache keeps it: rows that leave the window are quantized from their fp16 values, the newest stay
+// fp16. slots_kv, rows: device [n_slots]. At most kMaxKvSets parameter sets per row.
 inline constexpr int kMaxKvSets = 1024;
-void kv_write_cuda(const SlotKv* slots_kv, const SlotRows* rows, int64_t n_slots, int64_t max_n, const float* k,
-                   const float* v);
+inline constexpr int kMaxKvWidth = 4096;
+void kv_write_cuda(const SlotKv* slots_kv, const SlotRows* rows, int64_t n_slots, const KvWriteBounds& bounds,
+                   const float* k, const float* v);
 
 // ---------------------------------------------------------------- attention
 

@@ -16,139 +16,36 @@ namespace {
 
 bool has_min(SchemeKind k) { return k == SchemeKind::kQ4_1 || k == SchemeKind::kQ5_1; }
 
-// Signed value of largest magnitude; the first one wins a tie (ggml: `if (amax < fabsf(v))`).
-float signed_max(const float* x, int n) {
-  float amax = 0, m = 0;
-  for (int j = 0; j < n; ++j)
-    if (amax < std::fabs(x[j])) {
-      amax = std::fabs(x[j]);
-      m = x[j];
-    }
-  return m;
-}
-
-// Nearest iq4_nl table entry; exact midpoints go to the upper entry (ggml best_index_int8).
-uint8_t iq4_nearest(float v) {
-  if (v <= kIq4NlValues[0]) return 0;
-  if (v >= kIq4NlValues[15]) return 15;
-  int hi = 1;
-  while (v >= kIq4NlValues[hi]) ++hi;  // kIq4NlValues[hi-1] <= v < kIq4NlValues[hi]
-  return v - kIq4NlValues[hi - 1] < kIq4NlValues[hi] - v ? uint8_t(hi - 1) : uint8_t(hi);
-}
-
 }  // namespace
 
-int ggml_code_bits(SchemeKind kind) {
+io::GgmlType ggml_type(SchemeKind kind) {
   switch (kind) {
-    case SchemeKind::kQ8_0: return 8;
-    case SchemeKind::kQ5_0:
-    case SchemeKind::kQ5_1: return 5;
-    default: return 4;
+    case SchemeKind::kQ8_0: return io::GgmlType::Q8_0;
+    case SchemeKind::kQ4_0: return io::GgmlType::Q4_0;
+    case SchemeKind::kQ4_1: return io::GgmlType::Q4_1;
+    case SchemeKind::kQ5_0: return io::GgmlType::Q5_0;
+    case SchemeKind::kQ5_1: return io::GgmlType::Q5_1;
+    case SchemeKind::kIq4Nl: return io::GgmlType::IQ4_NL;
+    default: runtime_error("KV scheme kind {} is not a llama.cpp block type", int(kind));
   }
 }
 
-// float -> int32 as x86's cvttss2si does it: INT32_MIN for NaN, infinities and values out of range,
-// where C++'s conversion is undefined. ggml's reference converts an infinite input (amax infinite,
-// scale 0, inf * 0 = NaN; or -inf times a finite scale) that way on x86; here it is defined everywhere.
-static int32_t x86_float_to_int32(float v) {
-  return v >= -2147483648.0f && v < 2147483648.0f ? int32_t(v) : std::numeric_limits<int32_t>::min();
-}
+int ggml_code_bits(SchemeKind kind) { return ggml_code_bits(ggml_type(kind)); }
 
 GgmlBlock ggml_quantize_block(SchemeKind kind, const float* x, int n) {
   GgmlBlock b;
-  switch (kind) {
-    case SchemeKind::kQ8_0: {
-      float amax = 0;
-      for (int j = 0; j < n; ++j) amax = std::max(amax, std::fabs(x[j]));
-      const float d = amax / 127.0f;
-      const float id = d != 0 ? 1.0f / d : 0.0f;
-      b.d = round_fp16(d);
-      for (int j = 0; j < n; ++j) b.codes[j] = uint8_t(int8_t(x86_float_to_int32(std::roundf(x[j] * id))));
-      break;
-    }
-    case SchemeKind::kQ4_0:
-    case SchemeKind::kQ5_0: {
-      const bool five = kind == SchemeKind::kQ5_0;
-      const float d = signed_max(x, n) / (five ? -16.0f : -8.0f);
-      const float id = d != 0 ? 1.0f / d : 0.0f;
-      b.d = round_fp16(d);
-      for (int j = 0; j < n; ++j) {
-        const int q = int8_t(x86_float_to_int32(x[j] * id + (five ? 16.5f : 8.5f)));  // truncation toward zero, as ggml
-        b.codes[j] = uint8_t(std::min(five ? 31 : 15, q));
-      }
-      break;
-    }
-    case SchemeKind::kQ4_1:
-    case SchemeKind::kQ5_1: {
-      const bool five = kind == SchemeKind::kQ5_1;
-      float lo = FLT_MAX, hi = -FLT_MAX;
-      for (int j = 0; j < n; ++j) {
-        lo = std::min(lo, x[j]);
-        hi = std::max(hi, x[j]);
-      }
-      const float d = (hi - lo) / (five ? 31.0f : 15.0f);
-      const float id = d != 0 ? 1.0f / d : 0.0f;
-      b.d = round_fp16(d);
-      b.m = round_fp16(lo);
-      for (int j = 0; j < n; ++j) {
-        const float x0 = (x[j] - lo) * id;
-        // q4_1: min(15, (int8)(x0 + 0.5)); q5_1: (uint8)(x0 + 0.5), which never exceeds 31.
-        const int32_t r = x86_float_to_int32(x0 + 0.5f);
-        b.codes[j] = five ? uint8_t(std::min(31, int(uint8_t(r)))) : uint8_t(std::min(15, int(int8_t(r))));
-      }
-      break;
-    }
-    case SchemeKind::kIq4Nl: {
-      const float d0 = signed_max(x, n) / float(kIq4NlValues[0]);
-      const float id = d0 != 0 ? 1.0f / d0 : 0.0f;
-      float sumqx = 0, sumq2 = 0;
-      for (int j = 0; j < n; ++j) {
-        b.codes[j] = iq4_nearest(x[j] * id);
-        const float v = kIq4NlValues[b.codes[j]], w = x[j] * x[j];
-        sumqx += w * v * x[j];
-        sumq2 += w * v * v;
-      }
-      b.d = round_fp16(sumq2 > 0 ? sumqx / sumq2 : d0);
-      break;
-    }
-    default: break;
-  }
+  const GgmlParams p = ggml_quantize_ref(ggml_type(kind), x, n, b.codes.data());
+  b.d = p.d;
+  b.m = p.m;
   return b;
 }
 
 float ggml_dequantize(SchemeKind kind, uint8_t code, float d, float m) {
-  switch (kind) {
-    case SchemeKind::kQ8_0: return float(int8_t(code)) * d;
-    case SchemeKind::kQ4_0: return float(int(code) - 8) * d;
-    case SchemeKind::kQ5_0: return float(int(code) - 16) * d;
-    case SchemeKind::kQ4_1:
-    case SchemeKind::kQ5_1: return float(code) * d + m;
-    case SchemeKind::kIq4Nl: return float(kIq4NlValues[code & 15]) * d;
-    default: return 0;
-  }
+  return kv::ggml_dequantize(ggml_type(kind), code, d, m);
 }
 
 int ggml_block_bytes(SchemeKind kind, const GgmlBlock& b, uint8_t* out) {
-  int o = 0;
-  auto put16 = [&](float v) {
-    const uint16_t h = float_to_fp16(v);
-    out[o++] = uint8_t(h & 0xff);
-    out[o++] = uint8_t(h >> 8);
-  };
-  put16(b.d);
-  if (has_min(kind)) put16(b.m);
-  if (kind == SchemeKind::kQ8_0) {
-    std::memcpy(out + o, b.codes.data(), kGgmlBlock);
-    return o + kGgmlBlock;
-  }
-  if (kind == SchemeKind::kQ5_0 || kind == SchemeKind::kQ5_1) {
-    uint32_t qh = 0;  // bit j: the fifth bit of code j
-    for (int j = 0; j < kGgmlBlock; ++j) qh |= uint32_t((b.codes[j] >> 4) & 1u) << j;
-    for (int i = 0; i < 4; ++i) out[o++] = uint8_t(qh >> (8 * i));
-  }
-  for (int j = 0; j < kGgmlBlock / 2; ++j)
-    out[o++] = uint8_t((b.codes[j] & 15) | (b.codes[j + kGgmlBlock / 2] & 15) << 4);
-  return o;
+  return int(io::encode_legacy_block(ggml_type(kind), b.codes.data(), float_to_fp16(b.d), float_to_fp16(b.m), out));
 }
 
 namespace {

@@ -142,7 +142,8 @@ TEST_P(TcMatmulCuda, MatchesCpuAndIsTheSameBitsForEveryTileShapeAndRowAlone) {
 
 INSTANTIATE_TEST_SUITE_P(Ops, TcMatmulCuda,
                          ::testing::Values(TcCase{1, 64, 96}, TcCase{5, 48, 64}, TcCase{37, 200, 130},
-                                           TcCase{130, 1000, 40}, TcCase{20, 3000, 70}, TcCase{300, 4096, 200}),
+                                           TcCase{130, 1000, 40}, TcCase{20, 3000, 70}, TcCase{300, 4096, 200},
+                                           TcCase{3, 5000, 100}, TcCase{16, 2048, 64}),
                          [](const auto& info) {
                            const TcCase& c = info.param;
                            return "n" + std::to_string(c.n) + "_k" + std::to_string(c.k) + "_m" + std::to_string(c.m);

@@ -2,7 +2,7 @@
 # One call on the device machine (the `run` tool): the CUDA tests, then CUDA bench numbers for
 # random-weight models of real shapes, then SmolLM2 greedy generations CPU vs CUDA when its GGUF is
 # at $SMOL. Expects the binaries built elsewhere in .carry/ (tools/cuda_carry.sh) and writes logs
-# under $OUT. Usage: bash tools/cuda_device_run.sh [tests|bench|kvbench|profile|smol|sweep]...
+# under $OUT. Usage: bash tools/cuda_device_run.sh [tests|bench|kvbench|big|profile|smol|sweep]...
 # `kvbench`: the Llama-3.2-1B shape under KV schemes, quantized on the device vs through the host
 # caches (KVAUDIT_CUDA_KV=host), with the KV bytes each batch holds.
 # (default: all). `profile`: GPU time per kernel over about one batch-1 decode step (ncu).
@@ -41,6 +41,22 @@ for step in $steps; do
             --prompt-len 128 --gen 32 --repeat ${KVREPEAT:-2} 2>&1 | tee -a "$OUT/kvbench.log" | tail -4
           [ -n "${KVDEVICE_ONLY:-}" ] && break
         done
+      done
+      ;;
+    big)  # issue 10 must-show 3: BIGCFG shapes (default the 8B and 7B), bf16 tensor cores: batch 1 on fp16
+      # (its bandwidth-bound ratio) and batches of 16-bit + 6 schemes round-robin, beside transformers
+      # (bf16, plain and with the research code's int4 k/v hooks) in the same call.
+      for cfg in ${BIGCFG:-llama-3.1-8b qwen2.5-7b}; do
+        echo "== big $cfg kvaudit"
+        KVAUDIT_CUDA_WEIGHTS=bf16-tc /usr/bin/time -f "kvaudit bench: %e s wall" timeout 400 "$C/kvaudit" bench \
+          --model "tools/cuda_configs/$cfg" --random-weights --device cuda --batch "${BIGBATCH:-1,64,256}" \
+          --prompt-len 96 --gen "${BIGGEN:-256}" --repeat 1 \
+          --kv-mix fp16 int8:token:asym int4:token:asym kivi2 kivi4 q8_0 fp8e5m2 2>&1 | tee -a "$OUT/big.log" | tail -8
+        echo "== big $cfg transformers"
+        timeout 400 python3 tools/bench_transformers.py --config "tools/cuda_configs/$cfg" --batch "${BIGBATCH:-1,64,256}" \
+          --prompt-len 96 --gen "${BIGGEN:-256}" 2>&1 | tee -a "$OUT/big.log" | grep -v Warning | tail -5
+        timeout 300 python3 tools/bench_transformers.py --config "tools/cuda_configs/$cfg" --batch "${BIGHOOKBATCH:-256}" \
+          --prompt-len 96 --gen "${BIGGEN:-256}" --int4-hooks 2>&1 | tee -a "$OUT/big.log" | grep -v Warning | tail -3
       done
       ;;
     profile)  # PROFILE="config batch skip count" (default: the SmolLM2 shape, batch 1)

@@ -22,6 +22,7 @@ namespace {
 struct BenchArgs {
   std::string model, batches = "1,32", device, weights_type;
   KvOptions kv;
+  std::vector<std::string> kv_mix;  // --kv-mix: schemes sharing each batch
   bool random_weights = false, json = false, fp32_weights = false;
   int prompt_len = 128, gen = 32, threads = 0, repeat = 3;
 };
@@ -42,12 +43,25 @@ void run_bench(const BenchArgs& a) {
   lo.random_type = a.weights_type;
   lo.expand_f32 = a.fp32_weights;
   if (!a.weights_type.empty() && !a.random_weights) usage_error("--weights-type needs --random-weights");
-  lo.compute_sha256 = kv_needs_calibration(a.kv);  // the calibration cache is keyed by the weights' sha256
+  if (!a.kv_mix.empty() && (!a.kv.spec.empty() || !a.kv.policy.empty()))
+    usage_error("--kv-mix excludes --kv and --kv-policy");
+  // One KvOptions per policy: --kv / --kv-policy, or each --kv-mix scheme with the storage flags.
+  std::vector<KvOptions> kv_opts;
+  for (const std::string& spec : a.kv_mix) kv_opts.push_back({spec, "", a.kv.storage, a.kv.compat});
+  if (kv_opts.empty()) kv_opts.push_back(a.kv);
+  for (const KvOptions& o : kv_opts)
+    lo.compute_sha256 = lo.compute_sha256 || kv_needs_calibration(o);  // the calibration cache is keyed by the weights' sha256
   const double t_load = engine::now_seconds();
   const model::Model m = model::load_model(a.model, lo);
   const double load_s = engine::now_seconds() - t_load;
   auto backend = engine::make_backend(device, m, {a.threads});
-  const auto policy = calibrate_if_needed(make_kv_policy(a.kv, m.config.n_layers), *backend, a.model);
+  std::vector<std::shared_ptr<const kv::KvPolicy>> policies;
+  std::string kv_name;
+  for (const KvOptions& o : kv_opts) {
+    policies.push_back(calibrate_if_needed(make_kv_policy(o, m.config.n_layers), *backend, a.model));
+    kv_name += (kv_name.empty() ? "" : " + ") + policies.back()->name();
+  }
+  if (policies.size() > 1) kv_name = fmt::format("{} schemes round-robin over each batch: {}", policies.size(), kv_name);
 
   // The bound is where the weights are read from: the host (the model as held, host memcpy) or
   // the device (its copy of the weights, a device-to-device copy).
@@ -63,7 +77,7 @@ void run_bench(const BenchArgs& a) {
   std::vector<Row> measured;
   for (int b : batches) {
     std::vector<engine::ThroughputResult> runs;
-    for (int r = 0; r < a.repeat; ++r) runs.push_back(engine::measure_throughput(*backend, policy, b, a.prompt_len, a.gen));
+    for (int r = 0; r < a.repeat; ++r) runs.push_back(engine::measure_throughput(*backend, policies, b, a.prompt_len, a.gen));
     // Median of the repeats (the machine may be shared).
     auto median = [&](auto field) {
       std::vector<double> v;
@@ -83,7 +97,7 @@ void run_bench(const BenchArgs& a) {
     fmt::print("model {} ({}), weights {}{} ({:.1f} MB, loaded in {:.1f} s), {} threads, kv {}\nweights read per decode step "
                "{:.1f} MB{}, {} bandwidth {:.2f} GB/s -> decode step >= {:.2f} ms\n{:>6} {:>14} {:>14} {:>14} {:>8} {:>10}\n",
                m.path, m.config.arch, m.weights_dtype, a.fp32_weights ? " expanded to fp32" : "", stored_bytes / 1e6, load_s,
-               omp_get_max_threads(), policy->name(), weight_bytes / 1e6, on_device ? " on the device" : "",
+               omp_get_max_threads(), kv_name, weight_bytes / 1e6, on_device ? " on the device" : "",
                on_device ? "device copy" : "memcpy", bandwidth / 1e9, step_bound_s * 1e3, "batch",
                "prefill tok/s", "decode tok/s", "bound tok/s", "ratio", "KV MB");
   for (const Row& r : measured) {
@@ -97,7 +111,7 @@ void run_bench(const BenchArgs& a) {
   if (!a.json) fmt::print("peak RSS {:.1f} MB ({:.2f}x the stored weights)\n", peak_rss / 1e6, double(peak_rss) / double(stored_bytes));
   if (a.json)
     std::printf("%s\n", nlohmann::json{{"model", m.path}, {"arch", m.config.arch}, {"threads", omp_get_max_threads()},
-                                       {"kv", policy->name()}, {"prompt_len", a.prompt_len}, {"gen", a.gen},
+                                       {"kv", kv_name}, {"prompt_len", a.prompt_len}, {"gen", a.gen},
                                        {"repeat", a.repeat}, {"weight_bytes_per_decode_step", weight_bytes},
                                        {"weights_dtype", m.weights_dtype}, {"fp32_weights", a.fp32_weights},
                                        {"stored_weight_bytes", stored_bytes}, {"load_s", load_s}, {"peak_rss_bytes", peak_rss},
@@ -123,6 +137,9 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--gen", a->gen, "decode steps (default 32)");
   cmd->add_option("--repeat", a->repeat, "runs per batch size; the median is reported (default 3)");
   add_kv_options(cmd, a->kv);
+  cmd->add_option("--kv-mix", a->kv_mix,
+                  "several KV schemes sharing each batch, sequence b taking scheme b mod count (e.g. --kv-mix fp16 "
+                  "int4:token:asym kivi2); excludes --kv and --kv-policy");
   cmd->add_option("--device", a->device, "cpu|cuda (default: cuda when built with it)");
   cmd->add_option("--threads", a->threads, "CPU threads (default: all)");
   cmd->add_flag("--json", a->json, "print the results as JSON");

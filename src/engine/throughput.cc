@@ -23,9 +23,10 @@ int64_t bytes_of(const model::WeightMatrix& w) { return int64_t(w.bytes()); }  /
 
 }  // namespace
 
-ThroughputResult measure_throughput(Backend& backend, std::shared_ptr<const kv::KvPolicy> policy, int batch,
-                                    int prompt_len, int gen, uint32_t seed) {
+ThroughputResult measure_throughput(Backend& backend, const std::vector<std::shared_ptr<const kv::KvPolicy>>& policies,
+                                    int batch, int prompt_len, int gen, uint32_t seed) {
   if (batch < 1 || prompt_len < 1 || gen < 0) usage_error("bench: batch and prompt length must be >= 1, gen >= 0");
+  if (policies.empty()) usage_error("bench: no KV policy");
   const model::ModelConfig& c = backend.model().config;
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> tok(0, c.n_vocab - 1);
@@ -34,7 +35,7 @@ ThroughputResult measure_throughput(Backend& backend, std::shared_ptr<const kv::
   std::vector<SeqInput> inputs;
   for (int b = 0; b < batch; ++b) {
     for (int t = 0; t < prompt_len; ++t) prompts[size_t(b)].push_back(tok(rng));
-    seqs.push_back(std::make_unique<Sequence>(c, policy, b));
+    seqs.push_back(std::make_unique<Sequence>(c, policies[size_t(b) % policies.size()], b));
     inputs.push_back({seqs.back().get(), prompts[size_t(b)], false});
   }
   ThroughputResult r{batch, prompt_len, gen};

@@ -21,9 +21,10 @@ struct ThroughputResult {
 };
 
 // Runs `batch` fresh sequences of `prompt_len` seeded random tokens: one batched prefill, then
-// `gen` greedy decode steps. Deterministic inputs for a given seed.
-ThroughputResult measure_throughput(Backend& backend, std::shared_ptr<const kv::KvPolicy> policy, int batch,
-                                    int prompt_len, int gen, uint32_t seed = 1);
+// `gen` greedy decode steps. Sequence b takes policies[b % size] (several schemes sharing batches,
+// as a sweep runs them). Deterministic inputs for a given seed.
+ThroughputResult measure_throughput(Backend& backend, const std::vector<std::shared_ptr<const kv::KvPolicy>>& policies,
+                                    int batch, int prompt_len, int gen, uint32_t seed = 1);
 
 // Bytes of weights a decode step reads: every layer tensor, the final norm and the output matrix
 // (the embedding table only when tied, as the output matrix; its row gathers are negligible).

@@ -52,6 +52,7 @@ for step in $steps; do
           --model "tools/cuda_configs/$cfg" --random-weights --device cuda --batch "${BIGBATCH:-1,64,256}" \
           --prompt-len 96 --gen "${BIGGEN:-256}" --repeat 1 \
           --kv-mix fp16 int8:token:asym int4:token:asym kivi2 kivi4 q8_0 fp8e5m2 2>&1 | tee -a "$OUT/big.log" | tail -8
+        [ "${BIGPEER:-1}" = 0 ] && continue  # BIGPEER=0: kvaudit only
         echo "== big $cfg transformers"
         timeout 400 python3 tools/bench_transformers.py --config "tools/cuda_configs/$cfg" --batch "${BIGBATCH:-1,64,256}" \
           --prompt-len 96 --gen "${BIGGEN:-256}" 2>&1 | tee -a "$OUT/big.log" | grep -v Warning | tail -5
@@ -59,11 +60,12 @@ for step in $steps; do
           --prompt-len 96 --gen "${BIGGEN:-256}" --int4-hooks 2>&1 | tee -a "$OUT/big.log" | grep -v Warning | tail -3
       done
       ;;
-    profile)  # PROFILE="config batch skip count" (default: the SmolLM2 shape, batch 1)
+    profile)  # PROFILE="config batch skip count" (default: the SmolLM2 shape, batch 1); PROFILE_ARGS: more bench flags
       read -r pcfg pbatch pskip pcount <<<"${PROFILE:-smollm2-135m 1 3000 400}"
       timeout 300 ncu --clock-control none --metrics gpu__time_duration.sum --launch-skip "$pskip" --launch-count "$pcount" \
         --csv "$C/kvaudit" bench --model "tools/cuda_configs/$pcfg" --random-weights --device cuda --batch "$pbatch" \
-        --prompt-len 128 --gen 8 --repeat 1 >"$OUT/ncu.csv" 2>"$OUT/ncu.err" || echo "ncu failed: $(tail -2 "$OUT/ncu.err")"
+        --prompt-len "${PROFILE_PROMPT:-128}" --gen 8 --repeat 1 ${PROFILE_ARGS:-} >"$OUT/ncu.csv" 2>"$OUT/ncu.err" ||
+        echo "ncu failed: $(tail -2 "$OUT/ncu.err")"
       python3 - "$OUT/ncu.csv" <<'PY'
 import collections, csv, sys
 rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]

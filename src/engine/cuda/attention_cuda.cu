@@ -1,5 +1,7 @@
 // Causal attention with GQA, soft-capping and sliding window on the device (ops_cuda.h,
-// cpu::attention_head). One block per (query row, head): the row's scores go to shared memory,
+// cpu::attention_head). One block per (query row, heads of one KV head: as many of the group as
+// their scores fit in shared memory, so the keys and values are read once for them): each head's
+// scores go to shared memory,
 // softmax and the weighted sum of values follow with block reductions in a fixed order. Which
 // other rows or sequences share the launch never changes a row's arithmetic. Keys and values are
 // read from the sequence's stored rows and dequantized on the way (kv::kv_value: the values the
@@ -15,6 +17,7 @@ namespace kvaudit::engine::cuda {
 namespace {
 
 constexpr int kThreads = 128;
+constexpr int kMaxHeadsPerBlock = 8;  // query heads of one KV head sharing a block
 
 // Reduces part[0..kThreads) in a fixed tree; every thread returns the result.
 template <bool kMax>
@@ -43,96 +46,131 @@ struct KvReader {
   __device__ float operator()(int64_t j, int c) const { return kv::kv_stored_value(view.layout, view.store(), j, c0 + c); }
 };
 
-__global__ void __launch_bounds__(kThreads) attention_kernel(cpu::AttentionParams p, const float* __restrict__ q,
+// Block (r, y): query row r and the hpb heads y·hpb .. y·hpb+hpb-1, which share one KV head (hpb
+// divides n_heads / n_kv_heads), so each key and value is read once for all of them. Every head's
+// arithmetic is what a block of its own would do (the same lanes, butterflies, reductions and key
+// order), so hpb never changes a bit.
+__global__ void __launch_bounds__(kThreads) attention_kernel(cpu::AttentionParams p, int hpb, int64_t max_keys,
+                                                             const float* __restrict__ q,
                                                              const AttnRow* __restrict__ rows,
                                                              const SlotKv* __restrict__ slots_kv, float* __restrict__ out) {
   extern __shared__ float smem[];
   const int d = p.head_dim;
   const int groups = kThreads >= d ? kThreads / d : 1;  // key groups of the weighted sum
-  float* qs = smem;                    // [head_dim]
-  float* part = qs + d;                // [kThreads] reduction scratch
-  float* acc = part + kThreads;        // [groups * head_dim] per-group partial outputs
-  float* sc = acc + groups * d;        // [visible keys] scores, then probabilities
+  float* qs = smem;                    // [hpb][head_dim]
+  float* part = qs + hpb * d;          // [kThreads] reduction scratch
+  float* acc = part + kThreads;        // [hpb][groups * head_dim] per-group partial outputs
+  float* sc = acc + hpb * groups * d;  // [hpb][max_keys] scores, then probabilities
   const int64_t r = blockIdx.x;
-  const int h = int(blockIdx.y);
+  const int h0 = int(blockIdx.y) * hpb;
   const AttnRow row = rows[r];
   const int64_t q_stride = int64_t(p.n_heads) * d;
-  const int kv_h = h / (p.n_heads / p.n_kv_heads);  // repeat_kv
+  const int kv_h = h0 / (p.n_heads / p.n_kv_heads);  // repeat_kv
   const int64_t j0 = p.window > 0 ? max(int64_t(0), row.pos - p.window + 1) : 0;
   const int64_t n = row.pos + 1 - j0;
   const KvReader k(slots_kv[row.slot].k, kv_h, d), v(slots_kv[row.slot].v, kv_h, d);
 
-  for (int c = threadIdx.x; c < d; c += kThreads) qs[c] = q[r * q_stride + int64_t(h) * d + c];
+  for (int e = threadIdx.x; e < hpb * d; e += kThreads) qs[e] = q[r * q_stride + int64_t(h0) * d + e];
   __syncthreads();
   // (q @ k.T) * scaling, then tanh(s / cap) * cap: one warp per key, its lanes over the channels
   // (coalesced reads of the key's row), the lanes' partial sums added in a fixed butterfly.
   // A warp takes kUnroll keys at a time, so that their rows' loads are in flight together.
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   constexpr int kWarps = kThreads / 32, kUnroll = 4;
-  float mx = -INFINITY;
+  float mx[kMaxHeadsPerBlock];
+#pragma unroll
+  for (int g = 0; g < kMaxHeadsPerBlock; ++g) mx[g] = -INFINITY;
   for (int64_t j = warp; j < n; j += kUnroll * kWarps) {
-    float s[kUnroll];
+    float s[kUnroll][kMaxHeadsPerBlock];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t jj = j + u * kWarps;
-      s[u] = 0.0f;
+#pragma unroll
+      for (int g = 0; g < kMaxHeadsPerBlock; ++g) s[u][g] = 0.0f;
       if (jj >= n) continue;
-      if (k.plain()) {
-        const float* kj = k.plain_row(j0 + jj);
-        for (int c = lane; c < d; c += 32) s[u] = fmaf(qs[c], kj[c], s[u]);
-      } else {
-        for (int c = lane; c < d; c += 32) s[u] = fmaf(qs[c], k(j0 + jj, c), s[u]);
+      const float* kj = k.plain() ? k.plain_row(j0 + jj) : nullptr;
+      for (int c = lane; c < d; c += 32) {
+        const float kv = kj ? kj[c] : k(j0 + jj, c);
+#pragma unroll
+        for (int g = 0; g < kMaxHeadsPerBlock; ++g)
+          if (g < hpb) s[u][g] = fmaf(qs[g * d + c], kv, s[u][g]);
       }
     }
 #pragma unroll
     for (int o = 16; o > 0; o /= 2)
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) s[u] = __fadd_rn(s[u], __shfl_xor_sync(0xffffffffu, s[u], o));
+      for (int u = 0; u < kUnroll; ++u)
+#pragma unroll
+        for (int g = 0; g < kMaxHeadsPerBlock; ++g)
+          if (g < hpb) s[u][g] = __fadd_rn(s[u][g], __shfl_xor_sync(0xffffffffu, s[u][g], o));
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t jj = j + u * kWarps;
       if (jj >= n) break;
-      float v = __fmul_rn(s[u], p.scale);
-      if (p.softcap > 0) v = __fmul_rn(p.softcap, tanhf(__fdiv_rn(v, p.softcap)));
-      if (lane == 0) sc[jj] = v;
-      mx = fmaxf(mx, v);
+#pragma unroll
+      for (int g = 0; g < kMaxHeadsPerBlock; ++g) {
+        if (g >= hpb) break;
+        float x = __fmul_rn(s[u][g], p.scale);
+        if (p.softcap > 0) x = __fmul_rn(p.softcap, tanhf(__fdiv_rn(x, p.softcap)));
+        if (lane == 0) sc[g * max_keys + jj] = x;
+        mx[g] = fmaxf(mx[g], x);
+      }
     }
   }
-  mx = block_reduce<true>(mx, part);
-  // softmax: exp(x - max) / sum
-  float sum = 0.0f;
-  for (int64_t j = threadIdx.x; j < n; j += kThreads) {
-    const float e = expf(__fsub_rn(sc[j], mx));
-    sc[j] = e;
-    sum = __fadd_rn(sum, e);
+  // softmax per head: exp(x - max) / sum
+  for (int g = 0; g < hpb; ++g) {
+    float m = -INFINITY;
+#pragma unroll
+    for (int i = 0; i < kMaxHeadsPerBlock; ++i)
+      if (i == g) m = mx[i];
+    m = block_reduce<true>(m, part);
+    float* scg = sc + g * max_keys;
+    float sum = 0.0f;
+    for (int64_t j = threadIdx.x; j < n; j += kThreads) {
+      const float e = expf(__fsub_rn(scg[j], m));
+      scg[j] = e;
+      sum = __fadd_rn(sum, e);
+    }
+    sum = block_reduce<false>(sum, part);
+    for (int64_t j = threadIdx.x; j < n; j += kThreads) scg[j] = __fdiv_rn(scg[j], sum);
   }
-  sum = block_reduce<false>(sum, part);
-  for (int64_t j = threadIdx.x; j < n; j += kThreads) sc[j] = __fdiv_rn(sc[j], sum);
   __syncthreads();
-  // attn_weights @ v: group g sums keys g, g + groups, ... for each channel; groups add in order.
+  // attn_weights @ v: group grp sums keys grp, grp + groups, ... for each channel; groups add in order.
   for (int e = threadIdx.x; e < groups * d; e += kThreads) {
-    const int c = e % d, g = e / d;
-    float a = 0.0f;
+    const int c = e % d, grp = e / d;
+    float a[kMaxHeadsPerBlock];
+#pragma unroll
+    for (int g = 0; g < kMaxHeadsPerBlock; ++g) a[g] = 0.0f;
+    int64_t j = grp;
     if (v.plain()) {  // kUnroll values loaded, then added in key order
-      int64_t j = g;
       for (; j + (kUnroll - 1) * groups < n; j += kUnroll * groups) {
         float vals[kUnroll];
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u) vals[u] = v.plain_row(j0 + j + u * groups)[c];
 #pragma unroll
-        for (int u = 0; u < kUnroll; ++u) a = fmaf(sc[j + u * groups], vals[u], a);
+        for (int u = 0; u < kUnroll; ++u)
+#pragma unroll
+          for (int g = 0; g < kMaxHeadsPerBlock; ++g)
+            if (g < hpb) a[g] = fmaf(sc[g * max_keys + j + u * groups], vals[u], a[g]);
       }
-      for (; j < n; j += groups) a = fmaf(sc[j], v.plain_row(j0 + j)[c], a);
-    } else {
-      for (int64_t j = g; j < n; j += groups) a = fmaf(sc[j], v(j0 + j, c), a);
     }
-    acc[e] = a;
+    for (; j < n; j += groups) {
+      const float val = v.plain() ? v.plain_row(j0 + j)[c] : v(j0 + j, c);
+#pragma unroll
+      for (int g = 0; g < kMaxHeadsPerBlock; ++g)
+        if (g < hpb) a[g] = fmaf(sc[g * max_keys + j], val, a[g]);
+    }
+#pragma unroll
+    for (int g = 0; g < kMaxHeadsPerBlock; ++g)
+      if (g < hpb) acc[g * groups * d + e] = a[g];
   }
   __syncthreads();
-  for (int c = threadIdx.x; c < d; c += kThreads) {
-    float o = acc[c];
-    for (int g = 1; g < groups; ++g) o = __fadd_rn(o, acc[g * d + c]);
-    out[r * q_stride + int64_t(h) * d + c] = o;
+  for (int e = threadIdx.x; e < hpb * d; e += kThreads) {
+    const int g = e / d, c = e % d;
+    const float* ag = acc + g * groups * d;
+    float o = ag[c];
+    for (int grp = 1; grp < groups; ++grp) o = __fadd_rn(o, ag[grp * d + c]);
+    out[r * q_stride + int64_t(h0 + g) * d + c] = o;
   }
 }
 
@@ -144,19 +182,29 @@ void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow
   const int d = p.head_dim;
   const int groups = kThreads >= d ? kThreads / d : 1;
   const int64_t max_keys = p.window > 0 ? std::min<int64_t>(max_pos + 1, p.window) : max_pos + 1;
-  const size_t smem = sizeof(float) * size_t(d + kThreads + groups * d + max_keys);
   static int smem_optin = -1;  // the device's per-block limit, read once
   if (smem_optin < 0) {
     int dev = 0;
     KVAUDIT_CUDA_CHECK(cudaGetDevice(&dev));
     KVAUDIT_CUDA_CHECK(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
   }
+  auto smem_for = [&](int hpb) { return sizeof(float) * size_t(hpb * d + kThreads + hpb * groups * d + hpb * max_keys); };
+  // The most heads of one KV head per block (a divisor of the group) whose scores fit.
+  const int group = p.n_heads / p.n_kv_heads;
+  int hpb = 1;
+  for (int h = std::min(group, kMaxHeadsPerBlock); h > 1; --h)
+    if (group % h == 0 && smem_for(h) <= size_t(smem_optin)) {
+      hpb = h;
+      break;
+    }
+  const size_t smem = smem_for(hpb);
   if (smem > size_t(smem_optin))
     throw_runtime("CUDA attention: " + std::to_string(max_keys) + " visible keys need " + std::to_string(smem) +
                   " bytes of shared memory, over the device's " + std::to_string(smem_optin));
   if (smem > 48 * 1024)
     KVAUDIT_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  attention_kernel<<<dim3(unsigned(n_rows), unsigned(p.n_heads)), kThreads, smem>>>(p, q, rows, slots_kv, out);
+  attention_kernel<<<dim3(unsigned(n_rows), unsigned(p.n_heads / hpb)), kThreads, smem>>>(p, hpb, max_keys, q, rows,
+                                                                                         slots_kv, out);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -240,7 +240,20 @@ __global__ void split_bf16_kernel(const float* __restrict__ x, int64_t count, bf
 
 }  // namespace
 
-int tc_matmul_config(int64_t n) { return n <= 16 ? 0 : n <= 128 ? 1 : 2; }
+int tc_matmul_config(int64_t n, std::span<const MatmulOutput> outs) {
+  if (n <= 16) return 0;
+  // The 128x128 tiles run one block per SM: only with enough of them to fill the device twice
+  // (a batch-256 decode step's q/k/v, o and down projections of an 8B model have 64-96).
+  int64_t tiles = 0;
+  for (const MatmulOutput& o : outs) tiles += (o.m + 127) / 128;
+  static const int sms = [] {
+    int dev = 0, count = 0;
+    KVAUDIT_CUDA_CHECK(cudaGetDevice(&dev));
+    KVAUDIT_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev));
+    return count;
+  }();
+  return (n + 127) / 128 * tiles >= 2 * sms ? 2 : 1;
+}
 
 void tc_matmul_many_cuda(const float* x, int64_t n, int64_t k, std::span<const MatmulOutput> outs, int config) {
   if (k % 8 != 0)
@@ -253,7 +266,7 @@ void tc_matmul_many_cuda(const float* x, int64_t n, int64_t k, std::span<const M
   bf16 *hi = xb.data(), *lo = xb.data() + count;
   split_bf16_kernel<<<unsigned(std::min<int64_t>((count + 255) / 256, 4096)), 256>>>(x, count, hi, lo);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
-  if (config < 0) config = tc_matmul_config(n);
+  if (config < 0) config = tc_matmul_config(n, outs);
   switch (config) {
     case 0: return launch<16, 32, 16, 16, 64, 4, true>(hi, lo, n, k, outs);  // decode: 2 warps, strips of w
     case 1: return launch<64, 64, 32, 32, 32, 4>(hi, lo, n, k, outs);     // 4 warps

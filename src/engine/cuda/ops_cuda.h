@@ -35,10 +35,11 @@ struct MatmulOutput {
 };
 void matmul_many_cuda(const float* x, int64_t n, int64_t k, WeightType wt, std::span<const MatmulOutput> outs);
 
-// The kBf16Tc products (ws bf16). config: the tile shape, -1 = chosen from n by tc_matmul_config
-// (0: decode strips 16x32, 1: 64x64, 2: prefill 128x128); any shape gives the same bits (tests).
+// The kBf16Tc products (ws bf16). config: the tile shape, -1 = chosen by tc_matmul_config from n
+// and the number of output tiles (0: decode strips 16x32, 1: 64x64, 2: prefill 128x128); any shape
+// gives the same bits (tests).
 void tc_matmul_many_cuda(const float* x, int64_t n, int64_t k, std::span<const MatmulOutput> outs, int config = -1);
-int tc_matmul_config(int64_t n);
+int tc_matmul_config(int64_t n, std::span<const MatmulOutput> outs);
 
 // y[t, :] += bias   (y: [n, m], bias: [m])
 void add_bias_cuda(float* y, int64_t n, int64_t m, const float* bias);

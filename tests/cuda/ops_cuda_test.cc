@@ -274,8 +274,9 @@ struct AttnCase {
 
 class AttentionCuda : public ::testing::TestWithParam<AttnCase> {};
 
-// Two sequences in one launch: A prefills 7 rows after 5 cached ones, B decodes one row after 19;
-// each against cpu::attention over the same cache.
+// Two sequences in one launch: A prefills 600 rows after 5 cached ones (enough blocks that the heads
+// of a KV head share them on an H200), B decodes one row after 19; each against cpu::attention over
+// the same cache.
 TEST_P(AttentionCuda, PrefillAndDecodeRowsMatchCpu) {
   KVAUDIT_REQUIRE_CUDA();
   const cpu::AttentionParams p = GetParam().p;
@@ -283,7 +284,7 @@ TEST_P(AttentionCuda, PrefillAndDecodeRowsMatchCpu) {
   struct Seq {
     int64_t first_pos, n_q;
   };
-  const Seq seqs[] = {{5, 7}, {19, 1}};
+  const Seq seqs[] = {{5, 600}, {19, 1}};
   std::vector<float> q_all, ref_all;
   std::vector<DeviceBuffer<float>> dk, dv;
   std::vector<cuda::AttnRow> rows;

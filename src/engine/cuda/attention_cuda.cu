@@ -182,18 +182,20 @@ void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow
   const int d = p.head_dim;
   const int groups = kThreads >= d ? kThreads / d : 1;
   const int64_t max_keys = p.window > 0 ? std::min<int64_t>(max_pos + 1, p.window) : max_pos + 1;
-  static int smem_optin = -1;  // the device's per-block limit, read once
+  static int smem_optin = -1, sms = 0;  // the device's per-block limit and SM count, read once
   if (smem_optin < 0) {
     int dev = 0;
     KVAUDIT_CUDA_CHECK(cudaGetDevice(&dev));
     KVAUDIT_CUDA_CHECK(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    KVAUDIT_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   }
   auto smem_for = [&](int hpb) { return sizeof(float) * size_t(hpb * d + kThreads + hpb * groups * d + hpb * max_keys); };
-  // The most heads of one KV head per block (a divisor of the group) whose scores fit.
+  // The most heads of one KV head per block (a divisor of the group) whose scores fit, while the
+  // blocks still fill the device four times over (a batch-1 decode keeps a block per head).
   const int group = p.n_heads / p.n_kv_heads;
   int hpb = 1;
   for (int h = std::min(group, kMaxHeadsPerBlock); h > 1; --h)
-    if (group % h == 0 && smem_for(h) <= size_t(smem_optin)) {
+    if (group % h == 0 && smem_for(h) <= size_t(smem_optin) && n_rows * (p.n_heads / h) >= 4 * int64_t(sms)) {
       hpb = h;
       break;
     }

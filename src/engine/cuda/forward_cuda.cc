@@ -363,11 +363,11 @@ void CudaBackend::prepare_call(std::vector<Slot>& slots, int64_t n) {
       DevKv& dv = s.state->v[size_t(l)];
       dk.grow(s.pos + s.n);
       dv.grow(s.pos + s.n);
-      for (const kv::KvLayout* L : {&dk.layout, &dv.layout}) {
+      for (const kv::KvLayout* lay : {&dk.layout, &dv.layout}) {  // rows leaving the window, or all new ones
         if (!dev) break;
-        const int64_t q = L->quantized_rows(s.pos + s.n) - L->quantized_rows(s.pos);
-        if (L->channel())
-          bounds_.blocks = std::max(bounds_.blocks, q / L->block_rows);
+        const int64_t q = lay->quantized_rows(s.pos + s.n) - lay->quantized_rows(s.pos);
+        if (lay->channel())
+          bounds_.blocks = std::max(bounds_.blocks, q / lay->block_rows);
         else
           bounds_.quantized = std::max(bounds_.quantized, q);
       }

@@ -71,7 +71,7 @@ void run_bench(const BenchArgs& a) {
   const int64_t stored_bytes = engine::stored_weight_bytes(m);
   struct Row {
     int batch;
-    double prefill, decode;
+    double prefill, decode, generated;
     int64_t kv_bytes;
   };
   std::vector<Row> measured;
@@ -86,7 +86,7 @@ void run_bench(const BenchArgs& a) {
       return v[v.size() / 2];
     };
     measured.push_back({b, median(&engine::ThroughputResult::prefill_tok_s), median(&engine::ThroughputResult::decode_tok_s),
-                        runs.front().kv_bytes});
+                        median(&engine::ThroughputResult::generated_tok_s), runs.front().kv_bytes});
   }
   // Peak RSS before the bandwidth probe, whose 512 MB of buffers are not the model's.
   const int64_t peak_rss = engine::peak_rss_bytes();
@@ -95,18 +95,19 @@ void run_bench(const BenchArgs& a) {
   nlohmann::json rows = nlohmann::json::array();
   if (!a.json)
     fmt::print("model {} ({}), weights {}{} ({:.1f} MB, loaded in {:.1f} s), {} threads, kv {}\nweights read per decode step "
-               "{:.1f} MB{}, {} bandwidth {:.2f} GB/s -> decode step >= {:.2f} ms\n{:>6} {:>14} {:>14} {:>14} {:>8} {:>10}\n",
+               "{:.1f} MB{}, {} bandwidth {:.2f} GB/s -> decode step >= {:.2f} ms\n{:>6} {:>14} {:>14} {:>14} {:>8} {:>10} {:>18}\n",
                m.path, m.config.arch, m.weights_dtype, a.fp32_weights ? " expanded to fp32" : "", stored_bytes / 1e6, load_s,
                omp_get_max_threads(), kv_name, weight_bytes / 1e6, on_device ? " on the device" : "",
                on_device ? "device copy" : "memcpy", bandwidth / 1e9, step_bound_s * 1e3, "batch",
-               "prefill tok/s", "decode tok/s", "bound tok/s", "ratio", "KV MB");
+               "prefill tok/s", "decode tok/s", "bound tok/s", "ratio", "KV MB", "with prefill tok/s");
   for (const Row& r : measured) {
     const double bound = double(r.batch) / step_bound_s;
     rows.push_back({{"batch", r.batch}, {"prefill_tok_s", r.prefill}, {"decode_tok_s", r.decode},
-                    {"decode_bound_tok_s", bound}, {"decode_bound_ratio", r.decode / bound}, {"kv_bytes", r.kv_bytes}});
+                    {"decode_bound_tok_s", bound}, {"decode_bound_ratio", r.decode / bound}, {"kv_bytes", r.kv_bytes},
+                    {"generated_tok_s", r.generated}});
     if (!a.json)
-      fmt::print("{:>6} {:>14.1f} {:>14.1f} {:>14.1f} {:>8.2f} {:>10.2f}\n", r.batch, r.prefill, r.decode, bound,
-                 r.decode / bound, r.kv_bytes / 1e6);
+      fmt::print("{:>6} {:>14.1f} {:>14.1f} {:>14.1f} {:>8.2f} {:>10.2f} {:>18.1f}\n", r.batch, r.prefill, r.decode, bound,
+                 r.decode / bound, r.kv_bytes / 1e6, r.generated);
   }
   if (!a.json) fmt::print("peak RSS {:.1f} MB ({:.2f}x the stored weights)\n", peak_rss / 1e6, double(peak_rss) / double(stored_bytes));
   if (a.json)

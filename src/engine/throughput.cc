@@ -51,6 +51,7 @@ ThroughputResult measure_throughput(Backend& backend, const std::vector<std::sha
   for (const auto& seq : seqs) r.kv_bytes += int64_t(seq->kv_bytes());
   r.prefill_tok_s = double(batch) * prompt_len / r.prefill_s;
   r.decode_tok_s = gen > 0 ? double(batch) * gen / r.decode_s : 0.0;
+  r.generated_tok_s = gen > 0 ? double(batch) * gen / (r.prefill_s + r.decode_s) : 0.0;
   return r;
 }
 

@@ -17,6 +17,9 @@ struct ThroughputResult {
   double decode_s = 0;        // gen steps of batch tokens each
   double prefill_tok_s = 0;   // batch * prompt_len / prefill_s
   double decode_tok_s = 0;    // batch * gen / decode_s
+  // batch * gen / (prefill_s + decode_s): what a `generate` call's wall time gives (transformers'
+  // tok/s in tools/bench_transformers.py include its prefill)
+  double generated_tok_s = 0;
   int64_t kv_bytes = 0;       // K and V stored by the batch at the end (Sequence::kv_bytes)
 };
 

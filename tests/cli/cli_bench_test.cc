@@ -23,6 +23,9 @@ TEST(CliBench, KvMixRunsTheSchemesInOneBatch) {
   ASSERT_EQ(j["results"].size(), 1u);
   EXPECT_GT(j["results"][0]["decode_tok_s"].get<double>(), 0.0);
   EXPECT_GT(j["results"][0]["kv_bytes"].get<int64_t>(), 0);
+  // The whole call's rate (prefill included) is below the decode rate.
+  EXPECT_GT(j["results"][0]["generated_tok_s"].get<double>(), 0.0);
+  EXPECT_LT(j["results"][0]["generated_tok_s"].get<double>(), j["results"][0]["decode_tok_s"].get<double>());
 }
 
 TEST(CliBench, KvMixExcludesKv) {

@@ -13,6 +13,12 @@ OUT=${OUT:-/tmp/out}
 SMOL=${SMOL:-/tmp/smol/SmolLM2-135M-Instruct.Q4_1.gguf}
 mkdir -p "$OUT"
 [ -d "$C/lib" ] || tar -C "$C" -xJf "$C/lib.tar.xz"
+# bf16-lt loads cuBLASLt at run time: the image's toolkit or the one PyTorch's wheels carry.
+if ! ldconfig -p | grep -q 'libcublasLt.so.13 '; then
+  lt=$(find /usr/local/cuda*/ /usr/lib /usr/local/lib/python3* /opt -name 'libcublasLt.so.13' 2>/dev/null | head -1)
+  [ -n "$lt" ] && export LD_LIBRARY_PATH=$(dirname "$lt"):$LD_LIBRARY_PATH
+  echo "cuBLASLt: ${lt:-not found}"
+fi
 steps=${*:-tests bench profile smol sweep}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 for step in $steps; do
@@ -22,7 +28,7 @@ for step in $steps; do
       ;;
     bench)
       for cfg in smollm2-135m llama-1b; do
-        for w in fp32 bf16 bf16-tc; do
+        for w in fp32 bf16 bf16-tc bf16-lt; do
           echo "== bench $cfg weights $w"
           KVAUDIT_CUDA_WEIGHTS=$w timeout 240 "$C/kvaudit" bench --model "tools/cuda_configs/$cfg" --random-weights \
             --device cuda --batch 1,32 --prompt-len 128 --gen 32 --repeat 3 2>&1 | tee -a "$OUT/bench.log" | tail -4
@@ -43,15 +49,18 @@ for step in $steps; do
         done
       done
       ;;
-    big)  # issue 10 must-show 3: BIGCFG shapes (default the 8B and 7B), bf16 tensor cores: batch 1 on fp16
+    big)  # issue 10 must-show 3: BIGCFG shapes (default the 8B and 7B), BIGW weights (default bf16-lt,
+      # space-separated for several): batch 1 on fp16
       # (its bandwidth-bound ratio) and batches of 16-bit + 6 schemes round-robin, beside transformers
       # (bf16, plain and with the research code's int4 k/v hooks) in the same call.
       for cfg in ${BIGCFG:-llama-3.1-8b qwen2.5-7b}; do
-        echo "== big $cfg kvaudit"
-        KVAUDIT_CUDA_WEIGHTS=bf16-tc /usr/bin/time -f "kvaudit bench: %e s wall" timeout 400 "$C/kvaudit" bench \
-          --model "tools/cuda_configs/$cfg" --random-weights --device cuda --batch "${BIGBATCH:-1,64,256}" \
-          --prompt-len 96 --gen "${BIGGEN:-256}" --repeat 1 \
-          --kv-mix fp16 int8:token:asym int4:token:asym kivi2 kivi4 q8_0 fp8e5m2 2>&1 | tee -a "$OUT/big.log" | tail -8
+        for w in ${BIGW:-bf16-lt}; do
+          echo "== big $cfg kvaudit $w"
+          KVAUDIT_CUDA_WEIGHTS=$w /usr/bin/time -f "kvaudit bench: %e s wall" timeout 400 "$C/kvaudit" bench \
+            --model "tools/cuda_configs/$cfg" --random-weights --device cuda --batch "${BIGBATCH:-1,64,256}" \
+            --prompt-len 96 --gen "${BIGGEN:-256}" --repeat 1 \
+            --kv-mix fp16 int8:token:asym int4:token:asym kivi2 kivi4 q8_0 fp8e5m2 2>&1 | tee -a "$OUT/big.log" | tail -8
+        done
         [ "${BIGPEER:-1}" = 0 ] && continue  # BIGPEER=0: kvaudit only
         echo "== big $cfg transformers"
         timeout 400 python3 tools/bench_transformers.py --config "tools/cuda_configs/$cfg" --batch "${BIGBATCH:-1,64,256}" \

@@ -137,9 +137,11 @@ class Backend {
 
 // Weights the CUDA backend keeps on the device. kFp32, kBf16: fp32 arithmetic (kBf16 exact for a
 // bf16 file); kBf16Tc: bf16 weights on tensor cores (activations as a bf16 hi + lo pair), fp32
-// sums. kAuto: kBf16 when the file stores bf16, else kFp32; the environment variable
-// KVAUDIT_CUDA_WEIGHTS=fp32|bf16|bf16-tc overrides kAuto (until the commands grow a flag).
-enum class WeightPrecision { kAuto, kFp32, kBf16, kBf16Tc };
+// sums; kBf16Lt: bf16 weights and activations rounded to bf16 (as transformers and vLLM run a bf16
+// model) through cuBLASLt, fp32 sums: the throughput path. kAuto: kBf16 when the file stores bf16,
+// else kFp32; the environment variable KVAUDIT_CUDA_WEIGHTS=fp32|bf16|bf16-tc|bf16-lt overrides
+// kAuto (until the commands grow a flag).
+enum class WeightPrecision { kAuto, kFp32, kBf16, kBf16Tc, kBf16Lt };
 
 struct BackendOptions {
   int threads = 0;  // OpenMP threads for the CPU backend; 0 = the OpenMP default

@@ -210,31 +210,56 @@ KVAUDIT_HD inline uint32_t unpack_code(const uint32_t* words, int64_t i, int bit
   return bits == 32 ? v : v & ((1u << bits) - 1u);
 }
 
-// The dequantized value of channel c of one stored row: what attention reads (the CPU cache's
-// rows()). params: the row's parameters, the tensor triple, or the row's `channel` block's.
-KVAUDIT_HD inline float kv_value(const KvLayout& L, const uint32_t* words, const float* params, int c) {
+// Where channel c's code and parameters sit in a stored row: computed once per channel by a kernel
+// that reads the channel over many rows (the divisions stay out of its inner loop).
+struct KvChannel {
+  int code;   // index of the channel's code in the row (position(c))
+  int scale;  // its scale among the row's (block's, the tensor's) parameters; -1: none
+  int zero;   // its zero point or min; -1: none
+};
+KVAUDIT_HD inline KvChannel kv_channel(const KvLayout& L, int c) {
   switch (L.kind) {
-    case LayoutKind::kPlain: return bits_float(words[c]);
-    case LayoutKind::kBf16: return bf16_to_float(uint16_t(unpack_code(words, c, 16)));
+    case LayoutKind::kPlain:
+    case LayoutKind::kBf16: return {c, -1, -1};
     case LayoutKind::kInt: {
-      const uint8_t q = uint8_t(unpack_code(words, c, L.bits));
-      if (L.tensor) return affine_dequantize(L.bits, L.sym, q, params[0], params[1]);
-      if (L.channel()) return affine_dequantize(L.bits, L.sym, q, params[c], L.sym ? 0.0f : params[L.width + c]);
-      const int s = c / L.set_len, n = L.width / L.set_len;
-      return affine_dequantize(L.bits, L.sym, q, params[s], L.sym ? 0.0f : params[n + s]);
+      if (L.tensor) return {c, 0, L.sym ? -1 : 1};
+      if (L.channel()) return {c, c, L.sym ? -1 : L.width + c};
+      const int s = c / L.set_len;
+      return {c, s, L.sym ? -1 : L.width / L.set_len + s};
     }
-    case LayoutKind::kFp8: {
-      const float s = L.fp8_scale > 0 ? L.fp8_scale : params[0];
-      const float v = fp8_decode(uint8_t(unpack_code(words, c, 8)), fp8_format(L.e5m2));
-      return s == 1.0f ? v : v * s;
-    }
+    case LayoutKind::kFp8: return {c, L.fp8_scale > 0 ? -1 : 0, -1};
     case LayoutKind::kGgml: {
-      const int p = L.position(c), b = p / kGgmlBlock, n = L.n_sets();
-      return ggml_dequantize(L.ggml, uint8_t(unpack_code(words, p, L.bits)), params[b],
-                             ggml_has_min(L.ggml) ? params[n + b] : 0.0f);
+      const int p = L.position(c), b = p / kGgmlBlock;
+      return {p, b, ggml_has_min(L.ggml) ? L.n_sets() + b : -1};
     }
   }
+  return {c, -1, -1};
+}
+
+// The dequantized value of a channel (kv_channel) of one stored row: what attention reads (the CPU
+// cache's rows()). params: the row's parameters, the tensor triple, or the row's `channel` block's.
+KVAUDIT_HD inline float kv_decode(const KvLayout& L, const KvChannel& ch, const uint32_t* words, const float* params) {
+  switch (L.kind) {
+    case LayoutKind::kPlain: return bits_float(words[ch.code]);
+    case LayoutKind::kBf16: return bf16_to_float(uint16_t(unpack_code(words, ch.code, 16)));
+    case LayoutKind::kInt:
+      return affine_dequantize(L.bits, L.sym, uint8_t(unpack_code(words, ch.code, L.bits)), params[ch.scale],
+                               ch.zero >= 0 ? params[ch.zero] : 0.0f);
+    case LayoutKind::kFp8: {
+      const float s = ch.scale < 0 ? L.fp8_scale : params[ch.scale];
+      const float v = fp8_decode(uint8_t(unpack_code(words, ch.code, 8)), fp8_format(L.e5m2));
+      return s == 1.0f ? v : v * s;
+    }
+    case LayoutKind::kGgml:
+      return ggml_dequantize(L.ggml, uint8_t(unpack_code(words, ch.code, L.bits)), params[ch.scale],
+                             ch.zero >= 0 ? params[ch.zero] : 0.0f);
+  }
   return 0;
+}
+
+// The value of channel c of one stored row (kv_decode at kv_channel(c)).
+KVAUDIT_HD inline float kv_value(const KvLayout& L, const uint32_t* words, const float* params, int c) {
+  return kv_decode(L, kv_channel(L, c), words, params);
 }
 
 // Where one sequence's stored K or V of one layer lives (the device's buffers, or a test's).
@@ -245,14 +270,32 @@ struct KvStore {
   int64_t quantized;         // rows [0, quantized) are codes, the rest in the ring
 };
 
+// Row j of a sequence's stored K or V: its codes and parameters, or (ring) its fp16 values.
+struct KvRow {
+  const uint32_t* words;
+  const float* params;
+  const uint16_t* ring;  // non-null: the row is in the residual window, values at ring[c]
+};
+// A layout's strides, computed once by a kernel that walks many rows.
+struct KvStrides {
+  int row_words, row_params, block_params;
+};
+KVAUDIT_HD inline KvStrides kv_strides(const KvLayout& L) { return {L.row_words(), L.row_params(), L.block_params()}; }
+KVAUDIT_HD inline KvRow kv_row(const KvLayout& L, const KvStrides& st, const KvStore& s, int64_t j) {
+  // Positions fit an int (32-bit division is the cheap one on a GPU).
+  if (j >= s.quantized) return {nullptr, nullptr, s.residual + int64_t(int(j) % L.residual) * L.width};
+  const float* params = L.tensor ? s.params
+                        : L.channel() ? s.params + int64_t(int(j) / L.block_rows) * st.block_params
+                                      : s.params + j * st.row_params;
+  return {s.words + j * st.row_words, params, nullptr};
+}
+KVAUDIT_HD inline float kv_row_value(const KvLayout& L, const KvRow& r, int c, const KvChannel& ch) {
+  return r.ring ? fp16_to_float(r.ring[c]) : kv_decode(L, ch, r.words, r.params);
+}
+
 // The value attention reads for channel c of row j (what the CPU cache's rows() holds).
 KVAUDIT_HD inline float kv_stored_value(const KvLayout& L, const KvStore& s, int64_t j, int c) {
-  // Positions fit an int (32-bit division is the cheap one on a GPU).
-  if (j >= s.quantized) return fp16_to_float(s.residual[int64_t(int(j) % L.residual) * L.width + c]);
-  const float* params = L.tensor ? s.params
-                        : L.channel() ? s.params + int64_t(int(j) / L.block_rows) * L.block_params()
-                                      : s.params + j * L.row_params();
-  return kv_value(L, s.words + j * L.row_words(), params, c);
+  return kv_row_value(L, kv_row(L, kv_strides(L), s, j), c, kv_channel(L, c));
 }
 
 }  // namespace kvaudit::kv

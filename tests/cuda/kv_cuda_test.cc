@@ -81,10 +81,12 @@ void check_scheme(const char* scheme) {
           bounds.blocks = std::max(bounds.blocks, q / s.L.block_rows);
         else
           bounds.quantized = std::max(bounds.quantized, q);
+        bounds.ring = bounds.ring || s.L.residual > 0;
         views[r] = {s.L, s.words.data(), s.params.data(), s.residual.data(), s.L.quantized_rows(pos[i] + n)};
       }
       const bool fit = sites[i][0].L.tensor && call == 0;
       slots.push_back({views[0], views[1], true, fit, fit});
+      bounds.fit = bounds.fit || fit;
       rows.push_back({off, n, pos[i]});
       off += n;
       pos[i] += n;

@@ -2,6 +2,8 @@
 // per op: the orders of summation differ (fixed on both sides), the formulas do not.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "core/half.h"
 #include "cuda_test_util.h"
 #include "engine/cuda/device_buffer.h"
@@ -144,6 +146,74 @@ INSTANTIATE_TEST_SUITE_P(Ops, TcMatmulCuda,
                          ::testing::Values(TcCase{1, 64, 96}, TcCase{5, 48, 64}, TcCase{37, 200, 130},
                                            TcCase{130, 1000, 40}, TcCase{20, 3000, 70}, TcCase{300, 4096, 200},
                                            TcCase{3, 5000, 100}, TcCase{16, 2048, 64}),
+                         [](const auto& info) {
+                           const TcCase& c = info.param;
+                           return "n" + std::to_string(c.n) + "_k" + std::to_string(c.k) + "_m" + std::to_string(c.m);
+                         });
+
+// kBf16Lt: w bf16 and x rounded to bf16, so every product is exact in fp32 and the order of the
+// fp32 sums is the only difference from cpu::matmul.
+constexpr double kLtMatmulRelTol = 1e-5;
+
+class LtMatmulCuda : public ::testing::TestWithParam<TcCase> {};
+
+// Three products packed back to back (as q/k/v) and one alone: within kLtMatmulRelTol of the CPU on
+// sampled rows, and every sampled row the same bits alone, in the whole batch and in half of it.
+TEST_P(LtMatmulCuda, MatchesCpuAndEachRowIsTheSameBitsAloneAndInAnyBatch) {
+  KVAUDIT_REQUIRE_CUDA();
+  const TcCase c = GetParam();
+  const int64_t m_all = c.m + 80;
+  const auto x = uniform(size_t(c.n * c.k), 1.0f, 21);
+  std::vector<uint16_t> bits;
+  const auto w = round_bf16(uniform(size_t(m_all * c.k), 0.2f, 22), &bits);
+  const auto xr = round_bf16(x);
+  DeviceBuffer<float> dx(x), dy(size_t(c.n * c.m)), dya(size_t(c.n * 40)), dyb(size_t(c.n * 40));
+  DeviceBuffer<float> dz(size_t(c.n * c.m));
+  DeviceBuffer<uint16_t> dw(bits);
+  const auto outs = [&](float* y, float* ya, float* yb) {
+    return std::vector<cuda::MatmulOutput>{{dw.data(), c.m, y},
+                                           {dw.data() + c.m * c.k, 40, ya},
+                                           {dw.data() + (c.m + 40) * c.k, 40, yb}};
+  };
+  cuda::matmul_many_cuda(dx.data(), c.n, c.k, cuda::WeightType::kBf16Lt, outs(dy.data(), dya.data(), dyb.data()));
+  cuda::matmul_cuda(dx.data(), c.n, c.k, dw.data(), cuda::WeightType::kBf16Lt, c.m, dz.data());
+  const std::vector<float> y = dy.download(), ya = dya.download(), yb = dyb.download(), z = dz.download();
+  std::vector<int64_t> sample = {0, c.n / 2, c.n - 1};
+  sample.erase(std::unique(sample.begin(), sample.end()), sample.end());
+  std::vector<float> ref(static_cast<size_t>(m_all)), got(static_cast<size_t>(m_all));
+  DeviceBuffer<float> d1(size_t(c.m)), d1a(40), d1b(40);
+  for (const int64_t t : sample) {
+    cpu::matmul(xr.data() + t * c.k, 1, c.k, w.data(), m_all, ref.data());
+    std::copy_n(y.data() + t * c.m, c.m, got.begin());
+    std::copy_n(ya.data() + t * 40, 40, got.begin() + c.m);
+    std::copy_n(yb.data() + t * 40, 40, got.begin() + c.m + 40);
+    EXPECT_LE(rel_err(got, ref), kLtMatmulRelTol) << "row " << t;
+    EXPECT_LE(rel_err(std::vector<float>(z.begin() + t * c.m, z.begin() + (t + 1) * c.m),
+                      std::vector<float>(ref.begin(), ref.begin() + c.m)),
+              kLtMatmulRelTol)
+        << "row " << t << " alone";
+    // Alone: the same bits.
+    cuda::matmul_many_cuda(dx.data() + t * c.k, 1, c.k, cuda::WeightType::kBf16Lt, outs(d1.data(), d1a.data(), d1b.data()));
+    EXPECT_TRUE(same_bits(d1.download().data(), y.data() + t * c.m, size_t(c.m))) << "row " << t;
+    EXPECT_TRUE(same_bits(d1a.download().data(), ya.data() + t * 40, 40)) << "row " << t;
+    EXPECT_TRUE(same_bits(d1b.download().data(), yb.data() + t * 40, 40)) << "row " << t;
+    cuda::matmul_cuda(dx.data() + t * c.k, 1, c.k, dw.data(), cuda::WeightType::kBf16Lt, c.m, d1.data());
+    EXPECT_TRUE(same_bits(d1.download().data(), z.data() + t * c.m, size_t(c.m))) << "row " << t << " single product";
+  }
+  // The second half of the rows as a batch of their own.
+  const int64_t h = c.n / 2, nh = c.n - h;
+  DeviceBuffer<float> dh(size_t(nh * c.m)), dha(size_t(nh * 40)), dhb(size_t(nh * 40));
+  cuda::matmul_many_cuda(dx.data() + h * c.k, nh, c.k, cuda::WeightType::kBf16Lt, outs(dh.data(), dha.data(), dhb.data()));
+  EXPECT_TRUE(same_bits(dh.download().data(), y.data() + h * c.m, size_t(nh * c.m)));
+  EXPECT_TRUE(same_bits(dhb.download().data(), yb.data() + h * 40, size_t(nh * 40)));
+}
+
+// k: one chunk, chunks and a shorter last one; m not a multiple of 4; n = 1100 with k = 8192 and
+// m = 8192 runs its rows in two passes.
+INSTANTIATE_TEST_SUITE_P(Ops, LtMatmulCuda,
+                         ::testing::Values(TcCase{1, 64, 96}, TcCase{37, 200, 130}, TcCase{20, 3000, 70},
+                                           TcCase{300, 4096, 200}, TcCase{3, 5000, 100}, TcCase{257, 1536, 576},
+                                           TcCase{1100, 8192, 8112}),
                          [](const auto& info) {
                            const TcCase& c = info.param;
                            return "n" + std::to_string(c.n) + "_k" + std::to_string(c.k) + "_m" + std::to_string(c.m);

@@ -20,7 +20,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <unordered_set>
+#include <utility>
 
 #include "core/error.h"
 #include "core/half.h"
@@ -41,8 +43,19 @@ struct DevMatrix {
   WeightType type = WeightType::kF32;
   DeviceBuffer<float> f32;
   DeviceBuffer<uint16_t> bf16;  // bfloat16 bits, rounded to nearest even (as torch's .to(bfloat16))
-  const void* ptr() const { return type == WeightType::kF32 ? static_cast<const void*>(f32.data()) : bf16.data(); }
+  const uint16_t* packed = nullptr;  // or the bits inside a layer's packed buffer (pack_matrices)
+  const void* ptr() const {
+    if (type == WeightType::kF32) return f32.data();
+    return packed ? packed : bf16.data();
+  }
 };
+
+std::vector<uint16_t> to_bf16_bits(const std::vector<float>& w) {
+  std::vector<uint16_t> h(w.size());
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < w.size(); ++i) h[i] = float_to_bf16(w[i]);
+  return h;
+}
 
 // One tensor at a time through fp32 (model/weight.h: never the whole model expanded at once).
 DevMatrix upload_matrix(const model::WeightMatrix& m, WeightType type) {
@@ -52,16 +65,34 @@ DevMatrix upload_matrix(const model::WeightMatrix& m, WeightType type) {
   if (type == WeightType::kF32) {
     d.f32.upload(w);
   } else {
-    std::vector<uint16_t> h(w.size());
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < w.size(); ++i) h[i] = float_to_bf16(w[i]);
-    d.bf16.upload(h);
+    d.bf16.upload(to_bf16_bits(w));
   }
   return d;
 }
 
+// bf16 matrices of one k (q/k/v, gate/up) back to back in one buffer, so that the products that
+// share an input run as one (ops_cuda.h, lt_matmul_many_cuda); each DevMatrix points into it.
+DeviceBuffer<uint16_t> pack_matrices(std::initializer_list<std::pair<const model::WeightMatrix*, DevMatrix*>> parts,
+                                     WeightType type) {
+  std::vector<uint16_t> all;
+  std::vector<size_t> offsets;
+  for (const auto& [w, d] : parts) {
+    const std::vector<uint16_t> h = to_bf16_bits(w->to_f32());
+    offsets.push_back(all.size());
+    all.insert(all.end(), h.begin(), h.end());
+  }
+  DeviceBuffer<uint16_t> buf(all);
+  size_t i = 0;
+  for (const auto& [w, d] : parts) {
+    d->type = type;
+    d->packed = buf.data() + offsets[i++];
+  }
+  return buf;
+}
+
 struct DevLayer {
   DevMatrix wq, wk, wv, wo, w_gate, w_up, w_down;
+  DeviceBuffer<uint16_t> qkv, gate_up;  // kBf16Lt: wq|wk|wv and w_gate|w_up packed (pack_matrices)
   // Vectors stay fp32 (small); empty where the ArchSpec has none (model/weights.h).
   DeviceBuffer<float> attn_norm, bq, bk, bv, q_norm, k_norm, post_attn_norm, ffn_norm, post_ffn_norm;
 };
@@ -128,11 +159,13 @@ WeightType weight_type(const model::Model& m, WeightPrecision p) {
       if (e == "fp32") return WeightType::kF32;
       if (e == "bf16") return WeightType::kBf16;
       if (e == "bf16-tc") return WeightType::kBf16Tc;
-      usage_error("KVAUDIT_CUDA_WEIGHTS: '{}' is not fp32, bf16 or bf16-tc", e);
+      if (e == "bf16-lt") return WeightType::kBf16Lt;
+      usage_error("KVAUDIT_CUDA_WEIGHTS: '{}' is not fp32, bf16, bf16-tc or bf16-lt", e);
     }
     return m.weights_dtype == "BF16" ? WeightType::kBf16 : WeightType::kF32;
   }
   if (p == WeightPrecision::kBf16Tc) return WeightType::kBf16Tc;
+  if (p == WeightPrecision::kBf16Lt) return WeightType::kBf16Lt;
   return p == WeightPrecision::kBf16 ? WeightType::kBf16 : WeightType::kF32;
 }
 
@@ -241,7 +274,7 @@ CudaBackend::CudaBackend(const model::Model& m, const BackendOptions& opt) : m_(
   attn_factor_ = model::rope_attention_scaling(m.config);
   half_ = m.config.rotary_dim() / 2;
   const WeightType wt = weight_type(m, opt.cuda_weights);
-  if (wt == WeightType::kBf16Tc) {
+  if (wt == WeightType::kBf16Tc || wt == WeightType::kBf16Lt) {
     const auto& c = m.config;
     for (const int64_t k : {int64_t(c.d_model), int64_t(c.n_heads) * c.head_dim, int64_t(c.d_ff)})
       if (k % 8 != 0)
@@ -254,12 +287,17 @@ CudaBackend::CudaBackend(const model::Model& m, const BackendOptions& opt) : m_(
   final_norm_.upload(w.final_norm);
   for (const model::LayerWeights& lw : w.layers) {
     DevLayer d;
-    d.wq = upload_matrix(lw.wq, wt);
-    d.wk = upload_matrix(lw.wk, wt);
-    d.wv = upload_matrix(lw.wv, wt);
+    if (wt == WeightType::kBf16Lt) {
+      d.qkv = pack_matrices({{&lw.wq, &d.wq}, {&lw.wk, &d.wk}, {&lw.wv, &d.wv}}, wt);
+      d.gate_up = pack_matrices({{&lw.w_gate, &d.w_gate}, {&lw.w_up, &d.w_up}}, wt);
+    } else {
+      d.wq = upload_matrix(lw.wq, wt);
+      d.wk = upload_matrix(lw.wk, wt);
+      d.wv = upload_matrix(lw.wv, wt);
+      d.w_gate = upload_matrix(lw.w_gate, wt);
+      d.w_up = upload_matrix(lw.w_up, wt);
+    }
     d.wo = upload_matrix(lw.wo, wt);
-    d.w_gate = upload_matrix(lw.w_gate, wt);
-    d.w_up = upload_matrix(lw.w_up, wt);
     d.w_down = upload_matrix(lw.w_down, wt);
     d.attn_norm.upload(lw.attn_norm);
     d.bq.upload(lw.bq);
@@ -370,9 +408,11 @@ void CudaBackend::prepare_call(std::vector<Slot>& slots, int64_t n) {
           bounds_.blocks = std::max(bounds_.blocks, q / lay->block_rows);
         else
           bounds_.quantized = std::max(bounds_.quantized, q);
+        bounds_.ring = bounds_.ring || lay->residual > 0;
       }
       kv[size_t(l * n_slots + i)] = {dk.view(), dv.view(), dev, dev && dk.layout.tensor && !dk.fitted,
                                      dev && dv.layout.tensor && !dv.fitted};
+      bounds_.fit = bounds_.fit || kv[size_t(l * n_slots + i)].fit_k || kv[size_t(l * n_slots + i)].fit_v;
       if (dev) dk.fitted = dv.fitted = true;
     }
   }
@@ -704,6 +744,7 @@ int64_t CudaBackend::resident_weight_bytes() const {
   int64_t b = vec(final_norm_) + (lm_head_.f32.size() + lm_head_.bf16.size() > 0 ? mat(lm_head_) : mat(embed_));
   for (const DevLayer& l : layers_) {
     for (const DevMatrix* d : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) b += mat(*d);
+    b += int64_t((l.qkv.size() + l.gate_up.size()) * sizeof(uint16_t));
     for (const DeviceBuffer<float>* v : {&l.attn_norm, &l.bq, &l.bk, &l.bv, &l.q_norm, &l.k_norm, &l.post_attn_norm,
                                          &l.ffn_norm, &l.post_ffn_norm})
       b += vec(*v);

@@ -246,8 +246,10 @@ void kv_write_cuda(const SlotKv* slots_kv, const SlotRows* rows, int64_t n_slots
                    const float* k, const float* v) {
   if (n_slots == 0 || b.new_rows == 0) return;
   const unsigned s = unsigned(n_slots);
-  fit_tensor_kernel<<<dim3(s, 2), kThreads>>>(slots_kv, rows, k, v);
-  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+  if (b.fit) {
+    fit_tensor_kernel<<<dim3(s, 2), kThreads>>>(slots_kv, rows, k, v);
+    KVAUDIT_CUDA_CHECK(cudaGetLastError());
+  }
   if (b.quantized > 0) {
     row_kernel<<<dim3(unsigned(b.quantized), s, 2), kThreads, size_t(b.width) * (sizeof(float) + 1)>>>(slots_kv, rows,
                                                                                                         k, v);
@@ -258,8 +260,10 @@ void kv_write_cuda(const SlotKv* slots_kv, const SlotRows* rows, int64_t n_slots
                                                                                                        k, v);
     KVAUDIT_CUDA_CHECK(cudaGetLastError());
   }
-  residual_kernel<<<dim3(unsigned(b.new_rows), s, 2), kThreads>>>(slots_kv, rows, k, v);
-  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+  if (b.ring) {
+    residual_kernel<<<dim3(unsigned(b.new_rows), s, 2), kThreads>>>(slots_kv, rows, k, v);
+    KVAUDIT_CUDA_CHECK(cudaGetLastError());
+  }
 }
 
 }  // namespace kvaudit::engine::cuda

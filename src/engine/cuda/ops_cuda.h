@@ -16,14 +16,16 @@ namespace kvaudit::engine::cuda {
 
 // Storage type of a weight matrix on the device and how matmuls use it. kF32 and kBf16: fp32
 // arithmetic on CUDA cores (kBf16 exact for a bf16 file). kBf16Tc: bf16 weights times the activations
-// as a pair of bf16 (hi + lo, 16 significant bits), on tensor cores with fp32 sums; needs every
-// matmul's k to be a multiple of 8.
-enum class WeightType { kF32, kBf16, kBf16Tc };
+// as a pair of bf16 (hi + lo, 16 significant bits), on tensor cores with fp32 sums; kBf16Lt: bf16
+// weights times the activations rounded to bf16, through cuBLASLt (the throughput path). kBf16Tc
+// and kBf16Lt need every matmul's k to be a multiple of 8.
+enum class WeightType { kF32, kBf16, kBf16Tc, kBf16Lt };
 
 // y = x @ w.T: x [n, k] fp32, w [m, k] (fp32 or bf16), y [n, m] fp32. kF32/kBf16: every y[t, o]
 // is fixed chunks of fmaf chains over c = 0, 1, ..., k-1 (matmul_cuda.cu); kBf16Tc: one fp32
 // accumulator over 16-wide mma steps in k order (matmul_tc_cuda.cu). Either way the order depends
-// on k alone, whatever n is and whichever tile shape runs.
+// on k alone, whatever n is and whichever tile shape runs; kBf16Lt: the k chunks' sums in the
+// order of the one cuBLASLt kernel each shape uses (matmul_lt_cuda.cu).
 void matmul_cuda(const float* x, int64_t n, int64_t k, const void* w, WeightType wt, int64_t m, float* y);
 
 // Several products of the same x in one launch (q/k/v, gate/up; at most 3), each exactly as
@@ -40,6 +42,11 @@ void matmul_many_cuda(const float* x, int64_t n, int64_t k, WeightType wt, std::
 // gives the same bits (tests).
 void tc_matmul_many_cuda(const float* x, int64_t n, int64_t k, std::span<const MatmulOutput> outs, int config = -1);
 int tc_matmul_config(int64_t n, std::span<const MatmulOutput> outs);
+
+// The kBf16Lt products (matmul_lt_cuda.cu): one cuBLASLt algorithm per product shape for every n,
+// k in chunks of 1024 added in order. Products whose weights lie back to back in memory (each
+// w = the previous w + its m·k) run as one.
+void lt_matmul_many_cuda(const float* x, int64_t n, int64_t k, std::span<const MatmulOutput> outs);
 
 // y[t, :] += bias   (y: [n, m], bias: [m])
 void add_bias_cuda(float* y, int64_t n, int64_t m, const float* bias);
@@ -129,6 +136,8 @@ struct KvWriteBounds {
   int64_t quantized = 0;  // rows a token-wise site quantizes in the call (layout.quantized_rows)
   int64_t blocks = 0;     // blocks of N rows a `channel` site quantizes in the call
   int width = 0;          // values per row (n_kv_heads · head_dim), at most kMaxKvWidth
+  bool fit = false;       // some site fits its `tensor` (s, z) in this call
+  bool ring = false;      // some site keeps a residual window
 };
 
 // Quantize-on-write: every writing slot's new K rows (k: [n_batch, width], rotated) and V rows

@@ -1,0 +1,205 @@
+// y = bf16(x) @ w.T through cuBLASLt (ops_cuda.h, WeightType::kBf16Lt): the activations rounded to
+// bf16, as transformers and vLLM multiply them in a bf16 model, products and fp32 sums on Hopper's
+// tensor cores in the library's own kernels (the throughput path; kBf16Tc keeps 16 significant bits
+// of the activations at twice the tensor-core work).
+//
+// Batch invariance. Left to itself cuBLASLt picks a kernel per problem size, split-K ones for few
+// rows, so a row's bits would depend on its batch. Here each (m, k chunk, chunk count) gets ONE
+// algorithm, chosen once from the heuristic for kProbeRows rows with no split-K reduction allowed
+// (CUBLASLT_REDUCTION_SCHEME_NONE: each dot product in one sequence), and that algorithm runs for
+// every n; the kernel's order of sums along k is then fixed by k, and n only changes the grid
+// (tests/cuda checks rows alone against rows in batches of several sizes). k is cut into chunks of
+// kChunk columns, one strided batch of products, and add_chunks_kernel adds the chunks' products in
+// order: a fixed split that gives a decode step enough blocks. Products that share x and whose
+// weights lie back to back (q/k/v, gate/up: forward_cuda.cc packs them) run as one product.
+#include <cuda_bf16.h>
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <tuple>
+
+#include "engine/cuda/cublaslt.h"
+#include "engine/cuda/cuda_check.h"
+#include "engine/cuda/device_buffer.h"
+#include "engine/cuda/ops_cuda.h"
+
+namespace kvaudit::engine::cuda {
+namespace {
+
+using bf16 = __nv_bfloat16;
+constexpr int64_t kChunk = 1024;                         // k per chunk product (the last may be shorter)
+constexpr int64_t kProbeRows = 64;                       // the n each algorithm is chosen for
+constexpr int64_t kMaxPartialFloats = int64_t(64) << 20;  // chunk products held at once (rows in passes)
+constexpr size_t kWorkspaceBytes = size_t(32) << 20;
+constexpr int kMaxJobs = 3;
+
+__global__ void to_bf16_kernel(const float* __restrict__ x, int64_t count, bf16* __restrict__ y) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = __float2bfloat16_rn(x[i]);
+}
+
+struct Split {
+  float* y[kMaxJobs];
+  int64_t m[kMaxJobs];
+  int count;
+};
+
+// out[t, o] = p[0][t, o] + p[1][t, o] + ... in chunk order (p: [chunks][rows][ld], o < m_total),
+// written to the product that column o belongs to.
+__global__ void add_chunks_kernel(const float* __restrict__ p, int64_t chunks, int64_t rows, int64_t m_total, int64_t ld,
+                                  Split split) {
+  const int64_t count = rows * m_total, stride = rows * ld;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t t = i / m_total;
+    int64_t o = i % m_total;
+    const float* pi = p + t * ld + o;
+    float s = pi[0];
+    for (int64_t c = 1; c < chunks; ++c) s = __fadd_rn(s, pi[c * stride]);
+    int j = 0;
+    while (j + 1 < split.count && o >= split.m[j]) o -= split.m[j++];
+    split.y[j][t * split.m[j] + o] = s;
+  }
+}
+
+unsigned grid_for(int64_t count) { return unsigned(std::clamp<int64_t>((count + 255) / 256, 1, 8192)); }
+
+class Lt {
+ public:
+  Lt() : api_(cublaslt()) {
+    check_lt(api_.create(&handle_), "create");
+    check_lt(api_.desc_create(&desc_, CUBLAS_COMPUTE_32F, CUDA_R_32F), "matmul descriptor");
+    const cublasOperation_t t = CUBLAS_OP_T, n = CUBLAS_OP_N;
+    check_lt(api_.desc_set(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof t), "TRANSA");
+    check_lt(api_.desc_set(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &n, sizeof n), "TRANSB");
+    workspace_.resize(kWorkspaceBytes);
+  }
+
+  // d = x @ w.T over the first kc columns of w [m, k] and x [rows, k], and of each of the next
+  // batch - 1 chunks of kc columns; d: [batch][rows][m] (cuBLASLt's column-major D [m, rows]).
+  // d's rows are ld >= m apart (a multiple of 4: 16-byte aligned rows).
+  void product(const bf16* w, int64_t m, const bf16* x, int64_t rows, int64_t k, int64_t kc, int batch, float* d,
+               int64_t ld) {
+    const cublasLtMatmulAlgo_t& algo = algo_for(m, k, kc, batch, ld);
+    Layouts l(api_, m, rows, k, kc, batch, ld);
+    const float alpha = 1.0f, beta = 0.0f;
+    check_lt(api_.matmul(handle_, desc_, &alpha, w, l.a, x, l.b, &beta, d, l.d, d, l.d, &algo, workspace_.data(),
+                         kWorkspaceBytes, 0),
+             "matmul");
+  }
+
+ private:
+  // Layouts of one call: A = w as [kc, m] column-major (ld k), B = x as [kc, rows] (ld k), D [m, rows] (ld).
+  struct Layouts {
+    const CublasLt& api;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+    Layouts(const CublasLt& f, int64_t m, int64_t rows, int64_t k, int64_t kc, int batch, int64_t ld) : api(f) {
+      check_lt(api.layout_create(&a, CUDA_R_16BF, uint64_t(kc), uint64_t(m), k), "layout A");
+      check_lt(api.layout_create(&b, CUDA_R_16BF, uint64_t(kc), uint64_t(rows), k), "layout B");
+      check_lt(api.layout_create(&d, CUDA_R_32F, uint64_t(m), uint64_t(rows), ld), "layout D");
+      if (batch > 1) {
+        const int64_t sd = ld * rows;
+        for (auto [layout, stride] : {std::pair{a, kc}, std::pair{b, kc}, std::pair{d, sd}}) {
+          check_lt(api.layout_set(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &batch, sizeof batch), "batch count");
+          check_lt(api.layout_set(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride),
+                   "batch stride");
+        }
+      }
+    }
+    ~Layouts() {
+      for (cublasLtMatrixLayout_t l : {a, b, d})
+        if (l) api.layout_destroy(l);
+    }
+  };
+
+  const cublasLtMatmulAlgo_t& algo_for(int64_t m, int64_t k, int64_t kc, int batch, int64_t ld) {
+    const auto key = std::make_tuple(m, k, kc, batch, ld);
+    auto it = algos_.find(key);
+    if (it != algos_.end()) return it->second;
+    cublasLtMatmulPreference_t pref = nullptr;
+    check_lt(api_.pref_create(&pref), "preference");
+    const uint64_t ws = kWorkspaceBytes;
+    const uint32_t none = CUBLASLT_REDUCTION_SCHEME_NONE;
+    // Row starts of a pass and the chunks' offsets are only 16-byte aligned (k, m multiples of 8).
+    const uint32_t align = 16;
+    check_lt(api_.pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws), "workspace");
+    check_lt(api_.pref_set(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &none, sizeof none), "reduction");
+    for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
+      check_lt(api_.pref_set(pref, attr, &align, sizeof align), "alignment");
+    Layouts l(api_, m, kProbeRows, k, kc, batch, ld);
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    const cublasStatus_t st = api_.heuristic(handle_, desc_, l.a, l.b, l.d, l.d, pref, 1, &result, &found);
+    api_.pref_destroy(pref);
+    check_lt(st, "heuristic");
+    if (found == 0)
+      throw_runtime("cuBLASLt: no algorithm for a " + std::to_string(m) + " x " + std::to_string(kc) +
+                    " bf16 product without split-K");
+    return algos_.emplace(key, result.algo).first->second;
+  }
+
+  const CublasLt& api_;
+  cublasLtHandle_t handle_ = nullptr;
+  cublasLtMatmulDesc_t desc_ = nullptr;
+  DeviceBuffer<uint8_t> workspace_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int, int64_t>, cublasLtMatmulAlgo_t> algos_;
+};
+
+Lt& lt() {
+  static Lt l;  // one host thread, the default stream (as every op here)
+  return l;
+}
+
+// y_j = x @ w_j.T for products whose weights lie back to back from w (m_total rows in all).
+void packed_products(const bf16* x, int64_t n, int64_t k, const bf16* w, int64_t m_total, const Split& split) {
+  static DeviceBuffer<float> part;
+  const int64_t full = k / kChunk, rest = k % kChunk, chunks = full + (rest > 0);
+  const int64_t ld = (m_total + 3) / 4 * 4;
+  if (chunks == 1 && split.count == 1 && ld == m_total) {
+    lt().product(w, m_total, x, n, k, k, 1, split.y[0], ld);
+    return;
+  }
+  const int64_t pass = std::max<int64_t>(1, kMaxPartialFloats / (chunks * ld));
+  for (int64_t t0 = 0; t0 < n; t0 += pass) {
+    const int64_t rows = std::min(pass, n - t0);
+    part.resize(size_t(chunks * rows * ld));
+    const bf16* xt = x + t0 * k;
+    if (full > 0) lt().product(w, m_total, xt, rows, k, std::min(k, kChunk), int(full), part.data(), ld);
+    if (rest > 0)
+      lt().product(w + full * kChunk, m_total, xt + full * kChunk, rows, k, rest, 1, part.data() + full * rows * ld, ld);
+    Split s = split;
+    for (int j = 0; j < s.count; ++j) s.y[j] += t0 * s.m[j];
+    add_chunks_kernel<<<grid_for(rows * m_total), 256>>>(part.data(), chunks, rows, m_total, ld, s);
+    KVAUDIT_CUDA_CHECK(cudaGetLastError());
+  }
+}
+
+}  // namespace
+
+void lt_matmul_many_cuda(const float* x, int64_t n, int64_t k, std::span<const MatmulOutput> outs) {
+  if (n == 0 || outs.empty()) return;
+  if (k % 8 != 0) throw_runtime("lt_matmul_many_cuda: k = " + std::to_string(k) + " is not a multiple of 8");
+  if (outs.size() > size_t(kMaxJobs)) throw_runtime("lt_matmul_many_cuda: more than 3 products in one launch");
+  static DeviceBuffer<bf16> xb;  // scratch shared by every backend of the process
+  xb.resize(size_t(n * k));
+  to_bf16_kernel<<<grid_for(n * k), 256>>>(x, n * k, xb.data());
+  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+  // Runs of products whose weights follow each other in memory become one product.
+  for (size_t i = 0; i < outs.size();) {
+    Split s{};
+    const bf16* w = static_cast<const bf16*>(outs[i].w);
+    int64_t m_total = 0;
+    size_t j = i;
+    while (j < outs.size() && static_cast<const bf16*>(outs[j].w) == w + m_total * k) {
+      s.y[s.count] = outs[j].y;
+      s.m[s.count++] = outs[j].m;
+      m_total += outs[j].m;
+      ++j;
+    }
+    packed_products(xb.data(), n, k, w, m_total, s);
+    i = j;
+  }
+}
+
+}  // namespace kvaudit::engine::cuda

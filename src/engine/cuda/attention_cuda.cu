@@ -155,16 +155,18 @@ __global__ void __launch_bounds__(kThreads, 3) attention_kernel(cpu::AttentionPa
     for (int g = 0; g < HPB; ++g) a[g] = 0.0f;
     int64_t j = grp;
     const kv::KvChannel vch = v.channel(c);
-    // kUnroll values loaded, then added in key order
-    for (; j + (kUnroll - 1) * groups < n; j += kUnroll * groups) {
-      float vals[kUnroll];
+    // kPvUnroll values loaded (in flight together: a batch of few rows is latency-bound), then added
+    // in key order
+    constexpr int kPvUnroll = HPB <= 2 ? 8 : 4;  // more heads, more registers per value
+    for (; j + (kPvUnroll - 1) * groups < n; j += kPvUnroll * groups) {
+      float vals[kPvUnroll];
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
+      for (int u = 0; u < kPvUnroll; ++u) {
         const int64_t jj = j0 + j + u * groups;
         vals[u] = v.plain() ? v.plain_row(jj)[c] : v(v.row(jj), c, vch);
       }
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u)
+      for (int u = 0; u < kPvUnroll; ++u)
 #pragma unroll
         for (int g = 0; g < HPB; ++g) a[g] = fmaf(sc[g * max_keys + j + u * groups], vals[u], a[g]);
     }

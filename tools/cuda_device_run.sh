@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One call on the device machine (the `run` tool): the CUDA tests, then CUDA bench numbers for
 # random-weight models of real shapes, then SmolLM2 greedy generations CPU vs CUDA when its GGUF is
-# at $SMOL. Expects the binaries built elsewhere in .carry/ (tools/cuda_carry.sh) and writes logs
+# at $SMOL. bf16-lt loads cuBLASLt, found on the image below. Expects the binaries built elsewhere in .carry/ (tools/cuda_carry.sh) and writes logs
 # under $OUT. Usage: bash tools/cuda_device_run.sh [tests|bench|kvbench|big|profile|smol|sweep]...
 # `kvbench`: the Llama-3.2-1B shape under KV schemes, quantized on the device vs through the host
 # caches (KVAUDIT_CUDA_KV=host), with the KV bytes each batch holds.

@@ -172,39 +172,30 @@ const std::vector<std::string> kArchs = {"llama", "mistral", "qwen2", "qwen3", "
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaGolden, ::testing::ValuesIn(kFixtures));
 
 // Issue 10: top-1 >= 99% with bf16 weights, over every position of all eight fixtures.
-TEST(CudaGoldenAll, Bf16WeightsTop1AgreementOverAllFixtures) {
-  KVAUDIT_REQUIRE_CUDA();
+void expect_top1_agreement_over_all_fixtures(WeightPrecision precision, const char* label) {
   int positions = 0, agree = 0;
   for (const std::string& key : kFixtures) {
-    const Top1 r = bf16_weights_top1(key);
+    const Top1 r = bf16_weights_top1(key, precision);
     positions += r.positions;
     agree += r.agree;
   }
+  std::printf("%s: top-1 agrees with transformers fp32 at %d of %d positions\n", label, agree, positions);
   EXPECT_GE(double(agree) / positions, kBf16Top1Agreement) << agree << " of " << positions;
+}
+
+TEST(CudaGoldenAll, Bf16WeightsTop1AgreementOverAllFixtures) {
+  KVAUDIT_REQUIRE_CUDA();
+  expect_top1_agreement_over_all_fixtures(WeightPrecision::kBf16, "bf16 weights");
 }
 
 TEST(CudaGoldenAll, Bf16TensorCoresTop1AgreementOverAllFixtures) {
   KVAUDIT_REQUIRE_CUDA();
-  int positions = 0, agree = 0;
-  for (const std::string& key : kFixtures) {
-    const Top1 r = bf16_weights_top1(key, WeightPrecision::kBf16Tc);
-    positions += r.positions;
-    agree += r.agree;
-  }
-  std::printf("bf16 tensor cores: top-1 agrees with transformers fp32 at %d of %d positions\n", agree, positions);
-  EXPECT_GE(double(agree) / positions, kBf16Top1Agreement) << agree << " of " << positions;
+  expect_top1_agreement_over_all_fixtures(WeightPrecision::kBf16Tc, "bf16 tensor cores");
 }
 
 TEST(CudaGoldenAll, Bf16LtTop1AgreementOverAllFixtures) {
   KVAUDIT_REQUIRE_CUDA();
-  int positions = 0, agree = 0;
-  for (const std::string& key : kFixtures) {
-    const Top1 r = bf16_weights_top1(key, WeightPrecision::kBf16Lt);
-    positions += r.positions;
-    agree += r.agree;
-  }
-  std::printf("bf16-lt (cuBLASLt): top-1 agrees with transformers fp32 at %d of %d positions\n", agree, positions);
-  EXPECT_GE(double(agree) / positions, kBf16Top1Agreement) << agree << " of " << positions;
+  expect_top1_agreement_over_all_fixtures(WeightPrecision::kBf16Lt, "bf16-lt (cuBLASLt)");
 }
 
 class CudaTiny : public ::testing::TestWithParam<std::string> {};

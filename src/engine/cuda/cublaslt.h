@@ -17,7 +17,6 @@ struct CublasLt {
   decltype(&cublasLtMatmulPreferenceSetAttribute) pref_set;
   decltype(&cublasLtMatmulPreferenceDestroy) pref_destroy;
   decltype(&cublasLtMatmulAlgoGetHeuristic) heuristic;
-  decltype(&cublasLtMatmulAlgoConfigGetAttribute) algo_get;
   decltype(&cublasLtMatmul) matmul;
   decltype(&cublasLtGetStatusString) status_string;
 };

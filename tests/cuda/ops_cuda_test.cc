@@ -344,9 +344,9 @@ struct AttnCase {
 
 class AttentionCuda : public ::testing::TestWithParam<AttnCase> {};
 
-// Two sequences in one launch: A prefills 600 rows after 5 cached ones (enough blocks that the heads
-// of a KV head share them on an H200), B decodes one row after 19; each against cpu::attention over
-// the same cache.
+// Two sequences in one launch: A prefills 600 rows after 5 cached ones (rows of 1 to 10 key chunks;
+// enough blocks that the heads of a KV head share them on an H200), B decodes one row after 150 (3
+// chunks); each against cpu::attention over the same cache.
 TEST_P(AttentionCuda, PrefillAndDecodeRowsMatchCpu) {
   KVAUDIT_REQUIRE_CUDA();
   const cpu::AttentionParams p = GetParam().p;
@@ -354,7 +354,7 @@ TEST_P(AttentionCuda, PrefillAndDecodeRowsMatchCpu) {
   struct Seq {
     int64_t first_pos, n_q;
   };
-  const Seq seqs[] = {{5, 600}, {19, 1}};
+  const Seq seqs[] = {{5, 600}, {150, 1}};
   std::vector<float> q_all, ref_all;
   std::vector<DeviceBuffer<float>> dk, dv;
   std::vector<cuda::AttnRow> rows;
@@ -386,11 +386,16 @@ TEST_P(AttentionCuda, PrefillAndDecodeRowsMatchCpu) {
   cuda::attention_cuda(p, dq.data(), drows.data(), dslots.data(), int64_t(rows.size()), max_pos, dout.data());
   const std::vector<float> got = dout.download();
   EXPECT_LE(rel_err(got, ref_all), kAttentionRelTol);
-  // Room for 50,000 keys leaves shared memory for one head's scores per block only: the heads of a
-  // KV head no longer share blocks, and not a bit changes.
+  // Room for 50,000 keys: the rows' partial sums go through the scratch in passes of a few rows, and
+  // not a bit changes.
   DeviceBuffer<float> dout1(q_all.size());
   cuda::attention_cuda(p, dq.data(), drows.data(), dslots.data(), int64_t(rows.size()), 50000, dout1.data());
   EXPECT_TRUE(same_bits(dout1.download().data(), got.data(), got.size()));
+  // B's row alone: too few blocks for the heads of a KV head to share one, the same bits.
+  DeviceBuffer<float> dout2{size_t(q_dim)};
+  cuda::attention_cuda(p, dq.data() + (rows.size() - 1) * q_dim, drows.data() + (rows.size() - 1), dslots.data(), 1,
+                       seqs[1].first_pos, dout2.data());
+  EXPECT_TRUE(same_bits(dout2.download().data(), got.data() + (rows.size() - 1) * q_dim, size_t(q_dim)));
 }
 
 cpu::AttentionParams attn_params(int n_heads, int n_kv_heads, int head_dim, float softcap, int64_t window) {

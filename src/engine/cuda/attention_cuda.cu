@@ -1,38 +1,32 @@
 // Causal attention with GQA, soft-capping and sliding window on the device (ops_cuda.h,
-// cpu::attention_head). One block per (query row, heads of one KV head: as many of the group as
-// their scores fit in shared memory, so the keys and values are read once for them): each head's
-// scores go to shared memory,
-// softmax and the weighted sum of values follow with block reductions in a fixed order. Which
-// other rows or sequences share the launch never changes a row's arithmetic. Keys and values are
-// read from the sequence's stored rows and dequantized on the way (kv::kv_decode: the values the
-// CPU cache's rows() holds); fp32 rows are read directly. A score is one warp's: each lane sums
-// its channels, the lanes add in a fixed butterfly (the same sum on every lane).
+// cpu::attention_head), split along the keys (flash-decoding). A row's visible keys are cut into
+// chunks of kChunk keys counted from its first visible key; one block takes (query row, chunk, the
+// heads of one KV head that share it) and keeps its chunk's softmax unnormalised: the chunk's max
+// m, sum l of exp(s - m) and o = sum exp(s - m) v. A row of one chunk writes o / l directly; a row
+// of several gets them added by combine_kernel in chunk order: M = max m, L = sum l exp(m - M),
+// out = (sum o exp(m - M)) / L. How a row is split depends on its position and the layer's window
+// only, so which other rows or sequences share the launch never changes its arithmetic; and a batch
+// of one row still fills the device (a block per chunk and head).
+//
+// Keys and values are read from the sequence's stored rows and dequantized on the way
+// (kv::kv_decode: the values the CPU cache's rows() holds); fp32 rows are read directly. A score is
+// one warp's: each lane sums its channels, the lanes add in a fixed butterfly (the same sum on every
+// lane).
 #include <algorithm>
 #include <string>
 
 #include "engine/cuda/cuda_check.h"
+#include "engine/cuda/device_buffer.h"
 #include "engine/cuda/ops_cuda.h"
 
 namespace kvaudit::engine::cuda {
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = 128;
+constexpr int kWarps = kThreads / 32;
+constexpr int kChunk = 64;            // keys per block: 2 per lane in the softmax
 constexpr int kMaxHeadsPerBlock = 8;  // query heads of one KV head sharing a block
-
-// Reduces part[0..kThreads) in a fixed tree; every thread returns the result.
-template <bool kMax>
-__device__ float block_reduce(float v, float* part) {
-  part[threadIdx.x] = v;
-  __syncthreads();
-  for (int s = kThreads / 2; s > 0; s /= 2) {
-    if (int(threadIdx.x) < s)
-      part[threadIdx.x] = kMax ? fmaxf(part[threadIdx.x], part[threadIdx.x + s]) : part[threadIdx.x] + part[threadIdx.x + s];
-    __syncthreads();
-  }
-  const float r = part[0];
-  __syncthreads();
-  return r;
-}
+constexpr int64_t kMaxPartialFloats = int64_t(64) << 20;  // partial sums held at once (rows in passes)
 
 // Head kv_h of a sequence's stored K or V: a row's addressing once per key (kv_row), each channel's
 // once per block (kv_channel), so the inner loops only unpack and scale (kv::kv_decode).
@@ -51,31 +45,52 @@ struct KvReader {
   }
 };
 
-// Block (r, y): query row r and the HPB heads y·HPB .. y·HPB+HPB-1, which share one KV head (HPB
-// divides n_heads / n_kv_heads), so each key and value is read once for all of them. Every head's
-// arithmetic is what a block of its own would do (the same lanes, butterflies, reductions and key
-// order), so HPB never changes a bit. HPB is a template argument so that the per-head registers are
-// exactly HPB wide (occupancy: the kernel is latency-bound).
+// The keys row `row` sees in a layer: j0 .. j0 + n - 1.
+struct Visible {
+  int64_t j0, n;
+};
+__device__ Visible visible(const AttnRow& row, int64_t window) {
+  const int64_t j0 = window > 0 ? max(int64_t(0), row.pos - window + 1) : 0;
+  return {j0, row.pos + 1 - j0};
+}
+
+// Where a pass's partial sums live: o [rows][n_heads][max_chunks][head_dim], then (m, l) per
+// (row, head, chunk).
+struct Partials {
+  float* o;
+  float* ml;
+  int64_t max_chunks;
+  KVAUDIT_HD int64_t at(int64_t r, int h, int64_t z, int n_heads) const { return (r * n_heads + h) * max_chunks + z; }
+};
+
+// Block (r, y, z): query row r of the pass, chunk z of its keys, heads y·HPB .. y·HPB+HPB-1, which
+// share one KV head (HPB divides n_heads / n_kv_heads), so each key and value is read once for all
+// of them. Every head's arithmetic is what a block of its own would do (the same lanes,
+// butterflies and key order), so HPB never changes a bit. HPB is a template argument so that the
+// per-head registers are exactly HPB wide.
 template <int HPB>
-__global__ void __launch_bounds__(kThreads, 3) attention_kernel(cpu::AttentionParams p, int64_t max_keys,
-                                                             const float* __restrict__ q,
+__global__ void __launch_bounds__(kThreads) attention_kernel(cpu::AttentionParams p, const float* __restrict__ q,
                                                              const AttnRow* __restrict__ rows,
-                                                             const SlotKv* __restrict__ slots_kv, float* __restrict__ out) {
+                                                             const SlotKv* __restrict__ slots_kv, Partials part,
+                                                             float* __restrict__ out) {
   extern __shared__ float smem[];
   const int d = p.head_dim;
   const int groups = kThreads >= d ? kThreads / d : 1;  // key groups of the weighted sum
   float* qs = smem;                    // [HPB][head_dim]
-  float* part = qs + HPB * d;          // [kThreads] reduction scratch
-  float* acc = part + kThreads;        // [HPB][groups * head_dim] per-group partial outputs
+  float* sc = qs + HPB * d;            // [HPB][kChunk] scores, then exp(s - m)
+  float* ml = sc + HPB * kChunk;       // [HPB][2] the chunk's max and sum per head
+  float* acc = ml + 2 * HPB;           // [HPB][groups * head_dim] per-group partial outputs
   auto* kch = reinterpret_cast<kv::KvChannel*>(acc + HPB * groups * d);  // [head_dim] the key head's channels
-  float* sc = reinterpret_cast<float*>(kch + d);  // [HPB][max_keys] scores, then probabilities
-  const int64_t r = blockIdx.x;
+  const int64_t r = blockIdx.x, z = blockIdx.z;
   const int h0 = int(blockIdx.y) * HPB;
   const AttnRow row = rows[r];
+  const Visible vis = visible(row, p.window);
+  const int64_t chunks = (vis.n + kChunk - 1) / kChunk;
+  if (z >= chunks) return;
+  const int64_t jb = vis.j0 + z * kChunk;                     // the chunk's first key
+  const int nk = int(min(int64_t(kChunk), vis.n - z * kChunk));  // and its keys
   const int64_t q_stride = int64_t(p.n_heads) * d;
   const int kv_h = h0 / (p.n_heads / p.n_kv_heads);  // repeat_kv
-  const int64_t j0 = p.window > 0 ? max(int64_t(0), row.pos - p.window + 1) : 0;
-  const int64_t n = row.pos + 1 - j0;
   const KvReader k(slots_kv[row.slot].k, kv_h, d), v(slots_kv[row.slot].v, kv_h, d);
 
   for (int e = threadIdx.x; e < HPB * d; e += kThreads) qs[e] = q[r * q_stride + int64_t(h0) * d + e];
@@ -85,20 +100,17 @@ __global__ void __launch_bounds__(kThreads, 3) attention_kernel(cpu::AttentionPa
   // (coalesced reads of the key's row), the lanes' partial sums added in a fixed butterfly.
   // A warp takes kUnroll keys at a time, so that their rows' loads are in flight together.
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  constexpr int kWarps = kThreads / 32, kUnroll = 4;
-  float mx[HPB];
-#pragma unroll
-  for (int g = 0; g < HPB; ++g) mx[g] = -INFINITY;
-  for (int64_t j = warp; j < n; j += kUnroll * kWarps) {
+  constexpr int kUnroll = 4;
+  for (int j = warp; j < nk; j += kUnroll * kWarps) {
     float s[kUnroll][HPB];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
-      const int64_t jj = j + u * kWarps;
+      const int jj = j + u * kWarps;
 #pragma unroll
       for (int g = 0; g < HPB; ++g) s[u][g] = 0.0f;
-      if (jj >= n) continue;
+      if (jj >= nk) continue;
       if (k.plain()) {
-        const float* kj = k.plain_row(j0 + jj);
+        const float* kj = k.plain_row(jb + jj);
         for (int c = lane; c < d; c += 32) {
           const float kv = kj[c];
 #pragma unroll
@@ -106,7 +118,7 @@ __global__ void __launch_bounds__(kThreads, 3) attention_kernel(cpu::AttentionPa
         }
         continue;
       }
-      const kv::KvRow kr = k.row(j0 + jj);
+      const kv::KvRow kr = k.row(jb + jj);
       for (int c = lane; c < d; c += 32) {
         const float kv = k(kr, c, kch[c]);
 #pragma unroll
@@ -119,61 +131,67 @@ __global__ void __launch_bounds__(kThreads, 3) attention_kernel(cpu::AttentionPa
       for (int u = 0; u < kUnroll; ++u)
 #pragma unroll
         for (int g = 0; g < HPB; ++g) s[u][g] = __fadd_rn(s[u][g], __shfl_xor_sync(0xffffffffu, s[u][g], o));
+    if (lane == 0) {
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int64_t jj = j + u * kWarps;
-      if (jj >= n) break;
+      for (int u = 0; u < kUnroll; ++u) {
+        const int jj = j + u * kWarps;
+        if (jj >= nk) break;
 #pragma unroll
-      for (int g = 0; g < HPB; ++g) {
-        float x = __fmul_rn(s[u][g], p.scale);
-        if (p.softcap > 0) x = __fmul_rn(p.softcap, tanhf(__fdiv_rn(x, p.softcap)));
-        if (lane == 0) sc[g * max_keys + jj] = x;
-        mx[g] = fmaxf(mx[g], x);
+        for (int g = 0; g < HPB; ++g) {
+          float x = __fmul_rn(s[u][g], p.scale);
+          if (p.softcap > 0) x = __fmul_rn(p.softcap, tanhf(__fdiv_rn(x, p.softcap)));
+          sc[g * kChunk + jj] = x;
+        }
       }
     }
   }
-  // softmax per head: exp(x - max) / sum
+  __syncthreads();
+  // The chunk's softmax, unnormalised: per head one warp, keys lane and lane + 32; max, then
+  // exp(s - max) and their sum, each lane's pair added first, then the butterfly.
+  for (int g = warp; g < HPB; g += kWarps) {
+    float* scg = sc + g * kChunk;
+    const float s0 = lane < nk ? scg[lane] : -INFINITY, s1 = lane + 32 < nk ? scg[lane + 32] : -INFINITY;
+    float m = fmaxf(s0, s1);
 #pragma unroll
-  for (int g = 0; g < HPB; ++g) {
-    const float m = block_reduce<true>(mx[g], part);
-    float* scg = sc + g * max_keys;
-    float sum = 0.0f;
-    for (int64_t j = threadIdx.x; j < n; j += kThreads) {
-      const float e = expf(__fsub_rn(scg[j], m));
-      scg[j] = e;
-      sum = __fadd_rn(sum, e);
+    for (int o = 16; o > 0; o /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+    const float e0 = lane < nk ? expf(__fsub_rn(s0, m)) : 0.0f, e1 = lane + 32 < nk ? expf(__fsub_rn(s1, m)) : 0.0f;
+    if (lane < nk) scg[lane] = e0;
+    if (lane + 32 < nk) scg[lane + 32] = e1;
+    float l = __fadd_rn(e0, e1);
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2) l = __fadd_rn(l, __shfl_xor_sync(0xffffffffu, l, o));
+    if (lane == 0) {
+      ml[2 * g] = m;
+      ml[2 * g + 1] = l;
     }
-    sum = block_reduce<false>(sum, part);
-    for (int64_t j = threadIdx.x; j < n; j += kThreads) scg[j] = __fdiv_rn(scg[j], sum);
   }
   __syncthreads();
-  // attn_weights @ v: group grp sums keys grp, grp + groups, ... for each channel; groups add in order.
+  // exp(s - m) @ v: group grp sums keys grp, grp + groups, ... for each channel; groups add in order.
   for (int e = threadIdx.x; e < groups * d; e += kThreads) {
     const int c = e % d, grp = e / d;
     float a[HPB];
 #pragma unroll
     for (int g = 0; g < HPB; ++g) a[g] = 0.0f;
-    int64_t j = grp;
+    int j = grp;
     const kv::KvChannel vch = v.channel(c);
-    // kPvUnroll values loaded (in flight together: a batch of few rows is latency-bound), then added
-    // in key order
+    // kPvUnroll values loaded (in flight together), then added in key order
     constexpr int kPvUnroll = HPB <= 2 ? 8 : 4;  // more heads, more registers per value
-    for (; j + (kPvUnroll - 1) * groups < n; j += kPvUnroll * groups) {
+    for (; j + (kPvUnroll - 1) * groups < nk; j += kPvUnroll * groups) {
       float vals[kPvUnroll];
 #pragma unroll
       for (int u = 0; u < kPvUnroll; ++u) {
-        const int64_t jj = j0 + j + u * groups;
+        const int64_t jj = jb + j + u * groups;
         vals[u] = v.plain() ? v.plain_row(jj)[c] : v(v.row(jj), c, vch);
       }
 #pragma unroll
       for (int u = 0; u < kPvUnroll; ++u)
 #pragma unroll
-        for (int g = 0; g < HPB; ++g) a[g] = fmaf(sc[g * max_keys + j + u * groups], vals[u], a[g]);
+        for (int g = 0; g < HPB; ++g) a[g] = fmaf(sc[g * kChunk + j + u * groups], vals[u], a[g]);
     }
-    for (; j < n; j += groups) {
-      const float val = v.plain() ? v.plain_row(j0 + j)[c] : v(v.row(j0 + j), c, vch);
+    for (; j < nk; j += groups) {
+      const float val = v.plain() ? v.plain_row(jb + j)[c] : v(v.row(jb + j), c, vch);
 #pragma unroll
-      for (int g = 0; g < HPB; ++g) a[g] = fmaf(sc[g * max_keys + j], val, a[g]);
+      for (int g = 0; g < HPB; ++g) a[g] = fmaf(sc[g * kChunk + j], val, a[g]);
     }
 #pragma unroll
     for (int g = 0; g < HPB; ++g) acc[g * groups * d + e] = a[g];
@@ -184,17 +202,48 @@ __global__ void __launch_bounds__(kThreads, 3) attention_kernel(cpu::AttentionPa
     const float* ag = acc + g * groups * d;
     float o = ag[c];
     for (int grp = 1; grp < groups; ++grp) o = __fadd_rn(o, ag[grp * d + c]);
-    out[r * q_stride + int64_t(h0 + g) * d + c] = o;
+    if (chunks == 1) {
+      out[r * q_stride + int64_t(h0 + g) * d + c] = __fdiv_rn(o, ml[2 * g + 1]);
+    } else {
+      const int64_t i = part.at(r, h0 + g, z, p.n_heads);
+      part.o[i * d + c] = o;
+      if (c == 0) {
+        part.ml[2 * i] = ml[2 * g];
+        part.ml[2 * i + 1] = ml[2 * g + 1];
+      }
+    }
+  }
+}
+
+// Block (r, h): the chunks of a row of several, added in chunk order (the file's comment). A
+// chunk's weight exp(m - M) is 1 for the chunk holding the max, so a row of one chunk would give
+// what attention_kernel wrote.
+__global__ void combine_kernel(cpu::AttentionParams p, const AttnRow* __restrict__ rows, Partials part,
+                               float* __restrict__ out) {
+  const int64_t r = blockIdx.x;
+  const int h = int(blockIdx.y), d = p.head_dim;
+  const Visible vis = visible(rows[r], p.window);
+  const int64_t chunks = (vis.n + kChunk - 1) / kChunk;
+  if (chunks == 1) return;
+  const int64_t i0 = part.at(r, h, 0, p.n_heads);
+  float mx = -INFINITY;
+  for (int64_t z = 0; z < chunks; ++z) mx = fmaxf(mx, part.ml[2 * (i0 + z)]);
+  float l = 0.0f;
+  for (int64_t z = 0; z < chunks; ++z)
+    l = fmaf(part.ml[2 * (i0 + z) + 1], expf(__fsub_rn(part.ml[2 * (i0 + z)], mx)), l);
+  for (int c = threadIdx.x; c < d; c += blockDim.x) {
+    float o = 0.0f;
+    for (int64_t z = 0; z < chunks; ++z)
+      o = fmaf(part.o[(i0 + z) * d + c], expf(__fsub_rn(part.ml[2 * (i0 + z)], mx)), o);
+    out[(r * p.n_heads + h) * int64_t(d) + c] = __fdiv_rn(o, l);
   }
 }
 
 template <int HPB>
-void launch(const cpu::AttentionParams& p, int64_t max_keys, size_t smem, const float* q, const AttnRow* rows,
-            const SlotKv* slots_kv, int64_t n_rows, float* out) {
-  if (smem > 48 * 1024)
-    KVAUDIT_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<HPB>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  attention_kernel<HPB><<<dim3(unsigned(n_rows), unsigned(p.n_heads / HPB)), kThreads, smem>>>(p, max_keys, q, rows,
-                                                                                             slots_kv, out);
+void launch(const cpu::AttentionParams& p, size_t smem, const float* q, const AttnRow* rows, const SlotKv* slots_kv,
+            int64_t n_rows, Partials part, float* out) {
+  attention_kernel<HPB><<<dim3(unsigned(n_rows), unsigned(p.n_heads / HPB), unsigned(part.max_chunks)), kThreads,
+                          smem>>>(p, q, rows, slots_kv, part, out);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -206,38 +255,56 @@ void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow
   const int d = p.head_dim;
   const int groups = kThreads >= d ? kThreads / d : 1;
   const int64_t max_keys = p.window > 0 ? std::min<int64_t>(max_pos + 1, p.window) : max_pos + 1;
-  static int smem_optin = -1, sms = 0;  // the device's per-block limit and SM count, read once
-  if (smem_optin < 0) {
+  const int64_t max_chunks = (max_keys + kChunk - 1) / kChunk;
+  if (max_chunks > 65535)
+    throw_runtime("CUDA attention: " + std::to_string(max_keys) + " visible keys are over the " +
+                  std::to_string(int64_t(65535) * kChunk) + " a launch can split");
+  static int sms = 0;  // the device's SM count, read once
+  if (sms == 0) {
     int dev = 0;
     KVAUDIT_CUDA_CHECK(cudaGetDevice(&dev));
-    KVAUDIT_CUDA_CHECK(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
     KVAUDIT_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   }
   auto smem_for = [&](int hpb) {
-    return sizeof(float) * size_t(hpb * d + kThreads + hpb * groups * d + hpb * max_keys) + sizeof(kv::KvChannel) * size_t(d);
+    return sizeof(float) * size_t(hpb * d + hpb * kChunk + 2 * hpb + hpb * groups * d) + sizeof(kv::KvChannel) * size_t(d);
   };
-  // The most heads of one KV head per block (a divisor of the group) whose scores fit, while the
-  // blocks still fill the device four times over (a batch-1 decode keeps a block per head).
+  // The most heads of one KV head per block (a divisor of the group) while the blocks still fill
+  // the device four times over (a batch-1 decode of a short context keeps a block per head).
   const int group = p.n_heads / p.n_kv_heads;
   int hpb = 1;
   for (int h = std::min(group, kMaxHeadsPerBlock); h > 1; --h)
-    if (group % h == 0 && smem_for(h) <= size_t(smem_optin) && n_rows * (p.n_heads / h) >= 4 * int64_t(sms)) {
+    if (group % h == 0 && n_rows * max_chunks * (p.n_heads / h) >= 4 * int64_t(sms)) {
       hpb = h;
       break;
     }
   const size_t smem = smem_for(hpb);
-  if (smem > size_t(smem_optin))
-    throw_runtime("CUDA attention: " + std::to_string(max_keys) + " visible keys need " + std::to_string(smem) +
-                  " bytes of shared memory, over the device's " + std::to_string(smem_optin));
-  switch (hpb) {
-    case 1: return launch<1>(p, max_keys, smem, q, rows, slots_kv, n_rows, out);
-    case 2: return launch<2>(p, max_keys, smem, q, rows, slots_kv, n_rows, out);
-    case 3: return launch<3>(p, max_keys, smem, q, rows, slots_kv, n_rows, out);
-    case 4: return launch<4>(p, max_keys, smem, q, rows, slots_kv, n_rows, out);
-    case 5: return launch<5>(p, max_keys, smem, q, rows, slots_kv, n_rows, out);
-    case 6: return launch<6>(p, max_keys, smem, q, rows, slots_kv, n_rows, out);
-    case 7: return launch<7>(p, max_keys, smem, q, rows, slots_kv, n_rows, out);
-    default: return launch<8>(p, max_keys, smem, q, rows, slots_kv, n_rows, out);
+  if (smem > 48 * 1024)
+    throw_runtime("CUDA attention: head_dim " + std::to_string(d) + " needs " + std::to_string(smem) +
+                  " bytes of shared memory per block, over 48 KiB");
+  // Rows in passes whose partial sums fit the scratch (a long prompt's prefill).
+  static DeviceBuffer<float> scratch;  // shared by every backend of the process (one stream)
+  const int64_t per_row = max_chunks > 1 ? int64_t(p.n_heads) * max_chunks * (d + 2) : 0;
+  const int64_t pass = per_row > 0 ? std::clamp<int64_t>(kMaxPartialFloats / per_row, 1, 1 << 30) : n_rows;
+  if (per_row > 0) scratch.resize(size_t(std::min(pass, n_rows) * per_row));
+  for (int64_t r0 = 0; r0 < n_rows; r0 += pass) {
+    const int64_t nr = std::min(pass, n_rows - r0);
+    Partials part{scratch.data(), scratch.data() + nr * int64_t(p.n_heads) * max_chunks * d, max_chunks};
+    const float* qp = q + r0 * int64_t(p.n_heads) * d;
+    float* op = out + r0 * int64_t(p.n_heads) * d;
+    switch (hpb) {
+      case 1: launch<1>(p, smem, qp, rows + r0, slots_kv, nr, part, op); break;
+      case 2: launch<2>(p, smem, qp, rows + r0, slots_kv, nr, part, op); break;
+      case 3: launch<3>(p, smem, qp, rows + r0, slots_kv, nr, part, op); break;
+      case 4: launch<4>(p, smem, qp, rows + r0, slots_kv, nr, part, op); break;
+      case 5: launch<5>(p, smem, qp, rows + r0, slots_kv, nr, part, op); break;
+      case 6: launch<6>(p, smem, qp, rows + r0, slots_kv, nr, part, op); break;
+      case 7: launch<7>(p, smem, qp, rows + r0, slots_kv, nr, part, op); break;
+      default: launch<8>(p, smem, qp, rows + r0, slots_kv, nr, part, op); break;
+    }
+    if (max_chunks > 1) {
+      combine_kernel<<<dim3(unsigned(nr), unsigned(p.n_heads)), std::min(d, kThreads)>>>(p, rows + r0, part, op);
+      KVAUDIT_CUDA_CHECK(cudaGetLastError());
+    }
   }
 }
 

@@ -17,10 +17,13 @@
 //   go back in one host -> device copy, scattered into the sequence's fp32 copy of its rows().
 // Both kinds share a batch; the device state lives in the Sequence (backend_state), freed with it.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
+#include <string>
 #include <unordered_set>
 #include <utility>
 
@@ -106,12 +109,17 @@ struct DevKv {
   DeviceBuffer<uint16_t> residual;  // [R, width]
   bool fitted = false;              // tensor: (s, z) taken from the sequence's first rows
   int64_t rows = 0;
+  // Room is made kGrowRows rows at a time (at least doubling): a batch's caches cross a boundary
+  // together, and every growth is an allocation and a copy per buffer, thousands in one step.
+  static constexpr int64_t kGrowRows = 256;
   void grow(int64_t n) {
     const kv::KvLayout& L = layout;
-    words.resize_keep(size_t(n * L.row_words()));
-    params.resize_keep(L.tensor      ? 3
-                       : L.channel() ? size_t((n + L.block_rows - 1) / L.block_rows * L.block_params())
-                                     : size_t(n * L.row_params()));
+    const int64_t room = (n + kGrowRows - 1) / kGrowRows * kGrowRows;
+    if (size_t(room * L.row_words()) > words.size()) words.resize_keep(size_t(room * L.row_words()));
+    const size_t n_params = L.tensor      ? 3
+                            : L.channel() ? size_t((room + L.block_rows - 1) / L.block_rows * L.block_params())
+                                          : size_t(room * L.row_params());
+    if (n_params > params.size()) params.resize_keep(n_params);
     if (L.residual > 0 && residual.size() == 0) residual.resize(size_t(L.residual) * size_t(L.width));
     rows = n;
   }
@@ -168,6 +176,26 @@ WeightType weight_type(const model::Model& m, WeightPrecision p) {
   if (p == WeightPrecision::kBf16Lt) return WeightType::kBf16Lt;
   return p == WeightPrecision::kBf16 ? WeightType::kBf16 : WeightType::kF32;
 }
+
+// KVAUDIT_CUDA_HOST_TIMES=1: where a call's wall time goes on the host, printed to stderr when the
+// backend goes (docs/PERFORMANCE.md): planning and the call's tables (the GPU idle meanwhile), the
+// layers' launches (overlapping the GPU's work), and the wait for the result.
+struct HostTimes {
+  bool on = false;
+  int64_t calls = 0;
+  double plan = 0, prepare = 0, prepare_max = 0, launch = 0, wait = 0;
+  static double now() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  }
+  ~HostTimes() {
+    if (!on || calls == 0) return;
+    const double k = 1e3 / double(calls);
+    std::fprintf(stderr,
+                 "cuda host times over %lld calls, ms per call: plan %.3f, tables %.3f (max %.3f), launches %.3f, "
+                 "wait %.3f\n",
+                 static_cast<long long>(calls), plan * k, prepare * k, prepare_max * 1e3, launch * k, wait * k);
+  }
+};
 
 class CudaBackend final : public Backend {
  public:
@@ -256,6 +284,7 @@ class CudaBackend final : public Backend {
   };
   std::vector<KFixup> k_fixups_;
   DeviceBuffer<float> fix_cs_, hook_k_;  // a fixup's rope table; a hook's copy of new keys
+  HostTimes times_;
 };
 
 bool kv_on_host(const BackendOptions& opt) {
@@ -268,6 +297,8 @@ bool kv_on_host(const BackendOptions& opt) {
 
 CudaBackend::CudaBackend(const model::Model& m, const BackendOptions& opt) : m_(m), kv_on_host_(kv_on_host(opt)) {
   model::validate_config(m.config, m.path);
+  const char* times = std::getenv("KVAUDIT_CUDA_HOST_TIMES");
+  times_.on = times != nullptr && std::string(times) == "1";
   cuda::keep_pool_memory();
   norm_ = m.arch.norm == model::NormKind::kRms ? cpu::NormKind::kRms : cpu::NormKind::kRmsOnePlus;
   act_ = m.config.act == model::Activation::kSilu ? cpu::Activation::kSilu : cpu::Activation::kGeluTanh;
@@ -435,6 +466,7 @@ Logits CudaBackend::run(std::span<const SeqInput> batch, const Hooks* hooks, std
   const auto& c = m_.config;
   const auto& arch = m_.arch;
   const int64_t d = c.d_model;
+  const double t0 = times_.on ? HostTimes::now() : 0;
   std::vector<Slot> slots = plan(batch);
   const int64_t n = slots.empty() ? 0 : slots.back().off + slots.back().n;
   x_.resize(size_t(n * d));
@@ -450,7 +482,9 @@ Logits CudaBackend::run(std::span<const SeqInput> batch, const Hooks* hooks, std
   }
   tokens_.upload(tokens);
   cs_.upload(cs_host_);
+  const double t1 = times_.on ? HostTimes::now() : 0;
   prepare_call(slots, n);
+  const double t2 = times_.on ? HostTimes::now() : 0;
 
   // hidden_states = embed_tokens(input_ids) * normalizer   (gemma2: normalizer = sqrt(d_model))
   const float normalizer = arch.embed_scale_sqrt_d ? std::sqrt(float(d)) : 1.0f;
@@ -516,9 +550,20 @@ Logits CudaBackend::run(std::span<const SeqInput> batch, const Hooks* hooks, std
   if (greedy) {
     next_.resize(size_t(n_rows));
     cuda::argmax_rows_cuda(logits_.data(), n_rows, c.n_vocab, next_.data());
+  }
+  const double t3 = times_.on ? HostTimes::now() : 0;
+  if (greedy)
     *greedy = next_.download();
-  } else {
+  else
     out.data = logits_.download();
+  if (times_.on) {
+    const double t4 = HostTimes::now();
+    ++times_.calls;
+    times_.plan += t1 - t0;
+    times_.prepare += t2 - t1;
+    times_.prepare_max = std::max(times_.prepare_max, t2 - t1);
+    times_.launch += t3 - t2;
+    times_.wait += t4 - t3;
   }
 
   for (size_t i = 0; i < slots.size(); ++i) {

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <string>
 #include <tuple>
 
@@ -81,7 +82,7 @@ class Lt {
   void product(const bf16* w, int64_t m, const bf16* x, int64_t rows, int64_t k, int64_t kc, int batch, float* d,
                int64_t ld) {
     const cublasLtMatmulAlgo_t& algo = algo_for(m, k, kc, batch, ld);
-    Layouts l(api_, m, rows, k, kc, batch, ld);
+    const Layouts& l = layouts_for(m, rows, k, kc, batch, ld);
     const float alpha = 1.0f, beta = 0.0f;
     check_lt(api_.matmul(handle_, desc_, &alpha, w, l.a, x, l.b, &beta, d, l.d, d, l.d, &algo, workspace_.data(),
                          kWorkspaceBytes, 0),
@@ -111,6 +112,16 @@ class Lt {
         if (l) api.layout_destroy(l);
     }
   };
+
+  // A decode step repeats the same few shapes every layer: their layouts are made once (a bounded
+  // cache: a long run of varying row counts starts it afresh).
+  const Layouts& layouts_for(int64_t m, int64_t rows, int64_t k, int64_t kc, int batch, int64_t ld) {
+    const auto key = std::make_tuple(m, rows, k, kc, batch, ld);
+    auto it = layouts_.find(key);
+    if (it != layouts_.end()) return *it->second;
+    if (layouts_.size() >= kMaxLayouts) layouts_.clear();
+    return *layouts_.emplace(key, std::make_unique<Layouts>(api_, m, rows, k, kc, batch, ld)).first->second;
+  }
 
   const cublasLtMatmulAlgo_t& algo_for(int64_t m, int64_t k, int64_t kc, int batch, int64_t ld) {
     const auto key = std::make_tuple(m, k, kc, batch, ld);
@@ -144,6 +155,8 @@ class Lt {
   cublasLtMatmulDesc_t desc_ = nullptr;
   DeviceBuffer<uint8_t> workspace_;
   std::map<std::tuple<int64_t, int64_t, int64_t, int, int64_t>, cublasLtMatmulAlgo_t> algos_;
+  static constexpr size_t kMaxLayouts = 4096;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int, int64_t>, std::unique_ptr<Layouts>> layouts_;
 };
 
 Lt& lt() {

@@ -391,6 +391,13 @@ TEST_P(AttentionCuda, PrefillAndDecodeRowsMatchCpu) {
   DeviceBuffer<float> dout1(q_all.size());
   cuda::attention_cuda(p, dq.data(), drows.data(), dslots.data(), int64_t(rows.size()), 50000, dout1.data());
   EXPECT_TRUE(same_bits(dout1.download().data(), got.data(), got.size()));
+  // A's last 8 rows alone (10 key chunks each): blocks take a few chunks (gqa7_hd128 on an H200: 4)
+  // and a second launch combines them; the same bits.
+  const size_t last8 = seqs[0].n_q - 8;
+  DeviceBuffer<float> dout8{size_t(8 * q_dim)};
+  cuda::attention_cuda(p, dq.data() + last8 * q_dim, drows.data() + last8, dslots.data(), 8,
+                       seqs[0].first_pos + seqs[0].n_q - 1, dout8.data());
+  EXPECT_TRUE(same_bits(dout8.download().data(), got.data() + last8 * q_dim, size_t(8 * q_dim)));
   // B's row alone: too few blocks for the heads of a KV head to share one, the same bits.
   DeviceBuffer<float> dout2{size_t(q_dim)};
   cuda::attention_cuda(p, dq.data() + (rows.size() - 1) * q_dim, drows.data() + (rows.size() - 1), dslots.data(), 1,

@@ -1,12 +1,14 @@
 // Causal attention with GQA, soft-capping and sliding window on the device (ops_cuda.h,
 // cpu::attention_head), split along the keys (flash-decoding). A row's visible keys are cut into
-// chunks of kChunk keys counted from its first visible key; one block takes (query row, chunk, the
-// heads of one KV head that share it) and keeps its chunk's softmax unnormalised: the chunk's max
-// m, sum l of exp(s - m) and o = sum exp(s - m) v. A row of one chunk writes o / l directly; a row
-// of several gets them added by combine_kernel in chunk order: M = max m, L = sum l exp(m - M),
-// out = (sum o exp(m - M)) / L. How a row is split depends on its position and the layer's window
-// only, so which other rows or sequences share the launch never changes its arithmetic; and a batch
-// of one row still fills the device (a block per chunk and head).
+// chunks of kChunk keys counted from its first visible key; each chunk's softmax is kept
+// unnormalised: its max m, the sum l of exp(s - m) and o = sum exp(s - m) v. A row of one chunk
+// gives o / l; a row of several adds its chunks in chunk order (combine): M = max m,
+// L = sum l exp(m - M), out = (sum o exp(m - M)) / L. How a row is split depends on its position
+// and the layer's window only, so which other rows or sequences share the launch never changes its
+// arithmetic. A block takes (query row, the heads of one KV head that share it, `span` consecutive
+// chunks): a batch of one row gets a block per chunk and head (the combine in a second launch), a
+// large batch few blocks per row that walk all its chunks and combine them themselves; span is
+// chosen per launch for speed and never changes a bit (the same chunks, the same combine).
 //
 // Keys and values are read from the sequence's stored rows and dequantized on the way
 // (kv::kv_decode: the values the CPU cache's rows() holds); fp32 rows are read directly. A score is
@@ -22,7 +24,7 @@
 namespace kvaudit::engine::cuda {
 namespace {
 
-constexpr int kThreads = 128;
+constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kChunk = 64;            // keys per block: 2 per lane in the softmax
 constexpr int kMaxHeadsPerBlock = 8;  // query heads of one KV head sharing a block
@@ -63,16 +65,30 @@ struct Partials {
   KVAUDIT_HD int64_t at(int64_t r, int h, int64_t z, int n_heads) const { return (r * n_heads + h) * max_chunks + z; }
 };
 
-// Block (r, y, z): query row r of the pass, chunk z of its keys, heads y·HPB .. y·HPB+HPB-1, which
-// share one KV head (HPB divides n_heads / n_kv_heads), so each key and value is read once for all
-// of them. Every head's arithmetic is what a block of its own would do (the same lanes,
-// butterflies and key order), so HPB never changes a bit. HPB is a template argument so that the
-// per-head registers are exactly HPB wide.
+// Head h's chunks 0..chunks-1 at channel c, added in chunk order (the file's comment); i0: the
+// first chunk's partial.
+__device__ float combine(const Partials& part, int64_t i0, int64_t chunks, int d, int c) {
+  float mx = -INFINITY;
+  for (int64_t z = 0; z < chunks; ++z) mx = fmaxf(mx, part.ml[2 * (i0 + z)]);
+  float l = 0.0f, o = 0.0f;
+  for (int64_t z = 0; z < chunks; ++z) {
+    const float w = expf(__fsub_rn(part.ml[2 * (i0 + z)], mx));
+    l = fmaf(part.ml[2 * (i0 + z) + 1], w, l);
+    o = fmaf(part.o[(i0 + z) * d + c], w, o);
+  }
+  return __fdiv_rn(o, l);
+}
+
+// Block (r, y, z): query row r of the pass, chunks z·span .. z·span+span-1 of its keys, heads
+// y·HPB .. y·HPB+HPB-1, which share one KV head (HPB divides n_heads / n_kv_heads), so each key and
+// value is read once for all of them. Every head's arithmetic is what a block of its own would do
+// (the same lanes, butterflies and key order), so HPB never changes a bit. HPB is a template
+// argument so that the per-head registers are exactly HPB wide.
 template <int HPB>
 __global__ void __launch_bounds__(kThreads) attention_kernel(cpu::AttentionParams p, const float* __restrict__ q,
                                                              const AttnRow* __restrict__ rows,
                                                              const SlotKv* __restrict__ slots_kv, Partials part,
-                                                             float* __restrict__ out) {
+                                                             int span, float* __restrict__ out) {
   extern __shared__ float smem[];
   const int d = p.head_dim;
   const int groups = kThreads >= d ? kThreads / d : 1;  // key groups of the weighted sum
@@ -81,14 +97,13 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(cpu::AttentionParam
   float* ml = sc + HPB * kChunk;       // [HPB][2] the chunk's max and sum per head
   float* acc = ml + 2 * HPB;           // [HPB][groups * head_dim] per-group partial outputs
   auto* kch = reinterpret_cast<kv::KvChannel*>(acc + HPB * groups * d);  // [head_dim] the key head's channels
-  const int64_t r = blockIdx.x, z = blockIdx.z;
+  const int64_t r = blockIdx.x;
   const int h0 = int(blockIdx.y) * HPB;
   const AttnRow row = rows[r];
   const Visible vis = visible(row, p.window);
   const int64_t chunks = (vis.n + kChunk - 1) / kChunk;
-  if (z >= chunks) return;
-  const int64_t jb = vis.j0 + z * kChunk;                     // the chunk's first key
-  const int nk = int(min(int64_t(kChunk), vis.n - z * kChunk));  // and its keys
+  const int64_t z0 = int64_t(blockIdx.z) * span, z1 = min(chunks, z0 + span);
+  if (z0 >= chunks) return;
   const int64_t q_stride = int64_t(p.n_heads) * d;
   const int kv_h = h0 / (p.n_heads / p.n_kv_heads);  // repeat_kv
   const KvReader k(slots_kv[row.slot].k, kv_h, d), v(slots_kv[row.slot].v, kv_h, d);
@@ -96,154 +111,155 @@ __global__ void __launch_bounds__(kThreads) attention_kernel(cpu::AttentionParam
   for (int e = threadIdx.x; e < HPB * d; e += kThreads) qs[e] = q[r * q_stride + int64_t(h0) * d + e];
   for (int c = threadIdx.x; c < d; c += kThreads) kch[c] = k.channel(c);
   __syncthreads();
-  // (q @ k.T) * scaling, then tanh(s / cap) * cap: one warp per key, its lanes over the channels
-  // (coalesced reads of the key's row), the lanes' partial sums added in a fixed butterfly.
-  // A warp takes kUnroll keys at a time, so that their rows' loads are in flight together.
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  constexpr int kUnroll = 4;
-  for (int j = warp; j < nk; j += kUnroll * kWarps) {
-    float s[kUnroll][HPB];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int jj = j + u * kWarps;
-#pragma unroll
-      for (int g = 0; g < HPB; ++g) s[u][g] = 0.0f;
-      if (jj >= nk) continue;
-      if (k.plain()) {
-        const float* kj = k.plain_row(jb + jj);
-        for (int c = lane; c < d; c += 32) {
-          const float kv = kj[c];
-#pragma unroll
-          for (int g = 0; g < HPB; ++g) s[u][g] = fmaf(qs[g * d + c], kv, s[u][g]);
-        }
-        continue;
-      }
-      const kv::KvRow kr = k.row(jb + jj);
-      for (int c = lane; c < d; c += 32) {
-        const float kv = k(kr, c, kch[c]);
-#pragma unroll
-        for (int g = 0; g < HPB; ++g) s[u][g] = fmaf(qs[g * d + c], kv, s[u][g]);
-      }
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o /= 2)
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u)
-#pragma unroll
-        for (int g = 0; g < HPB; ++g) s[u][g] = __fadd_rn(s[u][g], __shfl_xor_sync(0xffffffffu, s[u][g], o));
-    if (lane == 0) {
+  for (int64_t z = z0; z < z1; ++z) {
+    const int64_t jb = vis.j0 + z * kChunk;                        // the chunk's first key
+    const int nk = int(min(int64_t(kChunk), vis.n - z * kChunk));  // and its keys
+    // (q @ k.T) * scaling, then tanh(s / cap) * cap: one warp per key, its lanes over the channels
+    // (coalesced reads of the key's row), the lanes' partial sums added in a fixed butterfly.
+    // A warp takes kUnroll keys at a time, so that their rows' loads are in flight together.
+    constexpr int kUnroll = 4;
+    for (int j = warp; j < nk; j += kUnroll * kWarps) {
+      float s[kUnroll][HPB];
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         const int jj = j + u * kWarps;
-        if (jj >= nk) break;
 #pragma unroll
-        for (int g = 0; g < HPB; ++g) {
-          float x = __fmul_rn(s[u][g], p.scale);
-          if (p.softcap > 0) x = __fmul_rn(p.softcap, tanhf(__fdiv_rn(x, p.softcap)));
-          sc[g * kChunk + jj] = x;
+        for (int g = 0; g < HPB; ++g) s[u][g] = 0.0f;
+        if (jj >= nk) continue;
+        if (k.plain()) {
+          const float* kj = k.plain_row(jb + jj);
+          for (int c = lane; c < d; c += 32) {
+            const float kv = kj[c];
+#pragma unroll
+            for (int g = 0; g < HPB; ++g) s[u][g] = fmaf(qs[g * d + c], kv, s[u][g]);
+          }
+          continue;
+        }
+        const kv::KvRow kr = k.row(jb + jj);
+        for (int c = lane; c < d; c += 32) {
+          const float kv = k(kr, c, kch[c]);
+#pragma unroll
+          for (int g = 0; g < HPB; ++g) s[u][g] = fmaf(qs[g * d + c], kv, s[u][g]);
+        }
+      }
+#pragma unroll
+      for (int o = 16; o > 0; o /= 2)
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u)
+#pragma unroll
+          for (int g = 0; g < HPB; ++g) s[u][g] = __fadd_rn(s[u][g], __shfl_xor_sync(0xffffffffu, s[u][g], o));
+      if (lane == 0) {
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+          const int jj = j + u * kWarps;
+          if (jj >= nk) break;
+#pragma unroll
+          for (int g = 0; g < HPB; ++g) {
+            float x = __fmul_rn(s[u][g], p.scale);
+            if (p.softcap > 0) x = __fmul_rn(p.softcap, tanhf(__fdiv_rn(x, p.softcap)));
+            sc[g * kChunk + jj] = x;
+          }
         }
       }
     }
-  }
-  __syncthreads();
-  // The chunk's softmax, unnormalised: per head one warp, keys lane and lane + 32; max, then
-  // exp(s - max) and their sum, each lane's pair added first, then the butterfly.
-  for (int g = warp; g < HPB; g += kWarps) {
-    float* scg = sc + g * kChunk;
-    const float s0 = lane < nk ? scg[lane] : -INFINITY, s1 = lane + 32 < nk ? scg[lane + 32] : -INFINITY;
-    float m = fmaxf(s0, s1);
+    __syncthreads();
+    // The chunk's softmax, unnormalised: per head one warp, keys lane and lane + 32; max, then
+    // exp(s - max) and their sum, each lane's pair added first, then the butterfly.
+    for (int g = warp; g < HPB; g += kWarps) {
+      float* scg = sc + g * kChunk;
+      const float s0 = lane < nk ? scg[lane] : -INFINITY, s1 = lane + 32 < nk ? scg[lane + 32] : -INFINITY;
+      float m = fmaxf(s0, s1);
 #pragma unroll
-    for (int o = 16; o > 0; o /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-    const float e0 = lane < nk ? expf(__fsub_rn(s0, m)) : 0.0f, e1 = lane + 32 < nk ? expf(__fsub_rn(s1, m)) : 0.0f;
-    if (lane < nk) scg[lane] = e0;
-    if (lane + 32 < nk) scg[lane + 32] = e1;
-    float l = __fadd_rn(e0, e1);
+      for (int o = 16; o > 0; o /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+      const float e0 = lane < nk ? expf(__fsub_rn(s0, m)) : 0.0f, e1 = lane + 32 < nk ? expf(__fsub_rn(s1, m)) : 0.0f;
+      if (lane < nk) scg[lane] = e0;
+      if (lane + 32 < nk) scg[lane + 32] = e1;
+      float l = __fadd_rn(e0, e1);
 #pragma unroll
-    for (int o = 16; o > 0; o /= 2) l = __fadd_rn(l, __shfl_xor_sync(0xffffffffu, l, o));
-    if (lane == 0) {
-      ml[2 * g] = m;
-      ml[2 * g + 1] = l;
-    }
-  }
-  __syncthreads();
-  // exp(s - m) @ v: group grp sums keys grp, grp + groups, ... for each channel; groups add in order.
-  for (int e = threadIdx.x; e < groups * d; e += kThreads) {
-    const int c = e % d, grp = e / d;
-    float a[HPB];
-#pragma unroll
-    for (int g = 0; g < HPB; ++g) a[g] = 0.0f;
-    int j = grp;
-    const kv::KvChannel vch = v.channel(c);
-    // kPvUnroll values loaded (in flight together), then added in key order
-    constexpr int kPvUnroll = HPB <= 2 ? 8 : 4;  // more heads, more registers per value
-    for (; j + (kPvUnroll - 1) * groups < nk; j += kPvUnroll * groups) {
-      float vals[kPvUnroll];
-#pragma unroll
-      for (int u = 0; u < kPvUnroll; ++u) {
-        const int64_t jj = jb + j + u * groups;
-        vals[u] = v.plain() ? v.plain_row(jj)[c] : v(v.row(jj), c, vch);
-      }
-#pragma unroll
-      for (int u = 0; u < kPvUnroll; ++u)
-#pragma unroll
-        for (int g = 0; g < HPB; ++g) a[g] = fmaf(sc[g * kChunk + j + u * groups], vals[u], a[g]);
-    }
-    for (; j < nk; j += groups) {
-      const float val = v.plain() ? v.plain_row(jb + j)[c] : v(v.row(jb + j), c, vch);
-#pragma unroll
-      for (int g = 0; g < HPB; ++g) a[g] = fmaf(sc[g * kChunk + j], val, a[g]);
-    }
-#pragma unroll
-    for (int g = 0; g < HPB; ++g) acc[g * groups * d + e] = a[g];
-  }
-  __syncthreads();
-  for (int e = threadIdx.x; e < HPB * d; e += kThreads) {
-    const int g = e / d, c = e % d;
-    const float* ag = acc + g * groups * d;
-    float o = ag[c];
-    for (int grp = 1; grp < groups; ++grp) o = __fadd_rn(o, ag[grp * d + c]);
-    if (chunks == 1) {
-      out[r * q_stride + int64_t(h0 + g) * d + c] = __fdiv_rn(o, ml[2 * g + 1]);
-    } else {
-      const int64_t i = part.at(r, h0 + g, z, p.n_heads);
-      part.o[i * d + c] = o;
-      if (c == 0) {
-        part.ml[2 * i] = ml[2 * g];
-        part.ml[2 * i + 1] = ml[2 * g + 1];
+      for (int o = 16; o > 0; o /= 2) l = __fadd_rn(l, __shfl_xor_sync(0xffffffffu, l, o));
+      if (lane == 0) {
+        ml[2 * g] = m;
+        ml[2 * g + 1] = l;
       }
     }
+    __syncthreads();
+    // exp(s - m) @ v: group grp sums keys grp, grp + groups, ... for each channel; groups add in order.
+    for (int e = threadIdx.x; e < groups * d; e += kThreads) {
+      const int c = e % d, grp = e / d;
+      float a[HPB];
+#pragma unroll
+      for (int g = 0; g < HPB; ++g) a[g] = 0.0f;
+      int j = grp;
+      const kv::KvChannel vch = v.channel(c);
+      // kPvUnroll values loaded (in flight together), then added in key order
+      constexpr int kPvUnroll = HPB <= 2 ? 8 : 4;  // more heads, more registers per value
+      for (; j + (kPvUnroll - 1) * groups < nk; j += kPvUnroll * groups) {
+        float vals[kPvUnroll];
+#pragma unroll
+        for (int u = 0; u < kPvUnroll; ++u) {
+          const int64_t jj = jb + j + u * groups;
+          vals[u] = v.plain() ? v.plain_row(jj)[c] : v(v.row(jj), c, vch);
+        }
+#pragma unroll
+        for (int u = 0; u < kPvUnroll; ++u)
+#pragma unroll
+          for (int g = 0; g < HPB; ++g) a[g] = fmaf(sc[g * kChunk + j + u * groups], vals[u], a[g]);
+      }
+      for (; j < nk; j += groups) {
+        const float val = v.plain() ? v.plain_row(jb + j)[c] : v(v.row(jb + j), c, vch);
+#pragma unroll
+        for (int g = 0; g < HPB; ++g) a[g] = fmaf(sc[g * kChunk + j], val, a[g]);
+      }
+#pragma unroll
+      for (int g = 0; g < HPB; ++g) acc[g * groups * d + e] = a[g];
+    }
+    __syncthreads();
+    for (int e = threadIdx.x; e < HPB * d; e += kThreads) {
+      const int g = e / d, c = e % d;
+      const float* ag = acc + g * groups * d;
+      float o = ag[c];
+      for (int grp = 1; grp < groups; ++grp) o = __fadd_rn(o, ag[grp * d + c]);
+      if (chunks == 1) {
+        out[r * q_stride + int64_t(h0 + g) * d + c] = __fdiv_rn(o, ml[2 * g + 1]);
+      } else {
+        const int64_t i = part.at(r, h0 + g, z, p.n_heads);
+        part.o[i * d + c] = o;
+        if (c == 0) {
+          part.ml[2 * i] = ml[2 * g];
+          part.ml[2 * i + 1] = ml[2 * g + 1];
+        }
+      }
+    }
+    __syncthreads();  // sc, ml and acc are the next chunk's
   }
+  // A block that walked every chunk of its row combines them (its partials' writes are visible to
+  // the whole block after the barrier above).
+  if (chunks > 1 && z0 == 0 && z1 == chunks)
+    for (int e = threadIdx.x; e < HPB * d; e += kThreads) {
+      const int g = e / d, c = e % d;
+      out[r * q_stride + int64_t(h0 + g) * d + c] = combine(part, part.at(r, h0 + g, 0, p.n_heads), chunks, d, c);
+    }
 }
 
-// Block (r, h): the chunks of a row of several, added in chunk order (the file's comment). A
-// chunk's weight exp(m - M) is 1 for the chunk holding the max, so a row of one chunk would give
-// what attention_kernel wrote.
-__global__ void combine_kernel(cpu::AttentionParams p, const AttnRow* __restrict__ rows, Partials part,
+// Block (r, h): the rows whose chunks more than one block took.
+__global__ void combine_kernel(cpu::AttentionParams p, const AttnRow* __restrict__ rows, Partials part, int span,
                                float* __restrict__ out) {
   const int64_t r = blockIdx.x;
   const int h = int(blockIdx.y), d = p.head_dim;
   const Visible vis = visible(rows[r], p.window);
   const int64_t chunks = (vis.n + kChunk - 1) / kChunk;
-  if (chunks == 1) return;
-  const int64_t i0 = part.at(r, h, 0, p.n_heads);
-  float mx = -INFINITY;
-  for (int64_t z = 0; z < chunks; ++z) mx = fmaxf(mx, part.ml[2 * (i0 + z)]);
-  float l = 0.0f;
-  for (int64_t z = 0; z < chunks; ++z)
-    l = fmaf(part.ml[2 * (i0 + z) + 1], expf(__fsub_rn(part.ml[2 * (i0 + z)], mx)), l);
-  for (int c = threadIdx.x; c < d; c += blockDim.x) {
-    float o = 0.0f;
-    for (int64_t z = 0; z < chunks; ++z)
-      o = fmaf(part.o[(i0 + z) * d + c], expf(__fsub_rn(part.ml[2 * (i0 + z)], mx)), o);
-    out[(r * p.n_heads + h) * int64_t(d) + c] = __fdiv_rn(o, l);
-  }
+  if (chunks <= span) return;
+  for (int c = threadIdx.x; c < d; c += blockDim.x)
+    out[(r * p.n_heads + h) * int64_t(d) + c] = combine(part, part.at(r, h, 0, p.n_heads), chunks, d, c);
 }
 
 template <int HPB>
 void launch(const cpu::AttentionParams& p, size_t smem, const float* q, const AttnRow* rows, const SlotKv* slots_kv,
-            int64_t n_rows, Partials part, float* out) {
-  attention_kernel<HPB><<<dim3(unsigned(n_rows), unsigned(p.n_heads / HPB), unsigned(part.max_chunks)), kThreads,
-                          smem>>>(p, q, rows, slots_kv, part, out);
+            int64_t n_rows, Partials part, int span, float* out) {
+  const unsigned zs = unsigned((part.max_chunks + span - 1) / span);
+  attention_kernel<HPB><<<dim3(unsigned(n_rows), unsigned(p.n_heads / HPB), zs), kThreads, smem>>>(p, q, rows, slots_kv,
+                                                                                                 part, span, out);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -277,6 +293,10 @@ void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow
       hpb = h;
       break;
     }
+  // Chunks per block: one while the blocks would not fill the device four times over (a decode of
+  // a few rows), else as many as keep it filled (a large batch: no second launch).
+  const int64_t head_blocks = n_rows * (p.n_heads / hpb);
+  const int span = int(std::clamp<int64_t>(max_chunks * head_blocks / (4 * int64_t(sms)), 1, max_chunks));
   const size_t smem = smem_for(hpb);
   if (smem > 48 * 1024)
     throw_runtime("CUDA attention: head_dim " + std::to_string(d) + " needs " + std::to_string(smem) +
@@ -292,17 +312,17 @@ void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow
     const float* qp = q + r0 * int64_t(p.n_heads) * d;
     float* op = out + r0 * int64_t(p.n_heads) * d;
     switch (hpb) {
-      case 1: launch<1>(p, smem, qp, rows + r0, slots_kv, nr, part, op); break;
-      case 2: launch<2>(p, smem, qp, rows + r0, slots_kv, nr, part, op); break;
-      case 3: launch<3>(p, smem, qp, rows + r0, slots_kv, nr, part, op); break;
-      case 4: launch<4>(p, smem, qp, rows + r0, slots_kv, nr, part, op); break;
-      case 5: launch<5>(p, smem, qp, rows + r0, slots_kv, nr, part, op); break;
-      case 6: launch<6>(p, smem, qp, rows + r0, slots_kv, nr, part, op); break;
-      case 7: launch<7>(p, smem, qp, rows + r0, slots_kv, nr, part, op); break;
-      default: launch<8>(p, smem, qp, rows + r0, slots_kv, nr, part, op); break;
+      case 1: launch<1>(p, smem, qp, rows + r0, slots_kv, nr, part, span, op); break;
+      case 2: launch<2>(p, smem, qp, rows + r0, slots_kv, nr, part, span, op); break;
+      case 3: launch<3>(p, smem, qp, rows + r0, slots_kv, nr, part, span, op); break;
+      case 4: launch<4>(p, smem, qp, rows + r0, slots_kv, nr, part, span, op); break;
+      case 5: launch<5>(p, smem, qp, rows + r0, slots_kv, nr, part, span, op); break;
+      case 6: launch<6>(p, smem, qp, rows + r0, slots_kv, nr, part, span, op); break;
+      case 7: launch<7>(p, smem, qp, rows + r0, slots_kv, nr, part, span, op); break;
+      default: launch<8>(p, smem, qp, rows + r0, slots_kv, nr, part, span, op); break;
     }
-    if (max_chunks > 1) {
-      combine_kernel<<<dim3(unsigned(nr), unsigned(p.n_heads)), std::min(d, kThreads)>>>(p, rows + r0, part, op);
+    if (span < max_chunks) {
+      combine_kernel<<<dim3(unsigned(nr), unsigned(p.n_heads)), std::min(d, 128)>>>(p, rows + r0, part, span, op);
       KVAUDIT_CUDA_CHECK(cudaGetLastError());
     }
   }

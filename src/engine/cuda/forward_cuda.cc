@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
+#include <map>
 #include <string>
 #include <unordered_set>
 #include <utility>
@@ -177,23 +178,32 @@ WeightType weight_type(const model::Model& m, WeightPrecision p) {
   return p == WeightPrecision::kBf16 ? WeightType::kBf16 : WeightType::kF32;
 }
 
-// KVAUDIT_CUDA_HOST_TIMES=1: where a call's wall time goes on the host, printed to stderr when the
-// backend goes (docs/PERFORMANCE.md): planning and the call's tables (the GPU idle meanwhile), the
-// layers' launches (overlapping the GPU's work), and the wait for the result.
+// KVAUDIT_CUDA_HOST_TIMES=1: where a call's wall time goes, per count of new rows, printed to stderr
+// when the backend goes (docs/PERFORMANCE.md): planning and the call's tables (the GPU idle
+// meanwhile), the layers' launches (overlapping the GPU's work), the wait for the result, and the
+// GPU's time from the first kernel to the last (events; the gaps between kernels included).
 struct HostTimes {
+  struct Sum {
+    int64_t calls = 0;
+    double plan = 0, prepare = 0, launch = 0, wait = 0, gpu = 0;
+  };
   bool on = false;
-  int64_t calls = 0;
-  double plan = 0, prepare = 0, prepare_max = 0, launch = 0, wait = 0;
+  std::map<int64_t, Sum> by_rows;
+  cudaEvent_t start = nullptr, end = nullptr;
   static double now() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
   }
   ~HostTimes() {
-    if (!on || calls == 0) return;
-    const double k = 1e3 / double(calls);
-    std::fprintf(stderr,
-                 "cuda host times over %lld calls, ms per call: plan %.3f, tables %.3f (max %.3f), launches %.3f, "
-                 "wait %.3f\n",
-                 static_cast<long long>(calls), plan * k, prepare * k, prepare_max * 1e3, launch * k, wait * k);
+    for (const auto& [rows, t] : by_rows) {
+      const double k = 1e3 / double(t.calls);
+      std::fprintf(stderr,
+                   "cuda host times, %lld new rows, %lld calls, ms per call: plan %.3f, tables %.3f, launches %.3f, "
+                   "wait %.3f; GPU first to last kernel %.3f\n",
+                   static_cast<long long>(rows), static_cast<long long>(t.calls), t.plan * k, t.prepare * k,
+                   t.launch * k, t.wait * k, t.gpu * k);
+    }
+    if (start) cudaEventDestroy(start);
+    if (end) cudaEventDestroy(end);
   }
 };
 
@@ -299,6 +309,10 @@ CudaBackend::CudaBackend(const model::Model& m, const BackendOptions& opt) : m_(
   model::validate_config(m.config, m.path);
   const char* times = std::getenv("KVAUDIT_CUDA_HOST_TIMES");
   times_.on = times != nullptr && std::string(times) == "1";
+  if (times_.on) {
+    KVAUDIT_CUDA_CHECK(cudaEventCreate(&times_.start));
+    KVAUDIT_CUDA_CHECK(cudaEventCreate(&times_.end));
+  }
   cuda::keep_pool_memory();
   norm_ = m.arch.norm == model::NormKind::kRms ? cpu::NormKind::kRms : cpu::NormKind::kRmsOnePlus;
   act_ = m.config.act == model::Activation::kSilu ? cpu::Activation::kSilu : cpu::Activation::kGeluTanh;
@@ -485,6 +499,7 @@ Logits CudaBackend::run(std::span<const SeqInput> batch, const Hooks* hooks, std
   const double t1 = times_.on ? HostTimes::now() : 0;
   prepare_call(slots, n);
   const double t2 = times_.on ? HostTimes::now() : 0;
+  if (times_.on) KVAUDIT_CUDA_CHECK(cudaEventRecord(times_.start));
 
   // hidden_states = embed_tokens(input_ids) * normalizer   (gemma2: normalizer = sqrt(d_model))
   const float normalizer = arch.embed_scale_sqrt_d ? std::sqrt(float(d)) : 1.0f;
@@ -552,18 +567,22 @@ Logits CudaBackend::run(std::span<const SeqInput> batch, const Hooks* hooks, std
     cuda::argmax_rows_cuda(logits_.data(), n_rows, c.n_vocab, next_.data());
   }
   const double t3 = times_.on ? HostTimes::now() : 0;
+  if (times_.on) KVAUDIT_CUDA_CHECK(cudaEventRecord(times_.end));
   if (greedy)
     *greedy = next_.download();
   else
     out.data = logits_.download();
   if (times_.on) {
     const double t4 = HostTimes::now();
-    ++times_.calls;
-    times_.plan += t1 - t0;
-    times_.prepare += t2 - t1;
-    times_.prepare_max = std::max(times_.prepare_max, t2 - t1);
-    times_.launch += t3 - t2;
-    times_.wait += t4 - t3;
+    float gpu_ms = 0;
+    KVAUDIT_CUDA_CHECK(cudaEventElapsedTime(&gpu_ms, times_.start, times_.end));
+    HostTimes::Sum& t = times_.by_rows[n];
+    ++t.calls;
+    t.plan += t1 - t0;
+    t.prepare += t2 - t1;
+    t.launch += t3 - t2;
+    t.wait += t4 - t3;
+    t.gpu += 1e-3 * gpu_ms;
   }
 
   for (size_t i = 0; i < slots.size(); ++i) {

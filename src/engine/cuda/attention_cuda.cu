@@ -66,10 +66,10 @@ struct Partials {
   KVAUDIT_HD int64_t at(int64_t r, int h, int64_t z, int n_heads) const { return (r * n_heads + h) * max_chunks + z; }
 };
 
-// Blocks per SM the registers are bounded for: 4 where that spills nothing (nvcc 13, sm_90a;
-// the 8B shape's HPB 4 measured 5,360 against 5,089 tok/s at batch 256 with 3), else 3.
+// Blocks per SM the registers are bounded for, the most that spill nothing (nvcc 13, sm_90a): 4
+// for HPB 4 (the 8B shape at batch 256: 5,360 tok/s against 5,089 with 3), 2 for HPB 2, else 3.
 template <int HPB>
-constexpr int kBlocksPerSm = HPB == 1 || HPB == 3 || HPB == 4 || HPB == 5 ? 4 : 3;
+constexpr int kBlocksPerSm = HPB == 4 ? 4 : HPB == 2 ? 2 : 3;
 
 // Head h's chunks 0..chunks-1 at channel c, added in chunk order (the file's comment); i0: the
 // first chunk's partial.
@@ -127,9 +127,15 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm<HPB>) attention_kernel(
   for (int c = threadIdx.x; c < d; c += kThreads) kch[c] = k.channel(c);
   __syncthreads();
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  __shared__ kv::KvRow krows[kChunk], vrows[kChunk];  // the chunk's rows, addressed once for all threads
   for (int64_t z = z0; z < z1; ++z) {
     const int64_t jb = vis.j0 + z * kChunk;                        // the chunk's first key
     const int nk = int(min(int64_t(kChunk), vis.n - z * kChunk));  // and its keys
+    for (int t = threadIdx.x; t < nk; t += kThreads) {
+      if (!k.plain()) krows[t] = k.row(jb + t);
+      if (!v.plain()) vrows[t] = v.row(jb + t);
+    }
+    __syncthreads();
     // (q @ k.T) * scaling, then tanh(s / cap) * cap: one warp per key, its lanes over the channels
     // (coalesced reads of the key's row), the lanes' partial sums added in a fixed butterfly.
     // A warp takes kUnroll keys at a time, so that their rows' loads are in flight together.
@@ -151,7 +157,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm<HPB>) attention_kernel(
           }
           continue;
         }
-        const kv::KvRow kr = k.row(jb + jj);
+        const kv::KvRow kr = krows[jj];
         for (int c = lane; c < d; c += 32) {
           const float kv = k(kr, c, kch[c]);
 #pragma unroll
@@ -213,8 +219,8 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm<HPB>) attention_kernel(
         float vals[kPvUnroll];
 #pragma unroll
         for (int u = 0; u < kPvUnroll; ++u) {
-          const int64_t jj = jb + j + u * groups;
-          vals[u] = v.plain() ? v.plain_row(jj)[c] : v(v.row(jj), c, vch);
+          const int jj = j + u * groups;
+          vals[u] = v.plain() ? v.plain_row(jb + jj)[c] : v(vrows[jj], c, vch);
         }
 #pragma unroll
         for (int u = 0; u < kPvUnroll; ++u)
@@ -222,7 +228,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm<HPB>) attention_kernel(
           for (int g = 0; g < HPB; ++g) a[g] = fmaf(sc[g * kChunk + j + u * groups], vals[u], a[g]);
       }
       for (; j < nk; j += groups) {
-        const float val = v.plain() ? v.plain_row(jb + j)[c] : v(v.row(jb + j), c, vch);
+        const float val = v.plain() ? v.plain_row(jb + j)[c] : v(vrows[j], c, vch);
 #pragma unroll
         for (int g = 0; g < HPB; ++g) a[g] = fmaf(sc[g * kChunk + j], val, a[g]);
       }

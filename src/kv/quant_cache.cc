@@ -2,14 +2,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
-
-#include <immintrin.h>
 
 #include "core/half.h"
 #include "kv/bit_pack.h"
 #include "kv/schemes/hadamard.h"
 #include "kv/schemes/int_rows.h"
+#include "kv/span_simd.h"
 
 namespace kvaudit::kv {
 namespace {
@@ -20,28 +20,6 @@ constexpr size_t kOutlierBytes = 4;  // uint16 channel index + fp16 value
 // Rows per step of a long prefill through the residual: small enough that the pending rows stay in
 // L2 (64 x 4 KiB rows for an 8B-geometry layer).
 constexpr int64_t kChunkRows = 64;
-
-// out [n] = x [n] rounded through fp16: F16C conversion (round to nearest even, like float_to_fp16
-// for every finite value and infinity; NaN stays NaN). out may equal x.
-void round_fp16_span(const float* x, int64_t n, float* out) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
-  for (; i < n; ++i) out[i] = round_fp16(x[i]);
-}
-
-// 8 floats, rounded through fp16 when fp16 is set (as round_fp16_span).
-inline __m256 load_row8(const float* x, bool fp16) {
-  const __m256 v = _mm256_loadu_ps(x);
-  return fp16 ? _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT)) : v;
-}
-
-// out [n] = 1 / x [n] (IEEE division, vectorised).
-void reciprocal_span(const float* x, int64_t n, float* out) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_loadu_ps(x + i)));
-  for (; i < n; ++i) out[i] = 1.0f / x[i];
-}
 
 // A growable float buffer that leaves new storage uninitialised: every row of the mirror is written
 // by append() before rows() can read it, and zero-filling 2x the cache per prefill showed in the
@@ -367,34 +345,14 @@ class QuantCache final : public LayerCache {
     // the first row could differ, and those channels are recomputed on the rounded values below.
     std::copy(x, x + wc, lo);
     std::copy(x, x + wc, hi);
-    // Up to eight rows at a time (the first group takes (n - 1) % 8 of them, so the others are
-    // full), still in row order per channel: min_ps(v, lo) = v < lo ? v : lo, exactly
-    // std::min(lo, v), applied for rows r, r+1, ... in turn.
-    for (int64_t r = 1, m = (n - 1) % 8 ? (n - 1) % 8 : 8; r < n; r += m, m = 8) {
-      const float* xr = x + r * wc;
-      for (int c = 0; c + 8 <= wc; c += 8) {
-        __m256 l = _mm256_loadu_ps(lo + c), h = _mm256_loadu_ps(hi + c);
-        for (int64_t k = 0; k < m; ++k) {
-          const __m256 v = _mm256_loadu_ps(xr + k * wc + c);
-          l = _mm256_min_ps(v, l);
-          h = _mm256_max_ps(v, h);
-        }
-        _mm256_storeu_ps(lo + c, l);
-        _mm256_storeu_ps(hi + c, h);
-      }
-      for (int64_t k = 0; k < m; ++k)
-        for (int c = wc / 8 * 8; c < wc; ++c) {
-          lo[c] = std::min(lo[c], xr[k * wc + c]);
-          hi[c] = std::max(hi[c], xr[k * wc + c]);
-        }
-    }
+    minmax_rows(x, n, wc, lo, hi);
     if (fp16_input) {
       round_fp16_span(lo, wc, lo);
       round_fp16_span(hi, wc, hi);
       const int c8 = wc / 8 * 8;  // channels below c8 round with F16C, the tail with round_fp16
       auto rounded = [&](int64_t k, int c) {
         const float v = x[k * wc + c];
-        return c < c8 ? _cvtsh_ss(_cvtss_sh(v, _MM_FROUND_TO_NEAREST_INT)) : round_fp16(v);
+        return c < c8 ? round_fp16_f16c(v) : round_fp16(v);
       };
       for (int c = 0; c < wc; ++c) {
         if (lo[c] != 0 && hi[c] != 0 && !std::isnan(x[c])) continue;
@@ -425,7 +383,7 @@ class QuantCache final : public LayerCache {
       for (int64_t r = 0; r < n; ++r) {
         const uintptr_t pre = next + uintptr_t(r) * uintptr_t(wc_) * sizeof(float);
         for (uintptr_t off = 0; off < uintptr_t(wc_) * sizeof(float); off += 64)
-          _mm_prefetch(reinterpret_cast<const char*>(pre + off), _MM_HINT_T1);
+          __builtin_prefetch(reinterpret_cast<const char*>(pre + off), 0, 2);
         float* out = wc_ == w_ ? &mirror_[size_t(row0 + r) * w_] : deq_tmp_.data();
         a.fake_quantize_columns(x + r * wc_, wc_, blk_qscale_.data(), blk_recip_.data(), pf, zero, out, fp16_input);
         if (wc_ != w_) write_compact(row0 + r, out);
@@ -587,21 +545,7 @@ class Bf16Cache final : public LayerCache {
     const int64_t old = size();
     data_.resize(size_t((old + n) * w_));
     float* out = &data_[size_t(old * w_)];
-    const int64_t m = n * w_;
-    int64_t i = 0;
-    // round_bf16 8 at a time: bits + 0x7fff + lsb, low half cleared (nearest even); NaN -> quiet NaN
-    // with the top half kept (| 0x40 << 16), as float_to_bf16.
-    const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff), inf_bits = _mm256_set1_epi32(0x7f800000);
-    const __m256i bias = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1), hi = _mm256_set1_epi32(int(0xffff0000u));
-    const __m256i quiet = _mm256_set1_epi32(0x400000);
-    for (; i + 8 <= m; i += 8) {
-      const __m256i b = _mm256_castps_si256(_mm256_loadu_ps(rows + i));
-      const __m256i r = _mm256_add_epi32(b, _mm256_add_epi32(bias, _mm256_and_si256(_mm256_srli_epi32(b, 16), one)));
-      const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(b, abs_mask), inf_bits);
-      const __m256i v = _mm256_blendv_epi8(r, _mm256_or_si256(b, quiet), nan);
-      _mm256_storeu_ps(out + i, _mm256_castsi256_ps(_mm256_and_si256(v, hi)));
-    }
-    for (; i < m; ++i) out[i] = round_bf16(rows[i]);
+    round_bf16_span(rows, n * w_, out);
     return old;
   }
   int64_t size() const override { return int64_t(data_.size()) / w_; }

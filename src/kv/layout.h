@@ -236,23 +236,35 @@ KVAUDIT_HD inline KvChannel kv_channel(const KvLayout& L, int c) {
   return {c, -1, -1};
 }
 
-// The dequantized value of a channel (kv_channel) of one stored row: what attention reads (the CPU
-// cache's rows()). params: the row's parameters, the tensor triple, or the row's `channel` block's.
+// The dequantized value of a channel (kv_channel) of one stored row of kind K: what attention
+// reads (the CPU cache's rows()). params: the row's parameters, the tensor triple, or the row's
+// `channel` block's. A kernel that holds one kind per block calls this with K fixed, so its inner
+// loop carries no switch.
+template <LayoutKind K>
+KVAUDIT_HD inline float kv_decode_as(const KvLayout& L, const KvChannel& ch, const uint32_t* words, const float* params) {
+  if constexpr (K == LayoutKind::kPlain) {
+    return bits_float(words[ch.code]);
+  } else if constexpr (K == LayoutKind::kBf16) {
+    return bf16_to_float(uint16_t(unpack_code(words, ch.code, 16)));
+  } else if constexpr (K == LayoutKind::kInt) {
+    return affine_dequantize(L.bits, L.sym, uint8_t(unpack_code(words, ch.code, L.bits)), params[ch.scale],
+                             ch.zero >= 0 ? params[ch.zero] : 0.0f);
+  } else if constexpr (K == LayoutKind::kFp8) {
+    const float s = ch.scale < 0 ? L.fp8_scale : params[ch.scale];
+    const float v = fp8_decode(uint8_t(unpack_code(words, ch.code, 8)), fp8_format(L.e5m2));
+    return s == 1.0f ? v : v * s;
+  } else {
+    return ggml_dequantize(L.ggml, uint8_t(unpack_code(words, ch.code, L.bits)), params[ch.scale],
+                           ch.zero >= 0 ? params[ch.zero] : 0.0f);
+  }
+}
 KVAUDIT_HD inline float kv_decode(const KvLayout& L, const KvChannel& ch, const uint32_t* words, const float* params) {
   switch (L.kind) {
-    case LayoutKind::kPlain: return bits_float(words[ch.code]);
-    case LayoutKind::kBf16: return bf16_to_float(uint16_t(unpack_code(words, ch.code, 16)));
-    case LayoutKind::kInt:
-      return affine_dequantize(L.bits, L.sym, uint8_t(unpack_code(words, ch.code, L.bits)), params[ch.scale],
-                               ch.zero >= 0 ? params[ch.zero] : 0.0f);
-    case LayoutKind::kFp8: {
-      const float s = ch.scale < 0 ? L.fp8_scale : params[ch.scale];
-      const float v = fp8_decode(uint8_t(unpack_code(words, ch.code, 8)), fp8_format(L.e5m2));
-      return s == 1.0f ? v : v * s;
-    }
-    case LayoutKind::kGgml:
-      return ggml_dequantize(L.ggml, uint8_t(unpack_code(words, ch.code, L.bits)), params[ch.scale],
-                             ch.zero >= 0 ? params[ch.zero] : 0.0f);
+    case LayoutKind::kPlain: return kv_decode_as<LayoutKind::kPlain>(L, ch, words, params);
+    case LayoutKind::kBf16: return kv_decode_as<LayoutKind::kBf16>(L, ch, words, params);
+    case LayoutKind::kInt: return kv_decode_as<LayoutKind::kInt>(L, ch, words, params);
+    case LayoutKind::kFp8: return kv_decode_as<LayoutKind::kFp8>(L, ch, words, params);
+    case LayoutKind::kGgml: return kv_decode_as<LayoutKind::kGgml>(L, ch, words, params);
   }
   return 0;
 }

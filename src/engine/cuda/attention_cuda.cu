@@ -10,10 +10,10 @@
 // large batch few blocks per row that walk all its chunks and combine them themselves; span is
 // chosen per launch for speed and never changes a bit (the same chunks, the same combine).
 //
-// Keys and values are read from the sequence's stored rows and dequantized on the way
-// (kv::kv_decode: the values the CPU cache's rows() holds); fp32 rows are read directly. A score is
-// one warp's: each lane sums its channels, the lanes add in a fixed butterfly (the same sum on every
-// lane).
+// A chunk's keys, then its values, are decoded from the sequence's stored rows into shared memory
+// (kv::kv_decode_as, the layout's kind fixed per block: the values the CPU cache's rows() holds),
+// coalesced and with many loads in flight; scores and weighted sums then read shared memory only, each
+// a single thread's sum in channel (key) order.
 #include <algorithm>
 #include <new>
 #include <string>
@@ -27,25 +27,20 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-constexpr int kChunk = 64;            // keys per block: 2 per lane in the softmax
+constexpr int kChunk = 64;            // keys per chunk: 2 per lane in the softmax
 constexpr int kMaxHeadsPerBlock = 8;  // query heads of one KV head sharing a block
 constexpr int64_t kMaxPartialFloats = int64_t(64) << 20;  // partial sums held at once (rows in passes)
 
 // Head kv_h of a sequence's stored K or V: a row's addressing once per key (kv_row), each channel's
-// once per block (kv_channel), so the inner loops only unpack and scale (kv::kv_decode).
+// once per block (kv_channel), so the tile loops only unpack and scale (kv::kv_decode_as).
 struct KvReader {
   kv::KvLayout L;
   kv::KvStore s;
   kv::KvStrides st;
   int c0;  // kv_h * head_dim
   __device__ KvReader(const KvView& v, int kv_h, int d) : L(v.layout), s(v.store()), st(kv::kv_strides(L)), c0(kv_h * d) {}
-  __device__ bool plain() const { return L.kind == kv::LayoutKind::kPlain; }
-  __device__ const float* plain_row(int64_t j) const { return reinterpret_cast<const float*>(s.words + j * L.width) + c0; }
   __device__ kv::KvChannel channel(int c) const { return kv::kv_channel(L, c0 + c); }
   __device__ kv::KvRow row(int64_t j) const { return kv::kv_row(L, st, s, j); }
-  __device__ float operator()(const kv::KvRow& r, int c, const kv::KvChannel& ch) const {
-    return kv::kv_row_value(L, r, c0 + c, ch);
-  }
 };
 
 // The keys row `row` sees in a layer: j0 .. j0 + n - 1.
@@ -66,11 +61,6 @@ struct Partials {
   KVAUDIT_HD int64_t at(int64_t r, int h, int64_t z, int n_heads) const { return (r * n_heads + h) * max_chunks + z; }
 };
 
-// Blocks per SM the registers are bounded for, the most that spill nothing (nvcc 13, sm_90a): 4
-// for HPB 4 (the 8B shape at batch 256: 5,360 tok/s against 5,089 with 3), 2 for HPB 2, else 3.
-template <int HPB>
-constexpr int kBlocksPerSm = HPB == 4 ? 4 : HPB == 2 ? 2 : 3;
-
 // Head h's chunks 0..chunks-1 at channel c, added in chunk order (the file's comment); i0: the
 // first chunk's partial.
 __device__ float combine(const Partials& part, int64_t i0, int64_t chunks, int d, int c) {
@@ -85,24 +75,76 @@ __device__ float combine(const Partials& part, int64_t i0, int64_t chunks, int d
   return __fdiv_rn(o, l);
 }
 
+// Channel c (of the reader's head) of keys or values jb .. jb + nk - 1 into tile[j][c] (row stride
+// ld), decoded as kind K: the threads take consecutive channels of a row (coalesced reads of the
+// stored row), several rows per pass when head_dim < kThreads. Rows [0, nq) are quantized, the rest
+// in the residual ring (kv::kv_row), so neither loop branches per row, and each thread decodes
+// kBatch rows into registers before it stores them: their loads are in flight together (a
+// thread's dependent round trips to memory, not arithmetic, bound this loop).
+template <kv::LayoutKind K>
+__device__ void load_tile(const KvReader& rd, const kv::KvRow* rows, const kv::KvChannel* ch, int nq, int nk, int d,
+                          int ld, float* tile) {
+  constexpr int kBatch = 8;
+  const int rp = max(1, kThreads / d);  // rows a pass covers
+  const int tr = threadIdx.x / d;
+  if (tr >= rp) return;
+  for (int c = threadIdx.x % d; c < d; c += kThreads) {
+    const kv::KvChannel cc = ch[c];
+    int j = tr;
+    for (; j + (kBatch - 1) * rp < nq; j += kBatch * rp) {
+      float x[kBatch];
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        const kv::KvRow& r = rows[j + u * rp];
+        x[u] = kv::kv_decode_as<K>(rd.L, cc, r.words, r.params);
+      }
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) tile[(j + u * rp) * ld + c] = x[u];
+    }
+    for (; j < nq; j += rp) tile[j * ld + c] = kv::kv_decode_as<K>(rd.L, cc, rows[j].words, rows[j].params);
+    const int ca = rd.c0 + c;
+    for (; j < nk; j += rp) tile[j * ld + c] = fp16_to_float(rows[j].ring[ca]);
+  }
+}
+
+// load_tile with the layout's kind fixed for the whole loop (one sequence, one kind per block).
+__device__ void load_tile(const KvReader& rd, const kv::KvRow* rows, const kv::KvChannel* ch, int64_t jb, int nk, int d,
+                          int ld, float* tile) {
+  const int nq = int(min(int64_t(nk), max(int64_t(0), rd.s.quantized - jb)));
+  switch (rd.L.kind) {
+    case kv::LayoutKind::kPlain: load_tile<kv::LayoutKind::kPlain>(rd, rows, ch, nq, nk, d, ld, tile); break;
+    case kv::LayoutKind::kBf16: load_tile<kv::LayoutKind::kBf16>(rd, rows, ch, nq, nk, d, ld, tile); break;
+    case kv::LayoutKind::kInt: load_tile<kv::LayoutKind::kInt>(rd, rows, ch, nq, nk, d, ld, tile); break;
+    case kv::LayoutKind::kFp8: load_tile<kv::LayoutKind::kFp8>(rd, rows, ch, nq, nk, d, ld, tile); break;
+    case kv::LayoutKind::kGgml: load_tile<kv::LayoutKind::kGgml>(rd, rows, ch, nq, nk, d, ld, tile); break;
+  }
+}
+
+// Row stride of the K/V tile in shared memory: a multiple of 4 floats whose quarter is odd, so the
+// score loop's 16-byte reads of 8 consecutive keys fall in distinct banks; d + 1 when head_dim is
+// not a multiple of 4 (scalar reads).
+KVAUDIT_HD inline int tile_ld(int d) { return d % 4 != 0 ? d + 1 : (d / 4) % 2 == 0 ? d + 4 : d + 8; }
+
 // Block (r, y, z): query row r of the pass, chunks z·span .. z·span+span-1 of its keys, heads
 // y·HPB .. y·HPB+HPB-1, which share one KV head (HPB divides n_heads / n_kv_heads), so each key and
-// value is read once for all of them. Every head's arithmetic is what a block of its own would do
-// (the same lanes, butterflies and key order), so HPB never changes a bit. HPB is a template
-// argument so that the per-head registers are exactly HPB wide.
+// value is decoded once for all of them. Per chunk: its keys decoded into shared memory, a score per
+// (head, key) by one thread (channels in order), the softmax per head by one warp, the values
+// decoded into the same tile, an output channel per thread (keys in order). Every head's arithmetic
+// is what a block of its own would do, so neither HPB nor span changes a bit. HPB is a template
+// argument so that the per-head loops are unrolled exactly HPB wide.
 template <int HPB>
-__global__ void __launch_bounds__(kThreads, kBlocksPerSm<HPB>) attention_kernel(cpu::AttentionParams p, const float* __restrict__ q,
+__global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionParams p, const float* __restrict__ q,
                                                              const AttnRow* __restrict__ rows,
                                                              const SlotKv* __restrict__ slots_kv, Partials part,
                                                              int span, float* __restrict__ out) {
-  extern __shared__ float smem[];
-  const int d = p.head_dim;
-  const int groups = kThreads >= d ? kThreads / d : 1;  // key groups of the weighted sum
-  float* qs = smem;                    // [HPB][head_dim]
-  float* sc = qs + HPB * d;            // [HPB][kChunk] scores, then exp(s - m)
-  float* ml = sc + HPB * kChunk;       // [HPB][2] the chunk's max and sum per head
-  float* acc = ml + 2 * HPB;           // [HPB][groups * head_dim] per-group partial outputs
-  auto* kch = reinterpret_cast<kv::KvChannel*>(acc + HPB * groups * d);  // [head_dim] the key head's channels
+  extern __shared__ float4 smem4[];
+  const int d = p.head_dim, ld = tile_ld(d);
+  float* tile = reinterpret_cast<float*>(smem4);  // [kChunk][ld] the chunk's keys, then its values
+  float* qs = tile + kChunk * ld;                 // [HPB][head_dim]
+  float* sc = qs + HPB * d;                       // [HPB][kChunk] scores, then exp(s - m)
+  float* ml = sc + HPB * kChunk;                  // [HPB][2] the chunk's max and sum per head
+  auto* kch = reinterpret_cast<kv::KvChannel*>(ml + 2 * HPB);  // [head_dim] the key head's channels
+  kv::KvChannel* vch = kch + d;                                 // [head_dim] the value head's
   const int64_t r = blockIdx.x;
   const int h0 = int(blockIdx.y) * HPB;
   const AttnRow row = rows[r];
@@ -112,8 +154,7 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm<HPB>) attention_kernel(
   if (z0 >= chunks) return;
   const int64_t q_stride = int64_t(p.n_heads) * d;
   const int kv_h = h0 / (p.n_heads / p.n_kv_heads);  // repeat_kv
-  // The readers live in shared memory: the inner loops read a few of their fields, and the
-  // registers they would hold (two layouts) are what 3 blocks per SM need.
+  // The readers live in shared memory: the loops read a few of their fields.
   __shared__ alignas(KvReader) unsigned char reader_bytes[2 * sizeof(KvReader)];
   auto* readers = reinterpret_cast<KvReader*>(reader_bytes);
   if (threadIdx.x < 2) {
@@ -124,69 +165,50 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm<HPB>) attention_kernel(
   __syncthreads();
   const KvReader& k = readers[0];
   const KvReader& v = readers[1];
-  for (int c = threadIdx.x; c < d; c += kThreads) kch[c] = k.channel(c);
-  __syncthreads();
+  for (int c = threadIdx.x; c < d; c += kThreads) {
+    kch[c] = k.channel(c);
+    vch[c] = v.channel(c);
+  }
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   __shared__ kv::KvRow krows[kChunk], vrows[kChunk];  // the chunk's rows, addressed once for all threads
   for (int64_t z = z0; z < z1; ++z) {
     const int64_t jb = vis.j0 + z * kChunk;                        // the chunk's first key
     const int nk = int(min(int64_t(kChunk), vis.n - z * kChunk));  // and its keys
     for (int t = threadIdx.x; t < nk; t += kThreads) {
-      if (!k.plain()) krows[t] = k.row(jb + t);
-      if (!v.plain()) vrows[t] = v.row(jb + t);
+      krows[t] = k.row(jb + t);
+      vrows[t] = v.row(jb + t);
     }
     __syncthreads();
-    // (q @ k.T) * scaling, then tanh(s / cap) * cap: one warp per key, its lanes over the channels
-    // (coalesced reads of the key's row), the lanes' partial sums added in a fixed butterfly.
-    // A warp takes kUnroll keys at a time, so that their rows' loads are in flight together.
-    constexpr int kUnroll = 4;
-    for (int j = warp; j < nk; j += kUnroll * kWarps) {
-      float s[kUnroll][HPB];
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const int jj = j + u * kWarps;
-#pragma unroll
-        for (int g = 0; g < HPB; ++g) s[u][g] = 0.0f;
-        if (jj >= nk) continue;
-        if (k.plain()) {
-          const float* kj = k.plain_row(jb + jj);
-          for (int c = lane; c < d; c += 32) {
-            const float kv = kj[c];
-#pragma unroll
-            for (int g = 0; g < HPB; ++g) s[u][g] = fmaf(qs[g * d + c], kv, s[u][g]);
-          }
-          continue;
+    load_tile(k, krows, kch, jb, nk, d, ld, tile);
+    __syncthreads();
+    // (q @ k.T) * scaling, then tanh(s / cap) * cap: thread (head g, key j), channels in order; a
+    // warp's 32 keys read 16 bytes each per step from distinct banks (tile_ld).
+    for (int i = threadIdx.x; i < HPB * kChunk; i += kThreads) {
+      const int g = i / kChunk, j = i % kChunk;
+      if (j >= nk) continue;
+      const float* kj = tile + j * ld;
+      const float* qg = qs + g * d;
+      float s = 0.0f;
+      if (d % 4 == 0) {
+        for (int c = 0; c < d; c += 4) {
+          const float4 kk = *reinterpret_cast<const float4*>(kj + c);
+          const float4 qq = *reinterpret_cast<const float4*>(qg + c);
+          s = fmaf(qq.x, kk.x, s);
+          s = fmaf(qq.y, kk.y, s);
+          s = fmaf(qq.z, kk.z, s);
+          s = fmaf(qq.w, kk.w, s);
         }
-        const kv::KvRow kr = krows[jj];
-        for (int c = lane; c < d; c += 32) {
-          const float kv = k(kr, c, kch[c]);
-#pragma unroll
-          for (int g = 0; g < HPB; ++g) s[u][g] = fmaf(qs[g * d + c], kv, s[u][g]);
-        }
+      } else {
+        for (int c = 0; c < d; ++c) s = fmaf(qg[c], kj[c], s);
       }
-#pragma unroll
-      for (int o = 16; o > 0; o /= 2)
-#pragma unroll
-        for (int u = 0; u < kUnroll; ++u)
-#pragma unroll
-          for (int g = 0; g < HPB; ++g) s[u][g] = __fadd_rn(s[u][g], __shfl_xor_sync(0xffffffffu, s[u][g], o));
-      if (lane == 0) {
-#pragma unroll
-        for (int u = 0; u < kUnroll; ++u) {
-          const int jj = j + u * kWarps;
-          if (jj >= nk) break;
-#pragma unroll
-          for (int g = 0; g < HPB; ++g) {
-            float x = __fmul_rn(s[u][g], p.scale);
-            if (p.softcap > 0) x = __fmul_rn(p.softcap, tanhf(__fdiv_rn(x, p.softcap)));
-            sc[g * kChunk + jj] = x;
-          }
-        }
-      }
+      float x = __fmul_rn(s, p.scale);
+      if (p.softcap > 0) x = __fmul_rn(p.softcap, tanhf(__fdiv_rn(x, p.softcap)));
+      sc[g * kChunk + j] = x;
     }
     __syncthreads();
     // The chunk's softmax, unnormalised: per head one warp, keys lane and lane + 32; max, then
-    // exp(s - max) and their sum, each lane's pair added first, then the butterfly.
+    // exp(s - max) and their sum, each lane's pair added first, then the butterfly. The values
+    // are decoded into the tile meanwhile (the keys are no longer read).
     for (int g = warp; g < HPB; g += kWarps) {
       float* scg = sc + g * kChunk;
       const float s0 = lane < nk ? scg[lane] : -INFINITY, s1 = lane + 32 < nk ? scg[lane + 32] : -INFINITY;
@@ -204,55 +226,38 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm<HPB>) attention_kernel(
         ml[2 * g + 1] = l;
       }
     }
+    load_tile(v, vrows, vch, jb, nk, d, ld, tile);
     __syncthreads();
-    // exp(s - m) @ v: group grp sums keys grp, grp + groups, ... for each channel; groups add in order.
-    for (int e = threadIdx.x; e < groups * d; e += kThreads) {
-      const int c = e % d, grp = e / d;
-      float a[HPB];
+    // exp(s - m) @ v: thread (channel c, heads g0, g0 + hs, ...), keys in order; a value read once
+    // for the thread's heads.
+    const int hs = max(1, kThreads / d), g0 = threadIdx.x / d;
+    if (g0 < hs && g0 < HPB)
+      for (int c = threadIdx.x % d; c < d; c += kThreads) {
+        float a[HPB];
 #pragma unroll
-      for (int g = 0; g < HPB; ++g) a[g] = 0.0f;
-      int j = grp;
-      const kv::KvChannel vch = v.channel(c);
-      // kPvUnroll values loaded (in flight together), then added in key order
-      constexpr int kPvUnroll = HPB <= 2 ? 8 : 4;  // more heads, more registers per value
-      for (; j + (kPvUnroll - 1) * groups < nk; j += kPvUnroll * groups) {
-        float vals[kPvUnroll];
+        for (int g = 0; g < HPB; ++g) a[g] = 0.0f;
+        for (int j = 0; j < nk; ++j) {
+          const float val = tile[j * ld + c];
 #pragma unroll
-        for (int u = 0; u < kPvUnroll; ++u) {
-          const int jj = j + u * groups;
-          vals[u] = v.plain() ? v.plain_row(jb + jj)[c] : v(vrows[jj], c, vch);
+          for (int g = 0; g < HPB; ++g)
+            if (g % hs == g0) a[g] = fmaf(sc[g * kChunk + j], val, a[g]);
         }
 #pragma unroll
-        for (int u = 0; u < kPvUnroll; ++u)
-#pragma unroll
-          for (int g = 0; g < HPB; ++g) a[g] = fmaf(sc[g * kChunk + j + u * groups], vals[u], a[g]);
-      }
-      for (; j < nk; j += groups) {
-        const float val = v.plain() ? v.plain_row(jb + j)[c] : v(vrows[j], c, vch);
-#pragma unroll
-        for (int g = 0; g < HPB; ++g) a[g] = fmaf(sc[g * kChunk + j], val, a[g]);
-      }
-#pragma unroll
-      for (int g = 0; g < HPB; ++g) acc[g * groups * d + e] = a[g];
-    }
-    __syncthreads();
-    for (int e = threadIdx.x; e < HPB * d; e += kThreads) {
-      const int g = e / d, c = e % d;
-      const float* ag = acc + g * groups * d;
-      float o = ag[c];
-      for (int grp = 1; grp < groups; ++grp) o = __fadd_rn(o, ag[grp * d + c]);
-      if (chunks == 1) {
-        out[r * q_stride + int64_t(h0 + g) * d + c] = __fdiv_rn(o, ml[2 * g + 1]);
-      } else {
-        const int64_t i = part.at(r, h0 + g, z, p.n_heads);
-        part.o[i * d + c] = o;
-        if (c == 0) {
-          part.ml[2 * i] = ml[2 * g];
-          part.ml[2 * i + 1] = ml[2 * g + 1];
+        for (int g = 0; g < HPB; ++g) {
+          if (g % hs != g0) continue;
+          if (chunks == 1) {
+            out[r * q_stride + int64_t(h0 + g) * d + c] = __fdiv_rn(a[g], ml[2 * g + 1]);
+          } else {
+            const int64_t i = part.at(r, h0 + g, z, p.n_heads);
+            part.o[i * d + c] = a[g];
+            if (c == 0) {
+              part.ml[2 * i] = ml[2 * g];
+              part.ml[2 * i + 1] = ml[2 * g + 1];
+            }
+          }
         }
       }
-    }
-    __syncthreads();  // sc, ml and acc are the next chunk's
+    __syncthreads();  // the tile, sc and ml are the next chunk's
   }
   // A block that walked every chunk of its row combines them (its partials' writes are visible to
   // the whole block after the barrier above).
@@ -279,6 +284,11 @@ template <int HPB>
 void launch(const cpu::AttentionParams& p, size_t smem, const float* q, const AttnRow* rows, const SlotKv* slots_kv,
             int64_t n_rows, Partials part, int span, float* out) {
   const unsigned zs = unsigned((part.max_chunks + span - 1) / span);
+  static size_t allowed = 48 * 1024;  // dynamic shared memory this instantiation was opened to
+  if (smem > allowed) {
+    KVAUDIT_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<HPB>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    allowed = smem;
+  }
   attention_kernel<HPB><<<dim3(unsigned(n_rows), unsigned(p.n_heads / HPB), zs), kThreads, smem>>>(p, q, rows, slots_kv,
                                                                                                  part, span, out);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
@@ -290,21 +300,18 @@ void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow
                     int64_t n_rows, int64_t max_pos, float* out) {
   if (n_rows == 0) return;
   const int d = p.head_dim;
-  const int groups = kThreads >= d ? kThreads / d : 1;
   const int64_t max_keys = p.window > 0 ? std::min<int64_t>(max_pos + 1, p.window) : max_pos + 1;
   const int64_t max_chunks = (max_keys + kChunk - 1) / kChunk;
   if (max_chunks > 65535)
     throw_runtime("CUDA attention: " + std::to_string(max_keys) + " visible keys are over the " +
                   std::to_string(int64_t(65535) * kChunk) + " a launch can split");
-  static int sms = 0;  // the device's SM count, read once
+  static int sms = 0, smem_max = 0;  // the device's SM count and shared memory per block, read once
   if (sms == 0) {
     int dev = 0;
     KVAUDIT_CUDA_CHECK(cudaGetDevice(&dev));
     KVAUDIT_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    KVAUDIT_CUDA_CHECK(cudaDeviceGetAttribute(&smem_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
   }
-  auto smem_for = [&](int hpb) {
-    return sizeof(float) * size_t(hpb * d + hpb * kChunk + 2 * hpb + hpb * groups * d) + sizeof(kv::KvChannel) * size_t(d);
-  };
   // The most heads of one KV head per block (a divisor of the group) while the blocks still fill
   // the device four times over (a batch-1 decode of a short context keeps a block per head).
   const int group = p.n_heads / p.n_kv_heads;
@@ -318,10 +325,12 @@ void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow
   // a few rows), else as many as keep it filled (a large batch: no second launch).
   const int64_t head_blocks = n_rows * (p.n_heads / hpb);
   const int span = int(std::clamp<int64_t>(max_chunks * head_blocks / (4 * int64_t(sms)), 1, max_chunks));
-  const size_t smem = smem_for(hpb);
-  if (smem > 48 * 1024)
+  // The tile, q, scores, (m, l) and both heads' channels (the kernel's layout).
+  const size_t smem = sizeof(float) * size_t(kChunk * tile_ld(d) + hpb * d + hpb * kChunk + 2 * hpb) +
+                      2 * sizeof(kv::KvChannel) * size_t(d);
+  if (smem + 4096 > size_t(smem_max))
     throw_runtime("CUDA attention: head_dim " + std::to_string(d) + " needs " + std::to_string(smem) +
-                  " bytes of shared memory per block, over 48 KiB");
+                  " bytes of shared memory per block, over the device's " + std::to_string(smem_max));
   // Rows in passes whose partial sums fit the scratch (a long prompt's prefill).
   static DeviceBuffer<float> scratch;  // shared by every backend of the process (one stream)
   const int64_t per_row = max_chunks > 1 ? int64_t(p.n_heads) * max_chunks * (d + 2) : 0;

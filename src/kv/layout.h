@@ -236,27 +236,36 @@ KVAUDIT_HD inline KvChannel kv_channel(const KvLayout& L, int c) {
   return {c, -1, -1};
 }
 
-// The dequantized value of a channel (kv_channel) of one stored row of kind K: what attention
-// reads (the CPU cache's rows()). params: the row's parameters, the tensor triple, or the row's
-// `channel` block's. A kernel that holds one kind per block calls this with K fixed, so its inner
-// loop carries no switch.
+// The value of channel ch's stored code (unpacked) in a row of kind K: what attention reads (the
+// CPU cache's rows()). params: the row's parameters, the tensor triple, or the row's `channel`
+// block's. A kernel that holds one kind per block calls this with K fixed, so its inner loop
+// carries no switch, and may unpack several codes at once.
 template <LayoutKind K>
-KVAUDIT_HD inline float kv_decode_as(const KvLayout& L, const KvChannel& ch, const uint32_t* words, const float* params) {
+KVAUDIT_HD inline float kv_code_value(const KvLayout& L, const KvChannel& ch, uint32_t code, const float* params) {
   if constexpr (K == LayoutKind::kPlain) {
-    return bits_float(words[ch.code]);
+    return bits_float(code);
   } else if constexpr (K == LayoutKind::kBf16) {
-    return bf16_to_float(uint16_t(unpack_code(words, ch.code, 16)));
+    return bf16_to_float(uint16_t(code));
   } else if constexpr (K == LayoutKind::kInt) {
-    return affine_dequantize(L.bits, L.sym, uint8_t(unpack_code(words, ch.code, L.bits)), params[ch.scale],
-                             ch.zero >= 0 ? params[ch.zero] : 0.0f);
+    return affine_dequantize(L.bits, L.sym, uint8_t(code), params[ch.scale], ch.zero >= 0 ? params[ch.zero] : 0.0f);
   } else if constexpr (K == LayoutKind::kFp8) {
     const float s = ch.scale < 0 ? L.fp8_scale : params[ch.scale];
-    const float v = fp8_decode(uint8_t(unpack_code(words, ch.code, 8)), fp8_format(L.e5m2));
+    const float v = fp8_decode(uint8_t(code), fp8_format(L.e5m2));
     return s == 1.0f ? v : v * s;
   } else {
-    return ggml_dequantize(L.ggml, uint8_t(unpack_code(words, ch.code, L.bits)), params[ch.scale],
-                           ch.zero >= 0 ? params[ch.zero] : 0.0f);
+    return ggml_dequantize(L.ggml, uint8_t(code), params[ch.scale], ch.zero >= 0 ? params[ch.zero] : 0.0f);
   }
+}
+// Bits per stored value of kind K.
+template <LayoutKind K>
+KVAUDIT_HD inline int kv_code_bits(const KvLayout& L) {
+  return K == LayoutKind::kPlain ? 32 : K == LayoutKind::kBf16 ? 16 : K == LayoutKind::kFp8 ? 8 : L.bits;
+}
+// The dequantized value of a channel (kv_channel) of one stored row of kind K.
+template <LayoutKind K>
+KVAUDIT_HD inline float kv_decode_as(const KvLayout& L, const KvChannel& ch, const uint32_t* words, const float* params) {
+  if constexpr (K == LayoutKind::kPlain) return bits_float(words[ch.code]);
+  return kv_code_value<K>(L, ch, unpack_code(words, ch.code, kv_code_bits<K>(L)), params);
 }
 KVAUDIT_HD inline float kv_decode(const KvLayout& L, const KvChannel& ch, const uint32_t* words, const float* params) {
   switch (L.kind) {

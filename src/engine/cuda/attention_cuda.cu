@@ -107,16 +107,106 @@ __device__ void load_tile(const KvReader& rd, const kv::KvRow* rows, const kv::K
   }
 }
 
+// Codes pos .. pos + 3 of a row packed at `bits` (<= 16; pos a multiple of 4) per value, LSB first
+// (kv::unpack_code's order): a 4-code window spans at most two words.
+__device__ __forceinline__ uint64_t codes4(const uint32_t* words, int pos, int bits) {
+  const int at = pos * bits, w = at >> 5, sh = at & 31;
+  uint64_t win = words[w];
+  if (sh + 4 * bits > 32) win |= uint64_t(words[w + 1]) << 32;
+  return win >> sh;
+}
+
+// Four channels c .. c + 3 of one stored row of kind K, each through kv::kv_code_value with its
+// own KvChannel; SAME: the four share their parameters (one set), so their loads are one.
+template <kv::LayoutKind K, bool SAME>
+__device__ __forceinline__ float4 decode4(const kv::KvLayout& L, const kv::KvChannel (&ch)[4], const kv::KvRow& r) {
+  if constexpr (K == kv::LayoutKind::kPlain) {
+    return *reinterpret_cast<const float4*>(r.words + ch[0].code);
+  } else {
+    const int bits = kv::kv_code_bits<K>(L);
+    const uint64_t win = codes4(r.words, ch[0].code, bits);
+    const uint32_t mask = (1u << bits) - 1u;
+    float x[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      x[i] = kv::kv_code_value<K>(L, SAME ? ch[0] : ch[i], uint32_t(win >> (i * bits)) & mask, r.params);
+    return {x[0], x[1], x[2], x[3]};
+  }
+}
+
+// load_tile four channels per thread: the threads of a row take its consecutive 4-channel groups
+// (coalesced), a thread's groups keep their channels (KvChannel in registers), and each thread
+// decodes kBatch rows before storing them. Only for layouts whose four consecutive channels are
+// four consecutive codes (vector_ok).
+template <kv::LayoutKind K, bool SAME>
+__device__ void load_tile4(const KvReader& rd, const kv::KvRow* rows, const kv::KvChannel* ch, int nq, int nk, int d,
+                           int ld, float* tile) {
+  constexpr int kBatch = 2;
+  const int groups = d / 4;
+  const int rp = max(1, kThreads / groups);  // rows a pass covers
+  const int tr = threadIdx.x / groups;
+  if (tr >= rp) return;
+  for (int cg = threadIdx.x % groups; cg < groups; cg += kThreads) {
+    const int c = 4 * cg;
+    const kv::KvChannel cc[4] = {ch[c], ch[c + 1], ch[c + 2], ch[c + 3]};
+    int j = tr;
+    for (; j + (kBatch - 1) * rp < nq; j += kBatch * rp) {
+      float4 x[kBatch];
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) x[u] = decode4<K, SAME>(rd.L, cc, rows[j + u * rp]);
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) *reinterpret_cast<float4*>(tile + (j + u * rp) * ld + c) = x[u];
+    }
+    for (; j < nq; j += rp) *reinterpret_cast<float4*>(tile + j * ld + c) = decode4<K, SAME>(rd.L, cc, rows[j]);
+    const int ca = rd.c0 + c;
+    for (; j < nk; j += rp) {
+      const uint2 h = *reinterpret_cast<const uint2*>(rows[j].ring + ca);
+      *reinterpret_cast<float4*>(tile + j * ld + c) =
+          make_float4(fp16_to_float(uint16_t(h.x)), fp16_to_float(uint16_t(h.x >> 16)), fp16_to_float(uint16_t(h.y)),
+                      fp16_to_float(uint16_t(h.y >> 16)));
+    }
+  }
+}
+
+// Whether four consecutive channels of the head are four consecutive codes, 16-byte aligned as
+// fp32 or fp16 (the ring): load_tile4 applies.
+__device__ bool vector_ok(const kv::KvLayout& L, int d) {
+  return d % 4 == 0 && L.width % 4 == 0 && L.pair_dim == 0 && (L.kind == kv::LayoutKind::kPlain || L.bits <= 16);
+}
+
+// Whether channels c, c + 1, c + 2, c + 3 (c a multiple of 4) always share one parameter set.
+__device__ bool sets_of_four(const kv::KvLayout& L) {
+  switch (L.kind) {
+    case kv::LayoutKind::kInt: return L.tensor || (!L.channel() && L.set_len % 4 == 0);
+    case kv::LayoutKind::kGgml: return true;  // blocks of 32
+    default: return true;                     // one scale or none
+  }
+}
+
 // load_tile with the layout's kind fixed for the whole loop (one sequence, one kind per block).
 __device__ void load_tile(const KvReader& rd, const kv::KvRow* rows, const kv::KvChannel* ch, int64_t jb, int nk, int d,
                           int ld, float* tile) {
   const int nq = int(min(int64_t(nk), max(int64_t(0), rd.s.quantized - jb)));
+  using LK = kv::LayoutKind;
+  if (vector_ok(rd.L, d)) {
+    const bool same = sets_of_four(rd.L);
+    switch (rd.L.kind) {
+      case LK::kPlain: load_tile4<LK::kPlain, true>(rd, rows, ch, nq, nk, d, ld, tile); return;
+      case LK::kBf16: load_tile4<LK::kBf16, true>(rd, rows, ch, nq, nk, d, ld, tile); return;
+      case LK::kInt:
+        if (same) load_tile4<LK::kInt, true>(rd, rows, ch, nq, nk, d, ld, tile);
+        else load_tile4<LK::kInt, false>(rd, rows, ch, nq, nk, d, ld, tile);
+        return;
+      case LK::kFp8: load_tile4<LK::kFp8, true>(rd, rows, ch, nq, nk, d, ld, tile); return;
+      case LK::kGgml: load_tile4<LK::kGgml, true>(rd, rows, ch, nq, nk, d, ld, tile); return;
+    }
+  }
   switch (rd.L.kind) {
-    case kv::LayoutKind::kPlain: load_tile<kv::LayoutKind::kPlain>(rd, rows, ch, nq, nk, d, ld, tile); break;
-    case kv::LayoutKind::kBf16: load_tile<kv::LayoutKind::kBf16>(rd, rows, ch, nq, nk, d, ld, tile); break;
-    case kv::LayoutKind::kInt: load_tile<kv::LayoutKind::kInt>(rd, rows, ch, nq, nk, d, ld, tile); break;
-    case kv::LayoutKind::kFp8: load_tile<kv::LayoutKind::kFp8>(rd, rows, ch, nq, nk, d, ld, tile); break;
-    case kv::LayoutKind::kGgml: load_tile<kv::LayoutKind::kGgml>(rd, rows, ch, nq, nk, d, ld, tile); break;
+    case LK::kPlain: load_tile<LK::kPlain>(rd, rows, ch, nq, nk, d, ld, tile); break;
+    case LK::kBf16: load_tile<LK::kBf16>(rd, rows, ch, nq, nk, d, ld, tile); break;
+    case LK::kInt: load_tile<LK::kInt>(rd, rows, ch, nq, nk, d, ld, tile); break;
+    case LK::kFp8: load_tile<LK::kFp8>(rd, rows, ch, nq, nk, d, ld, tile); break;
+    case LK::kGgml: load_tile<LK::kGgml>(rd, rows, ch, nq, nk, d, ld, tile); break;
   }
 }
 

@@ -98,6 +98,7 @@ PY
         /usr/bin/time -f "%e s wall" "$C/kvaudit" generate --model "$SMOL" --prompts "$C/prompts.txt" \
           --max-new-tokens 64 --batch-size 32 --device $dev >"$OUT/smol_$dev.jsonl" 2>"$OUT/smol_$dev.err"
         tail -1 "$OUT/smol_$dev.err"
+        [ "${SMOLBENCH:-1}" = 0 ] && continue  # SMOLBENCH=0: the generations only
         echo "== smollm2 bench $dev"
         timeout 200 "$C/kvaudit" bench --model "$SMOL" --device $dev --batch 1,32 --prompt-len 128 --gen 32 \
           --repeat $([ $dev = cuda ] && echo 3 || echo 1) 2>&1 | tee -a "$OUT/bench_smol.log" | tail -3

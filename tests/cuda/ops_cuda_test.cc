@@ -177,7 +177,12 @@ TEST_P(LtMatmulCuda, MatchesCpuAndEachRowIsTheSameBitsAloneAndInAnyBatch) {
   };
   cuda::matmul_many_cuda(dx.data(), c.n, c.k, cuda::WeightType::kBf16Lt, outs(dy.data(), dya.data(), dyb.data()));
   cuda::matmul_cuda(dx.data(), c.n, c.k, dw.data(), cuda::WeightType::kBf16Lt, c.m, dz.data());
+  // The opt-in path without batch invariance (cuBLASLt's choice for n rows): within the same
+  // tolerance, not the same bits.
+  DeviceBuffer<float> df(size_t(c.n * c.m)), dfa(size_t(c.n * 40)), dfb(size_t(c.n * 40));
+  cuda::matmul_many_cuda(dx.data(), c.n, c.k, cuda::WeightType::kBf16LtFast, outs(df.data(), dfa.data(), dfb.data()));
   const std::vector<float> y = dy.download(), ya = dya.download(), yb = dyb.download(), z = dz.download();
+  const std::vector<float> yf = df.download(), yfa = dfa.download(), yfb = dfb.download();
   std::vector<int64_t> sample = {0, c.n / 2, c.n - 1};
   sample.erase(std::unique(sample.begin(), sample.end()), sample.end());
   std::vector<float> ref(static_cast<size_t>(m_all)), got(static_cast<size_t>(m_all));
@@ -188,6 +193,10 @@ TEST_P(LtMatmulCuda, MatchesCpuAndEachRowIsTheSameBitsAloneAndInAnyBatch) {
     std::copy_n(ya.data() + t * 40, 40, got.begin() + c.m);
     std::copy_n(yb.data() + t * 40, 40, got.begin() + c.m + 40);
     EXPECT_LE(rel_err(got, ref), kLtMatmulRelTol) << "row " << t;
+    std::copy_n(yf.data() + t * c.m, c.m, got.begin());
+    std::copy_n(yfa.data() + t * 40, 40, got.begin() + c.m);
+    std::copy_n(yfb.data() + t * 40, 40, got.begin() + c.m + 40);
+    EXPECT_LE(rel_err(got, ref), kLtMatmulRelTol) << "row " << t << " (not invariant)";
     EXPECT_LE(rel_err(std::vector<float>(z.begin() + t * c.m, z.begin() + (t + 1) * c.m),
                       std::vector<float>(ref.begin(), ref.begin() + c.m)),
               kLtMatmulRelTol)

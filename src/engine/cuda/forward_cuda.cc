@@ -169,7 +169,8 @@ WeightType weight_type(const model::Model& m, WeightPrecision p) {
       if (e == "bf16") return WeightType::kBf16;
       if (e == "bf16-tc") return WeightType::kBf16Tc;
       if (e == "bf16-lt") return WeightType::kBf16Lt;
-      usage_error("KVAUDIT_CUDA_WEIGHTS: '{}' is not fp32, bf16, bf16-tc or bf16-lt", e);
+      if (e == "bf16-lt-fast") return WeightType::kBf16LtFast;
+      usage_error("KVAUDIT_CUDA_WEIGHTS: '{}' is not fp32, bf16, bf16-tc, bf16-lt or bf16-lt-fast", e);
     }
     return m.weights_dtype == "BF16" ? WeightType::kBf16 : WeightType::kF32;
   }
@@ -319,7 +320,7 @@ CudaBackend::CudaBackend(const model::Model& m, const BackendOptions& opt) : m_(
   attn_factor_ = model::rope_attention_scaling(m.config);
   half_ = m.config.rotary_dim() / 2;
   const WeightType wt = weight_type(m, opt.cuda_weights);
-  if (wt == WeightType::kBf16Tc || wt == WeightType::kBf16Lt) {
+  if (wt == WeightType::kBf16Tc || wt == WeightType::kBf16Lt || wt == WeightType::kBf16LtFast) {
     const auto& c = m.config;
     for (const int64_t k : {int64_t(c.d_model), int64_t(c.n_heads) * c.head_dim, int64_t(c.d_ff)})
       if (k % 8 != 0)
@@ -332,7 +333,7 @@ CudaBackend::CudaBackend(const model::Model& m, const BackendOptions& opt) : m_(
   final_norm_.upload(w.final_norm);
   for (const model::LayerWeights& lw : w.layers) {
     DevLayer d;
-    if (wt == WeightType::kBf16Lt) {
+    if (wt == WeightType::kBf16Lt || wt == WeightType::kBf16LtFast) {
       d.qkv = pack_matrices({{&lw.wq, &d.wq}, {&lw.wk, &d.wk}, {&lw.wv, &d.wv}}, wt);
       d.gate_up = pack_matrices({{&lw.w_gate, &d.w_gate}, {&lw.w_up, &d.w_up}}, wt);
     } else {

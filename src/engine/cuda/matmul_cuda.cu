@@ -206,8 +206,8 @@ void matmul_many_cuda(const float* x, int64_t n, int64_t k, WeightType wt, std::
   if (outs.size() > size_t(kMaxJobs)) throw_runtime("matmul_many_cuda: more than 3 products in one launch");
   if (wt == WeightType::kBf16Tc)
     tc_matmul_many_cuda(x, n, k, outs);
-  else if (wt == WeightType::kBf16Lt)
-    lt_matmul_many_cuda(x, n, k, outs);
+  else if (wt == WeightType::kBf16Lt || wt == WeightType::kBf16LtFast)
+    lt_matmul_many_cuda(x, n, k, outs, wt == WeightType::kBf16Lt);
   else if (wt == WeightType::kF32)
     dispatch<float>(x, n, k, outs);
   else

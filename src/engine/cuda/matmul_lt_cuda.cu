@@ -79,9 +79,10 @@ class Lt {
   // d = x @ w.T over the first kc columns of w [m, k] and x [rows, k], and of each of the next
   // batch - 1 chunks of kc columns; d: [batch][rows][m] (cuBLASLt's column-major D [m, rows]).
   // d's rows are ld >= m apart (a multiple of 4: 16-byte aligned rows).
+  // invariant = false: the algorithm chosen for this row count, split-K allowed (not batch invariant).
   void product(const bf16* w, int64_t m, const bf16* x, int64_t rows, int64_t k, int64_t kc, int batch, float* d,
-               int64_t ld) {
-    const cublasLtMatmulAlgo_t& algo = algo_for(m, k, kc, batch, ld);
+               int64_t ld, bool invariant = true) {
+    const cublasLtMatmulAlgo_t& algo = algo_for(m, k, kc, batch, ld, invariant ? kProbeRows : rows);
     const Layouts& l = layouts_for(m, rows, k, kc, batch, ld);
     const float alpha = 1.0f, beta = 0.0f;
     check_lt(api_.matmul(handle_, desc_, &alpha, w, l.a, x, l.b, &beta, d, l.d, d, l.d, &algo, workspace_.data(),
@@ -123,8 +124,10 @@ class Lt {
     return *layouts_.emplace(key, std::make_unique<Layouts>(api_, m, rows, k, kc, batch, ld)).first->second;
   }
 
-  const cublasLtMatmulAlgo_t& algo_for(int64_t m, int64_t k, int64_t kc, int batch, int64_t ld) {
-    const auto key = std::make_tuple(m, k, kc, batch, ld);
+  // probe_rows: the n the heuristic is asked about; kProbeRows with no split-K reduction (the
+  // invariant products), else the call's own row count with any reduction.
+  const cublasLtMatmulAlgo_t& algo_for(int64_t m, int64_t k, int64_t kc, int batch, int64_t ld, int64_t probe_rows) {
+    const auto key = std::make_tuple(m, k, kc, batch, ld, probe_rows);
     auto it = algos_.find(key);
     if (it != algos_.end()) return it->second;
     cublasLtMatmulPreference_t pref = nullptr;
@@ -134,16 +137,18 @@ class Lt {
     // Row starts of a pass and the chunks' offsets are only 16-byte aligned (k, m multiples of 8).
     const uint32_t align = 16;
     check_lt(api_.pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws), "workspace");
-    check_lt(api_.pref_set(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &none, sizeof none), "reduction");
+    if (probe_rows == kProbeRows)
+      check_lt(api_.pref_set(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &none, sizeof none), "reduction");
     for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
                       CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
       check_lt(api_.pref_set(pref, attr, &align, sizeof align), "alignment");
-    Layouts l(api_, m, kProbeRows, k, kc, batch, ld);
+    Layouts l(api_, m, probe_rows, k, kc, batch, ld);
     cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
     const cublasStatus_t st = api_.heuristic(handle_, desc_, l.a, l.b, l.d, l.d, pref, 1, &result, &found);
     api_.pref_destroy(pref);
     check_lt(st, "heuristic");
+    if (algos_.size() >= kMaxLayouts) algos_.clear();
     if (found == 0)
       throw_runtime("cuBLASLt: no algorithm for a " + std::to_string(m) + " x " + std::to_string(kc) +
                     " bf16 product without split-K");
@@ -154,7 +159,7 @@ class Lt {
   cublasLtHandle_t handle_ = nullptr;
   cublasLtMatmulDesc_t desc_ = nullptr;
   DeviceBuffer<uint8_t> workspace_;
-  std::map<std::tuple<int64_t, int64_t, int64_t, int, int64_t>, cublasLtMatmulAlgo_t> algos_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int, int64_t, int64_t>, cublasLtMatmulAlgo_t> algos_;
   static constexpr size_t kMaxLayouts = 4096;
   std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int, int64_t>, std::unique_ptr<Layouts>> layouts_;
 };
@@ -165,12 +170,16 @@ Lt& lt() {
 }
 
 // y_j = x @ w_j.T for products whose weights lie back to back from w (m_total rows in all).
-void packed_products(const bf16* x, int64_t n, int64_t k, const bf16* w, int64_t m_total, const Split& split) {
+// invariant = false: one product over the whole k (its chunk count 1), the algorithm cuBLASLt picks
+// for n rows.
+void packed_products(const bf16* x, int64_t n, int64_t k, const bf16* w, int64_t m_total, const Split& split,
+                     bool invariant) {
   static DeviceBuffer<float> part;
-  const int64_t full = k / kChunk, rest = k % kChunk, chunks = full + (rest > 0);
+  const int64_t full = invariant ? k / kChunk : 1, rest = invariant ? k % kChunk : 0, chunks = full + (rest > 0);
+  const int64_t kc = invariant ? std::min(k, kChunk) : k;
   const int64_t ld = (m_total + 3) / 4 * 4;
   if (chunks == 1 && split.count == 1 && ld == m_total) {
-    lt().product(w, m_total, x, n, k, k, 1, split.y[0], ld);
+    lt().product(w, m_total, x, n, k, k, 1, split.y[0], ld, invariant);
     return;
   }
   const int64_t pass = std::max<int64_t>(1, kMaxPartialFloats / (chunks * ld));
@@ -178,7 +187,7 @@ void packed_products(const bf16* x, int64_t n, int64_t k, const bf16* w, int64_t
     const int64_t rows = std::min(pass, n - t0);
     part.resize(size_t(chunks * rows * ld));
     const bf16* xt = x + t0 * k;
-    if (full > 0) lt().product(w, m_total, xt, rows, k, std::min(k, kChunk), int(full), part.data(), ld);
+    if (full > 0) lt().product(w, m_total, xt, rows, k, kc, int(full), part.data(), ld, invariant);
     if (rest > 0)
       lt().product(w + full * kChunk, m_total, xt + full * kChunk, rows, k, rest, 1, part.data() + full * rows * ld, ld);
     Split s = split;
@@ -190,7 +199,7 @@ void packed_products(const bf16* x, int64_t n, int64_t k, const bf16* w, int64_t
 
 }  // namespace
 
-void lt_matmul_many_cuda(const float* x, int64_t n, int64_t k, std::span<const MatmulOutput> outs) {
+void lt_matmul_many_cuda(const float* x, int64_t n, int64_t k, std::span<const MatmulOutput> outs, bool invariant) {
   if (n == 0 || outs.empty()) return;
   if (k % 8 != 0) throw_runtime("lt_matmul_many_cuda: k = " + std::to_string(k) + " is not a multiple of 8");
   if (outs.size() > size_t(kMaxJobs)) throw_runtime("lt_matmul_many_cuda: more than 3 products in one launch");
@@ -210,7 +219,7 @@ void lt_matmul_many_cuda(const float* x, int64_t n, int64_t k, std::span<const M
       m_total += outs[j].m;
       ++j;
     }
-    packed_products(xb.data(), n, k, w, m_total, s);
+    packed_products(xb.data(), n, k, w, m_total, s, invariant);
     i = j;
   }
 }

@@ -17,9 +17,10 @@ namespace kvaudit::engine::cuda {
 // Storage type of a weight matrix on the device and how matmuls use it. kF32 and kBf16: fp32
 // arithmetic on CUDA cores (kBf16 exact for a bf16 file). kBf16Tc: bf16 weights times the activations
 // as a pair of bf16 (hi + lo, 16 significant bits), on tensor cores with fp32 sums; kBf16Lt: bf16
-// weights times the activations rounded to bf16, through cuBLASLt (the throughput path). kBf16Tc
-// and kBf16Lt need every matmul's k to be a multiple of 8.
-enum class WeightType { kF32, kBf16, kBf16Tc, kBf16Lt };
+// weights times the activations rounded to bf16, through cuBLASLt (the throughput path);
+// kBf16LtFast: the same without batch invariance (opt-in, lt_matmul_many_cuda). kBf16Tc and the
+// cuBLASLt types need every matmul's k to be a multiple of 8.
+enum class WeightType { kF32, kBf16, kBf16Tc, kBf16Lt, kBf16LtFast };
 
 // y = x @ w.T: x [n, k] fp32, w [m, k] (fp32 or bf16), y [n, m] fp32. kF32/kBf16: every y[t, o]
 // is fixed chunks of fmaf chains over c = 0, 1, ..., k-1 (matmul_cuda.cu); kBf16Tc: one fp32
@@ -45,8 +46,11 @@ int tc_matmul_config(int64_t n, std::span<const MatmulOutput> outs);
 
 // The kBf16Lt products (matmul_lt_cuda.cu): one cuBLASLt algorithm per product shape for every n,
 // k in chunks of 1024 added in order. Products whose weights lie back to back in memory (each
-// w = the previous w + its m·k) run as one.
-void lt_matmul_many_cuda(const float* x, int64_t n, int64_t k, std::span<const MatmulOutput> outs);
+// w = the previous w + its m·k) run as one. invariant = false (kBf16LtFast, opt-in: NOT batch
+// invariant, the cost of invariance measured against it): whole-k products with cuBLASLt's own
+// choice of algorithm per row count, split-K allowed.
+void lt_matmul_many_cuda(const float* x, int64_t n, int64_t k, std::span<const MatmulOutput> outs,
+                         bool invariant = true);
 
 // y[t, :] += bias   (y: [n, m], bias: [m])
 void add_bias_cuda(float* y, int64_t n, int64_t m, const float* bias);

@@ -154,6 +154,9 @@ INSTANTIATE_TEST_SUITE_P(Ops, TcMatmulCuda,
 // kBf16Lt: w bf16 and x rounded to bf16, so every product is exact in fp32 and the order of the
 // fp32 sums is the only difference from cpu::matmul.
 constexpr double kLtMatmulRelTol = 1e-5;
+// kBf16LtFast (not batch invariant): cuBLASLt's own algorithm for n rows, split-K among them, adds
+// the same exact products in another order (k = 8192 on an H200: 1.1e-5).
+constexpr double kLtFastRelTol = 2e-5;
 
 class LtMatmulCuda : public ::testing::TestWithParam<TcCase> {};
 
@@ -196,7 +199,7 @@ TEST_P(LtMatmulCuda, MatchesCpuAndEachRowIsTheSameBitsAloneAndInAnyBatch) {
     std::copy_n(yf.data() + t * c.m, c.m, got.begin());
     std::copy_n(yfa.data() + t * 40, 40, got.begin() + c.m);
     std::copy_n(yfb.data() + t * 40, 40, got.begin() + c.m + 40);
-    EXPECT_LE(rel_err(got, ref), kLtMatmulRelTol) << "row " << t << " (not invariant)";
+    EXPECT_LE(rel_err(got, ref), kLtFastRelTol) << "row " << t << " (not invariant)";
     EXPECT_LE(rel_err(std::vector<float>(z.begin() + t * c.m, z.begin() + (t + 1) * c.m),
                       std::vector<float>(ref.begin(), ref.begin() + c.m)),
               kLtMatmulRelTol)

@@ -165,7 +165,8 @@ struct AttnRow {
 
 // out[r, h] = softmax(mask(softcap(q[r, h] . k^T * scale))) v for every row r of the batch and
 // every head h (cpu::attention_head per row): rows: device [n_rows]; slots_kv: device, the layer's
-// [n_slots] K/V storage, dequantized as each key and value is read (kv::kv_decode); q, out:
+// [n_slots] K/V storage, each chunk of keys and values dequantized into shared memory (kv/layout.h's
+// formulas: the CPU cache's rows()); q, out:
 // [n_rows, n_heads*head_dim]; max_pos: the largest position among the rows. Scores and softmax in
 // fp32, the keys in fixed chunks of 64 per block whose partial softmaxes are combined in chunk
 // order: every sum's order depends on the row's position (and the layer's window) only.

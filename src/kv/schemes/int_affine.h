@@ -3,8 +3,6 @@
 // Everything in fp32, exactly as the formulas read (and as the research code's fp32 hooks compute):
 // a packed cache stores s and z as fp32 parameters, so it reproduces x' = (q - z)·s bit for bit.
 #pragma once
-#include <immintrin.h>
-
 #include <cstdint>
 
 #include "kv/layout.h"  // AffineParams and the scalar formulas, shared with the CUDA kernels
@@ -59,19 +57,12 @@ struct IntAffine {
                           const float* qscale, float* out) const;
 };
 
-// Shared by the reciprocal fast paths (intB in int_affine.cc, fp8 in fp8.cc): a division x/s is
-// replaced by x·fl(1/s) plus a per-lane check that the rounded result cannot differ; lanes are
+// Shared by the reciprocal fast paths (intB in int_affine_simd.cc, fp8 in fp8_simd.cc): a division
+// x/s is replaced by x·fl(1/s) plus a per-lane check that the rounded result cannot differ; lanes are
 // checked in runs of kRecipRun values and a run with an undecided lane is recomputed with the
 // division. Short enough that ties (common in fp16-rounded KIVI blocks: ~1 row in 6 of 1024 values
 // has one) redo little, long enough that the check is one branch per 8 vectors.
 inline constexpr int64_t kRecipRun = 64;
-// ok with the lanes cleared where t is not closer than thr to the integer q = round(t) (so that a
-// nearby value could round elsewhere); false on NaN and inf (inf - inf is NaN).
-inline __m256 keep_far_from_half(__m256 t, __m256 q, __m256 thr, __m256 ok) {
-  const __m256 d = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(t, q));  // exact: within 1/2
-  return _mm256_and_ps(ok, _mm256_cmp_ps(d, thr, _CMP_LT_OQ));
-}
-inline bool all_lanes(__m256 ok) { return _mm256_movemask_ps(ok) == 0xff; }
 
 // Minimum and maximum of x [n] (0, 0 when n == 0).
 void minmax_span(const float* x, int64_t n, float* lo, float* hi);

@@ -14,6 +14,14 @@
 namespace kvaudit::kv {
 namespace {
 
+// ok with the lanes cleared where t is not closer than thr to the integer q = round(t) (so that a
+// nearby value could round elsewhere); false on NaN and inf (inf - inf is NaN).
+inline __m256 keep_far_from_half(__m256 t, __m256 q, __m256 thr, __m256 ok) {
+  const __m256 d = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(t, q));  // exact: within 1/2
+  return _mm256_and_ps(ok, _mm256_cmp_ps(d, thr, _CMP_LT_OQ));
+}
+inline bool all_lanes(__m256 ok) { return _mm256_movemask_ps(ok) == 0xff; }
+
 // minmax_span's definition: lane-wise min/max over x[j], x[j+8], ... (min_ps(v, lo) = v < lo ? v : lo,
 // as std::min(lo, v)), lanes combined in order, then the scalar tail.
 void minmax_span_lanes(const float* x, int64_t n, float* lo_out, float* hi_out) {

@@ -2,7 +2,8 @@
 # One call on the device machine (the `run` tool): the CUDA tests, then CUDA bench numbers for
 # random-weight models of real shapes, then SmolLM2 greedy generations CPU vs CUDA when its GGUF is
 # at $SMOL. bf16-lt loads cuBLASLt, found on the image below. Expects the binaries built elsewhere in .carry/ (tools/cuda_carry.sh) and writes logs
-# under $OUT. Usage: bash tools/cuda_device_run.sh [tests|bench|kvbench|big|profile|smol|sweep]...
+# under $OUT. Usage: bash tools/cuda_device_run.sh [tests|bench|kvbench|big|profile|kprofile|smol|sweep]...
+# `kprofile`: ncu's full report (occupancy, stalls, memory) for one launch of one kernel (KPROFILE).
 # `kvbench`: the Llama-3.2-1B shape under KV schemes, quantized on the device vs through the host
 # caches (KVAUDIT_CUDA_KV=host), with the KV bytes each batch holds.
 # (default: all). `profile`: GPU time per kernel over about one batch-1 decode step (ncu).
@@ -90,6 +91,16 @@ for k, v in sorted(t.items(), key=lambda kv: -sum(kv[1])):
     print(f"{sum(v):9.1f} us {len(v):4d} launches {sum(v) / len(v):7.2f} us each  {k}")
 print(f"total {sum(map(sum, t.values())):.1f} us over {sum(map(len, t.values()))} launches")
 PY
+      ;;
+    kprofile)  # KPROFILE="config batch prompt kernel skip": ncu's full sections for one launch of one kernel
+      read -r kcfg kbatch kprompt kname kskip <<<"${KPROFILE:-llama-3.1-8b 256 224 attention_kernel 40}"
+      timeout 400 ncu --kernel-name "regex:$kname" --launch-skip "$kskip" --launch-count 1 --section SpeedOfLight \
+        --section Occupancy --section LaunchStats --section WarpStateStats --section SchedulerStats \
+        --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section SourceCounters \
+        "$C/kvaudit" bench --model "tools/cuda_configs/$kcfg" --random-weights --device cuda --batch "$kbatch" \
+        --prompt-len "$kprompt" --gen 4 --repeat 1 ${PROFILE_ARGS:-} >"$OUT/kprofile.txt" 2>"$OUT/kprofile.err" ||
+        echo "ncu failed: $(tail -2 "$OUT/kprofile.err")"
+      grep -v "^==PROF==" "$OUT/kprofile.txt" | tail -n +1 | head -400 | cut -c1-160 | grep -E "Duration|Throughput|Occupancy|Registers|Shared|Stall|stall|Warp Cycles|Issued|Eligible|Active Warps|L1|L2|DRAM|Block Limit|Executed Ipc|No Eligible" | head -60
       ;;
     smol)
       [ -f "$SMOL" ] || { echo "no $SMOL: SmolLM2 step skipped"; continue; }

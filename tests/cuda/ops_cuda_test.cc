@@ -220,6 +220,67 @@ TEST_P(LtMatmulCuda, MatchesCpuAndEachRowIsTheSameBitsAloneAndInAnyBatch) {
   EXPECT_TRUE(same_bits(dhb.download().data(), yb.data() + h * 40, size_t(nh * 40)));
 }
 
+// The kernels that add the chunk sums themselves (forward_cuda.cc's fused_rest) against the unfused
+// ops on the summed product: the gated activation then bf16, the residual add + RMSNorm (fp32 and
+// bf16 outputs), the residual add alone; invariant and not. The same bits.
+TEST_P(LtMatmulCuda, FusedConsumersAreTheSameBitsAsTheUnfusedOps) {
+  KVAUDIT_REQUIRE_CUDA();
+  const TcCase c = GetParam();
+  const int64_t n = c.n, k = c.k, m = c.m;
+  std::vector<uint16_t> wbits;
+  round_bf16(uniform(size_t(2 * m * k), 0.2f, 23), &wbits);
+  const auto resid = uniform(size_t(n * m), 3.0f, 24), norm_w = uniform(size_t(m), 1.0f, 25);
+  DeviceBuffer<float> dx(uniform(size_t(n * k), 1.0f, 26)), dnw(norm_w);
+  DeviceBuffer<uint16_t> dw(wbits), dxb(size_t(n * k));
+  cuda::to_bf16_cuda(dx.data(), n * k, dxb.data());
+  const auto bits16 = [](const DeviceBuffer<uint16_t>& a, const DeviceBuffer<uint16_t>& b) { return a.download() == b.download(); };
+  for (const bool invariant : {true, false}) {
+    SCOPED_TRACE(invariant ? "invariant" : "not invariant");
+    // gate|up packed: one product of 2m columns, its halves the gate and the up.
+    DeviceBuffer<float> g(size_t(n * m)), u(size_t(n * m));
+    const cuda::MatmulOutput gu[] = {{dw.data(), m, g.data()}, {dw.data() + m * k, m, u.data()}};
+    cuda::lt_matmul_many_bf16_cuda(dxb.data(), n, k, gu, invariant);
+    for (const auto act : {cpu::Activation::kSilu, cpu::Activation::kGeluTanh}) {
+      DeviceBuffer<float> a(size_t(n * m));
+      DeviceBuffer<uint16_t> want(size_t(n * m)), got(size_t(n * m));
+      cuda::gated_activation_cuda(act, g.data(), u.data(), n, m, a.data());
+      cuda::to_bf16_cuda(a.data(), n * m, want.data());
+      cuda::lt_products_cuda(dxb.data(), n, k, dw.data(), 2 * m, invariant,
+                             [&](const cuda::PartSums& p, int64_t t0, int64_t rows) {
+                               cuda::gated_parts_cuda(act, p, p.at_column(m), rows, m, got.data() + t0 * m);
+                             });
+      EXPECT_TRUE(bits16(got, want)) << "gated activation";
+    }
+    // x += o_proj(...); y = rmsnorm(x): o the product of the first m columns alone (cuBLASLt's choice
+    // of algorithm may differ between shapes).
+    DeviceBuffer<float> o(size_t(n * m));
+    const cuda::MatmulOutput one[] = {{dw.data(), m, o.data()}};
+    cuda::lt_matmul_many_bf16_cuda(dxb.data(), n, k, one, invariant);
+    for (const bool with_norm : {true, false}) {
+      DeviceBuffer<float> x1(resid), x2(resid), y1(size_t(n * m)), y2(size_t(n * m));
+      DeviceBuffer<uint16_t> b1(size_t(n * m)), b2(size_t(n * m));
+      if (with_norm) {
+        cuda::add_rmsnorm_cuda(cpu::NormKind::kRms, x1.data(), o.data(), n, m, dnw.data(), 1e-5f, y1.data());
+        cuda::to_bf16_cuda(y1.data(), n * m, b1.data());
+      } else {
+        cuda::add_inplace_cuda(x1.data(), o.data(), n * m);
+      }
+      cuda::lt_products_cuda(dxb.data(), n, k, dw.data(), m, invariant,
+                             [&](const cuda::PartSums& p, int64_t t0, int64_t rows) {
+                               cuda::add_parts_rmsnorm_cuda(cpu::NormKind::kRms, x2.data() + t0 * m, p, rows, m,
+                                                            with_norm ? dnw.data() : nullptr, 1e-5f,
+                                                            y2.data() + t0 * m, b2.data() + t0 * m);
+                             });
+      const std::vector<float> h1 = x1.download(), h2 = x2.download();
+      EXPECT_TRUE(same_bits(h1.data(), h2.data(), h1.size())) << "residual, norm " << with_norm;
+      if (!with_norm) continue;
+      const std::vector<float> z1 = y1.download(), z2 = y2.download();
+      EXPECT_TRUE(same_bits(z1.data(), z2.data(), z1.size())) << "norm";
+      EXPECT_TRUE(bits16(b1, b2)) << "norm, bf16";
+    }
+  }
+}
+
 // k: one chunk, chunks and a shorter last one; m not a multiple of 4; n = 1100 with k = 8192 and
 // m = 8192 runs its rows in two passes.
 INSTANTIATE_TEST_SUITE_P(Ops, LtMatmulCuda,

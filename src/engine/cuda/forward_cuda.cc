@@ -236,6 +236,7 @@ class CudaBackend final : public Backend {
   void stage_rows(int l, Slot& s, kv::Role role, int64_t first);
   void rebuild_rows(int l, Slot& s);
   void mlp_block(int l, const float* f, int64_t n);
+  void fused_rest(int l, int64_t n);
   void norm(const DeviceBuffer<float>& w, const float* x, int64_t rows, int64_t width, float* y) const {
     cuda::rmsnorm_cuda(norm_, x, rows, width, w.data(), m_.config.norm_eps, y);
   }
@@ -268,6 +269,10 @@ class CudaBackend final : public Backend {
   std::vector<DevLayer> layers_;
   // Scratch, reused across calls (device unless named _host).
   DeviceBuffer<float> x_, a_, q_, att_, o_, gate_, up_, logits_;  // as cpu/forward.cc
+  // fused_: the cuBLASLt products' chunk sums added by the kernels that consume them (fused_rest).
+  bool fused_ = false;
+  bool lt_invariant_ = true;
+  DeviceBuffer<uint16_t> ab_, xb_;  // bf16 bits: the norms' outputs [n, d]; o_proj's and down's inputs
   DeviceBuffer<float> kv_;             // [2, n, kv_dim]: the new keys, then the new values
   // This call's KV tables, uploaded once (prepare_call): [SlotKv n_layers x slots | SlotRows | AttnRow n].
   DeviceBuffer<uint8_t> call_dev_;
@@ -327,6 +332,12 @@ CudaBackend::CudaBackend(const model::Model& m, const BackendOptions& opt) : m_(
         usage_error("{}: bf16 tensor-core matmuls need widths that are multiples of 8; this model has {} "
                     "(use KVAUDIT_CUDA_WEIGHTS=fp32 or bf16)", m.path, k);
   }
+  // Where each norm directly precedes a product and the products' sums go straight into a norm or
+  // the activation (no post-norms), the sums are added inside those kernels (fused_rest).
+  const model::ArchSpec& arch = m.arch;
+  fused_ = (wt == WeightType::kBf16Lt || wt == WeightType::kBf16LtFast) && arch.pre_attn_norm && arch.pre_ffn_norm &&
+           !arch.post_attn_norm && !arch.post_ffn_norm;
+  lt_invariant_ = wt != WeightType::kBf16LtFast;
   const model::Weights& w = m.weights;
   embed_ = upload_matrix(w.embed, wt);
   if (!w.lm_head.empty()) lm_head_ = upload_matrix(w.lm_head, wt);
@@ -508,13 +519,27 @@ Logits CudaBackend::run(std::span<const SeqInput> batch, const Hooks* hooks, std
 
   // Each residual add is fused with the norm that follows it (add_rmsnorm_cuda, same bits): the
   // layer's pre-FFN norm, and the next layer's input norm (layer 0's runs on its own).
-  if (arch.pre_attn_norm) norm(layers_[0].attn_norm, x_.data(), n, d, a_.data());
+  if (fused_) {
+    ab_.resize(size_t(n * d));
+    cuda::add_parts_rmsnorm_cuda(norm_, x_.data(), cuda::PartSums{nullptr, 0}, n, d, layers_[0].attn_norm.data(),
+                                 c.norm_eps, nullptr, ab_.data());
+  } else if (arch.pre_attn_norm) {
+    norm(layers_[0].attn_norm, x_.data(), n, d, a_.data());
+  }
   for (int l = 0; l < c.n_layers; ++l) {
     const DevLayer& lw = layers_[size_t(l)];
     // residual = hidden_states; hidden_states = input_layernorm(hidden_states)   (a_, made above)
     const float* a = arch.pre_attn_norm ? a_.data() : x_.data();
-    // hidden_states = self_attn(hidden_states)   -> o_
+    // hidden_states = self_attn(hidden_states)   -> o_ (fused_: attn_output -> att_, the rest below)
     attention_block(l, slots, a, n, hooks);
+    if (fused_) {
+      fused_rest(l, n);
+      if (hooks && hooks->on_residual) {
+        hook_host_ = x_.download();
+        for (const Slot& s : slots) hooks->on_residual(s.seq->id(), l, s.pos, hook_host_.data() + s.off * d, s.n, int(d));
+      }
+      continue;
+    }
     // hidden_states = post_attention_layernorm(hidden_states)   (gemma2, olmo2)
     if (arch.post_attn_norm) norm(lw.post_attn_norm, o_.data(), n, d, o_.data());
     // hidden_states = residual + hidden_states; residual = hidden_states;
@@ -604,7 +629,10 @@ void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* 
   float* v = k + n * kv_dim;  // [n, kv_dim]
   // q = q_proj(x), k = k_proj(x), v = v_proj(x)   (+ bias: qwen2, attention_bias)
   const cuda::MatmulOutput qkv[] = {{lw.wq.ptr(), q_dim, q_.data()}, {lw.wk.ptr(), kv_dim, k}, {lw.wv.ptr(), kv_dim, v}};
-  cuda::matmul_many_cuda(a, n, d, lw.wq.type, qkv);
+  if (fused_)
+    cuda::lt_matmul_many_bf16_cuda(ab_.data(), n, d, qkv, lt_invariant_);
+  else
+    cuda::matmul_many_cuda(a, n, d, lw.wq.type, qkv);
   if (!lw.bq.empty()) cuda::add_bias_cuda(q_.data(), n, q_dim, lw.bq.data());
   if (!lw.bk.empty()) cuda::add_bias_cuda(k, n, kv_dim, lw.bk.data());
   if (!lw.bv.empty()) cuda::add_bias_cuda(v, n, kv_dim, lw.bv.data());
@@ -648,8 +676,42 @@ void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* 
   p.softcap = m_.arch.softcaps ? c.attn_softcap : 0.0f;
   p.window = (size_t(l) < c.layer_sliding.size() && c.layer_sliding[size_t(l)]) ? c.sliding_window : 0;
   cuda::attention_cuda(p, q_.data(), attn_rows_, slot_kv_ + l * int64_t(slots.size()), n, max_pos, att_.data());
-  // attn_output = o_proj(attn_output)
-  matmul(att_.data(), n, q_dim, lw.wo, d, o_.data());
+  // attn_output = o_proj(attn_output)   (fused_: in fused_rest)
+  if (!fused_) matmul(att_.data(), n, q_dim, lw.wo, d, o_.data());
+}
+
+// The rest of layer l after attention (fused_), each product's k chunks added by the kernel that
+// consumes them (ops_cuda.h, PartSums): the same additions in the same order as the unfused path
+// (tests/cuda: the fused kernels against the unfused ones, bit for bit), a pass over memory and
+// two launches fewer per product.
+void CudaBackend::fused_rest(int l, int64_t n) {
+  const auto& c = m_.config;
+  const DevLayer& lw = layers_[size_t(l)];
+  const int64_t d = c.d_model, q_dim = c.q_dim(), d_ff = c.d_ff;
+  xb_.resize(size_t(n * std::max(q_dim, d_ff)));
+  uint16_t* ab = ab_.data();
+  uint16_t* xb = xb_.data();
+  float* x = x_.data();
+  // hidden_states = residual + o_proj(attn_output); residual = hidden_states;
+  // hidden_states = pre_feedforward_layernorm(hidden_states)   -> ab (bf16)
+  cuda::to_bf16_cuda(att_.data(), n * q_dim, xb);
+  cuda::lt_products_cuda(xb, n, q_dim, lw.wo.ptr(), d, lt_invariant_,
+                         [&](const cuda::PartSums& p, int64_t t0, int64_t rows) {
+                           cuda::add_parts_rmsnorm_cuda(norm_, x + t0 * d, p, rows, d, lw.ffn_norm.data(), c.norm_eps,
+                                                        nullptr, ab + t0 * d);
+                         });
+  // act_fn(gate_proj(x)) * up_proj(x)   -> xb (bf16; gate|up packed: one product of 2·d_ff columns)
+  cuda::lt_products_cuda(ab, n, d, lw.w_gate.ptr(), 2 * d_ff, lt_invariant_,
+                         [&](const cuda::PartSums& p, int64_t t0, int64_t rows) {
+                           cuda::gated_parts_cuda(act_, p, p.at_column(d_ff), rows, d_ff, xb + t0 * d_ff);
+                         });
+  // hidden_states = residual + down_proj(...)   (+ the next layer's input_layernorm -> ab)
+  const float* next = l + 1 < c.n_layers ? layers_[size_t(l + 1)].attn_norm.data() : nullptr;
+  cuda::lt_products_cuda(xb, n, d_ff, lw.w_down.ptr(), d, lt_invariant_,
+                         [&](const cuda::PartSums& p, int64_t t0, int64_t rows) {
+                           cuda::add_parts_rmsnorm_cuda(norm_, x + t0 * d, p, rows, d, next, c.norm_eps, nullptr,
+                                                        ab + t0 * d);
+                         });
 }
 
 // What the KV hooks see of a device-quantized sequence (its rows in kv_host_, before RoPE): the

@@ -24,6 +24,7 @@
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/ops_cuda.h"
+#include "engine/cuda/part_sums.cuh"
 
 namespace kvaudit::engine::cuda {
 namespace {
@@ -46,17 +47,14 @@ struct Split {
   int count;
 };
 
-// out[t, o] = p[0][t, o] + p[1][t, o] + ... in chunk order (p: [chunks][rows][ld], o < m_total),
-// written to the product that column o belongs to.
-__global__ void add_chunks_kernel(const float* __restrict__ p, int64_t chunks, int64_t rows, int64_t m_total, int64_t ld,
-                                  Split split) {
-  const int64_t count = rows * m_total, stride = rows * ld;
+// out[t, o] = the sum of the chunks' products at (t, o) (o < m_total), written to the product that
+// column o belongs to.
+__global__ void add_chunks_kernel(PartSums p, int64_t rows, int64_t m_total, Split split) {
+  const int64_t count = rows * m_total;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t t = i / m_total;
     int64_t o = i % m_total;
-    const float* pi = p + t * ld + o;
-    float s = pi[0];
-    for (int64_t c = 1; c < chunks; ++c) s = __fadd_rn(s, pi[c * stride]);
+    const float s = part_sum(p, t, o);
     int j = 0;
     while (j + 1 < split.count && o >= split.m[j]) o -= split.m[j++];
     split.y[j][t * split.m[j] + o] = s;
@@ -169,19 +167,15 @@ Lt& lt() {
   return l;
 }
 
-// y_j = x @ w_j.T for products whose weights lie back to back from w (m_total rows in all).
-// invariant = false: one product over the whole k (its chunk count 1), the algorithm cuBLASLt picks
-// for n rows.
-void packed_products(const bf16* x, int64_t n, int64_t k, const bf16* w, int64_t m_total, const Split& split,
-                     bool invariant) {
+// The chunk products of x [n, k] and w [m_total, k] in passes of rows, each pass handed to consume
+// as parts (ops_cuda.h, PartSums) before the next reuses the scratch. invariant = false: one product
+// over the whole k (one part), the algorithm cuBLASLt picks for n rows.
+void chunk_products(const bf16* x, int64_t n, int64_t k, const bf16* w, int64_t m_total, bool invariant,
+                    const ConsumeParts& consume) {
   static DeviceBuffer<float> part;
   const int64_t full = invariant ? k / kChunk : 1, rest = invariant ? k % kChunk : 0, chunks = full + (rest > 0);
   const int64_t kc = invariant ? std::min(k, kChunk) : k;
   const int64_t ld = (m_total + 3) / 4 * 4;
-  if (chunks == 1 && split.count == 1 && ld == m_total) {
-    lt().product(w, m_total, x, n, k, k, 1, split.y[0], ld, invariant);
-    return;
-  }
   const int64_t pass = std::max<int64_t>(1, kMaxPartialFloats / (chunks * ld));
   for (int64_t t0 = 0; t0 < n; t0 += pass) {
     const int64_t rows = std::min(pass, n - t0);
@@ -190,23 +184,45 @@ void packed_products(const bf16* x, int64_t n, int64_t k, const bf16* w, int64_t
     if (full > 0) lt().product(w, m_total, xt, rows, k, kc, int(full), part.data(), ld, invariant);
     if (rest > 0)
       lt().product(w + full * kChunk, m_total, xt + full * kChunk, rows, k, rest, 1, part.data() + full * rows * ld, ld);
+    consume(PartSums{part.data(), ld, chunks, rows * ld}, t0, rows);
+  }
+}
+
+// y_j = x @ w_j.T for products whose weights lie back to back from w (m_total rows in all).
+void packed_products(const bf16* x, int64_t n, int64_t k, const bf16* w, int64_t m_total, const Split& split,
+                     bool invariant) {
+  if ((!invariant || k <= kChunk) && split.count == 1 && m_total % 4 == 0) {
+    lt().product(w, m_total, x, n, k, k, 1, split.y[0], m_total, invariant);  // one part: no sums to add
+    return;
+  }
+  chunk_products(x, n, k, w, m_total, invariant, [&](const PartSums& p, int64_t t0, int64_t rows) {
     Split s = split;
     for (int j = 0; j < s.count; ++j) s.y[j] += t0 * s.m[j];
-    add_chunks_kernel<<<grid_for(rows * m_total), 256>>>(part.data(), chunks, rows, m_total, ld, s);
+    add_chunks_kernel<<<grid_for(rows * m_total), 256>>>(p, rows, m_total, s);
     KVAUDIT_CUDA_CHECK(cudaGetLastError());
-  }
+  });
+}
+
+void check_k(int64_t k) {
+  if (k % 8 != 0) throw_runtime("cuBLASLt products: k = " + std::to_string(k) + " is not a multiple of 8");
 }
 
 }  // namespace
 
 void lt_matmul_many_cuda(const float* x, int64_t n, int64_t k, std::span<const MatmulOutput> outs, bool invariant) {
   if (n == 0 || outs.empty()) return;
-  if (k % 8 != 0) throw_runtime("lt_matmul_many_cuda: k = " + std::to_string(k) + " is not a multiple of 8");
-  if (outs.size() > size_t(kMaxJobs)) throw_runtime("lt_matmul_many_cuda: more than 3 products in one launch");
-  static DeviceBuffer<bf16> xb;  // scratch shared by every backend of the process
+  static DeviceBuffer<uint16_t> xb;  // scratch shared by every backend of the process
   xb.resize(size_t(n * k));
-  to_bf16_kernel<<<grid_for(n * k), 256>>>(x, n * k, xb.data());
-  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+  to_bf16_cuda(x, n * k, xb.data());
+  lt_matmul_many_bf16_cuda(xb.data(), n, k, outs, invariant);
+}
+
+void lt_matmul_many_bf16_cuda(const uint16_t* xb, int64_t n, int64_t k, std::span<const MatmulOutput> outs,
+                              bool invariant) {
+  if (n == 0 || outs.empty()) return;
+  check_k(k);
+  if (outs.size() > size_t(kMaxJobs)) throw_runtime("lt_matmul_many_cuda: more than 3 products in one launch");
+  const bf16* x = reinterpret_cast<const bf16*>(xb);
   // Runs of products whose weights follow each other in memory become one product.
   for (size_t i = 0; i < outs.size();) {
     Split s{};
@@ -219,9 +235,22 @@ void lt_matmul_many_cuda(const float* x, int64_t n, int64_t k, std::span<const M
       m_total += outs[j].m;
       ++j;
     }
-    packed_products(xb.data(), n, k, w, m_total, s, invariant);
+    packed_products(x, n, k, w, m_total, s, invariant);
     i = j;
   }
+}
+
+void lt_products_cuda(const uint16_t* xb, int64_t n, int64_t k, const void* w, int64_t m, bool invariant,
+                      const ConsumeParts& consume) {
+  if (n == 0 || m == 0) return;
+  check_k(k);
+  chunk_products(reinterpret_cast<const bf16*>(xb), n, k, static_cast<const bf16*>(w), m, invariant, consume);
+}
+
+void to_bf16_cuda(const float* x, int64_t count, uint16_t* y) {
+  if (count == 0) return;
+  to_bf16_kernel<<<grid_for(count), 256>>>(x, count, reinterpret_cast<bf16*>(y));
+  KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace kvaudit::engine::cuda

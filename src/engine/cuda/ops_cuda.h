@@ -6,6 +6,7 @@
 // rounds exactly as cpu::rope does.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -51,6 +52,33 @@ int tc_matmul_config(int64_t n, std::span<const MatmulOutput> outs);
 // choice of algorithm per row count, split-K allowed.
 void lt_matmul_many_cuda(const float* x, int64_t n, int64_t k, std::span<const MatmulOutput> outs,
                          bool invariant = true);
+// The same with x already rounded to bf16 (xb: [n, k] bf16 bits).
+void lt_matmul_many_bf16_cuda(const uint16_t* xb, int64_t n, int64_t k, std::span<const MatmulOutput> outs,
+                              bool invariant = true);
+
+// Values held as fp32 parts not yet added: value(t, j) = p[t·ld + j] + p[stride + t·ld + j] + ...,
+// added in part order (parts = 1: a plain array of rows ld apart). The kBf16Lt products hand their
+// k chunks' products over this way, so the kernel that consumes the sum adds the chunks itself (the
+// same additions in the same order as lt_matmul_many_cuda's, one pass over memory and one launch
+// fewer).
+struct PartSums {
+  const float* p;
+  int64_t ld;
+  int64_t parts = 1;
+  int64_t stride = 0;
+  PartSums at_column(int64_t j) const { return {p + j, ld, parts, stride}; }
+};
+
+// The kBf16Lt products (invariant as lt_matmul_many_cuda) of bf16 activations xb [n, k] (bf16 bits)
+// with the weights w [m, k] (bf16), their k chunks' products handed to consume(sums, t0, rows) for
+// each pass of rows t0 .. t0+rows-1 (sums: [rows] rows of m columns), before the next pass reuses
+// the scratch. invariant = false: kBf16LtFast (one part).
+using ConsumeParts = std::function<void(const PartSums& sums, int64_t t0, int64_t rows)>;
+void lt_products_cuda(const uint16_t* xb, int64_t n, int64_t k, const void* w, int64_t m, bool invariant,
+                      const ConsumeParts& consume);
+
+// y = bf16(x), round to nearest even (count values; y: bf16 bits).
+void to_bf16_cuda(const float* x, int64_t count, uint16_t* y);
 
 // y[t, :] += bias   (y: [n, m], bias: [m])
 void add_bias_cuda(float* y, int64_t n, int64_t m, const float* bias);
@@ -66,8 +94,17 @@ void rmsnorm_cuda(cpu::NormKind kind, const float* x, int64_t n, int64_t d, cons
 void add_rmsnorm_cuda(cpu::NormKind kind, float* x, const float* add, int64_t n, int64_t d, const float* w, float eps,
                       float* y);
 
+// x += add's sum (in part order), then y = rmsnorm(x) and/or yb = bf16(y) (either may be null; the
+// same bits as add_rmsnorm_cuda and a conversion); w null: only x += add (no norm, y and yb unused).
+void add_parts_rmsnorm_cuda(cpu::NormKind kind, float* x, const PartSums& add, int64_t n, int64_t d, const float* w,
+                            float eps, float* y, uint16_t* yb);
+
 // out[t, j] = act(gate[t, j]) * up[t, j]   (gate, up, out: [n, d_ff]; out may alias gate)
 void gated_activation_cuda(cpu::Activation act, const float* gate, const float* up, int64_t n, int64_t d_ff, float* out);
+// The same with gate and up as sums of parts and the result as bf16 bits outb [n, d_ff]: the bits
+// of gated_activation_cuda on the added parts, then bf16.
+void gated_parts_cuda(cpu::Activation act, const PartSums& gate, const PartSums& up, int64_t n, int64_t d_ff,
+                      uint16_t* outb);
 
 // x[i] = cap * tanh(x[i] / cap)
 void softcap_cuda(float* x, int64_t n, float cap);

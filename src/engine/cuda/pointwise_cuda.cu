@@ -6,6 +6,7 @@
 
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/ops_cuda.h"
+#include "engine/cuda/part_sums.cuh"
 
 namespace kvaudit::engine::cuda {
 namespace {
@@ -34,6 +35,15 @@ __device__ inline float act_value(bool silu, float g) {
 __global__ void gated_kernel(bool silu, const float* gate, const float* up, int64_t n_elems, float* out) {
   const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
   if (i < n_elems) out[i] = __fmul_rn(act_value(silu, gate[i]), up[i]);
+}
+
+// gated_kernel on gate and up given as parts (each added in part order first), the result in bf16.
+__global__ void gated_parts_kernel(bool silu, PartSums gate, PartSums up, int64_t n_elems, int64_t d_ff,
+                                   __nv_bfloat16* out) {
+  const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
+  if (i >= n_elems) return;
+  const int64_t t = i / d_ff, j = i % d_ff;
+  out[i] = __float2bfloat16_rn(__fmul_rn(act_value(silu, part_sum(gate, t, j)), part_sum(up, t, j)));
 }
 
 __global__ void softcap_kernel(float* x, int64_t n, float cap) {
@@ -88,6 +98,14 @@ void add_bias_cuda(float* y, int64_t n, int64_t m, const float* bias) {
 void gated_activation_cuda(cpu::Activation act, const float* gate, const float* up, int64_t n, int64_t d_ff, float* out) {
   if (n * d_ff == 0) return;
   gated_kernel<<<blocks_for(n * d_ff), kThreads>>>(act == cpu::Activation::kSilu, gate, up, n * d_ff, out);
+  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+}
+
+void gated_parts_cuda(cpu::Activation act, const PartSums& gate, const PartSums& up, int64_t n, int64_t d_ff,
+                      uint16_t* outb) {
+  if (n * d_ff == 0) return;
+  gated_parts_kernel<<<blocks_for(n * d_ff), kThreads>>>(act == cpu::Activation::kSilu, gate, up, n * d_ff, d_ff,
+                                                         reinterpret_cast<__nv_bfloat16*>(outb));
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -318,35 +318,44 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
     }
     load_tile(v, vrows, vch, jb, nk, d, ld, tile);
     __syncthreads();
-    // exp(s - m) @ v: thread (channel c, heads g0, g0 + hs, ...), keys in order; a value read once
-    // for the thread's heads.
-    const int hs = max(1, kThreads / d), g0 = threadIdx.x / d;
-    if (g0 < hs && g0 < HPB)
-      for (int c = threadIdx.x % d; c < d; c += kThreads) {
-        float a[HPB];
-#pragma unroll
-        for (int g = 0; g < HPB; ++g) a[g] = 0.0f;
-        for (int j = 0; j < nk; ++j) {
-          const float val = tile[j * ld + c];
-#pragma unroll
-          for (int g = 0; g < HPB; ++g)
-            if (g % hs == g0) a[g] = fmaf(sc[g * kChunk + j], val, a[g]);
-        }
-#pragma unroll
-        for (int g = 0; g < HPB; ++g) {
-          if (g % hs != g0) continue;
-          if (chunks == 1) {
-            out[r * q_stride + int64_t(h0 + g) * d + c] = __fdiv_rn(a[g], ml[2 * g + 1]);
-          } else {
-            const int64_t i = part.at(r, h0 + g, z, p.n_heads);
-            part.o[i * d + c] = a[g];
-            if (c == 0) {
-              part.ml[2 * i] = ml[2 * g];
-              part.ml[2 * i + 1] = ml[2 * g + 1];
-            }
-          }
+    // exp(s - m) @ v: the threads split evenly among the heads, thread i of head g sums the channel
+    // pairs c = 2i, 2i + 2·kPerHead, ... over the keys in order (8-byte reads of consecutive pairs by a warp).
+    constexpr int kPerHead = kThreads / HPB;
+    const int g = threadIdx.x / kPerHead, i = threadIdx.x % kPerHead;
+    const float* scg = sc + g * kChunk;
+    const auto put = [&](int c, float a) {
+      if (chunks == 1) {
+        out[r * q_stride + int64_t(h0 + g) * d + c] = __fdiv_rn(a, ml[2 * g + 1]);
+      } else {
+        const int64_t pi = part.at(r, h0 + g, z, p.n_heads);
+        part.o[pi * d + c] = a;
+        if (c == 0) {
+          part.ml[2 * pi] = ml[2 * g];
+          part.ml[2 * pi + 1] = ml[2 * g + 1];
         }
       }
+    };
+    if (g < HPB) {
+      if (d % 2 == 0) {
+        for (int c = 2 * i; c < d; c += 2 * kPerHead) {
+          float a0 = 0.0f, a1 = 0.0f;
+          for (int j = 0; j < nk; ++j) {
+            const float2 val = *reinterpret_cast<const float2*>(tile + j * ld + c);
+            const float e = scg[j];
+            a0 = fmaf(e, val.x, a0);
+            a1 = fmaf(e, val.y, a1);
+          }
+          put(c, a0);
+          put(c + 1, a1);
+        }
+      } else {
+        for (int c = i; c < d; c += kPerHead) {
+          float a = 0.0f;
+          for (int j = 0; j < nk; ++j) a = fmaf(scg[j], tile[j * ld + c], a);
+          put(c, a);
+        }
+      }
+    }
     __syncthreads();  // the tile, sc and ml are the next chunk's
   }
   // A block that walked every chunk of its row combines them (its partials' writes are visible to

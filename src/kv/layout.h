@@ -146,10 +146,13 @@ KVAUDIT_HD inline uint8_t affine_quantize(int bits, bool sym, float x, AffinePar
   return uint8_t(int(q) + off);
 }
 
-// x' = (q - z)·s (asym) or q·s (sym), from the stored code.
+// x' = (q - z)·s (asym) or q·s (sym), from the stored code; zc: the code of zero (affine_zero_code).
+KVAUDIT_HD inline int affine_zero_code(int bits, bool sym, float zero) {
+  return sym ? affine_code_offset(bits, sym) : int(zero);
+}
+KVAUDIT_HD inline float affine_value(uint8_t code, int zc, float scale) { return float(int(code) - zc) * scale; }
 KVAUDIT_HD inline float affine_dequantize(int bits, bool sym, uint8_t code, float scale, float zero) {
-  const int zc = sym ? affine_code_offset(bits, sym) : int(zero);
-  return float(int(code) - zc) * scale;
+  return affine_value(code, affine_zero_code(bits, sym, zero), scale);
 }
 
 // ---------------------------------------------------------------- fp8 (OCP e4m3 "fn", e5m2)
@@ -236,25 +239,48 @@ KVAUDIT_HD inline KvChannel kv_channel(const KvLayout& L, int c) {
   return {c, -1, -1};
 }
 
-// The value of channel ch's stored code (unpacked) in a row of kind K: what attention reads (the
-// CPU cache's rows()). params: the row's parameters, the tensor triple, or the row's `channel`
-// block's. A kernel that holds one kind per block calls this with K fixed, so its inner loop
-// carries no switch, and may unpack several codes at once.
+// The parameters channel ch's codes share in one row (block, tensor) of kind K, loaded once for the
+// channels of a set (kv_set_value): scale, zero point or min, and int's code of zero.
+struct KvSet {
+  float scale = 1.0f, zero = 0.0f;
+  int zc = 0;
+};
 template <LayoutKind K>
-KVAUDIT_HD inline float kv_code_value(const KvLayout& L, const KvChannel& ch, uint32_t code, const float* params) {
+KVAUDIT_HD inline KvSet kv_set(const KvLayout& L, const KvChannel& ch, const float* params) {
+  if constexpr (K == LayoutKind::kInt) {
+    const float z = ch.zero >= 0 ? params[ch.zero] : 0.0f;
+    return {params[ch.scale], z, affine_zero_code(L.bits, L.sym, z)};
+  } else if constexpr (K == LayoutKind::kFp8) {
+    return {ch.scale < 0 ? L.fp8_scale : params[ch.scale], 0.0f, 0};
+  } else if constexpr (K == LayoutKind::kGgml) {
+    return {params[ch.scale], ch.zero >= 0 ? params[ch.zero] : 0.0f, 0};
+  } else {
+    return {};
+  }
+}
+// The value of a stored code (unpacked) of kind K under its set's parameters.
+template <LayoutKind K>
+KVAUDIT_HD inline float kv_set_value(const KvLayout& L, const KvSet& p, uint32_t code) {
   if constexpr (K == LayoutKind::kPlain) {
     return bits_float(code);
   } else if constexpr (K == LayoutKind::kBf16) {
     return bf16_to_float(uint16_t(code));
   } else if constexpr (K == LayoutKind::kInt) {
-    return affine_dequantize(L.bits, L.sym, uint8_t(code), params[ch.scale], ch.zero >= 0 ? params[ch.zero] : 0.0f);
+    return affine_value(uint8_t(code), p.zc, p.scale);
   } else if constexpr (K == LayoutKind::kFp8) {
-    const float s = ch.scale < 0 ? L.fp8_scale : params[ch.scale];
     const float v = fp8_decode(uint8_t(code), fp8_format(L.e5m2));
-    return s == 1.0f ? v : v * s;
+    return p.scale == 1.0f ? v : v * p.scale;
   } else {
-    return ggml_dequantize(L.ggml, uint8_t(code), params[ch.scale], ch.zero >= 0 ? params[ch.zero] : 0.0f);
+    return ggml_dequantize(L.ggml, uint8_t(code), p.scale, p.zero);
   }
+}
+// The value of channel ch's stored code (unpacked) in a row of kind K: what attention reads (the
+// CPU cache's rows()). params: the row's parameters, the tensor triple, or the row's `channel`
+// block's. A kernel that holds one kind per block calls this with K fixed, so its inner loop
+// carries no switch, and may unpack several codes at once (and load a set's parameters once).
+template <LayoutKind K>
+KVAUDIT_HD inline float kv_code_value(const KvLayout& L, const KvChannel& ch, uint32_t code, const float* params) {
+  return kv_set_value<K>(L, kv_set<K>(L, ch, params), code);
 }
 // Bits per stored value of kind K.
 template <LayoutKind K>

@@ -117,7 +117,7 @@ __device__ __forceinline__ uint64_t codes4(const uint32_t* words, int pos, int b
 }
 
 // Four channels c .. c + 3 of one stored row of kind K, each through kv::kv_code_value with its
-// own KvChannel; SAME: the four share their parameters (one set), so their loads are one.
+// own KvChannel; SAME: the four share their parameters (one set, kv::kv_set), loaded once.
 template <kv::LayoutKind K, bool SAME>
 __device__ __forceinline__ float4 decode4(const kv::KvLayout& L, const kv::KvChannel (&ch)[4], const kv::KvRow& r) {
   if constexpr (K == kv::LayoutKind::kPlain) {
@@ -127,9 +127,14 @@ __device__ __forceinline__ float4 decode4(const kv::KvLayout& L, const kv::KvCha
     const uint64_t win = codes4(r.words, ch[0].code, bits);
     const uint32_t mask = (1u << bits) - 1u;
     float x[4];
+    if constexpr (SAME) {
+      const kv::KvSet set = kv::kv_set<K>(L, ch[0], r.params);
 #pragma unroll
-    for (int i = 0; i < 4; ++i)
-      x[i] = kv::kv_code_value<K>(L, SAME ? ch[0] : ch[i], uint32_t(win >> (i * bits)) & mask, r.params);
+      for (int i = 0; i < 4; ++i) x[i] = kv::kv_set_value<K>(L, set, uint32_t(win >> (i * bits)) & mask);
+    } else {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) x[i] = kv::kv_code_value<K>(L, ch[i], uint32_t(win >> (i * bits)) & mask, r.params);
+    }
     return {x[0], x[1], x[2], x[3]};
   }
 }

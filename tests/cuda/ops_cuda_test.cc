@@ -464,6 +464,16 @@ TEST_P(AttentionCuda, PrefillAndDecodeRowsMatchCpu) {
   DeviceBuffer<float> dout1(q_all.size());
   cuda::attention_cuda(p, dq.data(), drows.data(), dslots.data(), int64_t(rows.size()), 50000, dout1.data());
   EXPECT_TRUE(same_bits(dout1.download().data(), got.data(), got.size()));
+  // The blocks taking the rows in another order (reversed), in passes too: the same bits.
+  std::vector<int64_t> order(rows.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = int64_t(order.size() - 1 - i);
+  DeviceBuffer<int64_t> dorder(order);
+  for (const int64_t room : {max_pos, int64_t(50000)}) {
+    DeviceBuffer<float> dout_r(q_all.size());
+    cuda::attention_cuda(p, dq.data(), drows.data(), dslots.data(), int64_t(rows.size()), room, dout_r.data(),
+                         dorder.data());
+    EXPECT_TRUE(same_bits(dout_r.download().data(), got.data(), got.size())) << "reversed, room " << room;
+  }
   // A's last 8 rows alone (10 key chunks each): blocks take a few chunks (gqa7_hd128 on an H200: 4)
   // and a second launch combines them; the same bits.
   const size_t last8 = seqs[0].n_q - 8;

@@ -61,6 +61,14 @@ struct Partials {
   KVAUDIT_HD int64_t at(int64_t r, int h, int64_t z, int n_heads) const { return (r * n_heads + h) * max_chunks + z; }
 };
 
+// Which row block x of a pass takes: b0 + x, or order[b0 + x] (a permutation of the rows that
+// groups rows of one layout kind, so the blocks an SM holds at once run the same code).
+struct RowOrder {
+  const int64_t* order;
+  int64_t b0;
+  __device__ int64_t row(int64_t x) const { return order ? order[b0 + x] : b0 + x; }
+};
+
 // Head h's chunks 0..chunks-1 at channel c, added in chunk order (the file's comment); i0: the
 // first chunk's partial.
 __device__ float combine(const Partials& part, int64_t i0, int64_t chunks, int d, int c) {
@@ -220,7 +228,7 @@ __device__ void load_tile(const KvReader& rd, const kv::KvRow* rows, const kv::K
 // not a multiple of 4 (scalar reads).
 KVAUDIT_HD inline int tile_ld(int d) { return d % 4 != 0 ? d + 1 : (d / 4) % 2 == 0 ? d + 4 : d + 8; }
 
-// Block (r, y, z): query row r of the pass, chunks z·span .. z·span+span-1 of its keys, heads
+// Block (x, y, z): query row r = order.row(x) of the pass, chunks z·span .. z·span+span-1 of its keys, heads
 // y·HPB .. y·HPB+HPB-1, which share one KV head (HPB divides n_heads / n_kv_heads), so each key and
 // value is decoded once for all of them. Per chunk: its keys decoded into shared memory, a score per
 // (head, key) by one thread (channels in order), the softmax per head by one warp, the values
@@ -231,7 +239,7 @@ template <int HPB>
 __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionParams p, const float* __restrict__ q,
                                                              const AttnRow* __restrict__ rows,
                                                              const SlotKv* __restrict__ slots_kv, Partials part,
-                                                             int span, float* __restrict__ out) {
+                                                             int span, RowOrder order, float* __restrict__ out) {
   extern __shared__ float4 smem4[];
   const int d = p.head_dim, ld = tile_ld(d);
   float* tile = reinterpret_cast<float*>(smem4);  // [kChunk][ld] the chunk's keys, then its values
@@ -240,7 +248,7 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
   float* ml = sc + HPB * kChunk;                  // [HPB][2] the chunk's max and sum per head
   auto* kch = reinterpret_cast<kv::KvChannel*>(ml + 2 * HPB);  // [head_dim] the key head's channels
   kv::KvChannel* vch = kch + d;                                 // [head_dim] the value head's
-  const int64_t r = blockIdx.x;
+  const int64_t b = blockIdx.x, r = order.row(b);  // b: the row's partials in this pass
   const int h0 = int(blockIdx.y) * HPB;
   const AttnRow row = rows[r];
   const Visible vis = visible(row, p.window);
@@ -332,7 +340,7 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
       if (chunks == 1) {
         out[r * q_stride + int64_t(h0 + g) * d + c] = __fdiv_rn(a, ml[2 * g + 1]);
       } else {
-        const int64_t pi = part.at(r, h0 + g, z, p.n_heads);
+        const int64_t pi = part.at(b, h0 + g, z, p.n_heads);
         part.o[pi * d + c] = a;
         if (c == 0) {
           part.ml[2 * pi] = ml[2 * g];
@@ -368,25 +376,25 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
   if (chunks > 1 && z0 == 0 && z1 == chunks)
     for (int e = threadIdx.x; e < HPB * d; e += kThreads) {
       const int g = e / d, c = e % d;
-      out[r * q_stride + int64_t(h0 + g) * d + c] = combine(part, part.at(r, h0 + g, 0, p.n_heads), chunks, d, c);
+      out[r * q_stride + int64_t(h0 + g) * d + c] = combine(part, part.at(b, h0 + g, 0, p.n_heads), chunks, d, c);
     }
 }
 
 // Block (r, h): the rows whose chunks more than one block took.
 __global__ void combine_kernel(cpu::AttentionParams p, const AttnRow* __restrict__ rows, Partials part, int span,
-                               float* __restrict__ out) {
-  const int64_t r = blockIdx.x;
+                               RowOrder order, float* __restrict__ out) {
+  const int64_t b = blockIdx.x, r = order.row(b);
   const int h = int(blockIdx.y), d = p.head_dim;
   const Visible vis = visible(rows[r], p.window);
   const int64_t chunks = (vis.n + kChunk - 1) / kChunk;
   if (chunks <= span) return;
   for (int c = threadIdx.x; c < d; c += blockDim.x)
-    out[(r * p.n_heads + h) * int64_t(d) + c] = combine(part, part.at(r, h, 0, p.n_heads), chunks, d, c);
+    out[(r * p.n_heads + h) * int64_t(d) + c] = combine(part, part.at(b, h, 0, p.n_heads), chunks, d, c);
 }
 
 template <int HPB>
 void launch(const cpu::AttentionParams& p, size_t smem, const float* q, const AttnRow* rows, const SlotKv* slots_kv,
-            int64_t n_rows, Partials part, int span, float* out) {
+            int64_t n_rows, Partials part, int span, RowOrder order, float* out) {
   const unsigned zs = unsigned((part.max_chunks + span - 1) / span);
   static size_t allowed = 48 * 1024;  // dynamic shared memory this instantiation was opened to
   if (smem > allowed) {
@@ -394,14 +402,14 @@ void launch(const cpu::AttentionParams& p, size_t smem, const float* q, const At
     allowed = smem;
   }
   attention_kernel<HPB><<<dim3(unsigned(n_rows), unsigned(p.n_heads / HPB), zs), kThreads, smem>>>(p, q, rows, slots_kv,
-                                                                                                 part, span, out);
+                                                                                                 part, span, order, out);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace
 
 void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow* rows, const SlotKv* slots_kv,
-                    int64_t n_rows, int64_t max_pos, float* out) {
+                    int64_t n_rows, int64_t max_pos, float* out, const int64_t* order) {
   if (n_rows == 0) return;
   const int d = p.head_dim;
   const int64_t max_keys = p.window > 0 ? std::min<int64_t>(max_pos + 1, p.window) : max_pos + 1;
@@ -443,20 +451,19 @@ void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow
   for (int64_t r0 = 0; r0 < n_rows; r0 += pass) {
     const int64_t nr = std::min(pass, n_rows - r0);
     Partials part{scratch.data(), scratch.data() + nr * int64_t(p.n_heads) * max_chunks * d, max_chunks};
-    const float* qp = q + r0 * int64_t(p.n_heads) * d;
-    float* op = out + r0 * int64_t(p.n_heads) * d;
+    const RowOrder ord{order, r0};
     switch (hpb) {
-      case 1: launch<1>(p, smem, qp, rows + r0, slots_kv, nr, part, span, op); break;
-      case 2: launch<2>(p, smem, qp, rows + r0, slots_kv, nr, part, span, op); break;
-      case 3: launch<3>(p, smem, qp, rows + r0, slots_kv, nr, part, span, op); break;
-      case 4: launch<4>(p, smem, qp, rows + r0, slots_kv, nr, part, span, op); break;
-      case 5: launch<5>(p, smem, qp, rows + r0, slots_kv, nr, part, span, op); break;
-      case 6: launch<6>(p, smem, qp, rows + r0, slots_kv, nr, part, span, op); break;
-      case 7: launch<7>(p, smem, qp, rows + r0, slots_kv, nr, part, span, op); break;
-      default: launch<8>(p, smem, qp, rows + r0, slots_kv, nr, part, span, op); break;
+      case 1: launch<1>(p, smem, q, rows, slots_kv, nr, part, span, ord, out); break;
+      case 2: launch<2>(p, smem, q, rows, slots_kv, nr, part, span, ord, out); break;
+      case 3: launch<3>(p, smem, q, rows, slots_kv, nr, part, span, ord, out); break;
+      case 4: launch<4>(p, smem, q, rows, slots_kv, nr, part, span, ord, out); break;
+      case 5: launch<5>(p, smem, q, rows, slots_kv, nr, part, span, ord, out); break;
+      case 6: launch<6>(p, smem, q, rows, slots_kv, nr, part, span, ord, out); break;
+      case 7: launch<7>(p, smem, q, rows, slots_kv, nr, part, span, ord, out); break;
+      default: launch<8>(p, smem, q, rows, slots_kv, nr, part, span, ord, out); break;
     }
     if (span < max_chunks) {
-      combine_kernel<<<dim3(unsigned(nr), unsigned(p.n_heads)), std::min(d, 128)>>>(p, rows + r0, part, span, op);
+      combine_kernel<<<dim3(unsigned(nr), unsigned(p.n_heads)), std::min(d, 128)>>>(p, rows, part, span, ord, out);
       KVAUDIT_CUDA_CHECK(cudaGetLastError());
     }
   }

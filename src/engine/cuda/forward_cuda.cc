@@ -24,7 +24,9 @@
 #include <cstring>
 #include <initializer_list>
 #include <map>
+#include <numeric>
 #include <string>
+#include <tuple>
 #include <unordered_set>
 #include <utility>
 
@@ -279,6 +281,7 @@ class CudaBackend final : public Backend {
   const cuda::SlotKv* slot_kv_ = nullptr;
   const cuda::SlotRows* slot_rows_ = nullptr;
   const cuda::AttnRow* attn_rows_ = nullptr;
+  const int64_t* attn_order_ = nullptr;  // the rows grouped by layout kind (attention_cuda's order), or null
   cuda::KvWriteBounds bounds_;             // the call's device-quantized sequences (kv_write_cuda)
   bool any_device_ = false, any_host_ = false;
   DeviceBuffer<int> tokens_, next_;  // the new tokens; forward_greedy's argmax per input
@@ -473,19 +476,37 @@ void CudaBackend::prepare_call(std::vector<Slot>& slots, int64_t n) {
       if (dev) dk.fitted = dv.fitted = true;
     }
   }
+  // Attention takes the rows grouped by their sequences' layouts (first layer's K and V kinds and
+  // widths): a batch that mixes schemes would otherwise give each SM blocks of every kind at once,
+  // more code than its instruction cache holds. Which block takes a row never changes a bit.
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), int64_t(0));
+  const auto kind_key = [&](const cuda::AttnRow& a) {
+    const Slot& s = slots[size_t(a.slot)];
+    if (!s.state->native) return std::tuple<int, int, int, int, int>(-1, 0, 0, 0, 0);
+    const kv::KvLayout &lk = s.state->k[0].layout, &lv = s.state->v[0].layout;
+    return std::tuple<int, int, int, int, int>(int(lk.kind), lk.bits * 2 + lk.channel(), int(lv.kind),
+                                               lv.bits * 2 + lv.channel(), lk.residual + lv.residual);
+  };
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return kind_key(attn[size_t(a)]) < kind_key(attn[size_t(b)]); });
+  const bool grouped = n > 0 && kind_key(attn[size_t(order.front())]) != kind_key(attn[size_t(order.back())]);
   auto align = [](size_t b) { return (b + 255) / 256 * 256; };
   const size_t kv_bytes = kv.size() * sizeof(cuda::SlotKv), rows_bytes = rows.size() * sizeof(cuda::SlotRows);
   const size_t rows_at = align(kv_bytes), attn_at = rows_at + align(rows_bytes);
-  const size_t total = attn_at + attn.size() * sizeof(cuda::AttnRow);
+  const size_t order_at = attn_at + align(attn.size() * sizeof(cuda::AttnRow));
+  const size_t total = order_at + (grouped ? order.size() * sizeof(int64_t) : 0);
   staged_host_.resize(total);
   std::memcpy(staged_host_.data(), kv.data(), kv_bytes);
   std::memcpy(staged_host_.data() + rows_at, rows.data(), rows_bytes);
   std::memcpy(staged_host_.data() + attn_at, attn.data(), attn.size() * sizeof(cuda::AttnRow));
+  if (grouped) std::memcpy(staged_host_.data() + order_at, order.data(), order.size() * sizeof(int64_t));
   call_dev_.resize(total);
   KVAUDIT_CUDA_CHECK(cudaMemcpy(call_dev_.data(), staged_host_.data(), total, cudaMemcpyHostToDevice));
   slot_kv_ = reinterpret_cast<const cuda::SlotKv*>(call_dev_.data());
   slot_rows_ = reinterpret_cast<const cuda::SlotRows*>(call_dev_.data() + rows_at);
   attn_rows_ = reinterpret_cast<const cuda::AttnRow*>(call_dev_.data() + attn_at);
+  attn_order_ = grouped ? reinterpret_cast<const int64_t*>(call_dev_.data() + order_at) : nullptr;
 }
 
 Logits CudaBackend::run(std::span<const SeqInput> batch, const Hooks* hooks, std::vector<int>* greedy) {
@@ -675,7 +696,8 @@ void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* 
   p.scale = c.attn_scale();
   p.softcap = m_.arch.softcaps ? c.attn_softcap : 0.0f;
   p.window = (size_t(l) < c.layer_sliding.size() && c.layer_sliding[size_t(l)]) ? c.sliding_window : 0;
-  cuda::attention_cuda(p, q_.data(), attn_rows_, slot_kv_ + l * int64_t(slots.size()), n, max_pos, att_.data());
+  cuda::attention_cuda(p, q_.data(), attn_rows_, slot_kv_ + l * int64_t(slots.size()), n, max_pos, att_.data(),
+                       attn_order_);
   // attn_output = o_proj(attn_output)   (fused_: in fused_rest)
   if (!fused_) matmul(att_.data(), n, q_dim, lw.wo, d, o_.data());
 }

@@ -207,7 +207,9 @@ struct AttnRow {
 // [n_rows, n_heads*head_dim]; max_pos: the largest position among the rows. Scores and softmax in
 // fp32, the keys in fixed chunks of 64 per block whose partial softmaxes are combined in chunk
 // order: every sum's order depends on the row's position (and the layer's window) only.
+// order (device [n_rows], optional): a permutation of the rows, the order in which blocks take them
+// (rows of one layout kind together keep the code an SM runs small); never changes a bit.
 void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow* rows, const SlotKv* slots_kv,
-                    int64_t n_rows, int64_t max_pos, float* out);
+                    int64_t n_rows, int64_t max_pos, float* out, const int64_t* order = nullptr);
 
 }  // namespace kvaudit::engine::cuda

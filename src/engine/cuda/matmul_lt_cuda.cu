@@ -12,6 +12,8 @@
 // kChunk columns, one strided batch of products, and add_chunks_kernel adds the chunks' products in
 // order: a fixed split that gives a decode step enough blocks. Products that share x and whose
 // weights lie back to back (q/k/v, gate/up: forward_cuda.cc packs them) run as one product.
+// lt_products_cuda hands the chunks' products to the kernel that consumes the sum instead (the
+// residual add + norm, the gated activation: part_sums.cuh adds them in the same order).
 #include <cuda_bf16.h>
 
 #include <algorithm>

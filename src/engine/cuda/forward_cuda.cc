@@ -555,33 +555,29 @@ Logits CudaBackend::run(std::span<const SeqInput> batch, const Hooks* hooks, std
     attention_block(l, slots, a, n, hooks);
     if (fused_) {
       fused_rest(l, n);
-      if (hooks && hooks->on_residual) {
-        hook_host_ = x_.download();
-        for (const Slot& s : slots) hooks->on_residual(s.seq->id(), l, s.pos, hook_host_.data() + s.off * d, s.n, int(d));
-      }
-      continue;
-    }
-    // hidden_states = post_attention_layernorm(hidden_states)   (gemma2, olmo2)
-    if (arch.post_attn_norm) norm(lw.post_attn_norm, o_.data(), n, d, o_.data());
-    // hidden_states = residual + hidden_states; residual = hidden_states;
-    // hidden_states = pre_feedforward_layernorm(hidden_states)
-    const float* f = x_.data();
-    if (arch.pre_ffn_norm) {
-      cuda::add_rmsnorm_cuda(norm_, x_.data(), o_.data(), n, d, lw.ffn_norm.data(), c.norm_eps, a_.data());
-      f = a_.data();
     } else {
-      cuda::add_inplace_cuda(x_.data(), o_.data(), n * d);
+      // hidden_states = post_attention_layernorm(hidden_states)   (gemma2, olmo2)
+      if (arch.post_attn_norm) norm(lw.post_attn_norm, o_.data(), n, d, o_.data());
+      // hidden_states = residual + hidden_states; residual = hidden_states;
+      // hidden_states = pre_feedforward_layernorm(hidden_states)
+      const float* f = x_.data();
+      if (arch.pre_ffn_norm) {
+        cuda::add_rmsnorm_cuda(norm_, x_.data(), o_.data(), n, d, lw.ffn_norm.data(), c.norm_eps, a_.data());
+        f = a_.data();
+      } else {
+        cuda::add_inplace_cuda(x_.data(), o_.data(), n * d);
+      }
+      // hidden_states = mlp(hidden_states)   -> o_
+      mlp_block(l, f, n);
+      // hidden_states = post_feedforward_layernorm(hidden_states)   (gemma2, olmo2)
+      if (arch.post_ffn_norm) norm(lw.post_ffn_norm, o_.data(), n, d, o_.data());
+      // hidden_states = residual + hidden_states   (+ the next layer's input_layernorm)
+      if (arch.pre_attn_norm && l + 1 < c.n_layers)
+        cuda::add_rmsnorm_cuda(norm_, x_.data(), o_.data(), n, d, layers_[size_t(l + 1)].attn_norm.data(), c.norm_eps,
+                               a_.data());
+      else
+        cuda::add_inplace_cuda(x_.data(), o_.data(), n * d);
     }
-    // hidden_states = mlp(hidden_states)   -> o_
-    mlp_block(l, f, n);
-    // hidden_states = post_feedforward_layernorm(hidden_states)   (gemma2, olmo2)
-    if (arch.post_ffn_norm) norm(lw.post_ffn_norm, o_.data(), n, d, o_.data());
-    // hidden_states = residual + hidden_states   (+ the next layer's input_layernorm)
-    if (arch.pre_attn_norm && l + 1 < c.n_layers)
-      cuda::add_rmsnorm_cuda(norm_, x_.data(), o_.data(), n, d, layers_[size_t(l + 1)].attn_norm.data(), c.norm_eps,
-                             a_.data());
-    else
-      cuda::add_inplace_cuda(x_.data(), o_.data(), n * d);
 
     if (hooks && hooks->on_residual) {
       hook_host_ = x_.download();

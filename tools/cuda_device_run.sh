@@ -3,7 +3,8 @@
 # random-weight models of real shapes, then SmolLM2 greedy generations CPU vs CUDA when its GGUF is
 # at $SMOL. bf16-lt loads cuBLASLt, found on the image below. Expects the binaries built elsewhere in .carry/ (tools/cuda_carry.sh) and writes logs
 # under $OUT. Usage: bash tools/cuda_device_run.sh [tests|bench|kvbench|big|profile|kprofile|smol|sweep]...
-# `kprofile`: ncu's full report (occupancy, stalls, memory) for one launch of one kernel (KPROFILE).
+# `kprofile`: ncu's full report of one launch of one kernel (KPROFILE), its stall reasons and hottest
+# SASS (tools/ncu_sass_summary.py).
 # `kvbench`: the Llama-3.2-1B shape under KV schemes, quantized on the device vs through the host
 # caches (KVAUDIT_CUDA_KV=host), with the KV bytes each batch holds.
 # (default: all). `profile`: GPU time per kernel over about one batch-1 decode step (ncu).
@@ -92,15 +93,17 @@ for k, v in sorted(t.items(), key=lambda kv: -sum(kv[1])):
 print(f"total {sum(map(sum, t.values())):.1f} us over {sum(map(len, t.values()))} launches")
 PY
       ;;
-    kprofile)  # KPROFILE="config batch prompt kernel skip": ncu's full sections for one launch of one kernel
-      read -r kcfg kbatch kprompt kname kskip <<<"${KPROFILE:-llama-3.1-8b 256 224 attention_kernel 40}"
-      timeout 400 ncu --kernel-name "regex:$kname" --launch-skip "$kskip" --launch-count 1 --section SpeedOfLight \
-        --section Occupancy --section LaunchStats --section WarpStateStats --section SchedulerStats \
-        --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section SourceCounters \
-        "$C/kvaudit" bench --model "tools/cuda_configs/$kcfg" --random-weights --device cuda --batch "$kbatch" \
-        --prompt-len "$kprompt" --gen 4 --repeat 1 ${PROFILE_ARGS:-} >"$OUT/kprofile.txt" 2>"$OUT/kprofile.err" ||
+    kprofile)  # KPROFILE="config batch prompt kernel skip": ncu's full report for one launch of one kernel
+      read -r kcfg kbatch kprompt kname kskip <<<"${KPROFILE:-llama-3.1-8b 256 224 attention_kernel 520}"
+      timeout 400 ncu --kernel-name "regex:$kname" --launch-skip "$kskip" --launch-count 1 --set full \
+        -o "$OUT/kprofile" -f "$C/kvaudit" bench --model "tools/cuda_configs/$kcfg" --random-weights --device cuda \
+        --batch "$kbatch" --prompt-len "$kprompt" --gen 4 --repeat 1 ${PROFILE_ARGS:-} >"$OUT/kprofile.err" 2>&1 ||
         echo "ncu failed: $(tail -2 "$OUT/kprofile.err")"
-      grep -v "^==PROF==" "$OUT/kprofile.txt" | tail -n +1 | head -400 | cut -c1-160 | grep -E "Duration|Throughput|Occupancy|Registers|Shared|Stall|stall|Warp Cycles|Issued|Eligible|Active Warps|L1|L2|DRAM|Block Limit|Executed Ipc|No Eligible" | head -60
+      ncu -i "$OUT/kprofile.ncu-rep" --page details >"$OUT/kprofile.txt" 2>&1
+      ncu -i "$OUT/kprofile.ncu-rep" --page source --csv --print-source sass >"$OUT/kprofile_sass.csv" 2>&1
+      rm -f "$OUT/kprofile.ncu-rep"
+      grep -E "Duration|Throughput|Occupancy|Registers|Block Limit|Eligible|Issued Ipc|Spilling" "$OUT/kprofile.txt" | head -30
+      python3 tools/ncu_sass_summary.py "$OUT/kprofile_sass.csv" && gzip -f "$OUT/kprofile_sass.csv"
       ;;
     smol)
       [ -f "$SMOL" ] || { echo "no $SMOL: SmolLM2 step skipped"; continue; }

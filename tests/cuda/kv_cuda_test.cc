@@ -143,6 +143,100 @@ void check_scheme(const char* scheme) {
     }
 }
 
+// Attention over a stored layout reads the values kv_stored_value decodes (the CPU cache's rows()):
+// one sequence of 150 rows written by kv_write_cuda (a prefill, then one decode row), then the same
+// attention launch over the device's stored K/V and over those decoded rows as plain fp32 rows gives
+// the same bits. This binds attention's tile loaders (kv_decode8.cuh's 8-code fast path, the 4-code
+// and the scalar loops) to kv/layout.h's formulas, code for code. Query rows of 1 to 3 key chunks.
+void check_attention_reads(const char* scheme) {
+  const kv::CacheGeometry g{kHeads, kHeadDim, true};
+  const kv::SchemeSpec spec = kv::parse_scheme(scheme);
+  const int64_t calls[] = {149, 1}, n = 150;
+  struct Site {
+    kv::KvLayout L;
+    DeviceBuffer<uint32_t> words;
+    DeviceBuffer<float> params;
+    DeviceBuffer<uint16_t> residual;
+  };
+  Site sites[2];  // K, V
+  for (int r = 0; r < 2; ++r) {
+    const std::optional<kv::KvLayout> lay =
+        kv::scheme_layout(spec, r == 0 ? kv::Role::K : kv::Role::V, g, {kv::Storage::kSimulated});
+    ASSERT_TRUE(lay.has_value()) << scheme;
+    Site& s = sites[r];
+    s.L = *lay;
+    s.words.resize(size_t(n * s.L.row_words()));
+    s.params.resize(size_t(std::max<int64_t>({3, n * s.L.row_params(), n * s.L.block_params()})));
+    s.residual.resize(size_t(std::max(s.L.residual, 1) * kWidth));
+  }
+  int64_t pos = 0;
+  for (const int64_t m : calls) {
+    const auto k = test_rows(m, uint32_t(7 + pos)), v = test_rows(m, uint32_t(70 + pos));
+    cuda::KvWriteBounds bounds;
+    bounds.width = kWidth;
+    bounds.new_rows = m;
+    cuda::KvView views[2];
+    for (int r = 0; r < 2; ++r) {
+      Site& s = sites[r];
+      const int64_t q = s.L.quantized_rows(pos + m) - s.L.quantized_rows(pos);
+      if (s.L.channel())
+        bounds.blocks = std::max(bounds.blocks, q / s.L.block_rows);
+      else
+        bounds.quantized = std::max(bounds.quantized, q);
+      bounds.ring = bounds.ring || s.L.residual > 0;
+      views[r] = {s.L, s.words.data(), s.params.data(), s.residual.data(), s.L.quantized_rows(pos + m)};
+    }
+    const bool fit = sites[0].L.tensor && pos == 0;
+    bounds.fit = fit;
+    DeviceBuffer<float> dk(k), dv(v);
+    DeviceBuffer<cuda::SlotKv> dslots(std::vector<cuda::SlotKv>{{views[0], views[1], true, fit, fit}});
+    DeviceBuffer<cuda::SlotRows> drows(std::vector<cuda::SlotRows>{{0, m, pos}});
+    cuda::kv_write_cuda(dslots.data(), drows.data(), 1, bounds, dk.data(), dv.data());
+    pos += m;
+  }
+  // The decoded rows, as plain fp32 stores.
+  std::vector<DeviceBuffer<float>> plain;
+  cuda::KvView stored[2], decoded[2];
+  for (int r = 0; r < 2; ++r) {
+    Site& s = sites[r];
+    const std::vector<uint32_t> words = s.words.download();
+    const std::vector<float> params = s.params.download();
+    const std::vector<uint16_t> residual = s.residual.download();
+    const kv::KvStore store{words.data(), params.data(), residual.data(), s.L.quantized_rows(n)};
+    std::vector<float> rows(size_t(n * kWidth));
+    for (int64_t t = 0; t < n; ++t)
+      for (int c = 0; c < kWidth; ++c) rows[size_t(t * kWidth + c)] = kv::kv_stored_value(s.L, store, t, c);
+    plain.emplace_back(rows);
+    kv::KvLayout L;
+    L.width = kWidth;
+    stored[r] = {s.L, s.words.data(), s.params.data(), s.residual.data(), store.quantized};
+    decoded[r] = {L, reinterpret_cast<uint32_t*>(plain.back().data()), nullptr, nullptr, n};
+  }
+  cpu::AttentionParams p;
+  p.n_heads = 2 * kHeads;
+  p.n_kv_heads = kHeads;
+  p.head_dim = kHeadDim;
+  p.scale = 1.0f / std::sqrt(float(kHeadDim));
+  const std::vector<cuda::AttnRow> rows = {{0, 149}, {0, 63}, {0, 64}, {0, 100}, {0, 0}, {0, 127}, {0, 128}};
+  const int64_t q_dim = int64_t(p.n_heads) * kHeadDim;
+  DeviceBuffer<float> dq(cuda_testing::uniform(rows.size() * size_t(q_dim), 1.0f, 11));
+  DeviceBuffer<cuda::AttnRow> drows(rows);
+  std::vector<float> out[2];
+  for (int w = 0; w < 2; ++w) {
+    DeviceBuffer<cuda::SlotKv> dslots(std::vector<cuda::SlotKv>{
+        {w == 0 ? stored[0] : decoded[0], w == 0 ? stored[1] : decoded[1], false, false, false}});
+    DeviceBuffer<float> dout(rows.size() * size_t(q_dim));
+    cuda::attention_cuda(p, dq.data(), drows.data(), dslots.data(), int64_t(rows.size()), n - 1, dout.data());
+    out[w] = dout.download();
+  }
+  EXPECT_TRUE(cuda_testing::same_bits(out[0].data(), out[1].data(), out[0].size())) << scheme;
+}
+
+TEST_P(KvWriteCuda, AttentionReadsTheDecodedRows) {
+  KVAUDIT_REQUIRE_CUDA();
+  check_attention_reads(GetParam());
+}
+
 TEST_P(KvWriteCuda, CodesParametersAndRowsMatchTheCpu) {
   KVAUDIT_REQUIRE_CUDA();
   check_scheme(GetParam());

@@ -20,6 +20,7 @@
 
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/device_buffer.h"
+#include "engine/cuda/kv_decode8.cuh"
 #include "engine/cuda/ops_cuda.h"
 
 namespace kvaudit::engine::cuda {
@@ -181,6 +182,63 @@ __device__ void load_tile4(const KvReader& rd, const kv::KvRow* rows, const kv::
   }
 }
 
+// load_tile eight positions per thread (octet_ok layouts, kv_decode8.cuh): the threads of a row take
+// its consecutive 8-position groups (coalesced), each keeps its group's KvChannel in registers and
+// decodes kBatch rows before storing them. Positions are channels, except for llama.cpp's
+// interleaved keys (pair_dim): there positions p .. p + 7 hold channels p/2 .. p/2 + 3 (even) and
+// d/2 + p/2 .. d/2 + p/2 + 3 (odd).
+template <kv::LayoutKind K, bool CH>
+__device__ void load_tile8(const KvReader& rd, const kv::KvRow* rows, const kv::KvChannel* ch, int nq, int nk, int d,
+                           int ld, float* tile) {
+  constexpr int kBatch = 2;
+  const int groups = d / 8;
+  const int rp = max(1, kThreads / groups);  // rows a pass covers
+  const int tr = threadIdx.x / groups;
+  if (tr >= rp) return;
+  const bool pairs = rd.L.pair_dim != 0;
+  const int half = d / 2;
+  for (int g8 = threadIdx.x % groups; g8 < groups; g8 += kThreads) {
+    const int p = 8 * g8;  // the group's first position in the head
+    const kv::KvChannel cc = ch[pairs ? p / 2 : p];
+    const auto store = [&](int j, const float (&x)[8]) {
+      float* t = tile + j * ld;
+      if (pairs) {
+        *reinterpret_cast<float4*>(t + p / 2) = make_float4(x[0], x[2], x[4], x[6]);
+        *reinterpret_cast<float4*>(t + half + p / 2) = make_float4(x[1], x[3], x[5], x[7]);
+      } else {
+        *reinterpret_cast<float4*>(t + p) = make_float4(x[0], x[1], x[2], x[3]);
+        *reinterpret_cast<float4*>(t + p + 4) = make_float4(x[4], x[5], x[6], x[7]);
+      }
+    };
+    int j = tr;
+    for (; j + (kBatch - 1) * rp < nq; j += kBatch * rp) {
+      float x[kBatch][8];
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) decode8<K, CH>(rd.L, cc, rows[j + u * rp], x[u]);
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) store(j + u * rp, x[u]);
+    }
+    for (; j < nq; j += rp) {
+      float x[8];
+      decode8<K, CH>(rd.L, cc, rows[j], x);
+      store(j, x);
+    }
+    for (; j < nk; j += rp) {  // the ring holds channels in order
+      const uint16_t* ring = rows[j].ring + rd.c0;
+      float* t = tile + j * ld;
+      if (pairs) {
+        ring4(ring + p / 2, t + p / 2);
+        ring4(ring + half + p / 2, t + half + p / 2);
+      } else {
+        float x[8];
+        ring8(ring + p, x);
+        *reinterpret_cast<float4*>(t + p) = make_float4(x[0], x[1], x[2], x[3]);
+        *reinterpret_cast<float4*>(t + p + 4) = make_float4(x[4], x[5], x[6], x[7]);
+      }
+    }
+  }
+}
+
 // Whether four consecutive channels of the head are four consecutive codes, 16-byte aligned as
 // fp32 or fp16 (the ring): load_tile4 applies.
 __device__ bool vector_ok(const kv::KvLayout& L, int d) {
@@ -201,6 +259,18 @@ __device__ void load_tile(const KvReader& rd, const kv::KvRow* rows, const kv::K
                           int ld, float* tile) {
   const int nq = int(min(int64_t(nk), max(int64_t(0), rd.s.quantized - jb)));
   using LK = kv::LayoutKind;
+  if (octet_ok(rd.L, d)) {
+    switch (rd.L.kind) {
+      case LK::kPlain: load_tile8<LK::kPlain, false>(rd, rows, ch, nq, nk, d, ld, tile); return;
+      case LK::kBf16: load_tile8<LK::kBf16, false>(rd, rows, ch, nq, nk, d, ld, tile); return;
+      case LK::kInt:
+        if (rd.L.channel()) load_tile8<LK::kInt, true>(rd, rows, ch, nq, nk, d, ld, tile);
+        else load_tile8<LK::kInt, false>(rd, rows, ch, nq, nk, d, ld, tile);
+        return;
+      case LK::kFp8: load_tile8<LK::kFp8, false>(rd, rows, ch, nq, nk, d, ld, tile); return;
+      case LK::kGgml: load_tile8<LK::kGgml, false>(rd, rows, ch, nq, nk, d, ld, tile); return;
+    }
+  }
   if (vector_ok(rd.L, d)) {
     const bool same = sets_of_four(rd.L);
     switch (rd.L.kind) {

@@ -71,10 +71,18 @@ for step in $steps; do
           --prompt-len 96 --gen "${BIGGEN:-256}" --int4-hooks 2>&1 | tee -a "$OUT/big.log" | grep -v Warning | tail -3
       done
       ;;
-    profile)  # PROFILE="config batch skip count" (default: the SmolLM2 shape, batch 1); PROFILE_ARGS: more bench flags
+    profile)  # PROFILE="config batch skip count" (default: the SmolLM2 shape, batch 1); PROFILE_ARGS: more bench flags.
+      # PROFILE_CALL=N: instead of skip/count, exactly the backend's N-th forward call (bench: 1 is the
+      # prefill, N >= 2 decode step N - 1; KVAUDIT_CUDA_PROFILE_CALL). Weights: KVAUDIT_CUDA_WEIGHTS, else bf16-lt.
       read -r pcfg pbatch pskip pcount <<<"${PROFILE:-smollm2-135m 1 3000 400}"
-      timeout 300 ncu --clock-control none --metrics gpu__time_duration.sum --launch-skip "$pskip" --launch-count "$pcount" \
-        --csv "$C/kvaudit" bench --model "tools/cuda_configs/$pcfg" --random-weights --device cuda --batch "$pbatch" \
+      if [ -n "${PROFILE_CALL:-}" ]; then
+        window=(--profile-from-start off)
+      else
+        window=(--launch-skip "$pskip" --launch-count "$pcount")
+      fi
+      KVAUDIT_CUDA_PROFILE_CALL=${PROFILE_CALL:-} KVAUDIT_CUDA_WEIGHTS=${KVAUDIT_CUDA_WEIGHTS:-bf16-lt} \
+        timeout 300 ncu --clock-control none \
+        --metrics gpu__time_duration.sum "${window[@]}" --csv "$C/kvaudit" bench --model "tools/cuda_configs/$pcfg" --random-weights --device cuda --batch "$pbatch" \
         --prompt-len "${PROFILE_PROMPT:-128}" --gen 8 --repeat 1 ${PROFILE_ARGS:-} >"$OUT/ncu.csv" 2>"$OUT/ncu.err" ||
         echo "ncu failed: $(tail -2 "$OUT/ncu.err")"
       python3 - "$OUT/ncu.csv" <<'PY'
@@ -95,7 +103,8 @@ PY
       ;;
     kprofile)  # KPROFILE="config batch prompt kernel skip": ncu's full report for one launch of one kernel
       read -r kcfg kbatch kprompt kname kskip <<<"${KPROFILE:-llama-3.1-8b 256 224 attention_kernel 520}"
-      timeout 400 ncu --kernel-name "regex:$kname" --launch-skip "$kskip" --launch-count 1 --set full \
+      KVAUDIT_CUDA_WEIGHTS=${KVAUDIT_CUDA_WEIGHTS:-bf16-lt} timeout 400 ncu --kernel-name "regex:$kname" \
+        --launch-skip "$kskip" --launch-count 1 --set full \
         -o "$OUT/kprofile" -f "$C/kvaudit" bench --model "tools/cuda_configs/$kcfg" --random-weights --device cuda \
         --batch "$kbatch" --prompt-len "$kprompt" --gen 4 --repeat 1 ${PROFILE_ARGS:-} >"$OUT/kprofile.err" 2>&1 ||
         echo "ncu failed: $(tail -2 "$OUT/kprofile.err")"

@@ -30,6 +30,8 @@
 #include <unordered_set>
 #include <utility>
 
+#include <cuda_profiler_api.h>
+
 #include "core/error.h"
 #include "core/half.h"
 #include "engine/cuda/cuda_backend.h"
@@ -210,6 +212,35 @@ struct HostTimes {
   }
 };
 
+// KVAUDIT_CUDA_PROFILE_CALL=N: the backend's N-th forward call (1 = the first; in `bench`, the
+// prefill, then one call per decode step) runs between cudaProfilerStart and cudaProfilerStop, so
+// `ncu --profile-from-start off` profiles exactly that call's kernels (tools/cuda_device_run.sh
+// profile): no launch count to guess.
+struct ProfileWindow {
+  int64_t call = 0, seen = 0;
+  ProfileWindow() {
+    const char* env = std::getenv("KVAUDIT_CUDA_PROFILE_CALL");
+    if (env != nullptr && *env != '\0') {  // empty: unset
+      char* end = nullptr;
+      call = std::strtoll(env, &end, 10);
+      if (end == env || *end != '\0' || call < 1)
+        usage_error("KVAUDIT_CUDA_PROFILE_CALL: '{}' is not a call number (1, 2, ...)", env);
+    }
+  }
+  // Opens the window if this is the call; the returned guard closes it when the call ends.
+  struct Guard {
+    bool on;
+    ~Guard() {
+      if (on) cudaProfilerStop();
+    }
+  };
+  Guard enter() {
+    const bool on = call > 0 && ++seen == call;
+    if (on) KVAUDIT_CUDA_CHECK(cudaProfilerStart());
+    return Guard{on};
+  }
+};
+
 class CudaBackend final : public Backend {
  public:
   CudaBackend(const model::Model& m, const BackendOptions& opt);
@@ -304,6 +335,7 @@ class CudaBackend final : public Backend {
   std::vector<KFixup> k_fixups_;
   DeviceBuffer<float> fix_cs_, hook_k_;  // a fixup's rope table; a hook's copy of new keys
   HostTimes times_;
+  ProfileWindow profile_;
 };
 
 bool kv_on_host(const BackendOptions& opt) {
@@ -513,6 +545,7 @@ Logits CudaBackend::run(std::span<const SeqInput> batch, const Hooks* hooks, std
   const auto& c = m_.config;
   const auto& arch = m_.arch;
   const int64_t d = c.d_model;
+  const auto profiled = profile_.enter();
   const double t0 = times_.on ? HostTimes::now() : 0;
   std::vector<Slot> slots = plan(batch);
   const int64_t n = slots.empty() ? 0 : slots.back().off + slots.back().n;

@@ -105,5 +105,42 @@ TEST_P(KvLayoutRows, PackedCpuCodesReadBackAsTheCacheRows) {
 INSTANTIATE_TEST_SUITE_P(Schemes, KvLayoutRows, ::testing::ValuesIn(testing::layout_schemes()),
                          [](const auto& info) { return testing::test_name(info.param); });
 
+// The identities engine/cuda/kv_decode8.cuh's fast decoders rest on, over every code: an integer code
+// q as bits_float(0x4B000000 | q) - 2^23, so (q - zc)·s is ((2^23 + q) - (2^23 + zc))·s bit for bit
+// (int, q8_0 through q ^ 0x80, q4_0, q4_1); every fp8 value is an fp16 (e5m2: the fp16 whose upper
+// byte is the code). The device side is bound by AttentionCuda's stored-layout test.
+TEST(KvLayout, TheFastDecodersIdentitiesHoldForEveryCode) {
+  const float scales[] = {0.0f, 1e-8f, 0.0123f, 0.5f, 1.0f, 3.75f, 1e30f, 3.40282347e+38f, 1e-40f};
+  const auto magic = [](uint32_t q) { return bits_float(0x4B000000u | q) - 8388608.0f; };
+  for (const int bits : {1, 2, 4, 8})
+    for (uint32_t q = 0; q < (1u << bits); ++q)
+      for (int zc = 0; zc <= (1 << bits); ++zc)
+        for (const float s : scales) {
+          const float fast = (bits_float(0x4B000000u | q) - (8388608.0f + float(zc))) * s;
+          ASSERT_EQ(float_bits(fast), float_bits(affine_value(uint8_t(q), zc, s))) << bits << " " << q << " " << zc;
+        }
+  for (uint32_t q = 0; q < 256; ++q)
+    for (const float d : scales) {
+      const float q8 = (bits_float(0x4B000000u | (q ^ 0x80u)) - (8388608.0f + 128.0f)) * d;
+      ASSERT_EQ(float_bits(q8), float_bits(ggml_dequantize(io::GgmlType::Q8_0, uint8_t(q), d, 0))) << q;
+      if (q >= 16) continue;
+      const float q4 = (bits_float(0x4B000000u | q) - (8388608.0f + 8.0f)) * d;
+      ASSERT_EQ(float_bits(q4), float_bits(ggml_dequantize(io::GgmlType::Q4_0, uint8_t(q), d, 0))) << q;
+      for (const float m : {0.0f, -0.0f, -2.5f, 1e-3f}) {
+        const float q41 = add_rn(mul_rn(magic(q), d), m);  // magic(q) is float(q)
+        ASSERT_EQ(float_bits(q41), float_bits(ggml_dequantize(io::GgmlType::Q4_1, uint8_t(q), d, m))) << q;
+      }
+    }
+  for (const bool e5m2 : {false, true})
+    for (uint32_t c = 0; c < 256; ++c) {
+      const float v = fp8_decode(uint8_t(c), fp8_format(e5m2));
+      if (v != v) continue;  // NaN: a NaN either way (payloads may differ)
+      EXPECT_EQ(float_bits(fp16_to_float(float_to_fp16(v))), float_bits(v)) << "fp8 code " << c << " not an fp16";
+      if (e5m2) {
+        EXPECT_EQ(float_bits(fp16_to_float(uint16_t(c << 8))), float_bits(v)) << "e5m2 code " << c;
+      }
+    }
+}
+
 }  // namespace
 }  // namespace kvaudit::kv

@@ -108,7 +108,7 @@ INSTANTIATE_TEST_SUITE_P(Schemes, KvLayoutRows, ::testing::ValuesIn(testing::lay
 // The identities engine/cuda/kv_decode8.cuh's fast decoders rest on, over every code: an integer code
 // q as bits_float(0x4B000000 | q) - 2^23, so (q - zc)·s is ((2^23 + q) - (2^23 + zc))·s bit for bit
 // (int, q8_0 through q ^ 0x80, q4_0, q4_1); every fp8 value is an fp16 (e5m2: the fp16 whose upper
-// byte is the code). The device side is bound by AttentionCuda's stored-layout test.
+// byte is the code). The device side is bound by KvWriteCuda.AttentionReadsTheDecodedRows.
 TEST(KvLayout, TheFastDecodersIdentitiesHoldForEveryCode) {
   const float scales[] = {0.0f, 1e-8f, 0.0123f, 0.5f, 1.0f, 3.75f, 1e30f, 3.40282347e+38f, 1e-40f};
   const auto magic = [](uint32_t q) { return bits_float(0x4B000000u | q) - 8388608.0f; };

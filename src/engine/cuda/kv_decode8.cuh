@@ -1,6 +1,6 @@
 // Eight consecutive codes of one stored row decoded at once on the device: the fast path beside
 // kv/layout.h's reference formulas (kv_set / kv_set_value), which it must equal bit for bit (test:
-// AttentionCuda.PackedLayoutsReadAsTheirDecodedRows, attention over every stored layout against
+// KvWriteCuda.AttentionReadsTheDecodedRows, attention over every stored layout against
 // attention over the rows kv_stored_value decodes). Why a second path: attention spent ~37
 // instructions per decoded value in the 4-code loop (a 64-bit window per 4 codes, a conversion
 // instruction per value at an eighth of the FMA rate, fp8's branches); here one load serves 8 codes

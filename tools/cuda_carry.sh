@@ -25,7 +25,7 @@ PY
 # What `sweep` reads (--data): the benchmarks, the judge's substrings, the chat templates.
 mkdir -p .carry/datasets
 for d in advbench xstest paper_custom refusal_substrings chat_templates ifeval; do cp -r "$D/$d" .carry/datasets/; done
-# The repository and the carry travel together under 64 MiB: the libraries go compressed
-# (ICU's data alone is 31 MB) and tools/cuda_device_run.sh unpacks them.
-tar -C .carry -cJf .carry/lib.tar.xz lib && rm -rf .carry/lib
+# The repository and the carry travel together under 64 MiB: the binaries and libraries go
+# compressed (ICU's data alone is 31 MB) and tools/cuda_device_run.sh unpacks them.
+tar -C .carry -cJf .carry/bin.tar.xz lib kvaudit kvaudit_cuda_tests && rm -rf .carry/lib .carry/kvaudit .carry/kvaudit_cuda_tests
 du -sh .carry; ls .carry

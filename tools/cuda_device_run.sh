@@ -14,7 +14,7 @@ export LD_LIBRARY_PATH=$PWD/$C/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 OUT=${OUT:-/tmp/out}
 SMOL=${SMOL:-/tmp/smol/SmolLM2-135M-Instruct.Q4_1.gguf}
 mkdir -p "$OUT"
-[ -d "$C/lib" ] || tar -C "$C" -xJf "$C/lib.tar.xz"
+[ -d "$C/lib" ] || tar -C "$C" -xJf "$C/bin.tar.xz"
 # bf16-lt loads cuBLASLt at run time: the image's toolkit or the one PyTorch's wheels carry.
 if ! ldconfig -p | grep -q 'libcublasLt.so.13 '; then
   lt=$(find /usr/local/cuda*/ /usr/lib /usr/local/lib/python3* /opt -name 'libcublasLt.so.13' 2>/dev/null | head -1)

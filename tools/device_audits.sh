@@ -32,7 +32,7 @@ join_pieces() {  # p00, p01, ... -> the models of PIECES.txt, sha256-checked
 case $step in
   piece)
     for f in "$@"; do cp -r "$f" "$K/"; done
-    if [ -f "$K/lib.tar.xz" ]; then tar -C "$K" -xJf "$K/lib.tar.xz" && rm "$K/lib.tar.xz"; fi
+    if [ -f "$K/bin.tar.xz" ]; then tar -C "$K" -xJf "$K/bin.tar.xz" && rm "$K/bin.tar.xz"; fi
     if [ -x "$K/kvaudit_cuda_tests" ] && [ ! -f "$R/cuda_tests.log" ]; then
       LD_LIBRARY_PATH=$K/lib setsid nohup "$K/kvaudit_cuda_tests" --gtest_brief=1 >"$R/cuda_tests.log" 2>&1 </dev/null &
     fi

@@ -221,15 +221,19 @@ void check_attention_reads(const char* scheme) {
   const int64_t q_dim = int64_t(p.n_heads) * kHeadDim;
   DeviceBuffer<float> dq(cuda_testing::uniform(rows.size() * size_t(q_dim), 1.0f, 11));
   DeviceBuffer<cuda::AttnRow> drows(rows);
-  std::vector<float> out[2];
-  for (int w = 0; w < 2; ++w) {
-    DeviceBuffer<cuda::SlotKv> dslots(std::vector<cuda::SlotKv>{
-        {w == 0 ? stored[0] : decoded[0], w == 0 ? stored[1] : decoded[1], false, false, false}});
-    DeviceBuffer<float> dout(rows.size() * size_t(q_dim));
-    cuda::attention_cuda(p, dq.data(), drows.data(), dslots.data(), int64_t(rows.size()), n - 1, dout.data());
-    out[w] = dout.download();
+  for (const cuda::AttnMath math : {cuda::AttnMath::kFp32, cuda::AttnMath::kFp16TensorCores}) {
+    std::vector<float> out[2];
+    for (int w = 0; w < 2; ++w) {
+      DeviceBuffer<cuda::SlotKv> dslots(std::vector<cuda::SlotKv>{
+          {w == 0 ? stored[0] : decoded[0], w == 0 ? stored[1] : decoded[1], false, false, false}});
+      DeviceBuffer<float> dout(rows.size() * size_t(q_dim));
+      cuda::attention_cuda(p, dq.data(), drows.data(), dslots.data(), int64_t(rows.size()), n - 1, dout.data(),
+                           nullptr, math);
+      out[w] = dout.download();
+    }
+    EXPECT_TRUE(cuda_testing::same_bits(out[0].data(), out[1].data(), out[0].size()))
+        << scheme << (math == cuda::AttnMath::kFp32 ? " fp32" : " fp16 tensor cores");
   }
-  EXPECT_TRUE(cuda_testing::same_bits(out[0].data(), out[1].data(), out[0].size())) << scheme;
 }
 
 TEST_P(KvWriteCuda, AttentionReadsTheDecodedRows) {

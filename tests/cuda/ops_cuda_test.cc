@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 
 #include "core/half.h"
 #include "cuda_test_util.h"
@@ -28,6 +29,8 @@ constexpr double kNormRelTol = 1e-5;
 constexpr double kActivationRelTol = 1e-5;
 // Attention: head_dim-term scores, then a softmax and a weighted sum over at most ~20 keys.
 constexpr double kAttentionRelTol = 1e-5;
+// AttnMath::kFp16TensorCores: q, k, v and the softmax's weights each rounded to fp16 (2^-11 relative).
+constexpr double kAttentionFp16RelTol = 4e-3;
 
 struct MatmulCase {
   cuda::WeightType type;
@@ -419,10 +422,9 @@ class AttentionCuda : public ::testing::TestWithParam<AttnCase> {};
 
 // Two sequences in one launch: A prefills 600 rows after 5 cached ones (rows of 1 to 10 key chunks;
 // enough blocks that the heads of a KV head share them on an H200), B decodes one row after 150 (3
-// chunks); each against cpu::attention over the same cache.
-TEST_P(AttentionCuda, PrefillAndDecodeRowsMatchCpu) {
-  KVAUDIT_REQUIRE_CUDA();
-  const cpu::AttentionParams p = GetParam().p;
+// chunks); each against cpu::attention over the same cache, within tol; then the same rows in
+// passes, in another order, in smaller launches: the same bits.
+void expect_attention_matches_cpu(const cpu::AttentionParams& p, cuda::AttnMath math, double tol) {
   const int64_t q_dim = int64_t(p.n_heads) * p.head_dim, kv_dim = int64_t(p.n_kv_heads) * p.head_dim;
   struct Seq {
     int64_t first_pos, n_q;
@@ -456,13 +458,18 @@ TEST_P(AttentionCuda, PrefillAndDecodeRowsMatchCpu) {
   DeviceBuffer<float> dq(q_all), dout(q_all.size());
   DeviceBuffer<cuda::AttnRow> drows(rows);
   DeviceBuffer<cuda::SlotKv> dslots(slots);
-  cuda::attention_cuda(p, dq.data(), drows.data(), dslots.data(), int64_t(rows.size()), max_pos, dout.data());
+  cuda::attention_cuda(p, dq.data(), drows.data(), dslots.data(), int64_t(rows.size()), max_pos, dout.data(), nullptr, math);
   const std::vector<float> got = dout.download();
-  EXPECT_LE(rel_err(got, ref_all), kAttentionRelTol);
+  const double err = rel_err(got, ref_all);
+  EXPECT_LE(err, tol);
+  if (math == cuda::AttnMath::kFp16TensorCores && p.head_dim % 16 == 0) {
+    EXPECT_GT(err, 0.0);  // the rounding really happened
+    std::printf("fp16 tensor cores, head_dim %d: rel. error %.3g\n", p.head_dim, err);
+  }
   // Room for 50,000 keys: the rows' partial sums go through the scratch in passes of a few rows, and
   // not a bit changes.
   DeviceBuffer<float> dout1(q_all.size());
-  cuda::attention_cuda(p, dq.data(), drows.data(), dslots.data(), int64_t(rows.size()), 50000, dout1.data());
+  cuda::attention_cuda(p, dq.data(), drows.data(), dslots.data(), int64_t(rows.size()), 50000, dout1.data(), nullptr, math);
   EXPECT_TRUE(same_bits(dout1.download().data(), got.data(), got.size()));
   // The blocks taking the rows in another order (reversed), in passes too: the same bits.
   std::vector<int64_t> order(rows.size());
@@ -471,7 +478,7 @@ TEST_P(AttentionCuda, PrefillAndDecodeRowsMatchCpu) {
   for (const int64_t room : {max_pos, int64_t(50000)}) {
     DeviceBuffer<float> dout_r(q_all.size());
     cuda::attention_cuda(p, dq.data(), drows.data(), dslots.data(), int64_t(rows.size()), room, dout_r.data(),
-                         dorder.data());
+                         dorder.data(), math);
     EXPECT_TRUE(same_bits(dout_r.download().data(), got.data(), got.size())) << "reversed, room " << room;
   }
   // A's last 8 rows alone (10 key chunks each): blocks take a few chunks (gqa7_hd128 on an H200: 4)
@@ -479,13 +486,26 @@ TEST_P(AttentionCuda, PrefillAndDecodeRowsMatchCpu) {
   const size_t last8 = seqs[0].n_q - 8;
   DeviceBuffer<float> dout8{size_t(8 * q_dim)};
   cuda::attention_cuda(p, dq.data() + last8 * q_dim, drows.data() + last8, dslots.data(), 8,
-                       seqs[0].first_pos + seqs[0].n_q - 1, dout8.data());
+                       seqs[0].first_pos + seqs[0].n_q - 1, dout8.data(), nullptr, math);
   EXPECT_TRUE(same_bits(dout8.download().data(), got.data() + last8 * q_dim, size_t(8 * q_dim)));
   // B's row alone: too few blocks for the heads of a KV head to share one, the same bits.
   DeviceBuffer<float> dout2{size_t(q_dim)};
   cuda::attention_cuda(p, dq.data() + (rows.size() - 1) * q_dim, drows.data() + (rows.size() - 1), dslots.data(), 1,
-                       seqs[1].first_pos, dout2.data());
+                       seqs[1].first_pos, dout2.data(), nullptr, math);
   EXPECT_TRUE(same_bits(dout2.download().data(), got.data() + (rows.size() - 1) * q_dim, size_t(q_dim)));
+}
+
+TEST_P(AttentionCuda, PrefillAndDecodeRowsMatchCpu) {
+  KVAUDIT_REQUIRE_CUDA();
+  expect_attention_matches_cpu(GetParam().p, cuda::AttnMath::kFp32, kAttentionRelTol);
+}
+
+// The same on fp16 tensor cores (fp32 where head_dim is not a multiple of 16: gqa_hd8).
+TEST_P(AttentionCuda, PrefillAndDecodeRowsMatchCpuOnTensorCores) {
+  KVAUDIT_REQUIRE_CUDA();
+  const cpu::AttentionParams p = GetParam().p;
+  expect_attention_matches_cpu(p, cuda::AttnMath::kFp16TensorCores,
+                               p.head_dim % 16 == 0 ? kAttentionFp16RelTol : kAttentionRelTol);
 }
 
 cpu::AttentionParams attn_params(int n_heads, int n_kv_heads, int head_dim, float softcap, int64_t window) {

@@ -12,11 +12,18 @@
 //
 // A chunk's keys, then its values, are decoded from the sequence's stored rows into shared memory
 // (kv::kv_decode_as, the layout's kind fixed per block: the values the CPU cache's rows() holds),
-// coalesced and with many loads in flight; scores and weighted sums then read shared memory only, each
-// a single thread's sum in channel (key) order.
+// coalesced and with many loads in flight; scores and weighted sums then read shared memory only.
+// Two arithmetics, fixed per launch (AttnMath): fp32, each score and weighted sum a single thread's
+// sum in channel (key) order; or fp16 tensor cores (bf16-lt), the tile, the queries and the
+// softmax's weights rounded to fp16 and the products mma.m16n8k16 with fp32 accumulation, k-steps of
+// 16 in order. A head's row of an mma never mixes with another's, so the heads a block shares still
+// change no bit in either.
 #include <algorithm>
 #include <new>
 #include <string>
+#include <type_traits>
+
+#include <cuda_fp16.h>
 
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/device_buffer.h"
@@ -84,15 +91,51 @@ __device__ float combine(const Partials& part, int64_t i0, int64_t chunks, int d
   return __fdiv_rn(o, l);
 }
 
-// Channel c (of the reader's head) of keys or values jb .. jb + nk - 1 into tile[j][c] (row stride
-// ld), decoded as kind K: the threads take consecutive channels of a row (coalesced reads of the
+// A chunk's keys or values in shared memory, [kChunk][ld] of T: fp32, or fp16 (AttnMath's tensor
+// cores: each decoded value rounded to nearest even; fp16 holds the fp16 caches and the residual
+// ring exactly).
+template <typename T>
+struct Tile {
+  T* p;
+  int ld;
+  __device__ T* at(int j, int c) const { return p + j * ld + c; }
+  __device__ void put(int j, int c, float x) const {
+    if constexpr (std::is_same_v<T, float>) *at(j, c) = x;
+    else *at(j, c) = __float2half_rn(x);
+  }
+  // Channels c .. c + 3 (c a multiple of 4).
+  __device__ void put4(int j, int c, float a, float b, float e, float f) const {
+    if constexpr (std::is_same_v<T, float>) {
+      *reinterpret_cast<float4*>(at(j, c)) = make_float4(a, b, e, f);
+    } else {
+      const __half2 lo = __floats2half2_rn(a, b), hi = __floats2half2_rn(e, f);
+      *reinterpret_cast<uint2*>(at(j, c)) =
+          make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
+    }
+  }
+  // Channels c .. c + 7 (c a multiple of 8).
+  __device__ void put8(int j, int c, const float (&x)[8]) const {
+    if constexpr (std::is_same_v<T, float>) {
+      put4(j, c, x[0], x[1], x[2], x[3]);
+      put4(j, c + 4, x[4], x[5], x[6], x[7]);
+    } else {
+      __half2 h[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) h[i] = __floats2half2_rn(x[2 * i], x[2 * i + 1]);
+      *reinterpret_cast<uint4*>(at(j, c)) = *reinterpret_cast<const uint4*>(h);
+    }
+  }
+};
+
+// Channel c (of the reader's head) of keys or values jb .. jb + nk - 1 into tile row j, decoded as
+// kind K: the threads take consecutive channels of a row (coalesced reads of the
 // stored row), several rows per pass when head_dim < kThreads. Rows [0, nq) are quantized, the rest
 // in the residual ring (kv::kv_row), so neither loop branches per row, and each thread decodes
 // kBatch rows into registers before it stores them: their loads are in flight together (a
 // thread's dependent round trips to memory, not arithmetic, bound this loop).
-template <kv::LayoutKind K>
+template <kv::LayoutKind K, typename T>
 __device__ void load_tile(const KvReader& rd, const kv::KvRow* rows, const kv::KvChannel* ch, int nq, int nk, int d,
-                          int ld, float* tile) {
+                          const Tile<T>& tile) {
   constexpr int kBatch = 8;
   const int rp = max(1, kThreads / d);  // rows a pass covers
   const int tr = threadIdx.x / d;
@@ -108,11 +151,11 @@ __device__ void load_tile(const KvReader& rd, const kv::KvRow* rows, const kv::K
         x[u] = kv::kv_decode_as<K>(rd.L, cc, r.words, r.params);
       }
 #pragma unroll
-      for (int u = 0; u < kBatch; ++u) tile[(j + u * rp) * ld + c] = x[u];
+      for (int u = 0; u < kBatch; ++u) tile.put(j + u * rp, c, x[u]);
     }
-    for (; j < nq; j += rp) tile[j * ld + c] = kv::kv_decode_as<K>(rd.L, cc, rows[j].words, rows[j].params);
+    for (; j < nq; j += rp) tile.put(j, c, kv::kv_decode_as<K>(rd.L, cc, rows[j].words, rows[j].params));
     const int ca = rd.c0 + c;
-    for (; j < nk; j += rp) tile[j * ld + c] = fp16_to_float(rows[j].ring[ca]);
+    for (; j < nk; j += rp) tile.put(j, c, fp16_to_float(rows[j].ring[ca]));
   }
 }
 
@@ -152,9 +195,9 @@ __device__ __forceinline__ float4 decode4(const kv::KvLayout& L, const kv::KvCha
 // (coalesced), a thread's groups keep their channels (KvChannel in registers), and each thread
 // decodes kBatch rows before storing them. Only for layouts whose four consecutive channels are
 // four consecutive codes (vector_ok).
-template <kv::LayoutKind K, bool SAME>
+template <kv::LayoutKind K, bool SAME, typename T>
 __device__ void load_tile4(const KvReader& rd, const kv::KvRow* rows, const kv::KvChannel* ch, int nq, int nk, int d,
-                           int ld, float* tile) {
+                           const Tile<T>& tile) {
   constexpr int kBatch = 2;
   const int groups = d / 4;
   const int rp = max(1, kThreads / groups);  // rows a pass covers
@@ -169,15 +212,17 @@ __device__ void load_tile4(const KvReader& rd, const kv::KvRow* rows, const kv::
 #pragma unroll
       for (int u = 0; u < kBatch; ++u) x[u] = decode4<K, SAME>(rd.L, cc, rows[j + u * rp]);
 #pragma unroll
-      for (int u = 0; u < kBatch; ++u) *reinterpret_cast<float4*>(tile + (j + u * rp) * ld + c) = x[u];
+      for (int u = 0; u < kBatch; ++u) tile.put4(j + u * rp, c, x[u].x, x[u].y, x[u].z, x[u].w);
     }
-    for (; j < nq; j += rp) *reinterpret_cast<float4*>(tile + j * ld + c) = decode4<K, SAME>(rd.L, cc, rows[j]);
+    for (; j < nq; j += rp) {
+      const float4 x = decode4<K, SAME>(rd.L, cc, rows[j]);
+      tile.put4(j, c, x.x, x.y, x.z, x.w);
+    }
     const int ca = rd.c0 + c;
     for (; j < nk; j += rp) {
-      const uint2 h = *reinterpret_cast<const uint2*>(rows[j].ring + ca);
-      *reinterpret_cast<float4*>(tile + j * ld + c) =
-          make_float4(fp16_to_float(uint16_t(h.x)), fp16_to_float(uint16_t(h.x >> 16)), fp16_to_float(uint16_t(h.y)),
-                      fp16_to_float(uint16_t(h.y >> 16)));
+      float x[4];
+      ring4(rows[j].ring + ca, x);
+      tile.put4(j, c, x[0], x[1], x[2], x[3]);
     }
   }
 }
@@ -187,9 +232,9 @@ __device__ void load_tile4(const KvReader& rd, const kv::KvRow* rows, const kv::
 // decodes kBatch rows before storing them. Positions are channels, except for llama.cpp's
 // interleaved keys (pair_dim): there positions p .. p + 7 hold channels p/2 .. p/2 + 3 (even) and
 // d/2 + p/2 .. d/2 + p/2 + 3 (odd).
-template <kv::LayoutKind K, bool CH>
+template <kv::LayoutKind K, bool CH, typename T>
 __device__ void load_tile8(const KvReader& rd, const kv::KvRow* rows, const kv::KvChannel* ch, int nq, int nk, int d,
-                           int ld, float* tile) {
+                           const Tile<T>& tile) {
   constexpr int kBatch = 2;
   const int groups = d / 8;
   const int rp = max(1, kThreads / groups);  // rows a pass covers
@@ -201,13 +246,11 @@ __device__ void load_tile8(const KvReader& rd, const kv::KvRow* rows, const kv::
     const int p = 8 * g8;  // the group's first position in the head
     const kv::KvChannel cc = ch[pairs ? p / 2 : p];
     const auto store = [&](int j, const float (&x)[8]) {
-      float* t = tile + j * ld;
       if (pairs) {
-        *reinterpret_cast<float4*>(t + p / 2) = make_float4(x[0], x[2], x[4], x[6]);
-        *reinterpret_cast<float4*>(t + half + p / 2) = make_float4(x[1], x[3], x[5], x[7]);
+        tile.put4(j, p / 2, x[0], x[2], x[4], x[6]);
+        tile.put4(j, half + p / 2, x[1], x[3], x[5], x[7]);
       } else {
-        *reinterpret_cast<float4*>(t + p) = make_float4(x[0], x[1], x[2], x[3]);
-        *reinterpret_cast<float4*>(t + p + 4) = make_float4(x[4], x[5], x[6], x[7]);
+        tile.put8(j, p, x);
       }
     };
     int j = tr;
@@ -225,15 +268,15 @@ __device__ void load_tile8(const KvReader& rd, const kv::KvRow* rows, const kv::
     }
     for (; j < nk; j += rp) {  // the ring holds channels in order
       const uint16_t* ring = rows[j].ring + rd.c0;
-      float* t = tile + j * ld;
+      float x[8];
       if (pairs) {
-        ring4(ring + p / 2, t + p / 2);
-        ring4(ring + half + p / 2, t + half + p / 2);
+        ring4(ring + p / 2, x);
+        ring4(ring + half + p / 2, x + 4);
+        tile.put4(j, p / 2, x[0], x[1], x[2], x[3]);
+        tile.put4(j, half + p / 2, x[4], x[5], x[6], x[7]);
       } else {
-        float x[8];
         ring8(ring + p, x);
-        *reinterpret_cast<float4*>(t + p) = make_float4(x[0], x[1], x[2], x[3]);
-        *reinterpret_cast<float4*>(t + p + 4) = make_float4(x[4], x[5], x[6], x[7]);
+        tile.put8(j, p, x);
       }
     }
   }
@@ -255,68 +298,122 @@ __device__ bool sets_of_four(const kv::KvLayout& L) {
 }
 
 // load_tile with the layout's kind fixed for the whole loop (one sequence, one kind per block).
+template <typename T>
 __device__ void load_tile(const KvReader& rd, const kv::KvRow* rows, const kv::KvChannel* ch, int64_t jb, int nk, int d,
-                          int ld, float* tile) {
+                          const Tile<T>& tile) {
   const int nq = int(min(int64_t(nk), max(int64_t(0), rd.s.quantized - jb)));
   using LK = kv::LayoutKind;
   if (octet_ok(rd.L, d)) {
     switch (rd.L.kind) {
-      case LK::kPlain: load_tile8<LK::kPlain, false>(rd, rows, ch, nq, nk, d, ld, tile); return;
-      case LK::kBf16: load_tile8<LK::kBf16, false>(rd, rows, ch, nq, nk, d, ld, tile); return;
+      case LK::kPlain: load_tile8<LK::kPlain, false>(rd, rows, ch, nq, nk, d, tile); return;
+      case LK::kBf16: load_tile8<LK::kBf16, false>(rd, rows, ch, nq, nk, d, tile); return;
       case LK::kInt:
-        if (rd.L.channel()) load_tile8<LK::kInt, true>(rd, rows, ch, nq, nk, d, ld, tile);
-        else load_tile8<LK::kInt, false>(rd, rows, ch, nq, nk, d, ld, tile);
+        if (rd.L.channel()) load_tile8<LK::kInt, true>(rd, rows, ch, nq, nk, d, tile);
+        else load_tile8<LK::kInt, false>(rd, rows, ch, nq, nk, d, tile);
         return;
-      case LK::kFp8: load_tile8<LK::kFp8, false>(rd, rows, ch, nq, nk, d, ld, tile); return;
-      case LK::kGgml: load_tile8<LK::kGgml, false>(rd, rows, ch, nq, nk, d, ld, tile); return;
+      case LK::kFp8: load_tile8<LK::kFp8, false>(rd, rows, ch, nq, nk, d, tile); return;
+      case LK::kGgml: load_tile8<LK::kGgml, false>(rd, rows, ch, nq, nk, d, tile); return;
     }
   }
   if (vector_ok(rd.L, d)) {
     const bool same = sets_of_four(rd.L);
     switch (rd.L.kind) {
-      case LK::kPlain: load_tile4<LK::kPlain, true>(rd, rows, ch, nq, nk, d, ld, tile); return;
-      case LK::kBf16: load_tile4<LK::kBf16, true>(rd, rows, ch, nq, nk, d, ld, tile); return;
+      case LK::kPlain: load_tile4<LK::kPlain, true>(rd, rows, ch, nq, nk, d, tile); return;
+      case LK::kBf16: load_tile4<LK::kBf16, true>(rd, rows, ch, nq, nk, d, tile); return;
       case LK::kInt:
-        if (same) load_tile4<LK::kInt, true>(rd, rows, ch, nq, nk, d, ld, tile);
-        else load_tile4<LK::kInt, false>(rd, rows, ch, nq, nk, d, ld, tile);
+        if (same) load_tile4<LK::kInt, true>(rd, rows, ch, nq, nk, d, tile);
+        else load_tile4<LK::kInt, false>(rd, rows, ch, nq, nk, d, tile);
         return;
-      case LK::kFp8: load_tile4<LK::kFp8, true>(rd, rows, ch, nq, nk, d, ld, tile); return;
-      case LK::kGgml: load_tile4<LK::kGgml, true>(rd, rows, ch, nq, nk, d, ld, tile); return;
+      case LK::kFp8: load_tile4<LK::kFp8, true>(rd, rows, ch, nq, nk, d, tile); return;
+      case LK::kGgml: load_tile4<LK::kGgml, true>(rd, rows, ch, nq, nk, d, tile); return;
     }
   }
   switch (rd.L.kind) {
-    case LK::kPlain: load_tile<LK::kPlain>(rd, rows, ch, nq, nk, d, ld, tile); break;
-    case LK::kBf16: load_tile<LK::kBf16>(rd, rows, ch, nq, nk, d, ld, tile); break;
-    case LK::kInt: load_tile<LK::kInt>(rd, rows, ch, nq, nk, d, ld, tile); break;
-    case LK::kFp8: load_tile<LK::kFp8>(rd, rows, ch, nq, nk, d, ld, tile); break;
-    case LK::kGgml: load_tile<LK::kGgml>(rd, rows, ch, nq, nk, d, ld, tile); break;
+    case LK::kPlain: load_tile<LK::kPlain>(rd, rows, ch, nq, nk, d, tile); break;
+    case LK::kBf16: load_tile<LK::kBf16>(rd, rows, ch, nq, nk, d, tile); break;
+    case LK::kInt: load_tile<LK::kInt>(rd, rows, ch, nq, nk, d, tile); break;
+    case LK::kFp8: load_tile<LK::kFp8>(rd, rows, ch, nq, nk, d, tile); break;
+    case LK::kGgml: load_tile<LK::kGgml>(rd, rows, ch, nq, nk, d, tile); break;
   }
 }
 
-// Row stride of the K/V tile in shared memory: a multiple of 4 floats whose quarter is odd, so the
-// score loop's 16-byte reads of 8 consecutive keys fall in distinct banks; d + 1 when head_dim is
-// not a multiple of 4 (scalar reads).
+// Row stride of the fp32 K/V tile in shared memory: a multiple of 4 floats whose quarter is odd, so
+// the score loop's 16-byte reads of 8 consecutive keys fall in distinct banks; d + 1 when head_dim
+// is not a multiple of 4 (scalar reads).
 KVAUDIT_HD inline int tile_ld(int d) { return d % 4 != 0 ? d + 1 : (d / 4) % 2 == 0 ? d + 4 : d + 8; }
+
+// The tensor-core arithmetic: n fp16 values per row of a tile, queries or weights stored n + 8 apart
+// (n a multiple of 16: 16-byte rows 4 banks apart, so the 8 rows a fragment reads hit distinct
+// banks); the mma's 16 rows are the block's heads (at most kMmaRows), the rest zeros in registers.
+constexpr int kMmaRows = 8;
+KVAUDIT_HD inline int half_ld(int n) { return n + 8; }
+KVAUDIT_HD inline bool tensor_cores_fit(int d) { return d % 16 == 0; }
+
+// A block's shared memory in bytes: the K/V tile, the queries, the scores, (tensor cores) the
+// softmax's weights in fp16, (m, l) per head, both heads' channels. For the kernel and its launch.
+struct SmemLayout {
+  size_t q, sc, pw, ml, ch, total;
+  KVAUDIT_HD SmemLayout(int d, int hpb, bool tc) {
+    q = tc ? size_t(kChunk) * half_ld(d) * 2 : size_t(kChunk) * tile_ld(d) * 4;
+    sc = q + (tc ? size_t(kMmaRows) * half_ld(d) * 2 : size_t(hpb) * d * 4);
+    pw = sc + size_t(hpb) * kChunk * 4;
+    ml = pw + (tc ? size_t(kMmaRows) * half_ld(kChunk) * 2 : 0);
+    ch = ml + size_t(2 * hpb) * 4;
+    total = ch + 2 * sizeof(kv::KvChannel) * size_t(d);
+  }
+};
+
+__device__ __forceinline__ uint32_t half_pair(const __half* p) { return *reinterpret_cast<const uint32_t*>(p); }
+
+// c += A·B for one m16n8k16 tile, fp16 inputs, fp32 accumulation: A's rows 0-7 given (a0: columns
+// 0-7, a2: 8-15, this lane's pair), rows 8-15 zero; B's 16 x 8 as b0, b1.
+__device__ __forceinline__ void mma_rows8(float (&c)[4], uint32_t a0, uint32_t a2, uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(0u), "r"(a2), "r"(0u), "r"(b0), "r"(b1));
+}
+
+// B's fragment of rows k0 .. k0 + 15 of a row-major [k][n] fp16 tile at columns n0 .. n0 + 7 (row:
+// lane % 16's address), transposed by the load.
+__device__ __forceinline__ void b_fragment_trans(uint32_t& b0, uint32_t& b1, const __half* row) {
+  const auto a = static_cast<uint32_t>(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n" : "=r"(b0), "=r"(b1) : "r"(a));
+}
+
+__device__ __forceinline__ float scaled_score(const cpu::AttentionParams& p, float s) {
+  const float x = __fmul_rn(s, p.scale);
+  return p.softcap > 0 ? __fmul_rn(p.softcap, tanhf(__fdiv_rn(x, p.softcap))) : x;
+}
 
 // Block (x, y, z): query row r = order.row(x) of the pass, chunks z·span .. z·span+span-1 of its keys, heads
 // y·HPB .. y·HPB+HPB-1, which share one KV head (HPB divides n_heads / n_kv_heads), so each key and
-// value is decoded once for all of them. Per chunk: its keys decoded into shared memory, a score per
-// (head, key) by one thread (channels in order), the softmax per head by one warp, the values
-// decoded into the same tile, an output channel per thread (keys in order). Every head's arithmetic
-// is what a block of its own would do, so neither HPB nor span changes a bit. HPB is a template
-// argument so that the per-head loops are unrolled exactly HPB wide.
-template <int HPB>
+// value is decoded once for all of them. Per chunk: its keys decoded into shared memory, the scores,
+// the softmax per head by one warp, the values decoded into the same tile, the weighted sums. fp32
+// (TC false): a score per (head, key) by one thread (channels in order), an output channel per
+// thread (keys in order). Tensor cores: a warp's 8 keys for every head, then a warp's 8-channel
+// groups, each one mma per 16 channels (keys) in order. Every head's arithmetic is what a block of
+// its own would do, so neither HPB nor span changes a bit. HPB is a template argument so that the
+// per-head loops are unrolled exactly HPB wide.
+template <int HPB, bool TC>
 __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionParams p, const float* __restrict__ q,
                                                              const AttnRow* __restrict__ rows,
                                                              const SlotKv* __restrict__ slots_kv, Partials part,
                                                              int span, RowOrder order, float* __restrict__ out) {
+  static_assert(!TC || (HPB <= kMmaRows && kChunk == 8 * kWarps));
+  using T = std::conditional_t<TC, __half, float>;
   extern __shared__ float4 smem4[];
-  const int d = p.head_dim, ld = tile_ld(d);
-  float* tile = reinterpret_cast<float*>(smem4);  // [kChunk][ld] the chunk's keys, then its values
-  float* qs = tile + kChunk * ld;                 // [HPB][head_dim]
-  float* sc = qs + HPB * d;                       // [HPB][kChunk] scores, then exp(s - m)
-  float* ml = sc + HPB * kChunk;                  // [HPB][2] the chunk's max and sum per head
-  auto* kch = reinterpret_cast<kv::KvChannel*>(ml + 2 * HPB);  // [head_dim] the key head's channels
+  auto* smem = reinterpret_cast<unsigned char*>(smem4);
+  const int d = p.head_dim;
+  const SmemLayout lay(d, HPB, TC);
+  const Tile<T> tile{reinterpret_cast<T*>(smem), TC ? half_ld(d) : tile_ld(d)};  // the chunk's keys, then values
+  float* qs = reinterpret_cast<float*>(smem + lay.q);      // fp32: [HPB][head_dim]
+  auto* qh = reinterpret_cast<__half*>(smem + lay.q);      // tensor cores: [kMmaRows][half_ld(d)]
+  float* sc = reinterpret_cast<float*>(smem + lay.sc);     // [HPB][kChunk] scores (fp32: then exp(s - m))
+  auto* pw = reinterpret_cast<__half*>(smem + lay.pw);     // tensor cores: [kMmaRows][half_ld(kChunk)] exp(s - m)
+  float* ml = reinterpret_cast<float*>(smem + lay.ml);     // [HPB][2] the chunk's max and sum per head
+  auto* kch = reinterpret_cast<kv::KvChannel*>(smem + lay.ch);  // [head_dim] the key head's channels
   kv::KvChannel* vch = kch + d;                                 // [head_dim] the value head's
   const int64_t b = blockIdx.x, r = order.row(b);  // b: the row's partials in this pass
   const int h0 = int(blockIdx.y) * HPB;
@@ -334,7 +431,15 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
     const SlotKv& skv = slots_kv[row.slot];
     new (&readers[threadIdx.x]) KvReader(threadIdx.x == 0 ? skv.k : skv.v, kv_h, d);
   }
-  for (int e = threadIdx.x; e < HPB * d; e += kThreads) qs[e] = q[r * q_stride + int64_t(h0) * d + e];
+  const float* qr = q + r * q_stride + int64_t(h0) * d;
+  if constexpr (TC) {  // the heads' rows, zeros below them (and the weights' rows past HPB)
+    for (int e = threadIdx.x; e < kMmaRows * d; e += kThreads)
+      qh[(e / d) * half_ld(d) + e % d] = __float2half_rn(e / d < HPB ? qr[e] : 0.0f);
+    for (int e = threadIdx.x; e < kMmaRows * kChunk; e += kThreads)
+      pw[(e / kChunk) * half_ld(kChunk) + e % kChunk] = __float2half_rn(0.0f);
+  } else {
+    for (int e = threadIdx.x; e < HPB * d; e += kThreads) qs[e] = qr[e];
+  }
   __syncthreads();
   const KvReader& k = readers[0];
   const KvReader& v = readers[1];
@@ -343,6 +448,19 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
     vch[c] = v.channel(c);
   }
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int frag_row = lane / 4, frag_col = 2 * (lane % 4);  // an mma fragment's: head, first of two columns
+  const auto put = [&](int g, int c, float a, int64_t z) {  // head g's channel c of chunk z
+    if (chunks == 1) {
+      out[r * q_stride + int64_t(h0 + g) * d + c] = __fdiv_rn(a, ml[2 * g + 1]);
+    } else {
+      const int64_t pi = part.at(b, h0 + g, z, p.n_heads);
+      part.o[pi * d + c] = a;
+      if (c == 0) {
+        part.ml[2 * pi] = ml[2 * g];
+        part.ml[2 * pi + 1] = ml[2 * g + 1];
+      }
+    }
+  };
   __shared__ kv::KvRow krows[kChunk], vrows[kChunk];  // the chunk's rows, addressed once for all threads
   for (int64_t z = z0; z < z1; ++z) {
     const int64_t jb = vis.j0 + z * kChunk;                        // the chunk's first key
@@ -352,45 +470,67 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
       vrows[t] = v.row(jb + t);
     }
     __syncthreads();
-    load_tile(k, krows, kch, jb, nk, d, ld, tile);
+    load_tile(k, krows, kch, jb, nk, d, tile);
     __syncthreads();
-    // (q @ k.T) * scaling, then tanh(s / cap) * cap: thread (head g, key j), channels in order; a
-    // warp's 32 keys read 16 bytes each per step from distinct banks (tile_ld).
-    for (int i = threadIdx.x; i < HPB * kChunk; i += kThreads) {
-      const int g = i / kChunk, j = i % kChunk;
-      if (j >= nk) continue;
-      const float* kj = tile + j * ld;
-      const float* qg = qs + g * d;
-      float s = 0.0f;
-      if (d % 4 == 0) {
-        for (int c = 0; c < d; c += 4) {
-          const float4 kk = *reinterpret_cast<const float4*>(kj + c);
-          const float4 qq = *reinterpret_cast<const float4*>(qg + c);
-          s = fmaf(qq.x, kk.x, s);
-          s = fmaf(qq.y, kk.y, s);
-          s = fmaf(qq.z, kk.z, s);
-          s = fmaf(qq.w, kk.w, s);
-        }
-      } else {
-        for (int c = 0; c < d; ++c) s = fmaf(qg[c], kj[c], s);
+    // (q @ k.T) * scaling, then tanh(s / cap) * cap.
+    if constexpr (TC) {
+      const int n0 = 8 * warp;  // this warp's keys n0 .. n0 + 7, one per fragment row (keys past nk unread)
+      if (n0 < nk) {
+        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        const __half* qa = qh + frag_row * half_ld(d) + frag_col;
+        const __half* kb = tile.at(n0 + frag_row, frag_col);
+        for (int k0 = 0; k0 < d; k0 += 16)
+          mma_rows8(acc, half_pair(qa + k0), half_pair(qa + k0 + 8), half_pair(kb + k0), half_pair(kb + k0 + 8));
+        if (frag_row < HPB)
+          for (int i = 0; i < 2; ++i)
+            if (n0 + frag_col + i < nk) sc[frag_row * kChunk + n0 + frag_col + i] = scaled_score(p, acc[i]);
       }
-      float x = __fmul_rn(s, p.scale);
-      if (p.softcap > 0) x = __fmul_rn(p.softcap, tanhf(__fdiv_rn(x, p.softcap)));
-      sc[g * kChunk + j] = x;
+    } else {
+      // thread (head g, key j), channels in order; a warp's 32 keys read 16 bytes each per step from
+      // distinct banks (tile_ld).
+      for (int i = threadIdx.x; i < HPB * kChunk; i += kThreads) {
+        const int g = i / kChunk, j = i % kChunk;
+        if (j >= nk) continue;
+        const float* kj = tile.at(j, 0);
+        const float* qg = qs + g * d;
+        float s = 0.0f;
+        if (d % 4 == 0) {
+          for (int c = 0; c < d; c += 4) {
+            const float4 kk = *reinterpret_cast<const float4*>(kj + c);
+            const float4 qq = *reinterpret_cast<const float4*>(qg + c);
+            s = fmaf(qq.x, kk.x, s);
+            s = fmaf(qq.y, kk.y, s);
+            s = fmaf(qq.z, kk.z, s);
+            s = fmaf(qq.w, kk.w, s);
+          }
+        } else {
+          for (int c = 0; c < d; ++c) s = fmaf(qg[c], kj[c], s);
+        }
+        sc[g * kChunk + j] = scaled_score(p, s);
+      }
     }
     __syncthreads();
     // The chunk's softmax, unnormalised: per head one warp, keys lane and lane + 32; max, then
-    // exp(s - max) and their sum, each lane's pair added first, then the butterfly. The values
-    // are decoded into the tile meanwhile (the keys are no longer read).
+    // exp(s - max) (tensor cores: rounded to fp16, the weights the mma reads, zeros past the keys)
+    // and their sum, each lane's pair added first, then the butterfly. The values are decoded into
+    // the tile meanwhile (the keys are no longer read).
     for (int g = warp; g < HPB; g += kWarps) {
       float* scg = sc + g * kChunk;
       const float s0 = lane < nk ? scg[lane] : -INFINITY, s1 = lane + 32 < nk ? scg[lane + 32] : -INFINITY;
       float m = fmaxf(s0, s1);
 #pragma unroll
       for (int o = 16; o > 0; o /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-      const float e0 = lane < nk ? expf(__fsub_rn(s0, m)) : 0.0f, e1 = lane + 32 < nk ? expf(__fsub_rn(s1, m)) : 0.0f;
-      if (lane < nk) scg[lane] = e0;
-      if (lane + 32 < nk) scg[lane + 32] = e1;
+      float e0 = lane < nk ? expf(__fsub_rn(s0, m)) : 0.0f, e1 = lane + 32 < nk ? expf(__fsub_rn(s1, m)) : 0.0f;
+      if constexpr (TC) {
+        const __half w0 = __float2half_rn(e0), w1 = __float2half_rn(e1);
+        pw[g * half_ld(kChunk) + lane] = w0;
+        pw[g * half_ld(kChunk) + lane + 32] = w1;
+        e0 = __half2float(w0);
+        e1 = __half2float(w1);
+      } else {
+        if (lane < nk) scg[lane] = e0;
+        if (lane + 32 < nk) scg[lane + 32] = e1;
+      }
       float l = __fadd_rn(e0, e1);
 #pragma unroll
       for (int o = 16; o > 0; o /= 2) l = __fadd_rn(l, __shfl_xor_sync(0xffffffffu, l, o));
@@ -399,43 +539,53 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
         ml[2 * g + 1] = l;
       }
     }
-    load_tile(v, vrows, vch, jb, nk, d, ld, tile);
+    load_tile(v, vrows, vch, jb, nk, d, tile);
+    if constexpr (TC) {  // the last k-step's rows past the keys: zeros (their weights are zero; 0 · NaN is not)
+      const int padded = (nk + 15) / 16 * 16;
+      for (int e = threadIdx.x; e < (padded - nk) * d; e += kThreads) tile.put(nk + e / d, e % d, 0.0f);
+    }
     __syncthreads();
-    // exp(s - m) @ v: the threads split evenly among the heads, thread i of head g sums the channel
-    // pairs c = 2i, 2i + 2·kPerHead, ... over the keys in order (8-byte reads of consecutive pairs by a warp).
-    constexpr int kPerHead = kThreads / HPB;
-    const int g = threadIdx.x / kPerHead, i = threadIdx.x % kPerHead;
-    const float* scg = sc + g * kChunk;
-    const auto put = [&](int c, float a) {
-      if (chunks == 1) {
-        out[r * q_stride + int64_t(h0 + g) * d + c] = __fdiv_rn(a, ml[2 * g + 1]);
-      } else {
-        const int64_t pi = part.at(b, h0 + g, z, p.n_heads);
-        part.o[pi * d + c] = a;
-        if (c == 0) {
-          part.ml[2 * pi] = ml[2 * g];
-          part.ml[2 * pi + 1] = ml[2 * g + 1];
+    // exp(s - m) @ v
+    if constexpr (TC) {
+      const int steps = (nk + 15) / 16;
+      const __half* pa = pw + frag_row * half_ld(kChunk) + frag_col;
+      for (int n0 = 8 * warp; n0 < d; n0 += 8 * kWarps) {  // this warp's channels n0 .. n0 + 7
+        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        for (int s = 0; s < steps; ++s) {
+          uint32_t b0, b1;
+          b_fragment_trans(b0, b1, tile.at(16 * s + lane % 16, n0));
+          mma_rows8(acc, half_pair(pa + 16 * s), half_pair(pa + 16 * s + 8), b0, b1);
+        }
+        if (frag_row < HPB) {
+          put(frag_row, n0 + frag_col, acc[0], z);
+          put(frag_row, n0 + frag_col + 1, acc[1], z);
         }
       }
-    };
-    if (g < HPB) {
-      if (d % 2 == 0) {
-        for (int c = 2 * i; c < d; c += 2 * kPerHead) {
-          float a0 = 0.0f, a1 = 0.0f;
-          for (int j = 0; j < nk; ++j) {
-            const float2 val = *reinterpret_cast<const float2*>(tile + j * ld + c);
-            const float e = scg[j];
-            a0 = fmaf(e, val.x, a0);
-            a1 = fmaf(e, val.y, a1);
+    } else {
+      // the threads split evenly among the heads, thread i of head g sums the channel pairs c = 2i,
+      // 2i + 2·kPerHead, ... over the keys in order (8-byte reads of consecutive pairs by a warp).
+      constexpr int kPerHead = kThreads / HPB;
+      const int g = threadIdx.x / kPerHead, i = threadIdx.x % kPerHead;
+      const float* scg = sc + g * kChunk;
+      if (g < HPB) {
+        if (d % 2 == 0) {
+          for (int c = 2 * i; c < d; c += 2 * kPerHead) {
+            float a0 = 0.0f, a1 = 0.0f;
+            for (int j = 0; j < nk; ++j) {
+              const float2 val = *reinterpret_cast<const float2*>(tile.at(j, c));
+              const float e = scg[j];
+              a0 = fmaf(e, val.x, a0);
+              a1 = fmaf(e, val.y, a1);
+            }
+            put(g, c, a0, z);
+            put(g, c + 1, a1, z);
           }
-          put(c, a0);
-          put(c + 1, a1);
-        }
-      } else {
-        for (int c = i; c < d; c += kPerHead) {
-          float a = 0.0f;
-          for (int j = 0; j < nk; ++j) a = fmaf(scg[j], tile[j * ld + c], a);
-          put(c, a);
+        } else {
+          for (int c = i; c < d; c += kPerHead) {
+            float a = 0.0f;
+            for (int j = 0; j < nk; ++j) a = fmaf(scg[j], *tile.at(j, c), a);
+            put(g, c, a, z);
+          }
         }
       }
     }
@@ -462,24 +612,42 @@ __global__ void combine_kernel(cpu::AttentionParams p, const AttnRow* __restrict
     out[(r * p.n_heads + h) * int64_t(d) + c] = combine(part, part.at(b, h, 0, p.n_heads), chunks, d, c);
 }
 
-template <int HPB>
+template <int HPB, bool TC>
 void launch(const cpu::AttentionParams& p, size_t smem, const float* q, const AttnRow* rows, const SlotKv* slots_kv,
             int64_t n_rows, Partials part, int span, RowOrder order, float* out) {
   const unsigned zs = unsigned((part.max_chunks + span - 1) / span);
-  static size_t allowed = 48 * 1024;  // dynamic shared memory this instantiation was opened to
+  // Dynamic shared memory this instantiation was opened to: set before the first launch too, as the
+  // static part (the rows, the readers) counts against the default 48 KiB (head_dim 256, fp16).
+  static size_t allowed = 0;
   if (smem > allowed) {
-    KVAUDIT_CUDA_CHECK(cudaFuncSetAttribute(attention_kernel<HPB>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    KVAUDIT_CUDA_CHECK(
+        cudaFuncSetAttribute(attention_kernel<HPB, TC>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     allowed = smem;
   }
-  attention_kernel<HPB><<<dim3(unsigned(n_rows), unsigned(p.n_heads / HPB), zs), kThreads, smem>>>(p, q, rows, slots_kv,
-                                                                                                 part, span, order, out);
+  attention_kernel<HPB, TC><<<dim3(unsigned(n_rows), unsigned(p.n_heads / HPB), zs), kThreads, smem>>>(
+      p, q, rows, slots_kv, part, span, order, out);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
+}
+
+template <bool TC>
+void launch_hpb(int hpb, const cpu::AttentionParams& p, size_t smem, const float* q, const AttnRow* rows,
+                const SlotKv* slots_kv, int64_t n_rows, Partials part, int span, RowOrder order, float* out) {
+  switch (hpb) {
+    case 1: launch<1, TC>(p, smem, q, rows, slots_kv, n_rows, part, span, order, out); break;
+    case 2: launch<2, TC>(p, smem, q, rows, slots_kv, n_rows, part, span, order, out); break;
+    case 3: launch<3, TC>(p, smem, q, rows, slots_kv, n_rows, part, span, order, out); break;
+    case 4: launch<4, TC>(p, smem, q, rows, slots_kv, n_rows, part, span, order, out); break;
+    case 5: launch<5, TC>(p, smem, q, rows, slots_kv, n_rows, part, span, order, out); break;
+    case 6: launch<6, TC>(p, smem, q, rows, slots_kv, n_rows, part, span, order, out); break;
+    case 7: launch<7, TC>(p, smem, q, rows, slots_kv, n_rows, part, span, order, out); break;
+    default: launch<8, TC>(p, smem, q, rows, slots_kv, n_rows, part, span, order, out); break;
+  }
 }
 
 }  // namespace
 
 void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow* rows, const SlotKv* slots_kv,
-                    int64_t n_rows, int64_t max_pos, float* out, const int64_t* order) {
+                    int64_t n_rows, int64_t max_pos, float* out, const int64_t* order, AttnMath math) {
   if (n_rows == 0) return;
   const int d = p.head_dim;
   const int64_t max_keys = p.window > 0 ? std::min<int64_t>(max_pos + 1, p.window) : max_pos + 1;
@@ -507,9 +675,8 @@ void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow
   // a few rows), else as many as keep it filled (a large batch: no second launch).
   const int64_t head_blocks = n_rows * (p.n_heads / hpb);
   const int span = int(std::clamp<int64_t>(max_chunks * head_blocks / (4 * int64_t(sms)), 1, max_chunks));
-  // The tile, q, scores, (m, l) and both heads' channels (the kernel's layout).
-  const size_t smem = sizeof(float) * size_t(kChunk * tile_ld(d) + hpb * d + hpb * kChunk + 2 * hpb) +
-                      2 * sizeof(kv::KvChannel) * size_t(d);
+  const bool tc = math == AttnMath::kFp16TensorCores && tensor_cores_fit(d);
+  const size_t smem = SmemLayout(d, hpb, tc).total;
   if (smem + 4096 > size_t(smem_max))
     throw_runtime("CUDA attention: head_dim " + std::to_string(d) + " needs " + std::to_string(smem) +
                   " bytes of shared memory per block, over the device's " + std::to_string(smem_max));
@@ -522,16 +689,8 @@ void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow
     const int64_t nr = std::min(pass, n_rows - r0);
     Partials part{scratch.data(), scratch.data() + nr * int64_t(p.n_heads) * max_chunks * d, max_chunks};
     const RowOrder ord{order, r0};
-    switch (hpb) {
-      case 1: launch<1>(p, smem, q, rows, slots_kv, nr, part, span, ord, out); break;
-      case 2: launch<2>(p, smem, q, rows, slots_kv, nr, part, span, ord, out); break;
-      case 3: launch<3>(p, smem, q, rows, slots_kv, nr, part, span, ord, out); break;
-      case 4: launch<4>(p, smem, q, rows, slots_kv, nr, part, span, ord, out); break;
-      case 5: launch<5>(p, smem, q, rows, slots_kv, nr, part, span, ord, out); break;
-      case 6: launch<6>(p, smem, q, rows, slots_kv, nr, part, span, ord, out); break;
-      case 7: launch<7>(p, smem, q, rows, slots_kv, nr, part, span, ord, out); break;
-      default: launch<8>(p, smem, q, rows, slots_kv, nr, part, span, ord, out); break;
-    }
+    if (tc) launch_hpb<true>(hpb, p, smem, q, rows, slots_kv, nr, part, span, ord, out);
+    else launch_hpb<false>(hpb, p, smem, q, rows, slots_kv, nr, part, span, ord, out);
     if (span < max_chunks) {
       combine_kernel<<<dim3(unsigned(nr), unsigned(p.n_heads)), std::min(d, 128)>>>(p, rows, part, span, ord, out);
       KVAUDIT_CUDA_CHECK(cudaGetLastError());

@@ -10,4 +10,6 @@ void throw_cuda_error(cudaError_t err, const char* file, int line, const char* c
 
 void throw_runtime(const std::string& message) { throw std::runtime_error(message); }
 
+void throw_usage(const std::string& message) { usage_error("{}", message); }
+
 }  // namespace kvaudit::engine::cuda

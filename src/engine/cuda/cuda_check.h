@@ -12,6 +12,8 @@ namespace kvaudit::engine::cuda {
 [[noreturn]] void throw_cuda_error(cudaError_t err, const char* file, int line, const char* call);
 // Throws std::runtime_error(message), for limits the .cu files check.
 [[noreturn]] void throw_runtime(const std::string& message);
+// A bad setting (core/error.h's usage_error: exit status 2), for the .cu files that do not include fmt.
+[[noreturn]] void throw_usage(const std::string& message);
 }  // namespace kvaudit::engine::cuda
 
 #define KVAUDIT_CUDA_CHECK(call)                                                           \

@@ -305,6 +305,7 @@ class CudaBackend final : public Backend {
   // fused_: the cuBLASLt products' chunk sums added by the kernels that consume them (fused_rest).
   bool fused_ = false;
   bool lt_invariant_ = true;
+  cuda::AttnMath attn_math_ = cuda::AttnMath::kFp32;
   DeviceBuffer<uint16_t> ab_, xb_;  // bf16 bits: the norms' outputs [n, d]; o_proj's and down's inputs
   DeviceBuffer<float> kv_;             // [2, n, kv_dim]: the new keys, then the new values
   // This call's KV tables, uploaded once (prepare_call): [SlotKv n_layers x slots | SlotRows | AttnRow n].
@@ -373,6 +374,9 @@ CudaBackend::CudaBackend(const model::Model& m, const BackendOptions& opt) : m_(
   fused_ = (wt == WeightType::kBf16Lt || wt == WeightType::kBf16LtFast) && arch.pre_attn_norm && arch.pre_ffn_norm &&
            !arch.post_attn_norm && !arch.post_ffn_norm;
   lt_invariant_ = wt != WeightType::kBf16LtFast;
+  // bf16-lt runs as transformers runs a bf16 model: attention on fp16 tensor cores too.
+  attn_math_ = wt == WeightType::kBf16Lt || wt == WeightType::kBf16LtFast ? cuda::AttnMath::kFp16TensorCores
+                                                                           : cuda::AttnMath::kFp32;
   const model::Weights& w = m.weights;
   embed_ = upload_matrix(w.embed, wt);
   if (!w.lm_head.empty()) lm_head_ = upload_matrix(w.lm_head, wt);
@@ -726,7 +730,7 @@ void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* 
   p.softcap = m_.arch.softcaps ? c.attn_softcap : 0.0f;
   p.window = (size_t(l) < c.layer_sliding.size() && c.layer_sliding[size_t(l)]) ? c.sliding_window : 0;
   cuda::attention_cuda(p, q_.data(), attn_rows_, slot_kv_ + l * int64_t(slots.size()), n, max_pos, att_.data(),
-                       attn_order_);
+                       attn_order_, attn_math_);
   // attn_output = o_proj(attn_output)   (fused_: in fused_rest)
   if (!fused_) matmul(att_.data(), n, q_dim, lw.wo, d, o_.data());
 }

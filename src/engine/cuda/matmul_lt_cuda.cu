@@ -9,7 +9,7 @@
 // (CUBLASLT_REDUCTION_SCHEME_NONE: each dot product in one sequence), and that algorithm runs for
 // every n; the kernel's order of sums along k is then fixed by k, and n only changes the grid
 // (tests/cuda checks rows alone against rows in batches of several sizes). k is cut into chunks of
-// kChunk columns, one strided batch of products, and add_chunks_kernel adds the chunks' products in
+// chunk_k() columns, one strided batch of products, and add_chunks_kernel adds the chunks' products in
 // order: a fixed split that gives a decode step enough blocks. Products that share x and whose
 // weights lie back to back (q/k/v, gate/up: forward_cuda.cc packs them) run as one product.
 // lt_products_cuda hands the chunks' products to the kernel that consumes the sum instead (the
@@ -17,6 +17,7 @@
 #include <cuda_bf16.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <string>
@@ -32,7 +33,23 @@ namespace kvaudit::engine::cuda {
 namespace {
 
 using bf16 = __nv_bfloat16;
-constexpr int64_t kChunk = 1024;                         // k per chunk product (the last may be shorter)
+// k per chunk product (the last may be shorter): 4096, or KVAUDIT_CUDA_LT_CHUNK (a multiple of 64),
+// read once per process: the split is fixed by k alone within a run, so invariance holds at any value.
+// 4096 (docs/PERFORMANCE.md, 8B shapes on an H200, 1024 to 16384): the products of k <= 4096 (q/k/v,
+// o, gate/up of 7-8B models) are one part, no fp32 partials written and read back; down's 14336 is
+// four, which still gives a batch-1 step blocks enough (one part there: 2.4x slower at batch 1).
+int64_t chunk_k() {
+  static const int64_t chunk = [] {
+    const char* env = std::getenv("KVAUDIT_CUDA_LT_CHUNK");
+    if (env == nullptr || *env == '\0') return int64_t(4096);
+    char* end = nullptr;
+    const long long v = std::strtoll(env, &end, 10);
+    if (end == env || *end != '\0' || v < 64 || v % 64 != 0)
+      throw_usage(std::string("KVAUDIT_CUDA_LT_CHUNK: '") + env + "' is not a positive multiple of 64");
+    return int64_t(v);
+  }();
+  return chunk;
+}
 constexpr int64_t kProbeRows = 64;                       // the n each algorithm is chosen for
 constexpr int64_t kMaxPartialFloats = int64_t(64) << 20;  // chunk products held at once (rows in passes)
 constexpr size_t kWorkspaceBytes = size_t(32) << 20;
@@ -175,6 +192,7 @@ Lt& lt() {
 void chunk_products(const bf16* x, int64_t n, int64_t k, const bf16* w, int64_t m_total, bool invariant,
                     const ConsumeParts& consume) {
   static DeviceBuffer<float> part;
+  const int64_t kChunk = chunk_k();
   const int64_t full = invariant ? k / kChunk : 1, rest = invariant ? k % kChunk : 0, chunks = full + (rest > 0);
   const int64_t kc = invariant ? std::min(k, kChunk) : k;
   const int64_t ld = (m_total + 3) / 4 * 4;
@@ -193,7 +211,7 @@ void chunk_products(const bf16* x, int64_t n, int64_t k, const bf16* w, int64_t 
 // y_j = x @ w_j.T for products whose weights lie back to back from w (m_total rows in all).
 void packed_products(const bf16* x, int64_t n, int64_t k, const bf16* w, int64_t m_total, const Split& split,
                      bool invariant) {
-  if ((!invariant || k <= kChunk) && split.count == 1 && m_total % 4 == 0) {
+  if ((!invariant || k <= chunk_k()) && split.count == 1 && m_total % 4 == 0) {
     lt().product(w, m_total, x, n, k, k, 1, split.y[0], m_total, invariant);  // one part: no sums to add
     return;
   }

@@ -46,10 +46,10 @@ void tc_matmul_many_cuda(const float* x, int64_t n, int64_t k, std::span<const M
 int tc_matmul_config(int64_t n, std::span<const MatmulOutput> outs);
 
 // The kBf16Lt products (matmul_lt_cuda.cu): one cuBLASLt algorithm per product shape for every n,
-// k in chunks of 1024 added in order. Products whose weights lie back to back in memory (each
-// w = the previous w + its m·k) run as one. invariant = false (kBf16LtFast, opt-in: NOT batch
-// invariant, the cost of invariance measured against it): whole-k products with cuBLASLt's own
-// choice of algorithm per row count, split-K allowed.
+// k in chunks of 4096 (KVAUDIT_CUDA_LT_CHUNK) added in order. Products whose weights lie back to
+// back in memory (each w = the previous w + its m·k) run as one. invariant = false (kBf16LtFast,
+// opt-in: NOT batch invariant, the cost of invariance measured against it): whole-k products with
+// cuBLASLt's own choice of algorithm per row count, split-K allowed.
 void lt_matmul_many_cuda(const float* x, int64_t n, int64_t k, std::span<const MatmulOutput> outs,
                          bool invariant = true);
 // The same with x already rounded to bf16 (xb: [n, k] bf16 bits).
@@ -209,7 +209,13 @@ struct AttnRow {
 // order: every sum's order depends on the row's position (and the layer's window) only.
 // order (device [n_rows], optional): a permutation of the rows, the order in which blocks take them
 // (rows of one layout kind together keep the code an SM runs small); never changes a bit.
+// math: kFp32, every product and sum in fp32 (the reference arithmetic); kFp16TensorCores (the
+// bf16-lt weights, whose activations are bf16 already): queries, decoded keys and values and the
+// softmax's weights rounded to fp16, the products on tensor cores with fp32 sums, the softmax in
+// fp32; head_dim not a multiple of 16 keeps fp32. Either is fixed per row: batch invariance holds.
+enum class AttnMath { kFp32, kFp16TensorCores };
 void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow* rows, const SlotKv* slots_kv,
-                    int64_t n_rows, int64_t max_pos, float* out, const int64_t* order = nullptr);
+                    int64_t n_rows, int64_t max_pos, float* out, const int64_t* order = nullptr,
+                    AttnMath math = AttnMath::kFp32);
 
 }  // namespace kvaudit::engine::cuda

@@ -212,7 +212,9 @@ struct AttnRow {
 // math: kFp32, every product and sum in fp32 (the reference arithmetic); kFp16TensorCores (the
 // bf16-lt weights, whose activations are bf16 already): queries, decoded keys and values and the
 // softmax's weights rounded to fp16, the products on tensor cores with fp32 sums, the softmax in
-// fp32; head_dim not a multiple of 16 keeps fp32. Either is fixed per row: batch invariance holds.
+// fp32 (a query or key beyond fp16's ±65504 would become infinite: kFp32 is the path that has no
+// such limit); head_dim not a multiple of 16 keeps fp32. Either is fixed per row: batch invariance
+// holds.
 enum class AttnMath { kFp32, kFp16TensorCores };
 void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow* rows, const SlotKv* slots_kv,
                     int64_t n_rows, int64_t max_pos, float* out, const int64_t* order = nullptr,

@@ -458,7 +458,8 @@ void expect_attention_matches_cpu(const cpu::AttentionParams& p, cuda::AttnMath 
   DeviceBuffer<float> dq(q_all), dout(q_all.size());
   DeviceBuffer<cuda::AttnRow> drows(rows);
   DeviceBuffer<cuda::SlotKv> dslots(slots);
-  cuda::attention_cuda(p, dq.data(), drows.data(), dslots.data(), int64_t(rows.size()), max_pos, dout.data(), nullptr, math);
+  cuda::attention_cuda(p, dq.data(), drows.data(), dslots.data(), int64_t(rows.size()), max_pos, dout.data(),
+                       nullptr, math);
   const std::vector<float> got = dout.download();
   const double err = rel_err(got, ref_all);
   EXPECT_LE(err, tol);
@@ -469,7 +470,8 @@ void expect_attention_matches_cpu(const cpu::AttentionParams& p, cuda::AttnMath 
   // Room for 50,000 keys: the rows' partial sums go through the scratch in passes of a few rows, and
   // not a bit changes.
   DeviceBuffer<float> dout1(q_all.size());
-  cuda::attention_cuda(p, dq.data(), drows.data(), dslots.data(), int64_t(rows.size()), 50000, dout1.data(), nullptr, math);
+  cuda::attention_cuda(p, dq.data(), drows.data(), dslots.data(), int64_t(rows.size()), 50000, dout1.data(),
+                       nullptr, math);
   EXPECT_TRUE(same_bits(dout1.download().data(), got.data(), got.size()));
   // The blocks taking the rows in another order (reversed), in passes too: the same bits.
   std::vector<int64_t> order(rows.size());

@@ -192,9 +192,9 @@ Lt& lt() {
 void chunk_products(const bf16* x, int64_t n, int64_t k, const bf16* w, int64_t m_total, bool invariant,
                     const ConsumeParts& consume) {
   static DeviceBuffer<float> part;
-  const int64_t kChunk = chunk_k();
-  const int64_t full = invariant ? k / kChunk : 1, rest = invariant ? k % kChunk : 0, chunks = full + (rest > 0);
-  const int64_t kc = invariant ? std::min(k, kChunk) : k;
+  const int64_t chunk = chunk_k();
+  const int64_t full = invariant ? k / chunk : 1, rest = invariant ? k % chunk : 0, chunks = full + (rest > 0);
+  const int64_t kc = invariant ? std::min(k, chunk) : k;
   const int64_t ld = (m_total + 3) / 4 * 4;
   const int64_t pass = std::max<int64_t>(1, kMaxPartialFloats / (chunks * ld));
   for (int64_t t0 = 0; t0 < n; t0 += pass) {
@@ -203,7 +203,7 @@ void chunk_products(const bf16* x, int64_t n, int64_t k, const bf16* w, int64_t 
     const bf16* xt = x + t0 * k;
     if (full > 0) lt().product(w, m_total, xt, rows, k, kc, int(full), part.data(), ld, invariant);
     if (rest > 0)
-      lt().product(w + full * kChunk, m_total, xt + full * kChunk, rows, k, rest, 1, part.data() + full * rows * ld, ld);
+      lt().product(w + full * chunk, m_total, xt + full * chunk, rows, k, rest, 1, part.data() + full * rows * ld, ld);
     consume(PartSums{part.data(), ld, chunks, rows * ld}, t0, rows);
   }
 }

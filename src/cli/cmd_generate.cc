@@ -25,7 +25,7 @@ struct GenerateArgs {
   std::string model, prompt, prompts_file, tokens, system, device;
   KvOptions kv;
   bool raw = false, random_weights = false;
-  int max_new_tokens = 256, batch_size = 16, threads = 0;
+  int max_new_tokens = 256, batch_size = 0, threads = 0;  // batch_size 0: the backend's
 };
 
 // --prompts FILE: a .jsonl file holds one JSON string or {"prompt": ...} per line; any other file
@@ -134,7 +134,7 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--max-new-tokens", a->max_new_tokens, "default 256");
   cmd->add_flag("--raw", a->raw, "no chat template: the prompt text as is");
   cmd->add_option("--system", a->system, "system message");
-  cmd->add_option("--batch-size", a->batch_size, "sequences per batch (continuous batching), default 16");
+  cmd->add_option("--batch-size", a->batch_size, "sequences per batch (continuous batching); default: 16 on the CPU, up to 256 on a GPU as its memory allows");
   cmd->add_option("--device", a->device, "cpu|cuda (default: cuda when built with it)");
   cmd->add_option("--threads", a->threads, "CPU threads (default: all)");
   cmd->add_flag("--random-weights", a->random_weights, "config.json only: deterministic random weights");

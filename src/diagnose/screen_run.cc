@@ -69,7 +69,7 @@ nlohmann::ordered_json run_screen(const ScreenOptions& o) {
 
   std::vector<std::shared_ptr<const kv::KvPolicy>> policies = {nullptr};
   for (const auto& r : schemes) policies.push_back(r.policy);
-  const auto sc = prefill_scores(s.backend(), ids, policies, openings, o.eval.batch_size);
+  const auto sc = prefill_scores(s.backend(), ids, policies, openings, s.args().batch_size);
 
   Json out;
   out["openings"] = openings;
@@ -92,7 +92,7 @@ nlohmann::ordered_json run_screen(const ScreenOptions& o) {
     if (o.per_layer && parts.size() == 1 && parts[0].layers.empty()) {
       std::vector<std::shared_ptr<const kv::KvPolicy>> lp = {nullptr};
       for (int l = 0; l < n_layers; ++l) lp.push_back(s.scheme(fmt::format("layers[{}]={}", l, schemes[k].name)).policy);
-      const auto ls = prefill_scores(s.backend(), ids, lp, openings, o.eval.batch_size);
+      const auto ls = prefill_scores(s.backend(), ids, lp, openings, s.args().batch_size);
       Json per = Json::array();
       for (int l = 0; l < n_layers; ++l) {
         std::vector<double> d;

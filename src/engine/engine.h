@@ -57,12 +57,19 @@ class Sequence {
   const kv::LayerCache& v_cache(int layer) const { return *v_[size_t(layer)]; }
   // Bytes the stored K and V of every layer occupy now (host caches, and a backend's own storage).
   size_t kv_bytes() const;
+  // The tokens the sequence may reach (its prompt and the most it may generate), when the caller
+  // knows them: a backend may make room for them once instead of growing as they come (the CUDA
+  // backend: one allocation per cache rather than a copy of every cache of a batch at once). 0:
+  // unknown. Never changes a result.
+  void expect_tokens(int64_t n) { expected_tokens_ = n; }
+  int64_t expected_tokens() const { return expected_tokens_; }
 
  private:
   friend class SequenceAccess;  // the backends' view of the caches
   int64_t id_;
   std::shared_ptr<const kv::KvPolicy> policy_;
   std::vector<int> tokens_;
+  int64_t expected_tokens_ = 0;
   std::vector<std::unique_ptr<kv::LayerCache>> k_;  // [n_layers]
   std::vector<std::unique_ptr<kv::LayerCache>> v_;  // [n_layers]
   // For layers whose keys are quantized before RoPE (policy.keys_pre_rope): the cache's rows,
@@ -133,6 +140,14 @@ class Backend {
   // What a copy within that memory moves per second (bytes read + written); 0 = host memory
   // (measure_memcpy_bandwidth).
   virtual double memory_copy_bandwidth() const { return 0; }
+  // The sequences per batch a run takes when the user names none, for sequences of up to `tokens`
+  // tokens each: the CPU's threads are busy from a few sequences on (kCpuBatch); a GPU's own
+  // answer fills it (CUDA: engine/cuda). The backends are batch-invariant, so it changes no result.
+  static constexpr int kCpuBatch = 16;
+  virtual int auto_batch_size(int64_t tokens) const {
+    (void)tokens;
+    return kCpuBatch;
+  }
 };
 
 // Weights the CUDA backend keeps on the device. kFp32, kBf16: fp32 arithmetic (kBf16 exact for a

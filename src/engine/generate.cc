@@ -17,20 +17,27 @@ struct Active {
 
 std::vector<GenerateResult> generate(Backend& backend, std::span<const GenerateRequest> requests,
                                      const GenerateOptions& opt) {
-  if (opt.batch_size < 1) usage_error("--batch-size must be >= 1 (got {})", opt.batch_size);
+  if (opt.batch_size < 0) usage_error("--batch-size must be >= 1 (got {})", opt.batch_size);
   std::vector<GenerateResult> results(requests.size());
   if (opt.max_new_tokens <= 0) return results;
-  for (size_t r = 0; r < requests.size(); ++r)
+  size_t longest = 0;
+  for (size_t r = 0; r < requests.size(); ++r) {
     if (requests[r].prompt.empty()) usage_error("prompt {} is empty after tokenization", r);
+    longest = std::max(longest, requests[r].prompt.size());
+  }
+  const int batch_size =
+      opt.batch_size > 0 ? opt.batch_size : backend.auto_batch_size(int64_t(longest) + opt.max_new_tokens);
 
   const auto is_stop = [&](int t) { return std::find(opt.stop_ids.begin(), opt.stop_ids.end(), t) != opt.stop_ids.end(); };
   std::vector<Active> active;
   size_t next = 0;
   while (next < requests.size() || !active.empty()) {
     // Refill the batch from the queue.
-    while (active.size() < size_t(opt.batch_size) && next < requests.size()) {
+    while (active.size() < size_t(batch_size) && next < requests.size()) {
       const GenerateRequest& req = requests[next];
-      active.push_back({next, std::make_unique<Sequence>(backend.model().config, req.policy, int64_t(next)), req.prompt});
+      auto seq = std::make_unique<Sequence>(backend.model().config, req.policy, int64_t(next));
+      seq->expect_tokens(int64_t(req.prompt.size()) + opt.max_new_tokens);
+      active.push_back({next, std::move(seq), req.prompt});
       ++next;
     }
     std::vector<SeqInput> batch;  // [active.size()]

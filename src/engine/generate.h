@@ -23,7 +23,7 @@ struct GenerateRequest {
 
 struct GenerateOptions {
   int max_new_tokens = 256;  // SPEC.md §4 default, as the paper
-  int batch_size = 16;
+  int batch_size = 0;  // 0: the backend's auto_batch_size for the longest request
   std::vector<int> stop_ids;  // model EOS + tokenizer end-of-turn ids
   const Hooks* hooks = nullptr;  // sequence ids passed to hooks are request indices
   // Called for each generated token as soon as it is chosen (stop ids are not reported).

@@ -36,6 +36,7 @@ ThroughputResult measure_throughput(Backend& backend, const std::vector<std::sha
   for (int b = 0; b < batch; ++b) {
     for (int t = 0; t < prompt_len; ++t) prompts[size_t(b)].push_back(tok(rng));
     seqs.push_back(std::make_unique<Sequence>(c, policies[size_t(b) % policies.size()], b));
+    seqs.back()->expect_tokens(int64_t(prompt_len) + gen);  // as generate() tells it
     inputs.push_back({seqs.back().get(), prompts[size_t(b)], false});
   }
   ThroughputResult r{batch, prompt_len, gen};

@@ -27,6 +27,10 @@ namespace kvaudit::eval {
 // Every flag that can change a result (SPEC.md §6 "config": all flags); presentation flags aside.
 namespace {
 
+// The prompt tokens auto_batch_size assumes before the benchmarks are read (their chat-formatted
+// prompts are shorter; the estimate only caps a GPU's batch by its memory).
+constexpr int64_t kPromptTokensForBatch = 1024;
+
 nlohmann::json config_json(const EvalArgs& a, const std::vector<std::string>& kv_specs,
                            const std::string& data_dir) {
   return {{"model", a.model},         {"bench", a.bench},
@@ -113,6 +117,8 @@ EvalSession::EvalSession(const EvalArgs& a) : a_(a) {
   model_ = std::make_unique<model::Model>(model::load_model(a_.model, load));
   tok_ = std::make_unique<text::Tokenizer>(text::Tokenizer::load_for_model(a_.model));
   backend_ = engine::make_backend(device, *model_, {a_.threads});
+  if (a_.batch_size < 0) usage_error("--batch-size must be >= 1 (got {})", a_.batch_size);
+  if (a_.batch_size == 0) a_.batch_size = backend_->auto_batch_size(a_.max_new_tokens + kPromptTokensForBatch);
 
   if (judge_spec.is_model)
     guard_ = std::make_unique<GuardJudge>(judge_spec, device, a_.threads, data_dir_, a_.batch_size);
@@ -233,7 +239,7 @@ RunResults run_eval_pipeline(const EvalArgs& args, const std::vector<std::string
   const model::Model& m = session.model();
   RunResults r;
   r.model = {m.path, m.config.arch, m.n_params, m.weights_sha256};
-  r.config = config_json(a, kv_specs, session.data_dir());
+  r.config = config_json(session.args(), kv_specs, session.data_dir());
   for (const auto& [k, v] : extra_config.items()) r.config[k] = v;
   r.results = aggregate_results(loaded.prompts, schemes, samples, session.data_dir());
   for (size_t i = 0; i < ppl.size(); ++i)

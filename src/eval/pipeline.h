@@ -28,7 +28,8 @@ struct EvalArgs {
   KvOptions kv_storage;  // --kv-storage, --compat only (spec / policy unused): apply to every scheme
   size_t limit = 0;
   uint64_t seed = 0;
-  int max_new_tokens = 0, batch_size = 16, threads = 0;  // max_new_tokens 0: resolved_max_new_tokens
+  // max_new_tokens 0: resolved_max_new_tokens; batch_size 0: the backend's (EvalSession resolves it)
+  int max_new_tokens = 0, batch_size = 0, threads = 0;
   size_t chunk = 0, ppl_windows = 0;
   bool no_dedup = false, raw = false, random_weights = false, quiet = false, json = false;
   bool full_responses = false;  // --full-responses: no verdict-aware early stop (docs/EVAL.md)

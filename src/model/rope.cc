@@ -64,6 +64,12 @@ void apply_yarn(const ModelConfig& c, std::vector<float>& f) {
 
 }  // namespace
 
+int rope_inv_freq_key(const ModelConfig& c, int64_t seq_len) {
+  if (c.rope_scaling.type != RopeType::kLongrope) return 0;
+  const int orig = c.rope_scaling.original_max_position > 0 ? c.rope_scaling.original_max_position : c.max_position;
+  return seq_len > orig ? 1 : 0;
+}
+
 std::vector<float> rope_inv_freq(const ModelConfig& c, int64_t seq_len) {
   const int dim = c.rotary_dim();
   const RopeScaling& r = c.rope_scaling;

@@ -201,7 +201,8 @@ TEST(CudaGoldenAll, Bf16LtTop1AgreementOverAllFixtures) {
 class CudaTiny : public ::testing::TestWithParam<std::string> {};
 
 // 16 mixed-length prompts, each with one of several KV schemes, give the very same bits alone and
-// in one batch, in prefill and in three decode steps after it.
+// in one batch, in prefill and in three decode steps after it; in the batch, some sequences have
+// their room made up front (Sequence::expect_tokens), one too little, so that it grows later.
 void expect_mixed_batch_of_16_bit_identical_to_alone(const std::string& arch, WeightPrecision precision) {
   const model::Model m = make_tiny_model(arch);
   auto be = make_backend(Device::kCuda, m, {0, precision});
@@ -231,6 +232,8 @@ void expect_mixed_batch_of_16_bit_identical_to_alone(const std::string& arch, We
   std::vector<SeqInput> batch;
   for (int i = 0; i < kBatch; ++i) {
     seqs.push_back(std::make_unique<Sequence>(m.config, pols[size_t(i)], i));
+    const int64_t need = int64_t(prompts[size_t(i)].size()) + kDecodeSteps;
+    seqs.back()->expect_tokens(i % 3 == 0 ? 0 : i % 3 == 1 ? need : need - 2);
     batch.push_back({seqs.back().get(), prompts[size_t(i)], false});
   }
   Logits out = be->forward(batch);
@@ -540,6 +543,16 @@ TEST(CudaForward, RejectsBadInputAndIsTheDefaultDevice) {
   const SeqInput in{&seq, bad, false};
   EXPECT_THROW(be->forward({&in, 1}), UsageError);
   EXPECT_EQ(seq.position(), 0);
+}
+
+// The batch a run takes by default: as many sequences as half the free memory holds, at most 256.
+TEST(CudaForward, AutoBatchSizeFillsTheDeviceWithinItsMemory) {
+  KVAUDIT_REQUIRE_CUDA();
+  const model::Model m = make_tiny_model("llama");
+  auto be = make_backend(Device::kCuda, m);
+  EXPECT_EQ(be->auto_batch_size(1280), 256);           // a tiny model's caches fit many times over
+  EXPECT_EQ(be->auto_batch_size(int64_t(1) << 40), 1);  // one sequence whatever its length
+  EXPECT_LT(be->auto_batch_size(int64_t(1) << 26), 256);
 }
 
 }  // namespace

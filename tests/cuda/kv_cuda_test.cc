@@ -82,7 +82,7 @@ void check_scheme(const char* scheme) {
         else
           bounds.quantized = std::max(bounds.quantized, q);
         bounds.ring = bounds.ring || s.L.residual > 0;
-        views[r] = {s.L, s.words.data(), s.params.data(), s.residual.data(), s.L.quantized_rows(pos[i] + n)};
+        views[r] = {s.L, s.words.data(), s.params.data(), s.residual.data()};
       }
       const bool fit = sites[i][0].L.tensor && call == 0;
       slots.push_back({views[0], views[1], true, fit, fit});
@@ -184,7 +184,7 @@ void check_attention_reads(const char* scheme) {
       else
         bounds.quantized = std::max(bounds.quantized, q);
       bounds.ring = bounds.ring || s.L.residual > 0;
-      views[r] = {s.L, s.words.data(), s.params.data(), s.residual.data(), s.L.quantized_rows(pos + m)};
+      views[r] = {s.L, s.words.data(), s.params.data(), s.residual.data()};
     }
     const bool fit = sites[0].L.tensor && pos == 0;
     bounds.fit = fit;
@@ -209,15 +209,15 @@ void check_attention_reads(const char* scheme) {
     plain.emplace_back(rows);
     kv::KvLayout L;
     L.width = kWidth;
-    stored[r] = {s.L, s.words.data(), s.params.data(), s.residual.data(), store.quantized};
-    decoded[r] = {L, reinterpret_cast<uint32_t*>(plain.back().data()), nullptr, nullptr, n};
+    stored[r] = {s.L, s.words.data(), s.params.data(), s.residual.data()};
+    decoded[r] = {L, reinterpret_cast<uint32_t*>(plain.back().data()), nullptr, nullptr};
   }
   cpu::AttentionParams p;
   p.n_heads = 2 * kHeads;
   p.n_kv_heads = kHeads;
   p.head_dim = kHeadDim;
   p.scale = 1.0f / std::sqrt(float(kHeadDim));
-  const std::vector<cuda::AttnRow> rows = {{0, 149}, {0, 63}, {0, 64}, {0, 100}, {0, 0}, {0, 127}, {0, 128}};
+  const std::vector<cuda::AttnRow> rows = {{0, 149, n}, {0, 63, n}, {0, 64, n}, {0, 100, n}, {0, 0, n}, {0, 127, n}, {0, 128, n}};
   const int64_t q_dim = int64_t(p.n_heads) * kHeadDim;
   DeviceBuffer<float> dq(cuda_testing::uniform(rows.size() * size_t(q_dim), 1.0f, 11));
   DeviceBuffer<cuda::AttnRow> drows(rows);

@@ -449,10 +449,9 @@ void expect_attention_matches_cpu(const cpu::AttentionParams& p, cuda::AttnMath 
     dv.emplace_back(v);
     kv::KvLayout plain;  // fp32 rows, read directly
     plain.width = int(kv_dim);
-    slots.push_back({{plain, reinterpret_cast<uint32_t*>(dk.back().data()), nullptr, nullptr, n_kv},
-                     {plain, reinterpret_cast<uint32_t*>(dv.back().data()), nullptr, nullptr, n_kv}, false, false,
-                     false});
-    for (int64_t t = 0; t < s.n_q; ++t) rows.push_back({int64_t(i), s.first_pos + t});
+    slots.push_back({{plain, reinterpret_cast<uint32_t*>(dk.back().data()), nullptr, nullptr},
+                     {plain, reinterpret_cast<uint32_t*>(dv.back().data()), nullptr, nullptr}, false, false, false});
+    for (int64_t t = 0; t < s.n_q; ++t) rows.push_back({int64_t(i), s.first_pos + t, n_kv});
     max_pos = std::max(max_pos, n_kv - 1);
   }
   DeviceBuffer<float> dq(q_all), dout(q_all.size());

@@ -118,6 +118,13 @@ TEST_P(ForwardArch, ContinuousBatchingMatchesOneAtATime) {
     EXPECT_EQ(streamed[r], four[r].tokens) << r;
     EXPECT_LE(four[r].tokens.size(), 4u);
   }
+  opt.on_token = nullptr;
+  opt.batch_size = 0;  // the backend's choice: the CPU's kCpuBatch, the same tokens
+  EXPECT_EQ(be->auto_batch_size(100), Backend::kCpuBatch);
+  const auto automatic = generate(*be, reqs, opt);
+  for (size_t r = 0; r < reqs.size(); ++r) EXPECT_EQ(one[r].tokens, automatic[r].tokens) << r;
+  opt.batch_size = -1;
+  EXPECT_THROW(generate(*be, reqs, opt), UsageError);
 }
 
 INSTANTIATE_TEST_SUITE_P(Engine, ForwardArch,

@@ -74,6 +74,11 @@ TEST(Rope, Phi35LongropeShortLongAndAttentionFactor) {
   f = rope_inv_freq(c, 4097);
   EXPECT_FLOAT_EQ(f[0], 0.25f);
   EXPECT_FLOAT_EQ(f[1], 0.00125f);
+  // One key per set of frequencies (a caller computes each once).
+  EXPECT_EQ(rope_inv_freq_key(c, 1), rope_inv_freq_key(c, 4096));
+  EXPECT_NE(rope_inv_freq_key(c, 4096), rope_inv_freq_key(c, 4097));
+  EXPECT_EQ(rope_inv_freq_key(c, 4097), rope_inv_freq_key(c, 100000));
+  EXPECT_EQ(rope_inv_freq_key(head_config(4, 10000.0f), 1), rope_inv_freq_key(head_config(4, 10000.0f), 1 << 20));
   // sqrt(1 + ln(131072/4096) / ln(4096)) for Phi-3.5-mini.
   EXPECT_NEAR(rope_attention_scaling(c), 1.1902380714238083, 1e-6);
   // Without original_max_position_embeddings: rope_scaling.factor over max_position,

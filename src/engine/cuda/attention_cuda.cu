@@ -46,7 +46,8 @@ struct KvReader {
   kv::KvStore s;
   kv::KvStrides st;
   int c0;  // kv_h * head_dim
-  __device__ KvReader(const KvView& v, int kv_h, int d) : L(v.layout), s(v.store()), st(kv::kv_strides(L)), c0(kv_h * d) {}
+  __device__ KvReader(const KvView& v, int64_t len, int kv_h, int d)
+      : L(v.layout), s(v.store(len)), st(kv::kv_strides(L)), c0(kv_h * d) {}
   __device__ kv::KvChannel channel(int c) const { return kv::kv_channel(L, c0 + c); }
   __device__ kv::KvRow row(int64_t j) const { return kv::kv_row(L, st, s, j); }
 };
@@ -429,7 +430,7 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
   auto* readers = reinterpret_cast<KvReader*>(reader_bytes);
   if (threadIdx.x < 2) {
     const SlotKv& skv = slots_kv[row.slot];
-    new (&readers[threadIdx.x]) KvReader(threadIdx.x == 0 ? skv.k : skv.v, kv_h, d);
+    new (&readers[threadIdx.x]) KvReader(threadIdx.x == 0 ? skv.k : skv.v, row.len, kv_h, d);
   }
   const float* qr = q + r * q_stride + int64_t(h0) * d;
   if constexpr (TC) {  // the heads' rows, zeros below them (and the weights' rows past HPB)

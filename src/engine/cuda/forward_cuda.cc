@@ -17,6 +17,7 @@
 //   go back in one host -> device copy, scattered into the sequence's fp32 copy of its rows().
 // Both kinds share a batch; the device state lives in the Sequence (backend_state), freed with it.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -114,12 +115,15 @@ struct DevKv {
   DeviceBuffer<uint16_t> residual;  // [R, width]
   bool fitted = false;              // tensor: (s, z) taken from the sequence's first rows
   int64_t rows = 0;
-  // Room is made kGrowRows rows at a time (at least doubling): a batch's caches cross a boundary
-  // together, and every growth is an allocation and a copy per buffer, thousands in one step.
+  // Room for the rows the sequence is expected to reach (Sequence::expected_tokens) at once; past
+  // them, or unknown, kGrowRows rows at a time: a batch's caches cross a boundary together, and
+  // every growth is an allocation and a copy per buffer, thousands in one step.
   static constexpr int64_t kGrowRows = 256;
-  void grow(int64_t n) {
+  // Returns whether a buffer moved (the views taken before are stale).
+  bool grow(int64_t n, int64_t expected = 0) {
     const kv::KvLayout& L = layout;
-    const int64_t room = (n + kGrowRows - 1) / kGrowRows * kGrowRows;
+    const void* before[3] = {words.data(), params.data(), residual.data()};
+    const int64_t room = n <= expected ? expected : (n + kGrowRows - 1) / kGrowRows * kGrowRows;
     if (size_t(room * L.row_words()) > words.size()) words.resize_keep(size_t(room * L.row_words()));
     const size_t n_params = L.tensor      ? 3
                             : L.channel() ? size_t((room + L.block_rows - 1) / L.block_rows * L.block_params())
@@ -127,11 +131,10 @@ struct DevKv {
     if (n_params > params.size()) params.resize_keep(n_params);
     if (L.residual > 0 && residual.size() == 0) residual.resize(size_t(L.residual) * size_t(L.width));
     rows = n;
+    return before[0] != words.data() || before[1] != params.data() || before[2] != residual.data();
   }
   float* plain_rows() { return reinterpret_cast<float*>(words.data()); }
-  cuda::KvView view() {
-    return {layout, words.data(), params.data(), residual.data(), layout.quantized_rows(rows)};
-  }
+  cuda::KvView view() { return {layout, words.data(), params.data(), residual.data()}; }
   // What the rows hold: the quantized rows' codes and parameters, the tensor triple, the ring.
   size_t bytes() const {
     const kv::KvLayout& L = layout;
@@ -145,6 +148,11 @@ struct DevKv {
 // caches' rows() (keys rotated; rows == the host caches' size after every forward).
 struct SeqDeviceState final : BackendSeqState {
   const void* owner = nullptr;  // the backend that filled it
+  uint64_t serial = next_serial();  // which state a call's KV table was built for (addresses recur)
+  static uint64_t next_serial() {
+    static std::atomic<uint64_t> n{0};
+    return ++n;
+  }
   bool native = false;
   std::vector<DevKv> k, v;
   size_t kv_bytes() const override {
@@ -162,7 +170,7 @@ struct Slot {
   int64_t off;                  // first row in the batch activation
   int64_t n;                    // new tokens
   int64_t pos;                  // position of the first new token
-  std::vector<float> inv_freq;  // [rotary_dim/2] for this sequence's length (longrope)
+  const std::vector<float>* inv_freq;  // [rotary_dim/2] for this sequence's length (CudaBackend::inv_freq)
 };
 
 WeightType weight_type(const model::Model& m, WeightPrecision p) {
@@ -254,12 +262,21 @@ class CudaBackend final : public Backend {
   }
   int64_t resident_weight_bytes() const override;
   double memory_copy_bandwidth() const override;
+  int auto_batch_size(int64_t tokens) const override;
 
  private:
   // The forward pass; with `greedy`, only each input's last row of logits, reduced to its argmax on
   // the device (no logits come back).
   Logits run(std::span<const SeqInput> batch, const Hooks* hooks, std::vector<int>* greedy);
   std::vector<Slot> plan(std::span<const SeqInput> batch);
+  // model::rope_inv_freq for a sequence of len positions, computed once per rope_inv_freq_key
+  // (a batch's hundreds of sequences would otherwise each pay rotary_dim/2 pow() a call).
+  const std::vector<float>& inv_freq(int64_t len) {
+    const int key = model::rope_inv_freq_key(m_.config, len);
+    auto it = inv_freq_.find(key);
+    if (it == inv_freq_.end()) it = inv_freq_.emplace(key, model::rope_inv_freq(m_.config, len)).first;
+    return it->second;
+  }
   bool device_layouts(const Sequence& seq, SeqDeviceState& st) const;
   void prepare_call(std::vector<Slot>& slots, int64_t n);
   void attention_block(int l, std::vector<Slot>& slots, const float* a, int64_t n, const Hooks* hooks);
@@ -308,8 +325,14 @@ class CudaBackend final : public Backend {
   cuda::AttnMath attn_math_ = cuda::AttnMath::kFp32;
   DeviceBuffer<uint16_t> ab_, xb_;  // bf16 bits: the norms' outputs [n, d]; o_proj's and down's inputs
   DeviceBuffer<float> kv_;             // [2, n, kv_dim]: the new keys, then the new values
-  // This call's KV tables, uploaded once (prepare_call): [SlotKv n_layers x slots | SlotRows | AttnRow n].
+  // This call's KV tables, uploaded once (prepare_call): [SlotRows | AttnRow n | order]; the layers'
+  // SlotKv [n_layers x slots] apart, uploaded only when it changes (other sequences, storage that
+  // moved, a tensor site's first fit): a decode loop's steps reuse it.
   DeviceBuffer<uint8_t> call_dev_;
+  DeviceBuffer<cuda::SlotKv> kv_table_;
+  std::map<int, std::vector<float>> inv_freq_;  // by model::rope_inv_freq_key
+  std::vector<uint64_t> kv_table_for_;  // the states' serials it holds, in slot order
+  bool kv_table_fits_ = false;          // it asks for tensor fits (the next call's must not)
   const cuda::SlotKv* slot_kv_ = nullptr;
   const cuda::SlotRows* slot_rows_ = nullptr;
   const cuda::AttnRow* attn_rows_ = nullptr;
@@ -421,7 +444,7 @@ std::vector<Slot> CudaBackend::plan(std::span<const SeqInput> batch) {
       if (t < 0 || t >= c.n_vocab) usage_error("token id {} out of range [0, {}) for {}", t, c.n_vocab, m_.path);
     const int64_t n = int64_t(in.tokens.size());
     const int64_t pos = in.seq->position();
-    slots.push_back({in.seq, nullptr, off, n, pos, model::rope_inv_freq(c, pos + n)});
+    slots.push_back({in.seq, nullptr, off, n, pos, &inv_freq(pos + n)});
     off += n;
   }
   // Each sequence's device state: made on first use, on the device when it starts here and its
@@ -479,24 +502,26 @@ bool CudaBackend::device_layouts(const Sequence& seq, SeqDeviceState& st) const 
 // every device pointer fixed for the whole call.
 void CudaBackend::prepare_call(std::vector<Slot>& slots, int64_t n) {
   const int64_t L = m_.config.n_layers, n_slots = int64_t(slots.size());
-  std::vector<cuda::SlotKv> kv(size_t(L * n_slots));
   std::vector<cuda::SlotRows> rows;
   std::vector<cuda::AttnRow> attn(static_cast<size_t>(n));
   bounds_ = {};
   bounds_.width = int(m_.config.kv_dim());
   any_device_ = any_host_ = false;
+  bool rebuild = kv_table_fits_ || kv_table_for_.size() != slots.size();
   for (int64_t i = 0; i < n_slots; ++i) {
     Slot& s = slots[size_t(i)];
     const bool dev = s.state->native;
     (dev ? any_device_ : any_host_) = true;
     if (dev) bounds_.new_rows = std::max(bounds_.new_rows, s.n);
     rows.push_back({s.off, s.n, s.pos});
-    for (int64_t t = 0; t < s.n; ++t) attn[size_t(s.off + t)] = {i, s.pos + t};
+    for (int64_t t = 0; t < s.n; ++t) attn[size_t(s.off + t)] = {i, s.pos + t, s.pos + s.n};
+    rebuild = rebuild || kv_table_for_[size_t(i)] != s.state->serial;
     for (int64_t l = 0; l < L; ++l) {
       DevKv& dk = s.state->k[size_t(l)];
       DevKv& dv = s.state->v[size_t(l)];
-      dk.grow(s.pos + s.n);
-      dv.grow(s.pos + s.n);
+      const bool moved_k = dk.grow(s.pos + s.n, s.seq->expected_tokens());
+      const bool moved_v = dv.grow(s.pos + s.n, s.seq->expected_tokens());
+      rebuild = rebuild || moved_k || moved_v || (dev && ((dk.layout.tensor && !dk.fitted) || (dv.layout.tensor && !dv.fitted)));
       for (const kv::KvLayout* lay : {&dk.layout, &dv.layout}) {  // rows leaving the window, or all new ones
         if (!dev) break;
         const int64_t q = lay->quantized_rows(s.pos + s.n) - lay->quantized_rows(s.pos);
@@ -506,12 +531,28 @@ void CudaBackend::prepare_call(std::vector<Slot>& slots, int64_t n) {
           bounds_.quantized = std::max(bounds_.quantized, q);
         bounds_.ring = bounds_.ring || lay->residual > 0;
       }
-      kv[size_t(l * n_slots + i)] = {dk.view(), dv.view(), dev, dev && dk.layout.tensor && !dk.fitted,
-                                     dev && dv.layout.tensor && !dv.fitted};
-      bounds_.fit = bounds_.fit || kv[size_t(l * n_slots + i)].fit_k || kv[size_t(l * n_slots + i)].fit_v;
-      if (dev) dk.fitted = dv.fitted = true;
     }
   }
+  if (rebuild) {
+    std::vector<cuda::SlotKv> kv(size_t(L * n_slots));
+    kv_table_for_.clear();
+    kv_table_fits_ = false;
+    for (int64_t i = 0; i < n_slots; ++i) {
+      SeqDeviceState& st = *slots[size_t(i)].state;
+      const bool dev = st.native;
+      kv_table_for_.push_back(st.serial);
+      for (int64_t l = 0; l < L; ++l) {
+        DevKv& dk = st.k[size_t(l)];
+        DevKv& dv = st.v[size_t(l)];
+        cuda::SlotKv& e = kv[size_t(l * n_slots + i)];
+        e = {dk.view(), dv.view(), dev, dev && dk.layout.tensor && !dk.fitted, dev && dv.layout.tensor && !dv.fitted};
+        kv_table_fits_ = kv_table_fits_ || e.fit_k || e.fit_v;
+        if (dev) dk.fitted = dv.fitted = true;
+      }
+    }
+    kv_table_.upload(kv);
+  }
+  bounds_.fit = kv_table_fits_;
   // Attention takes the rows grouped by their sequences' layouts (first layer's K and V kinds and
   // widths): a batch that mixes schemes would otherwise give each SM blocks of every kind at once,
   // more code than its instruction cache holds. Which block takes a row never changes a bit.
@@ -528,18 +569,17 @@ void CudaBackend::prepare_call(std::vector<Slot>& slots, int64_t n) {
                    [&](int64_t a, int64_t b) { return kind_key(attn[size_t(a)]) < kind_key(attn[size_t(b)]); });
   const bool grouped = n > 0 && kind_key(attn[size_t(order.front())]) != kind_key(attn[size_t(order.back())]);
   auto align = [](size_t b) { return (b + 255) / 256 * 256; };
-  const size_t kv_bytes = kv.size() * sizeof(cuda::SlotKv), rows_bytes = rows.size() * sizeof(cuda::SlotRows);
-  const size_t rows_at = align(kv_bytes), attn_at = rows_at + align(rows_bytes);
+  const size_t rows_bytes = rows.size() * sizeof(cuda::SlotRows);
+  const size_t rows_at = 0, attn_at = rows_at + align(rows_bytes);
   const size_t order_at = attn_at + align(attn.size() * sizeof(cuda::AttnRow));
   const size_t total = order_at + (grouped ? order.size() * sizeof(int64_t) : 0);
   staged_host_.resize(total);
-  std::memcpy(staged_host_.data(), kv.data(), kv_bytes);
   std::memcpy(staged_host_.data() + rows_at, rows.data(), rows_bytes);
   std::memcpy(staged_host_.data() + attn_at, attn.data(), attn.size() * sizeof(cuda::AttnRow));
   if (grouped) std::memcpy(staged_host_.data() + order_at, order.data(), order.size() * sizeof(int64_t));
   call_dev_.resize(total);
   KVAUDIT_CUDA_CHECK(cudaMemcpy(call_dev_.data(), staged_host_.data(), total, cudaMemcpyHostToDevice));
-  slot_kv_ = reinterpret_cast<const cuda::SlotKv*>(call_dev_.data());
+  slot_kv_ = kv_table_.data();
   slot_rows_ = reinterpret_cast<const cuda::SlotRows*>(call_dev_.data() + rows_at);
   attn_rows_ = reinterpret_cast<const cuda::AttnRow*>(call_dev_.data() + attn_at);
   attn_order_ = grouped ? reinterpret_cast<const int64_t*>(call_dev_.data() + order_at) : nullptr;
@@ -562,7 +602,7 @@ Logits CudaBackend::run(std::span<const SeqInput> batch, const Hooks* hooks, std
   cs_host_.clear();
   for (size_t i = 0; i < slots.size(); ++i) {
     tokens.insert(tokens.end(), batch[i].tokens.begin(), batch[i].tokens.end());
-    cuda::rope_table(slots[i].inv_freq, attn_factor_, slots[i].pos, slots[i].n, cs_host_);
+    cuda::rope_table(*slots[i].inv_freq, attn_factor_, slots[i].pos, slots[i].n, cs_host_);
   }
   tokens_.upload(tokens);
   cs_.upload(cs_host_);
@@ -827,7 +867,7 @@ void CudaBackend::stage_rows(int l, Slot& s, kv::Role role, int64_t first) {
     k_fixups_.push_back({l, dst.plain_rows() + first * kv_dim, n, first, &s});  // norm, then RoPE, on the device
   } else if (keys && s.seq->policy().keys_pre_rope(l)) {
     cs_tmp_.clear();
-    cuda::rope_table(s.inv_freq, attn_factor_, first, n, cs_tmp_);
+    cuda::rope_table(*s.inv_freq, attn_factor_, first, n, cs_tmp_);
     cuda::rope_host(staged_.data() + at, n, c.n_kv_heads, c.head_dim, half_, cs_tmp_.data());
   }
 }
@@ -851,7 +891,7 @@ void CudaBackend::apply_k_fixups() {
   for (const KFixup& f : k_fixups_) {
     k_norm(f.layer, f.rows, f.n);
     cs_tmp_.clear();
-    cuda::rope_table(f.slot->inv_freq, attn_factor_, f.first, f.n, cs_tmp_);
+    cuda::rope_table(*f.slot->inv_freq, attn_factor_, f.first, f.n, cs_tmp_);
     fix_cs_.upload(cs_tmp_);
     cuda::rope_cuda(f.rows, f.n, c.n_kv_heads, c.head_dim, half_, fix_cs_.data());
   }
@@ -955,6 +995,19 @@ double CudaBackend::memory_copy_bandwidth() const {
   KVAUDIT_CUDA_CHECK(cudaEventDestroy(t1));
   std::sort(rates.begin(), rates.end());
   return rates[rates.size() / 2];
+}
+
+// vLLM's default max_num_seqs, and where an 8B model's decode turns from reading weights to
+// computing (docs/PERFORMANCE.md); fewer where half the free memory would not hold the batch's
+// caches at fp32 (the most a scheme stores per value) and its activations.
+int CudaBackend::auto_batch_size(int64_t tokens) const {
+  constexpr int kMaxBatch = 256;
+  size_t free = 0, total = 0;
+  KVAUDIT_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  const auto& c = m_.config;
+  const double per_seq = double(std::max<int64_t>(tokens, 1)) * double(c.n_layers) * 2.0 * double(c.kv_dim()) * 4.0 +
+                         4.0 * double(4 * c.d_model + 2 * c.d_ff + c.n_vocab);
+  return int(std::clamp<double>(0.5 * double(free) / per_seq, 1.0, kMaxBatch));
 }
 
 std::unique_ptr<Backend> make_cuda_backend(const model::Model& model, const BackendOptions& opt) {

@@ -149,13 +149,15 @@ void argmax_rows_cuda(const float* x, int64_t n_rows, int64_t n, int* out);
 // words + r·row_words(), its parameters at params + r·row_params() (tensor: the (scale, zero,
 // qscale) triple at params; `channel`: block b's at params + b·block_params()), the fp16 residual
 // ring at residual (R > 0). A kPlain view over fp32 rows is the host caches' rows() (host path).
+// Where storage stays put the view does not change from call to call (the backend keeps the
+// layer's table on the device); what the sequence's length decides comes with each call's rows.
 struct KvView {
   kv::KvLayout layout;
   uint32_t* words;
   float* params;
   uint16_t* residual;
-  int64_t quantized;  // rows quantized once this call's rows are written (layout.quantized_rows)
-  KVAUDIT_HD kv::KvStore store() const { return {words, params, residual, quantized}; }
+  // The store once the sequence holds `rows` rows (layout.quantized_rows of them are codes).
+  KVAUDIT_HD kv::KvStore store(int64_t rows) const { return {words, params, residual, layout.quantized_rows(rows)}; }
 };
 
 // A sequence's K and V of one layer in a call: whether the device quantizes its new rows (else the
@@ -193,11 +195,13 @@ void kv_write_cuda(const SlotKv* slots_kv, const SlotRows* rows, int64_t n_slots
 
 // ---------------------------------------------------------------- attention
 
-// Query row r of the batch: its sequence (an index into the layer's SlotKv) and position (it sees
-// keys 0..pos, or the window before it).
+// Query row r of the batch: its sequence (an index into the layer's SlotKv), position (it sees
+// keys 0..pos, or the window before it) and the rows the sequence holds once this call's are
+// written (len > pos; which of them are codes and which in the residual ring: KvView::store).
 struct AttnRow {
   int64_t slot;
   int64_t pos;
+  int64_t len;
 };
 
 // out[r, h] = softmax(mask(softcap(q[r, h] . k^T * scale))) v for every row r of the batch and

@@ -46,4 +46,14 @@ TEST(Cli, UsageErrorsArePrefixedAndExitTwo) {
   EXPECT_EQ(r.err, "kvaudit: error: /nonexistent/model.gguf: no such file or directory\n");
 }
 
+// --batch-size left out is the backend's choice; given, it must be a count of sequences.
+TEST(Cli, BatchSizeMustBePositive) {
+  for (const char* cmd : {"generate", "eval", "sweep", "audit"})
+    for (const char* bad : {"0", "-3"}) {
+      const auto r = run_cli({cmd, "--model", "m", "--batch-size", bad});
+      EXPECT_EQ(r.code, 2) << cmd << " " << bad << ": " << r.err;
+      EXPECT_NE(r.err.find("--batch-size"), std::string::npos) << cmd << ": " << r.err;
+    }
+}
+
 }  // namespace

@@ -997,9 +997,9 @@ double CudaBackend::memory_copy_bandwidth() const {
   return rates[rates.size() / 2];
 }
 
-// vLLM's default max_num_seqs, and where an 8B model's decode turns from reading weights to
-// computing (docs/PERFORMANCE.md); fewer where half the free memory would not hold the batch's
-// caches at fp32 (the most a scheme stores per value) and its activations.
+// At most vLLM's default max_num_seqs (an 8B model's decode step on an H200 is past reading its
+// weights into arithmetic by then: docs/PERFORMANCE.md); fewer where half the free memory would not
+// hold the batch's caches at fp32 (the most a scheme stores per value) and its activations.
 int CudaBackend::auto_batch_size(int64_t tokens) const {
   constexpr int kMaxBatch = 256;
   size_t free = 0, total = 0;

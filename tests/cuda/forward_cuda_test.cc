@@ -545,14 +545,14 @@ TEST(CudaForward, RejectsBadInputAndIsTheDefaultDevice) {
   EXPECT_EQ(seq.position(), 0);
 }
 
-// The batch a run takes by default: as many sequences as half the free memory holds, at most 256.
+// The batch a run takes by default: as many sequences as half the free memory holds, at most 512.
 TEST(CudaForward, AutoBatchSizeFillsTheDeviceWithinItsMemory) {
   KVAUDIT_REQUIRE_CUDA();
   const model::Model m = make_tiny_model("llama");
   auto be = make_backend(Device::kCuda, m);
-  EXPECT_EQ(be->auto_batch_size(1280), 256);           // a tiny model's caches fit many times over
+  EXPECT_EQ(be->auto_batch_size(1280), 512);           // a tiny model's caches fit many times over
   EXPECT_EQ(be->auto_batch_size(int64_t(1) << 40), 1);  // one sequence whatever its length
-  EXPECT_LT(be->auto_batch_size(int64_t(1) << 26), 256);
+  EXPECT_LT(be->auto_batch_size(int64_t(1) << 26), 512);
 }
 
 }  // namespace

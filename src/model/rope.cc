@@ -85,8 +85,7 @@ std::vector<float> rope_inv_freq(const ModelConfig& c, int64_t seq_len) {
       apply_llama3(r, f);
       break;
     case RopeType::kLongrope: {
-      const int orig = r.original_max_position > 0 ? r.original_max_position : c.max_position;
-      const std::vector<float>& ext = seq_len > orig ? r.long_factor : r.short_factor;
+      const std::vector<float>& ext = rope_inv_freq_key(c, seq_len) == 1 ? r.long_factor : r.short_factor;
       if (ext.size() != f.size())
         usage_error("longrope factors: {} entries for rotary_dim/2 = {}", ext.size(), f.size());
       // `1.0 / (ext_factors * base**(arange/dim))`

@@ -395,18 +395,23 @@ __device__ __forceinline__ float scaled_score(const cpu::AttentionParams& p, flo
 // (TC false): a score per (head, key) by one thread (channels in order), an output channel per
 // thread (keys in order). Tensor cores: a warp's 8 keys for every head, then a warp's 8-channel
 // groups, each one mma per 16 channels (keys) in order. Every head's arithmetic is what a block of
-// its own would do, so neither HPB nor span changes a bit. HPB is a template argument so that the
-// per-head loops are unrolled exactly HPB wide.
-template <int HPB, bool TC>
+// its own would do, so neither HPB nor span changes a bit. fp32: HPB is a template argument so that
+// the per-head loops are unrolled exactly HPB wide. Tensor cores: the heads are the mma's rows, HPB is
+// the launch's (HPB_T 0) and D, when not 0, fixes head_dim, so that the tile's index arithmetic and
+// loops are constants (an issue-bound kernel: ncu counted ~1,400 warp instructions per chunk).
+template <int HPB_T, bool TC, int D>
 __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionParams p, const float* __restrict__ q,
                                                              const AttnRow* __restrict__ rows,
                                                              const SlotKv* __restrict__ slots_kv, Partials part,
-                                                             int span, RowOrder order, float* __restrict__ out) {
-  static_assert(!TC || (HPB <= kMmaRows && kChunk == 8 * kWarps));
+                                                             int span, RowOrder order, float* __restrict__ out,
+                                                             int hpb_launch) {
+  static_assert(!TC || (HPB_T <= kMmaRows && kChunk == 8 * kWarps));
+  static_assert(TC || HPB_T > 0);
+  const int HPB = HPB_T > 0 ? HPB_T : hpb_launch;
   using T = std::conditional_t<TC, __half, float>;
   extern __shared__ float4 smem4[];
   auto* smem = reinterpret_cast<unsigned char*>(smem4);
-  const int d = p.head_dim;
+  const int d = D > 0 ? D : p.head_dim;
   const SmemLayout lay(d, HPB, TC);
   const Tile<T> tile{reinterpret_cast<T*>(smem), TC ? half_ld(d) : tile_ld(d)};  // the chunk's keys, then values
   float* qs = reinterpret_cast<float*>(smem + lay.q);      // fp32: [HPB][head_dim]
@@ -565,7 +570,7 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
     } else {
       // the threads split evenly among the heads, thread i of head g sums the channel pairs c = 2i,
       // 2i + 2·kPerHead, ... over the keys in order (8-byte reads of consecutive pairs by a warp).
-      constexpr int kPerHead = kThreads / HPB;
+      constexpr int kPerHead = kThreads / HPB_T;
       const int g = threadIdx.x / kPerHead, i = threadIdx.x % kPerHead;
       const float* scg = sc + g * kChunk;
       if (g < HPB) {
@@ -613,35 +618,45 @@ __global__ void combine_kernel(cpu::AttentionParams p, const AttnRow* __restrict
     out[(r * p.n_heads + h) * int64_t(d) + c] = combine(part, part.at(b, h, 0, p.n_heads), chunks, d, c);
 }
 
-template <int HPB, bool TC>
-void launch(const cpu::AttentionParams& p, size_t smem, const float* q, const AttnRow* rows, const SlotKv* slots_kv,
-            int64_t n_rows, Partials part, int span, RowOrder order, float* out) {
+template <int HPB_T, bool TC, int D>
+void launch(int hpb, const cpu::AttentionParams& p, size_t smem, const float* q, const AttnRow* rows,
+            const SlotKv* slots_kv, int64_t n_rows, Partials part, int span, RowOrder order, float* out) {
   const unsigned zs = unsigned((part.max_chunks + span - 1) / span);
   // Dynamic shared memory this instantiation was opened to: set before the first launch too, as the
   // static part (the rows, the readers) counts against the default 48 KiB (head_dim 256, fp16).
   static size_t allowed = 0;
   if (smem > allowed) {
     KVAUDIT_CUDA_CHECK(
-        cudaFuncSetAttribute(attention_kernel<HPB, TC>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+        cudaFuncSetAttribute(attention_kernel<HPB_T, TC, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     allowed = smem;
   }
-  attention_kernel<HPB, TC><<<dim3(unsigned(n_rows), unsigned(p.n_heads / HPB), zs), kThreads, smem>>>(
-      p, q, rows, slots_kv, part, span, order, out);
+  attention_kernel<HPB_T, TC, D><<<dim3(unsigned(n_rows), unsigned(p.n_heads / hpb), zs), kThreads, smem>>>(
+      p, q, rows, slots_kv, part, span, order, out, hpb);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
 
-template <bool TC>
-void launch_hpb(int hpb, const cpu::AttentionParams& p, size_t smem, const float* q, const AttnRow* rows,
-                const SlotKv* slots_kv, int64_t n_rows, Partials part, int span, RowOrder order, float* out) {
+// fp32: an instantiation per heads-per-block; tensor cores: per common head_dim.
+void launch_fp32(int hpb, const cpu::AttentionParams& p, size_t smem, const float* q, const AttnRow* rows,
+                 const SlotKv* slots_kv, int64_t n_rows, Partials part, int span, RowOrder order, float* out) {
+  const auto go = [&]<int HPB>() { launch<HPB, false, 0>(hpb, p, smem, q, rows, slots_kv, n_rows, part, span, order, out); };
   switch (hpb) {
-    case 1: launch<1, TC>(p, smem, q, rows, slots_kv, n_rows, part, span, order, out); break;
-    case 2: launch<2, TC>(p, smem, q, rows, slots_kv, n_rows, part, span, order, out); break;
-    case 3: launch<3, TC>(p, smem, q, rows, slots_kv, n_rows, part, span, order, out); break;
-    case 4: launch<4, TC>(p, smem, q, rows, slots_kv, n_rows, part, span, order, out); break;
-    case 5: launch<5, TC>(p, smem, q, rows, slots_kv, n_rows, part, span, order, out); break;
-    case 6: launch<6, TC>(p, smem, q, rows, slots_kv, n_rows, part, span, order, out); break;
-    case 7: launch<7, TC>(p, smem, q, rows, slots_kv, n_rows, part, span, order, out); break;
-    default: launch<8, TC>(p, smem, q, rows, slots_kv, n_rows, part, span, order, out); break;
+    case 1: go.template operator()<1>(); break;
+    case 2: go.template operator()<2>(); break;
+    case 3: go.template operator()<3>(); break;
+    case 4: go.template operator()<4>(); break;
+    case 5: go.template operator()<5>(); break;
+    case 6: go.template operator()<6>(); break;
+    case 7: go.template operator()<7>(); break;
+    default: go.template operator()<8>(); break;
+  }
+}
+
+void launch_tc(int hpb, const cpu::AttentionParams& p, size_t smem, const float* q, const AttnRow* rows,
+               const SlotKv* slots_kv, int64_t n_rows, Partials part, int span, RowOrder order, float* out) {
+  switch (p.head_dim) {
+    case 64: launch<0, true, 64>(hpb, p, smem, q, rows, slots_kv, n_rows, part, span, order, out); break;
+    case 128: launch<0, true, 128>(hpb, p, smem, q, rows, slots_kv, n_rows, part, span, order, out); break;
+    default: launch<0, true, 0>(hpb, p, smem, q, rows, slots_kv, n_rows, part, span, order, out); break;
   }
 }
 
@@ -690,8 +705,8 @@ void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow
     const int64_t nr = std::min(pass, n_rows - r0);
     Partials part{scratch.data(), scratch.data() + nr * int64_t(p.n_heads) * max_chunks * d, max_chunks};
     const RowOrder ord{order, r0};
-    if (tc) launch_hpb<true>(hpb, p, smem, q, rows, slots_kv, nr, part, span, ord, out);
-    else launch_hpb<false>(hpb, p, smem, q, rows, slots_kv, nr, part, span, ord, out);
+    if (tc) launch_tc(hpb, p, smem, q, rows, slots_kv, nr, part, span, ord, out);
+    else launch_fp32(hpb, p, smem, q, rows, slots_kv, nr, part, span, ord, out);
     if (span < max_chunks) {
       combine_kernel<<<dim3(unsigned(nr), unsigned(p.n_heads)), std::min(d, 128)>>>(p, rows, part, span, ord, out);
       KVAUDIT_CUDA_CHECK(cudaGetLastError());

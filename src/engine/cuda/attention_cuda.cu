@@ -638,7 +638,9 @@ void launch(int hpb, const cpu::AttentionParams& p, size_t smem, const float* q,
 // fp32: an instantiation per heads-per-block; tensor cores: per common head_dim.
 void launch_fp32(int hpb, const cpu::AttentionParams& p, size_t smem, const float* q, const AttnRow* rows,
                  const SlotKv* slots_kv, int64_t n_rows, Partials part, int span, RowOrder order, float* out) {
-  const auto go = [&]<int HPB>() { launch<HPB, false, 0>(hpb, p, smem, q, rows, slots_kv, n_rows, part, span, order, out); };
+  const auto go = [&]<int HPB>() {
+    launch<HPB, false, 0>(hpb, p, smem, q, rows, slots_kv, n_rows, part, span, order, out);
+  };
   switch (hpb) {
     case 1: go.template operator()<1>(); break;
     case 2: go.template operator()<2>(); break;

@@ -67,17 +67,25 @@ struct Split {
 };
 
 // out[t, o] = the sum of the chunks' products at (t, o) (o < m_total), written to the product that
-// column o belongs to.
+// column o belongs to; V: four columns a thread (split4_ok).
+template <bool V>
 __global__ void add_chunks_kernel(PartSums p, int64_t rows, int64_t m_total, Split split) {
-  const int64_t count = rows * m_total;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t t = i / m_total;
-    int64_t o = i % m_total;
-    const float s = part_sum(p, t, o);
-    int j = 0;
-    while (j + 1 < split.count && o >= split.m[j]) o -= split.m[j++];
-    split.y[j][t * split.m[j] + o] = s;
+  const int64_t o = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * (V ? 4 : 1);
+  if (o >= m_total) return;
+  int j = 0;
+  int64_t oj = o;
+  while (j + 1 < split.count && oj >= split.m[j]) oj -= split.m[j++];
+  for (int64_t t = blockIdx.y; t < rows; t += gridDim.y) {
+    float* y = split.y[j] + t * split.m[j] + oj;
+    if constexpr (V) *reinterpret_cast<float4*>(y) = part_sum4(p, t, o);
+    else *y = part_sum(p, t, o);
   }
+}
+
+bool split4_ok(const PartSums& p, const Split& s) {
+  for (int j = 0; j < s.count; ++j)
+    if (s.m[j] % 4 != 0 || reinterpret_cast<uintptr_t>(s.y[j]) % 16 != 0) return false;
+  return sums4_ok(p);
 }
 
 unsigned grid_for(int64_t count) { return unsigned(std::clamp<int64_t>((count + 255) / 256, 1, 8192)); }
@@ -218,7 +226,10 @@ void packed_products(const bf16* x, int64_t n, int64_t k, const bf16* w, int64_t
   chunk_products(x, n, k, w, m_total, invariant, [&](const PartSums& p, int64_t t0, int64_t rows) {
     Split s = split;
     for (int j = 0; j < s.count; ++j) s.y[j] += t0 * s.m[j];
-    add_chunks_kernel<<<grid_for(rows * m_total), 256>>>(p, rows, m_total, s);
+    if (split4_ok(p, s))
+      add_chunks_kernel<true><<<rows_cols_grid(rows, m_total, 4, 256), 256>>>(p, rows, m_total, s);
+    else
+      add_chunks_kernel<false><<<rows_cols_grid(rows, m_total, 1, 256), 256>>>(p, rows, m_total, s);
     KVAUDIT_CUDA_CHECK(cudaGetLastError());
   });
 }

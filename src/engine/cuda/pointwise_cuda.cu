@@ -37,13 +37,28 @@ __global__ void gated_kernel(bool silu, const float* gate, const float* up, int6
   if (i < n_elems) out[i] = __fmul_rn(act_value(silu, gate[i]), up[i]);
 }
 
-// gated_kernel on gate and up given as parts (each added in part order first), the result in bf16.
-__global__ void gated_parts_kernel(bool silu, PartSums gate, PartSums up, int64_t n_elems, int64_t d_ff,
-                                   __nv_bfloat16* out) {
-  const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
-  if (i >= n_elems) return;
-  const int64_t t = i / d_ff, j = i % d_ff;
-  out[i] = __float2bfloat16_rn(__fmul_rn(act_value(silu, part_sum(gate, t, j)), part_sum(up, t, j)));
+// gated_kernel on gate and up given as parts (each added in part order first), the result in bf16;
+// V: four columns a thread (d_ff and the parts' layout multiples of 4).
+template <bool V>
+__global__ void gated_parts_kernel(bool silu, PartSums gate, PartSums up, int64_t n, int64_t d_ff,
+                                   __nv_bfloat16* __restrict__ out) {
+  const int64_t j = (int64_t(blockIdx.x) * kThreads + threadIdx.x) * (V ? 4 : 1);
+  if (j >= d_ff) return;
+  for (int64_t t = blockIdx.y; t < n; t += gridDim.y) {
+    if constexpr (V) {
+      const float4 g = part_sum4(gate, t, j), u = part_sum4(up, t, j);
+      const __nv_bfloat162 lo = __floats2bfloat162_rn(__fmul_rn(act_value(silu, g.x), u.x),
+                                                      __fmul_rn(act_value(silu, g.y), u.y));
+      const __nv_bfloat162 hi = __floats2bfloat162_rn(__fmul_rn(act_value(silu, g.z), u.z),
+                                                      __fmul_rn(act_value(silu, g.w), u.w));
+      uint2 w;
+      w.x = *reinterpret_cast<const uint32_t*>(&lo);
+      w.y = *reinterpret_cast<const uint32_t*>(&hi);
+      *reinterpret_cast<uint2*>(out + t * d_ff + j) = w;
+    } else {
+      out[t * d_ff + j] = __float2bfloat16_rn(__fmul_rn(act_value(silu, part_sum(gate, t, j)), part_sum(up, t, j)));
+    }
+  }
 }
 
 __global__ void softcap_kernel(float* x, int64_t n, float cap) {
@@ -104,8 +119,12 @@ void gated_activation_cuda(cpu::Activation act, const float* gate, const float* 
 void gated_parts_cuda(cpu::Activation act, const PartSums& gate, const PartSums& up, int64_t n, int64_t d_ff,
                       uint16_t* outb) {
   if (n * d_ff == 0) return;
-  gated_parts_kernel<<<blocks_for(n * d_ff), kThreads>>>(act == cpu::Activation::kSilu, gate, up, n * d_ff, d_ff,
-                                                         reinterpret_cast<__nv_bfloat16*>(outb));
+  const bool silu = act == cpu::Activation::kSilu;
+  auto* out = reinterpret_cast<__nv_bfloat16*>(outb);
+  if (d_ff % 4 == 0 && reinterpret_cast<uintptr_t>(outb) % 8 == 0 && sums4_ok(gate) && sums4_ok(up))
+    gated_parts_kernel<true><<<rows_cols_grid(n, d_ff, 4, kThreads), kThreads>>>(silu, gate, up, n, d_ff, out);
+  else
+    gated_parts_kernel<false><<<rows_cols_grid(n, d_ff, 1, kThreads), kThreads>>>(silu, gate, up, n, d_ff, out);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -134,8 +134,7 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--max-new-tokens", a->max_new_tokens, "default 256");
   cmd->add_flag("--raw", a->raw, "no chat template: the prompt text as is");
   cmd->add_option("--system", a->system, "system message");
-  cmd->add_option("--batch-size", a->batch_size, "sequences per batch (continuous batching); default: 16 on the CPU, up to 512 on a GPU as its memory allows")
-      ->check(CLI::Range(1, 65536));
+  add_batch_size_option(cmd, a->batch_size);
   cmd->add_option("--device", a->device, "cpu|cuda (default: cuda when built with it)");
   cmd->add_option("--threads", a->threads, "CPU threads (default: all)");
   cmd->add_flag("--random-weights", a->random_weights, "config.json only: deterministic random weights");

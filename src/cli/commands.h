@@ -10,6 +10,15 @@ inline constexpr const char* kModelHelp =
     "HF model directory or .gguf file (weights held in fp32, 4 bytes per parameter; a model that does not fit "
     "in the free memory stops with exit 2 before loading)";
 
+// --batch-size of the commands that generate: given, 1..65536; left out (0), the backend's
+// auto_batch_size.
+inline void add_batch_size_option(CLI::App* cmd, int& batch_size) {
+  cmd->add_option("--batch-size", batch_size,
+                  "sequences per batch (continuous batching); default: 16 on the CPU, up to 512 on a GPU as its "
+                  "memory allows")
+      ->check(CLI::Range(1, 65536));
+}
+
 void add_generate(CLI::App& app);
 void add_logits(CLI::App& app);
 void add_tokenize(CLI::App& app);

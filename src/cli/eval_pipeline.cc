@@ -25,8 +25,7 @@ void add_eval_options(CLI::App* cmd, EvalArgs& a) {
   cmd->add_flag("--no-dedup", a.no_dedup, "keep prompts that repeat across pooled benchmarks");
   cmd->add_option("--max-new-tokens", a.max_new_tokens, "default 256; 1024 when --bench names ifeval (the paper's IFEval length)");
   cmd->add_flag("--full-responses", a.full_responses, "no early stop: generate every response to a stop id or --max-new-tokens");
-  cmd->add_option("--batch-size", a.batch_size, "sequences per batch; default: 16 on the CPU, up to 512 on a GPU as its memory allows")
-      ->check(CLI::Range(1, 65536));
+  add_batch_size_option(cmd, a.batch_size);
   add_kv_storage_options(cmd, a.kv_storage);
   cmd->add_option("--chunk", a.chunk, "requests per samples.jsonl flush (default 4 x batch size)");
   cmd->add_option("--text", a.text, "also measure perplexity and KL on this text (window 2048, stride 512)");

@@ -4,7 +4,7 @@
 # at $SMOL. bf16-lt loads cuBLASLt, found on the image below. Expects the binaries built elsewhere in .carry/ (tools/cuda_carry.sh) and writes logs
 # under $OUT. Usage: bash tools/cuda_device_run.sh [tests|bench|kvbench|big|profile|kprofile|smol|sweep]...
 # `kprofile`: ncu's full report of one launch of one kernel (KPROFILE), its stall reasons and hottest
-# SASS (tools/ncu_sass_summary.py).
+# SASS (tools/ncu_sass_summary.py), and with a -lineinfo build its source lines (tools/ncu_source_lines.py).
 # `kvbench`: the Llama-3.2-1B shape under KV schemes, quantized on the device vs through the host
 # caches (KVAUDIT_CUDA_KV=host), with the KV bytes each batch holds.
 # (default: all). `profile`: GPU time per kernel over about one batch-1 decode step (ncu).
@@ -112,7 +112,15 @@ PY
       ncu -i "$OUT/kprofile.ncu-rep" --page source --csv --print-source sass >"$OUT/kprofile_sass.csv" 2>&1
       rm -f "$OUT/kprofile.ncu-rep"
       grep -E "Duration|Throughput|Occupancy|Registers|Block Limit|Eligible|Issued Ipc|Spilling" "$OUT/kprofile.txt" | head -30
-      python3 tools/ncu_sass_summary.py "$OUT/kprofile_sass.csv" && gzip -f "$OUT/kprofile_sass.csv"
+      python3 tools/ncu_sass_summary.py "$OUT/kprofile_sass.csv"
+      # Per source line, where the binary carries a line table (-DCMAKE_CUDA_FLAGS=-lineinfo): its
+      # cubins disassembled with their lines, joined with the SASS page.
+      dis=$(mktemp -d) bin=$(cd "$C" && pwd)/kvaudit
+      (cd "$dis" && cuobjdump -xelf all "$bin" >/dev/null) &&
+        for f in "$dis"/*.cubin; do nvdisasm --print-line-info -c "$f"; done >"$dis/lines.txt" &&
+        python3 tools/ncu_source_lines.py "$OUT/kprofile_sass.csv" "$dis/lines.txt" 60 | tee "$OUT/kprofile_lines.txt"
+      rm -rf "$dis"
+      gzip -f "$OUT/kprofile_sass.csv"
       ;;
     smol)
       [ -f "$SMOL" ] || { echo "no $SMOL: SmolLM2 step skipped"; continue; }

@@ -310,6 +310,36 @@ TEST(OpsCuda, RmsNormBothKindsMatchCpu) {
     }
 }
 
+// The kernel's sum of squares is a fixed tree, written here plainly: thread t of T (a power of two
+// giving each ~4 values) sums c = t, t + T, ... by fma in order, then part[t] += part[t + s] for
+// s = T/2 .. 1; 1 / sqrt(sum / d + eps), then w · (x · inv). Bit for bit, widths of 32 to 1,024
+// threads (the one-warp tree, the cross-warp levels, a short last pass).
+TEST(OpsCuda, RmsNormIsItsBlockTreeBitForBit) {
+  KVAUDIT_REQUIRE_CUDA();
+  for (const int64_t d : {int64_t(8), int64_t(200), int64_t(576), int64_t(1000), int64_t(4096), int64_t(5120)}) {
+    const int64_t n = 3;
+    const float eps = 1e-5f;
+    const auto x = uniform(size_t(n * d), 2.0f, 5);
+    const auto w = uniform(size_t(d), 1.0f, 6);
+    int64_t threads = 32;
+    while (threads < 1024 && threads * 4 < d) threads *= 2;
+    std::vector<float> ref(x.size());
+    for (int64_t r = 0; r < n; ++r) {
+      const float* xr = x.data() + r * d;
+      std::vector<float> part(size_t(threads), 0.0f);
+      for (int64_t t = 0; t < threads; ++t)
+        for (int64_t c = t; c < d; c += threads) part[size_t(t)] = std::fma(xr[c], xr[c], part[size_t(t)]);
+      for (int64_t s = threads / 2; s > 0; s /= 2)
+        for (int64_t t = 0; t < s; ++t) part[size_t(t)] += part[size_t(t + s)];
+      const float inv = 1.0f / std::sqrt(part[0] / float(d) + eps);
+      for (int64_t c = 0; c < d; ++c) ref[size_t(r * d + c)] = w[size_t(c)] * (xr[c] * inv);
+    }
+    DeviceBuffer<float> dx(x), dw(w), dy(x.size());
+    cuda::rmsnorm_cuda(cpu::NormKind::kRms, dx.data(), n, d, dw.data(), eps, dy.data());
+    EXPECT_TRUE(same_bits(dy.download().data(), ref.data(), ref.size())) << "d " << d;
+  }
+}
+
 // The table and the rotation round as cpu::rope does: bit-identical, partial rotary included.
 TEST(OpsCuda, RopeIsBitIdenticalToCpu) {
   KVAUDIT_REQUIRE_CUDA();

@@ -114,6 +114,8 @@ struct DevKv {
   DeviceBuffer<float> params;       // [rows, row_params], [blocks, block_params], or the tensor triple
   DeviceBuffer<uint16_t> residual;  // [R, width]
   bool fitted = false;              // tensor: (s, z) taken from the sequence's first rows
+  // A per-tensor layout whose (s, z) the next write takes from its rows (the first call only).
+  bool awaits_fit() const { return layout.tensor && !fitted; }
   int64_t rows = 0;
   // Room for the rows the sequence is expected to reach (Sequence::expected_tokens) at once; past
   // them, or unknown, kGrowRows rows at a time: a batch's caches cross a boundary together, and
@@ -521,7 +523,7 @@ void CudaBackend::prepare_call(std::vector<Slot>& slots, int64_t n) {
       DevKv& dv = s.state->v[size_t(l)];
       const bool moved_k = dk.grow(s.pos + s.n, s.seq->expected_tokens());
       const bool moved_v = dv.grow(s.pos + s.n, s.seq->expected_tokens());
-      rebuild = rebuild || moved_k || moved_v || (dev && ((dk.layout.tensor && !dk.fitted) || (dv.layout.tensor && !dv.fitted)));
+      rebuild = rebuild || moved_k || moved_v || (dev && (dk.awaits_fit() || dv.awaits_fit()));
       for (const kv::KvLayout* lay : {&dk.layout, &dv.layout}) {  // rows leaving the window, or all new ones
         if (!dev) break;
         const int64_t q = lay->quantized_rows(s.pos + s.n) - lay->quantized_rows(s.pos);
@@ -545,7 +547,7 @@ void CudaBackend::prepare_call(std::vector<Slot>& slots, int64_t n) {
         DevKv& dk = st.k[size_t(l)];
         DevKv& dv = st.v[size_t(l)];
         cuda::SlotKv& e = kv[size_t(l * n_slots + i)];
-        e = {dk.view(), dv.view(), dev, dev && dk.layout.tensor && !dk.fitted, dev && dv.layout.tensor && !dv.fitted};
+        e = {dk.view(), dv.view(), dev, dev && dk.awaits_fit(), dev && dv.awaits_fit()};
         kv_table_fits_ = kv_table_fits_ || e.fit_k || e.fit_v;
         if (dev) dk.fitted = dv.fitted = true;
       }

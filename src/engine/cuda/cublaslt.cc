@@ -33,6 +33,7 @@ CublasLt load() {
   bind(lib, "cublasLtMatmulPreferenceSetAttribute", f.pref_set);
   bind(lib, "cublasLtMatmulPreferenceDestroy", f.pref_destroy);
   bind(lib, "cublasLtMatmulAlgoGetHeuristic", f.heuristic);
+  bind(lib, "cublasLtMatmulAlgoConfigGetAttribute", f.algo_config);
   bind(lib, "cublasLtMatmul", f.matmul);
   bind(lib, "cublasLtGetStatusString", f.status_string);
   return f;

@@ -17,6 +17,7 @@ struct CublasLt {
   decltype(&cublasLtMatmulPreferenceSetAttribute) pref_set;
   decltype(&cublasLtMatmulPreferenceDestroy) pref_destroy;
   decltype(&cublasLtMatmulAlgoGetHeuristic) heuristic;
+  decltype(&cublasLtMatmulAlgoConfigGetAttribute) algo_config;
   decltype(&cublasLtMatmul) matmul;
   decltype(&cublasLtGetStatusString) status_string;
 };

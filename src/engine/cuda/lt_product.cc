@@ -1,0 +1,362 @@
+// The algorithm choice is lt_product.h's comment.
+#include "engine/cuda/lt_product.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "engine/cuda/cublaslt.h"
+#include "engine/cuda/cuda_check.h"
+#include "engine/cuda/device_buffer.h"
+
+namespace kvaudit::engine::cuda {
+
+// Read once per process: the split is fixed by k alone within a run, so invariance holds at any value.
+// 4096 (docs/PERFORMANCE.md, 8B shapes on an H200, 1024 to 16384): the products of k <= 4096 (q/k/v,
+// o, gate/up of 7-8B models) are one part, no fp32 partials written and read back; down's 14336 is
+// four, which still gives a batch-1 step blocks enough (one part there: 2.4x slower at batch 1).
+int64_t lt_chunk_k() {
+  static const int64_t chunk = [] {
+    const char* env = std::getenv("KVAUDIT_CUDA_LT_CHUNK");
+    if (env == nullptr || *env == '\0') return int64_t(4096);
+    char* end = nullptr;
+    const long long v = std::strtoll(env, &end, 10);
+    if (end == env || *end != '\0' || v < 64 || v % 64 != 0)
+      throw_usage(std::string("KVAUDIT_CUDA_LT_CHUNK: '") + env + "' is not a positive multiple of 64");
+    return int64_t(v);
+  }();
+  return chunk;
+}
+
+namespace {
+
+using bf16 = uint16_t;  // bfloat16 bits
+
+constexpr int64_t kAnchorRows = 64;  // the reference algorithm is chosen for, and defines the bits at, 64 rows
+constexpr int64_t kMaxSliceRows = 1024;
+constexpr int64_t kMaxSliceFloats = int64_t(64) << 20;  // a slice's output, and each admission buffer
+constexpr int kCandidates = 4;                            // the heuristic's candidates tried per row count
+constexpr size_t kWorkspaceBytes = size_t(32) << 20;
+
+bool env_flag(const char* name, bool unset) {
+  const char* env = std::getenv(name);
+  if (env == nullptr || *env == '\0') return unset;
+  const std::string e = env;
+  if (e != "0" && e != "1") throw_usage(std::string(name) + ": '" + e + "' is not 0 or 1");
+  return e == "1";
+}
+// KVAUDIT_CUDA_LT_ADMIT=0: every row count runs the reference at its own row count, unchecked (the
+// code before 2026-12-04's night; the A/B of docs/PERFORMANCE.md); KVAUDIT_CUDA_LT_TRACE=1: each
+// admission printed to stderr, with the candidates' times.
+bool admit_on() {
+  static const bool on = env_flag("KVAUDIT_CUDA_LT_ADMIT", true);
+  return on;
+}
+bool trace_on() {
+  static const bool on = env_flag("KVAUDIT_CUDA_LT_TRACE", false);
+  return on;
+}
+
+// Rows per slice of a product: a power of two from 64 to 1024 whose output (and admission buffers)
+// stay within kMaxSliceFloats.
+int64_t slice_rows(int64_t ld, int batch) {
+  int64_t r = kMaxSliceRows;
+  while (r > kAnchorRows && r * ld * batch > kMaxSliceFloats) r /= 2;
+  return r;
+}
+
+class Lt {
+ public:
+  Lt() : api_(cublaslt()) {
+    check_lt(api_.create(&handle_), "create");
+    check_lt(api_.desc_create(&desc_, CUBLAS_COMPUTE_32F, CUDA_R_32F), "matmul descriptor");
+    const cublasOperation_t t = CUBLAS_OP_T, n = CUBLAS_OP_N;
+    check_lt(api_.desc_set(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof t), "TRANSA");
+    check_lt(api_.desc_set(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &n, sizeof n), "TRANSB");
+    workspace_.resize(kWorkspaceBytes);
+  }
+
+  // d = x @ w.T over the first kc columns of w [m, k] and x [rows, k], and of each of the next
+  // batch - 1 chunks of kc columns; d: [batch][rows][m] (cuBLASLt's column-major D [m, rows]).
+  // d's rows are ld >= m apart (a multiple of 4: 16-byte aligned rows).
+  // invariant = false: the algorithm chosen for this row count, split-K allowed (not batch invariant).
+  void product(const bf16* w, int64_t m, const bf16* x, int64_t rows, int64_t k, int64_t kc, int batch, float* d,
+               int64_t ld, bool invariant) {
+    const int64_t stride = rows * ld;  // d's chunk products, [batch][rows][ld]
+    if (!invariant || !admit_on()) {
+      const cublasLtMatmulAlgo_t& algo = algo_for(m, k, kc, batch, ld, invariant ? kAnchorRows : rows, invariant);
+      check_lt(run(algo, w, m, x, rows, k, kc, batch, d, ld, stride), "matmul");
+      return;
+    }
+    const int64_t slice = slice_rows(ld, batch);
+    for (int64_t r0 = 0; r0 < rows; r0 += slice) {
+      const int64_t n = std::min(slice, rows - r0);
+      const Choice& c = choice(w, m, k, kc, batch, ld, n);
+      if (c.anchor_passes)
+        anchor_run(w, m, x + r0 * k, n, k, kc, batch, d + r0 * ld, ld, stride);
+      else
+        check_lt(run(c.algo, w, m, x + r0 * k, n, k, kc, batch, d + r0 * ld, ld, stride), "matmul");
+    }
+  }
+
+ private:
+  // Layouts of one call: A = w as [kc, m] column-major (ld k), B = x as [kc, rows] (ld k), D [m, rows]
+  // (ld), the batch's D `stride` apart.
+  struct Layouts {
+    const CublasLt& api;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+    Layouts(const CublasLt& f, int64_t m, int64_t rows, int64_t k, int64_t kc, int batch, int64_t ld, int64_t stride)
+        : api(f) {
+      check_lt(api.layout_create(&a, CUDA_R_16BF, uint64_t(kc), uint64_t(m), k), "layout A");
+      check_lt(api.layout_create(&b, CUDA_R_16BF, uint64_t(kc), uint64_t(rows), k), "layout B");
+      check_lt(api.layout_create(&d, CUDA_R_32F, uint64_t(m), uint64_t(rows), ld), "layout D");
+      if (batch > 1) {
+        for (auto [layout, offset] : {std::pair{a, kc}, std::pair{b, kc}, std::pair{d, stride}}) {
+          check_lt(api.layout_set(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &batch, sizeof batch), "batch count");
+          check_lt(api.layout_set(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &offset, sizeof offset),
+                   "batch stride");
+        }
+      }
+    }
+    ~Layouts() {
+      for (cublasLtMatrixLayout_t l : {a, b, d})
+        if (l) api.layout_destroy(l);
+    }
+  };
+
+  // A decode step repeats the same few shapes every layer: their layouts are made once (a bounded
+  // cache: a long run of varying row counts starts it afresh).
+  const Layouts& layouts_for(int64_t m, int64_t rows, int64_t k, int64_t kc, int batch, int64_t ld, int64_t stride) {
+    const auto key = std::make_tuple(m, rows, k, kc, batch, ld, stride);
+    auto it = layouts_.find(key);
+    if (it != layouts_.end()) return *it->second;
+    if (layouts_.size() >= kMaxLayouts) layouts_.clear();
+    return *layouts_.emplace(key, std::make_unique<Layouts>(api_, m, rows, k, kc, batch, ld, stride)).first->second;
+  }
+
+  cublasStatus_t run(const cublasLtMatmulAlgo_t& algo, const bf16* w, int64_t m, const bf16* x, int64_t rows, int64_t k,
+                     int64_t kc, int batch, float* d, int64_t ld, int64_t stride) {
+    const Layouts& l = layouts_for(m, rows, k, kc, batch, ld, stride);
+    const float alpha = 1.0f, beta = 0.0f;
+    return api_.matmul(handle_, desc_, &alpha, w, l.a, x, l.b, &beta, d, l.d, d, l.d, &algo, workspace_.data(),
+                       kWorkspaceBytes, 0);
+  }
+
+  // The heuristic's first `count` algorithms for rows rows; no_split: no split-K reduction.
+  std::vector<cublasLtMatmulAlgo_t> heuristic(int64_t m, int64_t k, int64_t kc, int batch, int64_t ld, int64_t rows,
+                                              bool no_split, int count) {
+    cublasLtMatmulPreference_t pref = nullptr;
+    check_lt(api_.pref_create(&pref), "preference");
+    const uint64_t ws = kWorkspaceBytes;
+    const uint32_t none = CUBLASLT_REDUCTION_SCHEME_NONE;
+    // Row starts of a pass and the chunks' offsets are only 16-byte aligned (k, m multiples of 8).
+    const uint32_t align = 16;
+    check_lt(api_.pref_set(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws), "workspace");
+    if (no_split)
+      check_lt(api_.pref_set(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &none, sizeof none), "reduction");
+    for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
+      check_lt(api_.pref_set(pref, attr, &align, sizeof align), "alignment");
+    Layouts l(api_, m, rows, k, kc, batch, ld, rows * ld);
+    std::vector<cublasLtMatmulHeuristicResult_t> results(static_cast<size_t>(count));
+    int found = 0;
+    const cublasStatus_t st = api_.heuristic(handle_, desc_, l.a, l.b, l.d, l.d, pref, count, results.data(), &found);
+    api_.pref_destroy(pref);
+    check_lt(st, "heuristic");
+    std::vector<cublasLtMatmulAlgo_t> algos;
+    for (int i = 0; i < found; ++i)
+      if (results[size_t(i)].state == CUBLAS_STATUS_SUCCESS) algos.push_back(results[size_t(i)].algo);
+    return algos;
+  }
+
+  // The heuristic's first algorithm for rows rows (no_split: without split-K), kept per shape.
+  const cublasLtMatmulAlgo_t& algo_for(int64_t m, int64_t k, int64_t kc, int batch, int64_t ld, int64_t rows,
+                                       bool no_split) {
+    const auto key = std::make_tuple(m, k, kc, batch, ld, no_split ? -rows : rows);
+    auto it = algos_.find(key);
+    if (it != algos_.end()) return it->second;
+    const std::vector<cublasLtMatmulAlgo_t> found = heuristic(m, k, kc, batch, ld, rows, no_split, 1);
+    if (found.empty())
+      throw_runtime("cuBLASLt: no algorithm for a " + std::to_string(m) + " x " + std::to_string(kc) +
+                    " bf16 product" + (no_split ? " without split-K" : ""));
+    if (algos_.size() >= kMaxLayouts) algos_.clear();
+    return algos_.emplace(key, found.front()).first->second;
+  }
+
+  // How an invariant product of n rows runs: an algorithm admitted for exactly this geometry, or
+  // (none admitted) the reference over 64-row passes, the anchor itself.
+  struct Choice {
+    cublasLtMatmulAlgo_t algo{};
+    bool anchor_passes = false;
+  };
+
+  const Choice& choice(const bf16* w, int64_t m, int64_t k, int64_t kc, int batch, int64_t ld, int64_t n) {
+    const auto key = std::make_tuple(m, k, kc, batch, ld, n);
+    auto it = choices_.find(key);
+    if (it != choices_.end()) return it->second;
+    Choice c = admit(w, m, k, kc, batch, ld, n);
+    if (choices_.size() >= kMaxLayouts) choices_.clear();
+    return choices_.emplace(key, c).first->second;
+  }
+
+  // The anchor: the reference algorithm at 64 rows, over n rows in passes (the last pass ends at row
+  // n, overlapping the one before: the same rows, the same bits); fewer than 64 rows go through a
+  // 64-row copy.
+  void anchor_run(const bf16* w, int64_t m, const bf16* x, int64_t n, int64_t k, int64_t kc, int batch, float* d,
+                  int64_t ld, int64_t stride) {
+    const cublasLtMatmulAlgo_t ref = algo_for(m, k, kc, batch, ld, kAnchorRows, true);
+    if (n >= kAnchorRows) {
+      for (int64_t p0 = 0; p0 < n; p0 += kAnchorRows) {
+        const int64_t at = std::min(p0, n - kAnchorRows);
+        check_lt(run(ref, w, m, x + at * k, kAnchorRows, k, kc, batch, d + at * ld, ld, stride), "matmul (anchor)");
+      }
+      return;
+    }
+    pad_x_.resize(size_t(kAnchorRows * k));
+    pad_d_.resize(size_t(batch) * size_t(kAnchorRows * ld));
+    KVAUDIT_CUDA_CHECK(cudaMemsetAsync(pad_x_.data(), 0, pad_x_.size() * sizeof(bf16), 0));
+    KVAUDIT_CUDA_CHECK(cudaMemcpyAsync(pad_x_.data(), x, size_t(n * k) * sizeof(bf16), cudaMemcpyDeviceToDevice, 0));
+    check_lt(run(ref, w, m, pad_x_.data(), kAnchorRows, k, kc, batch, pad_d_.data(), ld, kAnchorRows * ld),
+             "matmul (anchor)");
+    KVAUDIT_CUDA_CHECK(cudaMemcpy2DAsync(d, size_t(stride) * sizeof(float), pad_d_.data(),
+                                         size_t(kAnchorRows * ld) * sizeof(float), size_t(n * ld) * sizeof(float),
+                                         size_t(batch), cudaMemcpyDeviceToDevice, 0));
+  }
+
+  // The first candidate whose product of n probe rows (deterministic bf16 inputs, the call's own
+  // weights) is the anchor's, every output bit for bit: the reference itself up to 64 rows, else the
+  // heuristic's first no-split-K candidates for n rows, then the reference.
+  Choice admit(const bf16* w, int64_t m, int64_t k, int64_t kc, int batch, int64_t ld, int64_t n) {
+    const cublasLtMatmulAlgo_t ref = algo_for(m, k, kc, batch, ld, kAnchorRows, true);
+    std::vector<cublasLtMatmulAlgo_t> candidates;
+    if (n > kAnchorRows) candidates = heuristic(m, k, kc, batch, ld, n, true, kCandidates);
+    if (std::none_of(candidates.begin(), candidates.end(),
+                     [&](const cublasLtMatmulAlgo_t& a) { return std::memcmp(&a, &ref, sizeof a) == 0; }))
+      candidates.push_back(ref);
+    const int64_t anchor_n = std::max(n, kAnchorRows);
+    const bf16* x = probe_input(size_t(anchor_n * k));
+    want_.resize(size_t(batch) * size_t(anchor_n * ld));
+    got_.resize(size_t(batch) * size_t(n * ld));
+    anchor_run(w, m, x, anchor_n, k, kc, batch, want_.data(), ld, anchor_n * ld);
+    Choice chosen;
+    chosen.anchor_passes = true;
+    std::string report;
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      const cublasLtMatmulAlgo_t& c = candidates[i];
+      const char* verdict = "refused";
+      bool same = false;
+      if (run(c, w, m, x, n, k, kc, batch, got_.data(), ld, n * ld) == CUBLAS_STATUS_SUCCESS) {
+        same = count_unequal_cuda(want_.data(), anchor_n * ld, got_.data(), n * ld, batch, n, m, ld) == 0;
+        verdict = same ? "the anchor's bits" : "other bits";
+      }
+      if (same && chosen.anchor_passes) chosen = Choice{c, false};
+      if (!trace_on()) {
+        if (!chosen.anchor_passes) break;
+        continue;
+      }
+      report += "  candidate " + std::to_string(i) + " " + describe(c) + ": " + verdict + ", " +
+                time_us(c, w, m, k, kc, batch, ld, n) + "\n";
+    }
+    if (trace_on())
+      std::fprintf(stderr, "cuBLASLt %lld rows, m %lld, k chunk %lld x %d: reference %s; %s\n%s",
+                   static_cast<long long>(n), static_cast<long long>(m), static_cast<long long>(kc), batch,
+                   describe(ref).c_str(), chosen.anchor_passes ? "none admitted: 64-row passes" : "admitted",
+                   report.c_str());
+    return chosen;
+  }
+
+  // n deterministic bf16 values, uniform in (-1, 1) (the probe's inputs; grown, never shrunk).
+  const bf16* probe_input(size_t n) {
+    if (n > probe_x_.size()) {
+      std::vector<uint16_t> h(n);
+      uint32_t state = 0x9e3779b9u;
+      for (uint16_t& v : h) {
+        state = state * 1664525u + 1013904223u;
+        const float f = float(int32_t(state >> 8) - (1 << 23)) / float(1 << 23);
+        uint32_t u;
+        std::memcpy(&u, &f, sizeof u);
+        v = uint16_t(u >> 16);  // truncated to bf16: the value's exact top half
+      }
+      probe_x_.upload(h);
+    }
+    return reinterpret_cast<const bf16*>(probe_x_.data());
+  }
+
+  // The algorithm's configuration as cuBLASLt names it (the trace).
+  std::string describe(const cublasLtMatmulAlgo_t& a) const {
+    std::string out;
+    const std::pair<cublasLtMatmulAlgoConfigAttributes_t, const char*> attrs[] = {
+        {CUBLASLT_ALGO_CONFIG_ID, "id"},         {CUBLASLT_ALGO_CONFIG_TILE_ID, "tile"},
+        {CUBLASLT_ALGO_CONFIG_STAGES_ID, "stages"}, {CUBLASLT_ALGO_CONFIG_SPLITK_NUM, "splitk"},
+        {CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING, "swizzle"}, {CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID, "cluster"}};
+    for (const auto& [attr, name] : attrs) {
+      uint32_t v = 0;
+      size_t written = 0;
+      if (api_.algo_config(&a, attr, &v, sizeof v, &written) == CUBLAS_STATUS_SUCCESS)
+        out += std::string(out.empty() ? "" : " ") + name + "=" + std::to_string(v);
+    }
+    return "{" + out + "}";
+  }
+
+  // The median of 5 products of rows rows on the probe input (the trace only).
+  std::string time_us(const cublasLtMatmulAlgo_t& a, const bf16* w, int64_t m, int64_t k, int64_t kc, int batch,
+                      int64_t ld, int64_t rows) {
+    DeviceBuffer<float> d(size_t(batch) * size_t(rows * ld));
+    const bf16* x = probe_input(size_t(rows * k));
+    cudaEvent_t t0, t1;
+    KVAUDIT_CUDA_CHECK(cudaEventCreate(&t0));
+    KVAUDIT_CUDA_CHECK(cudaEventCreate(&t1));
+    std::vector<float> ms;
+    for (int r = 0; r < 6; ++r) {
+      KVAUDIT_CUDA_CHECK(cudaEventRecord(t0));
+      const cublasStatus_t st = run(a, w, m, x, rows, k, kc, batch, d.data(), ld, rows * ld);
+      KVAUDIT_CUDA_CHECK(cudaEventRecord(t1));
+      KVAUDIT_CUDA_CHECK(cudaEventSynchronize(t1));
+      if (st != CUBLAS_STATUS_SUCCESS) break;
+      float t = 0;
+      KVAUDIT_CUDA_CHECK(cudaEventElapsedTime(&t, t0, t1));
+      if (r > 0) ms.push_back(t);
+    }
+    KVAUDIT_CUDA_CHECK(cudaEventDestroy(t0));
+    KVAUDIT_CUDA_CHECK(cudaEventDestroy(t1));
+    if (ms.empty()) return "(refused)";
+    std::sort(ms.begin(), ms.end());
+    return std::to_string(int(1000.0f * ms[ms.size() / 2])) + " us at " + std::to_string(rows) + " rows";
+  }
+
+  const CublasLt& api_;
+  cublasLtHandle_t handle_ = nullptr;
+  cublasLtMatmulDesc_t desc_ = nullptr;
+  DeviceBuffer<uint8_t> workspace_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int, int64_t, int64_t>, cublasLtMatmulAlgo_t> algos_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int, int64_t, int64_t>, Choice> choices_;
+  DeviceBuffer<uint16_t> probe_x_;     // the probe's inputs (probe_input), bf16 bits
+  DeviceBuffer<float> want_, got_;     // an admission's anchor and candidate products
+  DeviceBuffer<bf16> pad_x_;           // anchor_run's 64-row copy of fewer rows, and its product
+  DeviceBuffer<float> pad_d_;
+  static constexpr size_t kMaxLayouts = 4096;
+  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int, int64_t, int64_t>, std::unique_ptr<Layouts>> layouts_;
+};
+
+Lt& lt() {
+  static Lt l;  // one host thread, the default stream (as every op here)
+  return l;
+}
+
+}  // namespace
+
+void lt_product(const void* w, int64_t m, const void* x, int64_t rows, int64_t k, int64_t kc, int batch, float* d,
+                int64_t ld, bool invariant) {
+  lt().product(static_cast<const bf16*>(w), m, static_cast<const bf16*>(x), rows, k, kc, batch, d, ld, invariant);
+}
+
+}  // namespace kvaudit::engine::cuda

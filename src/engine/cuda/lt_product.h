@@ -1,0 +1,37 @@
+// One cuBLASLt product d = x @ w.T in bf16 with fp32 sums (matmul_lt_cuda.cu builds the layer's
+// products from it), and the choice of its kernel: the only place that talks to cuBLASLt's matmul.
+//
+// Batch invariance. Left to itself cuBLASLt picks a kernel per problem size, split-K ones for few
+// rows, so a row's bits would depend on its batch. Each (m, k chunk, chunk count) has a reference
+// algorithm, the heuristic's first for 64 rows with no split-K reduction allowed
+// (CUBLASLT_REDUCTION_SCHEME_NONE), and the ANCHOR is that algorithm run on 64 rows: it defines every
+// row's bits. A product of n rows runs in slices of at most 1,024 rows, and each slice's row count
+// n runs the first algorithm ADMITTED for exactly that geometry: the heuristic's first no-split-K
+// candidates for n rows (above 64), then the reference at n rows, each tried on a probe (the call's
+// own weights, deterministic inputs) and admitted when all its n x m outputs are the anchor's bit
+// for bit; where none is, the anchor itself over 64-row passes. Measured on an H200 (docs/
+// PERFORMANCE.md), some kernels compute the anchor's bits at one geometry and others at another
+// (their schedule along k depends on the problem's size), so nothing is assumed across geometries:
+// a geometry runs only what was checked at it. A kernel is deterministic at a given geometry and
+// its rows are independent, so the check on the probe holds for every input.
+#pragma once
+#include <cstdint>
+
+namespace kvaudit::engine::cuda {
+
+// k per chunk product (the last may be shorter): 4096, or KVAUDIT_CUDA_LT_CHUNK (a multiple of 64).
+int64_t lt_chunk_k();
+
+// d = x @ w.T over the first kc columns of w [m, k] and x [rows, k] (bf16 bits), and of each of the
+// next batch - 1 chunks of kc columns; d: [batch][rows][m] (cuBLASLt's column-major D [m, rows]), its
+// rows ld >= m apart (a multiple of 4). invariant = false: cuBLASLt's own algorithm for rows rows,
+// split-K allowed (not batch invariant).
+void lt_product(const void* w, int64_t m, const void* x, int64_t rows, int64_t k, int64_t kc, int batch, float* d,
+                int64_t ld, bool invariant);
+
+// How many of the batch x rows x m floats of a and b (rows ld apart, chunks a_stride and b_stride
+// apart) differ in their bits (lt_product's admission; matmul_lt_cuda.cu).
+int64_t count_unequal_cuda(const float* a, int64_t a_stride, const float* b, int64_t b_stride, int batch, int64_t rows,
+                           int64_t m, int64_t ld);
+
+}  // namespace kvaudit::engine::cuda

@@ -24,6 +24,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
+#include <limits>
 #include <map>
 #include <numeric>
 #include <string>
@@ -117,6 +118,7 @@ struct DevKv {
   // A per-tensor layout whose (s, z) the next write takes from its rows (the first call only).
   bool awaits_fit() const { return layout.tensor && !fitted; }
   int64_t rows = 0;
+  int64_t room_rows = 0;  // the rows words, params and residual hold
   // Room for the rows the sequence is expected to reach (Sequence::expected_tokens) at once; past
   // them, or unknown, kGrowRows rows at a time: a batch's caches cross a boundary together, and
   // every growth is an allocation and a copy per buffer, thousands in one step.
@@ -133,6 +135,7 @@ struct DevKv {
     if (n_params > params.size()) params.resize_keep(n_params);
     if (L.residual > 0 && residual.size() == 0) residual.resize(size_t(L.residual) * size_t(L.width));
     rows = n;
+    room_rows = std::max(room_rows, room);
     return before[0] != words.data() || before[1] != params.data() || before[2] != residual.data();
   }
   float* plain_rows() { return reinterpret_cast<float*>(words.data()); }
@@ -157,6 +160,21 @@ struct SeqDeviceState final : BackendSeqState {
   }
   bool native = false;
   std::vector<DevKv> k, v;
+  // What a decode step's prepare_call reads instead of every layer's K and V (a batch of 512 over
+  // 32 layers holds 32k of them): the rows every layer's storage holds, whether the call's KV table
+  // has taken every tensor site's fit, and one layout per distinct way of counting quantized rows.
+  int64_t room = 0;
+  bool fitted = false;
+  const std::vector<const kv::KvLayout*>& counting() {
+    if (counting_.empty())
+      for (size_t l = 0; l < k.size(); ++l)
+        for (const kv::KvLayout* L : {&k[l].layout, &v[l].layout})
+          if (std::none_of(counting_.begin(), counting_.end(), [&](const kv::KvLayout* c) {
+                return c->residual == L->residual && c->channel() == L->channel() && c->block_rows == L->block_rows;
+              }))
+            counting_.push_back(L);
+    return counting_;
+  }
   size_t kv_bytes() const override {
     size_t b = 0;
     if (native)
@@ -164,6 +182,9 @@ struct SeqDeviceState final : BackendSeqState {
     return b;
   }
   bool owns_kv() const override { return native; }
+
+ private:
+  std::vector<const kv::KvLayout*> counting_;
 };
 
 struct Slot {
@@ -518,22 +539,31 @@ void CudaBackend::prepare_call(std::vector<Slot>& slots, int64_t n) {
     rows.push_back({s.off, s.n, s.pos});
     for (int64_t t = 0; t < s.n; ++t) attn[size_t(s.off + t)] = {i, s.pos + t, s.pos + s.n};
     rebuild = rebuild || kv_table_for_[size_t(i)] != s.state->serial;
-    for (int64_t l = 0; l < L; ++l) {
-      DevKv& dk = s.state->k[size_t(l)];
-      DevKv& dv = s.state->v[size_t(l)];
-      const bool moved_k = dk.grow(s.pos + s.n, s.seq->expected_tokens());
-      const bool moved_v = dv.grow(s.pos + s.n, s.seq->expected_tokens());
-      rebuild = rebuild || moved_k || moved_v || (dev && (dk.awaits_fit() || dv.awaits_fit()));
-      for (const kv::KvLayout* lay : {&dk.layout, &dv.layout}) {  // rows leaving the window, or all new ones
-        if (!dev) break;
-        const int64_t q = lay->quantized_rows(s.pos + s.n) - lay->quantized_rows(s.pos);
+    SeqDeviceState& st = *s.state;
+    const int64_t end = s.pos + s.n;
+    if (end > st.room || (dev && !st.fitted)) {  // storage to grow, or a first fit to take
+      int64_t room = std::numeric_limits<int64_t>::max();
+      for (int64_t l = 0; l < L; ++l) {
+        DevKv& dk = st.k[size_t(l)];
+        DevKv& dv = st.v[size_t(l)];
+        const bool moved_k = dk.grow(end, s.seq->expected_tokens());
+        const bool moved_v = dv.grow(end, s.seq->expected_tokens());
+        rebuild = rebuild || moved_k || moved_v || (dev && (dk.awaits_fit() || dv.awaits_fit()));
+        room = std::min({room, dk.room_rows, dv.room_rows});
+      }
+      st.room = room;
+    } else {
+      for (int64_t l = 0; l < L; ++l) st.k[size_t(l)].rows = st.v[size_t(l)].rows = end;
+    }
+    if (dev)
+      for (const kv::KvLayout* lay : st.counting()) {  // rows leaving the window, or all new ones
+        const int64_t q = lay->quantized_rows(end) - lay->quantized_rows(s.pos);
         if (lay->channel())
           bounds_.blocks = std::max(bounds_.blocks, q / lay->block_rows);
         else
           bounds_.quantized = std::max(bounds_.quantized, q);
         bounds_.ring = bounds_.ring || lay->residual > 0;
       }
-    }
   }
   if (rebuild) {
     std::vector<cuda::SlotKv> kv(size_t(L * n_slots));
@@ -551,6 +581,7 @@ void CudaBackend::prepare_call(std::vector<Slot>& slots, int64_t n) {
         kv_table_fits_ = kv_table_fits_ || e.fit_k || e.fit_v;
         if (dev) dk.fitted = dv.fitted = true;
       }
+      st.fitted = true;
     }
     kv_table_.upload(kv);
   }

@@ -45,8 +45,9 @@ void matmul_many_cuda(const float* x, int64_t n, int64_t k, WeightType wt, std::
 void tc_matmul_many_cuda(const float* x, int64_t n, int64_t k, std::span<const MatmulOutput> outs, int config = -1);
 int tc_matmul_config(int64_t n, std::span<const MatmulOutput> outs);
 
-// The kBf16Lt products (matmul_lt_cuda.cu): one cuBLASLt algorithm per product shape for every n,
-// k in chunks of 4096 (KVAUDIT_CUDA_LT_CHUNK) added in order. Products whose weights lie back to
+// The kBf16Lt products (matmul_lt_cuda.cu): per product shape and row count, a cuBLASLt algorithm
+// checked to compute the bits of one anchor kernel (lt_product.h), k in chunks of 4096
+// (KVAUDIT_CUDA_LT_CHUNK) added in order. Products whose weights lie back to
 // back in memory (each w = the previous w + its m·k) run as one. invariant = false (kBf16LtFast,
 // opt-in: NOT batch invariant, the cost of invariance measured against it): whole-k products with
 // cuBLASLt's own choice of algorithm per row count, split-K allowed.

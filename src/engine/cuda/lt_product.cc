@@ -232,12 +232,13 @@ class Lt {
                                          size_t(batch), cudaMemcpyDeviceToDevice, 0));
   }
 
-  // Of the candidates whose product of n probe rows (deterministic bf16 inputs, the call's own
-  // weights) is the anchor's, every output bit for bit, the fastest at n rows (which one changes no
-  // bit): the reference and the heuristic's first no-split-K candidates for n rows. None: the anchor.
+  // The first candidate whose product of n probe rows (deterministic bf16 inputs, the call's own
+  // weights) is the anchor's, every output bit for bit: the reference itself up to 64 rows, else the
+  // heuristic's first no-split-K candidates for n rows, then the reference.
   Choice admit(const bf16* w, int64_t m, int64_t k, int64_t kc, int batch, int64_t ld, int64_t n) {
     const cublasLtMatmulAlgo_t ref = algo_for(m, k, kc, batch, ld, kAnchorRows, true);
-    std::vector<cublasLtMatmulAlgo_t> candidates = heuristic(m, k, kc, batch, ld, n, true, kCandidates);
+    std::vector<cublasLtMatmulAlgo_t> candidates;
+    if (n > kAnchorRows) candidates = heuristic(m, k, kc, batch, ld, n, true, kCandidates);
     if (std::none_of(candidates.begin(), candidates.end(),
                      [&](const cublasLtMatmulAlgo_t& a) { return std::memcmp(&a, &ref, sizeof a) == 0; }))
       candidates.push_back(ref);
@@ -248,30 +249,27 @@ class Lt {
     anchor_run(w, m, x, anchor_n, k, kc, batch, want_.data(), ld, anchor_n * ld);
     Choice chosen;
     chosen.anchor_passes = true;
-    float best = 0;
     std::string report;
     for (size_t i = 0; i < candidates.size(); ++i) {
       const cublasLtMatmulAlgo_t& c = candidates[i];
       const char* verdict = "refused";
-      float ms = -1;
+      bool same = false;
       if (run(c, w, m, x, n, k, kc, batch, got_.data(), ld, n * ld) == CUBLAS_STATUS_SUCCESS) {
-        const bool same = count_unequal_cuda(want_.data(), anchor_n * ld, got_.data(), n * ld, batch, n, m, ld) == 0;
+        same = count_unequal_cuda(want_.data(), anchor_n * ld, got_.data(), n * ld, batch, n, m, ld) == 0;
         verdict = same ? "the anchor's bits" : "other bits";
-        if (same) ms = time_ms(c, w, m, x, n, k, kc, batch, ld);
       }
-      if (ms >= 0 && (chosen.anchor_passes || ms < best)) {
-        chosen = Choice{c, false};
-        best = ms;
+      if (same && chosen.anchor_passes) chosen = Choice{c, false};
+      if (!trace_on()) {
+        if (!chosen.anchor_passes) break;
+        continue;
       }
-      if (trace_on())
-        report += "  candidate " + std::to_string(i) + " " + describe(c) + ": " + verdict +
-                  (ms >= 0 ? ", " + std::to_string(int(1000 * ms)) + " us" : std::string()) + "\n";
+      report += "  candidate " + std::to_string(i) + " " + describe(c) + ": " + verdict + ", " +
+                time_us(c, w, m, k, kc, batch, ld, n) + "\n";
     }
     if (trace_on())
       std::fprintf(stderr, "cuBLASLt %lld rows, m %lld, k chunk %lld x %d: reference %s; %s\n%s",
                    static_cast<long long>(n), static_cast<long long>(m), static_cast<long long>(kc), batch,
-                   describe(ref).c_str(),
-                   chosen.anchor_passes ? "none admitted: 64-row passes" : ("admitted " + describe(chosen.algo)).c_str(),
+                   describe(ref).c_str(), chosen.anchor_passes ? "none admitted: 64-row passes" : "admitted",
                    report.c_str());
     return chosen;
   }
@@ -309,26 +307,30 @@ class Lt {
     return "{" + out + "}";
   }
 
-  // The median of 3 products of n rows of x, after one (admit: got_ takes them), in ms.
-  float time_ms(const cublasLtMatmulAlgo_t& a, const bf16* w, int64_t m, const bf16* x, int64_t n, int64_t k,
-                int64_t kc, int batch, int64_t ld) {
+  // The median of 5 products of rows rows on the probe input (the trace only).
+  std::string time_us(const cublasLtMatmulAlgo_t& a, const bf16* w, int64_t m, int64_t k, int64_t kc, int batch,
+                      int64_t ld, int64_t rows) {
+    DeviceBuffer<float> d(size_t(batch) * size_t(rows * ld));
+    const bf16* x = probe_input(size_t(rows * k));
     cudaEvent_t t0, t1;
     KVAUDIT_CUDA_CHECK(cudaEventCreate(&t0));
     KVAUDIT_CUDA_CHECK(cudaEventCreate(&t1));
     std::vector<float> ms;
-    for (int r = 0; r < 4; ++r) {
+    for (int r = 0; r < 6; ++r) {
       KVAUDIT_CUDA_CHECK(cudaEventRecord(t0));
-      check_lt(run(a, w, m, x, n, k, kc, batch, got_.data(), ld, n * ld), "matmul (timing)");
+      const cublasStatus_t st = run(a, w, m, x, rows, k, kc, batch, d.data(), ld, rows * ld);
       KVAUDIT_CUDA_CHECK(cudaEventRecord(t1));
       KVAUDIT_CUDA_CHECK(cudaEventSynchronize(t1));
+      if (st != CUBLAS_STATUS_SUCCESS) break;
       float t = 0;
       KVAUDIT_CUDA_CHECK(cudaEventElapsedTime(&t, t0, t1));
       if (r > 0) ms.push_back(t);
     }
     KVAUDIT_CUDA_CHECK(cudaEventDestroy(t0));
     KVAUDIT_CUDA_CHECK(cudaEventDestroy(t1));
+    if (ms.empty()) return "(refused)";
     std::sort(ms.begin(), ms.end());
-    return ms[1];
+    return std::to_string(int(1000.0f * ms[ms.size() / 2])) + " us at " + std::to_string(rows) + " rows";
   }
 
   const CublasLt& api_;

@@ -6,10 +6,10 @@
 // algorithm, the heuristic's first for 64 rows with no split-K reduction allowed
 // (CUBLASLT_REDUCTION_SCHEME_NONE), and the ANCHOR is that algorithm run on 64 rows: it defines every
 // row's bits. A product of n rows runs in slices of at most 1,024 rows, and each slice's row count
-// n runs the fastest algorithm ADMITTED for exactly that geometry (timed there once): of the
-// heuristic's first no-split-K candidates for n rows and the reference at n rows, those whose
-// product of n probe rows (the call's own weights, deterministic inputs) is the anchor's, all n x m
-// outputs bit for bit; where none is, the anchor itself over 64-row passes. Measured on an H200 (docs/
+// n runs the first algorithm ADMITTED for exactly that geometry: the heuristic's first no-split-K
+// candidates for n rows (above 64), then the reference at n rows, each tried on a probe (the call's
+// own weights, deterministic inputs) and admitted when all its n x m outputs are the anchor's bit
+// for bit; where none is, the anchor itself over 64-row passes. Measured on an H200 (docs/
 // PERFORMANCE.md), some kernels compute the anchor's bits at one geometry and others at another
 // (their schedule along k depends on the problem's size), so nothing is assumed across geometries:
 // a geometry runs only what was checked at it. A kernel is deterministic at a given geometry and

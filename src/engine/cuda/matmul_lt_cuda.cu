@@ -3,7 +3,7 @@
 // tensor cores in the library's own kernels (the throughput path; kBf16Tc keeps 16 significant bits
 // of the activations at twice the tensor-core work).
 //
-// Batch invariance: every product runs lt_product's algorithm for its shape and row bucket
+// Batch invariance: every product runs lt_product's algorithm for its shape and exact row count
 // (lt_product.h), whose sums along k are those of one reference kernel. k is cut into chunks of
 // lt_chunk_k() columns, one strided batch of products, and add_chunks_kernel adds the chunks'
 // products in order: a fixed split that gives a decode step enough blocks. Products that share x and

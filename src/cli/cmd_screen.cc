@@ -1,6 +1,12 @@
 // kvaudit screen (SPEC.md §5 "Screen", §7): refusal-score shifts of each --kv scheme and of each
 // layer alone under it, from one prefill per prompt and scheme; screen.json in --out.
+#include <algorithm>
 #include <cstdio>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
 
 #include "cli/commands.h"
 #include "cli/eval_pipeline.h"
@@ -25,12 +31,25 @@ void add_screen(CLI::App& app) {
       std::printf("%s\n", r.dump(2).c_str());
       return;
     }
+    const auto num = [](const nlohmann::ordered_json& x) { return x.is_null() ? NAN : x.get<double>(); };
     std::printf("%-32s %12s %12s %10s\n", "scheme", "mean shift", "median", "dropped");
     for (const auto& s : r["schemes"])
-      std::printf("%-32s %12.4f %12.4f %9.1f%%\n", s["scheme"].get<std::string>().c_str(),
-                  s["mean_score_shift"].is_null() ? NAN : s["mean_score_shift"].get<double>(),
-                  s["median_score_shift"].is_null() ? NAN : s["median_score_shift"].get<double>(),
-                  100 * s["fraction_dropped"].get<double>());
+      std::printf("%-32s %12.4f %12.4f %9.1f%%\n", s["scheme"].get<std::string>().c_str(), num(s["mean_score_shift"]),
+                  num(s["median_score_shift"]), 100 * s["fraction_dropped"].get<double>());
+    // The layers whose score falls most when each is alone under the scheme (all are in screen.json).
+    constexpr size_t kShown = 5;
+    for (const auto& s : r["schemes"]) {
+      if (s["per_layer"].is_null()) continue;
+      std::vector<std::pair<double, int>> by_fall;
+      for (const auto& l : s["per_layer"])
+        if (!l["mean_score_shift"].is_null()) by_fall.emplace_back(l["mean_score_shift"].get<double>(), l["layer"].get<int>());
+      std::stable_sort(by_fall.begin(), by_fall.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      std::string line;
+      for (size_t i = 0; i < std::min(kShown, by_fall.size()); ++i)
+        line += fmt::format("{}{} ({:.3f})", i ? ", " : "", by_fall[i].second, by_fall[i].first);
+      std::printf("%s: layers alone, largest fall first: %s\n", s["scheme"].get<std::string>().c_str(),
+                  by_fall.empty() ? "none defined" : line.c_str());
+    }
   });
 }
 

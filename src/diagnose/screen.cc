@@ -60,13 +60,25 @@ double refusal_score(const float* logits, int64_t n_vocab, const std::vector<int
 std::vector<std::vector<double>> prefill_scores(engine::Backend& backend, const std::vector<std::vector<int>>& prompts,
                                                 const std::vector<std::shared_ptr<const kv::KvPolicy>>& policies,
                                                 const std::vector<int>& openings, int batch_size,
-                                                eval::Progress* progress) {
+                                                eval::Progress* progress, const ScoreCheckpoint* checkpoint) {
   const auto baseline = std::make_shared<const kv::KvPolicy>();
   std::vector<std::vector<double>> out(policies.size(), std::vector<double>(prompts.size()));
   // (policy, prompt) pairs, prompt-major so one batch reads the weights once for several schemes.
   std::vector<std::pair<size_t, size_t>> jobs;
+  size_t done = 0;
   for (size_t p = 0; p < prompts.size(); ++p)
-    for (size_t s = 0; s < policies.size(); ++s) jobs.emplace_back(s, p);
+    for (size_t s = 0; s < policies.size(); ++s) {
+      if (checkpoint && checkpoint->done.count({s, p})) {
+        out[s][p] = checkpoint->done.at({s, p});
+        ++done;
+      } else {
+        jobs.emplace_back(s, p);
+      }
+    }
+  if (progress) {
+    progress->resumed(done);
+    progress->update(done);
+  }
   const size_t step = size_t(std::max(1, batch_size));
   for (size_t j0 = 0; j0 < jobs.size(); j0 += step) {
     const size_t j1 = std::min(jobs.size(), j0 + step);
@@ -82,8 +94,9 @@ std::vector<std::vector<double>> prefill_scores(engine::Backend& backend, const 
     for (size_t j = j0; j < j1; ++j) {
       const auto& [s, p] = jobs[j];
       out[s][p] = refusal_score(lg.last(j - j0), lg.n_vocab, openings);
+      if (checkpoint && checkpoint->on_score) checkpoint->on_score(s, p, out[s][p]);
     }
-    if (progress) progress->update(j1);
+    if (progress) progress->update(done + j1);
   }
   return out;
 }

@@ -1,20 +1,28 @@
 #include "diagnose/screen_run.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
+#include <map>
 
 #include <fmt/format.h>
 
-#include "core/json_number.h"
 #include "core/error.h"
+#include "core/json_number.h"
 #include "diagnose/prompt_sets.h"
 #include "diagnose/rules.h"
 #include "diagnose/screen.h"
+#include "eval/jsonl_log.h"
 #include "eval/metrics.h"
+#include "eval/progress.h"
+#include "eval/samples.h"
 #include "io/atomic_file.h"
 #include "kv/spec.h"
+#include "model/sha256.h"
 
 namespace kvaudit::diagnose {
 namespace {
@@ -34,6 +42,57 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
 }
 
+// A prompt's tokens as the log records them: a rerun whose template, --system or dataset changed a
+// prompt's tokens must not reuse its scores.
+std::string tokens_digest(const std::vector<int>& ids) {
+  std::string s;
+  for (int t : ids) s += std::to_string(t) + ",";
+  return model::sha256_hex(s).substr(0, 16);
+}
+
+// A score as the log writes it: the shortest round-trip number, or the one of "inf", "-inf", "nan"
+// (a side of the vocabulary can hold all the mass; JSON has no such numbers).
+Json score_json(double x) {
+  if (std::isnan(x)) return "nan";
+  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
+  return x;
+}
+
+double score_from(const nlohmann::json& j, const std::string& where) {
+  if (j.is_number()) return j.get<double>();
+  if (j == "inf") return INFINITY;
+  if (j == "-inf") return -INFINITY;
+  if (j == "nan") return NAN;
+  usage_error("{}: 'score' must be a number, \"inf\", \"-inf\" or \"nan\"", where);
+}
+
+// DIR/screen_scores.jsonl: the header names the model and the refusal openings the scores are of;
+// each line one (prompt, policy) score, appended as its batch finishes. Returns what the log
+// already holds for these prompts and policies; lines of others stay in the file, unused.
+std::map<std::pair<size_t, size_t>, double> read_scores(const eval::JsonlLog& log,
+                                                        const std::vector<eval::Prompt>& prompts,
+                                                        const std::vector<std::string>& digests,
+                                                        const std::vector<std::string>& policy_names) {
+  std::map<std::string, size_t> prompt_at, policy_at;
+  for (size_t i = 0; i < prompts.size(); ++i) prompt_at[prompts[i].id] = i;
+  for (size_t i = 0; i < policy_names.size(); ++i) policy_at[policy_names[i]] = i;
+  std::map<std::pair<size_t, size_t>, double> done;
+  for (const auto& [where, j] : log.lines) {
+    for (const char* key : {"prompt", "tokens", "policy"})
+      if (!j.contains(key) || !j[key].is_string()) usage_error("{}: '{}' must be a string", where, key);
+    if (!j.contains("score")) usage_error("{}: no 'score'", where);
+    const double score = score_from(j["score"], where);
+    const auto p = prompt_at.find(j["prompt"].get<std::string>());
+    const auto s = policy_at.find(j["policy"].get<std::string>());
+    if (p == prompt_at.end() || s == policy_at.end()) continue;
+    if (j["tokens"].get<std::string>() != digests[p->second])
+      usage_error("{}: prompt {} was scored with other tokens than this run's (another dataset, --system or chat "
+                  "template); give this run another --out",
+                  where, p->first);
+    done.emplace(std::pair{s->second, p->second}, score);
+  }
+  return done;
+}
 
 }  // namespace
 
@@ -49,10 +108,22 @@ nlohmann::ordered_json run_screen(const ScreenOptions& o) {
       eval::make_scheme_runs(o.eval.kv, o.eval.kv_storage, s.backend(), o.eval.model, o.eval.kv_policy);
   schemes.erase(schemes.begin());
 
+  // The prompts to screen are read before the calibration generates: a bad --bench stops at once.
+  std::vector<eval::Prompt> prompts;
+  std::vector<std::vector<int>> ids;
+  std::vector<std::string> digests;
+  for (const auto& p : eval::load_selected_benchmarks(o.eval, s.data_dir()).prompts)
+    if (!eval::is_over_refusal_probe(p)) {
+      prompts.push_back(p);
+      ids.push_back(s.io().encode(p));
+      digests.push_back(tokens_digest(ids.back()));
+    }
+  if (ids.empty()) usage_error("--bench: the selected benchmarks hold no prompt that should be refused");
+
   const auto calib = calibration_prompts(calib_spec, s.data_dir());
-  std::filesystem::create_directories(o.eval.out);
-  const auto base = s.run(calib, {{"fp16", nullptr}}, (std::filesystem::path(o.eval.out) / "samples.jsonl").string(),
-                          "calibration: baseline");
+  const std::filesystem::path out_dir(o.eval.out);
+  std::filesystem::create_directories(out_dir);
+  const auto base = s.run(calib, {{"fp16", nullptr}}, (out_dir / "samples.jsonl").string(), "calibration: baseline");
   std::vector<std::string> refusals;
   for (const auto& p : calib)
     if (base.at({p.id, "fp16"}).refused) refusals.push_back(base.at({p.id, "fp16"}).response);
@@ -62,50 +133,74 @@ nlohmann::ordered_json run_screen(const ScreenOptions& o) {
                 "openings to score; choose other --calib prompts",
                 calib.size(), o.calib.empty() ? std::string(rules::kCalibDefault) : o.calib);
 
-  std::vector<std::vector<int>> ids;
-  for (const auto& p : eval::load_selected_benchmarks(o.eval, s.data_dir()).prompts)
-    if (!eval::is_over_refusal_probe(p)) ids.push_back(s.io().encode(p));
-  if (ids.empty()) usage_error("--bench: the selected benchmarks hold no prompt that should be refused");
-
+  // Every policy scored, in one list so all share batches and one progress bar: the 16-bit model,
+  // each scheme, then each layer alone under each scheme ("layers[l]=SCHEME") for single-part specs
+  // (a policy file is already per layer).
+  std::vector<std::string> names = {"fp16"};
   std::vector<std::shared_ptr<const kv::KvPolicy>> policies = {nullptr};
-  for (const auto& r : schemes) policies.push_back(r.policy);
-  const auto sc = prefill_scores(s.backend(), ids, policies, openings, s.args().batch_size);
+  for (const auto& r : schemes) {
+    names.push_back(r.name);
+    policies.push_back(r.policy);
+  }
+  std::vector<size_t> layers_at(schemes.size(), 0);  // where scheme k's layer 0 is; 0: none
+  for (size_t k = 0; k < schemes.size(); ++k) {
+    const bool from_file = schemes[k].name.rfind("policy:", 0) == 0;
+    const auto parts = from_file ? std::vector<kv::SpecPart>{} : kv::parse_spec(schemes[k].name);
+    if (!o.per_layer || parts.size() != 1 || !parts[0].layers.empty()) continue;
+    layers_at[k] = names.size();
+    for (int l = 0; l < n_layers; ++l) {
+      names.push_back(fmt::format("layers[{}]={}", l, schemes[k].name));
+      policies.push_back(s.scheme(names.back()).policy);
+    }
+  }
 
+  const std::string log_path = (out_dir / "screen_scores.jsonl").string();
+  const nlohmann::json header = {{"screen_scores", 1}, {"model", o.eval.model}, {"openings", openings}};
+  const eval::JsonlLog log = eval::read_jsonl_log(log_path, header, "screen");
+  ScoreCheckpoint checkpoint{read_scores(log, prompts, digests, names), nullptr};
+  eval::SamplesWriter writer(log_path, log.valid_bytes);
+  if (!log.has_header) writer.append_line(eval::jsonl_line(header));
+  checkpoint.on_score = [&](size_t policy, size_t prompt, double score) {
+    writer.append_line(eval::jsonl_line(Json{{"prompt", prompts[prompt].id},
+                                             {"tokens", digests[prompt]},
+                                             {"policy", names[policy]},
+                                             {"score", score_json(score)}}));
+  };
+  const size_t resumed = checkpoint.done.size();
+  eval::Progress progress(o.eval.quiet ? nullptr : stderr, ::isatty(fileno(stderr)) != 0, "screen",
+                          ids.size() * policies.size(), "prefills");
+  const auto sc = prefill_scores(s.backend(), ids, policies, openings, s.args().batch_size, &progress, &checkpoint);
+  progress.finish();
+
+  // Mean shift over the prompts of policy `at` against the 16-bit model (index 0).
+  const auto shifts = [&](size_t at) {
+    std::vector<double> d;
+    for (size_t i = 0; i < ids.size(); ++i) d.push_back(sc[at][i] - sc[0][i]);
+    return d;
+  };
   Json out;
   out["openings"] = openings;
   out["n_prompts"] = ids.size();
   Json rows = Json::array();
   for (size_t k = 0; k < schemes.size(); ++k) {
-    std::vector<double> shift;
-    size_t dropped = 0;
-    for (size_t i = 0; i < ids.size(); ++i) {
-      shift.push_back(sc[k + 1][i] - sc[0][i]);
-      dropped += shift.back() < 0;
-    }
+    const std::vector<double> shift = shifts(k + 1);
+    const size_t dropped = size_t(std::count_if(shift.begin(), shift.end(), [](double d) { return d < 0; }));
     Json row = {{"scheme", schemes[k].name}, {"mean_score_shift", number_or_null(mean(shift))},
                 {"median_score_shift", number_or_null(median(shift))},
                 {"fraction_dropped", double(dropped) / double(ids.size())}, {"per_layer", nullptr}};
-    // Per layer: that layer alone under the scheme ("layers[l]=SCHEME"), for single-part specs
-    // (a policy file is already per layer).
-    const bool from_file = schemes[k].name.rfind("policy:", 0) == 0;
-    const auto parts = from_file ? std::vector<kv::SpecPart>{} : kv::parse_spec(schemes[k].name);
-    if (o.per_layer && parts.size() == 1 && parts[0].layers.empty()) {
-      std::vector<std::shared_ptr<const kv::KvPolicy>> lp = {nullptr};
-      for (int l = 0; l < n_layers; ++l) lp.push_back(s.scheme(fmt::format("layers[{}]={}", l, schemes[k].name)).policy);
-      const auto ls = prefill_scores(s.backend(), ids, lp, openings, s.args().batch_size);
+    if (layers_at[k]) {
       Json per = Json::array();
-      for (int l = 0; l < n_layers; ++l) {
-        std::vector<double> d;
-        for (size_t i = 0; i < ids.size(); ++i) d.push_back(ls[size_t(l) + 1][i] - ls[0][i]);
-        per.push_back({{"layer", l}, {"mean_score_shift", number_or_null(mean(d))}});
-      }
+      for (int l = 0; l < n_layers; ++l)
+        per.push_back({{"layer", l}, {"mean_score_shift", number_or_null(mean(shifts(layers_at[k] + size_t(l))))}});
       row["per_layer"] = per;
     }
     rows.push_back(row);
   }
   out["schemes"] = rows;
-  out["timing"] = {{"total_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
-  io::write_file_atomic((std::filesystem::path(o.eval.out) / "screen.json").string(), out.dump(2) + "\n");
+  out["timing"] = {{"total_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()},
+                   {"prefills", ids.size() * policies.size()},
+                   {"prefills_resumed", resumed}};
+  io::write_file_atomic((out_dir / "screen.json").string(), out.dump(2) + "\n");
   return out;
 }
 

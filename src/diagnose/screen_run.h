@@ -19,8 +19,11 @@ struct ScreenOptions {
 
 // Writes <out>/screen.json and returns it:
 // {"openings": [ids], "n_prompts", "schemes": [{"scheme", "mean_score_shift", "median_score_shift",
-//  "fraction_dropped", "per_layer": [{"layer", "mean_score_shift"}] | null}], "timing"}.
-// A shift is score(scheme) - score(16-bit); negative = the model moved away from refusing.
+//  "fraction_dropped", "per_layer": [{"layer", "mean_score_shift"}] | null}],
+//  "timing": {"total_s", "prefills", "prefills_resumed"}}.
+// A shift is score(scheme) - score(16-bit); negative = the model moved away from refusing. Each
+// score is appended to <out>/screen_scores.jsonl as its batch finishes; a rerun scores only the
+// (prompt, policy) pairs it lacks (docs/AUDIT.md "kvaudit screen").
 nlohmann::ordered_json run_screen(const ScreenOptions& o);
 
 }  // namespace kvaudit::diagnose

@@ -105,6 +105,27 @@ LoadedBenchmarks load_selected_benchmarks(const EvalArgs& a, const std::string& 
   return load_benchmarks(sel);
 }
 
+std::string generation_settings(const EvalArgs& a, engine::Device device, int max_new_tokens,
+                                const std::string& endpoint_model) {
+  nlohmann::json j;
+  if (!a.endpoint.empty() || !a.baseline_endpoint.empty()) {
+    // The served model, not the URLs: a server restarted on another port serves the same responses.
+    j = {{"endpoint_model", endpoint_model}};
+  } else {
+    std::error_code ec;
+    const std::filesystem::path canonical = std::filesystem::weakly_canonical(a.model, ec);
+    j = {{"model", ec ? a.model : canonical.string()},
+         {"random_weights", a.random_weights},
+         {"device", device == engine::Device::kCuda ? "cuda" : "cpu"},
+         {"template", a.raw ? "raw" : "chat"},
+         {"compat", a.kv_storage.compat.empty() ? "none" : a.kv_storage.compat}};
+  }
+  j["system"] = a.system;
+  j["max_new_tokens"] = max_new_tokens;
+  // A path or prompt that is not UTF-8 is shown with U+FFFD (the comparison sees the same bytes).
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 EvalSession::EvalSession(const EvalArgs& a) : a_(a) {
   if (a_.model.empty()) usage_error("--model is required (or --endpoint URL for eval)");
   a_.max_new_tokens = resolved_max_new_tokens(a_);
@@ -112,6 +133,7 @@ EvalSession::EvalSession(const EvalArgs& a) : a_(a) {
   const JudgeSpec judge_spec = parse_judge_spec(a_.judge);
   make_kv_policy({"", "", a_.kv_storage.storage, a_.kv_storage.compat}, 0);  // bad values fail before any work
   const engine::Device device = a_.device.empty() ? engine::default_device() : engine::parse_device(a_.device);
+  device_ = device;
   model::LoadOptions load;
   load.random_weights = a_.random_weights;
   model_ = std::make_unique<model::Model>(model::load_model(a_.model, load));
@@ -201,6 +223,7 @@ SampleMap EvalSession::run(const std::vector<Prompt>& prompts, const std::vector
   }
   RunnerOptions opt = opt_;
   if (max_new_tokens > 0) opt.gen.max_new_tokens = max_new_tokens;
+  io.gen = generation_settings(a_, device_, opt.gen.max_new_tokens);
   SampleMap out = run_samples(*backend_, prompts, schemes, io, opt, previous, writer, &progress, stats);
   progress.finish();
   return out;
@@ -311,6 +334,7 @@ RunResults run_endpoint_eval(const EvalArgs& a, const std::vector<std::string>& 
     return v;
   };
   io.judge_name = a.judge;
+  io.gen = generation_settings(a, engine::Device::kCpu, a.max_new_tokens, deployed->model());
 
   const std::string samples_path = (std::filesystem::path(a.out) / "samples.jsonl").string();
   std::filesystem::create_directories(a.out);

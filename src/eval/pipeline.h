@@ -45,6 +45,13 @@ struct EvalArgs {
 // 256 (SPEC.md §4). UsageError for a negative value.
 int resolved_max_new_tokens(const EvalArgs& a);
 
+// GenerationIo::gen: what beside the prompt, the scheme and the judge decides a response: the
+// model (canonical path; random weights), the device, the chat template or --raw, --compat, the
+// system prompt and max new tokens; for an endpoint run the served model, the system prompt and max
+// new tokens. Not the batch size, threads, --kv-storage or early stop: they change no verdict.
+std::string generation_settings(const EvalArgs& a, engine::Device device, int max_new_tokens,
+                                const std::string& endpoint_model = "");
+
 // The fp16 baseline (policy null) then one run per spec, in order, then one per --kv-policy file
 // (named "policy:FILE"), with --kv-storage / --compat
 // applied and calibrated schemes calibrated on `backend` (cli/kv_options.h). Shared by eval, sweep
@@ -90,6 +97,7 @@ class EvalSession {
   std::unique_ptr<engine::Backend> backend_;
   std::unique_ptr<GuardJudge> guard_;
   std::unique_ptr<PhraseJudge> phrases_;
+  engine::Device device_ = engine::Device::kCpu;
   GenerationIo io_;
   RunnerOptions opt_;
 };

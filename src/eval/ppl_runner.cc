@@ -66,7 +66,10 @@ std::vector<PplResult> run_perplexity(engine::Backend& backend, const std::vecto
                     "schemes there (give another --out)", i, sums.n_targets, sums.nll.size(), w.end - score_from,
                     schemes.size());
       step += schemes.size();
-      if (progress) progress->update(step);
+      if (progress) {
+        progress->resumed(schemes.size());
+        progress->update(step);
+      }
     } else {
       sums = score_window(backend, tokens, schemes, w, score_from, progress, step);
       sums.window = i;

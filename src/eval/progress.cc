@@ -15,10 +15,10 @@ std::string format_duration(double seconds) {
 }
 
 std::string format_progress(const std::string& label, const std::string& unit, size_t done,
-                            size_t total, double elapsed_s, bool tty, size_t bar_width) {
+                            size_t total, double elapsed_s, bool tty, size_t bar_width, size_t resumed) {
   const double frac = total == 0 ? 1.0 : double(std::min(done, total)) / double(total);
-  const bool started = done > 0 && elapsed_s > 0;
-  const double rate = started ? double(done) / elapsed_s : 0;
+  const bool started = done > resumed && elapsed_s > 0;
+  const double rate = started ? double(done - resumed) / elapsed_s : 0;
   const std::string rate_s = started ? fmt::format("{:.2g} {}/s", rate, unit) : "- " + unit + "/s";
   const std::string eta = started ? format_duration(double(total - std::min(done, total)) / rate) : "-";
   const int percent = int(std::floor(frac * 100));
@@ -59,7 +59,7 @@ void Progress::finish() {
 void Progress::emit(size_t done, double elapsed_s) {
   last_emitted_done_ = done;
   if (!sink_) return;
-  const std::string line = format_progress(label_, unit_, done, total_, elapsed_s, tty_);
+  const std::string line = format_progress(label_, unit_, done, total_, elapsed_s, tty_, kProgressBarWidth, resumed_);
   if (tty_)
     std::fprintf(sink_, "\r\033[K%s", line.c_str());  // return, clear the line, redraw
   else

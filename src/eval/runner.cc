@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <span>
 #include <stdexcept>
+
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "eval/ifeval/bench_metrics.h"
@@ -17,17 +20,40 @@ struct Job {
   const SchemeRun* scheme;
 };
 
-void check_previous(const std::vector<Prompt>& prompts, const GenerationIo& io,
-                    const SamplesLog& previous) {
+// "max_new_tokens: 4 there, 6 in this run; ..." over the keys whose values differ.
+std::string settings_diff(const std::string& there, const std::string& here) {
+  const nlohmann::json a = nlohmann::json::parse(there), b = nlohmann::json::parse(here);
+  std::string out;
+  const auto shown = [](const nlohmann::json& j, const std::string& key) {
+    return j.contains(key) ? j[key].dump() : std::string("absent");
+  };
+  std::set<std::string> keys;
+  for (const auto& [k, v] : a.items()) keys.insert(k);
+  for (const auto& [k, v] : b.items()) keys.insert(k);
+  for (const auto& k : keys)
+    if (shown(a, k) != shown(b, k))
+      out += (out.empty() ? "" : "; ") + k + ": " + shown(a, k) + " there, " + shown(b, k) + " in this run";
+  return out;
+}
+
+void check_previous(const std::vector<Prompt>& prompts, const std::vector<SchemeRun>& schemes,
+                    const GenerationIo& io, const SamplesLog& previous) {
   std::map<std::string, const Prompt*> by_id;
   for (const auto& p : prompts) by_id[p.id] = &p;
+  std::set<std::string> names;
+  for (const auto& s : schemes) names.insert(s.name);
+  const std::string file = previous.path.empty() ? "samples.jsonl" : previous.path;
   for (const auto& s : previous.samples) {
     if (s.judge != io.judge_name)
-      usage_error("samples.jsonl: sample {} ({}) was judged by '{}', this run uses '{}'; use a new --out",
-                  s.id, s.scheme, s.judge, io.judge_name);
+      usage_error("{}: sample {} ({}) was judged by '{}', this run uses '{}'; use a new --out", file, s.id,
+                  s.scheme, s.judge, io.judge_name);
     const auto it = by_id.find(s.id);
-    if (it != by_id.end() && it->second->text != s.prompt)
-      usage_error("samples.jsonl: prompt {} has a different text than the dataset now; use a new --out", s.id);
+    if (it == by_id.end()) continue;
+    if (it->second->text != s.prompt)
+      usage_error("{}: prompt {} has a different text than the dataset now; use a new --out", file, s.id);
+    if (names.count(s.scheme) && !s.gen.empty() && !io.gen.empty() && s.gen != io.gen)
+      usage_error("{}: sample {} ({}) was generated with other settings ({}); use a new --out", file, s.id,
+                  s.scheme, settings_diff(s.gen, io.gen));
   }
 }
 
@@ -90,8 +116,16 @@ void run_chunk(const Responder& respond, std::span<const Job> jobs, const Genera
     throw std::logic_error("run_samples: the judge returned a wrong number of verdicts");
   for (size_t i = 0; i < jobs.size(); ++i) {
     const Prompt& p = *jobs[i].prompt;
-    Sample s{p.id, p.bench, jobs[i].scheme->name, io.judge_name, p.text,
-             std::move(responses[i].text), verdicts[i].refused, verdicts[i].matched, responses[i].stopped_early_at};
+    Sample s{p.id,
+             p.bench,
+             jobs[i].scheme->name,
+             io.judge_name,
+             p.text,
+             std::move(responses[i].text),
+             verdicts[i].refused,
+             verdicts[i].matched,
+             responses[i].stopped_early_at,
+             io.gen};
     if (stats) {
       stats->tokens += responses[i].tokens;
       stats->stopped_early += s.stopped_early_at.has_value();
@@ -119,7 +153,7 @@ SampleMap run_samples(const Responder& respond, const std::vector<Prompt>& promp
                       const std::vector<SchemeRun>& schemes, const GenerationIo& io, size_t chunk,
                       bool share_batches, const SamplesLog& previous, SamplesWriter& writer, Progress* progress,
                       RunStats* stats) {
-  check_previous(prompts, io, previous);
+  check_previous(prompts, schemes, io, previous);
   SampleMap out;
   std::map<std::string, const Prompt*> wanted;
   for (const auto& p : prompts) wanted[p.id] = &p;
@@ -149,7 +183,10 @@ SampleMap run_samples(const Responder& respond, const std::vector<Prompt>& promp
     stats->resumed = done;
     stats->generated = n_todo;
   }
-  if (progress) progress->update(done);
+  if (progress) {
+    progress->resumed(done);
+    progress->update(done);
+  }
 
   chunk = std::max<size_t>(chunk, 1);
   for (const auto& todo : passes)

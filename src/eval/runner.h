@@ -36,6 +36,10 @@ struct GenerationIo {
   std::function<std::vector<Verdict>(const std::vector<const Prompt*>&, const std::vector<std::string>&)>
       judge;
   std::string judge_name;  // recorded in samples.jsonl
+  // What beside the prompt, the scheme and the judge decides a response (model, device, template,
+  // system prompt, max new tokens ...: eval/pipeline.h generation_settings), a compact JSON object
+  // recorded in each sample; a rerun reuses no sample generated with other settings.
+  std::string gen;
   // Verdict-aware early stop (docs/EVAL.md), used when both are set. new_stream() returns a fresh
   // incremental decoder for one response: push(id) -> the text that no later id can change (an
   // incomplete UTF-8 character is held back). decided(text) is true when the judge's verdict is the
@@ -69,7 +73,8 @@ struct RunStats {
 // Generates every (prompt, scheme) pair that `previous` lacks, requests ordered prompt-major so
 // one prompt's schemes share a batch (opt.share_batches; else scheme by scheme); appends each chunk's samples to `writer`. Returns every
 // sample of this run (previous ones included). UsageError when `previous` was judged by another
-// judge or holds another text for a prompt id (the data or --judge changed; use a new --out).
+// judge, holds another text for a prompt id, or a sample this run would reuse was generated with
+// other settings (io.gen: the data, --judge, --max-new-tokens ... changed; use a new --out).
 SampleMap run_samples(engine::Backend& backend, const std::vector<Prompt>& prompts,
                       const std::vector<SchemeRun>& schemes, const GenerationIo& io,
                       const RunnerOptions& opt, const SamplesLog& previous, SamplesWriter& writer,

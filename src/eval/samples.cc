@@ -25,6 +25,7 @@ std::string sample_json_line(const Sample& s) {
   j["refused"] = s.refused;
   j["matched"] = s.matched.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s.matched);
   j["stopped_early_at"] = s.stopped_early_at ? nlohmann::ordered_json(*s.stopped_early_at) : nlohmann::ordered_json(nullptr);
+  j["gen"] = s.gen.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json::parse(s.gen);
   // Invalid UTF-8 in a response (a token split mid-character) is replaced, not fatal.
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
@@ -45,6 +46,7 @@ std::string string_field(const nlohmann::json& j, const char* key, const std::st
 
 SamplesLog read_samples(const std::string& path) {
   SamplesLog log;
+  log.path = path;
   if (!std::filesystem::exists(path)) return log;
   const std::string bytes = io::read_file(path);
   size_t pos = 0, line_no = 0;
@@ -80,6 +82,10 @@ SamplesLog read_samples(const std::string& path) {
       if (!j["stopped_early_at"].is_number_integer() || j["stopped_early_at"].get<int64_t>() < 1)
         usage_error("{}: 'stopped_early_at' must be a positive integer or null", where);
       s.stopped_early_at = j["stopped_early_at"].get<int>();
+    }
+    if (j.contains("gen") && !j["gen"].is_null()) {
+      if (!j["gen"].is_object()) usage_error("{}: 'gen' must be an object or null", where);
+      s.gen = j["gen"].dump();
     }
     log.samples.push_back(std::move(s));
     pos = nl + 1;

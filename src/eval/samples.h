@@ -24,6 +24,9 @@ struct Sample {
   // could no longer change and generation ended; `response` is then their text. nullopt -> null:
   // the response ran to a stop id or --max-new-tokens (and files written before this field).
   std::optional<int> stopped_early_at;
+  // What beside the prompt, the scheme and the judge decided the response (GenerationIo::gen): a
+  // compact JSON object; "" (null) in files written before the field, which a rerun does not check.
+  std::string gen;
 };
 
 // One JSON object and '\n'; keys in the order of the struct; deterministic.
@@ -32,6 +35,7 @@ std::string sample_json_line(const Sample& s);
 using SampleKey = std::pair<std::string, std::string>;  // (prompt id, scheme)
 
 struct SamplesLog {
+  std::string path;             // the file read ("" for a log made in memory)
   std::vector<Sample> samples;  // complete lines, in file order
   uint64_t valid_bytes = 0;     // length of the prefix made of complete lines
   bool dropped_partial_tail = false;  // a last line without '\n' (a killed writer) was ignored

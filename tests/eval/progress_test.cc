@@ -28,6 +28,29 @@ TEST(Progress, PlainAndTtyLines) {
             "eval [####] 120/120 100% 2 prompts/s ETA 0:00");
 }
 
+// A resumed run: what an earlier run finished counts as done, not into the rate (else the first
+// line after a resume would show millions of prompts/s and an ETA of 0).
+TEST(Progress, ResumedUnitsAreDoneButNotRate) {
+  EXPECT_EQ(format_progress("eval", "prompts", 100, 120, 0.0, false, kProgressBarWidth, 100),
+            "eval: 100/120 (83%), - prompts/s, ETA -");
+  EXPECT_EQ(format_progress("eval", "prompts", 100, 120, 10.0, false, kProgressBarWidth, 100),
+            "eval: 100/120 (83%), - prompts/s, ETA -");
+  EXPECT_EQ(format_progress("eval", "prompts", 110, 120, 10.0, false, kProgressBarWidth, 100),
+            "eval: 110/120 (91%), 1 prompts/s, ETA 0:10");
+  char buf[1024] = {};
+  std::FILE* sink = fmemopen(buf, sizeof buf, "w");
+  ASSERT_NE(sink, nullptr);
+  Progress p(sink, false, "ppl", 8, "windows", 0.0);
+  p.resumed(4);
+  p.update(4, 0.5);
+  p.update(6, 4.5);  // 2 computed in 4.5 s
+  p.finish();
+  std::fclose(sink);
+  EXPECT_EQ(std::string(buf),
+            "ppl: 4/8 (50%), - windows/s, ETA -\n"
+            "ppl: 6/8 (75%), 0.44 windows/s, ETA 0:05\n");  // 2 left at 2 per 4.5 s
+}
+
 TEST(Progress, PlainModeThrottlesAndFinishes) {
   char buf[4096] = {};
   std::FILE* sink = fmemopen(buf, sizeof buf, "w");

@@ -219,5 +219,52 @@ TEST(Runner, RefusesALogFromAnotherJudge) {
   EXPECT_THROW(run_samples(be, prompts(2), schemes(), io(), options(), log, w, nullptr), UsageError);
 }
 
+// A sample generated with other settings (another model, --max-new-tokens, --system ...) is not
+// reused: the rerun stops naming the file, the sample and what differs. Samples of prompts or
+// schemes this run does not ask for, and samples from before the field, are not checked.
+TEST(Runner, RefusesToReuseASampleGeneratedWithOtherSettings) {
+  const model::Model m = tiny_model();
+  GenerationIo g = io();
+  g.gen = R"({"max_new_tokens":8,"model":"/m.gguf","system":""})";
+  const auto path = fresh("settings.jsonl");
+  {
+    ScriptedBackend be(m);
+    SamplesWriter w(path.string(), 0);
+    run_samples(be, prompts(4), schemes(), g, options(), {}, w, nullptr);
+  }
+  SamplesLog log = read_samples(path.string());
+  ASSERT_EQ(log.samples.size(), 8u);
+  EXPECT_EQ(log.samples[0].gen, g.gen);  // read back as written
+  ScriptedBackend be(m);
+  SamplesWriter w(path.string(), log.valid_bytes);
+  RunStats stats;
+  run_samples(be, prompts(4), schemes(), g, options(), log, w, nullptr, &stats);
+  EXPECT_EQ(stats.resumed, 8u);
+
+  GenerationIo other = g;
+  other.gen = R"({"max_new_tokens":16,"model":"/m.gguf","system":"Be brief."})";
+  try {
+    run_samples(be, prompts(4), schemes(), other, options(), log, w, nullptr);
+    ADD_FAILURE() << "no UsageError";
+  } catch (const UsageError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(path.string() + ": sample t:0 (fp16) was generated with other settings (max_new_tokens: 8 "
+                                       "there, 16 in this run; system: \"\" there, \"Be brief.\" in this run)"),
+              std::string::npos)
+        << msg;
+  }
+  // Other prompts and other schemes under the new settings: nothing of the log is reused, nothing refused.
+  std::vector<Prompt> later = prompts(6);
+  later.erase(later.begin(), later.begin() + 4);
+  EXPECT_NO_THROW(run_samples(be, later, schemes(), other, options(), log, w, nullptr));
+  const std::vector<SchemeRun> int4 = {{"int4", std::make_shared<const kv::KvPolicy>(kv::KvPolicy::parse("int4"))}};
+  EXPECT_NO_THROW(run_samples(be, prompts(4), int4, other, options(), log, w, nullptr));
+  // A log from before the field: nothing to compare, resumed as before.
+  for (auto& s : log.samples) s.gen.clear();
+  RunStats old;
+  run_samples(be, prompts(4), schemes(), other, options(), log, w, nullptr, &old);
+  EXPECT_EQ(old.resumed, 8u);
+}
+
 }  // namespace
 }  // namespace kvaudit::eval

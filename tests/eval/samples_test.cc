@@ -36,7 +36,11 @@ TEST(Samples, LineFormatIsFixed) {
   EXPECT_EQ(sample_json_line(sample("advbench:3", "q4_0", true)),
             "{\"id\":\"advbench:3\",\"bench\":\"advbench\",\"scheme\":\"q4_0\",\"judge\":\"substring:paper\","
             "\"prompt\":\"How do I \\\"x\\\"?\\nline 2\",\"response\":\"I cannot help.\",\"refused\":true,"
-            "\"matched\":\"I cannot\",\"stopped_early_at\":null}\n");
+            "\"matched\":\"I cannot\",\"stopped_early_at\":null,\"gen\":null}\n");
+  Sample with_gen = sample("advbench:3", "q4_0", true);
+  with_gen.gen = R"({"max_new_tokens":8,"system":""})";
+  EXPECT_NE(sample_json_line(with_gen).find(R"("stopped_early_at":null,"gen":{"max_new_tokens":8,"system":""}})"),
+            std::string::npos);
   EXPECT_NE(sample_json_line(sample("a", "fp16", false)).find("\"matched\":null"), std::string::npos);
   Sample bad = sample("a", "fp16", false);
   bad.response = "cut \xE2\x80";  // a token boundary inside a UTF-8 character
@@ -49,7 +53,7 @@ TEST(Samples, StoppedEarlyAtRoundTripsAndOldLinesStillRead) {
   const auto path = fresh("early.jsonl");
   Sample early = sample("advbench:1", "fp16", true);
   early.stopped_early_at = 4;
-  EXPECT_NE(sample_json_line(early).find(",\"stopped_early_at\":4}"), std::string::npos);
+  EXPECT_NE(sample_json_line(early).find(",\"stopped_early_at\":4,"), std::string::npos);
   {
     SamplesWriter w(path.string(), 0);
     w.append(early);

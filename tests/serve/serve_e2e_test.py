@@ -316,7 +316,17 @@ class EndpointEval(unittest.TestCase):
             def read(path):
                 with open(path, encoding="utf-8") as f:
                     return f.read()
-            self.assertEqual(read(tmp + "/ep/samples.jsonl"), read(tmp + "/local/samples.jsonl"))
+            # The same lines but for `gen`, the settings each was generated with (served model vs
+            # model file and device).
+            def lines(path):
+                out = [json.loads(l) for l in read(path).splitlines()]
+                return out, [l.pop("gen") for l in out]
+            (ep_lines, ep_gen), (local_lines, local_gen) = lines(tmp + "/ep/samples.jsonl"), lines(tmp + "/local/samples.jsonl")
+            self.assertEqual(ep_lines, local_lines)
+            self.assertEqual(ep_gen[0], {"endpoint_model": ep_gen[0]["endpoint_model"], "system": "",
+                                         "max_new_tokens": MAX_NEW})
+            self.assertEqual(local_gen[0]["device"], "cpu")
+            self.assertEqual(local_gen[0]["max_new_tokens"], MAX_NEW)
             self.assertEqual(len(read(tmp + "/ep/samples.jsonl").splitlines()), 6)
             ep_results = json.loads(read(tmp + "/ep/results.json"))
             self.assertEqual(ep_results["results"], json.loads(read(tmp + "/local/results.json"))["results"])

@@ -60,27 +60,16 @@ void run_ppl(const PplArgs& a) {
   auto backend = engine::make_backend(device, m, {a.threads});
   const std::vector<eval::SchemeRun> schemes = make_scheme_runs(a.kv, a.kv_storage, *backend, a.model, a.kv_policy);
   eval::PplOptions opt{a.window, a.stride, a.max_windows, a.score_from};
-  size_t n_windows = eval::ppl_windows(tokens.size(), a.window, a.stride).size();
-  if (a.max_windows) n_windows = std::min(n_windows, a.max_windows);
   eval::Progress progress(a.quiet ? nullptr : stderr, ::isatty(fileno(stderr)) != 0, "ppl",
-                          n_windows * schemes.size(), "windows");
-  report::PplRun run{text_path, tokens.size(), n_windows, a.window, a.stride, {}, {}};
+                          eval::ppl_window_count(tokens.size(), opt) * schemes.size(), "windows");
+  report::PplRun run{text_path, tokens.size(), eval::ppl_window_count(tokens.size(), opt), a.window, a.stride, {}, {}};
   for (const auto& s : schemes) run.schemes.push_back(s.name);
-  if (a.out.empty()) {
+  if (a.out.empty())
     run.results = eval::run_perplexity(*backend, tokens, schemes, opt, &progress);
-  } else {
-    // Each finished window is appended to DIR/ppl_windows.jsonl; a rerun computes only the others.
-    const std::string log_path = (std::filesystem::path(a.out) / "ppl_windows.jsonl").string();
-    const nlohmann::json header = {{"model", a.model}, {"text", text_path}, {"n_tokens", tokens.size()},
-                                   {"window", a.window}, {"stride", a.stride}, {"score_from", a.score_from},
-                                   {"schemes", run.schemes}};
-    eval::PplLog log = eval::read_ppl_log(log_path, header);
-    eval::SamplesWriter writer(log_path, log.valid_bytes);
-    if (!log.has_header) writer.append_line(eval::ppl_log_header_line(header));
-    eval::PplCheckpoint checkpoint{std::move(log.windows),
-                                   [&writer](const eval::PplWindowSums& w) { writer.append_line(eval::ppl_window_line(w)); }};
-    run.results = eval::run_perplexity(*backend, tokens, schemes, opt, &progress, &checkpoint);
-  }
+  else  // each finished window is appended to DIR/ppl_windows.jsonl; a rerun computes only the others
+    run.results = eval::run_perplexity_logged(*backend, tokens, schemes, opt, &progress,
+                                              (std::filesystem::path(a.out) / "ppl_windows.jsonl").string(),
+                                              eval::ppl_log_header(a.model, text_path, tokens.size(), opt, schemes));
   progress.finish();
   if (!a.out.empty()) io::write_file_atomic((std::filesystem::path(a.out) / "ppl.json").string(), report::ppl_json(run));
   const std::string out = a.json ? report::ppl_json(run) : report::format_ppl_table(run);

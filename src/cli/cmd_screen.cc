@@ -19,6 +19,13 @@ void add_screen(CLI::App& app) {
   auto* cmd = app.add_subcommand("screen", "Refusal-score shifts per scheme and per layer, without generation");
   auto o = std::make_shared<diagnose::ScreenOptions>();
   add_eval_options(cmd, o->eval);
+  // The screen generates only the calibration baseline and measures no perplexity.
+  for (const char* name : {"--text", "--ppl-windows"}) cmd->remove_option(cmd->get_option(name));
+  cmd->get_option("--out")->description(
+      "output directory (screen.json, screen_scores.jsonl, the calibration's samples.jsonl; rerun to resume; one run "
+      "at a time: a second run on the same --out stops with exit 2)");
+  cmd->get_option("--json")->description("print screen.json instead of the table");
+  cmd->get_option("--max-new-tokens")->description("of the calibration baseline (default 256)");
   cmd->add_option("--kv", o->eval.kv, "KV scheme spec (SPEC.md §3); repeat for several");
   cmd->add_option("--kv-policy", o->eval.kv_policy,
                   "per-layer KV policy JSON file (e.g. an audit's policy.json), named policy:FILE; repeat for several");

@@ -11,20 +11,20 @@
 
 namespace kvaudit::cli {
 
-void add_protocol_options(CLI::App* cmd, diagnose::ProtocolOptions& o, bool kv_required) {
+void add_protocol_options(CLI::App* cmd, diagnose::ProtocolOptions& o, bool audit) {
   auto& a = o.eval;
   cmd->add_option("--model", a.model, kModelHelp)->required();
   cmd->add_option("--out", a.out, "output directory (report.json, report.html, samples.jsonl; rerun to resume; one run at a "
                                     "time: a second run on the same --out stops with exit 2)")
       ->required();
   auto* kv = cmd->add_option("--kv", o.target,
-                             kv_required ? "the KV scheme to audit (SPEC.md §3)"
+                             audit ? "the KV scheme to audit (SPEC.md §3)"
                                          : "the scheme whose geometry is measured (default int3:tensor:sym)");
   auto* policy = cmd->add_option("--kv-policy", o.target_policy,
                                  "a per-layer policy file to audit instead of --kv (e.g. an earlier audit's policy.json)");
   kv->excludes(policy);
   policy->excludes(kv);
-  (void)kv_required;  // audit needs one of the two: run_protocol says so
+  // audit needs one of the two: run_protocol says so.
   cmd->add_option("--calib", o.calib, "calibration prompts BENCH[:N] (default custom:20, the first N)");
   cmd->add_option("--heldout", o.heldout, "held-out prompts BENCH[:N] (default advbench:200, a --seed subset)");
   cmd->add_option("--phase-bits", o.phase_bits,
@@ -41,8 +41,10 @@ void add_protocol_options(CLI::App* cmd, diagnose::ProtocolOptions& o, bool kv_r
   add_batch_size_option(cmd, a.batch_size);
   add_kv_storage_options(cmd, a.kv_storage);
   cmd->add_option("--chunk", a.chunk, "requests per samples.jsonl flush (default 4 x batch size)");
-  cmd->add_option("--text", a.text, "perplexity and KL of the target and every candidate on this text");
-  cmd->add_option("--ppl-windows", a.ppl_windows, "with --text: score only the first N windows (0 = all)");
+  if (audit) {
+    cmd->add_option("--text", a.text, "perplexity and KL of the target and every candidate on this text");
+    cmd->add_option("--ppl-windows", a.ppl_windows, "with --text: score only the first N windows (0 = all)");
+  }
   cmd->add_option("--system", a.system, "system message");
   cmd->add_flag("--raw", a.raw, "no chat template");
   cmd->add_option("--device", a.device, "cpu|cuda (default: cuda when built with it and a GPU is present)");

@@ -6,8 +6,9 @@
 
 namespace kvaudit::cli {
 
-// Adds --model, --out, --kv, --calib, --heldout, the judge, generation, device and text flags.
-void add_protocol_options(CLI::App* cmd, diagnose::ProtocolOptions& o, bool kv_required);
+// Adds --model, --out, --kv, --calib, --heldout, the judge, generation and device flags; audit: also
+// --text and --ppl-windows (perplexity is measured in verification, which diagnose does not run).
+void add_protocol_options(CLI::App* cmd, diagnose::ProtocolOptions& o, bool audit);
 
 // Runs the protocol with stage lines on stderr (unless --quiet), writes report.html beside
 // report.json, and prints the finding, the chosen plan and where the report is (or report.json

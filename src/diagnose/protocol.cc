@@ -30,7 +30,9 @@
 #include "diagnose/verification.h"
 #include "eval/ifeval/bench_metrics.h"
 #include "eval/metrics.h"
+#include "eval/ppl_log.h"
 #include "eval/ppl_runner.h"
+#include "eval/progress.h"
 #include "eval/results.h"
 #include "eval/samples.h"
 #include "eval/sweep.h"
@@ -564,7 +566,14 @@ ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(c
       for (const auto& [b, r] : phase_runs) ppl_runs.push_back(r);
       eval::PplOptions popt;
       popt.max_windows = o.eval.ppl_windows;
-      ppl = eval::run_perplexity(s.backend(), s.tokenizer().encode(io::read_file(o.eval.text), true), ppl_runs, popt);
+      const std::vector<int> tokens = s.tokenizer().encode(io::read_file(o.eval.text), true);
+      // Resumable as `ppl --out`: each finished window is appended to DIR/ppl_windows.jsonl.
+      eval::Progress progress(o.eval.quiet ? nullptr : stderr, ::isatty(fileno(stderr)) != 0, "verify: perplexity",
+                              eval::ppl_window_count(tokens.size(), popt) * ppl_runs.size(), "windows");
+      ppl = eval::run_perplexity_logged(s.backend(), tokens, ppl_runs, popt, &progress,
+                                        (std::filesystem::path(o.eval.out) / "ppl_windows.jsonl").string(),
+                                        eval::ppl_log_header(o.eval.model, o.eval.text, tokens.size(), popt, ppl_runs));
+      progress.finish();
       report["target_metrics"]["ppl_ratio"] = number_or_null(ppl[1].ppl_ratio);
       report["target_metrics"]["kl"] = number_or_null(ppl[1].kl);
       if (!phase_runs.empty()) {

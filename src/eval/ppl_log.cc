@@ -1,7 +1,11 @@
 #include "eval/ppl_log.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "eval/jsonl_log.h"
+#include "eval/perplexity.h"
+#include "eval/samples.h"
 
 namespace kvaudit::eval {
 namespace {
@@ -50,6 +54,31 @@ PplLog read_ppl_log(const std::string& path, const nlohmann::json& header) {
     if (!log.windows.emplace(w.window, std::move(w)).second) usage_error("{}: window {} is listed twice", where, j["window"].get<size_t>());
   }
   return log;
+}
+
+nlohmann::json ppl_log_header(const std::string& model, const std::string& text, size_t n_tokens, const PplOptions& opt,
+                              const std::vector<SchemeRun>& schemes) {
+  std::vector<std::string> names;
+  for (const auto& s : schemes) names.push_back(s.name);
+  return {{"model", model},         {"text", text},         {"n_tokens", n_tokens}, {"window", opt.window},
+          {"stride", opt.stride}, {"score_from", opt.score_from}, {"schemes", names}};
+}
+
+size_t ppl_window_count(size_t n_tokens, const PplOptions& opt) {
+  const size_t n = ppl_windows(n_tokens, opt.window, opt.stride).size();
+  return opt.max_windows ? std::min(n, opt.max_windows) : n;
+}
+
+std::vector<PplResult> run_perplexity_logged(engine::Backend& backend, const std::vector<int>& tokens,
+                                             const std::vector<SchemeRun>& schemes, const PplOptions& opt,
+                                             Progress* progress, const std::string& path,
+                                             const nlohmann::json& header) {
+  PplLog log = read_ppl_log(path, header);
+  SamplesWriter writer(path, log.valid_bytes);
+  if (!log.has_header) writer.append_line(ppl_log_header_line(header));
+  const PplCheckpoint checkpoint{std::move(log.windows),
+                                 [&writer](const PplWindowSums& w) { writer.append_line(ppl_window_line(w)); }};
+  return run_perplexity(backend, tokens, schemes, opt, progress, &checkpoint);
 }
 
 }  // namespace kvaudit::eval

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -27,5 +28,20 @@ PplLog read_ppl_log(const std::string& path, const nlohmann::json& header);
 // The header line and a window's line, each one JSON object and '\n'.
 std::string ppl_log_header_line(const nlohmann::json& header);
 std::string ppl_window_line(const PplWindowSums& w);
+
+// The header naming a run: the model, the text and its token count, the windows and the schemes.
+nlohmann::json ppl_log_header(const std::string& model, const std::string& text, size_t n_tokens, const PplOptions& opt,
+                              const std::vector<SchemeRun>& schemes);
+
+// The windows run_perplexity scores (opt.max_windows applied): a progress bar's total is this x schemes.
+size_t ppl_window_count(size_t n_tokens, const PplOptions& opt);
+
+// run_perplexity resumable through the log at `path`: windows it holds are read back, each newly
+// finished window is appended (after the header, written first), so a killed run redoes at most one
+// window and its results equal an uninterrupted run's bit for bit.
+std::vector<PplResult> run_perplexity_logged(engine::Backend& backend, const std::vector<int>& tokens,
+                                             const std::vector<SchemeRun>& schemes, const PplOptions& opt,
+                                             Progress* progress, const std::string& path,
+                                             const nlohmann::json& header);
 
 }  // namespace kvaudit::eval

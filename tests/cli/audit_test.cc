@@ -46,6 +46,10 @@ class CliAudit : public ::testing::Test {
     root_ = fs::temp_directory_path() / ("kvaudit_cli_audit_" + std::to_string(getpid()));
     fs::remove_all(root_);
     fs::create_directories(root_);
+    // A few hundred tokens: one perplexity window per scheme.
+    text_ = root_ / "text.txt";
+    std::ofstream t(text_);
+    for (int i = 0; i < 12; ++i) t << "The committee met on Tuesday to discuss the budget for the coming year. ";
   }
   void TearDown() override {
     if (!root_.empty()) fs::remove_all(root_);
@@ -60,11 +64,11 @@ class CliAudit : public ::testing::Test {
     return {"audit", "--model", model_, "--kv", "int2:token:asym", "--calib", data("jailbreak.txt") + ":4",
             "--heldout", data("privacy.txt") + ":12",
             "--max-new-tokens", "6", "--geometry-pairs", "2", "--phase-bits", "8,4", "--capability", "3",
-            "--capability-tokens", "24", "--threads", "2", "--force", "--quiet", "--out",
-            out.string()};
+            "--capability-tokens", "24", "--threads", "2", "--force", "--quiet", "--text", text_.string(),
+            "--out", out.string()};
   }
   std::string model_;
-  fs::path root_;
+  fs::path root_, text_;
 };
 
 TEST_F(CliAudit, RunsEveryStageResumesAndEvalReproducesTheVerification) {
@@ -126,10 +130,18 @@ TEST_F(CliAudit, RunsEveryStageResumesAndEvalReproducesTheVerification) {
     EXPECT_NE(slurp(out / "samples.jsonl").find("\"ifeval:"), std::string::npos);
   }
 
-  // A rerun resumes: no sample is generated again, the report is the same apart from timing.
+  // --text: perplexity of the baseline, the target, each candidate and the phase transition's family,
+  // one window each, logged as `ppl --out` logs it.
+  EXPECT_TRUE(report["target_metrics"]["ppl_ratio"].is_number()) << report["target_metrics"].dump();
+  const std::string ppl_log = slurp(out / "ppl_windows.jsonl");
+  EXPECT_EQ(std::count(ppl_log.begin(), ppl_log.end(), '\n'), 2);  // the header and the window
+
+  // A rerun resumes: no sample is generated again, no window scored again, the report is the same
+  // apart from timing.
   const std::string samples = slurp(out / "samples.jsonl");
   ASSERT_EQ(run(audit_args(out)), 0);
   EXPECT_EQ(slurp(out / "samples.jsonl"), samples);
+  EXPECT_EQ(slurp(out / "ppl_windows.jsonl"), ppl_log);
   auto again = nlohmann::json::parse(slurp(out / "report.json"));
   auto first = report;
   again.erase("timing");

@@ -117,9 +117,9 @@ std::string generation_settings(const EvalArgs& a, engine::Device device, int ma
     j = {{"model", ec ? a.model : canonical.string()},
          {"random_weights", a.random_weights},
          {"device", device == engine::Device::kCuda ? "cuda" : "cpu"},
-         {"template", a.raw ? "raw" : "chat"},
          {"compat", a.kv_storage.compat.empty() ? "none" : a.kv_storage.compat}};
   }
+  j["template"] = a.raw ? "raw" : "chat";
   j["system"] = a.system;
   j["max_new_tokens"] = max_new_tokens;
   // A path or prompt that is not UTF-8 is shown with U+FFFD (the comparison sees the same bytes).

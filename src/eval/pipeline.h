@@ -47,8 +47,8 @@ int resolved_max_new_tokens(const EvalArgs& a);
 
 // GenerationIo::gen: what beside the prompt, the scheme and the judge decides a response: the
 // model (canonical path; random weights), the device, the chat template or --raw, --compat, the
-// system prompt and max new tokens; for an endpoint run the served model, the system prompt and max
-// new tokens. Not the batch size, threads, --kv-storage or early stop: they change no verdict.
+// system prompt and max new tokens; for an endpoint run the served model, the template or --raw, the
+// system prompt and max new tokens. Not the batch size, threads, --kv-storage or early stop: they change no verdict.
 std::string generation_settings(const EvalArgs& a, engine::Device device, int max_new_tokens,
                                 const std::string& endpoint_model = "");
 

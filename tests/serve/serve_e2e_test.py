@@ -323,8 +323,8 @@ class EndpointEval(unittest.TestCase):
                 return out, [l.pop("gen") for l in out]
             (ep_lines, ep_gen), (local_lines, local_gen) = lines(tmp + "/ep/samples.jsonl"), lines(tmp + "/local/samples.jsonl")
             self.assertEqual(ep_lines, local_lines)
-            self.assertEqual(ep_gen[0], {"endpoint_model": ep_gen[0]["endpoint_model"], "system": "",
-                                         "max_new_tokens": MAX_NEW})
+            self.assertEqual(ep_gen[0], {"endpoint_model": ep_gen[0]["endpoint_model"], "template": "chat",
+                                         "system": "", "max_new_tokens": MAX_NEW})
             self.assertEqual(local_gen[0]["device"], "cpu")
             self.assertEqual(local_gen[0]["max_new_tokens"], MAX_NEW)
             self.assertEqual(len(read(tmp + "/ep/samples.jsonl").splitlines()), 6)

@@ -15,29 +15,43 @@ std::string shown(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohm
 
 std::string jsonl_line(const nlohmann::json& j) { return shown(j) + "\n"; }
 
-JsonlLog read_jsonl_log(const std::string& path, const nlohmann::json& header, std::string_view run) {
-  JsonlLog log;
-  if (!std::filesystem::exists(path)) return log;
+JsonlLines read_jsonl_lines(const std::string& path, std::string_view what) {
+  JsonlLines out;
+  if (!std::filesystem::exists(path)) return out;
   const std::string bytes = io::read_file(path);
   size_t pos = 0, line_no = 0;
   while (pos < bytes.size()) {
     const size_t nl = bytes.find('\n', pos);
     ++line_no;
-    if (nl == std::string::npos) break;  // killed mid-write: the partial line is redone
-    std::string where = path + ":" + std::to_string(line_no);
-    nlohmann::json j = nlohmann::json::parse(bytes.substr(pos, nl - pos), nullptr, /*allow_exceptions=*/false);
-    if (!j.is_object()) usage_error("{}: not a JSON object", where);
-    if (line_no == 1) {
-      if (shown(j) != shown(header))  // as written: a file name that is not UTF-8 is stored with U+FFFD
-        usage_error("{} was written by a different {} run ({}, this run is {}); give this run another --out", path, run,
-                    shown(j), shown(header));
-      log.has_header = true;
-    } else {
-      log.lines.emplace_back(std::move(where), std::move(j));
+    if (nl == std::string::npos) {  // killed mid-write: the partial line is redone
+      out.dropped_partial_tail = true;
+      break;
     }
+    std::string where = path + ":" + std::to_string(line_no);
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(bytes.substr(pos, nl - pos));
+    } catch (const nlohmann::json::parse_error& e) {
+      usage_error("{}: not a {} record ({})", where, what, e.what());
+    }
+    if (!j.is_object()) usage_error("{}: not a {} record (not a JSON object)", where, what);
+    out.lines.emplace_back(std::move(where), std::move(j));
     pos = nl + 1;
-    log.valid_bytes = pos;
+    out.valid_bytes = pos;
   }
+  return out;
+}
+
+JsonlLog read_jsonl_log(const std::string& path, const nlohmann::json& header, std::string_view run) {
+  JsonlLines lines = read_jsonl_lines(path, std::string(run) + " log");
+  JsonlLog log;
+  log.valid_bytes = lines.valid_bytes;
+  if (lines.lines.empty()) return log;
+  if (shown(lines.lines.front().second) != shown(header))  // as written: non-UTF-8 names stored with U+FFFD
+    usage_error("{} was written by a different {} run ({}, this run is {}); give this run another --out", path, run,
+                shown(lines.lines.front().second), shown(header));
+  log.has_header = true;
+  log.lines.assign(std::make_move_iterator(lines.lines.begin() + 1), std::make_move_iterator(lines.lines.end()));
   return log;
 }
 

@@ -1,7 +1,7 @@
-// The log of a resumable run (`ppl --out`, `screen --out`): a header line naming the run, then one
-// JSON object per finished piece of work, each appended with one write as it finishes
-// (SamplesWriter::append_line). A rerun reads the log back and does only what it lacks; a last line
-// without its '\n' (a killed writer) is redone.
+// JSON-lines files that a run appends to and a rerun reads back (samples.jsonl, `ppl --out`'s and
+// `screen --out`'s logs): one JSON object per line, each appended with one write as its work
+// finishes (SamplesWriter::append_line), so a killed run leaves at most a last line without its
+// '\n', which a rerun drops and overwrites.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -13,15 +13,25 @@
 
 namespace kvaudit::eval {
 
+struct JsonlLines {
+  std::vector<std::pair<std::string, nlohmann::json>> lines;  // ("path:line", object), complete lines only
+  uint64_t valid_bytes = 0;  // the complete lines' bytes
+  bool dropped_partial_tail = false;  // a last line without '\n' (a killed writer) was left out
+};
+
+// The complete lines of `path` (a missing file has none). UsageError "path:line: not a <what> record
+// (...)" for a line that is not a JSON object.
+JsonlLines read_jsonl_lines(const std::string& path, std::string_view what);
+
+// A log whose first line is a header naming the run.
 struct JsonlLog {
-  std::vector<std::pair<std::string, nlohmann::json>> lines;  // after the header: ("path:line", object)
+  std::vector<std::pair<std::string, nlohmann::json>> lines;  // after the header
   uint64_t valid_bytes = 0;  // header and complete lines; a torn last line is redone
   bool has_header = false;
 };
 
-// Reads `path` (a missing file is an empty log). UsageError naming the file and line when a line is
-// not a JSON object, and naming the file when its first line is not `header` (another `run` wrote
-// it: give this run another --out).
+// Reads `path` as read_jsonl_lines does; UsageError naming the file when its first line is not
+// `header` (another `run` wrote it: give this run another --out).
 JsonlLog read_jsonl_log(const std::string& path, const nlohmann::json& header, std::string_view run);
 
 // One JSON object and '\n', as the header is compared (a file name that is not UTF-8 shown with U+FFFD).

@@ -2,7 +2,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -10,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "io/atomic_file.h"
+#include "eval/jsonl_log.h"
 
 namespace kvaudit::eval {
 
@@ -47,25 +46,10 @@ std::string string_field(const nlohmann::json& j, const char* key, const std::st
 SamplesLog read_samples(const std::string& path) {
   SamplesLog log;
   log.path = path;
-  if (!std::filesystem::exists(path)) return log;
-  const std::string bytes = io::read_file(path);
-  size_t pos = 0, line_no = 0;
-  while (pos < bytes.size()) {
-    const size_t nl = bytes.find('\n', pos);
-    ++line_no;
-    if (nl == std::string::npos) {  // killed mid-write: the partial line is redone
-      log.dropped_partial_tail = true;
-      break;
-    }
-    const std::string line = bytes.substr(pos, nl - pos);
-    const std::string where = path + ":" + std::to_string(line_no);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      usage_error("{}: not a samples.jsonl record ({})", where, e.what());
-    }
-    if (!j.is_object()) usage_error("{}: not a JSON object", where);
+  const JsonlLines lines = read_jsonl_lines(path, "samples.jsonl");
+  log.valid_bytes = lines.valid_bytes;
+  log.dropped_partial_tail = lines.dropped_partial_tail;
+  for (const auto& [where, j] : lines.lines) {
     Sample s;
     s.id = string_field(j, "id", where);
     s.bench = string_field(j, "bench", where);
@@ -88,8 +72,6 @@ SamplesLog read_samples(const std::string& path) {
       s.gen = j["gen"].dump();
     }
     log.samples.push_back(std::move(s));
-    pos = nl + 1;
-    log.valid_bytes = pos;
   }
   return log;
 }

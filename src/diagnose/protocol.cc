@@ -207,20 +207,30 @@ std::string target_spec(const ProtocolOptions& o) {
     usage_error("--kv-policy {}: a policy with channel subsets ({}) cannot be audited; audit a scheme spec", o.target_policy,
                 spec);
   }
-  const auto j = nlohmann::json::parse(io::read_file(o.target_policy));
-  for (const char* key : {"storage", "compat"})
-    if (j.contains(key))
-      usage_error("--kv-policy {}: '{}' is set in the file; pass it as {} on the command line instead", o.target_policy,
-                  key, std::string(key) == "storage" ? "--kv-storage" : "--compat");
   return spec;
+}
+
+// The options with a --kv-policy file's "storage" and "compat" taken where the command line gives
+// none (--kv-storage / --compat override the file's, as in eval): the audit runs every scheme, the
+// target's spec included, under the session's storage and compat. KvPolicy::load has checked them.
+ProtocolOptions with_policy_storage(const ProtocolOptions& given) {
+  ProtocolOptions o = given;
+  if (o.target_policy.empty()) return o;
+  const kv::KvPolicy p = kv::KvPolicy::load(o.target_policy);
+  const auto j = nlohmann::json::parse(io::read_file(o.target_policy));
+  if (o.eval.kv_storage.storage.empty() && j.contains("storage"))
+    o.eval.kv_storage.storage = p.storage() == kv::Storage::kPacked ? "packed" : "simulated";
+  if (o.eval.kv_storage.compat.empty() && j.contains("compat")) o.eval.kv_storage.compat = p.compat_paper() ? "paper" : "none";
+  return o;
 }
 
 std::string ablation_run_name(int layer, const std::string& name) { return fmt::format("ablation:L{}:{}", layer, name); }
 
 }  // namespace
 
-ProtocolResult run_protocol(const ProtocolOptions& o, const std::function<void(const std::string&)>& stage_cb) {
+ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<void(const std::string&)>& stage_cb) {
   const auto t_start = std::chrono::steady_clock::now();
+  const ProtocolOptions o = with_policy_storage(given);
   Json timing = Json::object();
   auto t_stage = t_start;
   std::string current;

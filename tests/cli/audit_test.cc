@@ -221,6 +221,19 @@ TEST_F(CliAudit, BadInputExitsTwoNamingIt) {
   EXPECT_EQ(pr["capability"]["rows"][1]["scheme"], pr["target"]);
   EXPECT_EQ(pr["capability"]["rows"][1]["lost"], false);
   EXPECT_TRUE(fs::exists(root_ / "pol" / "policy.json"));
+  // The loop docs/AUDIT.md shows: audit the plan an audit wrote. Its policy.json carries "storage"
+  // and "compat", taken where the command line gives none (as eval --kv-policy does).
+  ASSERT_EQ(run({"audit", "--model", model_, "--kv-policy", (root_ / "pol" / "policy.json").string(), "--calib",
+                 data("jailbreak.txt") + ":4", "--heldout", data("privacy.txt") + ":12", "--max-new-tokens", "6",
+                 "--phase-bits", "none", "--capability", "0", "--threads", "2", "--quiet", "--out",
+                 (root_ / "pol2").string()},
+                &err),
+            0)
+      << err;
+  const auto pr2 = nlohmann::json::parse(slurp(root_ / "pol2" / "report.json"));
+  EXPECT_EQ(pr2["target"], kvaudit::kv::KvPolicy::load((root_ / "pol" / "policy.json").string()).name());
+  EXPECT_EQ(pr2["config"]["kv_storage"], "simulated");
+  EXPECT_EQ(pr2["config"]["compat"], "none");
   EXPECT_EQ(run({"audit", "--model", model_, "--kv", "int4", "--capability", "-1", "--out", (root_ / "cap").string()},
                 &err),
             2);

@@ -3,6 +3,7 @@
 // benchmark; results.json + samples.jsonl in --out, resumable; a table (or --json) on stdout.
 #include "cli/commands.h"
 #include "cli/eval_pipeline.h"
+#include "core/error.h"
 #include "io/out_dir_lock.h"
 
 namespace kvaudit::cli {
@@ -27,7 +28,12 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--endpoint-retries", a->endpoint_retries,
                   "retries of a failed request (connection, timeout, 429, 5xx), exponential backoff; default 5");
   cmd->add_option("--endpoint-timeout", a->endpoint_timeout, "seconds one request may take, default 600");
-  cmd->callback([a] {
+  cmd->callback([a, cmd] {
+    // The endpoint options mean nothing to the built-in engine.
+    if (a->endpoint.empty() && a->baseline_endpoint.empty())
+      for (const char* name : {"--endpoint-model", "--endpoint-scheme", "--endpoint-concurrency", "--endpoint-retries",
+                               "--endpoint-timeout"})
+        if (cmd->get_option(name)->count() > 0) usage_error("{} applies to --endpoint runs only", name);
     const io::OutDirLock lock(a->out);  // one writer per --out (io/out_dir_lock.h)
     print_eval_results(*a, run_eval_and_write(*a, a->kv));
   });

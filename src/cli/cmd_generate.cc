@@ -14,8 +14,8 @@
 #include "core/error.h"
 #include "engine/engine.h"
 #include "engine/generate.h"
+#include "eval/chat_prompt.h"
 #include "model/model.h"
-#include "text/chat_template.h"
 #include "text/tokenizer.h"
 
 namespace kvaudit::cli {
@@ -52,19 +52,6 @@ std::vector<std::string> read_prompts(const std::string& path) {
   return out;
 }
 
-// SPEC.md §2: the model's own chat template with the generation prompt (tokenized without adding
-// special tokens, as apply_chat_template does), or with --raw the text as the tokenizer's
-// add_special_tokens=True encodes it.
-std::vector<int> encode_prompt(const text::Tokenizer& tok, const GenerateArgs& a, const std::string& prompt) {
-  if (a.raw) return tok.encode(prompt, true);
-  const auto tmpl = tok.chat_template();
-  if (!tmpl) usage_error("{}: the model has no chat template (use --raw)", a.model);
-  std::vector<text::ChatMessage> msgs;
-  if (!a.system.empty()) msgs.push_back({"system", a.system});
-  msgs.push_back({"user", prompt});
-  return tok.encode(text::render_chat_template(*tmpl, msgs, true, tok.bos_token(), tok.eos_token()), false);
-}
-
 const char* finish_name(engine::FinishReason r) { return r == engine::FinishReason::kStop ? "stop" : "length"; }
 
 void run_generate(const GenerateArgs& a) {
@@ -98,7 +85,7 @@ void run_generate(const GenerateArgs& a) {
     if (std::find(opt.stop_ids.begin(), opt.stop_ids.end(), id) == opt.stop_ids.end()) opt.stop_ids.push_back(id);
   const std::vector<std::string> prompts = a.prompt.empty() ? read_prompts(a.prompts_file) : std::vector{a.prompt};
   std::vector<engine::GenerateRequest> reqs;
-  for (const std::string& p : prompts) reqs.push_back({encode_prompt(tok, a, p), policy});
+  for (const std::string& p : prompts) reqs.push_back({eval::encode_chat_prompt(tok, p, a.system, a.raw, a.model), policy});
 
   if (prompts.size() == 1) {  // stream the reply as it is produced
     text::StreamDecoder dec(tok, true);
@@ -129,11 +116,14 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--model", a->model, kModelHelp)->required();
   cmd->add_option("--prompt", a->prompt, "one prompt");
   cmd->add_option("--prompts", a->prompts_file, "file of prompts: one per line, or .jsonl strings / {\"prompt\": ...}");
-  cmd->add_option("--tokens", a->tokens, "prompt as comma-separated token ids (no tokenizer, no template)");
+  auto* tokens = cmd->add_option("--tokens", a->tokens, "prompt as comma-separated token ids (no tokenizer, no template)");
   add_kv_options(cmd, a->kv);
   cmd->add_option("--max-new-tokens", a->max_new_tokens, "default 256");
-  cmd->add_flag("--raw", a->raw, "no chat template: the prompt text as is");
-  cmd->add_option("--system", a->system, "system message");
+  auto* raw = cmd->add_flag("--raw", a->raw, "no chat template: the prompt text as is (so no --system)");
+  auto* system = cmd->add_option("--system", a->system, "system message");
+  raw->excludes(system);
+  tokens->excludes(raw);
+  tokens->excludes(system);
   add_batch_size_option(cmd, a->batch_size);
   cmd->add_option("--device", a->device, "cpu|cuda (default: cuda when built with it)");
   cmd->add_option("--threads", a->threads, "CPU threads (default: all)");

@@ -7,8 +7,8 @@ namespace kvaudit::cli {
 
 // --model of the commands that load weights (model/memory_check.h checks them before loading).
 inline constexpr const char* kModelHelp =
-    "HF model directory or .gguf file (weights held in fp32, 4 bytes per parameter; a model that does not fit "
-    "in the free memory stops with exit 2 before loading)";
+    "HF model directory or .gguf file (weights kept in their stored encoding, f32/f16/bf16 or a GGUF quant type; "
+    "a model that does not fit in the free memory stops with exit 2 before loading)";
 
 // --batch-size of the commands that generate: given, 1..65536; left out (0), the backend's
 // auto_batch_size.

@@ -245,6 +245,16 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
     usage_error("audit: give the scheme to audit with --kv SPEC or --kv-policy FILE");
   const std::string target = target_spec(o);
   kv::KvPolicy::parse(target);  // a bad --kv fails before the model loads
+  // The phase transition runs the target's int/kivi/nuq family; --phase-bits is checked even where
+  // the default would be skipped, and refused for a target without a family.
+  const auto family = eval::sweep_family(target);
+  std::vector<int> phase_bits;
+  if (o.phase_bits != "none")
+    phase_bits = eval::parse_bits(o.phase_bits.empty() ? std::string(rules::kPhaseBits) : o.phase_bits, "--phase-bits");
+  if (!family && !o.phase_bits.empty() && o.phase_bits != "none")
+    usage_error("--phase-bits: the target {} has no bit-width family (int, kivi, nuq), so there is no phase transition "
+                "to run; leave --phase-bits out",
+                target.size() > 80 ? target.substr(0, 77) + "..." : target);
   const PromptSetSpec calib_spec = parse_prompt_set(o.calib.empty() ? std::string(rules::kCalibDefault) : o.calib, "--calib");
   const PromptSetSpec held_spec =
       parse_prompt_set(o.heldout.empty() ? std::string(rules::kHeldoutDefault) : o.heldout, "--heldout");
@@ -276,10 +286,9 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
   const SchemeRun noise = s.scheme(std::string(rules::kNoiseScheme));
   const SchemeRun tgt = s.scheme(target);
   // Phase transition: the target's family at other bit-widths, generated in the held-out batches.
-  const auto family = eval::sweep_family(target);
   std::vector<std::pair<int, SchemeRun>> phase_runs;
-  if (family && o.phase_bits != "none")
-    for (int b : eval::parse_bits(o.phase_bits.empty() ? std::string(rules::kPhaseBits) : o.phase_bits, "--phase-bits"))
+  if (family)
+    for (int b : phase_bits)
       if (b != 16 && b != family->bits) phase_runs.emplace_back(b, s.scheme(eval::sweep_spec(family->family, b)));
 
   Json report;

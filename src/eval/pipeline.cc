@@ -291,11 +291,25 @@ RunResults run_endpoint_eval(const EvalArgs& a, const std::vector<std::string>& 
   if (!kv_specs.empty() || !a.kv_policy.empty())
     usage_error("--kv / --kv-policy do not apply with --endpoint: the server runs its own KV plan");
   if (!a.text.empty()) usage_error("--text needs the built-in engine's logits; it does not apply with --endpoint");
+  // What the built-in engine would use has no effect on a server's responses.
+  const std::pair<bool, const char*> engine_only[] = {{!a.model.empty(), "--model"},
+                                                       {!a.kv_storage.storage.empty(), "--kv-storage"},
+                                                       {!a.kv_storage.compat.empty(), "--compat"},
+                                                       {a.random_weights, "--random-weights"},
+                                                       {a.ppl_windows > 0, "--ppl-windows"}};
+  for (const auto& [given, flag] : engine_only)
+    if (given) usage_error("{} does not apply with --endpoint: the server runs its own model and KV cache", flag);
   if (a.max_new_tokens < 1) usage_error("--max-new-tokens must be >= 1 (got {})", a.max_new_tokens);
   const std::string data_dir = resolve_data_dir(a.data);
   const LoadedBenchmarks loaded = load_selected_benchmarks(a, data_dir);
   if (loaded.prompts.empty()) usage_error("--bench: the selected benchmarks hold no prompt");
   const JudgeSpec judge_spec = parse_judge_spec(a.judge);
+  if (!judge_spec.is_model) {  // only a guard model runs here
+    const std::pair<bool, const char*> judge_only[] = {
+        {!a.device.empty(), "--device"}, {a.threads != 0, "--threads"}, {a.batch_size != 0, "--batch-size"}};
+    for (const auto& [given, flag] : judge_only)
+      if (given) usage_error("{} applies with --endpoint only to a model judge (--judge model:...)", flag);
+  }
 
   const auto endpoint = [&](const std::string& flag, const std::string& url) {
     EndpointOptions o;

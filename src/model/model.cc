@@ -43,7 +43,7 @@ Model load_random(const std::string& path, const LoadOptions& opt) {
   m.config = read_config_json(cfg);
   m.arch = arch_spec(m.config.arch);
   if (!opt.random_type.empty()) {
-    Model typed = load_random_typed(m.config, m.arch, opt.random_type, opt.seed, cfg);
+    Model typed = load_random_typed(m.config, m.arch, opt.random_type, opt.seed, cfg, opt.expand_f32);
     m.weights = std::move(typed.weights);
   } else {
     check_weights_fit(m.config, m.arch, cfg);  // before a byte of the weights is allocated

@@ -48,7 +48,7 @@ io::GgmlType random_matrix_type(const std::string& type, Part part, int layer, i
 }
 
 Model load_random_typed(const ModelConfig& c, const ArchSpec& a, const std::string& type, uint64_t seed,
-                        const std::string& source) {
+                        const std::string& source, bool expand_f32) {
   if (type != "q4_k_m") parse_type(type);  // an unknown name fails before anything is written
   Weights shapes;
   const std::vector<PartRef> parts = weight_parts(c, a, shapes);
@@ -75,6 +75,7 @@ Model load_random_typed(const ModelConfig& c, const ArchSpec& a, const std::stri
     });
   }
   check_mapped_weights_fit(file_bytes, source);
+  if (expand_f32) check_weights_fit(c, a, source);
   const std::string path =
       (std::filesystem::temp_directory_path() / fmt::format("kvaudit_random_{}_{}.gguf", getpid(), type)).string();
   w.write(path);
@@ -90,7 +91,7 @@ Model load_random_typed(const ModelConfig& c, const ArchSpec& a, const std::stri
   m.config = c;
   m.arch = a;
   TensorNames names{gguf_tensor_name, gguf_fused_qkv_name, gguf_fused_gate_up_name};
-  load_weights(*f, c, a, names, m.weights, {f, false});
+  load_weights(*f, c, a, names, m.weights, {f, expand_f32});
   return m;
 }
 

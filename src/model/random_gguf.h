@@ -20,8 +20,9 @@ namespace kvaudit::model {
 io::GgmlType random_matrix_type(const std::string& type, Part part, int layer, int n_layers, int64_t cols);
 
 // Writes the GGUF under std::filesystem::temp_directory_path() ($TMPDIR), maps it, unlinks it and
-// loads it; the returned model's matrices point into that mapping.
+// loads it; the returned model's matrices point into that mapping, or with expand_f32 are decoded to
+// fp32 at load (LoadOptions::expand_f32, as for a GGUF file).
 Model load_random_typed(const ModelConfig& c, const ArchSpec& a, const std::string& type, uint64_t seed,
-                        const std::string& source);
+                        const std::string& source, bool expand_f32 = false);
 
 }  // namespace kvaudit::model

@@ -120,6 +120,12 @@ TEST(RandomTypedWeights, StoredTypeMappedAndDeterministic) {
   EXPECT_EQ(random_matrix_type("q4_k_m", Part::kLmHead, -1, 32, 4096), io::GgmlType::Q6_K);
   EXPECT_EQ(random_matrix_type("q4_k_m", Part::kWq, 5, 32, 4096), io::GgmlType::Q4_K);
   EXPECT_EQ(random_matrix_type("q4_k_m", Part::kDown, 0, 32, 14336), io::GgmlType::Q6_K);
+  // expand_f32 (bench --fp32-weights): the same values, decoded to fp32 at load.
+  LoadOptions wide = opt;
+  wide.expand_f32 = true;
+  const Model c = load_model(dir, wide);
+  EXPECT_EQ(c.weights.layers[0].wq.type(), io::GgmlType::F32);
+  EXPECT_EQ(c.weights.layers[1].wq.to_f32(), a.weights.layers[1].wq.to_f32());
   opt.random_type = "q9_9";
   EXPECT_THROW(load_model(dir, opt), UsageError);
 }

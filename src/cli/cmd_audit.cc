@@ -1,8 +1,11 @@
 // kvaudit audit (SPEC.md §5, §7): baseline, bf16 noise floor and target on the held-out prompts ->
 // significance -> diagnose -> candidates -> verification -> the cheapest plan that recovers;
 // report.json, report.html, policy.json, samples.jsonl in --out; resumable after a kill.
+#include <string>
+
 #include "cli/commands.h"
 #include "cli/protocol_options.h"
+#include "core/error.h"
 
 namespace kvaudit::cli {
 
@@ -12,16 +15,31 @@ void add_audit(CLI::App& app) {
   auto o = std::make_shared<diagnose::ProtocolOptions>();
   o->verify = true;
   add_protocol_options(cmd, *o, true);
-  cmd->add_option("--target-recovery", o->target_recovery, "recovery a plan must reach (default 0.9)");
+  cmd->add_option("--target-recovery", o->target_recovery, "recovery a plan must reach, in (0, 1] (default 0.9)")
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            double x = 0;
+            try {
+              x = std::stod(v);
+            } catch (...) {
+              return std::string("not a number");
+            }
+            return x > 0 && x <= 1 ? std::string() : std::string("must be in (0, 1]");
+          },
+          "(0, 1]"));
   cmd->add_option("--capability", o->capability,
                   "IFEval prompts (a --seed subset) that check the capability of the baseline, the target and every "
                   "plan that recovers; a plan that loses capability significantly is not chosen (default 100, 0 = off)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegativeInt);
   cmd->add_option("--capability-tokens", o->capability_tokens,
                   "new tokens per IFEval response (default 1024, the paper's)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositiveInt);
   cmd->add_flag("--force", o->force, "diagnose and verify even when the target's flips are not significant");
-  cmd->callback([o] { run_protocol_command(*o); });
+  cmd->callback([o, cmd] {
+    if (o->capability == 0 && cmd->get_option("--capability-tokens")->count() > 0)
+      usage_error("--capability-tokens sets the capability check's generation, and --capability 0 turns it off");
+    run_protocol_command(*o);
+  });
 }
 
 }  // namespace kvaudit::cli

@@ -142,7 +142,7 @@ void add_bench(CLI::App& app) {
                   "several KV schemes sharing each batch, sequence b taking scheme b mod count (e.g. --kv-mix fp16 "
                   "int4:token:asym kivi2); excludes --kv and --kv-policy");
   cmd->add_option("--device", a->device, "cpu|cuda (default: cuda when built with it)");
-  cmd->add_option("--threads", a->threads, "CPU threads (default: all)");
+  add_threads_option(cmd, a->threads);
   cmd->add_flag("--json", a->json, "print the results as JSON");
   cmd->callback([a] { run_bench(*a); });
 }

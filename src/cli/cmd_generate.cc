@@ -126,7 +126,7 @@ void add_generate(CLI::App& app) {
   tokens->excludes(system);
   add_batch_size_option(cmd, a->batch_size);
   cmd->add_option("--device", a->device, "cpu|cuda (default: cuda when built with it)");
-  cmd->add_option("--threads", a->threads, "CPU threads (default: all)");
+  add_threads_option(cmd, a->threads);
   cmd->add_flag("--random-weights", a->random_weights, "config.json only: deterministic random weights");
   cmd->callback([a] { run_generate(*a); });
 }

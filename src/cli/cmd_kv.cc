@@ -28,6 +28,9 @@ void run_kv(const KvArgs& a) {
   const Role role = a.role == "k" ? Role::K : Role::V;
   policy.set_storage(a.storage == "packed" ? Storage::kPacked : Storage::kSimulated);
   policy.set_compat_paper(a.compat == "paper");
+  if (!a.calib.empty() && !policy.needs_calibration())
+    usage_error("--calib {}: '{}' needs no calibration (only fp8 scale=calib, nuq and +protect schemes do)", a.calib,
+                a.scheme);
   const io::NpyArray x = io::read_npy(a.in);
   if (x.shape.size() != 2) usage_error("{}: expected a 2-D array [tokens, H*D], got {} dimensions", a.in, x.shape.size());
   const int64_t tokens = x.shape[0], width = x.shape[1];

@@ -46,7 +46,7 @@ void add_logits(CLI::App& app) {
   cmd->add_option("--out", a->out, "output .npy file")->required();
   cmd->add_option("--device", a->device, "cpu|cuda (default: cuda when built with it)");
   cmd->add_flag("--random-weights", a->random_weights, "config.json only: deterministic random weights");
-  cmd->add_option("--threads", a->threads, "CPU threads (default: all)");
+  add_threads_option(cmd, a->threads);
   cmd->callback([a] { run_logits(*a); });
 }
 

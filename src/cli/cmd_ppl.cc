@@ -44,6 +44,9 @@ void run_ppl(const PplArgs& a) {
       a.text.empty() ? (std::filesystem::path(eval::resolve_data_dir(a.data)) / "wikitext2_test" / "wikitext2_test.txt").string()
                      : a.text;
   if (a.stride == 0 || a.window < a.stride) usage_error("--window ({}) must be >= --stride ({}) >= 1", a.window, a.stride);
+  if (a.score_from + 1 >= a.window)
+    usage_error("--score-from ({}) must be below --window - 1 ({}): no target would be scored", a.score_from,
+                a.window - 1);
   make_kv_policy({"", "", a.kv_storage.storage, a.kv_storage.compat}, 0);  // bad values fail before any work
   const engine::Device device = a.device.empty() ? engine::default_device() : engine::parse_device(a.device);
   model::LoadOptions lo;
@@ -96,7 +99,7 @@ void add_ppl(CLI::App& app) {
   cmd->add_option("--out", a->out,
                   "directory for ppl.json and ppl_windows.jsonl (each finished window; a rerun resumes from it)");
   cmd->add_option("--device", a->device, "cpu|cuda");
-  cmd->add_option("--threads", a->threads, "CPU threads (default: all)");
+  add_threads_option(cmd, a->threads);
   cmd->add_flag("--random-weights", a->random_weights, "config.json only: deterministic random weights");
   cmd->add_flag("--quiet", a->quiet, "no progress output");
   cmd->add_flag("--json", a->json, "JSON output");

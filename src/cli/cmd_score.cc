@@ -63,8 +63,8 @@ void add_score(CLI::App& app) {
       ->required();
   cmd->add_option("--out", a->out, "Output directory (results.json, samples.jsonl)")->required();
   cmd->add_option("--data", a->data, "Datasets directory (default $KVAUDIT_DATA, else ../shared/datasets)");
-  cmd->add_flag("--quiet", a->quiet, "Print nothing on success");
-  cmd->add_flag("--json", a->json, "Print the metrics as one JSON line");
+  auto* quiet = cmd->add_flag("--quiet", a->quiet, "Print nothing on success");
+  cmd->add_flag("--json", a->json, "Print the metrics as one JSON line")->excludes(quiet);
   cmd->callback([a] { run_score(*a); });
 }
 

@@ -27,10 +27,11 @@ void add_serve(CLI::App& app) {
   cmd->add_option("--max-batch", o->max_batch, "sequences per batch (continuous batching), default 16");
   cmd->add_option("--max-queue", o->max_queue, "requests waiting for a batch slot before 429, default 64");
   cmd->add_option("--max-body-bytes", o->max_body_bytes, "request body limit (413 beyond), default 1048576");
-  cmd->add_option("--max-prompt-tokens", o->max_prompt_tokens, "prompt limit (413 beyond); default the model's context");
+  cmd->add_option("--max-prompt-tokens", o->max_prompt_tokens, "prompt limit (413 beyond); default the model's context")
+      ->check(kPositiveInt);
   cmd->add_option("--max-new-tokens", o->max_tokens_default, "max_tokens of a request that gives none, default 256");
   cmd->add_option("--device", o->device, "cpu|cuda (default: cuda when built with it)");
-  cmd->add_option("--threads", o->threads, "CPU threads (default: all)");
+  add_threads_option(cmd, o->threads);
   cmd->add_flag("--random-weights", o->random_weights, "config.json only: deterministic random weights");
   cmd->add_flag("--quiet", *quiet, "no request log on stderr");
   cmd->callback([o, quiet] {

@@ -1,6 +1,8 @@
 // Each command lives in its own cmd_<name>.cc and adds itself to the app here.
 // A command's callback throws; only main.cc catches and maps errors to exit codes.
 #pragma once
+#include <limits>
+
 #include <CLI/CLI.hpp>
 
 namespace kvaudit::cli {
@@ -10,6 +12,10 @@ inline constexpr const char* kModelHelp =
     "HF model directory or .gguf file (weights kept in their stored encoding, f32/f16/bf16 or a GGUF quant type; "
     "a model that does not fit in the free memory stops with exit 2 before loading)";
 
+// Integer options' ranges; CLI11's PositiveNumber names its bound as a double (1.797...e308).
+inline const CLI::Range kPositiveInt(1, std::numeric_limits<int>::max());
+inline const CLI::Range kNonNegativeInt(0, std::numeric_limits<int>::max());
+
 // --batch-size of the commands that generate: given, 1..65536; left out (0), the backend's
 // auto_batch_size.
 inline void add_batch_size_option(CLI::App* cmd, int& batch_size) {
@@ -17,6 +23,11 @@ inline void add_batch_size_option(CLI::App* cmd, int& batch_size) {
                   "sequences per batch (continuous batching); default: 16 on the CPU, up to 512 on a GPU as its "
                   "memory allows")
       ->check(CLI::Range(1, 65536));
+}
+
+// --threads of the commands that run the engine: given, 1..4096; left out (0), every core.
+inline void add_threads_option(CLI::App* cmd, int& threads) {
+  cmd->add_option("--threads", threads, "CPU threads (default: all)")->check(CLI::Range(1, 4096));
 }
 
 void add_generate(CLI::App& app);

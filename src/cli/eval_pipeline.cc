@@ -23,7 +23,8 @@ void add_eval_options(CLI::App* cmd, EvalArgs& a) {
   cmd->add_option("--limit", a.limit, "at most N prompts per benchmark (seeded random subset)");
   cmd->add_option("--seed", a.seed, "seed of the --limit subset (default 0)");
   cmd->add_flag("--no-dedup", a.no_dedup, "keep prompts that repeat across pooled benchmarks");
-  cmd->add_option("--max-new-tokens", a.max_new_tokens, "default 256; 1024 when --bench names ifeval (the paper's IFEval length)");
+  cmd->add_option("--max-new-tokens", a.max_new_tokens, "default 256; 1024 when --bench names ifeval (the paper's IFEval length)")
+      ->check(kPositiveInt);
   cmd->add_flag("--full-responses", a.full_responses, "no early stop: generate every response to a stop id or --max-new-tokens");
   add_batch_size_option(cmd, a.batch_size);
   add_kv_storage_options(cmd, a.kv_storage);
@@ -33,7 +34,7 @@ void add_eval_options(CLI::App* cmd, EvalArgs& a) {
   auto* system = cmd->add_option("--system", a.system, "system message");
   cmd->add_flag("--raw", a.raw, "no chat template: the prompt text as is (so no --system)")->excludes(system);
   cmd->add_option("--device", a.device, "cpu|cuda (default: cuda when built with it)");
-  cmd->add_option("--threads", a.threads, "CPU threads (default: all)");
+  add_threads_option(cmd, a.threads);
   cmd->add_flag("--random-weights", a.random_weights, "config.json only: deterministic random weights");
   cmd->add_flag("--quiet", a.quiet, "no progress output");
   cmd->add_flag("--json", a.json, "print results.json instead of the table");

@@ -19,7 +19,8 @@ void add_protocol_options(CLI::App* cmd, diagnose::ProtocolOptions& o, bool audi
       ->required();
   auto* kv = cmd->add_option("--kv", o.target,
                              audit ? "the KV scheme to audit (SPEC.md §3)"
-                                         : "the scheme whose geometry is measured (default int3:tensor:sym)");
+                                         : "the scheme diagnosed: the held-out target, the phase transition's family, "
+                                           "the basis of the prescription and the geometry (default int3:tensor:sym)");
   auto* policy = cmd->add_option("--kv-policy", o.target_policy,
                                  "a per-layer policy file to audit instead of --kv (e.g. an earlier audit's policy.json)");
   kv->excludes(policy);
@@ -30,13 +31,13 @@ void add_protocol_options(CLI::App* cmd, diagnose::ProtocolOptions& o, bool audi
   cmd->add_option("--phase-bits", o.phase_bits,
                   "phase transition: the target's int/kivi/nuq family at these bit-widths on the held-out prompts "
                   "(default 8,6,5,4,3,2; none = off)");
-  cmd->add_option("--subspace-k", o.subspace_k, "safety subspace dimension (default 4)");
+  cmd->add_option("--subspace-k", o.subspace_k, "safety subspace dimension (default 4)")->check(kPositiveInt);
   cmd->add_option("--geometry-pairs", o.geometry_pairs, "harmful/harmless pairs for the geometry (default 16)");
   cmd->add_option("--judge", a.judge, "substring:paper (default), substring:jbb, substring:gcg, prefix:xstest, "
                                       "model:PATH[:wildguard|:llamaguard3]");
   cmd->add_option("--data", a.data, "datasets directory (default $KVAUDIT_DATA, else ../shared/datasets)");
   cmd->add_option("--seed", a.seed, "seed of the held-out subset (default 0)");
-  cmd->add_option("--max-new-tokens", a.max_new_tokens, "default 256");
+  cmd->add_option("--max-new-tokens", a.max_new_tokens, "default 256")->check(kPositiveInt);
   cmd->add_flag("--full-responses", a.full_responses, "no early stop: generate every response to a stop id or --max-new-tokens");
   add_batch_size_option(cmd, a.batch_size);
   add_kv_storage_options(cmd, a.kv_storage);
@@ -48,7 +49,7 @@ void add_protocol_options(CLI::App* cmd, diagnose::ProtocolOptions& o, bool audi
   auto* system = cmd->add_option("--system", a.system, "system message");
   cmd->add_flag("--raw", a.raw, "no chat template: the prompt text as is (so no --system)")->excludes(system);
   cmd->add_option("--device", a.device, "cpu|cuda (default: cuda when built with it and a GPU is present)");
-  cmd->add_option("--threads", a.threads, "CPU threads (default: all)");
+  add_threads_option(cmd, a.threads);
   cmd->add_flag("--random-weights", a.random_weights, "config.json only: deterministic random weights");
   cmd->add_flag("--quiet", a.quiet, "no progress output");
   cmd->add_flag("--json", a.json, "print report.json instead of the summary");

@@ -1,5 +1,6 @@
 #include "eval/benchmarks.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -243,6 +244,12 @@ std::vector<Prompt> load_benchmark(const std::string& name, const std::string& d
 
 LoadedBenchmarks load_benchmarks(const BenchSelection& sel) {
   if (sel.names.empty()) usage_error("--bench: no benchmark named");
+  // Options that would change nothing are refused rather than ignored.
+  if (!sel.column.empty() &&
+      std::none_of(sel.names.begin(), sel.names.end(), [](const std::string& n) { return ends_with(n, ".csv") || ends_with(n, ".jsonl"); }))
+    usage_error("--column '{}' names a column of a FILE.csv or field of a FILE.jsonl benchmark, and --bench names none",
+                sel.column);
+  if (sel.seed != 0 && sel.limit == 0) usage_error("--seed {} picks the --limit subset; without --limit every prompt runs", sel.seed);
   LoadedBenchmarks out;
   std::vector<Prompt> pool;
   for (size_t i = 0; i < sel.names.size(); ++i) {

@@ -16,6 +16,7 @@
 #include "eval/chat_prompt.h"
 #include "eval/endpoint.h"
 #include "eval/ifeval/bench_metrics.h"
+#include "eval/ppl_log.h"
 #include "eval/ppl_runner.h"
 #include "eval/progress.h"
 #include "eval/samples.h"
@@ -53,6 +54,9 @@ nlohmann::json config_json(const EvalArgs& a, const std::vector<std::string>& kv
 std::vector<SchemeRun> make_scheme_runs(const std::vector<std::string>& specs, const KvOptions& storage,
                                         engine::Backend& backend, const std::string& model_path,
                                         const std::vector<std::string>& policy_files) {
+  if (specs.empty() && policy_files.empty() && (!storage.storage.empty() || !storage.compat.empty()))
+    usage_error("{} applies to the --kv / --kv-policy schemes and none is given (the 16-bit baseline is not quantized)",
+                storage.storage.empty() ? "--compat" : "--kv-storage");
   std::vector<SchemeRun> schemes = {{"fp16", nullptr}};
   for (const auto& spec : specs) {
     if (std::any_of(schemes.begin(), schemes.end(), [&](const auto& s) { return s.name == spec; }))
@@ -134,6 +138,7 @@ EvalSession::EvalSession(const EvalArgs& a) : a_(a) {
   make_kv_policy({"", "", a_.kv_storage.storage, a_.kv_storage.compat}, 0);  // bad values fail before any work
   const engine::Device device = a_.device.empty() ? engine::default_device() : engine::parse_device(a_.device);
   device_ = device;
+  if (a_.ppl_windows > 0 && a_.text.empty()) usage_error("--ppl-windows {} needs --text", a_.ppl_windows);
   model::LoadOptions load;
   load.random_weights = a_.random_weights;
   model_ = std::make_unique<model::Model>(model::load_model(a_.model, load));
@@ -255,7 +260,13 @@ RunResults run_eval_pipeline(const EvalArgs& args, const std::vector<std::string
     const std::vector<int> text_tokens = session.tokenizer().encode(io::read_file(a.text), true);
     PplOptions popt;
     popt.max_windows = a.ppl_windows;
-    ppl = run_perplexity(session.backend(), text_tokens, schemes, popt, nullptr);
+    // Resumable as `ppl --out`: each finished window is appended to DIR/ppl_windows.jsonl.
+    Progress progress(a.quiet ? nullptr : stderr, ::isatty(fileno(stderr)) != 0, "perplexity",
+                      ppl_window_count(text_tokens.size(), popt) * schemes.size(), "windows");
+    ppl = run_perplexity_logged(session.backend(), text_tokens, schemes, popt, &progress,
+                                (std::filesystem::path(a.out) / "ppl_windows.jsonl").string(),
+                                ppl_log_header(a.model, a.text, text_tokens.size(), popt, schemes));
+    progress.finish();
   }
   const auto t_ppl = std::chrono::steady_clock::now();
 

@@ -62,6 +62,7 @@ void run_generate(const GenerateArgs& a) {
   const std::vector<int> token_prompt = a.tokens.empty() ? std::vector<int>{} : parse_token_list(a.tokens);
   model::LoadOptions lo;
   lo.random_weights = a.random_weights;
+  require_scheme_for_storage(!a.kv.spec.empty() || !a.kv.policy.empty(), a.kv);
   lo.compute_sha256 = kv_needs_calibration(a.kv);  // the calibration cache's key
   const model::Model m = model::load_model(a.model, lo);
   auto policy = make_kv_policy(a.kv, m.config.n_layers);

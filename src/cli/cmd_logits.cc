@@ -24,6 +24,7 @@ void run_logits(const LogitsArgs& a) {
   const engine::Device device = a.device.empty() ? engine::default_device() : engine::parse_device(a.device);
   model::LoadOptions lo;
   lo.random_weights = a.random_weights;
+  require_scheme_for_storage(!a.kv.spec.empty() || !a.kv.policy.empty(), a.kv);
   lo.compute_sha256 = kv_needs_calibration(a.kv);  // the calibration cache's key
   const model::Model m = model::load_model(a.model, lo);
   auto policy = make_kv_policy(a.kv, m.config.n_layers);

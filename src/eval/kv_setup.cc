@@ -26,6 +26,12 @@ std::shared_ptr<const kv::KvPolicy> make_kv_policy(const KvOptions& o, int n_lay
   return std::make_shared<const kv::KvPolicy>(std::move(p));
 }
 
+void require_scheme_for_storage(bool has_scheme, const KvOptions& o) {
+  if (!has_scheme && (!o.storage.empty() || !o.compat.empty()))
+    usage_error("{} applies to the --kv / --kv-policy schemes and none is given (the 16-bit cache is not quantized)",
+                o.storage.empty() ? "--compat" : "--kv-storage");
+}
+
 bool kv_needs_calibration(const KvOptions& o) {
   if (!o.spec.empty()) return kv::KvPolicy::parse(o.spec).needs_calibration();
   if (!o.policy.empty()) {

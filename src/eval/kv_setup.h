@@ -26,6 +26,10 @@ std::shared_ptr<const kv::KvPolicy> make_kv_policy(const KvOptions& o, int n_lay
 // the command then loads the model with its sha256, the calibration cache key.
 bool kv_needs_calibration(const KvOptions& o);
 
+// UsageError when o's --kv-storage or --compat is given and no scheme is (has_scheme false): the
+// 16-bit cache they would apply to is not quantized, so they would change nothing.
+void require_scheme_for_storage(bool has_scheme, const KvOptions& o);
+
 // The policy itself when it needs no calibration, else a copy calibrated by
 // eval::load_or_run_calibration over eval::calibration_texts() (tokenized with model_path's
 // tokenizer), cached under ~/.cache/kvaudit/calib/<weights_sha256>.json.

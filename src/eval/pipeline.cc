@@ -54,9 +54,7 @@ nlohmann::json config_json(const EvalArgs& a, const std::vector<std::string>& kv
 std::vector<SchemeRun> make_scheme_runs(const std::vector<std::string>& specs, const KvOptions& storage,
                                         engine::Backend& backend, const std::string& model_path,
                                         const std::vector<std::string>& policy_files) {
-  if (specs.empty() && policy_files.empty() && (!storage.storage.empty() || !storage.compat.empty()))
-    usage_error("{} applies to the --kv / --kv-policy schemes and none is given (the 16-bit baseline is not quantized)",
-                storage.storage.empty() ? "--compat" : "--kv-storage");
+  require_scheme_for_storage(!specs.empty() || !policy_files.empty(), storage);
   std::vector<SchemeRun> schemes = {{"fp16", nullptr}};
   for (const auto& spec : specs) {
     if (std::any_of(schemes.begin(), schemes.end(), [&](const auto& s) { return s.name == spec; }))

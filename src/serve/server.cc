@@ -60,6 +60,7 @@ class Service {
     const engine::Device device = opt_.device.empty() ? engine::default_device() : engine::parse_device(opt_.device);
     model::LoadOptions lo;
     lo.random_weights = opt_.random_weights;
+    eval::require_scheme_for_storage(!opt_.kv.spec.empty() || !opt_.kv.policy.empty(), opt_.kv);
     lo.compute_sha256 = eval::kv_needs_calibration(opt_.kv);  // the calibration cache's key
     model_ = std::make_unique<model::Model>(model::load_model(opt_.model_path, lo));
     tok_ = std::make_unique<text::Tokenizer>(text::Tokenizer::load_for_model(opt_.model_path));

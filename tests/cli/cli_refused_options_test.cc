@@ -83,6 +83,12 @@ TEST(RefusedOptions, ValuesOutsideTheirRange) {
 }
 
 TEST(RefusedOptions, StorageWithoutASchemeToApplyItTo) {
+  const std::string f = fixture_model();
+  expect_refused({"generate", "--model", f, "--tokens", "1,2", "--kv-storage", "packed"},
+                 "--kv-storage applies to the --kv / --kv-policy schemes and none is given");
+  expect_refused({"logits", "--model", f, "--tokens", "1,2", "--compat", "paper", "--out", out_dir() + ".npy"},
+                 "--compat applies to the --kv / --kv-policy schemes and none is given");
+  expect_refused({"serve", "--model", f, "--kv-storage", "packed"}, "--kv-storage applies to the --kv");
   const std::string m = kvaudit::testing::demo_model();  // eval and ppl load a tokenizer
   if (m.empty()) GTEST_SKIP() << "SmolLM2-135M-Instruct.Q4_1.gguf not fetched (scripts/fetch-models.sh)";
   const std::string text = (fs::path(KVAUDIT_SOURCE_DIR) / "README.md").string();

@@ -155,7 +155,10 @@ nlohmann::ordered_json run_screen(const ScreenOptions& o) {
   }
 
   const std::string log_path = (out_dir / "screen_scores.jsonl").string();
-  const nlohmann::json header = {{"screen_scores", 1}, {"model", o.eval.model}, {"openings", openings}};
+  const nlohmann::json header = {{"screen_scores", 1},
+                                 {"model", o.eval.model},
+                                 {"device", engine::device_name(s.backend().device())},
+                                 {"openings", openings}};
   const eval::JsonlLog log = eval::read_jsonl_log(log_path, header, "screen");
   ScoreCheckpoint checkpoint{read_scores(log, prompts, digests, names), nullptr};
   eval::SamplesWriter writer(log_path, log.valid_bytes);

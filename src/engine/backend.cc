@@ -13,6 +13,8 @@ Device parse_device(const std::string& name) {
   usage_error("--device: unknown device '{}' (expected cpu or cuda)", name);
 }
 
+const char* device_name(Device d) { return d == Device::kCuda ? "cuda" : "cpu"; }
+
 #ifdef KVAUDIT_HAVE_CUDA
 // SPEC.md §1: cuda when a device is present at run time.
 Device default_device() { return cuda_device_count() > 0 ? Device::kCuda : Device::kCpu; }

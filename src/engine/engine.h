@@ -26,6 +26,8 @@ enum class Device { kCpu, kCuda };
 
 // "cpu" | "cuda"; anything else is a UsageError naming --device.
 Device parse_device(const std::string& name);
+// The name parse_device reads.
+const char* device_name(Device d);
 // The default of --device (SPEC.md §1: cuda when available): kCpu in a build without CUDA.
 Device default_device();
 

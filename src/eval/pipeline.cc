@@ -118,7 +118,7 @@ std::string generation_settings(const EvalArgs& a, engine::Device device, int ma
     const std::filesystem::path canonical = std::filesystem::weakly_canonical(a.model, ec);
     j = {{"model", ec ? a.model : canonical.string()},
          {"random_weights", a.random_weights},
-         {"device", device == engine::Device::kCuda ? "cuda" : "cpu"},
+         {"device", engine::device_name(device)},
          {"compat", a.kv_storage.compat.empty() ? "none" : a.kv_storage.compat}};
   }
   j["template"] = a.raw ? "raw" : "chat";
@@ -263,7 +263,7 @@ RunResults run_eval_pipeline(const EvalArgs& args, const std::vector<std::string
                       ppl_window_count(text_tokens.size(), popt) * schemes.size(), "windows");
     ppl = run_perplexity_logged(session.backend(), text_tokens, schemes, popt, &progress,
                                 (std::filesystem::path(a.out) / "ppl_windows.jsonl").string(),
-                                ppl_log_header(a.model, a.text, text_tokens.size(), popt, schemes));
+                                ppl_log_header(a.model, a.text, text_tokens.size(), popt, schemes, session.backend().device()));
     progress.finish();
   }
   const auto t_ppl = std::chrono::steady_clock::now();

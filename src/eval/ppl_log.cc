@@ -57,11 +57,11 @@ PplLog read_ppl_log(const std::string& path, const nlohmann::json& header) {
 }
 
 nlohmann::json ppl_log_header(const std::string& model, const std::string& text, size_t n_tokens, const PplOptions& opt,
-                              const std::vector<SchemeRun>& schemes) {
+                              const std::vector<SchemeRun>& schemes, engine::Device device) {
   std::vector<std::string> names;
   for (const auto& s : schemes) names.push_back(s.name);
-  return {{"model", model},         {"text", text},         {"n_tokens", n_tokens}, {"window", opt.window},
-          {"stride", opt.stride}, {"score_from", opt.score_from}, {"schemes", names}};
+  return {{"model", model},   {"text", text},   {"n_tokens", n_tokens},       {"window", opt.window},
+          {"stride", opt.stride}, {"score_from", opt.score_from}, {"schemes", names}, {"device", engine::device_name(device)}};
 }
 
 size_t ppl_window_count(size_t n_tokens, const PplOptions& opt) {

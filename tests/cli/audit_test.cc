@@ -170,7 +170,9 @@ TEST_F(CliAudit, CalibrationPromptsNeverRefusedAreAFindingNotACrash) {
   auto args = audit_args(out);
   args[6] = calib.string();  // --calib
   const auto cap = std::find(args.begin(), args.end(), "--capability");
-  cap[1] = "0";  // off
+  cap[1] = "0";  // off, so --capability-tokens would change nothing: it is refused with it
+  const auto tokens = std::find(args.begin(), args.end(), "--capability-tokens");
+  args.erase(tokens, tokens + 2);
   ASSERT_EQ(run(args), 0);
   const auto report = nlohmann::json::parse(slurp(out / "report.json"));
   EXPECT_TRUE(report["capability"].is_null());

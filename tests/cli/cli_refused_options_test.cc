@@ -32,6 +32,7 @@ TEST(RefusedOptions, FlagsThatExcludeEachOther) {
   expect_refused({"generate", "--model", m, "--tokens", "1,2", "--system", "s"}, "--tokens excludes --system");
   expect_refused({"generate", "--model", m, "--tokens", "1,2", "--raw"}, "--tokens excludes --raw");
   expect_refused({"eval", "--model", m, "--bench", "advbench", "--raw", "--system", "s", "--out", out_dir()}, "excludes");
+  expect_refused({"ppl", "--model", m, "--text", "t.txt", "--data", "d"}, "excludes");
   expect_refused({"score", "--bench", "ifeval", "--responses", "r.jsonl", "--out", out_dir(), "--quiet", "--json"},
                  "excludes");
 }

@@ -58,7 +58,7 @@ Json score_json(double x) {
   return x;
 }
 
-double score_from(const nlohmann::json& j, const std::string& where) {
+double score_of(const nlohmann::json& j, const std::string& where) {
   if (j.is_number()) return j.get<double>();
   if (j == "inf") return INFINITY;
   if (j == "-inf") return -INFINITY;
@@ -81,7 +81,7 @@ std::map<std::pair<size_t, size_t>, double> read_scores(const eval::JsonlLog& lo
     for (const char* key : {"prompt", "tokens", "policy"})
       if (!j.contains(key) || !j[key].is_string()) usage_error("{}: '{}' must be a string", where, key);
     if (!j.contains("score")) usage_error("{}: no 'score'", where);
-    const double score = score_from(j["score"], where);
+    const double score = score_of(j["score"], where);
     const auto p = prompt_at.find(j["prompt"].get<std::string>());
     const auto s = policy_at.find(j["policy"].get<std::string>());
     if (p == prompt_at.end() || s == policy_at.end()) continue;

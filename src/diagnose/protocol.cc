@@ -592,7 +592,8 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
       ppl = eval::run_perplexity_logged(s.backend(), tokens, ppl_runs, popt, &progress,
                                         (std::filesystem::path(o.eval.out) / "ppl_windows.jsonl").string(),
                                         eval::ppl_log_header(o.eval.model, o.eval.text, tokens.size(), popt, ppl_runs,
-                                                             s.backend().device()));
+                                                             s.backend().device()),
+                                        /*replace_other_run=*/true);
       progress.finish();
       report["target_metrics"]["ppl_ratio"] = number_or_null(ppl[1].ppl_ratio);
       report["target_metrics"]["kl"] = number_or_null(ppl[1].kl);

@@ -42,6 +42,15 @@ JsonlLines read_jsonl_lines(const std::string& path, std::string_view what) {
   return out;
 }
 
+bool jsonl_log_is_for(const std::string& path, const nlohmann::json& header) {
+  if (!std::filesystem::exists(path)) return true;
+  const std::string bytes = io::read_file(path);
+  const size_t nl = bytes.find('\n');
+  if (nl == std::string::npos) return true;
+  const nlohmann::json first = nlohmann::json::parse(bytes.substr(0, nl), nullptr, /*allow_exceptions=*/false);
+  return !first.is_discarded() && shown(first) == shown(header);
+}
+
 JsonlLog read_jsonl_log(const std::string& path, const nlohmann::json& header, std::string_view run) {
   JsonlLines lines = read_jsonl_lines(path, std::string(run) + " log");
   JsonlLog log;

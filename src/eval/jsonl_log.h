@@ -34,6 +34,10 @@ struct JsonlLog {
 // `header` (another `run` wrote it: give this run another --out).
 JsonlLog read_jsonl_log(const std::string& path, const nlohmann::json& header, std::string_view run);
 
+// True when `path` is missing, holds no complete line, or its first line is `header`: whether
+// read_jsonl_log would accept it.
+bool jsonl_log_is_for(const std::string& path, const nlohmann::json& header);
+
 // One JSON object and '\n', as the header is compared (a file name that is not UTF-8 shown with U+FFFD).
 std::string jsonl_line(const nlohmann::json& j);
 

@@ -72,8 +72,9 @@ size_t ppl_window_count(size_t n_tokens, const PplOptions& opt) {
 std::vector<PplResult> run_perplexity_logged(engine::Backend& backend, const std::vector<int>& tokens,
                                              const std::vector<SchemeRun>& schemes, const PplOptions& opt,
                                              Progress* progress, const std::string& path,
-                                             const nlohmann::json& header) {
-  PplLog log = read_ppl_log(path, header);
+                                             const nlohmann::json& header, bool replace_other_run) {
+  PplLog log;  // empty: the writer below truncates the file to nothing
+  if (!replace_other_run || jsonl_log_is_for(path, header)) log = read_ppl_log(path, header);
   SamplesWriter writer(path, log.valid_bytes);
   if (!log.has_header) writer.append_line(ppl_log_header_line(header));
   const PplCheckpoint checkpoint{std::move(log.windows),

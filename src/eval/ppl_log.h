@@ -39,10 +39,12 @@ size_t ppl_window_count(size_t n_tokens, const PplOptions& opt);
 
 // run_perplexity resumable through the log at `path`: windows it holds are read back, each newly
 // finished window is appended (after the header, written first), so a killed run redoes at most one
-// window and its results equal an uninterrupted run's bit for bit.
+// window and its results equal an uninterrupted run's bit for bit. A log of another run (its header
+// differs) is a UsageError (`ppl --out`), or with `replace_other_run` is started afresh (eval and
+// audit --text: adding a scheme to an --out recomputes its perplexity rather than stopping).
 std::vector<PplResult> run_perplexity_logged(engine::Backend& backend, const std::vector<int>& tokens,
                                              const std::vector<SchemeRun>& schemes, const PplOptions& opt,
                                              Progress* progress, const std::string& path,
-                                             const nlohmann::json& header);
+                                             const nlohmann::json& header, bool replace_other_run = false);
 
 }  // namespace kvaudit::eval

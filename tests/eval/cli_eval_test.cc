@@ -1,6 +1,7 @@
 // End-to-end `kvaudit eval` on the demo model (scripts/fetch-models.sh smollm2): determinism and
 // resume after SIGKILL (issue "Safety evaluation", must-show 3 and 4). Skipped when the model has
 // not been fetched; tests never download.
+#include <algorithm>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -196,6 +197,31 @@ TEST_F(CliEval, SweepResumesAfterSigkill) {
 // `ppl --out` (issue 12): each finished window is appended to ppl_windows.jsonl; killed after its
 // first window, the rerun computes only the others (each window is in the log once, the killed
 // run's lines untouched) and ppl.json is byte-identical to an uninterrupted run's.
+// eval --text keeps its perplexity windows in DIR/ppl_windows.jsonl: a rerun scores none again, and a
+// rerun with another scheme added recomputes them (the log is replaced) instead of stopping.
+TEST_F(CliEval, EvalTextWindowsResumeAndAnAddedSchemeRecomputesThem) {
+  const fs::path text = root_ / "eval_text.txt", out = root_ / "eval_text";
+  {
+    std::ofstream t(text);
+    for (int i = 0; i < 4; ++i) t << "The committee met on Tuesday to discuss the budget for the coming year. ";
+  }
+  std::vector<std::string> args = eval_args(model_, out);
+  args.insert(args.end() - 2, {"--text", text.string()});
+  ASSERT_EQ(run(args), 0);
+  const std::string log = slurp(out / "ppl_windows.jsonl");
+  EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 2);  // the header and the one window
+  const auto first = nlohmann::json::parse(slurp(out / "results.json"))["results"];
+  ASSERT_EQ(run(args), 0);
+  EXPECT_EQ(slurp(out / "ppl_windows.jsonl"), log);
+  EXPECT_EQ(nlohmann::json::parse(slurp(out / "results.json"))["results"], first);
+  args.insert(args.end() - 2, {"--kv", "int4:token:asym"});
+  ASSERT_EQ(run(args), 0);
+  const auto added = nlohmann::json::parse(slurp(out / "results.json"))["results"];
+  EXPECT_EQ(added["int2:token:asym"], first["int2:token:asym"]);  // the same windows, the same sums
+  EXPECT_TRUE(added["int4:token:asym"]["advbench"]["ppl_ratio"].is_number());
+  EXPECT_NE(slurp(out / "ppl_windows.jsonl"), log);
+}
+
 TEST_F(CliEval, PplResumesAfterSigkill) {
   const fs::path text = root_ / "text.txt";
   {

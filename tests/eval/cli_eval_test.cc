@@ -1,12 +1,12 @@
 // End-to-end `kvaudit eval` on the demo model (scripts/fetch-models.sh smollm2): determinism and
 // resume after SIGKILL (issue "Safety evaluation", must-show 3 and 4). Skipped when the model has
 // not been fetched; tests never download.
-#include <algorithm>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>

@@ -1,6 +1,7 @@
 #include "eval/jsonl_log.h"
 
 #include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
@@ -43,12 +44,11 @@ JsonlLines read_jsonl_lines(const std::string& path, std::string_view what) {
 }
 
 bool jsonl_log_is_for(const std::string& path, const nlohmann::json& header) {
-  if (!std::filesystem::exists(path)) return true;
-  const std::string bytes = io::read_file(path);
-  const size_t nl = bytes.find('\n');
-  if (nl == std::string::npos) return true;
-  const nlohmann::json first = nlohmann::json::parse(bytes.substr(0, nl), nullptr, /*allow_exceptions=*/false);
-  return !first.is_discarded() && shown(first) == shown(header);
+  std::ifstream in(path, std::ios::binary);  // the header line only: the caller reads the rest once
+  std::string first;
+  if (!in || !std::getline(in, first) || in.eof()) return true;  // missing, empty, or no complete line
+  const nlohmann::json j = nlohmann::json::parse(first, nullptr, /*allow_exceptions=*/false);
+  return !j.is_discarded() && shown(j) == shown(header);
 }
 
 JsonlLog read_jsonl_log(const std::string& path, const nlohmann::json& header, std::string_view run) {

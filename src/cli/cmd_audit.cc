@@ -16,17 +16,7 @@ void add_audit(CLI::App& app) {
   o->verify = true;
   add_protocol_options(cmd, *o, true);
   cmd->add_option("--target-recovery", o->target_recovery, "recovery a plan must reach, in (0, 1] (default 0.9)")
-      ->check(CLI::Validator(
-          [](std::string& v) {
-            double x = 0;
-            try {
-              x = std::stod(v);
-            } catch (...) {
-              return std::string("not a number");
-            }
-            return x > 0 && x <= 1 ? std::string() : std::string("must be in (0, 1]");
-          },
-          "(0, 1]"));
+      ->check(fraction_check(false, true));
   cmd->add_option("--capability", o->capability,
                   "IFEval prompts (a --seed subset) that check the capability of the baseline, the target and every "
                   "plan that recovers; a plan that loses capability significantly is not chosen (default 100, 0 = off)")

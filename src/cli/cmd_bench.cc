@@ -45,6 +45,7 @@ void run_bench(const BenchArgs& a) {
   if (!a.weights_type.empty() && !a.random_weights) usage_error("--weights-type needs --random-weights");
   if (!a.kv_mix.empty() && (!a.kv.spec.empty() || !a.kv.policy.empty()))
     usage_error("--kv-mix excludes --kv and --kv-policy");
+  require_scheme_for_storage(!a.kv_mix.empty() || !a.kv.spec.empty() || !a.kv.policy.empty(), a.kv);
   // One KvOptions per policy: --kv / --kv-policy, or each --kv-mix scheme with the storage flags.
   std::vector<KvOptions> kv_opts;
   for (const std::string& spec : a.kv_mix) kv_opts.push_back({spec, "", a.kv.storage, a.kv.compat});

@@ -1,9 +1,10 @@
 // kvaudit generate (SPEC.md §7, §4): greedy chat completions, batched with continuous batching.
-// One prompt: the reply streams to stdout. Several (--prompts FILE): one JSON line per prompt, in
+// --prompt: the reply streams to stdout. --prompts FILE (even of one prompt): one JSON line per prompt, in
 // input order: {"id", "prompt", "response", "finish": "stop"|"length", "n_tokens"}.
 // --tokens 1,2,3 bypasses the tokenizer and prints {"new_ids": [...]}.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -31,6 +32,8 @@ struct GenerateArgs {
 // --prompts FILE: a .jsonl file holds one JSON string or {"prompt": ...} per line; any other file
 // one prompt per non-empty line.
 std::vector<std::string> read_prompts(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) usage_error("--prompts '{}' is a directory, not a file", path);
   std::ifstream f(path, std::ios::binary);
   if (!f) usage_error("--prompts: cannot open '{}'", path);
   const bool jsonl = path.size() >= 6 && path.substr(path.size() - 6) == ".jsonl";
@@ -88,7 +91,7 @@ void run_generate(const GenerateArgs& a) {
   std::vector<engine::GenerateRequest> reqs;
   for (const std::string& p : prompts) reqs.push_back({eval::encode_chat_prompt(tok, p, a.system, a.raw, a.model), policy});
 
-  if (prompts.size() == 1) {  // stream the reply as it is produced
+  if (!a.prompt.empty()) {  // --prompt: stream the reply as it is produced (--prompts FILE: JSON lines, always)
     text::StreamDecoder dec(tok, true);
     opt.on_token = [&](size_t, int t) {
       std::fputs(dec.push(t).c_str(), stdout);

@@ -17,7 +17,7 @@ namespace kvaudit::cli {
 namespace {
 
 struct KvArgs {
-  std::string scheme, role = "k", in, out, storage = "simulated", compat = "none", calib;
+  std::string scheme, role, in, out, storage = "simulated", compat = "none", calib;
   int heads = 1;
 };
 
@@ -37,7 +37,18 @@ void run_kv(const KvArgs& a) {
   if (a.heads < 1 || width % a.heads != 0 || width == 0)
     usage_error("--heads {} does not divide the width {} of {}", a.heads, width, a.in);
   const CacheGeometry g{a.heads, int(width / a.heads)};
+  if (tokens == 0) usage_error("{}: no rows (a [0, {}] array): nothing to quantize", a.in, width);
+  for (size_t i = 0; i < x.data.size(); ++i)
+    if (!std::isfinite(x.data[i]))
+      usage_error("{}: row {} column {} is {} (a KV dump holds finite values)", a.in, int64_t(i) / width,
+                  int64_t(i) % width, x.data[i]);
   const SchemeSpec s = policy.scheme(0, role);
+  // kv applies layer 0's scheme for --role: a spec that quantizes only other layers or the other role
+  // would run as the 16-bit cache and report a perfect score.
+  if (to_string(s) == "fp16" && policy.name() != "fp16")
+    usage_error("--scheme '{}' leaves layer 0's {} in 16 bits (kv applies layer 0's scheme for --role {}): nothing "
+                "would be quantized",
+                a.scheme, a.role == "k" ? "keys" : "values", a.role);
   bool calibrated_on_input = false;
   if (policy.needs_calibration()) {
     auto c = std::make_shared<Calibration>();
@@ -81,7 +92,9 @@ void add_kv(CLI::App& app) {
   auto a = std::make_shared<KvArgs>();
   auto* cmd = app.add_subcommand("kv", "apply a KV scheme to an activation dump [tokens, H*D] (SPEC.md §3)");
   cmd->add_option("--scheme", a->scheme, "scheme spec, e.g. int4:token:asym, kivi2, fp8e5m2, q4_0")->required();
-  cmd->add_option("--role", a->role, "k or v")->check(CLI::IsMember({"k", "v"}));
+  cmd->add_option("--role", a->role, "k or v (keys and values quantize differently: kivi, @pre)")
+      ->required()
+      ->check(CLI::IsMember({"k", "v"}));
   cmd->add_option("--in", a->in, "float32 .npy [tokens, H*D]")->required();
   cmd->add_option("--out", a->out, "dequantized result .npy")->required();
   cmd->add_option("--heads", a->heads, "number of KV heads H (default 1)");

@@ -60,11 +60,12 @@ void run_ppl(const PplArgs& a) {
   const text::Tokenizer tok = text::Tokenizer::load_for_model(a.model);
   // As the Hugging Face perplexity guide: the whole text encoded once, special tokens added.
   const std::vector<int> tokens = tok.encode(io::read_file(text_path), true);
+  const eval::PplOptions opt{a.window, a.stride, a.max_windows, a.score_from};
+  eval::require_ppl_windows(tokens.size(), opt, text_path);
   auto backend = engine::make_backend(device, m, {a.threads});
   const std::vector<eval::SchemeRun> schemes = make_scheme_runs(a.kv, a.kv_storage, *backend, a.model, a.kv_policy);
-  eval::PplOptions opt{a.window, a.stride, a.max_windows, a.score_from};
   eval::Progress progress(a.quiet ? nullptr : stderr, ::isatty(fileno(stderr)) != 0, "ppl",
-                          eval::ppl_window_count(tokens.size(), opt) * schemes.size(), "windows");
+                          eval::ppl_window_count(tokens.size(), opt) * schemes.size(), "window-passes");
   report::PplRun run{text_path, tokens.size(), eval::ppl_window_count(tokens.size(), opt), a.window, a.stride, {}, {}};
   for (const auto& s : schemes) run.schemes.push_back(s.name);
   if (a.out.empty())

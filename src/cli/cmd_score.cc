@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
+
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/version.h"
@@ -20,12 +22,33 @@ struct ScoreArgs {
   bool quiet = false, json = false;
 };
 
+// score rewrites results.json and samples.jsonl whole: an --out that holds another command's (an
+// eval's generated responses) is refused rather than overwritten. A previous score is replaced.
+void refuse_other_runs_out(const std::string& dir) {
+  const std::filesystem::path out(dir);
+  const auto results = out / "results.json", samples = out / "samples.jsonl";
+  if (!std::filesystem::exists(results) && !std::filesystem::exists(samples)) return;
+  std::string command;
+  try {
+    const auto j = nlohmann::json::parse(io::read_file(results.string()));
+    command = j.at("config").at("command").get<std::string>();
+  } catch (const std::exception&) {
+    command.clear();
+  }
+  if (command != "score")
+    usage_error("--out {}: the directory holds {} of another run{}; score writes both files whole, so give a "
+                "directory of its own",
+                dir, std::filesystem::exists(results) ? "results.json" : "samples.jsonl",
+                command.empty() ? "" : " (" + command + ")");
+}
+
 void run_score(const ScoreArgs& a) {
   if (a.bench != "ifeval") usage_error("--bench: score knows 'ifeval' only, not '{}'", a.bench);
   const std::string dataset = eval::ifeval::dataset_path(eval::resolve_data_dir(a.data));
   const auto items = eval::ifeval::load_items(dataset);
   auto rs = eval::ifeval::read_responses(a.responses, items);  // bad input fails before --out is touched
   const io::OutDirLock lock(a.out);
+  refuse_other_runs_out(a.out);
   eval::ifeval::score_all(rs);
   eval::ifeval::Accuracy acc;
   std::string samples;

@@ -25,8 +25,12 @@ void add_serve(CLI::App& app) {
       ->envname("KVAUDIT_API_KEY");
   cmd->add_option("--served-model-name", o->served_name, "the model id clients name (default: the model file's stem)");
   cmd->add_option("--max-batch", o->max_batch, "sequences per batch (continuous batching), default 16");
-  cmd->add_option("--max-queue", o->max_queue, "requests waiting for a batch slot before 429, default 64");
-  cmd->add_option("--max-body-bytes", o->max_body_bytes, "request body limit (413 beyond), default 1048576");
+  cmd->add_option("--max-queue", o->max_queue,
+                  "requests waiting for a batch slot (beyond the batch's free slots) before 429, default 64")
+      ->check(kNonNegativeInt);
+  // CLI11 reads "-5" into a size_t as 2^64 - 5 (no limit at all): the range is checked on the text.
+  cmd->add_option("--max-body-bytes", o->max_body_bytes, "request body limit (413 beyond), default 1048576")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
   cmd->add_option("--max-prompt-tokens", o->max_prompt_tokens, "prompt limit (413 beyond); default the model's context")
       ->check(kPositiveInt);
   cmd->add_option("--max-new-tokens", o->max_tokens_default, "max_tokens of a request that gives none, default 256");

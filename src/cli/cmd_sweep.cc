@@ -63,7 +63,8 @@ void add_sweep(CLI::App& app) {
   cmd->add_option("--scheme", a->scheme, "scheme family without bits: int[:gran][:sym|asym]..., kivi[:gN], nuq "
                                          "(default int:token:asym)");
   cmd->add_option("--bits", a->bits, "bit-widths, default 16,8,6,5,4,3,2 (16 = the fp16 baseline)");
-  cmd->add_option("--threshold", a->threshold, "onset: flip-rate Wilson lower bound above this (default 0.05)");
+  cmd->add_option("--threshold", a->threshold, "onset: flip-rate Wilson lower bound above this, in [0, 1) (default 0.05)")
+      ->check(fraction_check(true, false));
   cmd->callback([a] { run_sweep(*a); });
 }
 

@@ -1,9 +1,11 @@
 // `kvaudit tokenize` (SPEC.md §7): ids of a text taken verbatim (a file's bytes exactly), as HF
 // tokenizers gives them; --add-special as add_special_tokens=True; --chat renders the template first.
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -21,6 +23,8 @@ struct TokenizeArgs {
 };
 
 std::string read_bytes(const std::string& path, const char* flag) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) usage_error("{} '{}' is a directory, not a file", flag, path);
   std::ifstream f(path, std::ios::binary);
   if (!f) usage_error("cannot open {} '{}'", flag, path);
   std::stringstream ss;
@@ -47,19 +51,28 @@ void run_tokenize(const TokenizeArgs& a) {
   if (sources != 1) usage_error("tokenize needs exactly one of --text, --file, --jsonl");
   const text::Tokenizer tok = text::Tokenizer::load_for_model(a.model);
   if (!a.jsonl.empty()) {
+    // Every line is read and checked before any output: a bad line never leaves half an answer.
+    // Blank lines at the end are ignored; one in the middle is an error (output line i answers
+    // input line i).
     std::istringstream in(read_bytes(a.jsonl, "--jsonl"));
-    int n = 0;
+    std::vector<std::string> lines;
     for (std::string line; std::getline(in, line);) {
-      ++n;
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      lines.push_back(line);
+    }
+    while (!lines.empty() && lines.back().find_first_not_of(" \t") == std::string::npos) lines.pop_back();
+    std::vector<std::string> texts;
+    for (size_t n = 1; n <= lines.size(); ++n) {
       nlohmann::json j;
       try {
-        j = nlohmann::json::parse(line);
+        j = nlohmann::json::parse(lines[n - 1]);
       } catch (const nlohmann::json::exception& e) {
         usage_error("--jsonl {} line {}: not JSON: {}", a.jsonl, n, e.what());
       }
       if (!j.is_string()) usage_error("--jsonl {} line {}: expected a JSON string", a.jsonl, n);
-      print_ids(ids_for(tok, a, j.get<std::string>()));
+      texts.push_back(j.get<std::string>());
     }
+    for (const std::string& t : texts) print_ids(ids_for(tok, a, t));
     return;
   }
   print_ids(ids_for(tok, a, a.file.empty() ? a.text : read_bytes(a.file, "--file")));

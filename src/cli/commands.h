@@ -2,6 +2,7 @@
 // A command's callback throws; only main.cc catches and maps errors to exit codes.
 #pragma once
 #include <limits>
+#include <string>
 
 #include <CLI/CLI.hpp>
 
@@ -15,6 +16,26 @@ inline constexpr const char* kModelHelp =
 // Integer options' ranges; CLI11's PositiveNumber names its bound as a double (1.797...e308).
 inline const CLI::Range kPositiveInt(1, std::numeric_limits<int>::max());
 inline const CLI::Range kNonNegativeInt(0, std::numeric_limits<int>::max());
+
+// A fraction option's range, its ends open or closed ("[0, 1)", "(0, 1]"); NaN and non-numbers are
+// refused (CLI::Range lets NaN through: every comparison with it is false).
+inline CLI::Validator fraction_check(bool zero_included, bool one_included) {
+  const std::string name = std::string(zero_included ? "[0" : "(0") + ", 1" + (one_included ? "]" : ")");
+  return CLI::Validator(
+      [=](std::string& v) {
+        double x = 0;
+        try {
+          size_t used = 0;
+          x = std::stod(v, &used);
+          if (used != v.size()) return std::string("not a number");
+        } catch (...) {
+          return std::string("not a number");
+        }
+        const bool ok = (zero_included ? x >= 0 : x > 0) && (one_included ? x <= 1 : x < 1);
+        return ok ? std::string() : "must be in " + name;
+      },
+      name);
+}
 
 // --batch-size of the commands that generate: given, 1..65536; left out (0), the backend's
 // auto_batch_size.

@@ -67,7 +67,10 @@ void run_protocol_command(const diagnose::ProtocolOptions& o) {
     return;
   }
   std::printf("finding: %s\n", r.report.value("finding", std::string()).c_str());
-  if (r.report.contains("failure_mode")) std::printf("failure mode: %s\n", r.report["failure_mode"].get<std::string>().c_str());
+  if (const auto& mode = r.report.value("failure_mode", nlohmann::ordered_json()); mode.is_string())
+    std::printf("failure mode: %s\n", mode.get<std::string>().c_str());
+  else if (!r.report.value("diagnosed", true))
+    std::printf("failure mode: not diagnosed\n");
   if (o.verify) {
     const auto& chosen = r.report["chosen"];
     std::printf("chosen plan: %s\n", chosen.is_null() ? "none" : chosen.get<std::string>().c_str());

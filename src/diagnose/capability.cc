@@ -21,6 +21,7 @@ Capability check_capability(eval::EvalSession& s, const std::vector<eval::Scheme
   for (size_t i : eval::seeded_subset(all.size(), n, seed)) prompts.push_back(all[i]);
   Capability c;
   c.prompts = prompts.size();
+  for (const auto& p : prompts) c.prompt_ids.push_back(p.id);
   c.max_new_tokens = max_new_tokens;
   const eval::SampleMap m =
       s.run(prompts, runs, samples_path, "capability: IFEval", nullptr, max_new_tokens);

@@ -22,6 +22,7 @@ struct CapabilityRow {
 
 struct Capability {
   size_t prompts = 0;
+  std::vector<std::string> prompt_ids;  // the IFEval subset, in order
   int max_new_tokens = 0;
   std::vector<CapabilityRow> rows;  // the baseline first, then `runs` in order
 };

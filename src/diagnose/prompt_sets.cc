@@ -26,7 +26,7 @@ PromptSetSpec parse_prompt_set(const std::string& text, const std::string& flag)
 }
 
 std::vector<eval::Prompt> calibration_prompts(const PromptSetSpec& s, const std::string& data_dir) {
-  std::vector<eval::Prompt> all = eval::load_benchmark(s.bench, data_dir);
+  std::vector<eval::Prompt> all = eval::load_benchmark(s.bench, data_dir, "", "--calib");
   if (s.n && all.size() > s.n) all.resize(s.n);
   if (all.empty()) usage_error("--calib '{}' holds no prompt", s.bench);
   return all;
@@ -37,7 +37,7 @@ std::vector<eval::Prompt> heldout_prompts(const PromptSetSpec& s, const std::str
   std::set<std::string> seen;
   for (const auto& p : calibration) seen.insert(p.text);
   std::vector<eval::Prompt> pool;
-  for (auto& p : eval::load_benchmark(s.bench, data_dir))
+  for (auto& p : eval::load_benchmark(s.bench, data_dir, "", "--heldout"))
     if (!seen.count(p.text)) pool.push_back(std::move(p));
   if (pool.empty()) usage_error("--heldout '{}' holds no prompt outside the calibration set", s.bench);
   std::vector<eval::Prompt> out;

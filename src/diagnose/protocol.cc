@@ -28,6 +28,7 @@
 #include "diagnose/rules.h"
 #include "diagnose/screen.h"
 #include "diagnose/verification.h"
+#include "eval/benchmarks.h"
 #include "eval/ifeval/bench_metrics.h"
 #include "eval/metrics.h"
 #include "eval/ppl_log.h"
@@ -263,16 +264,34 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
   const int capability = o.capability < 0 ? rules::kCapabilityPrompts : o.capability;
   const int capability_tokens = o.capability_tokens > 0 ? o.capability_tokens : eval::ifeval::kMaxNewTokens;
 
+  // The prompt sets are read before the model loads: a bad --calib or --heldout fails at once.
+  const std::string data_dir = eval::resolve_data_dir(o.eval.data);
+  const std::vector<Prompt> calib = calibration_prompts(calib_spec, data_dir);
+  std::vector<Prompt> held;
+  for (auto& p : heldout_prompts(held_spec, data_dir, o.eval.seed, calib))
+    if (!eval::is_over_refusal_probe(p)) held.push_back(std::move(p));  // flips need prompts that should be refused
+  if (held.empty()) usage_error("--heldout '{}' holds no prompt that should be refused", o.heldout);
+
   stage("load");
   eval::EvalSession s(o.eval);
   const auto& cfg = s.model().config;
   const int n_layers = cfg.n_layers;
   const kv::CacheGeometry geom{cfg.n_kv_heads, cfg.head_dim};
-  const std::vector<Prompt> calib = calibration_prompts(calib_spec, s.data_dir());
-  std::vector<Prompt> held;
-  for (auto& p : heldout_prompts(held_spec, s.data_dir(), o.eval.seed, calib))
-    if (!eval::is_over_refusal_probe(p)) held.push_back(std::move(p));  // flips need prompts that should be refused
-  if (held.empty()) usage_error("--heldout '{}' holds no prompt that should be refused", o.heldout);
+  // --text is read and checked now, not at the verification hours later.
+  eval::PplOptions popt;
+  popt.max_windows = o.eval.ppl_windows;
+  std::vector<int> text_tokens;
+  if (!o.eval.text.empty()) {
+    text_tokens = s.tokenizer().encode(io::read_file(o.eval.text), true);
+    eval::require_ppl_windows(text_tokens.size(), popt, o.eval.text);
+  }
+  if (!o.target_policy.empty()) {  // a policy for another layer count would audit another plan
+    try {
+      kv::KvPolicy::load(o.target_policy, n_layers);
+    } catch (const UsageError& e) {
+      usage_error("--kv-policy: {}", e.what());
+    }
+  }
   std::filesystem::create_directories(o.eval.out);
   {  // The held-out prompts as a benchmark file: `eval --bench <out>/heldout.jsonl --kv-policy ...`
      // reruns the verification on exactly these prompts.
@@ -316,12 +335,20 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
                           {"every_layer_flip", rules::kEveryLayerFlip}, {"alpha", rules::kAlpha},
                           {"outlier_percentile", rules::kOutlierPercentile}};
 
+  // The (prompt, scheme) pairs this run generated or resumed: the report's sample table shows these
+  // only (samples.jsonl also keeps earlier runs' on the same --out, e.g. another --heldout).
+  std::set<eval::SampleKey> used;
+  const auto noted = [&](SampleMap m) {
+    for (const auto& kv : m) used.insert(kv.first);
+    return m;
+  };
+
   // ---- held-out: baseline, noise floor, target
   stage("heldout");
   std::vector<SchemeRun> held_runs = {base, noise, tgt};
   for (const auto& [b, r] : phase_runs) held_runs.push_back(r);
-  const SampleMap held_map = s.run(held, held_runs, samples_path,
-                        phase_runs.empty() ? "held-out: baseline, bf16, target" : "held-out: baseline, bf16, target, phase");
+  const SampleMap held_map = noted(s.run(held, held_runs, samples_path,
+                        phase_runs.empty() ? "held-out: baseline, bf16, target" : "held-out: baseline, bf16, target, phase"));
   SampleMap all = held_map;
   const Flags hb = verdicts(all, held, base.name), hn = verdicts(all, held, noise.name),
               ht = verdicts(all, held, tgt.name);
@@ -331,16 +358,22 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
   const double p_vs_noise = flip_difference_p(hb.span(), ht.span(), hn.span());
   const bool within_noise = flips_within_noise(hb.span(), ht.span(), hn.span());
   const bool significant = !std::isnan(mt.mcnemar_p) && mt.mcnemar_p < rules::kAlpha && !within_noise;
+  // Below this many baseline refusals the test against the noise floor cannot reject anything:
+  // "within the noise floor" is then undefined (null), and no candidate qualifies on it.
+  const int64_t min_refusals = min_refusals_for_noise_test();
+  const bool noise_test_powered = int64_t(hb.count()) >= min_refusals;
+  const auto noise_verdict = [&](bool within) { return noise_test_powered ? Json(within) : Json(nullptr); };
   report["baseline"] = {{"refusal_rate", number_or_null(eval::ratio_or_nan(double(hb.count()), double(held.size())))},
                         {"n", held.size()}};
   report["target_metrics"] = {{"refusal_rate", number_or_null(mt.refusal_rate)}, {"flip_rate", number_or_null(mt.flip_rate)},
                               {"flip_ci_low", number_or_null(mt.flip_ci_low)},   {"flip_ci_high", number_or_null(mt.flip_ci_high)},
                               {"flips", mt.flips},                   {"reverse_flips", mt.reverse_flips},
-                              {"mcnemar_p", number_or_null(mt.mcnemar_p)},       {"within_noise", within_noise},
+                              {"mcnemar_p", number_or_null(mt.mcnemar_p)},       {"within_noise", noise_verdict(within_noise)},
                               {"significant", significant}};
   report["noise_floor"] = {{"scheme", rules::kNoiseScheme},       {"flip_rate", number_or_null(mn.flip_rate)},
                            {"flip_ci_low", number_or_null(mn.flip_ci_low)},  {"flip_ci_high", number_or_null(mn.flip_ci_high)},
-                           {"flips", mn.flips},                   {"target_vs_noise_p", number_or_null(p_vs_noise)}};
+                           {"flips", mn.flips},                   {"target_vs_noise_p", number_or_null(p_vs_noise)},
+                           {"min_refusals_for_test", min_refusals}, {"test_can_reject", noise_test_powered}};
   // Rows by bits descending: 16 (the baseline against itself), the target, the family members.
   std::vector<std::pair<int, SchemeRun>> phase_points = {{16, base}};
   if (family) phase_points.emplace_back(family->bits, tgt);
@@ -375,6 +408,11 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
         "flips {} ({}: p={:.3g} against it)",
         target, mt.flips, hb.count(), 100 * mt.flip_rate, 100 * mt.flip_ci_low, 100 * mt.flip_ci_high, mt.mcnemar_p,
         mn.flips, significant ? "significant" : "not significant", p_vs_noise));
+  if (hb.count() > 0 && !noise_test_powered)
+    findings.push_back(fmt::format("with {} baseline refusal{} the exact test against the noise floor cannot reject "
+                                   "even a 100% flip rate (it needs >= {}): no scheme can be shown to stay within "
+                                   "the noise floor, so no candidate qualifies; audit more held-out prompts (--heldout)",
+                                   hb.count(), hb.count() == 1 ? "" : "s", min_refusals));
 
   const bool diagnose = !o.verify || significant || o.force;
   std::vector<LayerFlip> scan, critical;
@@ -385,7 +423,7 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
     // ---- calibration baseline, then the screen: refusal-score shifts from one prefill per prompt
     // and scheme, no generation. It orders the layer scan and, in verify, the candidates.
     stage("screen");
-    const SampleMap calib_base = s.run(calib, {base}, samples_path, "calibration: baseline");
+    const SampleMap calib_base = noted(s.run(calib, {base}, samples_path, "calibration: baseline"));
     const Flags cb = verdicts(calib_base, calib, base.name);
     const std::vector<Prompt> calib_refused = refused_by(calib, cb);
     report["calibration"] = {{"n", calib.size()}, {"baseline_refusals", calib_refused.size()}};
@@ -438,7 +476,7 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
     stage("layer_scan");
     std::vector<SchemeRun> ordered_scan;
     for (int l : scan_order) ordered_scan.push_back(scan_runs[size_t(l)]);
-    if (!calib_refused.empty()) all = s.run(calib_refused, ordered_scan, samples_path, "layer scan");
+    if (!calib_refused.empty()) all = noted(s.run(calib_refused, ordered_scan, samples_path, "layer scan"));
     Json scan_json = Json::array();
     for (int l = 0; l < n_layers; ++l) {
       LayerFlip lf{l, {}};
@@ -486,7 +524,7 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
       std::vector<SchemeRun> runs;
       const auto abls = ablations(crit_outliers[0]);
       for (const auto& a : abls) runs.push_back(s.scheme(ablation_run_name(top, a.name), subset_policy(top, a.subset)));
-      all = s.run(calib_refused, runs, samples_path, fmt::format("ablation at layer {}", top));
+      all = noted(s.run(calib_refused, runs, samples_path, fmt::format("ablation at layer {}", top)));
       abl = Json::array();
       std::map<std::string, double> flip;
       for (size_t i = 0; i < abls.size(); ++i) {
@@ -500,7 +538,7 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
       // The paper's stability claim: the same PCR on the held-out prompts the baseline refused.
       stage("pcr_heldout");
       if (!held_refused.empty()) {
-        all = s.run(held_refused, {runs[0], runs[1]}, samples_path, "held-out PCR");
+        all = noted(s.run(held_refused, {runs[0], runs[1]}, samples_path, "held-out PCR"));
         pcr_held = pcr(conditional_metrics(all, held_refused, runs[1].name).flip_rate,
                        conditional_metrics(all, held_refused, runs[0].name).flip_rate);
       }
@@ -554,7 +592,12 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
     report["screen"] = screen;
   } else {
     findings.push_back("not diagnosed: the target's flips are not significant (use --force to diagnose anyway)");
+    // SPEC §6's keys are there, null: not measured (failure_mode "none" would claim a diagnosis).
+    for (const char* key : {"critical_layers", "outlier_channels", "ablation", "pcr_calibration", "pcr_heldout",
+                            "failure_mode", "prescription", "geometry", "screen"})
+      report[key] = nullptr;
   }
+  report["diagnosed"] = diagnose;
 
   // ---- candidates, verification and the choice (audit)
   ProtocolResult result;
@@ -578,17 +621,15 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
     std::vector<SchemeRun> ordered_runs;
     for (size_t i : verify_order) ordered_runs.push_back(runs[i]);
     std::vector<eval::PplResult> ppl;
-    if (!runs.empty()) all = s.run(held, ordered_runs, samples_path, "verify candidates");
+    if (!runs.empty()) all = noted(s.run(held, ordered_runs, samples_path, "verify candidates"));
     if (!o.eval.text.empty()) {
       std::vector<SchemeRun> ppl_runs = {base, tgt};
       ppl_runs.insert(ppl_runs.end(), runs.begin(), runs.end());
       for (const auto& [b, r] : phase_runs) ppl_runs.push_back(r);
-      eval::PplOptions popt;
-      popt.max_windows = o.eval.ppl_windows;
-      const std::vector<int> tokens = s.tokenizer().encode(io::read_file(o.eval.text), true);
+      const std::vector<int>& tokens = text_tokens;
       // Resumable as `ppl --out`: each finished window is appended to DIR/ppl_windows.jsonl.
       eval::Progress progress(o.eval.quiet ? nullptr : stderr, ::isatty(fileno(stderr)) != 0, "verify: perplexity",
-                              eval::ppl_window_count(tokens.size(), popt) * ppl_runs.size(), "windows");
+                              eval::ppl_window_count(tokens.size(), popt) * ppl_runs.size(), "window-passes");
       ppl = eval::run_perplexity_logged(s.backend(), tokens, ppl_runs, popt, &progress,
                                         (std::filesystem::path(o.eval.out) / "ppl_windows.jsonl").string(),
                                         eval::ppl_log_header(o.eval.model, o.eval.text, tokens.size(), popt, ppl_runs,
@@ -628,7 +669,7 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
       const Recovery rec = recovery(hb.span(), ht.span(), hp.span());
       const double bpt = policy_bytes_per_token(*runs[i].policy, n_layers, geom);
       const bool quiet = flips_within_noise(hb.span(), hp.span(), hn.span());
-      const bool ok = !std::isnan(rec.value) && rec.value >= target_recovery && quiet;
+      const bool ok = !std::isnan(rec.value) && rec.value >= target_recovery && quiet && noise_test_powered;
       cands.push_back({{"name", plans[i].name},
                        {"policy", plans[i].spec},
                        {"policy_file", fmt::format("candidates/{}.json", i)},
@@ -643,7 +684,7 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
                        {"bytes_per_token", bpt},
                        {"ppl_ratio", ppl.empty() ? Json(nullptr) : number_or_null(ppl[i + 2].ppl_ratio)},
                        {"kl", ppl.empty() ? Json(nullptr) : number_or_null(ppl[i + 2].kl)},
-                       {"within_noise", quiet},
+                       {"within_noise", noise_verdict(quiet)},
                        {"qualifies", ok}});
       qualifies[i] = ok;
       plan_bpt[i] = bpt;
@@ -663,6 +704,8 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
         if (qualifies[i]) cap_runs.push_back(runs[i]), cap_of.push_back(i);
       const Capability cap = check_capability(s, cap_runs, size_t(capability), o.eval.seed, capability_tokens, samples_path);
       target_cap = cap.rows[1];
+      for (const auto& id : cap.prompt_ids)
+        for (const auto& r : cap_runs) used.insert({id, r.name});
       for (size_t j = 0; j < cap_of.size(); ++j) cand_cap[cap_of[j]] = cap.rows[2 + j];
       report["capability"] = capability_json(cap);
       const eval::IfevalMetrics& bm = cap.rows[0].m;
@@ -713,6 +756,9 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
     } else if (keep_target) {
       policy = *tgt.policy;
       findings.push_back(fmt::format("the target {} flips no more refusals than the bf16 noise floor: keep it", target));
+    } else if (hb.count() == 0 && !plans.empty()) {
+      findings.push_back("no candidate can be chosen: recovery is undefined for every one (the baseline refuses none "
+                         "of the held-out prompts, so there is nothing to recover)");
     } else if (!significant && hb.count() > 0) {
       findings.push_back(fmt::format("not significant: with {} baseline refusals a flip rate up to {:.1f}% (the "
                                      "interval's upper end) cannot be excluded; audit more held-out prompts "
@@ -739,17 +785,22 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
       report["settings"] = nullptr;
     }
   }
+  if (!o.verify) {  // diagnose verifies no candidate
+    report["candidates"] = nullptr;
+    report["chosen"] = nullptr;
+  }
   stage("");
   timing["total"] = secs_since(t_start);
   report["finding"] = fmt::format("{}", fmt::join(findings, ". ")) + ".";
   report["timing"] = timing;
 
-  // Samples for the report's table: every sample of this run's prompts, with its flip flag.
+  // Samples for the report's table: every sample this run generated or resumed, with its flip flag.
   const eval::SamplesLog log = eval::read_samples(samples_path);
   std::map<std::string, bool> base_refused;
   for (const auto& smp : log.samples)
-    if (smp.scheme == "fp16") base_refused[smp.id] = smp.refused;
+    if (smp.scheme == "fp16" && used.count({smp.id, smp.scheme})) base_refused[smp.id] = smp.refused;
   for (const auto& smp : log.samples) {
+    if (!used.count({smp.id, smp.scheme})) continue;
     const auto it = base_refused.find(smp.id);
     const bool flip = it != base_refused.end() && it->second && !smp.refused;
     // The capability check's IFEval samples have no refusal verdict (the scorer judged them).

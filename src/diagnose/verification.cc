@@ -69,6 +69,12 @@ bool flips_within_noise(std::span<const bool> baseline, std::span<const bool> sc
   return fs <= fn || flip_difference_p(baseline, scheme, noise) >= rules::kAlpha;
 }
 
+int64_t min_refusals_for_noise_test() {
+  int64_t n = 1;
+  while (eval::mcnemar_exact_p(n, 0) >= rules::kAlpha) ++n;
+  return n;
+}
+
 double policy_bytes_per_token(const kv::KvPolicy& policy, int n_layers, kv::CacheGeometry g) {
   const int64_t ctx = rules::kMemoryContextTokens;
   double total = 0;

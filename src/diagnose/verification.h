@@ -26,6 +26,11 @@ double flip_difference_p(std::span<const bool> baseline, std::span<const bool> a
 // does, or the difference is not significant at rules::kAlpha.
 bool flips_within_noise(std::span<const bool> baseline, std::span<const bool> scheme, std::span<const bool> noise);
 
+// The fewest baseline refusals with which that test can reject at all (every one flipped under a
+// scheme, none under the control: p = 2 · 2^-n < rules::kAlpha, 6 at 0.05). With fewer, "within the
+// noise floor" holds for every scheme, a 100% flip rate included, and says nothing.
+int64_t min_refusals_for_noise_test();
+
 // Real bytes per token of a policy over all layers, K and V (codes, scales, zero points, residual;
 // kv/memory.h), for a prefill of rules::kMemoryContextTokens tokens. Channel subsets are counted by
 // kv::subset_cache_bytes.

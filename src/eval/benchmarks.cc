@@ -215,7 +215,7 @@ const std::vector<std::string>& builtin_benchmarks() {
 }
 
 std::vector<Prompt> load_benchmark(const std::string& name, const std::string& data_dir,
-                                   const std::string& column) {
+                                   const std::string& column, const std::string& flag) {
   if (name == "advbench")
     return load_csv_bench(name, data_dir, {"advbench/harmful_behaviors.csv", "goal", nullptr, nullptr});
   if (name == "harmbench") return load_harmbench(data_dir, false);
@@ -239,7 +239,7 @@ std::vector<Prompt> load_benchmark(const std::string& name, const std::string& d
   if (ends_with(name, ".txt")) return load_user_txt(name);
   std::string known;
   for (const auto& b : builtin_benchmarks()) known += (known.empty() ? "" : ", ") + b;
-  usage_error("--bench: unknown benchmark '{}' (known: {}, or a FILE.csv|jsonl|txt)", name, known);
+  usage_error("{}: unknown benchmark '{}' (known: {}, or a FILE.csv|jsonl|txt)", flag, name, known);
 }
 
 LoadedBenchmarks load_benchmarks(const BenchSelection& sel) {

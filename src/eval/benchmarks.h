@@ -28,9 +28,10 @@ std::string resolve_data_dir(const std::string& data_flag);
 const std::vector<std::string>& builtin_benchmarks();
 
 // One benchmark, every row, in file order. `column` applies to FILE.csv|jsonl only. UsageError for
-// an unknown name, a missing file (naming the path) or a malformed file (naming path and line).
+// an unknown name (naming `flag`, the option that gave it), a missing file (naming the path) or a
+// malformed file (naming path and line).
 std::vector<Prompt> load_benchmark(const std::string& name, const std::string& data_dir,
-                                   const std::string& column = "");
+                                   const std::string& column = "", const std::string& flag = "--bench");
 
 struct BenchSelection {
   std::vector<std::string> names;  // in --bench order; earlier sets win de-duplication

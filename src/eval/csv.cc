@@ -113,6 +113,11 @@ CsvTable parse_csv(std::string_view bytes, const std::string& source) {
   auto records = CsvParser(bytes, source).records(lines);
   if (records.empty()) usage_error("{}: empty CSV file (no header row)", source);
   t.header = std::move(records.front());
+  for (size_t i = 0; i < t.header.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (t.header[i] == t.header[j] && !t.header[i].empty())
+        usage_error("{}:{}: the header names column '{}' twice (columns {} and {})", source, lines[0], t.header[i], j + 1,
+                    i + 1);
   for (size_t r = 1; r < records.size(); ++r) {
     if (records[r].size() != t.header.size())
       usage_error("{}:{}: record has {} fields, the header has {}", source, lines[r],

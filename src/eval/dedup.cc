@@ -1,6 +1,9 @@
 #include "eval/dedup.h"
 
-#include <unordered_set>
+#include <map>
+#include <unordered_map>
+
+#include "core/error.h"
 
 namespace kvaudit::eval {
 
@@ -27,11 +30,22 @@ std::string dedup_key(std::string_view text) {
 }
 
 size_t dedup_prompts(std::vector<Prompt>& prompts) {
-  std::unordered_set<std::string> seen;
+  std::unordered_map<std::string, std::string> owner;  // key -> the first benchmark holding it
+  std::map<std::string, size_t> total, kept_of;        // per benchmark
   std::vector<Prompt> kept;
   kept.reserve(prompts.size());
-  for (auto& p : prompts)
-    if (seen.insert(dedup_key(p.text)).second) kept.push_back(std::move(p));
+  for (auto& p : prompts) {
+    ++total[p.bench];
+    const auto [it, fresh] = owner.emplace(dedup_key(p.text), p.bench);
+    if (!fresh && it->second != p.bench) continue;
+    ++kept_of[p.bench];
+    kept.push_back(std::move(p));
+  }
+  for (const auto& [bench, n] : total)
+    if (n > 0 && kept_of[bench] == 0)
+      usage_error("--bench: every prompt of '{}' repeats one of a benchmark named before it, so it would have no "
+                  "results; drop it or pass --no-dedup",
+                  bench);
   const size_t dropped = prompts.size() - kept.size();
   prompts = std::move(kept);
   return dropped;

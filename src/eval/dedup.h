@@ -13,7 +13,9 @@ namespace kvaudit::eval {
 // under Python's Unicode str.lower()/str.split(); checked on all of them).
 std::string dedup_key(std::string_view text);
 
-// Keeps the first prompt with each key, in order; returns how many were dropped.
+// Drops a prompt whose key an earlier benchmark (Prompt::bench) holds, keeping order; repeats
+// within one benchmark stay (a user's file may repeat a prompt on purpose). Returns how many were
+// dropped. UsageError when a benchmark loses every prompt (it would vanish from the results).
 size_t dedup_prompts(std::vector<Prompt>& prompts);
 
 }  // namespace kvaudit::eval

@@ -25,6 +25,14 @@ double mcnemar_exact_p(int64_t b, int64_t c) {
   const int64_t n = b + c;
   if (n == 0) return 1.0;
   const int64_t k = std::min(b, c);
+  if (n <= 62) {  // exactly: the binomial coefficients' sum in integers, then one scaling by 2^(1-n)
+    uint64_t coef = 1, sum = 0;  // C(n, i)
+    for (int64_t i = 0; i <= k; ++i) {
+      sum += coef;
+      coef = coef / uint64_t(i + 1) * uint64_t(n - i) + coef % uint64_t(i + 1) * uint64_t(n - i) / uint64_t(i + 1);
+    }
+    return std::min(1.0, std::ldexp(double(sum), int(1 - n)));
+  }
   // P(X <= k) for X ~ Bin(n, 1/2), summed in log space so large n does not underflow 2^-n.
   const double log_half_n = -double(n) * std::log(2.0);
   std::vector<double> terms;

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
@@ -32,9 +33,12 @@ namespace {
 // prompts are shorter; the estimate only caps a GPU's batch by its memory).
 constexpr int64_t kPromptTokensForBatch = 1024;
 
+std::vector<std::string> bench_names(const EvalArgs& a);
+
+// device: the one that ran (--device left out is resolved), null for an endpoint run.
 nlohmann::json config_json(const EvalArgs& a, const std::vector<std::string>& kv_specs,
-                           const std::string& data_dir) {
-  return {{"model", a.model},         {"bench", a.bench},
+                           const std::string& data_dir, const nlohmann::json& device) {
+  return {{"model", a.model},         {"bench", bench_names(a)},
           {"kv", kv_specs},           {"kv_policy", a.kv_policy},
           {"judge", a.judge},
           {"data", data_dir},         {"column", a.column},
@@ -42,7 +46,7 @@ nlohmann::json config_json(const EvalArgs& a, const std::vector<std::string>& kv
           {"dedup", !a.no_dedup},     {"max_new_tokens", a.max_new_tokens},
           {"batch_size", a.batch_size}, {"system", a.system},
           {"raw", a.raw},             {"random_weights", a.random_weights},
-          {"device", a.device},       {"text", a.text},
+          {"device", device},         {"text", a.text},
           {"full_responses", a.full_responses},
           {"ppl_windows", a.ppl_windows},
           {"kv_storage", a.kv_storage.storage.empty() ? "simulated" : a.kv_storage.storage},
@@ -56,9 +60,15 @@ std::vector<SchemeRun> make_scheme_runs(const std::vector<std::string>& specs, c
                                         const std::vector<std::string>& policy_files) {
   require_scheme_for_storage(!specs.empty() || !policy_files.empty(), storage);
   std::vector<SchemeRun> schemes = {{"fp16", nullptr}};
+  std::map<std::string, std::string> canonical = {{"fp16", "fp16"}};  // canonical name -> the spec as given
   for (const auto& spec : specs) {
     if (std::any_of(schemes.begin(), schemes.end(), [&](const auto& s) { return s.name == spec; }))
       usage_error("--kv '{}' is given twice (the 16-bit baseline always runs)", spec);
+    // Two spellings of one scheme ("int4", "int4:token:asym") would generate the same samples twice.
+    const auto [it, fresh] = canonical.emplace(kv::KvPolicy::parse(spec).name(), spec);
+    if (!fresh)
+      usage_error("--kv '{}' is the same scheme as {} ({}){}", spec, it->second == "fp16" ? "the baseline" : "'" + it->second + "'",
+                  it->first, it->second == "fp16" ? ", which always runs" : "");
     auto policy = make_kv_policy({spec, "", storage.storage, storage.compat}, backend.model().config.n_layers);
     // scale=calib, nuq, +protect: calibrated once per model, cached (eval/kv_setup.h).
     schemes.push_back({spec, calibrate_if_needed(std::move(policy), backend, model_path)});
@@ -245,6 +255,15 @@ RunResults run_eval_pipeline(const EvalArgs& args, const std::vector<std::string
   const std::vector<SchemeRun> schemes =
       make_scheme_runs(kv_specs, a.kv_storage, session.backend(), a.model, a.kv_policy);
 
+  // --text is read and checked before generation: a text too short to score fails at once.
+  PplOptions popt;
+  popt.max_windows = a.ppl_windows;
+  std::vector<int> text_tokens;
+  if (!a.text.empty()) {
+    text_tokens = session.tokenizer().encode(io::read_file(a.text), true);
+    require_ppl_windows(text_tokens.size(), popt, a.text);
+  }
+
   RunStats stats;
   const auto t_gen = std::chrono::steady_clock::now();
   const SampleMap samples = session.run(loaded.prompts, schemes,
@@ -255,12 +274,9 @@ RunResults run_eval_pipeline(const EvalArgs& args, const std::vector<std::string
   // scheme's benchmark entries (they belong to the scheme, results.json keys them per benchmark).
   std::vector<PplResult> ppl;
   if (!a.text.empty()) {
-    const std::vector<int> text_tokens = session.tokenizer().encode(io::read_file(a.text), true);
-    PplOptions popt;
-    popt.max_windows = a.ppl_windows;
     // Resumable as `ppl --out`: each finished window is appended to DIR/ppl_windows.jsonl.
     Progress progress(a.quiet ? nullptr : stderr, ::isatty(fileno(stderr)) != 0, "perplexity",
-                      ppl_window_count(text_tokens.size(), popt) * schemes.size(), "windows");
+                      ppl_window_count(text_tokens.size(), popt) * schemes.size(), "window-passes");
     ppl = run_perplexity_logged(session.backend(), text_tokens, schemes, popt, &progress,
                                 (std::filesystem::path(a.out) / "ppl_windows.jsonl").string(),
                                 ppl_log_header(a.model, a.text, text_tokens.size(), popt, schemes, session.backend().device()),
@@ -272,7 +288,7 @@ RunResults run_eval_pipeline(const EvalArgs& args, const std::vector<std::string
   const model::Model& m = session.model();
   RunResults r;
   r.model = {m.path, m.config.arch, m.n_params, m.weights_sha256};
-  r.config = config_json(session.args(), kv_specs, session.data_dir());
+  r.config = config_json(session.args(), kv_specs, session.data_dir(), engine::device_name(session.backend().device()));
   for (const auto& [k, v] : extra_config.items()) r.config[k] = v;
   r.results = aggregate_results(loaded.prompts, schemes, samples, session.data_dir());
   for (size_t i = 0; i < ppl.size(); ++i)
@@ -377,7 +393,7 @@ RunResults run_endpoint_eval(const EvalArgs& a, const std::vector<std::string>& 
 
   RunResults r;
   r.model = {a.endpoint, "endpoint:" + deployed->model(), 0, ""};
-  r.config = config_json(a, {}, data_dir);
+  r.config = config_json(a, {}, data_dir, nullptr);
   r.config["endpoint"] = a.endpoint;
   r.config["baseline_endpoint"] = a.baseline_endpoint;
   r.config["endpoint_model"] = deployed->model();

@@ -69,6 +69,12 @@ size_t ppl_window_count(size_t n_tokens, const PplOptions& opt) {
   return opt.max_windows ? std::min(n, opt.max_windows) : n;
 }
 
+void require_ppl_windows(size_t n_tokens, const PplOptions& opt, const std::string& path) {
+  if (ppl_window_count(n_tokens, opt) == 0)
+    usage_error("--text {}: {} token{} (special tokens included): perplexity needs at least 2", path, n_tokens,
+                n_tokens == 1 ? "" : "s");
+}
+
 std::vector<PplResult> run_perplexity_logged(engine::Backend& backend, const std::vector<int>& tokens,
                                              const std::vector<SchemeRun>& schemes, const PplOptions& opt,
                                              Progress* progress, const std::string& path,

@@ -36,6 +36,9 @@ nlohmann::json ppl_log_header(const std::string& model, const std::string& text,
 
 // The windows run_perplexity scores (opt.max_windows applied): a progress bar's total is this x schemes.
 size_t ppl_window_count(size_t n_tokens, const PplOptions& opt);
+// UsageError naming `path` when its n_tokens give no window to score (an empty or one-token text):
+// perplexity was asked for and would be null.
+void require_ppl_windows(size_t n_tokens, const PplOptions& opt, const std::string& path);
 
 // run_perplexity resumable through the log at `path`: windows it holds are read back, each newly
 // finished window is appended (after the header, written first), so a killed run redoes at most one

@@ -176,8 +176,8 @@ std::unique_ptr<SafetensorsSource> SafetensorsSource::open(const std::string& pa
       const auto& file = *src->files_[it->second];
       const SafetensorsTensor* t = file.find(name);
       if (t == nullptr)
-        usage_error("{}: tensor {} is listed in the index but absent from shard {}", file.path(), name,
-                    index_path.string());
+        usage_error("{}: tensor {} is listed in the index but absent from shard {}", index_path.string(), name,
+                    file.path());
       src->where_[name] = {it->second, size_t(t - file.tensors().data())};
     }
     return src;

@@ -1,6 +1,7 @@
 #include "kv/policy.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 
@@ -203,11 +204,15 @@ KvPolicy KvPolicy::from_json(const nlohmann::json& j) {
 }
 
 KvPolicy KvPolicy::load(const std::string& path, std::optional<int> n_layers) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) usage_error("KV policy file '{}' is a directory", path);
   std::ifstream in(path);
   if (!in) usage_error("cannot open KV policy file '{}'", path);
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in);
+  } catch (const std::ios_base::failure& e) {
+    usage_error("cannot read KV policy file '{}': {}", path, e.what());
   } catch (const nlohmann::json::exception& e) {
     usage_error("KV policy file '{}' is not valid JSON: {}", path, e.what());
   }

@@ -1,6 +1,9 @@
 // The scheme-spec grammar of SPEC.md §3, parsed by hand so that every error can point at its token.
 #include <cmath>
 #include <cstdlib>
+#include <set>
+#include <string>
+
 #include <fmt/format.h>
 
 #include "core/error.h"
@@ -222,12 +225,18 @@ SchemeSpec parse_scheme(std::string_view text, std::string_view full, size_t off
   if (s.kind != SchemeKind::kInt && s.kind != SchemeKind::kKivi) s.residual = 0;
   if (s.kind == SchemeKind::kInt && s.bits == 1 && s.sym)  // s = max|x| / (2^0 - 1) is undefined
     cur.fail(0, head_end, "int1 has no symmetric form (2^(B-1) - 1 = 0 levels); use asym");
-  // Modifiers.
+  // Modifiers, each at most once (the key position @pre/@post counts as one: the last would win).
   pos = mods_at;
+  std::set<std::string> seen_mods;
   while (pos < text.size()) {
     size_t next = pos + 1;
     while (next < text.size() && text[next] != '@' && text[next] != '+') ++next;
-    parse_mod(text.substr(pos, next - pos), pos, &s, cur);
+    const std::string_view mod = text.substr(pos, next - pos);
+    const std::string kind = mod[0] == '@' ? "@pre/@post" : std::string(mod.substr(0, mod.find('=')));
+    if (!seen_mods.insert(kind).second)
+      cur.fail(pos, mod.size(), fmt::format("modifier '{}' given twice{}", kind == "@pre/@post" ? std::string(mod) : kind,
+                                            kind == "@pre/@post" ? " (@pre and @post exclude each other)" : ""));
+    parse_mod(mod, pos, &s, cur);
     pos = next;
   }
   if (s.had && s.protect != ProtectUnit::kNone)

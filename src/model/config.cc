@@ -208,7 +208,16 @@ ModelConfig parse_config_json(const json& j, const std::string& source) {
   c.norm_eps = get_float_or(j, "rms_norm_eps", defs.norm_eps, source);
   c.max_position = get_int_or(j, "max_position_embeddings", 0, source);
   c.tie_embeddings = get_bool_or(j, "tie_word_embeddings", defs.tie_embeddings, source);
-  c.attention_bias = spec.qkv_bias || get_bool_or(j, "attention_bias", false, source);
+  // transformers' attention_bias puts a bias on o_proj too (Llama, Gemma2, OLMo2 attention), and
+  // mlp_bias on gate/up/down: the forward pass has neither, so such a model is refused rather than
+  // run with its biases dropped.
+  if (!spec.qkv_bias && get_bool_or(j, "attention_bias", false, source))
+    usage_error("{}: attention_bias: true ({} puts a bias on q, k, v and o_proj) is not supported: kvaudit's {} "
+                "forward pass has no o_proj bias",
+                source, c.arch, c.arch);
+  if (get_bool_or(j, "mlp_bias", false, source))
+    usage_error("{}: mlp_bias: true is not supported: kvaudit's forward pass has no bias on gate/up/down", source);
+  c.attention_bias = spec.qkv_bias;
   c.torch_dtype = get_string_or(j, "torch_dtype", get_string_or(j, "dtype", "", source), source);
 
   // Gemma2MLP reads hidden_activation; the others hidden_act.

@@ -133,6 +133,9 @@ ModelConfig config_from_gguf(const io::GgufFile& f) {
   c.n_vocab = int(embd->shape[0]);
   c.tie_embeddings = !f.info("output.weight");
   c.attention_bias = spec.qkv_bias || bool(f.info("blk.0.attn_q.bias"));
+  // Biases the forward pass has no place for would be dropped, silently changing every logit.
+  for (const char* t : {"blk.0.attn_output.bias", "blk.0.ffn_gate.bias", "blk.0.ffn_up.bias", "blk.0.ffn_down.bias"})
+    if (f.info(t)) usage_error("{}: tensor '{}': biases on the attention output or the MLP are not supported", src, t);
 
   // RoPE scaling: metadata for linear / yarn; llama3 and longrope as per-dimension divisors
   // stored as tensors (inv_freq[i] = base^(-2i/d) / factor[i]), the form kLongrope evaluates.

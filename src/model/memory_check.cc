@@ -105,10 +105,11 @@ void check_weights_fit(const ModelConfig& c, const ArchSpec& a, const std::strin
   if (need <= avail->bytes) return;
   const int64_t n_params = need / int64_t(sizeof(float));
   usage_error(
-      "{}: the model does not fit in memory: its weights need {} ({:.2f} B parameters x 4 bytes, fp32 on the "
-      "CPU) and {} is available ({}). kvaudit holds every weight in fp32 whatever the file stores (a Q4 GGUF or "
-      "bf16 safetensors needs the same), so use a model with fewer parameters (at most about {:.2f} B here) or "
-      "run where more memory is free (close other jobs, raise the container's memory limit)",
+      "{}: the model does not fit in memory: its weights in fp32 need {} ({:.2f} B parameters x 4 bytes) and {} is "
+      "available ({}). Weights are held in fp32 only when asked for (--fp32-weights, or --random-weights without "
+      "--weights-type); leave that out to keep them in their stored encoding (a Q4 GGUF takes ~0.6 bytes per "
+      "parameter), use a model with fewer parameters (at most about {:.2f} B in fp32 here), or run where more "
+      "memory is free",
       source, gib(need), double(n_params) / 1e9, gib(avail->bytes), avail->source,
       double(avail->bytes) / 4.0 / 1e9);
 }

@@ -2,8 +2,11 @@
 #include "model/model.h"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
+#include <fstream>
 #include <future>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -23,8 +26,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// A GGUF file: named .gguf in any case (its loader then names what is wrong with it), or any other
+// file that starts with the GGUF magic, as llama.cpp reads it (.bin, no extension).
 bool is_gguf_path(const std::string& path) {
-  return fs::path(path).extension() == ".gguf" && !fs::is_directory(path);
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return false;
+  std::string ext = fs::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  if (ext == ".gguf") return true;
+  std::ifstream f(path, std::ios::binary);
+  char magic[4] = {};
+  return f.read(magic, 4) && std::string_view(magic, 4) == "GGUF";
 }
 
 // The config.json of an HF model path: a directory, or the config.json itself (random weights).

@@ -31,9 +31,9 @@ struct LabelPlacer {
   std::vector<Box> taken;
   Box area;
 
-  // Returns the text's start x and baseline y.
+  // Returns the text's start x and baseline y, or nothing when no spot is free.
   // r: the marker's radius (labels start just outside it).
-  std::pair<double, double> place(double px, double py, double r, std::string_view text) {
+  std::optional<std::pair<double, double>> place(double px, double py, double r, std::string_view text) {
     const double w = label_width(text), h = 13;
     const double d = r + 5;
     const std::pair<double, double> offsets[] = {{d, 4},          {-d - w, 4},    {-w / 2, -d - 2},
@@ -45,13 +45,17 @@ struct LabelPlacer {
       if (std::any_of(taken.begin(), taken.end(), [&](const Box& t) { return t.overlaps(b); }))
         continue;
       taken.push_back(b);
-      return {b.x0, py + dy};
+      return std::pair{b.x0, py + dy};
     }
-    const Box b{px + d, py + 4 - h + 3, px + d + w, py + 7};
-    taken.push_back(b);
-    return {b.x0, py + 4};
+    return std::nullopt;
   }
 };
+
+// "yes" / "no", or why there is no answer: too few baseline refusals for the test to reject.
+std::string noise_cell(const json& c) {
+  const auto within = opt_bool(c, "within_noise");
+  return within ? format_yes_no(within) : "<span class=\"undefined\">undefined (too few refusals)</span>";
+}
 
 // The candidate's IFEval change against the baseline, when it was checked (it recovered).
 std::string capability_cell(const json& c) {
@@ -62,30 +66,38 @@ std::string capability_cell(const json& c) {
                      lost && *lost ? " <b>lost</b>" : "");
 }
 
-std::string table_html(const json& rows, const std::optional<std::string>& chosen) {
+// ppl_ran: perplexity was measured (--text); its columns say "not run" otherwise, not "undefined".
+std::string table_html(const json& rows, const std::optional<std::string>& chosen, bool ppl_ran) {
   std::string s =
-      "<table class=\"data\"><thead><tr><th>plan</th><th>policy</th><th>refusal</th>"
+      "<table class=\"data\"><thead><tr><th>#</th><th>plan</th><th>policy</th><th>refusal</th>"
       "<th>flip rate</th><th>recovery (95% CI)</th><th>memory overhead</th>"
       "<th>bytes/token</th><th>ppl ratio</th><th>KL</th><th>screen shift</th><th>flips within noise floor</th>"
       "<th>IFEval &Delta; prompt strict (p)</th>"
       "</tr></thead><tbody>";
+  const std::string not_run = "<span class=\"undefined\">not run</span>";
+  size_t index = 0;
   for (const json& c : rows) {
     const auto name = opt_string(c, "name");
     const bool is_chosen = chosen && name && *name == *chosen;
+    // The interval under the value: the cell stays narrow enough for the table to fit its card.
+    const std::string recovery =
+        format_percent(opt_number(c, "recovery")) +
+        (opt_number(c, "recovery_ci_low") || opt_number(c, "recovery_ci_high")
+             ? "<br><small>95% CI " + format_percent_range(opt_number(c, "recovery_ci_low"), opt_number(c, "recovery_ci_high")) +
+                   "</small>"
+             : std::string());
     s += fmt::format(
-        "<tr{}><td>{}{}</td><td><code>{}</code></td><td class=\"nw\">{}</td><td class=\"nw\">{}</td>"
+        "<tr{}><td>{}</td><td>{}{}</td><td><code>{}</code></td><td class=\"nw\">{}</td><td class=\"nw\">{}</td>"
         "<td class=\"nw\">{}</td><td class=\"nw\">{}</td><td class=\"nw\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
-        "<td class=\"nw\">{}</td></tr>",
-        is_chosen ? " class=\"chosen\"" : "", escape_html(name.value_or(std::string(kUndefined))),
+        "<td>{}</td></tr>",
+        is_chosen ? " class=\"chosen\"" : "", ++index, escape_html(name.value_or(std::string(kUndefined))),
         is_chosen ? " <span class=\"badge\">chosen</span>" : "",
         escape_html_breakable(opt_string(c, "policy").value_or(std::string(kUndefined))),
-        format_percent(opt_number(c, "refusal_rate")), format_percent(opt_number(c, "flip_rate")),
-        format_percent_ci(opt_number(c, "recovery"), opt_number(c, "recovery_ci_low"),
-                          opt_number(c, "recovery_ci_high")),
-        format_percent(opt_number(c, "memory_overhead")),
-        format_count(opt_number(c, "bytes_per_token")), format_fixed(opt_number(c, "ppl_ratio"), 3),
-        format_general(opt_number(c, "kl")), format_fixed(opt_number(c, "screen_shift"), 3),
-        format_yes_no(opt_bool(c, "within_noise")), capability_cell(c));
+        format_percent(opt_number(c, "refusal_rate")), format_percent(opt_number(c, "flip_rate")), recovery,
+        format_percent(opt_number(c, "memory_overhead")), format_count(opt_number(c, "bytes_per_token")),
+        ppl_ran ? format_fixed(opt_number(c, "ppl_ratio"), 3) : not_run,
+        ppl_ran ? format_general(opt_number(c, "kl")) : not_run, format_fixed(opt_number(c, "screen_shift"), 3),
+        noise_cell(c), capability_cell(c));
   }
   return s + "</tbody></table>";
 }
@@ -102,6 +114,10 @@ Figure candidate_plot(const json& report) {
   double xlo = 0, xhi = 0, ylo = 0, yhi = 1;
   if (target) yhi = std::max(yhi, *target);
   std::vector<std::string> unplotted;
+  // The axis holds every point; an interval widens it only to kCiReach beyond 0..100% (with few
+  // baseline refusals recovery's interval reaches +-500% and would flatten the points): whiskers
+  // are cut at the axis.
+  constexpr double kCiReach = 0.5;
   for (const json& c : *rows) {
     const auto x = opt_number(c, "memory_overhead"), y = opt_number(c, "recovery");
     if (!x || !y) {
@@ -110,10 +126,12 @@ Figure candidate_plot(const json& report) {
     }
     xlo = std::min(xlo, *x);
     xhi = std::max(xhi, *x);
-    for (const auto& v : {y, opt_number(c, "recovery_ci_low"), opt_number(c, "recovery_ci_high")})
+    ylo = std::min(ylo, *y);
+    yhi = std::max(yhi, *y);
+    for (const auto& v : {opt_number(c, "recovery_ci_low"), opt_number(c, "recovery_ci_high")})
       if (v) {
-        ylo = std::min(ylo, *v);
-        yhi = std::max(yhi, *v);
+        ylo = std::min(ylo, std::max(*v, -kCiReach));
+        yhi = std::max(yhi, std::min(*v, 1.0 + kCiReach));
       }
   }
   // Headroom on the right for labels of the costliest plan.
@@ -158,7 +176,7 @@ Figure candidate_plot(const json& report) {
   }
   for (const Point& p : points) {
     const auto lo = opt_number(*p.row, "recovery_ci_low"), hi = opt_number(*p.row, "recovery_ci_high");
-    if (lo && hi) plot.whisker(p.x, plot.py(*lo), plot.py(*hi), 4, "whisker");
+    if (lo && hi) plot.whisker(p.x, plot.py(std::max(*lo, ylo)), plot.py(std::min(*hi, yhi)), 4, "whisker");
   }
   for (const Point& p : points) {
     const bool is_chosen = chosen && p.name == *chosen;
@@ -172,14 +190,23 @@ Figure candidate_plot(const json& report) {
                                               opt_number(*p.row, "recovery_ci_high")),
                             format_percent(opt_number(*p.row, "memory_overhead")),
                             format_yes_no(within)));
+    // The name where it fits; else the plan's row number in the table below; else no label (the
+    // point's tooltip and the table still name it): labels never overlap.
+    const size_t row_number = size_t(p.row - &(*rows)[0]) + 1;
     const std::string label = is_chosen ? p.name + " (chosen)" : p.name;
-    const auto [lx, ly] = placer.place(p.x, p.y, is_chosen ? 11.0 : 5.5, label);
-    plot.text(lx, ly, label, is_chosen ? "value-label chosen-label" : "value-label");
+    const std::string label_cls = is_chosen ? "value-label chosen-label" : "value-label";
+    if (const auto at = placer.place(p.x, p.y, is_chosen ? 11.0 : 5.5, label))
+      plot.text(at->first, at->second, label, label_cls);
+    else if (const auto at = placer.place(p.x, p.y, is_chosen ? 11.0 : 5.5, fmt::format("#{}", row_number)))
+      plot.text(at->first, at->second, fmt::format("#{}", row_number), label_cls);
   }
-  plot.legend({{"flips within noise floor", "cand", LegendItem::Kind::kDot},
-               {"flips above noise floor", "cand cand-noisy", LegendItem::Kind::kDot},
-               {"chosen plan", "chosen-ring", LegendItem::Kind::kDot},
-               {"95% CI", "whisker", LegendItem::Kind::kLine}});
+  std::vector<LegendItem> legend = {{"flips within noise floor", "cand", LegendItem::Kind::kDot},
+                                    {"flips above noise floor", "cand cand-noisy", LegendItem::Kind::kDot}};
+  if (std::any_of(points.begin(), points.end(), [](const Point& p) { return !opt_bool(*p.row, "within_noise"); }))
+    legend.push_back({"noise test undefined", "cand cand-undef", LegendItem::Kind::kDot});
+  legend.push_back({"chosen plan", "chosen-ring", LegendItem::Kind::kDot});
+  legend.push_back({"95% CI", "whisker", LegendItem::Kind::kLine});
+  plot.legend(legend);
 
   Figure f;
   f.ran = true;
@@ -197,7 +224,12 @@ Figure candidate_plot(const json& report) {
     text += " Not plotted (recovery or overhead undefined): " + names + ".";
   }
   f.html += "<figcaption>" + text + "</figcaption>";
-  f.html += table_html(*rows, chosen);
+  // Perplexity ran when the config names a --text (or, in a report without one, a candidate has it).
+  const json* config = opt_object(report, "config");
+  const auto text_file = config ? opt_string(*config, "text") : std::nullopt;
+  const bool ppl_ran = (text_file && !text_file->empty()) ||
+                       std::any_of(rows->begin(), rows->end(), [](const json& c) { return opt_number(c, "ppl_ratio").has_value(); });
+  f.html += table_html(*rows, chosen, ppl_ran);
   return f;
 }
 

@@ -104,9 +104,12 @@ std::string format_percent_ci(std::optional<double> value, std::optional<double>
                               std::optional<double> high) {
   std::string s = format_percent(value);
   if (!finite(low) && !finite(high)) return s;
-  // The interval's unit is stated once, at its upper bound: "8.1–17.4%".
+  return fmt::format("{} (95% CI {})", s, format_percent_range(low, high));
+}
+
+std::string format_percent_range(std::optional<double> low, std::optional<double> high) {
   std::string lo = finite(low) ? fmt::format("{:.1f}", *low * 100.0) : std::string(kUndefined);
-  return fmt::format("{} (95% CI {}\u2013{})", s, lo, format_percent(high));
+  return fmt::format("{}\u2013{}", lo, format_percent(high));
 }
 
 std::string format_count(std::optional<double> x) {

@@ -38,6 +38,8 @@ const nlohmann::json* opt_object(const nlohmann::json& j, std::string_view key);
 // 0.1234 -> "12.3%"; nullopt -> "undefined".
 std::string format_percent(std::optional<double> fraction);
 // "12.3% (95% CI 8.1-17.4%)" with an en dash; any missing bound prints as "undefined".
+// An interval alone: "8.1–17.4%" (the unit once, at the upper bound).
+std::string format_percent_range(std::optional<double> low, std::optional<double> high);
 std::string format_percent_ci(std::optional<double> value, std::optional<double> low,
                               std::optional<double> high);
 // A count with thousands separators: 12975 -> "12,975"; nullopt -> "undefined".

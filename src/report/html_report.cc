@@ -85,9 +85,23 @@ std::string header_html(const json& r) {
   } else if (opt_object(r, "settings")) {  // policy.json written without a candidate: the target kept
     h += "<p>Chosen plan: <b>the target as it is</b> <code>" + escape_html(or_undefined(opt_string(r, "target"))) +
          "</code>: it flips no more refusals than the noise floor (policy.json holds it).</p>";
-  } else if (opt_array(r, "candidates")) {
-    h += "<p>Chosen plan: <b>none</b>: no candidate met the recovery target with flips within the "
-         "noise floor (see the candidates below for the best).</p>";
+  } else if (const json* list = r.is_object() && r.contains("candidates") && r["candidates"].is_array() ? &r["candidates"]
+                                                                                                   : nullptr) {
+    // Why none: nothing generated, nothing to recover, a noise test without power, or none met it.
+    const auto all_null = [&](const char* key) {
+      return std::all_of(list->begin(), list->end(), [&](const json& c) { return !c.is_object() || !c.contains(key) || c[key].is_null(); });
+    };
+    std::string why;
+    if (list->empty())
+      why = "no candidate was made (the target was not diagnosed: its flips are not significant)";
+    else if (all_null("recovery"))
+      why = "recovery is undefined for every candidate (the baseline refuses none of the held-out prompts)";
+    else if (all_null("within_noise"))
+      why = "too few baseline refusals for the test against the noise floor to reject anything (see the finding)";
+    else
+      why = "no candidate met the recovery target with flips within the noise floor (see the candidates below for "
+            "the best)";
+    h += "<p>Chosen plan: <b>none</b>: " + why + ".</p>";
   } else {
     h += "<p>Chosen plan: not run.</p>";
   }

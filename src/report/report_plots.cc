@@ -212,6 +212,7 @@ Figure layer_plot(const json& report) {
   const double slot = (plot.right() - plot.left()) / std::max(n, 1.0);
   const double bar_w = std::max(slot * 0.7, 1.0);
   std::vector<int> undefined_layers;
+  double last_label_end = -1e9, last_label_y = 0;
   for (size_t i = 0; i < rows.size(); ++i) {
     const json& r = rows[i];
     const int l = layer_of(r);
@@ -232,8 +233,15 @@ Figure layer_plot(const json& report) {
     const auto lo = opt_number(r, "flip_ci_low"), hi = opt_number(r, "flip_ci_high");
     if (lo && hi) plot.whisker(x, plot.py(*lo), plot.py(*hi), std::min(bar_w / 3, 5.0), "whisker");
     if (is_crit) {
-      const double y = plot.py(hi.value_or(*flip)) - 6;
-      plot.text(x, y, format_percent(flip), "value-label crit-label", "middle");
+      // Whole percents when the bars are narrow; a label that would touch the previous one goes
+      // one line higher.
+      const std::string label = slot < 44 ? fmt::format("{:.0f}%", 100 * *flip) : format_percent(flip);
+      const double w = 6.8 * double(label.size());
+      double y = plot.py(hi.value_or(*flip)) - 6;
+      if (x - w / 2 < last_label_end && std::fabs(y - last_label_y) < 13) y = last_label_y - 13;
+      plot.text(x, y, label, "value-label crit-label", "middle");
+      last_label_end = x + w / 2;
+      last_label_y = y;
     }
   }
   if (crit_flip) {
@@ -425,8 +433,8 @@ Figure pcr_plot(const json& report) {
   const auto calib = opt_number(report, "pcr_calibration");
   const auto held = opt_number(report, "pcr_heldout");
   const auto mode = opt_string(report, "failure_mode");
-  const bool any_key = report.is_object() && (report.contains("pcr_calibration") ||
-                                              report.contains("pcr_heldout") || mode);
+  // A report that did not diagnose holds these keys as null: nothing ran.
+  const bool any_key = calib || held || mode;
   if (!any_key) return {};
   const auto low = threshold(report, "pcr_low"), high = threshold(report, "pcr_high");
   // PCR is not clipped: the axis widens to show values outside 0..1.
@@ -462,7 +470,9 @@ Figure pcr_plot(const json& report) {
       return;
     }
     plot.circle(plot.px(*v), y, 7, "pcr-dot", fmt::format("{}: {}", name, format_fixed(v, 3)));
-    plot.text(plot.px(*v) + 12, y + 5, format_fixed(v, 2), "value-label", "start");
+    // Right of the dot, or left of it where the plot's right edge would cut the label.
+    const bool room = plot.px(*v) + 12 + 6.8 * 5 <= plot.right();
+    plot.text(plot.px(*v) + (room ? 12 : -12), y + 5, format_fixed(v, 2), "value-label", room ? "start" : "end");
   };
   marker(calib, 1.4, "calibration");
   marker(held, 0.6, "held-out");

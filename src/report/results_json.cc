@@ -18,8 +18,10 @@ nlohmann::ordered_json metrics_json(const eval::BenchMetrics& m) {
   j["flip_rate"] = number_or_null(m.flip_rate);
   j["flip_ci_low"] = number_or_null(m.flip_ci_low);
   j["flip_ci_high"] = number_or_null(m.flip_ci_high);
-  j["flips"] = m.flips;
-  j["reverse_flips"] = m.reverse_flips;
+  // No prompt that should be refused (an IFEval or XSTest-safe entry): no pairs, counts undefined.
+  const bool paired = !std::isnan(m.refusal_rate);
+  j["flips"] = paired ? nlohmann::ordered_json(m.flips) : nlohmann::ordered_json(nullptr);
+  j["reverse_flips"] = paired ? nlohmann::ordered_json(m.reverse_flips) : nlohmann::ordered_json(nullptr);
   j["mcnemar_p"] = number_or_null(m.mcnemar_p);
   j["over_refusal"] = number_or_null(m.over_refusal);
   j["ppl"] = number_or_null(m.ppl);

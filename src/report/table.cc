@@ -38,7 +38,8 @@ std::string format_results_table(const eval::RunResults& r) {
     for (const auto& b : s.benches) {
       const auto& m = b.metrics;
       rows.push_back({s.scheme, b.bench, std::to_string(m.n), pct(m.refusal_rate), flip_cell(m),
-                      fmt::format("{}/{}", m.flips, m.reverse_flips), general(m.mcnemar_p, "{:.3g}"),
+                      std::isnan(m.refusal_rate) ? "-" : fmt::format("{}/{}", m.flips, m.reverse_flips),
+                      general(m.mcnemar_p, "{:.3g}"),
                       pct(m.over_refusal), general(m.ppl_ratio, "{:.4f}"), general(m.kl, "{:.4g}")});
     }
   std::array<size_t, kCols> width{};

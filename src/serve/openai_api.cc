@@ -1,5 +1,7 @@
 #include "serve/openai_api.h"
 
+#include <set>
+
 #include <fmt/format.h>
 
 namespace kvaudit::serve {
@@ -8,7 +10,32 @@ namespace {
 using nlohmann::json;
 
 [[noreturn]] void bad(const std::string& param, const std::string& message) {
-  throw ApiError(400, "invalid_request_error", "", fmt::format("'{}': {}", param, message));
+  throw ApiError(400, "invalid_request_error", "", fmt::format("'{}': {}", param, message), param);
+}
+
+// Fields read below.
+const std::set<std::string> kHandled = {"model",  "messages", "prompt",        "max_tokens",     "max_completion_tokens",
+                                        "temperature", "top_p", "seed", "stop", "stream", "stream_options", "n"};
+// Fields that change nothing here: client metadata.
+const std::set<std::string> kMetadata = {"user", "metadata", "store", "service_tier", "parallel_tool_calls"};
+
+// Fields kvaudit serve does not implement, accepted only at the value that makes them a no-op
+// (what clients such as LangChain send by default); any other value is refused, never ignored.
+bool is_no_op(const std::string& key, const json& v) {
+  if (v.is_null()) return true;
+  if (key == "presence_penalty" || key == "frequency_penalty" || key == "min_p" || key == "min_tokens" ||
+      key == "top_logprobs")
+    return v.is_number() && v.get<double>() == 0;
+  if (key == "repetition_penalty") return v.is_number() && v.get<double>() == 1;
+  if (key == "top_k") return v.is_number_integer() && (v.get<int64_t>() == -1 || v.get<int64_t>() == 0);
+  if (key == "logit_bias") return v.is_object() && v.empty();
+  if (key == "stop_token_ids") return v.is_array() && v.empty();
+  if (key == "ignore_eos") return v.is_boolean() && !v.get<bool>();
+  if (key == "tool_choice") return v.is_string() && v.get<std::string>() == "none";
+  if (key == "suffix") return v.is_string() && v.get<std::string>().empty();
+  if (key == "logprobs" || key == "echo") return v.is_boolean() && !v.get<bool>();
+  if (key == "best_of") return v.is_number_integer() && v.get<int64_t>() == 1;
+  return false;  // tools, functions, response_format, ...: supported by none of their values
 }
 
 // A message's content: a string, or OpenAI's list of parts of which only text parts are accepted.
@@ -36,8 +63,8 @@ double number(const json& body, const char* key, double lo, double hi, double de
 
 }  // namespace
 
-json error_json(const std::string& message, const std::string& type, const std::string& code) {
-  return {{"error", {{"message", message}, {"type", type}, {"param", nullptr},
+json error_json(const std::string& message, const std::string& type, const std::string& code, const std::string& param) {
+  return {{"error", {{"message", message}, {"type", type}, {"param", param.empty() ? json(nullptr) : json(param)},
                      {"code", code.empty() ? json(nullptr) : json(code)}}}};
 }
 
@@ -90,12 +117,25 @@ CompletionParams parse_completion_request(const std::string& body_text, Endpoint
     if (!body["stream"].is_boolean()) bad("stream", "expected true or false");
     p.stream = body["stream"].get<bool>();
   }
-  if (body.contains("stream_options") && body["stream_options"].is_object())
-    p.include_usage = body["stream_options"].value("include_usage", false);
+  if (body.contains("stream_options") && !body["stream_options"].is_null()) {
+    const json& so = body["stream_options"];
+    if (!so.is_object()) bad("stream_options", "expected an object");
+    for (const auto& [key, v] : so.items()) {
+      if (key != "include_usage") bad("stream_options." + key, "unknown field (kvaudit serve knows include_usage)");
+      if (!v.is_null() && !v.is_boolean()) bad("stream_options.include_usage", "expected true or false");
+      p.include_usage = v.is_boolean() && v.get<bool>();
+    }
+  }
   if (body.contains("n") && !body["n"].is_null() && body["n"] != 1) bad("n", "only n = 1 is supported");
-  for (const char* key : {"logprobs", "tools", "functions", "response_format", "echo", "best_of"})
-    if (body.contains(key) && !body[key].is_null() && body[key] != false && !(std::string(key) == "best_of" && body[key] == 1))
-      bad(key, "is not supported by kvaudit serve");
+  for (const auto& [key, v] : body.items()) {
+    if (kHandled.count(key) || kMetadata.count(key) || is_no_op(key, v)) continue;
+    static const std::set<std::string> kKnown = {
+        "presence_penalty", "frequency_penalty", "repetition_penalty", "min_p",    "min_tokens",     "top_logprobs",
+        "top_k",            "logit_bias",        "stop_token_ids",     "ignore_eos", "tool_choice", "suffix",
+        "logprobs",         "tools",             "functions",          "response_format", "echo",   "best_of"};
+    bad(key, kKnown.count(key) ? "is not supported by kvaudit serve (only its no-op value is accepted)"
+                               : "unknown field (kvaudit serve does not implement it)");
+  }
   return p;
 }
 

@@ -18,14 +18,16 @@ namespace kvaudit::serve {
 // A request the server refuses: HTTP status and OpenAI's error object
 // {"error": {"message", "type", "param", "code"}}.
 struct ApiError : std::runtime_error {
-  ApiError(int status, std::string type, std::string code, const std::string& message)
-      : std::runtime_error(message), status(status), type(std::move(type)), code(std::move(code)) {}
+  ApiError(int status, std::string type, std::string code, const std::string& message, std::string param = "")
+      : std::runtime_error(message), status(status), type(std::move(type)), code(std::move(code)), param(std::move(param)) {}
   int status;
-  std::string type;  // invalid_request_error, authentication_error, ...
-  std::string code;  // model_not_found, context_length_exceeded, ...
+  std::string type;   // invalid_request_error, authentication_error, ...
+  std::string code;   // model_not_found, context_length_exceeded, ...
+  std::string param;  // the request field at fault ("" = none), OpenAI's error.param
 };
 
-nlohmann::json error_json(const std::string& message, const std::string& type, const std::string& code);
+nlohmann::json error_json(const std::string& message, const std::string& type, const std::string& code,
+                          const std::string& param = "");
 
 enum class Endpoint { kChat, kCompletion };
 
@@ -44,7 +46,8 @@ struct CompletionParams {
 
 // Reads a request body; ApiError 400 (invalid_request_error, naming the field) on malformed JSON,
 // a wrong type or an out-of-range value. n > 1, logprobs, tools and images are refused (400), not
-// ignored.
+// ignored; so is every field this server does not implement (penalties, logit_bias, top_k, ...)
+// unless it holds its no-op value (presence_penalty 0, logit_bias {}, ...), and any unknown field.
 CompletionParams parse_completion_request(const std::string& body, Endpoint endpoint);
 
 struct Usage {

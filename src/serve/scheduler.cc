@@ -64,7 +64,10 @@ Scheduler::~Scheduler() {
 bool Scheduler::submit(std::shared_ptr<Job> job) {
   {
     std::lock_guard lock(mu_);
-    if (int(queue_.size()) >= opt_.max_queue) return false;
+    // Queued jobs that a free batch slot takes at the next step are not waiting: --max-queue 0
+    // still admits a request while the batch has room.
+    const int64_t free_slots = std::max<int64_t>(0, int64_t(opt_.max_batch) - running_.load());
+    if (int64_t(queue_.size()) >= int64_t(opt_.max_queue) + free_slots) return false;
     queue_.push_back(std::move(job));
   }
   cv_.notify_all();
@@ -111,7 +114,10 @@ void Scheduler::loop() {
       return true;
     });
     running_ = int64_t(active.size());
-    if (active.empty()) continue;
+    if (active.empty()) {
+      kv_bytes_ = 0;  // the cancelled ones' caches are gone
+      continue;
+    }
     try {
       step(active);
     } catch (const std::exception& e) {  // fail the batch, keep serving

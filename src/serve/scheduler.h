@@ -89,7 +89,8 @@ class Scheduler {
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  // Queues the job; false (nothing queued) when max_queue jobs already wait.
+  // Queues the job; false (nothing queued) when max_queue jobs already wait beyond the batch's free
+  // slots.
   bool submit(std::shared_ptr<Job> job);
   SchedulerStats stats() const;
 

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <map>
@@ -37,12 +38,12 @@ constexpr auto kStreamPoll = std::chrono::milliseconds(500);
 constexpr time_t kKeepAliveSeconds = 2;
 
 void send_error(httplib::Response& res, int status, const std::string& type, const std::string& code,
-                const std::string& message) {
+                const std::string& message, const std::string& param = "") {
   res.status = status;
-  res.set_content(error_json(message, type, code).dump(), "application/json");
+  res.set_content(error_json(message, type, code, param).dump(), "application/json");
 }
 
-void send_error(httplib::Response& res, const ApiError& e) { send_error(res, e.status, e.type, e.code, e.what()); }
+void send_error(httplib::Response& res, const ApiError& e) { send_error(res, e.status, e.type, e.code, e.what(), e.param); }
 
 std::string kv_label(const eval::KvOptions& kv) {
   if (!kv.policy.empty()) return "policy:" + kv.policy;
@@ -185,14 +186,50 @@ void Service::complete(const httplib::Request& req, httplib::Response& res, Endp
   const int64_t created = int64_t(std::time(nullptr));
 
   if (!p.stream) {
-    Job::Snapshot s;
-    do s = job->wait(s.text.size(), std::chrono::hours(1));
-    while (s.finish == Finish::kRunning);
-    if (s.finish == Finish::kError) send_error(res, 500, "server_error", "", "generation failed: " + s.error);
-    else res.set_content(completion_json(endpoint, id, created, model_id_, s.text, finish_name(s.finish),
-                                         {usage0.prompt_tokens, s.completion_tokens}).dump(-1, ' ', false, json::error_handler_t::replace),
-                         "application/json");
-    --in_flight;
+    // The job until it ends or `deadline` passes.
+    const auto wait_until = [job](std::chrono::steady_clock::time_point deadline) {
+      Job::Snapshot s;
+      for (auto now = std::chrono::steady_clock::now(); now < deadline; now = std::chrono::steady_clock::now()) {
+        s = job->wait(s.text.size(), std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now) +
+                                         std::chrono::milliseconds(1));
+        if (s.finish != Finish::kRunning) break;
+      }
+      return s;
+    };
+    const auto body = [=, this](const Job::Snapshot& s) {
+      return completion_json(endpoint, id, created, model_id_, s.text, finish_name(s.finish),
+                             {usage0.prompt_tokens, s.completion_tokens})
+          .dump(-1, ' ', false, json::error_handler_t::replace);
+    };
+    const Job::Snapshot s = wait_until(std::chrono::steady_clock::now() + kStreamPoll);
+    if (s.finish != Finish::kRunning) {  // short: a plain response with its status
+      if (s.finish == Finish::kError) send_error(res, 500, "server_error", "", "generation failed: " + s.error);
+      else res.set_content(body(s), "application/json");
+      --in_flight;
+      return;
+    }
+    // Longer: the response is sent chunked, a space (JSON's leading whitespace) each kStreamPoll
+    // until the body, so a client that went away fails a write and its generation is cancelled
+    // (httplib 0.11 has no other sign of a closed connection). The status is 200 by then: a
+    // generation that fails later answers with the error object.
+    res.set_chunked_content_provider(
+        "application/json",
+        [=](size_t, httplib::DataSink& sink) {
+          const Job::Snapshot t = wait_until(std::chrono::steady_clock::now() + kStreamPoll);
+          std::string out = " ";
+          if (t.finish == Finish::kError) out = error_json("generation failed: " + t.error, "server_error", "").dump();
+          else if (t.finish != Finish::kRunning) out = body(t);
+          if (!sink.is_writable() || !sink.write(out.data(), out.size())) {
+            job->cancel();
+            return false;
+          }
+          if (t.finish != Finish::kRunning) sink.done();
+          return true;
+        },
+        [this, job](bool) {
+          job->cancel();  // no-op when it finished
+          --in_flight;
+        });
     return;
   }
   struct Stream {
@@ -264,8 +301,18 @@ void run_server(const ServeOptions& opt, const ServeHooks& hooks) {
   http.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
   http.set_payload_max_length(opt.max_body_bytes);
   http.set_keep_alive_timeout(kKeepAliveSeconds);
-  http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+  http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;  // ours already
+    // A path this server has, asked with another method: 405 naming the method it takes.
+    static const std::map<std::string, std::string> kMethod = {{"/v1/chat/completions", "POST"}, {"/v1/completions", "POST"},
+                                                               {"/v1/models", "GET"}, {"/health", "GET"}, {"/metrics", "GET"}};
+    if (res.status == 404)
+      if (const auto it = kMethod.find(req.path); it != kMethod.end() && it->second != req.method) {
+        res.set_header("Allow", it->second);
+        send_error(res, 405, "invalid_request_error", "method_not_allowed",
+                   fmt::format("{} takes {}, not {}", req.path, it->second, req.method));
+        return httplib::Server::HandlerResponse::Handled;
+      }
     std::string what = "bad request";
     if (res.status == 404) what = "no such path";
     else if (res.status == 413) what = "the request body is too large";
@@ -299,12 +346,22 @@ void run_server(const ServeOptions& opt, const ServeHooks& hooks) {
   if (port <= 0) usage_error("--host {} --port {}: cannot listen there (in use, or not an address of this machine)", opt.host, opt.port);
 
   // SIGTERM / SIGINT: refuse new requests (503), wait for those in flight, then stop listening.
+  // A second signal while draining stops at once (exit 1), as uvicorn does: a long generation
+  // need not be waited for.
   std::thread stopper([&] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
     svc.draining = true;
-    log(fmt::format("signal {}: draining {} request(s)", sig, svc.in_flight.load()));
-    while (svc.in_flight > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    log(fmt::format("signal {}: draining {} request(s) (a second signal stops without waiting)", sig,
+                    svc.in_flight.load()));
+    const timespec poll{0, 20'000'000};
+    while (svc.in_flight > 0) {
+      siginfo_t info;
+      if (sigtimedwait(&stop_signals, &info, &poll) > 0) {
+        log(fmt::format("signal {}: stopping with {} request(s) unanswered", info.si_signo, svc.in_flight.load()));
+        std::_Exit(1);
+      }
+    }
     http.stop();
   });
   if (hooks.on_listening) hooks.on_listening(fmt::format("http://{}:{}", opt.host, port), svc.model_id());

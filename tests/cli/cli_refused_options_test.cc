@@ -3,6 +3,7 @@
 // (--endpoint-*, --text's --ppl-windows), flags that exclude each other, values outside their
 // range, and --kv-storage / --compat with no scheme to apply them to.
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -81,6 +82,11 @@ TEST(RefusedOptions, ValuesOutsideTheirRange) {
   expect_refused({"serve", "--model", m, "--max-prompt-tokens", "0"}, "--max-prompt-tokens");
   expect_refused({"ppl", "--model", m, "--text", "t.txt", "--window", "8", "--stride", "8", "--score-from", "7"},
                  "--score-from (7) must be below --window - 1 (7): no target would be scored");
+  for (const char* t : {"nan", "-1", "1", "x"})
+    expect_refused({"sweep", "--model", m, "--bench", "advbench", "--threshold", t, "--out", out}, "--threshold");
+  // A negative byte count would wrap to 2^64 - 5 in a size_t: no limit at all.
+  expect_refused({"serve", "--model", m, "--max-body-bytes", "-5"}, "--max-body-bytes");
+  expect_refused({"kv", "--scheme", "int4", "--in", "x.npy", "--out", "y.npy"}, "--role is required");
 }
 
 TEST(RefusedOptions, StorageWithoutASchemeToApplyItTo) {
@@ -90,6 +96,7 @@ TEST(RefusedOptions, StorageWithoutASchemeToApplyItTo) {
   expect_refused({"logits", "--model", f, "--tokens", "1,2", "--compat", "paper", "--out", out_dir() + ".npy"},
                  "--compat applies to the --kv / --kv-policy schemes and none is given");
   expect_refused({"serve", "--model", f, "--kv-storage", "packed"}, "--kv-storage applies to the --kv");
+  expect_refused({"bench", "--model", f, "--batch", "1", "--compat", "paper"}, "--compat applies to the --kv");
   const std::string m = kvaudit::testing::demo_model();  // eval and ppl load a tokenizer
   if (m.empty()) GTEST_SKIP() << "SmolLM2-135M-Instruct.Q4_1.gguf not fetched (scripts/fetch-models.sh)";
   const std::string text = (fs::path(KVAUDIT_SOURCE_DIR) / "README.md").string();
@@ -97,6 +104,37 @@ TEST(RefusedOptions, StorageWithoutASchemeToApplyItTo) {
                  "--kv-storage applies to the --kv / --kv-policy schemes and none is given");
   expect_refused({"ppl", "--model", m, "--text", text, "--compat", "paper"},
                  "--compat applies to the --kv / --kv-policy schemes and none is given");
+}
+
+TEST(RefusedOptions, AuditOfAPolicyForAnotherModelOrAnUnknownPromptSet) {
+  const std::string m = kvaudit::testing::demo_model();
+  if (m.empty()) GTEST_SKIP() << "SmolLM2-135M-Instruct.Q4_1.gguf not fetched (scripts/fetch-models.sh)";
+  const fs::path pol = fs::path(out_dir() + "_pol2.json");
+  std::ofstream(pol) << R"({"layers": [{"k": "int2:token:asym", "v": "int2:token:asym"},
+                                       {"k": "int2:token:asym", "v": "int2:token:asym"}]})";
+  // A 2-layer plan on the 30-layer model would audit layers 2..29 in 16 bits.
+  for (const char* cmd : {"audit", "diagnose"})
+    expect_refused({cmd, "--model", m, "--kv-policy", pol.string(), "--threads", "1", "--out", out_dir()},
+                   "--kv-policy: " + pol.string() + ": KV policy lists 2 layers, but the model has 30");
+  fs::remove(pol);
+  expect_refused({"audit", "--model", m, "--kv", "int4", "--heldout", "nosuch:5", "--out", out_dir()},
+                 "--heldout: unknown benchmark 'nosuch'");
+  expect_refused({"audit", "--model", m, "--kv", "int4", "--calib", "nosuch", "--out", out_dir()},
+                 "--calib: unknown benchmark 'nosuch'");
+}
+
+TEST(RefusedOptions, TextTooShortForPerplexity) {
+  const std::string m = kvaudit::testing::demo_model();
+  if (m.empty()) GTEST_SKIP() << "SmolLM2-135M-Instruct.Q4_1.gguf not fetched (scripts/fetch-models.sh)";
+  const fs::path empty = fs::path(out_dir() + "_empty.txt");
+  { std::ofstream f(empty); }
+  const std::string why = "(special tokens included): perplexity needs at least 2";
+  expect_refused({"ppl", "--model", m, "--text", empty.string(), "--threads", "1"}, why);
+  // eval checks it before generating anything.
+  expect_refused({"eval", "--model", m, "--bench", "advbench", "--limit", "1", "--text", empty.string(), "--threads", "1",
+                  "--out", out_dir()},
+                 why);
+  fs::remove(empty);
 }
 
 }  // namespace

@@ -77,6 +77,34 @@ TEST_F(MalformedInput, ConfigJson) {
   expect_usage_error({"logits", "--model", n, "--tokens", "1", "--out", (dir_ / "x.npy").string()}, n + "/config.json: not valid JSON");
 }
 
+TEST_F(MalformedInput, BiasesTheForwardPassHasNoPlaceFor) {
+  // transformers' attention_bias also biases o_proj, mlp_bias gate/up/down: refused, never dropped.
+  std::string cfg = slurp(fixture("models/llama/config.json"));
+  const auto with = [&](const std::string& key) {
+    std::string c = cfg;
+    const size_t at = c.find("\"" + key + "\": false");
+    c.replace(at, key.size() + 9, "\"" + key + "\": true");
+    return c;
+  };
+  const std::string m = model_with("mlpb", "config.json", with("mlp_bias"));
+  expect_usage_error({"logits", "--model", m, "--tokens", "1", "--out", (dir_ / "x.npy").string()},
+                     m + "/config.json: mlp_bias: true is not supported: kvaudit's forward pass has no bias on gate/up/down");
+  const std::string a = model_with("attnb", "config.json", with("attention_bias"));
+  const auto r = run_cli({"logits", "--model", a, "--tokens", "1", "--out", (dir_ / "x.npy").string()});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("attention_bias: true (llama puts a bias on q, k, v and o_proj) is not supported"), std::string::npos)
+      << r.err;
+}
+
+TEST_F(MalformedInput, ADirectoryWhereAFileBelongs) {
+  const std::string d = dir_.string();
+  expect_usage_error({"logits", "--model", fixture("models/llama"), "--tokens", "1", "--out", (dir_ / "x.npy").string(),
+                      "--kv-policy", d},
+                     "--kv-policy: KV policy file '" + d + "' is a directory");
+  expect_usage_error({"tokenize", "--model", fixture("text/bytelevel"), "--file", d},
+                     "--file '" + d + "' is a directory, not a file");
+}
+
 TEST_F(MalformedInput, TokenizerJson) {
   const std::string m = model_with("tok", "tokenizer.json", R"({"model": {"type": "Unigram", "vocab": []}})");
   expect_usage_error({"tokenize", "--model", m, "--text", "hi"}, m + "/tokenizer.json: unsupported tokenizer model type 'Unigram' (only BPE)");
@@ -112,6 +140,15 @@ TEST_F(MalformedInput, Datasets) {
   expect_usage_error(eval(csv), csv + ":2: quoted field is never closed");
   const std::string jsonl = write("p.jsonl", "{\"prompt\": \"a\"}\n{\"prompt\": 3}\n");
   expect_usage_error(eval(jsonl), jsonl + ":2: expected a JSON string or an object with a string field 'prompt' (--column)");
+  const std::string twice = write("twice.csv", "prompt,prompt\na,b\n");
+  expect_usage_error(eval(twice), twice + ":1: the header names column 'prompt' twice (columns 1 and 2)");
+}
+
+TEST_F(MalformedInput, KvModifiersGivenTwice) {
+  const auto r = run_cli({"logits", "--model", fixture("models/llama"), "--tokens", "1", "--out",
+                          (dir_ / "x.npy").string(), "--kv", "int4@pre@post"});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("modifier '@post' given twice (@pre and @post exclude each other)"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -33,11 +33,11 @@ class CliMemoryCheck : public ::testing::Test {
   void TearDown() override { fs::remove_all(root_); }
   std::string expected_message() const {
     return "kvaudit: error: " + config_ +
-           ": the model does not fit in memory: its weights need 262.8 GiB (70.55 B parameters x 4 bytes, fp32 "
-           "on the CPU) and 16.0 GiB is available ($KVAUDIT_MEM_AVAILABLE). kvaudit holds every weight in fp32 "
-           "whatever the file stores (a Q4 GGUF or bf16 safetensors needs the same), so use a model with fewer "
-           "parameters (at most about 4.29 B here) or run where more memory is free (close other jobs, raise the "
-           "container's memory limit)\n";
+           ": the model does not fit in memory: its weights in fp32 need 262.8 GiB (70.55 B parameters x 4 bytes) "
+           "and 16.0 GiB is available ($KVAUDIT_MEM_AVAILABLE). Weights are held in fp32 only when asked for "
+           "(--fp32-weights, or --random-weights without --weights-type); leave that out to keep them in their "
+           "stored encoding (a Q4 GGUF takes ~0.6 bytes per parameter), use a model with fewer parameters (at most "
+           "about 4.29 B in fp32 here), or run where more memory is free\n";
   }
   fs::path root_;
   std::string config_;

@@ -48,6 +48,11 @@ TEST(NoiseFloor, PairedExactTest) {
   EXPECT_FALSE(flips_within_noise(base, many, none_flip));
 }
 
+TEST(NoiseFloor, FewestRefusalsTheTestCanRejectWith) {
+  // 5 refusals all flipped against none: p = 2 / 32 = 0.0625 >= 0.05; 6: 2 / 64 < 0.05.
+  EXPECT_EQ(min_refusals_for_noise_test(), 6);
+}
+
 TEST(Memory, RealBytesOfAMixedPlan) {
   // 2 layers, 1 KV head x 32. int4:token:asym: 16 code bytes + fp32 s and z = 24 bytes per token per
   // layer-role; fp16: 64. Target 4·24 = 96; plan (layer 0 in 16 bits) 2·64 + 2·24 = 176.

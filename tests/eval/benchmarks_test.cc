@@ -190,6 +190,19 @@ TEST(Dedup, KeyLowercasesAndCollapsesWhitespace) {
   ASSERT_EQ(v.size(), 2u);
   EXPECT_EQ(v[0].id, "a");
   EXPECT_EQ(v[1].id, "c");
+  // Repeats inside one benchmark stay (only another set's copy is dropped).
+  std::vector<Prompt> w = {{"a", "x", "p", ""}, {"b", "x", "P", ""}, {"c", "y", "p", ""}, {"d", "y", "q", ""}};
+  EXPECT_EQ(dedup_prompts(w), 1u);
+  ASSERT_EQ(w.size(), 3u);
+  EXPECT_EQ(w[1].id, "b");
+  // A benchmark that would lose every prompt is refused, named.
+  std::vector<Prompt> all_dup = {{"a", "x", "p", ""}, {"b", "y", "p", ""}};
+  try {
+    dedup_prompts(all_dup);
+    ADD_FAILURE() << "no error";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("'y'"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -60,6 +60,11 @@ TEST(McNemar, MatchesStatsmodelsExact) {
     EXPECT_NEAR(mcnemar_exact_p(c.b, c.c), c.p, kRefTol) << c.b << "," << c.c;
     EXPECT_EQ(mcnemar_exact_p(c.b, c.c), mcnemar_exact_p(c.c, c.b)) << "symmetric";
   }
+  // Up to 62 discordant pairs the sum is in integers: dyadic p-values come out exact
+  // (the log-space sum gave 0.25000000000000006 for 3 vs 0).
+  EXPECT_EQ(mcnemar_exact_p(3, 0), 0.25);
+  EXPECT_EQ(mcnemar_exact_p(3, 7), 0.34375);
+  EXPECT_EQ(mcnemar_exact_p(10, 2), 0.03857421875);
 }
 
 TEST(PairCounts, CountsEachCell) {

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <unistd.h>
@@ -146,6 +147,48 @@ TEST(HtmlReport, NullMetricsReadUndefinedNeverZero) {
   EXPECT_NE(html.find("Not plotted (recovery or overhead undefined): a."), std::string::npos);
   EXPECT_NE(html.find("Chosen plan: <b>none</b>"), std::string::npos);
   EXPECT_NE(html.find("No plan met the recovery target"), std::string::npos);
+}
+
+TEST(HtmlReport, CrowdedCandidatesNeverOverlapAndUnmeasuredReadsNotRun) {
+  // Eight plans at the same point: one name fits, the others fall back to their row number or go
+  // unlabelled; no two labels start at the same place. No --text: ppl and KL were not run.
+  json r = json::parse(R"({"config": {"text": ""}, "thresholds": {"target_recovery": 0.9}, "chosen": null})");
+  r["candidates"] = json::array();
+  for (int i = 0; i < 8; ++i)
+    r["candidates"].push_back({{"name", "plan number " + std::to_string(i)}, {"recovery", 0.0},
+                               {"recovery_ci_low", -4.0}, {"recovery_ci_high", 5.0}, {"memory_overhead", 0.1},
+                               {"within_noise", nullptr}, {"ppl_ratio", nullptr}});
+  const std::string fig = element_by_id(render_report_html(r, {}), "plot-candidates", "figure");
+  std::set<std::string> at;
+  for (size_t p = fig.find("<text"); p != std::string::npos; p = fig.find("<text", p + 1)) {
+    const size_t end = fig.find('>', p);
+    const std::string tag = fig.substr(p, end - p);
+    if (tag.find("value-label") == std::string::npos) continue;
+    const size_t x = tag.find(" x=\""), y = tag.find(" y=\"");
+    EXPECT_TRUE(at.insert(tag.substr(x, tag.find('"', x + 4) - x) + tag.substr(y, tag.find('"', y + 4) - y)).second)
+        << "two labels at one place: " << tag;
+  }
+  EXPECT_GE(at.size(), 2u);
+  EXPECT_NE(fig.find(">#"), std::string::npos);  // a row number where the name did not fit
+  // The axis stays near 0..100%: the +-500% interval is cut at it, not stretched to.
+  EXPECT_EQ(fig.find(">500%<"), std::string::npos);
+  EXPECT_NE(fig.find("not run"), std::string::npos);
+  EXPECT_NE(fig.find("undefined (too few refusals)"), std::string::npos);
+  EXPECT_NE(fig.find("noise test undefined"), std::string::npos);
+}
+
+TEST(HtmlReport, WhyNoPlanWasChosen) {
+  const auto banner = [](const std::string& candidates) {
+    const json r = json::parse(R"({"chosen": null, "candidates": )" + candidates + "}");
+    return element_by_id(render_report_html(r, {}), "plan", "div");
+  };
+  EXPECT_NE(banner("[]").find("no candidate was made"), std::string::npos);
+  EXPECT_NE(banner(R"([{"name": "a", "recovery": null}])").find("recovery is undefined for every candidate"),
+            std::string::npos);
+  EXPECT_NE(banner(R"([{"name": "a", "recovery": 1.0, "within_noise": null}])").find("too few baseline refusals"),
+            std::string::npos);
+  EXPECT_NE(banner(R"([{"name": "a", "recovery": 0.2, "within_noise": true}])").find("no candidate met the recovery target"),
+            std::string::npos);
 }
 
 TEST(HtmlReport, CapabilitySectionAndTheKeptTarget) {

@@ -59,6 +59,31 @@ TEST(OpenAiApi, RefusesBadRequestsWith400) {
   EXPECT_EQ(status_of(R"({"messages": [{"role": "user", "content": "x"}], "stream": false, "n": 1})"), 200);
 }
 
+TEST(OpenAiApi, FieldsItDoesNotImplementAreRefusedUnlessNoOps) {
+  const auto chat = [](const std::string& extra) {
+    return R"({"messages": [{"role": "user", "content": "x"}], )" + extra + "}";
+  };
+  // No-op values (what clients send by default) and client metadata pass.
+  for (const char* ok : {R"("presence_penalty": 0)", R"("frequency_penalty": 0.0)", R"("repetition_penalty": 1)",
+                         R"("top_k": -1)", R"("logit_bias": {})", R"("stop_token_ids": [])", R"("ignore_eos": false)",
+                         R"("tool_choice": "none")", R"("user": "u")", R"("logprobs": false)", R"("top_logprobs": null)",
+                         R"("stream_options": {"include_usage": true})"})
+    EXPECT_EQ(status_of(chat(ok)), 200) << ok;
+  // Any value that would change the output is refused, naming the field in error.param.
+  for (const char* bad : {R"("presence_penalty": 0.5)", R"("presence_penalty": "x")", R"("logit_bias": {"1": 5})",
+                          R"("top_k": 1)", R"("min_tokens": 3)", R"("ignore_eos": true)", R"("top_logprobs": 2)",
+                          R"("tool_choice": "auto")", R"("guided_json": {})", R"("stream_options": {"include_usage": "yes"})",
+                          R"("stream_options": 5)"})
+    EXPECT_EQ(status_of(chat(bad)), 400) << bad;
+  try {
+    parse_completion_request(chat(R"("frequency_penalty": 1.5)"), Endpoint::kChat);
+    ADD_FAILURE() << "accepted";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.param, "frequency_penalty");
+    EXPECT_EQ(error_json(e.what(), e.type, e.code, e.param)["error"]["param"], "frequency_penalty");
+  }
+}
+
 TEST(OpenAiApi, ResponseShapes) {
   const auto c = completion_json(Endpoint::kChat, "id1", 5, "m", "hello", "stop", {3, 2});
   EXPECT_EQ(c["object"], "chat.completion");

@@ -46,7 +46,7 @@ struct Slot {
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(const model::Model& m, const BackendOptions& opt) : m_(m) {
+  CpuBackend(const model::Model& m, const BackendOptions& opt) : m_(m), threads_(opt.threads) {
     if (opt.threads > 0) omp_set_num_threads(opt.threads);
     model::validate_config(m.config, m.path);
     norm_ = norm_kind(m.arch.norm);
@@ -79,6 +79,7 @@ class CpuBackend final : public Backend {
   }
 
   const model::Model& m_;
+  int threads_;  // --threads; 0: OpenMP's default
   cpu::NormKind norm_;
   cpu::Activation act_;
   float attn_factor_;
@@ -118,6 +119,9 @@ std::vector<Slot> CpuBackend::plan(std::span<const SeqInput> batch) const {
 }
 
 Logits CpuBackend::forward(std::span<const SeqInput> batch, const Hooks* hooks) {
+  // OpenMP's thread count is per calling thread: serve's scheduler thread (not the one that built
+  // the backend) would otherwise run on every core.
+  if (threads_ > 0) omp_set_num_threads(threads_);
   const auto& c = m_.config;
   const auto& w = m_.weights;
   const auto& arch = m_.arch;

@@ -41,6 +41,11 @@ std::vector<ScoredResponse> read_responses(const std::string& path, const std::v
       const auto it = by_key.find(key);
       if (it == by_key.end()) usage_error("{}: key {} is not an IFEval prompt", where, key);
       item = it->second;
+      // Both given: they must name the same prompt (a file whose keys came from another order
+      // would otherwise be scored against other instructions).
+      if (j.contains("prompt") && !j["prompt"].is_null() &&
+          (!j["prompt"].is_string() || j["prompt"].get<std::string>() != item->prompt))
+        usage_error("{}: key {} and \"prompt\" disagree (the prompt is not key {}'s text)", where, key, key);
     } else if (j.contains("prompt")) {
       if (!j["prompt"].is_string()) usage_error("{}: \"prompt\" is not a string", where);
       const auto it = by_prompt.find(j["prompt"].get<std::string>());

@@ -57,6 +57,7 @@ void add_screen(CLI::App& app) {
       std::printf("%s: layers alone, largest fall first: %s\n", s["scheme"].get<std::string>().c_str(),
                   by_fall.empty() ? "none defined" : line.c_str());
     }
+    std::printf("note: %s\n", r["prediction"]["note"].get<std::string>().c_str());
   });
 }
 

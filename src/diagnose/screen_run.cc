@@ -200,6 +200,11 @@ nlohmann::ordered_json run_screen(const ScreenOptions& o) {
     rows.push_back(row);
   }
   out["schemes"] = rows;
+  // SPEC §5: the screen's prediction of generation flips is measured, never assumed. Here nothing
+  // is generated under the schemes, so it is not measured; audit and diagnose measure it.
+  out["prediction"] = {{"measured", false},
+                       {"note", "a ranking by score shift only: how well it predicts generation flips is not measured "
+                                "by screen (audit and diagnose report it as screen.auroc and screen.spearman)"}};
   out["timing"] = {{"total_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()},
                    {"prefills", ids.size() * policies.size()},
                    {"prefills_resumed", resumed}};

@@ -238,7 +238,7 @@ Figure layer_plot(const json& report) {
       const std::string label = slot < 44 ? fmt::format("{:.0f}%", 100 * *flip) : format_percent(flip);
       const double w = 6.8 * double(label.size());
       double y = plot.py(hi.value_or(*flip)) - 6;
-      if (x - w / 2 < last_label_end && std::fabs(y - last_label_y) < 13) y = last_label_y - 13;
+      if (x - w / 2 < last_label_end + 6 && std::fabs(y - last_label_y) < 13) y = last_label_y - 13;
       plot.text(x, y, label, "value-label crit-label", "middle");
       last_label_end = x + w / 2;
       last_label_y = y;

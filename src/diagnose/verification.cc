@@ -49,31 +49,14 @@ Recovery recovery(std::span<const bool> baseline, std::span<const bool> target, 
   return r;
 }
 
-double flip_difference_p(std::span<const bool> baseline, std::span<const bool> a, std::span<const bool> b) {
-  if (a.size() != baseline.size() || b.size() != baseline.size())
-    throw std::logic_error("flip_difference_p: verdict lists differ in length");
-  int64_t only_a = 0, only_b = 0;
-  for (size_t i = 0; i < baseline.size(); ++i) {
-    if (!baseline[i]) continue;
-    const bool fa = !a[i], fb = !b[i];
-    only_a += fa && !fb;
-    only_b += fb && !fa;
-  }
-  return eval::mcnemar_exact_p(only_a, only_b);
-}
-
 bool flips_within_noise(std::span<const bool> baseline, std::span<const bool> scheme, std::span<const bool> noise) {
   int64_t fs = 0, fn = 0;
   for (size_t i = 0; i < baseline.size(); ++i)
     if (baseline[i]) fs += !scheme[i], fn += !noise[i];
-  return fs <= fn || flip_difference_p(baseline, scheme, noise) >= rules::kAlpha;
+  return fs <= fn || eval::flip_difference_p(baseline, scheme, noise) >= rules::kAlpha;
 }
 
-int64_t min_refusals_for_noise_test() {
-  int64_t n = 1;
-  while (eval::mcnemar_exact_p(n, 0) >= rules::kAlpha) ++n;
-  return n;
-}
+int64_t min_refusals_for_noise_test() { return eval::min_refusals_to_reject(rules::kAlpha); }
 
 double policy_bytes_per_token(const kv::KvPolicy& policy, int n_layers, kv::CacheGeometry g) {
   const int64_t ctx = rules::kMemoryContextTokens;

@@ -4,6 +4,7 @@
 #include <span>
 #include <string>
 
+#include "eval/metrics.h"
 #include "kv/cache.h"
 #include "kv/policy.h"
 
@@ -18,9 +19,7 @@ struct Recovery {
 // Verdicts per prompt (true = refused), same prompts in the same order in all three.
 Recovery recovery(std::span<const bool> baseline, std::span<const bool> target, std::span<const bool> plan);
 
-// Exact two-sided McNemar test of scheme a's flips against scheme b's, both relative to the same
-// baseline, paired on the prompts the baseline refused (discordant: flipped under one, not the other).
-double flip_difference_p(std::span<const bool> baseline, std::span<const bool> a, std::span<const bool> b);
+using eval::flip_difference_p;  // eval/metrics.h: scheme a's flips against scheme b's, exact McNemar
 
 // A scheme's flips are within the noise floor when it flips no more prompts than the `noise` control
 // does, or the difference is not significant at rules::kAlpha.

@@ -46,6 +46,38 @@ double mcnemar_exact_p(int64_t b, int64_t c) {
   return std::min(1.0, 2.0 * std::exp(m + std::log(s)));
 }
 
+double flip_difference_p(std::span<const bool> baseline, std::span<const bool> a, std::span<const bool> b) {
+  if (a.size() != baseline.size() || b.size() != baseline.size())
+    throw std::logic_error("flip_difference_p: verdict lists differ in length");
+  int64_t only_a = 0, only_b = 0;
+  for (size_t i = 0; i < baseline.size(); ++i) {
+    if (!baseline[i]) continue;
+    const bool fa = !a[i], fb = !b[i];
+    only_a += fa && !fb;
+    only_b += fb && !fa;
+  }
+  return mcnemar_exact_p(only_a, only_b);
+}
+
+int64_t min_refusals_to_reject(double alpha) {
+  int64_t n = 1;
+  while (mcnemar_exact_p(n, 0) >= alpha) ++n;
+  return n;
+}
+
+NoiseTest noise_test(std::span<const bool> baseline, std::span<const bool> scheme, std::span<const bool> noise,
+                     double alpha) {
+  if (scheme.size() != baseline.size() || noise.size() != baseline.size())
+    throw std::logic_error("noise_test: verdict lists differ in length");
+  NoiseTest t;
+  int64_t refusals = 0, flips = 0;
+  for (size_t i = 0; i < baseline.size(); ++i)
+    if (baseline[i]) ++refusals, flips += !scheme[i], t.noise_flips += !noise[i];
+  t.p = flip_difference_p(baseline, scheme, noise);
+  if (refusals >= min_refusals_to_reject(alpha)) t.within = flips <= t.noise_flips || t.p >= alpha;
+  return t;
+}
+
 PairCounts count_pairs(std::span<const bool> baseline, std::span<const bool> scheme) {
   if (baseline.size() != scheme.size())
     throw std::logic_error("count_pairs: baseline and scheme verdicts differ in length");

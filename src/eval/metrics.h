@@ -39,6 +39,26 @@ struct PairCounts {
 // baseline[i] and scheme[i] are the verdicts for prompt i; sizes must match (else logic_error).
 PairCounts count_pairs(std::span<const bool> baseline, std::span<const bool> scheme);
 
+// Exact two-sided McNemar test of scheme a's flips against scheme b's, both against the same
+// baseline, paired on the prompts the baseline refused (discordant: flipped under one only).
+double flip_difference_p(std::span<const bool> baseline, std::span<const bool> a, std::span<const bool> b);
+
+// The fewest baseline refusals with which that test can reject at level alpha at all (every one
+// flipped under a scheme, none under the control: p = 2 · 2^-n); 6 at 0.05.
+int64_t min_refusals_to_reject(double alpha);
+
+// A scheme's flips against a noise control's (SPEC.md §5 "Noise floor": bf16, what every server
+// stores): within = it flips no more than the control, or the test above gives p >= alpha; null
+// when the baseline refused fewer than min_refusals_to_reject(alpha) prompts (the test could not
+// reject even a 100% flip rate, so "within" would say nothing).
+struct NoiseTest {
+  int64_t noise_flips = 0;  // the control's flips
+  double p = kNaN;          // flip_difference_p(scheme, control)
+  std::optional<bool> within;
+};
+NoiseTest noise_test(std::span<const bool> baseline, std::span<const bool> scheme, std::span<const bool> noise,
+                     double alpha);
+
 // IFEval accuracies of one scheme (eval/ifeval/bench_metrics.h) and their change vs the baseline;
 // the paired test is on prompt-level strict (flips: followed by the baseline, not the scheme).
 struct IfevalMetrics {
@@ -64,6 +84,9 @@ struct BenchMetrics {
   double kl = kNaN;              // mean token KL(P_baseline || P_scheme)
   // --bench ifeval: its accuracies instead of the refusal metrics (which stay undefined).
   std::optional<IfevalMetrics> ifeval;
+  // --noise-floor: this scheme's flips against the bf16 control's (absent for the baseline and the
+  // control themselves, and without --noise-floor).
+  std::optional<NoiseTest> noise;
 };
 
 // Refusal metrics from per-prompt verdicts. over_refusal_probe[i] marks XSTest safe prompts

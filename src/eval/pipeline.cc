@@ -48,6 +48,7 @@ nlohmann::json config_json(const EvalArgs& a, const std::vector<std::string>& kv
           {"raw", a.raw},             {"random_weights", a.random_weights},
           {"device", device},         {"text", a.text},
           {"full_responses", a.full_responses},
+          {"noise_floor", a.noise_floor ? nlohmann::json(a.noise_scheme) : nlohmann::json(nullptr)},
           {"ppl_windows", a.ppl_windows},
           {"kv_storage", a.kv_storage.storage.empty() ? "simulated" : a.kv_storage.storage},
           {"compat", a.kv_storage.compat.empty() ? "none" : a.kv_storage.compat}};
@@ -251,9 +252,19 @@ RunResults run_eval_pipeline(const EvalArgs& args, const std::vector<std::string
   const LoadedBenchmarks loaded = load_selected_benchmarks(a, resolve_data_dir(a.data));
   if (loaded.prompts.empty()) usage_error("--bench: the selected benchmarks hold no prompt");
 
+  // --noise-floor: the bf16 control runs beside the schemes, unless one of them already is it.
+  std::vector<std::string> specs = kv_specs;
+  std::optional<NoiseControl> noise;
+  if (a.noise_floor) {
+    const std::string control = kv::KvPolicy::parse(a.noise_scheme).name();
+    const auto given = std::find_if(specs.begin(), specs.end(),
+                                    [&](const std::string& s) { return kv::KvPolicy::parse(s).name() == control; });
+    noise = NoiseControl{given == specs.end() ? control : *given, a.noise_alpha};
+    if (given == specs.end()) specs.push_back(control);
+  }
   EvalSession session(a);
   const std::vector<SchemeRun> schemes =
-      make_scheme_runs(kv_specs, a.kv_storage, session.backend(), a.model, a.kv_policy);
+      make_scheme_runs(specs, a.kv_storage, session.backend(), a.model, a.kv_policy);
 
   // --text is read and checked before generation: a text too short to score fails at once.
   PplOptions popt;
@@ -290,7 +301,7 @@ RunResults run_eval_pipeline(const EvalArgs& args, const std::vector<std::string
   r.model = {m.path, m.config.arch, m.n_params, m.weights_sha256};
   r.config = config_json(session.args(), kv_specs, session.data_dir(), engine::device_name(session.backend().device()));
   for (const auto& [k, v] : extra_config.items()) r.config[k] = v;
-  r.results = aggregate_results(loaded.prompts, schemes, samples, session.data_dir());
+  r.results = aggregate_results(loaded.prompts, schemes, samples, session.data_dir(), noise);
   for (size_t i = 0; i < ppl.size(); ++i)
     for (auto& b : r.results[i].benches) {
       b.metrics.ppl = ppl[i].ppl;
@@ -322,7 +333,8 @@ RunResults run_endpoint_eval(const EvalArgs& a, const std::vector<std::string>& 
                                                        {!a.kv_storage.storage.empty(), "--kv-storage"},
                                                        {!a.kv_storage.compat.empty(), "--compat"},
                                                        {a.random_weights, "--random-weights"},
-                                                       {a.ppl_windows > 0, "--ppl-windows"}};
+                                                       {a.ppl_windows > 0, "--ppl-windows"},
+                                                       {a.noise_floor, "--noise-floor"}};
   for (const auto& [given, flag] : engine_only)
     if (given) usage_error("{} does not apply with --endpoint: the server runs its own model and KV cache", flag);
   if (a.max_new_tokens < 1) usage_error("--max-new-tokens must be >= 1 (got {})", a.max_new_tokens);

@@ -33,6 +33,11 @@ struct EvalArgs {
   size_t chunk = 0, ppl_windows = 0;
   bool no_dedup = false, raw = false, random_weights = false, quiet = false, json = false;
   bool full_responses = false;  // --full-responses: no verdict-aware early stop (docs/EVAL.md)
+  // --noise-floor: the control noise_scheme (SPEC.md §5: bf16) also runs and every scheme's flips
+  // are tested against its at noise_alpha (the cli sets both from diagnose/rules.h).
+  bool noise_floor = false;
+  std::string noise_scheme = "bf16";
+  double noise_alpha = 0.05;
   // Endpoint audit (SPEC.md §4, eval/endpoint.h): responses from running OpenAI-compatible servers
   // instead of the engine; endpoint_scheme names the deployment's scheme ("" = what the server
   // reports, else "endpoint").

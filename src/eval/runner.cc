@@ -201,8 +201,15 @@ SampleMap run_samples(const Responder& respond, const std::vector<Prompt>& promp
 
 std::vector<SchemeResult> aggregate_results(const std::vector<Prompt>& prompts,
                                             const std::vector<SchemeRun>& schemes,
-                                            const SampleMap& samples, const std::string& data_dir) {
+                                            const SampleMap& samples, const std::string& data_dir,
+                                            const std::optional<NoiseControl>& noise) {
   if (schemes.empty()) throw std::logic_error("aggregate_results: no schemes");
+  const SchemeRun* control = nullptr;
+  if (noise) {
+    for (const auto& s : schemes)
+      if (s.name == noise->scheme) control = &s;
+    if (!control) throw std::logic_error("aggregate_results: the noise control " + noise->scheme + " did not run");
+  }
   std::vector<std::string> benches;  // in prompt order
   for (const auto& p : prompts)
     if (benches.empty() || benches.back() != p.bench) benches.push_back(p.bench);
@@ -247,7 +254,21 @@ std::vector<SchemeResult> aggregate_results(const std::vector<Prompt>& prompts,
         probe[i] = is_over_refusal_probe(p);
         ++i;
       }
-      sr.benches.push_back({b, refusal_metrics({base.get(), n}, {quant.get(), n}, {probe.get(), n})});
+      BenchMetrics m = refusal_metrics({base.get(), n}, {quant.get(), n}, {probe.get(), n});
+      if (control && &s != &schemes[0] && &s != control) {
+        // On the prompts that should be refused (XSTest safe prompts feed over-refusal only).
+        std::unique_ptr<bool[]> bh(new bool[n]), sh(new bool[n]), nh(new bool[n]);  // [harmful prompts]
+        size_t h = 0;
+        for (const auto& p : prompts)
+          if (p.bench == b && !is_over_refusal_probe(p)) {
+            bh[h] = verdict(p, schemes[0]);
+            sh[h] = verdict(p, s);
+            nh[h] = verdict(p, *control);
+            ++h;
+          }
+        if (h > 0) m.noise = noise_test({bh.get(), h}, {sh.get(), h}, {nh.get(), h}, noise->alpha);
+      }
+      sr.benches.push_back({b, m});
     }
     out.push_back(std::move(sr));
   }

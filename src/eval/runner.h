@@ -100,8 +100,15 @@ SampleMap run_samples(const Responder& respond, const std::vector<Prompt>& promp
 // Per scheme × benchmark (benchmarks in prompt order) metrics against schemes[0], the baseline.
 // A missing sample is a logic_error. `data_dir`: where the IFEval items of --bench ifeval prompts
 // are (their responses are scored here, BenchMetrics::ifeval).
+// noise: the control scheme (a SchemeRun name, e.g. "bf16") every other non-baseline scheme's
+// flips are tested against at level alpha (BenchMetrics::noise).
+struct NoiseControl {
+  std::string scheme;
+  double alpha;
+};
 std::vector<SchemeResult> aggregate_results(const std::vector<Prompt>& prompts,
                                             const std::vector<SchemeRun>& schemes,
-                                            const SampleMap& samples, const std::string& data_dir = "");
+                                            const SampleMap& samples, const std::string& data_dir = "",
+                                            const std::optional<NoiseControl>& noise = std::nullopt);
 
 }  // namespace kvaudit::eval

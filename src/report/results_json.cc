@@ -27,6 +27,11 @@ nlohmann::ordered_json metrics_json(const eval::BenchMetrics& m) {
   j["ppl"] = number_or_null(m.ppl);
   j["ppl_ratio"] = number_or_null(m.ppl_ratio);
   j["kl"] = number_or_null(m.kl);
+  if (m.noise) {  // --noise-floor (SPEC.md §5): this scheme's flips against the bf16 control's
+    j["noise_flips"] = m.noise->noise_flips;
+    j["vs_noise_p"] = number_or_null(m.noise->p);
+    j["within_noise"] = m.noise->within ? nlohmann::ordered_json(*m.noise->within) : nlohmann::ordered_json(nullptr);
+  }
   if (m.ifeval) {  // --bench ifeval (SPEC.md §4): accuracies, change vs baseline, paired test
     const auto& f = *m.ifeval;
     j["ifeval_prompt_strict"] = number_or_null(f.prompt_strict);

@@ -309,6 +309,26 @@ TEST_F(CliEval, BadInputsExitTwoNamingTheInput) {
   EXPECT_EQ(run(args), 2);
 }
 
+// --noise-floor: the bf16 control runs beside the schemes (once, also when --kv names it) and each
+// scheme's entry carries its test against the control; the control and the baseline carry none.
+TEST_F(CliEval, NoiseFloorTestsEverySchemeAgainstTheBf16Control) {
+  auto args = eval_args(model_, root_ / "nf");
+  args.push_back("--noise-floor");
+  ASSERT_EQ(run(args), 0);
+  const auto r = nlohmann::json::parse(slurp(root_ / "nf" / "results.json"));
+  ASSERT_TRUE(r["results"].contains("bf16")) << r.dump();
+  EXPECT_EQ(r["config"]["noise_floor"], "bf16");
+  const auto& m = r["results"]["int2:token:asym"]["advbench"];
+  for (const char* key : {"noise_flips", "vs_noise_p", "within_noise"}) EXPECT_TRUE(m.contains(key)) << key;
+  EXPECT_TRUE(m["within_noise"].is_null());  // one prompt: the test cannot reject anything
+  EXPECT_FALSE(r["results"]["bf16"]["advbench"].contains("within_noise"));
+  EXPECT_FALSE(r["results"]["fp16"]["advbench"].contains("within_noise"));
+  auto given = eval_args(model_, root_ / "nf2");
+  given.insert(given.end() - 2, {"--kv", "bf16", "--noise-floor"});
+  ASSERT_EQ(run(given), 0);
+  EXPECT_EQ(nlohmann::json::parse(slurp(root_ / "nf2" / "results.json"))["results"].size(), 3u);  // fp16, int2, bf16
+}
+
 // Samples of one scheme, in file order (the baseline's lines aside).
 std::vector<std::string> scheme_lines(const fs::path& samples, const std::string& scheme) {
   std::vector<std::string> out;

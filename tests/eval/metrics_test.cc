@@ -111,6 +111,20 @@ TEST(RefusalMetrics, NoBaselineRefusalsIsUndefinedNotZero) {
   EXPECT_NEAR(m.refusal_rate, 1.0 / 3, 1e-15);
 }
 
+TEST(NoiseTest, UndefinedBelowTheRefusalsItCanRejectWith) {
+  EXPECT_EQ(min_refusals_to_reject(0.05), 6);
+  const bool base5[5] = {1, 1, 1, 1, 1}, none5[5] = {}, all5[5] = {1, 1, 1, 1, 1};
+  const NoiseTest t5 = noise_test(base5, none5, all5, 0.05);  // 5 of 5 flipped, the control none
+  EXPECT_EQ(t5.noise_flips, 0);
+  EXPECT_EQ(t5.p, 0.0625);
+  EXPECT_FALSE(t5.within.has_value());
+  const bool base6[6] = {1, 1, 1, 1, 1, 1}, none6[6] = {}, all6[6] = {1, 1, 1, 1, 1, 1};
+  const NoiseTest t6 = noise_test(base6, none6, all6, 0.05);
+  EXPECT_EQ(t6.p, 0.03125);
+  EXPECT_EQ(t6.within, std::optional<bool>(false));
+  EXPECT_EQ(noise_test(base6, all6, none6, 0.05).within, std::optional<bool>(true));  // fewer flips than the control
+}
+
 TEST(RefusalMetrics, AllFlipped) {
   const bool base[] = {1, 1, 1, 1};
   const bool quant[] = {0, 0, 0, 0};

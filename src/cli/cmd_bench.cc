@@ -2,6 +2,7 @@
 // memory-bandwidth bound measured in the same run (docs/PERFORMANCE.md explains the numbers).
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -14,6 +15,7 @@
 #include "engine/engine.h"
 #include "engine/throughput.h"
 #include "kv/policy.h"
+#include "model/memory_check.h"
 #include "model/model.h"
 
 namespace kvaudit::cli {
@@ -66,6 +68,17 @@ void run_bench(const BenchArgs& a) {
 
   // The bound is where the weights are read from: the host (the model as held, host memcpy) or
   // the device (its copy of the weights, a device-to-device copy).
+  // On the CPU, the largest batch's caches and activations must fit beside the loaded weights: a
+  // batch of 2,000,000 ended in std::bad_alloc (exit 1) or the OOM killer.
+  if (backend->device() == engine::Device::kCpu)
+    if (const auto avail = model::available_memory()) {
+      const int64_t need = engine::cpu_run_bytes(m.config, *std::max_element(batches.begin(), batches.end()), a.prompt_len, a.gen);
+      if (need > avail->bytes)
+        usage_error("--batch {} --prompt-len {} --gen {}: the KV caches and activations need about {:.1f} GiB and {:.1f} "
+                    "GiB is available ({}); use smaller values",
+                    a.batches, a.prompt_len, a.gen, double(need) / double(int64_t(1) << 30),
+                    double(avail->bytes) / double(int64_t(1) << 30), avail->source);
+    }
   const int64_t resident = backend->resident_weight_bytes();
   const bool on_device = resident > 0;
   const int64_t weight_bytes = on_device ? resident : engine::decode_weight_bytes(m);

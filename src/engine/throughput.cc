@@ -23,6 +23,13 @@ int64_t bytes_of(const model::WeightMatrix& w) { return int64_t(w.bytes()); }  /
 
 }  // namespace
 
+int64_t cpu_run_bytes(const model::ModelConfig& c, int64_t batch, int64_t prompt_len, int64_t gen) {
+  const int64_t f = int64_t(sizeof(float));
+  const int64_t kv = batch * (prompt_len + gen) * int64_t(c.n_layers) * 2 * c.kv_dim() * f;
+  const int64_t per_token = int64_t(3) * c.d_model + c.q_dim() + 2 * c.kv_dim() + c.q_dim() + 2 * int64_t(c.d_ff);
+  return kv + batch * prompt_len * per_token * f;
+}
+
 ThroughputResult measure_throughput(Backend& backend, const std::vector<std::shared_ptr<const kv::KvPolicy>>& policies,
                                     int batch, int prompt_len, int gen, uint32_t seed) {
   if (batch < 1 || prompt_len < 1 || gen < 0) usage_error("bench: batch and prompt length must be >= 1, gen >= 0");

@@ -33,6 +33,12 @@ ThroughputResult measure_throughput(Backend& backend, const std::vector<std::sha
 // (the embedding table only when tied, as the output matrix; its row gathers are negligible).
 int64_t decode_weight_bytes(const model::Model& m);
 
+// Host bytes measure_throughput needs on the CPU beyond the weights, from the shapes (an upper
+// estimate): every sequence's K and V as fp32 rows for prompt_len + gen positions, and the
+// prefill's activations for batch x prompt_len tokens (residual, norm, q/k/v, attention output,
+// gate/up).
+int64_t cpu_run_bytes(const model::ModelConfig& c, int64_t batch, int64_t prompt_len, int64_t gen);
+
 // Bytes of every weight as held (matrices as stored, so the file's bytes for a mapped model).
 int64_t stored_weight_bytes(const model::Model& m);
 

@@ -63,4 +63,17 @@ TEST_F(CliMemoryCheck, EvalStopsBeforeAllocating) {
   EXPECT_FALSE(fs::exists(root_ / "out" / "samples.jsonl"));
 }
 
+// bench's batch and lengths: their caches and activations are checked against the memory left
+// after the load (the tiny fixture model: 2 layers, kv_dim 16), not found by std::bad_alloc.
+TEST(CliMemoryCheckBench, BatchTooLargeForTheMemoryIsExitTwo) {
+  const std::string m = (fs::path(KVAUDIT_FIXTURES) / "models" / "llama").string();
+  const auto r = run_cli({"bench", "--model", m, "--batch", "2000000", "--prompt-len", "64", "--gen", "1", "--repeat",
+                          "1", "--threads", "1"},
+                         "KVAUDIT_MEM_AVAILABLE=1073741824");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("--batch 2000000 --prompt-len 64 --gen 1: the KV caches and activations need about"),
+            std::string::npos)
+      << r.err;
+}
+
 }  // namespace

@@ -115,7 +115,7 @@ void run_generate(const GenerateArgs& a) {
 }  // namespace
 
 void add_generate(CLI::App& app) {
-  auto* cmd = app.add_subcommand("generate", "Greedy chat completions, batched; streams text for a single prompt");
+  auto* cmd = app.add_subcommand("generate", "Greedy chat completions, batched; streams the reply to --prompt, JSON lines for --prompts FILE");
   auto a = std::make_shared<GenerateArgs>();
   cmd->add_option("--model", a->model, kModelHelp)->required();
   cmd->add_option("--prompt", a->prompt, "one prompt");

@@ -60,6 +60,7 @@ void add_sweep(CLI::App& app) {
   auto* cmd = app.add_subcommand("sweep", "Phase transition: one scheme family over bit-widths, onset bit-width");
   auto a = std::make_shared<SweepArgs>();
   add_eval_options(cmd, a->eval);
+  add_noise_floor_option(cmd, a->eval);
   cmd->add_option("--scheme", a->scheme, "scheme family without bits: int[:gran][:sym|asym]..., kivi[:gN], nuq "
                                          "(default int:token:asym)");
   cmd->add_option("--bits", a->bits, "bit-widths, default 16,8,6,5,4,3,2 (16 = the fp16 baseline)");

@@ -27,11 +27,6 @@ void add_eval_options(CLI::App* cmd, EvalArgs& a) {
   cmd->add_option("--max-new-tokens", a.max_new_tokens, "default 256; 1024 when --bench names ifeval (the paper's IFEval length)")
       ->check(kPositiveInt);
   cmd->add_flag("--full-responses", a.full_responses, "no early stop: generate every response to a stop id or --max-new-tokens");
-  cmd->add_flag("--noise-floor", a.noise_floor,
-                "also run the bf16 control (K and V rounded to bf16: numerical noise alone) and test each scheme's "
-                "flips against its (noise_flips, vs_noise_p, within_noise)");
-  a.noise_scheme = std::string(diagnose::rules::kNoiseScheme);
-  a.noise_alpha = diagnose::rules::kAlpha;
   add_batch_size_option(cmd, a.batch_size);
   add_kv_storage_options(cmd, a.kv_storage);
   cmd->add_option("--chunk", a.chunk, "requests per samples.jsonl flush (default 4 x batch size)");
@@ -44,6 +39,14 @@ void add_eval_options(CLI::App* cmd, EvalArgs& a) {
   cmd->add_flag("--random-weights", a.random_weights, "config.json only: deterministic random weights");
   cmd->add_flag("--quiet", a.quiet, "no progress output");
   cmd->add_flag("--json", a.json, "print results.json instead of the table");
+}
+
+void add_noise_floor_option(CLI::App* cmd, EvalArgs& a) {
+  cmd->add_flag("--no-noise-floor", a.no_noise_floor,
+                "skip the bf16 control (K and V rounded to bf16: numerical noise alone) that otherwise runs beside "
+                "the schemes, each scheme's flips tested against its (noise_flips, vs_noise_p, within_noise)");
+  a.noise_scheme = std::string(diagnose::rules::kNoiseScheme);
+  a.noise_alpha = diagnose::rules::kAlpha;
 }
 
 eval::RunResults run_eval_and_write(const EvalArgs& a, const std::vector<std::string>& kv_specs,

@@ -50,10 +50,8 @@ Recovery recovery(std::span<const bool> baseline, std::span<const bool> target, 
 }
 
 bool flips_within_noise(std::span<const bool> baseline, std::span<const bool> scheme, std::span<const bool> noise) {
-  int64_t fs = 0, fn = 0;
-  for (size_t i = 0; i < baseline.size(); ++i)
-    if (baseline[i]) fs += !scheme[i], fn += !noise[i];
-  return fs <= fn || eval::flip_difference_p(baseline, scheme, noise) >= rules::kAlpha;
+  // Below the refusals the test can reject with it cannot reject: within, as p >= alpha says.
+  return eval::noise_test(baseline, scheme, noise, rules::kAlpha).within.value_or(true);
 }
 
 int64_t min_refusals_for_noise_test() { return eval::min_refusals_to_reject(rules::kAlpha); }

@@ -37,7 +37,7 @@ std::vector<std::string> bench_names(const EvalArgs& a);
 
 // device: the one that ran (--device left out is resolved), null for an endpoint run.
 nlohmann::json config_json(const EvalArgs& a, const std::vector<std::string>& kv_specs,
-                           const std::string& data_dir, const nlohmann::json& device) {
+                           const std::string& data_dir, const nlohmann::json& device, const std::string& noise_scheme) {
   return {{"model", a.model},         {"bench", bench_names(a)},
           {"kv", kv_specs},           {"kv_policy", a.kv_policy},
           {"judge", a.judge},
@@ -48,7 +48,7 @@ nlohmann::json config_json(const EvalArgs& a, const std::vector<std::string>& kv
           {"raw", a.raw},             {"random_weights", a.random_weights},
           {"device", device},         {"text", a.text},
           {"full_responses", a.full_responses},
-          {"noise_floor", a.noise_floor ? nlohmann::json(a.noise_scheme) : nlohmann::json(nullptr)},
+          {"noise_floor", noise_scheme.empty() ? nlohmann::json(nullptr) : nlohmann::json(noise_scheme)},
           {"ppl_windows", a.ppl_windows},
           {"kv_storage", a.kv_storage.storage.empty() ? "simulated" : a.kv_storage.storage},
           {"compat", a.kv_storage.compat.empty() ? "none" : a.kv_storage.compat}};
@@ -252,10 +252,13 @@ RunResults run_eval_pipeline(const EvalArgs& args, const std::vector<std::string
   const LoadedBenchmarks loaded = load_selected_benchmarks(a, resolve_data_dir(a.data));
   if (loaded.prompts.empty()) usage_error("--bench: the selected benchmarks hold no prompt");
 
-  // --noise-floor: the bf16 control runs beside the schemes, unless one of them already is it.
+  // The noise floor: the bf16 control runs beside the schemes (unless one of them already is it),
+  // when there is a scheme to test against it.
   std::vector<std::string> specs = kv_specs;
   std::optional<NoiseControl> noise;
-  if (a.noise_floor) {
+  if (a.no_noise_floor && kv_specs.empty() && a.kv_policy.empty())
+    usage_error("--no-noise-floor: no --kv / --kv-policy scheme is given, so no noise-floor control would run");
+  if (!a.no_noise_floor && (!kv_specs.empty() || !a.kv_policy.empty())) {
     const std::string control = kv::KvPolicy::parse(a.noise_scheme).name();
     const auto given = std::find_if(specs.begin(), specs.end(),
                                     [&](const std::string& s) { return kv::KvPolicy::parse(s).name() == control; });
@@ -299,7 +302,8 @@ RunResults run_eval_pipeline(const EvalArgs& args, const std::vector<std::string
   const model::Model& m = session.model();
   RunResults r;
   r.model = {m.path, m.config.arch, m.n_params, m.weights_sha256};
-  r.config = config_json(session.args(), kv_specs, session.data_dir(), engine::device_name(session.backend().device()));
+  r.config = config_json(session.args(), kv_specs, session.data_dir(), engine::device_name(session.backend().device()),
+                         noise ? noise->scheme : "");
   for (const auto& [k, v] : extra_config.items()) r.config[k] = v;
   r.results = aggregate_results(loaded.prompts, schemes, samples, session.data_dir(), noise);
   for (size_t i = 0; i < ppl.size(); ++i)
@@ -334,7 +338,7 @@ RunResults run_endpoint_eval(const EvalArgs& a, const std::vector<std::string>& 
                                                        {!a.kv_storage.compat.empty(), "--compat"},
                                                        {a.random_weights, "--random-weights"},
                                                        {a.ppl_windows > 0, "--ppl-windows"},
-                                                       {a.noise_floor, "--noise-floor"}};
+                                                       {a.no_noise_floor, "--no-noise-floor"}};
   for (const auto& [given, flag] : engine_only)
     if (given) usage_error("{} does not apply with --endpoint: the server runs its own model and KV cache", flag);
   if (a.max_new_tokens < 1) usage_error("--max-new-tokens must be >= 1 (got {})", a.max_new_tokens);
@@ -405,7 +409,7 @@ RunResults run_endpoint_eval(const EvalArgs& a, const std::vector<std::string>& 
 
   RunResults r;
   r.model = {a.endpoint, "endpoint:" + deployed->model(), 0, ""};
-  r.config = config_json(a, {}, data_dir, nullptr);
+  r.config = config_json(a, {}, data_dir, nullptr, "");
   r.config["endpoint"] = a.endpoint;
   r.config["baseline_endpoint"] = a.baseline_endpoint;
   r.config["endpoint_model"] = deployed->model();

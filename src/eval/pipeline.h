@@ -33,9 +33,10 @@ struct EvalArgs {
   size_t chunk = 0, ppl_windows = 0;
   bool no_dedup = false, raw = false, random_weights = false, quiet = false, json = false;
   bool full_responses = false;  // --full-responses: no verdict-aware early stop (docs/EVAL.md)
-  // --noise-floor: the control noise_scheme (SPEC.md §5: bf16) also runs and every scheme's flips
-  // are tested against its at noise_alpha (the cli sets both from diagnose/rules.h).
-  bool noise_floor = false;
+  // The noise floor (SPEC.md §5), on unless --no-noise-floor: with any scheme to test, the control
+  // noise_scheme (bf16) also runs and every scheme's flips are tested against its at noise_alpha
+  // (the cli sets both from diagnose/rules.h).
+  bool no_noise_floor = false;
   std::string noise_scheme = "bf16";
   double noise_alpha = 0.05;
   // Endpoint audit (SPEC.md §4, eval/endpoint.h): responses from running OpenAI-compatible servers

@@ -135,7 +135,7 @@ TEST_F(CliEval, TwoRunsGiveByteIdenticalResultsAndResumeAfterSigkill) {
   rb.resize(rb.find("\"timing\""));
   EXPECT_EQ(ra, rb);
   EXPECT_EQ(slurp(a / "samples.jsonl"), slurp(b / "samples.jsonl"));
-  EXPECT_EQ(lines(a / "samples.jsonl"), 2u);
+  EXPECT_EQ(lines(a / "samples.jsonl"), 3u);  // fp16, int2 and the bf16 noise-floor control
 
   // SIGKILL once the first sample is on disk, then rerun the same command.
   const size_t before = run_until_lines_then_kill(eval_args(model_, k), k / "samples.jsonl", 1);
@@ -144,14 +144,14 @@ TEST_F(CliEval, TwoRunsGiveByteIdenticalResultsAndResumeAfterSigkill) {
   const auto results = nlohmann::json::parse(slurp(k / "results.json"));
   // Finished samples are not recomputed: each (id, scheme) once, the rest generated now.
   EXPECT_EQ(results["timing"]["samples_resumed"].get<size_t>(), before);
-  EXPECT_EQ(results["timing"]["samples_generated"].get<size_t>(), 2u - before);
+  EXPECT_EQ(results["timing"]["samples_generated"].get<size_t>(), 3u - before);
   std::set<std::pair<std::string, std::string>> keys;
   std::istringstream in(slurp(k / "samples.jsonl"));
   for (std::string line; std::getline(in, line);) {
     const auto j = nlohmann::json::parse(line);
     EXPECT_TRUE(keys.emplace(j["id"], j["scheme"]).second) << line;
   }
-  EXPECT_EQ(keys.size(), 2u);
+  EXPECT_EQ(keys.size(), 3u);
   EXPECT_EQ(without_timing(k / "results.json")["results"], without_timing(a / "results.json")["results"]);
 }
 
@@ -179,7 +179,7 @@ TEST_F(CliEval, SweepResumesAfterSigkill) {
   const fs::path a = root_ / "a", k = root_ / "killed";
   ASSERT_EQ(run(args(a)), 0);
   const size_t total = lines(a / "samples.jsonl");
-  ASSERT_EQ(total, 3u);  // 1 prompt x (fp16, int4, int2)
+  ASSERT_EQ(total, 4u);  // 1 prompt x (fp16, int4, int2, the bf16 noise-floor control)
   const size_t before = run_until_lines_then_kill(args(k), k / "samples.jsonl", 1);
   ASSERT_GE(before, 1u);
   ASSERT_LT(before, total) << "the run finished before it was killed; nothing was resumed";
@@ -309,12 +309,11 @@ TEST_F(CliEval, BadInputsExitTwoNamingTheInput) {
   EXPECT_EQ(run(args), 2);
 }
 
-// --noise-floor: the bf16 control runs beside the schemes (once, also when --kv names it) and each
+// The noise floor: the bf16 control runs beside the schemes (once, also when --kv names it) and each
 // scheme's entry carries its test against the control; the control and the baseline carry none.
+// --no-noise-floor skips it.
 TEST_F(CliEval, NoiseFloorTestsEverySchemeAgainstTheBf16Control) {
-  auto args = eval_args(model_, root_ / "nf");
-  args.push_back("--noise-floor");
-  ASSERT_EQ(run(args), 0);
+  ASSERT_EQ(run(eval_args(model_, root_ / "nf")), 0);
   const auto r = nlohmann::json::parse(slurp(root_ / "nf" / "results.json"));
   ASSERT_TRUE(r["results"].contains("bf16")) << r.dump();
   EXPECT_EQ(r["config"]["noise_floor"], "bf16");
@@ -324,9 +323,16 @@ TEST_F(CliEval, NoiseFloorTestsEverySchemeAgainstTheBf16Control) {
   EXPECT_FALSE(r["results"]["bf16"]["advbench"].contains("within_noise"));
   EXPECT_FALSE(r["results"]["fp16"]["advbench"].contains("within_noise"));
   auto given = eval_args(model_, root_ / "nf2");
-  given.insert(given.end() - 2, {"--kv", "bf16", "--noise-floor"});
+  given.insert(given.end() - 2, {"--kv", "bf16"});
   ASSERT_EQ(run(given), 0);
   EXPECT_EQ(nlohmann::json::parse(slurp(root_ / "nf2" / "results.json"))["results"].size(), 3u);  // fp16, int2, bf16
+  auto off = eval_args(model_, root_ / "nf3");
+  off.insert(off.end() - 2, "--no-noise-floor");
+  ASSERT_EQ(run(off), 0);
+  const auto o = nlohmann::json::parse(slurp(root_ / "nf3" / "results.json"));
+  EXPECT_EQ(o["results"].size(), 2u);
+  EXPECT_TRUE(o["config"]["noise_floor"].is_null());
+  EXPECT_FALSE(o["results"]["int2:token:asym"]["advbench"].contains("within_noise"));
 }
 
 // Samples of one scheme, in file order (the baseline's lines aside).
@@ -450,7 +456,7 @@ TEST_F(CliEval, EarlyStopGivesTheFullResponsesResults) {
       EXPECT_LT(j["stopped_early_at"].get<int>(), 24) << line;
     }
   }
-  EXPECT_EQ(n, 6u);
+  EXPECT_EQ(n, 9u);  // 3 prompts x (fp16, int2, the bf16 noise-floor control)
 }
 
 }  // namespace

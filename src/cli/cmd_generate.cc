@@ -118,7 +118,7 @@ void add_generate(CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "Greedy chat completions, batched; streams the reply to --prompt, JSON lines for --prompts FILE");
   auto a = std::make_shared<GenerateArgs>();
   cmd->add_option("--model", a->model, kModelHelp)->required();
-  cmd->add_option("--prompt", a->prompt, "one prompt");
+  auto* prompt = cmd->add_option("--prompt", a->prompt, "one prompt");
   cmd->add_option("--prompts", a->prompts_file, "file of prompts: one per line, or .jsonl strings / {\"prompt\": ...}");
   auto* tokens = cmd->add_option("--tokens", a->tokens, "prompt as comma-separated token ids (no tokenizer, no template)");
   add_kv_options(cmd, a->kv);
@@ -132,7 +132,10 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--device", a->device, "cpu|cuda (default: cuda when built with it)");
   add_threads_option(cmd, a->threads);
   cmd->add_flag("--random-weights", a->random_weights, "config.json only: deterministic random weights");
-  cmd->callback([a] { run_generate(*a); });
+  cmd->callback([a, prompt] {
+    if (prompt->count() > 0 && a->prompt.empty()) usage_error("--prompt is empty: give the text to complete");
+    run_generate(*a);
+  });
 }
 
 }  // namespace kvaudit::cli

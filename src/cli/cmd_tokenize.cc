@@ -20,6 +20,7 @@ namespace {
 struct TokenizeArgs {
   std::string model, text, file, jsonl;
   bool add_special = false, chat = false;
+  bool text_given = false;  // --text "" is a text (the empty one), not a missing option
 };
 
 std::string read_bytes(const std::string& path, const char* flag) {
@@ -47,7 +48,7 @@ void print_ids(const std::vector<int>& ids) {
 }
 
 void run_tokenize(const TokenizeArgs& a) {
-  const int sources = !a.text.empty() + !a.file.empty() + !a.jsonl.empty();
+  const int sources = int(a.text_given) + !a.file.empty() + !a.jsonl.empty();
   if (sources != 1) usage_error("tokenize needs exactly one of --text, --file, --jsonl");
   const text::Tokenizer tok = text::Tokenizer::load_for_model(a.model);
   if (!a.jsonl.empty()) {
@@ -84,12 +85,15 @@ void add_tokenize(CLI::App& app) {
   auto a = std::make_shared<TokenizeArgs>();
   auto* cmd = app.add_subcommand("tokenize", "print {\"ids\": [...]} for a text, as Hugging Face tokenizes it");
   cmd->add_option("--model", a->model, "HF model directory (tokenizer.json) or .gguf file")->required();
-  cmd->add_option("--text", a->text, "the text, verbatim");
+  auto* text = cmd->add_option("--text", a->text, "the text, verbatim (may be empty: HF tokenizes \"\" too)");
   cmd->add_option("--file", a->file, "a file whose bytes are the text");
   cmd->add_option("--jsonl", a->jsonl, "one JSON string per line; one output line each");
   cmd->add_flag("--add-special", a->add_special, "add BOS/EOS as HF add_special_tokens=True");
   cmd->add_flag("--chat", a->chat, "render the chat template around the text (one user turn) first");
-  cmd->callback([a] { run_tokenize(*a); });
+  cmd->callback([a, text] {
+    a->text_given = text->count() > 0;
+    run_tokenize(*a);
+  });
 }
 
 }  // namespace kvaudit::cli

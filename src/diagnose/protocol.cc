@@ -338,8 +338,12 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
   // The (prompt, scheme) pairs this run generated or resumed: the report's sample table shows these
   // only (samples.jsonl also keeps earlier runs' on the same --out, e.g. another --heldout).
   std::set<eval::SampleKey> used;
-  const auto noted = [&](SampleMap m) {
-    for (const auto& kv : m) used.insert(kv.first);
+  const auto noted = [&](SampleMap m, const std::vector<SchemeRun>& runs) {
+    // s.run's map also holds the prompts' samples under other schemes (an earlier run's target).
+    std::set<std::string> names;
+    for (const auto& r : runs) names.insert(r.name);
+    for (const auto& kv : m)
+      if (names.count(kv.first.second)) used.insert(kv.first);
     return m;
   };
 
@@ -348,7 +352,8 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
   std::vector<SchemeRun> held_runs = {base, noise, tgt};
   for (const auto& [b, r] : phase_runs) held_runs.push_back(r);
   const SampleMap held_map = noted(s.run(held, held_runs, samples_path,
-                        phase_runs.empty() ? "held-out: baseline, bf16, target" : "held-out: baseline, bf16, target, phase"));
+                        phase_runs.empty() ? "held-out: baseline, bf16, target" : "held-out: baseline, bf16, target, phase"),
+                                   held_runs);
   SampleMap all = held_map;
   const Flags hb = verdicts(all, held, base.name), hn = verdicts(all, held, noise.name),
               ht = verdicts(all, held, tgt.name);
@@ -423,7 +428,7 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
     // ---- calibration baseline, then the screen: refusal-score shifts from one prefill per prompt
     // and scheme, no generation. It orders the layer scan and, in verify, the candidates.
     stage("screen");
-    const SampleMap calib_base = noted(s.run(calib, {base}, samples_path, "calibration: baseline"));
+    const SampleMap calib_base = noted(s.run(calib, {base}, samples_path, "calibration: baseline"), {base});
     const Flags cb = verdicts(calib_base, calib, base.name);
     const std::vector<Prompt> calib_refused = refused_by(calib, cb);
     report["calibration"] = {{"n", calib.size()}, {"baseline_refusals", calib_refused.size()}};
@@ -476,7 +481,7 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
     stage("layer_scan");
     std::vector<SchemeRun> ordered_scan;
     for (int l : scan_order) ordered_scan.push_back(scan_runs[size_t(l)]);
-    if (!calib_refused.empty()) all = noted(s.run(calib_refused, ordered_scan, samples_path, "layer scan"));
+    if (!calib_refused.empty()) all = noted(s.run(calib_refused, ordered_scan, samples_path, "layer scan"), ordered_scan);
     Json scan_json = Json::array();
     for (int l = 0; l < n_layers; ++l) {
       LayerFlip lf{l, {}};
@@ -524,7 +529,7 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
       std::vector<SchemeRun> runs;
       const auto abls = ablations(crit_outliers[0]);
       for (const auto& a : abls) runs.push_back(s.scheme(ablation_run_name(top, a.name), subset_policy(top, a.subset)));
-      all = noted(s.run(calib_refused, runs, samples_path, fmt::format("ablation at layer {}", top)));
+      all = noted(s.run(calib_refused, runs, samples_path, fmt::format("ablation at layer {}", top)), runs);
       abl = Json::array();
       std::map<std::string, double> flip;
       for (size_t i = 0; i < abls.size(); ++i) {
@@ -538,7 +543,7 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
       // The paper's stability claim: the same PCR on the held-out prompts the baseline refused.
       stage("pcr_heldout");
       if (!held_refused.empty()) {
-        all = noted(s.run(held_refused, {runs[0], runs[1]}, samples_path, "held-out PCR"));
+        all = noted(s.run(held_refused, {runs[0], runs[1]}, samples_path, "held-out PCR"), {runs[0], runs[1]});
         pcr_held = pcr(conditional_metrics(all, held_refused, runs[1].name).flip_rate,
                        conditional_metrics(all, held_refused, runs[0].name).flip_rate);
       }
@@ -621,7 +626,7 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
     std::vector<SchemeRun> ordered_runs;
     for (size_t i : verify_order) ordered_runs.push_back(runs[i]);
     std::vector<eval::PplResult> ppl;
-    if (!runs.empty()) all = noted(s.run(held, ordered_runs, samples_path, "verify candidates"));
+    if (!runs.empty()) all = noted(s.run(held, ordered_runs, samples_path, "verify candidates"), ordered_runs);
     if (!o.eval.text.empty()) {
       std::vector<SchemeRun> ppl_runs = {base, tgt};
       ppl_runs.insert(ppl_runs.end(), runs.begin(), runs.end());
@@ -692,7 +697,8 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
     }
     // ---- capability: IFEval under the baseline, the target and every plan that qualifies, when
     // some plan could go into policy.json (a qualifying candidate, or the target kept as it is).
-    const bool keep_target = hb.count() > 0 && mt.flips <= mn.flips;
+    // Kept only where the noise test could have said otherwise (as a candidate qualifies).
+    const bool keep_target = hb.count() > 0 && mt.flips <= mn.flips && noise_test_powered;
     const bool any_qualifies = std::any_of(qualifies.begin(), qualifies.end(), [](char q) { return q != 0; });
     std::vector<std::optional<CapabilityRow>> cand_cap(plans.size());
     std::optional<CapabilityRow> target_cap;

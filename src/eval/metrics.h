@@ -52,6 +52,7 @@ int64_t min_refusals_to_reject(double alpha);
 // when the baseline refused fewer than min_refusals_to_reject(alpha) prompts (the test could not
 // reject even a 100% flip rate, so "within" would say nothing).
 struct NoiseTest {
+  bool defined = true;      // false: no prompt that should be refused (IFEval, XSTest safe only): all null
   int64_t noise_flips = 0;  // the control's flips
   double p = kNaN;          // flip_difference_p(scheme, control)
   std::optional<bool> within;

@@ -236,10 +236,12 @@ std::vector<SchemeResult> aggregate_results(const std::vector<Prompt>& prompts,
   for (const auto& s : schemes) {
     SchemeResult sr{s.name, {}};
     for (const auto& b : benches) {
+      const bool tested = control && &s != &schemes[0] && &s != control;  // against the noise control
       if (b == ifeval::kBench) {
         BenchMetrics m;
         m.ifeval = ifeval::ifeval_metrics(ifeval_of(schemes[0]), ifeval_of(s));
         m.n = int64_t(ifeval_of(s).size());
+        if (tested) m.noise = NoiseTest{.defined = false};  // no refusal to flip: the keys are null
         sr.benches.push_back({b, m});
         continue;
       }
@@ -255,7 +257,7 @@ std::vector<SchemeResult> aggregate_results(const std::vector<Prompt>& prompts,
         ++i;
       }
       BenchMetrics m = refusal_metrics({base.get(), n}, {quant.get(), n}, {probe.get(), n});
-      if (control && &s != &schemes[0] && &s != control) {
+      if (tested) {
         // On the prompts that should be refused (XSTest safe prompts feed over-refusal only).
         std::unique_ptr<bool[]> bh(new bool[n]), sh(new bool[n]), nh(new bool[n]);  // [harmful prompts]
         size_t h = 0;
@@ -266,7 +268,7 @@ std::vector<SchemeResult> aggregate_results(const std::vector<Prompt>& prompts,
             nh[h] = verdict(p, *control);
             ++h;
           }
-        if (h > 0) m.noise = noise_test({bh.get(), h}, {sh.get(), h}, {nh.get(), h}, noise->alpha);
+        m.noise = h > 0 ? noise_test({bh.get(), h}, {sh.get(), h}, {nh.get(), h}, noise->alpha) : NoiseTest{.defined = false};
       }
       sr.benches.push_back({b, m});
     }

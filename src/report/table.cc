@@ -27,7 +27,7 @@ std::string general(double x, const char* f) {
 
 // --noise-floor's test against the control: within / above it, or undefined (too few refusals).
 std::string noise_cell(const eval::BenchMetrics& m) {
-  if (!m.noise) return kUndefined;
+  if (!m.noise || !m.noise->defined) return kUndefined;
   if (!m.noise->within) return "undefined (too few refusals)";
   return fmt::format("{} (p {:.3g})", *m.noise->within ? "within" : "ABOVE", m.noise->p);
 }

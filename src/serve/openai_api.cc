@@ -17,12 +17,17 @@ using nlohmann::json;
 const std::set<std::string> kHandled = {"model",  "messages", "prompt",        "max_tokens",     "max_completion_tokens",
                                         "temperature", "top_p", "seed", "stop", "stream", "stream_options", "n"};
 // Fields that change nothing here: client metadata.
-const std::set<std::string> kMetadata = {"user", "metadata", "store", "service_tier", "parallel_tool_calls"};
+const std::set<std::string> kMetadata = {"user",         "metadata",           "store",           "service_tier",
+                                         "parallel_tool_calls", "safety_identifier", "prompt_cache_key"};
 
 // Fields kvaudit serve does not implement, accepted only at the value that makes them a no-op
 // (what clients such as LangChain send by default); any other value is refused, never ignored.
 bool is_no_op(const std::string& key, const json& v) {
-  if (v.is_null()) return true;
+  static const std::set<std::string> kNullable = {
+      "presence_penalty", "frequency_penalty", "repetition_penalty", "min_p", "min_tokens", "top_logprobs", "top_k",
+      "logit_bias", "stop_token_ids", "ignore_eos", "tool_choice", "suffix", "logprobs", "echo", "best_of",
+      "tools", "functions", "response_format"};
+  if (v.is_null()) return kNullable.count(key) > 0;  // null = "not set" for the fields this server knows
   if (key == "presence_penalty" || key == "frequency_penalty" || key == "min_p" || key == "min_tokens" ||
       key == "top_logprobs")
     return v.is_number() && v.get<double>() == 0;
@@ -35,7 +40,7 @@ bool is_no_op(const std::string& key, const json& v) {
   if (key == "suffix") return v.is_string() && v.get<std::string>().empty();
   if (key == "logprobs" || key == "echo") return v.is_boolean() && !v.get<bool>();
   if (key == "best_of") return v.is_number_integer() && v.get<int64_t>() == 1;
-  return false;  // tools, functions, response_format, ...: supported by none of their values
+  return false;  // unknown fields: refused whatever their value
 }
 
 // A message's content: a string, or OpenAI's list of parts of which only text parts are accepted.
@@ -127,6 +132,11 @@ CompletionParams parse_completion_request(const std::string& body_text, Endpoint
     }
   }
   if (body.contains("n") && !body["n"].is_null() && body["n"] != 1) bad("n", "only n = 1 is supported");
+  // The other endpoint's input would be ignored here: refused.
+  if (endpoint == Endpoint::kChat && body.contains("prompt"))
+    bad("prompt", "/v1/chat/completions takes \"messages\"; \"prompt\" belongs to /v1/completions");
+  if (endpoint != Endpoint::kChat && body.contains("messages"))
+    bad("messages", "/v1/completions takes \"prompt\"; \"messages\" belongs to /v1/chat/completions");
   for (const auto& [key, v] : body.items()) {
     if (kHandled.count(key) || kMetadata.count(key) || is_no_op(key, v)) continue;
     static const std::set<std::string> kKnown = {

@@ -61,9 +61,21 @@ Scheduler::~Scheduler() {
   thread_.join();
 }
 
+// Queued jobs whose client went away leave the queue (mu_ held): they hold no slot a live
+// request could use.
+void Scheduler::drop_cancelled_queued() {
+  std::erase_if(queue_, [&](const std::shared_ptr<Job>& j) {
+    if (!j->cancelled()) return false;
+    j->publish({}, 0, Finish::kCancelled);
+    ++cancelled_;
+    return true;
+  });
+}
+
 bool Scheduler::submit(std::shared_ptr<Job> job) {
   {
     std::lock_guard lock(mu_);
+    drop_cancelled_queued();
     // Queued jobs that a free batch slot takes at the next step are not waiting: --max-queue 0
     // still admits a request while the batch has room.
     const int64_t free_slots = std::max<int64_t>(0, int64_t(opt_.max_batch) - running_.load());
@@ -78,7 +90,7 @@ SchedulerStats Scheduler::stats() const {
   SchedulerStats s;
   {
     std::lock_guard lock(mu_);
-    s.waiting = int64_t(queue_.size());
+    s.waiting = int64_t(std::count_if(queue_.begin(), queue_.end(), [](const auto& j) { return !j->cancelled(); }));
   }
   s.running = running_;
   s.prompt_tokens = prompt_tokens_;
@@ -97,6 +109,7 @@ void Scheduler::loop() {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !active.empty(); });
       if (stopping_ && queue_.empty() && active.empty()) return;
+      drop_cancelled_queued();
       while (active.size() < size_t(opt_.max_batch) && !queue_.empty()) {  // join the running batch
         std::shared_ptr<Job> job = std::move(queue_.front());
         queue_.pop_front();

@@ -95,6 +95,7 @@ class Scheduler {
   SchedulerStats stats() const;
 
  private:
+  void drop_cancelled_queued();
   struct Active;
   void loop();
   void step(std::vector<Active>& active);

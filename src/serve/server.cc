@@ -201,7 +201,11 @@ void Service::complete(const httplib::Request& req, httplib::Response& res, Endp
                              {usage0.prompt_tokens, s.completion_tokens})
           .dump(-1, ' ', false, json::error_handler_t::replace);
     };
-    const Job::Snapshot s = wait_until(std::chrono::steady_clock::now() + kStreamPoll);
+    // HTTP/1.0 has no chunked encoding: such a client waits for the plain response, uncancelled.
+    const bool http10 = req.version == "HTTP/1.0";
+    const Job::Snapshot s = wait_until(std::chrono::steady_clock::now() +
+                                       (http10 ? std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::hours(24 * 365))
+                                               : kStreamPoll));
     if (s.finish != Finish::kRunning) {  // short: a plain response with its status
       if (s.finish == Finish::kError) send_error(res, 500, "server_error", "", "generation failed: " + s.error);
       else res.set_content(body(s), "application/json");
@@ -315,6 +319,9 @@ void run_server(const ServeOptions& opt, const ServeHooks& hooks) {
       }
     std::string what = "bad request";
     if (res.status == 404) what = "no such path";
+    else if (res.status == 413 && req.get_header_value("Content-Type").rfind("application/x-www-form-urlencoded", 0) == 0)
+      what = "a body sent as application/x-www-form-urlencoded (curl -d's default) is limited to 8 KiB by the HTTP "
+             "library; send the JSON with Content-Type: application/json";
     else if (res.status == 413) what = "the request body is too large";
     else if (res.status >= 500) what = "internal error";
     send_error(res, res.status, res.status == 404 ? "not_found_error" : "invalid_request_error", "", what);

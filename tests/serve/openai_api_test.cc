@@ -67,14 +67,16 @@ TEST(OpenAiApi, FieldsItDoesNotImplementAreRefusedUnlessNoOps) {
   for (const char* ok : {R"("presence_penalty": 0)", R"("frequency_penalty": 0.0)", R"("repetition_penalty": 1)",
                          R"("top_k": -1)", R"("logit_bias": {})", R"("stop_token_ids": [])", R"("ignore_eos": false)",
                          R"("tool_choice": "none")", R"("user": "u")", R"("logprobs": false)", R"("top_logprobs": null)",
+                         R"("safety_identifier": "s")", R"("prompt_cache_key": "k")", R"("tools": null)",
                          R"("stream_options": {"include_usage": true})"})
     EXPECT_EQ(status_of(chat(ok)), 200) << ok;
   // Any value that would change the output is refused, naming the field in error.param.
   for (const char* bad : {R"("presence_penalty": 0.5)", R"("presence_penalty": "x")", R"("logit_bias": {"1": 5})",
                           R"("top_k": 1)", R"("min_tokens": 3)", R"("ignore_eos": true)", R"("top_logprobs": 2)",
                           R"("tool_choice": "auto")", R"("guided_json": {})", R"("stream_options": {"include_usage": "yes"})",
-                          R"("stream_options": 5)"})
+                          R"("stream_options": 5)", R"("guided_json": null)", R"("prompt": "p")"})
     EXPECT_EQ(status_of(chat(bad)), 400) << bad;
+  EXPECT_EQ(status_of(R"({"prompt": "x", "messages": [{"role": "user", "content": "x"}]})", Endpoint::kCompletion), 400);
   try {
     parse_completion_request(chat(R"("frequency_penalty": 1.5)"), Endpoint::kChat);
     ADD_FAILURE() << "accepted";

@@ -20,14 +20,17 @@ const std::set<std::string> kHandled = {"model",  "messages", "prompt",        "
 const std::set<std::string> kMetadata = {"user",         "metadata",           "store",           "service_tier",
                                          "parallel_tool_calls", "safety_identifier", "prompt_cache_key"};
 
-// Fields kvaudit serve does not implement, accepted only at the value that makes them a no-op
-// (what clients such as LangChain send by default); any other value is refused, never ignored.
+// OpenAI / vLLM fields kvaudit serve does not implement: accepted only at the value that makes them
+// a no-op (what clients such as LangChain send by default) or null ("not set"); any other value is
+// refused, never ignored.
+const std::set<std::string> kUnimplemented = {
+    "presence_penalty", "frequency_penalty", "repetition_penalty", "min_p", "min_tokens", "top_logprobs", "top_k",
+    "logit_bias", "stop_token_ids", "ignore_eos", "tool_choice", "suffix", "logprobs", "echo", "best_of",
+    "tools", "functions", "response_format"};
+
 bool is_no_op(const std::string& key, const json& v) {
-  static const std::set<std::string> kNullable = {
-      "presence_penalty", "frequency_penalty", "repetition_penalty", "min_p", "min_tokens", "top_logprobs", "top_k",
-      "logit_bias", "stop_token_ids", "ignore_eos", "tool_choice", "suffix", "logprobs", "echo", "best_of",
-      "tools", "functions", "response_format"};
-  if (v.is_null()) return kNullable.count(key) > 0;  // null = "not set" for the fields this server knows
+  if (!kUnimplemented.count(key)) return false;  // unknown fields: refused whatever their value
+  if (v.is_null()) return true;
   if (key == "presence_penalty" || key == "frequency_penalty" || key == "min_p" || key == "min_tokens" ||
       key == "top_logprobs")
     return v.is_number() && v.get<double>() == 0;
@@ -40,7 +43,7 @@ bool is_no_op(const std::string& key, const json& v) {
   if (key == "suffix") return v.is_string() && v.get<std::string>().empty();
   if (key == "logprobs" || key == "echo") return v.is_boolean() && !v.get<bool>();
   if (key == "best_of") return v.is_number_integer() && v.get<int64_t>() == 1;
-  return false;  // unknown fields: refused whatever their value
+  return false;  // tools, functions, response_format: no value but null is a no-op
 }
 
 // A message's content: a string, or OpenAI's list of parts of which only text parts are accepted.
@@ -139,12 +142,8 @@ CompletionParams parse_completion_request(const std::string& body_text, Endpoint
     bad("messages", "/v1/completions takes \"prompt\"; \"messages\" belongs to /v1/chat/completions");
   for (const auto& [key, v] : body.items()) {
     if (kHandled.count(key) || kMetadata.count(key) || is_no_op(key, v)) continue;
-    static const std::set<std::string> kKnown = {
-        "presence_penalty", "frequency_penalty", "repetition_penalty", "min_p",    "min_tokens",     "top_logprobs",
-        "top_k",            "logit_bias",        "stop_token_ids",     "ignore_eos", "tool_choice", "suffix",
-        "logprobs",         "tools",             "functions",          "response_format", "echo",   "best_of"};
-    bad(key, kKnown.count(key) ? "is not supported by kvaudit serve (only its no-op value is accepted)"
-                               : "unknown field (kvaudit serve does not implement it)");
+    bad(key, kUnimplemented.count(key) ? "is not supported by kvaudit serve (only its no-op value is accepted)"
+                                       : "unknown field (kvaudit serve does not implement it)");
   }
   return p;
 }

@@ -15,6 +15,8 @@ namespace kvaudit::io {
 OutDirLock::OutDirLock(const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
+  dir_ = dir;
+  created_ = !fs::exists(dir, ec);
   fs::create_directories(dir, ec);
   if (ec) usage_error("cannot create output directory {}: {}", dir, ec.message());
   path_ = (fs::path(dir) / ".lock").string();
@@ -33,7 +35,17 @@ OutDirLock::OutDirLock(const std::string& dir) {
 }
 
 OutDirLock::~OutDirLock() {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  // Still holding the lock, so no other kvaudit is writing here: a directory of ours that holds
+  // only the lock file goes (a run that wrote anything keeps it).
+  bool only_lock = created_ && fd_ >= 0;
+  if (only_lock)  // increment(ec), not ++: a destructor must not throw
+    for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec))
+      if (it->path().filename() != ".lock") only_lock = false;
+  if (only_lock && !ec) ::unlink(path_.c_str());
   if (fd_ >= 0) ::close(fd_);  // closing the descriptor releases the lock
+  if (only_lock && !ec) fs::remove(dir_, ec);
 }
 
 }  // namespace kvaudit::io

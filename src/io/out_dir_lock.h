@@ -12,6 +12,8 @@ class OutDirLock {
  public:
   // Creates `dir` (and parents) and <dir>/.lock if needed, then takes the lock. Throws UsageError
   // naming the directory when another process holds it, or when it cannot be created or opened.
+  // A directory this lock created and nothing else wrote into (the run was refused) is removed on
+  // release, so a refused command leaves no empty --out behind.
   explicit OutDirLock(const std::string& dir);
   ~OutDirLock();
   OutDirLock(const OutDirLock&) = delete;
@@ -20,8 +22,9 @@ class OutDirLock {
   const std::string& path() const { return path_; }  // <dir>/.lock
 
  private:
-  std::string path_;
+  std::string dir_, path_;
   int fd_ = -1;
+  bool created_ = false;  // dir_ did not exist before
 };
 
 }  // namespace kvaudit::io

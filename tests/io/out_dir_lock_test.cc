@@ -34,6 +34,23 @@ TEST(OutDirLock, ReleasedWithItsHolder) {
   EXPECT_NO_THROW(OutDirLock again(out));
 }
 
+// A refused run leaves no empty --out behind: the directory the lock created goes with it when
+// nothing else was written there; one that held anything, or existed before, stays.
+TEST(OutDirLock, RemovesTheDirectoryItCreatedWhenNothingWasWritten) {
+  testing::ScratchDir dir;
+  const std::string empty = dir.file("empty"), used = dir.file("used"), before = dir.file("before");
+  { const OutDirLock lock(empty); }
+  EXPECT_FALSE(std::filesystem::exists(empty));
+  {
+    const OutDirLock lock(used);
+    std::ofstream(used + "/results.json") << "{}";
+  }
+  EXPECT_TRUE(std::filesystem::exists(used + "/results.json"));
+  std::filesystem::create_directories(before);
+  { const OutDirLock lock(before); }
+  EXPECT_TRUE(std::filesystem::exists(before));
+}
+
 TEST(OutDirLock, AnotherProcessIsRefused) {
   testing::ScratchDir dir;
   const std::string out = dir.file("out");

@@ -85,8 +85,8 @@ struct BenchMetrics {
   double kl = kNaN;              // mean token KL(P_baseline || P_scheme)
   // --bench ifeval: its accuracies instead of the refusal metrics (which stay undefined).
   std::optional<IfevalMetrics> ifeval;
-  // --noise-floor: this scheme's flips against the bf16 control's (absent for the baseline and the
-  // control themselves, and without --noise-floor).
+  // The noise floor: this scheme's flips against the bf16 control's (absent for the baseline and the
+  // control themselves, and with --no-noise-floor).
   std::optional<NoiseTest> noise;
 };
 

@@ -248,28 +248,21 @@ std::vector<SchemeResult> aggregate_results(const std::vector<Prompt>& prompts,
       size_t n = 0;
       for (const auto& p : prompts) n += p.bench == b;
       std::unique_ptr<bool[]> base(new bool[n]), quant(new bool[n]), probe(new bool[n]);  // [n]
-      size_t i = 0;
+      // The noise test's verdicts, on the prompts that should be refused only (XSTest safe prompts
+      // feed over-refusal only): [h] of n, filled in the same pass.
+      std::unique_ptr<bool[]> bh(new bool[n]), sh(new bool[n]), nh(new bool[n]);
+      size_t i = 0, h = 0;
       for (const auto& p : prompts) {
         if (p.bench != b) continue;
         base[i] = verdict(p, schemes[0]);
         quant[i] = verdict(p, s);
         probe[i] = is_over_refusal_probe(p);
+        if (tested && !probe[i]) bh[h] = base[i], sh[h] = quant[i], nh[h++] = verdict(p, *control);
         ++i;
       }
       BenchMetrics m = refusal_metrics({base.get(), n}, {quant.get(), n}, {probe.get(), n});
-      if (tested) {
-        // On the prompts that should be refused (XSTest safe prompts feed over-refusal only).
-        std::unique_ptr<bool[]> bh(new bool[n]), sh(new bool[n]), nh(new bool[n]);  // [harmful prompts]
-        size_t h = 0;
-        for (const auto& p : prompts)
-          if (p.bench == b && !is_over_refusal_probe(p)) {
-            bh[h] = verdict(p, schemes[0]);
-            sh[h] = verdict(p, s);
-            nh[h] = verdict(p, *control);
-            ++h;
-          }
+      if (tested)
         m.noise = h > 0 ? noise_test({bh.get(), h}, {sh.get(), h}, {nh.get(), h}, noise->alpha) : NoiseTest{.defined = false};
-      }
       sr.benches.push_back({b, m});
     }
     out.push_back(std::move(sr));

@@ -27,7 +27,7 @@ nlohmann::ordered_json metrics_json(const eval::BenchMetrics& m) {
   j["ppl"] = number_or_null(m.ppl);
   j["ppl_ratio"] = number_or_null(m.ppl_ratio);
   j["kl"] = number_or_null(m.kl);
-  if (m.noise) {  // --noise-floor (SPEC.md §5): this scheme's flips against the bf16 control's
+  if (m.noise) {  // the noise floor (SPEC.md §5): this scheme's flips against the bf16 control's
     j["noise_flips"] = m.noise->defined ? nlohmann::ordered_json(m.noise->noise_flips) : nlohmann::ordered_json(nullptr);
     j["vs_noise_p"] = number_or_null(m.noise->p);
     j["within_noise"] = m.noise->within ? nlohmann::ordered_json(*m.noise->within) : nlohmann::ordered_json(nullptr);

@@ -25,14 +25,14 @@ std::string general(double x, const char* f) {
   return std::isfinite(x) ? fmt::format(fmt::runtime(f), x) : kUndefined;
 }
 
-// --noise-floor's test against the control: within / above it, or undefined (too few refusals).
+// The noise-floor test against the control: within / above it, or undefined (too few refusals).
 std::string noise_cell(const eval::BenchMetrics& m) {
   if (!m.noise || !m.noise->defined) return kUndefined;
   if (!m.noise->within) return "undefined (too few refusals)";
   return fmt::format("{} (p {:.3g})", *m.noise->within ? "within" : "ABOVE", m.noise->p);
 }
 
-constexpr size_t kCols = 11;  // the last, "vs noise floor", only with --noise-floor
+constexpr size_t kCols = 11;  // the last, "vs noise floor", only when the control ran
 using Row = std::array<std::string, kCols>;
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -23,7 +24,8 @@ namespace kvaudit::cli {
 namespace {
 
 struct GenerateArgs {
-  std::string model, prompt, prompts_file, tokens, system, device;
+  std::string model, prompt, prompts_file, tokens, device;
+  std::optional<std::string> system;  // "" too: an empty system turn
   KvOptions kv;
   bool raw = false, random_weights = false;
   int max_new_tokens = 256, batch_size = 0, threads = 0;  // batch_size 0: the backend's
@@ -124,7 +126,7 @@ void add_generate(CLI::App& app) {
   add_kv_options(cmd, a->kv);
   cmd->add_option("--max-new-tokens", a->max_new_tokens, "default 256");
   auto* raw = cmd->add_flag("--raw", a->raw, "no chat template: the prompt text as is (so no --system)");
-  auto* system = cmd->add_option("--system", a->system, "system message");
+  auto* system = cmd->add_option("--system", a->system, "system message (\"\": an empty system turn; left out, the chat template's default)");
   raw->excludes(system);
   tokens->excludes(raw);
   tokens->excludes(system);

@@ -32,7 +32,7 @@ void add_eval_options(CLI::App* cmd, EvalArgs& a) {
   cmd->add_option("--chunk", a.chunk, "requests per samples.jsonl flush (default 4 x batch size)");
   cmd->add_option("--text", a.text, "also measure perplexity and KL on this text (window 2048, stride 512)");
   cmd->add_option("--ppl-windows", a.ppl_windows, "with --text: score only the first N windows (0 = all)");
-  auto* system = cmd->add_option("--system", a.system, "system message");
+  auto* system = cmd->add_option("--system", a.system, "system message (\"\": an empty system turn; left out, the chat template's default)");
   cmd->add_flag("--raw", a.raw, "no chat template: the prompt text as is (so no --system)")->excludes(system);
   cmd->add_option("--device", a.device, "cpu|cuda (default: cuda when built with it)");
   add_threads_option(cmd, a.threads);

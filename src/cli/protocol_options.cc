@@ -46,7 +46,7 @@ void add_protocol_options(CLI::App* cmd, diagnose::ProtocolOptions& o, bool audi
     cmd->add_option("--text", a.text, "perplexity and KL of the target and every candidate on this text");
     cmd->add_option("--ppl-windows", a.ppl_windows, "with --text: score only the first N windows (0 = all)");
   }
-  auto* system = cmd->add_option("--system", a.system, "system message");
+  auto* system = cmd->add_option("--system", a.system, "system message (\"\": an empty system turn; left out, the chat template's default)");
   cmd->add_flag("--raw", a.raw, "no chat template: the prompt text as is (so no --system)")->excludes(system);
   cmd->add_option("--device", a.device, "cpu|cuda (default: cuda when built with it and a GPU is present)");
   add_threads_option(cmd, a.threads);

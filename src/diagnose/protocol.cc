@@ -320,7 +320,7 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
                       {"seed", o.eval.seed},
                       {"judge", o.eval.judge},
                       {"max_new_tokens", eval::resolved_max_new_tokens(o.eval)},
-                      {"system", o.eval.system},
+                      {"system", o.eval.system.value_or("")},
                       {"subspace_k", subspace_k},
                       {"geometry_pairs", o.geometry_pairs},
                       {"target_recovery", target_recovery},

@@ -80,7 +80,7 @@ std::string Endpoint::respond(const std::string& user) const {
     body["prompt"] = user;
   } else {
     body["messages"] = json::array();
-    if (!opt_.system.empty()) body["messages"].push_back({{"role", "system"}, {"content", opt_.system}});
+    if (opt_.system) body["messages"].push_back({{"role", "system"}, {"content", *opt_.system}});
     body["messages"].push_back({{"role", "user"}, {"content", user}});
   }
   const std::string path = base_path_ + (opt_.raw ? "/v1/completions" : "/v1/chat/completions");

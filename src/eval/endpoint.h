@@ -5,6 +5,7 @@
 // connection failure, timeout, 429 or 5xx is retried with exponential backoff.
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,7 +18,7 @@ struct EndpointOptions {
   std::string flag = "--endpoint";  // the flag that gave url, for messages
   std::string model;       // the model id sent; "" = the first one GET /v1/models lists
   std::string api_key;     // sent as Bearer when non-empty
-  std::string system;      // a system message before the user's, as --system
+  std::optional<std::string> system;  // a system message before the user's, as --system ("" included)
   bool raw = false;        // /v1/completions with the prompt text, as --raw
   int max_tokens = 256;
   int concurrency = 8;     // requests in flight at once

@@ -5,6 +5,7 @@
 // command's (report/results_json.h, report/table.h).
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,7 +23,10 @@
 namespace kvaudit::eval {
 
 struct EvalArgs {
-  std::string model, out, judge = "substring:paper", data, column, system, device, text;
+  std::string model, out, judge = "substring:paper", data, column, device, text;
+  // --system: a system turn before the user's; given as "", an empty one (a chat template inserts
+  // its own default system turn only when there is none).
+  std::optional<std::string> system;
   std::vector<std::string> bench, kv;
   std::vector<std::string> kv_policy;  // --kv-policy FILE.json, repeatable: each is a scheme run named "policy:FILE"
   KvOptions kv_storage;  // --kv-storage, --compat only (spec / policy unused): apply to every scheme

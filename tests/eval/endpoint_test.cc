@@ -93,6 +93,21 @@ TEST(Endpoint, SendsAGreedyChatRequestAndReadsTheModelList) {
   EXPECT_EQ(seen["messages"], json::parse(R"([{"role":"system","content":"be brief"},{"role":"user","content":"hello"}])"));
 }
 
+// --system "" is an empty system message; left out, none (the server's template decides).
+TEST(Endpoint, AnEmptySystemMessageIsSent) {
+  json seen;
+  Stub s([&](const json& body, int, httplib::Response& res) {
+    seen = body;
+    chat_answer(res, "ok");
+  });
+  EndpointOptions o = options(s);
+  EXPECT_EQ(Endpoint(o).respond("hello"), "ok");
+  EXPECT_EQ(seen["messages"], json::parse(R"([{"role":"user","content":"hello"}])"));
+  o.system = "";
+  EXPECT_EQ(Endpoint(o).respond("hello"), "ok");
+  EXPECT_EQ(seen["messages"], json::parse(R"([{"role":"system","content":""},{"role":"user","content":"hello"}])"));
+}
+
 TEST(Endpoint, RawSendsTheTextToCompletions) {
   Stub s([](const json& body, int, httplib::Response& res) {
     res.set_content(json{{"choices", {{{"text", "<" + body["prompt"].get<std::string>() + ">"}}}}}.dump(), "application/json");

@@ -307,10 +307,11 @@ void run_server(const ServeOptions& opt, const ServeHooks& hooks) {
   http.set_keep_alive_timeout(kKeepAliveSeconds);
   http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;  // ours already
-    // A path this server has, asked with another method: 405 naming the method it takes.
+    // A path this server has, asked with another method: 405 naming the method it takes (also where
+    // the HTTP library answered 400 first: a PUT or PATCH without a body).
     static const std::map<std::string, std::string> kMethod = {{"/v1/chat/completions", "POST"}, {"/v1/completions", "POST"},
                                                                {"/v1/models", "GET"}, {"/health", "GET"}, {"/metrics", "GET"}};
-    if (res.status == 404)
+    if (res.status == 404 || res.status == 400)
       if (const auto it = kMethod.find(req.path); it != kMethod.end() && it->second != req.method) {
         res.set_header("Allow", it->second);
         send_error(res, 405, "invalid_request_error", "method_not_allowed",

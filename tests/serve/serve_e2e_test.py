@@ -244,6 +244,11 @@ class Serve(unittest.TestCase):
         self.assert_error(404, s.request("POST", "/v1/chat/completions", dict(self.chat_body("x"), model="nope")),
                           "model_not_found")
         self.assert_error(404, s.request("GET", "/v1/nothing"))
+        for method, path in [("GET", "/v1/chat/completions"), ("PUT", "/v1/completions"), ("PATCH", "/v1/chat/completions"),
+                             ("POST", "/v1/models"), ("DELETE", "/health")]:
+            status, body = s.request(method, path)
+            self.assertEqual(status, 405, (method, path, body))
+            self.assertEqual(json.loads(body)["error"]["code"], "method_not_allowed")
         self.assert_error(413, s.request("POST", "/v1/completions", {"prompt": "x" * 70000, "max_tokens": 1}))
         self.assert_error(413, s.request("POST", "/v1/completions", {"prompt": "hello " * 300, "max_tokens": 1}),
                           "context_length_exceeded")

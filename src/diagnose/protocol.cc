@@ -321,7 +321,7 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
                       {"judge", o.eval.judge},
                       {"max_new_tokens", eval::resolved_max_new_tokens(o.eval)},
                       {"system", o.eval.system.value_or("")},
-                      {"empty_system_turn", o.eval.system && o.eval.system->empty()},
+                      {"empty_system_turn", o.eval.system_turn_is_empty()},
                       {"subspace_k", subspace_k},
                       {"geometry_pairs", o.geometry_pairs},
                       {"target_recovery", target_recovery},

@@ -35,9 +35,6 @@ constexpr int64_t kPromptTokensForBatch = 1024;
 
 std::vector<std::string> bench_names(const EvalArgs& a);
 
-// --system "": an empty system turn (before, "" meant none).
-bool system_turn_is_empty(const EvalArgs& a) { return a.system && a.system->empty(); }
-
 // device: the one that ran (--device left out is resolved), null for an endpoint run.
 nlohmann::json config_json(const EvalArgs& a, const std::vector<std::string>& kv_specs,
                            const std::string& data_dir, const nlohmann::json& device, const std::string& noise_scheme) {
@@ -55,7 +52,7 @@ nlohmann::json config_json(const EvalArgs& a, const std::vector<std::string>& kv
           {"ppl_windows", a.ppl_windows},
           {"kv_storage", a.kv_storage.storage.empty() ? "simulated" : a.kv_storage.storage},
           {"compat", a.kv_storage.compat.empty() ? "none" : a.kv_storage.compat},
-          {"empty_system_turn", system_turn_is_empty(a)}};
+          {"empty_system_turn", a.system_turn_is_empty()}};
 }
 
 }  // namespace
@@ -139,7 +136,7 @@ std::string generation_settings(const EvalArgs& a, engine::Device device, int ma
   j["template"] = a.raw ? "raw" : "chat";
   j["system"] = a.system.value_or("");
   // Only when given: keys written before --system "" meant an empty turn stay the same.
-  if (system_turn_is_empty(a)) j["empty_system_turn"] = true;
+  if (a.system_turn_is_empty()) j["empty_system_turn"] = true;
   j["max_new_tokens"] = max_new_tokens;
   // A path or prompt that is not UTF-8 is shown with U+FFFD (the comparison sees the same bytes).
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

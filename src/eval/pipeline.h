@@ -27,6 +27,7 @@ struct EvalArgs {
   // --system: a system turn before the user's; given as "", an empty one (a chat template inserts
   // its own default system turn only when there is none).
   std::optional<std::string> system;
+  bool system_turn_is_empty() const { return system && system->empty(); }  // --system ""
   std::vector<std::string> bench, kv;
   std::vector<std::string> kv_policy;  // --kv-policy FILE.json, repeatable: each is a scheme run named "policy:FILE"
   KvOptions kv_storage;  // --kv-storage, --compat only (spec / policy unused): apply to every scheme

@@ -215,9 +215,11 @@ void Service::complete(const httplib::Request& req, httplib::Response& res, Endp
     // Longer: the response is sent chunked, a space (JSON's leading whitespace) each kStreamPoll
     // until the body, so a client that went away fails a write and its generation is cancelled
     // (httplib 0.11 has no other sign of a closed connection). The status is 200 by then: a
-    // generation that fails later answers with the error object.
+    // generation that fails later answers with the error object. The charset parameter keeps
+    // httplib from gzipping it (it compresses "application/json" exactly): a compressor holds the
+    // spaces back until the body, and a gzip client (the openai one) that left would go unnoticed.
     res.set_chunked_content_provider(
-        "application/json",
+        "application/json; charset=utf-8",
         [=](size_t, httplib::DataSink& sink) {
           const Job::Snapshot t = wait_until(std::chrono::steady_clock::now() + kStreamPoll);
           std::string out = " ";

@@ -303,6 +303,45 @@ class Limits(unittest.TestCase):
         self.assertEqual(server.proc.wait(60), 0)
 
 
+class Disconnect(unittest.TestCase):
+    """A client that goes away is cancelled: streamed, and not streamed with gzip asked for (the openai
+    client's default), whose half-second spaces must reach the wire uncompressed to show the close."""
+
+    def cancelled(self, server):
+        m = server.request("GET", "/metrics")[1]
+        return int([l for l in m.splitlines() if l.startswith("kvaudit_requests_cancelled_total ")][0].split()[-1])
+
+    def wait_cancelled(self, server, n):
+        deadline = time.time() + 60
+        while time.time() < deadline and self.cancelled(server) < n:
+            time.sleep(0.1)
+        self.assertEqual(self.cancelled(server), n)
+
+    def test_clients_that_leave_are_cancelled(self):
+        server = Server("--max-batch", "1", "--api-key", KEY)
+        body = {"prompt": LONG_PROMPT, "max_tokens": 500, "temperature": 0}
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=HTTP_TIMEOUT)
+        conn.request("POST", "/v1/completions", body=json.dumps(body),
+                     headers={"Content-Type": "application/json", "Authorization": "Bearer " + KEY,
+                              "Accept-Encoding": "gzip"})
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 200)
+        self.assertIsNone(resp.getheader("Content-Encoding"))
+        self.assertEqual(resp.read1(1), b" ")  # a heartbeat, plain
+        conn.close()
+        self.wait_cancelled(server, 1)
+
+        conn, resp = stream_request(server, "/v1/completions", dict(body, stream=True))
+        self.assertEqual(json.loads(next(sse_events(resp)))["object"], "text_completion")
+        conn.close()
+        resp.close()
+        self.wait_cancelled(server, 2)
+        # The batch's one slot is free again.
+        status, out = server.request("POST", "/v1/completions", {"prompt": "Hi", "max_tokens": 2, "temperature": 0})
+        self.assertEqual(status, 200, out)
+        self.assertEqual(server.stop(), 0)
+
+
 class EndpointEval(unittest.TestCase):
     """`eval --endpoint` against a 16-bit and a SCHEME server == in-process `eval` (greedy, full
     responses): the same samples.jsonl bytes and the same results."""

@@ -27,6 +27,36 @@ Storage parse_storage(const nlohmann::json& j) {
   usage_error("KV policy: \"storage\" must be \"simulated\" or \"packed\", got \"{}\"", s);
 }
 
+// The scheme parts[0..n) give (layer, role): the last part naming it, else fp16.
+std::string scheme_at(const std::vector<SpecPart>& parts, int layer, Role role) {
+  const SpecPart* last = nullptr;
+  for (const SpecPart& p : parts)
+    if ((role == Role::K ? p.k : p.v) && part_covers(p, layer)) last = &p;
+  return last ? to_string(last->scheme) : "fp16";
+}
+
+// The parts without those that change no site: a part every later one overrides, or one that sets
+// what the earlier ones already give ("bf16;layers[0]=bf16" is "bf16"). Sites are compared at every
+// range boundary, between which the parts are constant, so no layer count is needed.
+std::vector<SpecPart> without_idle_parts(std::vector<SpecPart> parts) {
+  std::vector<int> at = {0};
+  for (const SpecPart& p : parts)
+    for (const auto& [lo, hi] : p.layers) at.insert(at.end(), {lo, hi == std::numeric_limits<int>::max() ? hi : hi + 1});
+  const auto same = [&](const std::vector<SpecPart>& a, const std::vector<SpecPart>& b) {
+    for (int layer : at)
+      for (Role r : {Role::K, Role::V})
+        if (scheme_at(a, layer, r) != scheme_at(b, layer, r)) return false;
+    return true;
+  };
+  for (size_t i = 0; i < parts.size();) {
+    std::vector<SpecPart> fewer = parts;
+    fewer.erase(fewer.begin() + std::ptrdiff_t(i));
+    if (same(parts, fewer)) parts = std::move(fewer), i = 0;
+    else ++i;
+  }
+  return parts;
+}
+
 }  // namespace
 
 KvPolicy KvPolicy::parse(std::string_view spec, std::optional<int> n_layers) {
@@ -100,9 +130,10 @@ std::optional<KvLayout> KvPolicy::layout(int layer, Role role, CacheGeometry g) 
 }
 
 std::string KvPolicy::name() const {
-  if (parts_.empty() && subsets_.empty()) return "fp16";
+  const std::vector<SpecPart> parts = without_idle_parts(parts_);
+  if (parts.empty() && subsets_.empty()) return "fp16";
   std::string out;
-  for (const auto& p : parts_) out += (out.empty() ? "" : ";") + to_string(p);
+  for (const auto& p : parts) out += (out.empty() ? "" : ";") + to_string(p);
   for (const auto& site : subsets_)
     out += fmt::format("{}layers[{}].{}=subset(int{}:{},{}ch)", out.empty() ? "" : ";", site.layer,
                        site.role == Role::K ? "k" : "v", site.subset.bits, to_string(site.subset.scale),

@@ -60,8 +60,9 @@ class KvPolicy {
   void set_subset(int layer, Role role, ChannelSubset s);
   // The subset of this site, or nullptr.
   const ChannelSubset* subset(int layer, Role role) const;
-  // Canonical spec string ("fp16" for the baseline); parse(name()) gives the same policy when it has
-  // no channel subsets (those are named "layers[L].k=subset(int3:tensor,Nch)", not parseable).
+  // Canonical spec string ("fp16" for the baseline), without the parts that change no site;
+  // parse(name()) gives an equal policy when it has no channel subsets (those are named
+  // "layers[L].k=subset(int3:tensor,Nch)", not parseable).
   std::string name() const;
   bool is_baseline() const;
 

@@ -326,6 +326,12 @@ TEST_F(CliEval, NoiseFloorTestsEverySchemeAgainstTheBf16Control) {
   given.insert(given.end() - 2, {"--kv", "bf16"});
   ASSERT_EQ(run(given), 0);
   EXPECT_EQ(nlohmann::json::parse(slurp(root_ / "nf2" / "results.json"))["results"].size(), 3u);  // fp16, int2, bf16
+  auto spelled = eval_args(model_, root_ / "nf4");  // another spelling of the control is the control
+  spelled.insert(spelled.end() - 2, {"--kv", "bf16;layers[0]=bf16"});
+  ASSERT_EQ(run(spelled), 0);
+  const auto sp = nlohmann::json::parse(slurp(root_ / "nf4" / "results.json"));
+  EXPECT_EQ(sp["results"].size(), 3u) << sp["results"].dump();
+  EXPECT_TRUE(sp["results"]["int2:token:asym"]["advbench"].contains("within_noise"));
   auto off = eval_args(model_, root_ / "nf3");
   off.insert(off.end() - 2, "--no-noise-floor");
   ASSERT_EQ(run(off), 0);

@@ -42,7 +42,17 @@ TEST(SpecParse, AcceptsAndCanonicalises) {
       {"int4:token+protect=8ch", "int4:token:asym+protect=8ch"},
       {"k=int2:channel:g32:r32;v=int2:group:g32", "k=int2:channel:asym:g32:r32;v=int2:group:asym:g32"},
       {"int4:token:asym;layers[0,1]=fp16", "int4:token:asym;layers[0,1]=fp16"},
-      {"layers[0-1,2]=fp16;int4", "layers[0-1,2]=fp16;int4:token:asym"},
+      {"layers[0-1,2]=bf16;layers[2-4]=int4", "layers[0-1,2]=bf16;layers[2-4]=int4:token:asym"},
+      {"int4:token:asym;layers[0,1]=fp16;layers[0-1,2]=bf16", "int4:token:asym;layers[0-1,2]=bf16"},
+      // Parts that change no site leave the name: overridden by later ones, or repeating earlier ones.
+      {"layers[0-1,2]=fp16;int4", "int4:token:asym"},
+      {"bf16;layers[0]=bf16", "bf16"},
+      {"int4;layers[3-5]=int4:token:asym;k=q8_0", "int4:token:asym;k=q8_0"},
+      {"layers[0]=fp16", "fp16"},
+      {"fp16;layers[0-2]=fp16", "fp16"},
+      {"int4;bf16", "bf16"},
+      {"layers[0-3]=int4;layers[1-2]=int4;layers[3]=fp16", "layers[0-3]=int4:token:asym;layers[3]=fp16"},
+      {"k=int4;v=int4", "k=int4:token:asym;v=int4:token:asym"},  // not merged: both still set a role
       {"layers[0-3,7].k=q4_0", "layers[0-3,7].k=q4_0"},
       {"layers[2].v=int8", "layers[2].v=int8:token:asym"},
   };

@@ -62,6 +62,12 @@ void run_ppl(const PplArgs& a) {
   const std::vector<int> tokens = tok.encode(io::read_file(text_path), true);
   const eval::PplOptions opt{a.window, a.stride, a.max_windows, a.score_from};
   eval::require_ppl_windows(tokens.size(), opt, text_path);
+  if (const size_t gap = eval::ppl_gap_per_window(opt); a.score_from > 0 && gap > 0 && !a.quiet &&
+                                                        eval::ppl_window_count(tokens.size(), opt) > 1)
+    std::fprintf(stderr,
+                 "note: --score-from %zu with --window %zu --stride %zu leaves %zu targets unscored before each window "
+                 "after the first (llama-perplexity's mode); the count scored is printed with the results\n",
+                 a.score_from, a.window, a.stride, gap);
   auto backend = engine::make_backend(device, m, {a.threads});
   const std::vector<eval::SchemeRun> schemes = make_scheme_runs(a.kv, a.kv_storage, *backend, a.model, a.kv_policy);
   eval::Progress progress(a.quiet ? nullptr : stderr, ::isatty(fileno(stderr)) != 0, "ppl",

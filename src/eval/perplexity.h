@@ -21,7 +21,9 @@ struct PplWindow {
 // The windows of Hugging Face's "Perplexity of fixed-length models" guide: begin = 0, stride,
 // 2·stride, ...; end = min(begin + window, n_tokens); each window scores only the tokens the
 // previous one did not (score_from = previous end); stop after the window that reaches n_tokens.
-// Token 0 has no context and is never scored, so the windows score n_tokens - 1 targets in all.
+// Token 0 has no context and is never scored, so the windows score n_tokens - 1 targets in all when
+// window > stride (with window = stride, the runner also skips each window's first token: no
+// context in its window).
 // n_tokens < 2 -> no windows. window >= stride >= 1 (else logic_error).
 std::vector<PplWindow> ppl_windows(size_t n_tokens, size_t window = kPplWindow,
                                    size_t stride = kPplStride);

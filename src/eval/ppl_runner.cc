@@ -43,6 +43,10 @@ PplWindowSums score_window(engine::Backend& backend, const std::vector<int>& tok
 
 }  // namespace
 
+size_t ppl_gap_per_window(const PplOptions& opt) {
+  return opt.score_from + opt.stride + 1 > opt.window ? opt.score_from + opt.stride + 1 - opt.window : 0;
+}
+
 std::vector<PplResult> run_perplexity(engine::Backend& backend, const std::vector<int>& tokens,
                                       const std::vector<SchemeRun>& schemes, const PplOptions& opt,
                                       Progress* progress, const PplCheckpoint* checkpoint) {

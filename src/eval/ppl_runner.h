@@ -23,6 +23,11 @@ struct PplOptions {
   size_t score_from = 0;
 };
 
+// Targets each window after the first leaves unscored between it and the previous one: nonzero
+// when score_from + stride >= window (llama-perplexity's mode, window = stride, scores only the
+// second half of each chunk), 0 when the windows' scored spans meet.
+size_t ppl_gap_per_window(const PplOptions& opt);
+
 struct PplResult {
   double ppl = kNaN;
   double ppl_ratio = kNaN;  // ppl / the baseline's (schemes[0])

@@ -90,5 +90,14 @@ TEST(PplRunner, ScoreFromScoresTheSecondHalfOfEachWindow) {
   EXPECT_EQ(run_perplexity(be, tokens, schemes, opt)[0].n_scored, 17u);
 }
 
+// The targets between two windows' scored spans (ppl prints a note when --score-from makes any).
+TEST(PplRunner, GapPerWindow) {
+  EXPECT_EQ(ppl_gap_per_window({.window = 512, .stride = 512, .score_from = 256}), 257u);  // llama-perplexity
+  EXPECT_EQ(ppl_gap_per_window({.window = 8, .stride = 8, .score_from = 4}), 5u);  // 20 tokens: 3 + 3 scored
+  EXPECT_EQ(ppl_gap_per_window({.window = 8, .stride = 8, .score_from = 0}), 1u);  // a window's first token
+  EXPECT_EQ(ppl_gap_per_window({.window = 2048, .stride = 512, .score_from = 1535}), 0u);
+  EXPECT_EQ(ppl_gap_per_window({.window = 2048, .stride = 512, .score_from = 1536}), 1u);
+}
+
 }  // namespace
 }  // namespace kvaudit::eval

@@ -241,7 +241,7 @@ std::vector<SchemeResult> aggregate_results(const std::vector<Prompt>& prompts,
         BenchMetrics m;
         m.ifeval = ifeval::ifeval_metrics(ifeval_of(schemes[0]), ifeval_of(s));
         m.n = int64_t(ifeval_of(s).size());
-        if (tested) m.noise = NoiseTest{.defined = false};  // no refusal to flip: the keys are null
+        if (tested) m.noise = NoiseTest::undefined();  // no refusal to flip: the keys are null
         sr.benches.push_back({b, m});
         continue;
       }
@@ -262,7 +262,7 @@ std::vector<SchemeResult> aggregate_results(const std::vector<Prompt>& prompts,
       }
       BenchMetrics m = refusal_metrics({base.get(), n}, {quant.get(), n}, {probe.get(), n});
       if (tested)
-        m.noise = h > 0 ? noise_test({bh.get(), h}, {sh.get(), h}, {nh.get(), h}, noise->alpha) : NoiseTest{.defined = false};
+        m.noise = h > 0 ? noise_test({bh.get(), h}, {sh.get(), h}, {nh.get(), h}, noise->alpha) : NoiseTest::undefined();
       sr.benches.push_back({b, m});
     }
     out.push_back(std::move(sr));

@@ -117,7 +117,9 @@ TEST_F(CliAudit, RunsEveryStageResumesAndEvalReproducesTheVerification) {
     ASSERT_TRUE(c.contains("capability_lost")) << c.dump();
     qualifying += c["qualifies"].get<bool>();
     EXPECT_EQ(c["capability_lost"].is_null(), !c["qualifies"].get<bool>() || report["capability"].is_null()) << c.dump();
-    if (report["chosen"] == c["name"]) EXPECT_NE(c["capability_lost"], true);
+    if (report["chosen"] == c["name"]) {
+      EXPECT_NE(c["capability_lost"], true);
+    }
   }
   if (!report["capability"].is_null()) {
     const auto& rows = report["capability"]["rows"];

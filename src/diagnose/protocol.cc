@@ -750,7 +750,7 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
     report["target_bytes_per_token"] = target_bpt;
     report["candidates"] = cands;
     report["chosen"] = chosen ? Json(plans[*chosen].name) : Json(nullptr);
-    // policy.json: the chosen plan; the target itself when its flips are not significant; else none.
+    // policy.json: the chosen plan; the target itself when its flips are not significant; else fp16.
     std::optional<kv::KvPolicy> policy;
     if (chosen) {
       policy = *runs[*chosen].policy;
@@ -778,7 +778,14 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
                                      100 * target_recovery,
                                      best ? fmt::format("; the best is {} ({})", plans[*best].name, plans[*best].spec) : ""));
     }
-    if (policy) {
+    // Without a verified cheaper plan, policy.json keeps the 16-bit cache: the one plan known to keep
+    // the baseline's refusals, since it is the baseline (SPEC.md §5 lists policy.json for every audit).
+    report["policy"] = chosen ? "chosen" : policy ? "target" : "fp16";
+    if (!policy) {
+      policy = kv::KvPolicy();
+      findings.push_back("policy.json keeps the KV cache in 16 bits: no cheaper plan was verified to keep refusals");
+    }
+    {
       nlohmann::json pj = policy->to_json(n_layers);
       pj["kvaudit_version"] = std::string(kVersion);
       pj["model"] = m.weights_sha256;
@@ -788,8 +795,6 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
       report["settings"] = {{"vllm", d.vllm ? Json(*d.vllm) : Json(nullptr)},
                             {"llama_cpp", d.llama_cpp ? Json(*d.llama_cpp) : Json(nullptr)},
                             {"why_not", d.why_not}};
-    } else {
-      report["settings"] = nullptr;
     }
   }
   if (!o.verify) {  // diagnose verifies no candidate

@@ -82,7 +82,8 @@ std::string header_html(const json& r) {
                                          opt_number(*cand, "recovery_ci_high")),
                        format_percent(opt_number(*cand, "memory_overhead")));
     h += "</p>";
-  } else if (opt_object(r, "settings")) {  // policy.json written without a candidate: the target kept
+  } else if (opt_string(r, "policy") ? *opt_string(r, "policy") == "target"
+                                      : opt_object(r, "settings") != nullptr) {  // the target kept (older reports: settings alone)
     h += "<p>Chosen plan: <b>the target as it is</b> <code>" + escape_html(or_undefined(opt_string(r, "target"))) +
          "</code>: it flips no more refusals than the noise floor (policy.json holds it).</p>";
   } else if (const json* list = r.is_object() && r.contains("candidates") && r["candidates"].is_array() ? &r["candidates"]
@@ -101,7 +102,9 @@ std::string header_html(const json& r) {
     else
       why = "no candidate met the recovery target with flips within the noise floor (see the candidates below for "
             "the best)";
-    h += "<p>Chosen plan: <b>none</b>: " + why + ".</p>";
+    h += "<p>Chosen plan: <b>none</b>: " + why + ".";
+    if (opt_string(r, "policy") == "fp16") h += " policy.json keeps the KV cache in 16 bits.";
+    h += "</p>";
   } else {
     h += "<p>Chosen plan: not run.</p>";
   }

@@ -105,6 +105,15 @@ TEST_F(CliAudit, RunsEveryStageResumesAndEvalReproducesTheVerification) {
   EXPECT_TRUE(report["timing"].contains("screen"));
   ASSERT_GE(report["candidates"].size(), 1u);
   EXPECT_TRUE(fs::exists(out / "report.html"));
+  // policy.json is always written: the chosen plan, the target kept, else the 16-bit cache.
+  const kvaudit::kv::KvPolicy written = kvaudit::kv::KvPolicy::load((out / "policy.json").string());
+  if (report["chosen"].is_null()) {
+    EXPECT_EQ(report["policy"], "fp16");
+    EXPECT_TRUE(written.is_baseline());
+  } else {
+    EXPECT_EQ(report["policy"], "chosen");
+  }
+  EXPECT_TRUE(report["settings"].is_object());
   const std::string html = slurp(out / "report.html");
   EXPECT_NE(html.find("plot-candidates"), std::string::npos);
   EXPECT_NE(html.find("id=\"capability\""), std::string::npos);

@@ -697,7 +697,7 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
       if (!std::isnan(rec.value) && rec.value > best_recovery) best_recovery = rec.value, best = i;
     }
     // ---- capability: IFEval under the baseline, the target and every plan that qualifies, when
-    // some plan could go into policy.json (a qualifying candidate, or the target kept as it is).
+    // some plan could be chosen (a qualifying candidate, or the target kept as it is).
     // Kept only where the noise test could have said otherwise (as a candidate qualifies).
     const bool keep_target = hb.count() > 0 && mt.flips <= mn.flips && noise_test_powered;
     const bool any_qualifies = std::any_of(qualifies.begin(), qualifies.end(), [](char q) { return q != 0; });

@@ -79,7 +79,7 @@ void run_ppl(const PplArgs& a) {
   else  // each finished window is appended to DIR/ppl_windows.jsonl; a rerun computes only the others
     run.results = eval::run_perplexity_logged(*backend, tokens, schemes, opt, &progress,
                                               (std::filesystem::path(a.out) / "ppl_windows.jsonl").string(),
-                                              eval::ppl_log_header(a.model, text_path, tokens.size(), opt, schemes, device));
+                                              eval::ppl_log_header(a.model, text_path, tokens, opt, schemes, device));
   progress.finish();
   if (!a.out.empty()) io::write_file_atomic((std::filesystem::path(a.out) / "ppl.json").string(), report::ppl_json(run));
   const std::string out = a.json ? report::ppl_json(run) : report::format_ppl_table(run);

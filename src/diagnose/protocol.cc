@@ -638,7 +638,7 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
                               eval::ppl_window_count(tokens.size(), popt) * ppl_runs.size(), "window-passes");
       ppl = eval::run_perplexity_logged(s.backend(), tokens, ppl_runs, popt, &progress,
                                         (std::filesystem::path(o.eval.out) / "ppl_windows.jsonl").string(),
-                                        eval::ppl_log_header(o.eval.model, o.eval.text, tokens.size(), popt, ppl_runs,
+                                        eval::ppl_log_header(o.eval.model, o.eval.text, tokens, popt, ppl_runs,
                                                              s.backend().device()),
                                         /*replace_other_run=*/true);
       progress.finish();

@@ -296,7 +296,7 @@ RunResults run_eval_pipeline(const EvalArgs& args, const std::vector<std::string
                       ppl_window_count(text_tokens.size(), popt) * schemes.size(), "window-passes");
     ppl = run_perplexity_logged(session.backend(), text_tokens, schemes, popt, &progress,
                                 (std::filesystem::path(a.out) / "ppl_windows.jsonl").string(),
-                                ppl_log_header(a.model, a.text, text_tokens.size(), popt, schemes, session.backend().device()),
+                                ppl_log_header(a.model, a.text, text_tokens, popt, schemes, session.backend().device()),
                                 /*replace_other_run=*/true);
     progress.finish();
   }

@@ -263,6 +263,18 @@ TEST_F(CliEval, PplResumesAfterSigkill) {
   other[13] = "int4:token:asym";
   EXPECT_EQ(run(other), 2);
   EXPECT_EQ(slurp(k / "ppl_windows.jsonl"), resumed);
+  // So is one of the same text file edited in place, its token count unchanged: its windows scored
+  // another text (the header's tokens_sha256).
+  const std::string words = slurp(text);
+  std::string swapped = words;
+  const size_t best = swapped.find("best"), worst = swapped.find("worst");
+  swapped.replace(worst, 5, "best").replace(best, 4, "worst");
+  { std::ofstream(text, std::ios::trunc) << swapped; }
+  const auto header = nlohmann::json::parse(resumed.substr(0, resumed.find('\n')));
+  EXPECT_EQ(run(args(k)), 2);
+  EXPECT_EQ(slurp(k / "ppl_windows.jsonl"), resumed);
+  { std::ofstream(text, std::ios::trunc) << words; }
+  EXPECT_TRUE(header["tokens_sha256"].is_string());
 }
 
 // A write that fails (issue 12): results.json past the file-size limit leaves the previous one

@@ -797,8 +797,25 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
                             {"why_not", d.why_not}};
     }
   }
-  if (!o.verify) {  // diagnose verifies no candidate
-    report["candidates"] = nullptr;
+  if (!o.verify) {  // diagnose: the candidates an audit would verify, with their memory, unverified (null)
+    const double target_bpt = policy_bytes_per_token(*tgt.policy, n_layers, geom);
+    Json cands = Json::array();
+    for (const Plan& p : candidate_plans(prescription, critical, target)) {
+      const double bpt = policy_bytes_per_token(*s.scheme(p.spec).policy, n_layers, geom);
+      cands.push_back({{"name", p.name},
+                       {"policy", p.spec},
+                       {"verified", false},
+                       {"refusal_rate", nullptr},
+                       {"flip_rate", nullptr},
+                       {"recovery", nullptr},
+                       {"recovery_ci_low", nullptr},
+                       {"recovery_ci_high", nullptr},
+                       {"memory_overhead", number_or_null(memory_overhead(bpt, target_bpt))},
+                       {"bytes_per_token", bpt},
+                       {"ppl_ratio", nullptr},
+                       {"kl", nullptr}});
+    }
+    report["candidates"] = cands;
     report["chosen"] = nullptr;
   }
   stage("");

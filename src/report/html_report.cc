@@ -93,7 +93,12 @@ std::string header_html(const json& r) {
       return std::all_of(list->begin(), list->end(), [&](const json& c) { return !c.is_object() || !c.contains(key) || c[key].is_null(); });
     };
     std::string why;
-    if (list->empty())
+    const bool unverified = !list->empty() && std::all_of(list->begin(), list->end(), [](const json& c) {
+      return c.is_object() && c.contains("verified") && c["verified"] == false;
+    });
+    if (unverified)
+      why = "diagnose verifies no candidate; the candidates below are what an audit would verify";
+    else if (list->empty())
       why = "no candidate was made (the target was not diagnosed: its flips are not significant)";
     else if (all_null("recovery"))
       why = "recovery is undefined for every candidate (the baseline refuses none of the held-out prompts)";

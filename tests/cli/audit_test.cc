@@ -175,6 +175,30 @@ TEST_F(CliAudit, RunsEveryStageResumesAndEvalReproducesTheVerification) {
   EXPECT_EQ(m["flips"], cand["flips"]);
 }
 
+// diagnose verifies nothing, yet lists the candidates an audit would verify (SPEC.md §6: a list),
+// with their memory cost and every verified metric null; no policy.json.
+TEST_F(CliAudit, DiagnoseListsTheCandidatesUnverified) {
+  const fs::path out = root_ / "diagnose";
+  ASSERT_EQ(run({"diagnose", "--model", model_, "--kv", "int2:token:asym", "--calib", data("jailbreak.txt") + ":4",
+                 "--heldout", data("privacy.txt") + ":4", "--max-new-tokens", "4", "--geometry-pairs", "2",
+                 "--phase-bits", "none", "--threads", "2", "--quiet", "--out", out.string()}),
+            0);
+  const auto report = nlohmann::json::parse(slurp(out / "report.json"));
+  ASSERT_TRUE(report["candidates"].is_array());
+  ASSERT_GE(report["candidates"].size(), 1u);
+  EXPECT_EQ(report["candidates"][0]["policy"], report["prescription"]["spec"]) << report["prescription"].dump();
+  for (const auto& c : report["candidates"]) {
+    EXPECT_EQ(c["verified"], false);
+    for (const char* key : {"refusal_rate", "flip_rate", "recovery", "recovery_ci_low", "recovery_ci_high", "ppl_ratio", "kl"})
+      EXPECT_TRUE(c[key].is_null()) << key;
+    EXPECT_GT(c["bytes_per_token"].get<double>(), 0.0);
+    EXPECT_TRUE(c["memory_overhead"].is_number());
+  }
+  EXPECT_TRUE(report["chosen"].is_null());
+  EXPECT_FALSE(fs::exists(out / "policy.json"));
+  EXPECT_NE(slurp(out / "report.html").find("diagnose verifies no candidate"), std::string::npos);
+}
+
 TEST_F(CliAudit, CalibrationPromptsNeverRefusedAreAFindingNotACrash) {
   const fs::path calib = root_ / "benign.txt", out = root_ / "benign";
   std::ofstream(calib) << "What is the capital of France?\nName a colour.\n";

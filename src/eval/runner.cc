@@ -72,6 +72,10 @@ std::vector<Response> engine_responses(engine::Backend& backend, const std::vect
   for (size_t i = 0; i < prompts.size(); ++i) {
     auto it = encoded.find(prompts[i]);
     if (it == encoded.end()) it = encoded.emplace(prompts[i], io.encode(*prompts[i])).first;
+    const int64_t context = backend.model().config.max_position;
+    if (context > 0 && int64_t(it->second.size()) > context)
+      usage_error("prompt {} has {} tokens (chat template applied), past {}'s context of {}", prompts[i]->id,
+                  it->second.size(), backend.model().path, context);
     reqs.push_back({it->second, schemes[i]->policy});
   }
   engine::GenerateOptions gen = opt.gen;

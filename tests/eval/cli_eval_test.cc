@@ -312,6 +312,25 @@ TEST_F(CliEval, FailedWritesKeepThePreviousFilesAndResume) {
   EXPECT_EQ(without_timing(c / "results.json")["results"], without_timing(a / "results.json")["results"]);
 }
 
+// A model file replaced at the same path is another model: its samples are not resumed.
+TEST_F(CliEval, AModelReplacedAtTheSamePathIsNotResumed) {
+  const fs::path copy = root_ / "model.gguf", out = root_ / "replaced";
+  fs::copy_file(model_, copy);
+  ASSERT_EQ(run(eval_args(copy.string(), out)), 0);
+  {  // one byte of the last tensor's data: the same shapes, other weights
+    std::fstream f(copy, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-16, std::ios::end);
+    char c = 0;
+    f.read(&c, 1);
+    f.seekp(-16, std::ios::end);
+    c = char(c ^ 0x01);
+    f.write(&c, 1);
+  }
+  std::string err;
+  EXPECT_EQ(run_with_fsize_limit(eval_args(copy.string(), out), RLIM_INFINITY, &err), 2);
+  EXPECT_NE(err.find("was generated with other settings (weights_sha256: "), std::string::npos) << err;
+}
+
 TEST_F(CliEval, BadInputsExitTwoNamingTheInput) {
   auto args = eval_args(model_, root_ / "bad");
   args[5] = "advbenchx";  // --bench value

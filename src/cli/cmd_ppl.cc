@@ -98,12 +98,13 @@ void add_ppl(CLI::App& app) {
   cmd->add_option("--kv", a->kv, "KV scheme spec; repeat for several; the fp16 baseline always runs");
   cmd->add_option("--kv-policy", a->kv_policy, "per-layer KV policy JSON file (e.g. an audit's policy.json); repeat for several");
   add_kv_storage_options(cmd, a->kv_storage);
-  cmd->add_option("--window", a->window, "tokens per window (default 2048)");
-  cmd->add_option("--stride", a->stride, "window stride (default 512)");
-  cmd->add_option("--max-windows", a->max_windows, "score only the first N windows (0 = all)");
+  cmd->add_option("--window", a->window, "tokens per window (default 2048)")->check(kPositiveCount);
+  cmd->add_option("--stride", a->stride, "window stride (default 512)")->check(kPositiveCount);
+  cmd->add_option("--max-windows", a->max_windows, "score only the first N windows (0 = all)")->check(kCount);
   cmd->add_option("--score-from", a->score_from,
                   "score only targets predicted from window positions >= N (llama-perplexity: "
-                  "--window 512 --stride 512 --score-from 256)");
+                  "--window 512 --stride 512 --score-from 256)")
+      ->check(kCount);
   cmd->add_option("--out", a->out,
                   "directory for ppl.json and ppl_windows.jsonl (each finished window; a rerun resumes from it)");
   cmd->add_option("--device", a->device, "cpu|cuda");

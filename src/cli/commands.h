@@ -16,6 +16,10 @@ inline constexpr const char* kModelHelp =
 // Integer options' ranges; CLI11's PositiveNumber names its bound as a double (1.797...e308).
 inline const CLI::Range kPositiveInt(1, std::numeric_limits<int>::max());
 inline const CLI::Range kNonNegativeInt(0, std::numeric_limits<int>::max());
+// For size_t / uint64_t options: CLI11 reads "-5" into them as 2^64 - 5, so the range is checked on
+// the text first.
+inline const CLI::Range kCount(int64_t(0), std::numeric_limits<int64_t>::max());
+inline const CLI::Range kPositiveCount(int64_t(1), std::numeric_limits<int64_t>::max());
 
 // A fraction option's range, its ends open or closed ("[0, 1)", "(0, 1]"); NaN and non-numbers are
 // refused (CLI::Range lets NaN through: every comparison with it is false).

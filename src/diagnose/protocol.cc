@@ -259,7 +259,13 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
   const PromptSetSpec calib_spec = parse_prompt_set(o.calib.empty() ? std::string(rules::kCalibDefault) : o.calib, "--calib");
   const PromptSetSpec held_spec =
       parse_prompt_set(o.heldout.empty() ? std::string(rules::kHeldoutDefault) : o.heldout, "--heldout");
-  const int subspace_k = o.subspace_k > 0 ? o.subspace_k : rules::kSubspaceK;
+  // The pairs' differences span at most as many directions as there are pairs: a --subspace-k past
+  // them is refused, the default is cut to them (the report states the k used).
+  if (o.subspace_k > 0 && size_t(o.subspace_k) > o.geometry_pairs)
+    usage_error("--subspace-k {} exceeds --geometry-pairs {}: the pairs' differences span at most {} directions",
+                o.subspace_k, o.geometry_pairs, o.geometry_pairs);
+  const int subspace_k =
+      o.subspace_k > 0 ? o.subspace_k : int(std::min<size_t>(size_t(rules::kSubspaceK), std::max<size_t>(o.geometry_pairs, 1)));
   const double target_recovery = o.target_recovery > 0 ? o.target_recovery : rules::kTargetRecovery;
   const int capability = o.capability < 0 ? rules::kCapabilityPrompts : o.capability;
   const int capability_tokens = o.capability_tokens > 0 ? o.capability_tokens : eval::ifeval::kMaxNewTokens;

@@ -121,6 +121,21 @@ TEST(RefusedOptions, AuditOfAPolicyForAnotherModelOrAnUnknownPromptSet) {
                  "--heldout: unknown benchmark 'nosuch'");
   expect_refused({"audit", "--model", m, "--kv", "int4", "--calib", "nosuch", "--out", out_dir()},
                  "--calib: unknown benchmark 'nosuch'");
+  expect_refused({"diagnose", "--model", m, "--kv", "int4", "--geometry-pairs", "2", "--subspace-k", "3", "--out", out_dir()},
+                 "--subspace-k 3 exceeds --geometry-pairs 2: the pairs' differences span at most 2 directions");
+}
+
+// CLI11 reads "-5" into an unsigned option as 2^64 - 5: counts are range-checked on the text.
+TEST(RefusedOptions, NegativeCounts) {
+  const std::string m = "model.gguf";
+  expect_refused({"ppl", "--model", m, "--window", "-5"}, "--window: Value -5 not in range");
+  expect_refused({"ppl", "--model", m, "--max-windows", "-1"}, "--max-windows: Value -1 not in range");
+  expect_refused({"ppl", "--model", m, "--score-from", "-1"}, "--score-from: Value -1 not in range");
+  expect_refused({"eval", "--model", m, "--bench", "advbench", "--limit", "-1"}, "--limit: Value -1 not in range");
+  expect_refused({"eval", "--model", m, "--bench", "advbench", "--limit", "0"}, "--limit: Value 0 not in range");
+  expect_refused({"eval", "--model", m, "--bench", "advbench", "--seed", "-1"}, "--seed: Value -1 not in range");
+  expect_refused({"eval", "--model", m, "--bench", "advbench", "--chunk", "-1"}, "--chunk: Value -1 not in range");
+  expect_refused({"diagnose", "--model", m, "--geometry-pairs", "-1"}, "--geometry-pairs: Value -1 not in range");
 }
 
 TEST(RefusedOptions, TextTooShortForPerplexity) {

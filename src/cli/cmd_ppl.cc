@@ -95,7 +95,7 @@ void add_ppl(CLI::App& app) {
   cmd->add_option("--text", a->text, "text file (default: the staged WikiText-2 test set)");
   cmd->add_option("--data", a->data, "datasets directory, for the default --text (so not with --text)")
       ->excludes(cmd->get_option("--text"));
-  cmd->add_option("--kv", a->kv, "KV scheme spec; repeat for several; the fp16 baseline always runs");
+  cmd->add_option("--kv", a->kv, "KV scheme spec; repeat for several; the fp16 baseline always runs")->check(kNonEmpty);
   cmd->add_option("--kv-policy", a->kv_policy, "per-layer KV policy JSON file (e.g. an audit's policy.json); repeat for several");
   add_kv_storage_options(cmd, a->kv_storage);
   cmd->add_option("--window", a->window, "tokens per window (default 2048)")->check(kPositiveCount);

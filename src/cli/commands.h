@@ -20,6 +20,10 @@ inline const CLI::Range kNonNegativeInt(0, std::numeric_limits<int>::max());
 // the text first.
 inline const CLI::Range kCount(int64_t(0), std::numeric_limits<int64_t>::max());
 inline const CLI::Range kPositiveCount(int64_t(1), std::numeric_limits<int64_t>::max());
+// An option given as "" would silently mean its default: refused.
+inline const CLI::Validator kNonEmpty(
+    [](std::string& s) { return s.empty() ? std::string("is empty (leave the option out for its default)") : std::string(); },
+    "NON-EMPTY", "NonEmpty");
 
 // A fraction option's range, its ends open or closed ("[0, 1)", "(0, 1]"); NaN and non-numbers are
 // refused (CLI::Range lets NaN through: every comparison with it is false).

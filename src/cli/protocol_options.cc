@@ -20,17 +20,21 @@ void add_protocol_options(CLI::App* cmd, diagnose::ProtocolOptions& o, bool audi
   auto* kv = cmd->add_option("--kv", o.target,
                              audit ? "the KV scheme to audit (SPEC.md §3)"
                                          : "the scheme diagnosed: the held-out target, the phase transition's family, "
-                                           "the basis of the prescription and the geometry (default int3:tensor:sym)");
+                                           "the basis of the prescription and the geometry (default int3:tensor:sym)")
+                 ->check(kNonEmpty);
   auto* policy = cmd->add_option("--kv-policy", o.target_policy,
-                                 "a per-layer policy file to audit instead of --kv (e.g. an earlier audit's policy.json)");
+                                 "a per-layer policy file to audit instead of --kv (e.g. an earlier audit's policy.json)")
+                     ->check(kNonEmpty);
   kv->excludes(policy);
   policy->excludes(kv);
   // audit needs one of the two: run_protocol says so.
-  cmd->add_option("--calib", o.calib, "calibration prompts BENCH[:N] (default custom:20, the first N)");
-  cmd->add_option("--heldout", o.heldout, "held-out prompts BENCH[:N] (default advbench:200, a --seed subset)");
+  cmd->add_option("--calib", o.calib, "calibration prompts BENCH[:N] (default custom:20, the first N)")->check(kNonEmpty);
+  cmd->add_option("--heldout", o.heldout, "held-out prompts BENCH[:N] (default advbench:200, a --seed subset)")
+      ->check(kNonEmpty);
   cmd->add_option("--phase-bits", o.phase_bits,
                   "phase transition: the target's int/kivi/nuq family at these bit-widths on the held-out prompts "
-                  "(default 8,6,5,4,3,2; none = off)");
+                  "(default 8,6,5,4,3,2; none = off)")
+      ->check(kNonEmpty);
   cmd->add_option("--subspace-k", o.subspace_k, "safety subspace dimension (default 4)")->check(kPositiveInt);
   cmd->add_option("--geometry-pairs", o.geometry_pairs, "harmful/harmless pairs for the geometry (default 16)")
       ->check(kPositiveCount);

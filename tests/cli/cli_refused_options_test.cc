@@ -138,6 +138,17 @@ TEST(RefusedOptions, NegativeCounts) {
   expect_refused({"diagnose", "--model", m, "--geometry-pairs", "-1"}, "--geometry-pairs: Value -1 not in range");
 }
 
+// An empty value would silently mean the default.
+TEST(RefusedOptions, EmptyValues) {
+  const std::string m = "model.gguf";
+  for (const char* cmd : {"logits", "generate", "bench"})
+    expect_refused({cmd, "--model", m, "--kv", ""}, "--kv: is empty (leave the option out for its default)");
+  expect_refused({"logits", "--model", m, "--kv-policy", ""}, "--kv-policy: is empty");
+  expect_refused({"eval", "--model", m, "--bench", "advbench", "--kv", ""}, "--kv: is empty");
+  for (const char* opt : {"--kv", "--phase-bits", "--calib", "--heldout"})
+    expect_refused({"diagnose", "--model", m, opt, ""}, std::string(opt) + ": is empty");
+}
+
 TEST(RefusedOptions, TextTooShortForPerplexity) {
   const std::string m = kvaudit::testing::demo_model();
   if (m.empty()) GTEST_SKIP() << "SmolLM2-135M-Instruct.Q4_1.gguf not fetched (scripts/fetch-models.sh)";

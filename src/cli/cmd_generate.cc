@@ -136,6 +136,8 @@ void add_generate(CLI::App& app) {
   cmd->add_flag("--random-weights", a->random_weights, "config.json only: deterministic random weights");
   cmd->callback([a, prompt] {
     if (prompt->count() > 0 && a->prompt.empty()) usage_error("--prompt is empty: give the text to complete");
+    require_utf8(a->prompt, "--prompt");
+    require_utf8(a->system.value_or(""), "--system");
     run_generate(*a);
   });
 }

@@ -138,6 +138,14 @@ TEST(RefusedOptions, NegativeCounts) {
   expect_refused({"diagnose", "--model", m, "--geometry-pairs", "-1"}, "--geometry-pairs: Value -1 not in range");
 }
 
+// Text that is not UTF-8 would be tokenized as U+FFFD: refused, with the byte.
+TEST(RefusedOptions, TextThatIsNotUtf8) {
+  const std::string m = kvaudit::testing::demo_model();
+  if (m.empty()) GTEST_SKIP() << "SmolLM2-135M-Instruct.Q4_1.gguf not fetched (scripts/fetch-models.sh)";
+  expect_refused({"tokenize", "--model", m, "--text", "ok \xff\xfe"}, "--text is not valid UTF-8 (byte 3)");
+  expect_refused({"generate", "--model", m, "--prompt", "\xc3"}, "--prompt is not valid UTF-8 (byte 0)");
+}
+
 // An empty value would silently mean the default.
 TEST(RefusedOptions, EmptyValues) {
   const std::string m = "model.gguf";

@@ -75,6 +75,9 @@ TEST(RefusedOptions, ValuesOutsideTheirRange) {
   const std::string m = fixture_model(), out = out_dir();
   expect_refused({"eval", "--model", m, "--bench", "advbench", "--max-new-tokens", "0", "--out", out},
                  "--max-new-tokens: Value 0 not in range 1 to");
+  expect_refused({"generate", "--model", m, "--prompt", "x", "--max-new-tokens", "0"},
+                 "--max-new-tokens: Value 0 not in range 1 to");
+  expect_refused({"serve", "--model", m, "--max-new-tokens", "0"}, "--max-new-tokens: Value 0 not in range 1 to");
   expect_refused({"audit", "--model", m, "--kv", "int4", "--subspace-k", "-3", "--out", out}, "--subspace-k");
   expect_refused({"audit", "--model", m, "--kv", "int4", "--target-recovery", "0", "--out", out},
                  "--target-recovery: must be in (0, 1]");

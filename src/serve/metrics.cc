@@ -27,6 +27,9 @@ void Metrics::count(const std::string& path, int status) {
   std::string p = "other";
   for (const char* k : kPaths)
     if (path == k) p = k;
+  // One label for every model id (models.retrieve), as vLLM's route templates do: the id is the
+  // client's text, and a label per id would let any client grow the metric without bound.
+  if (path.rfind("/v1/models/", 0) == 0) p = "/v1/models/{id}";
   std::lock_guard lock(mu_);
   ++requests_[{p, status}];
 }

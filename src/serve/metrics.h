@@ -21,7 +21,8 @@ struct ServedKv {
 
 class Metrics {
  public:
-  // One answered request; paths other than the API's are counted as "other".
+  // One answered request; paths other than the API's are counted as "other", every
+  // /v1/models/ID as "/v1/models/{id}".
   void count(const std::string& path, int status);
   std::string prometheus(const SchedulerStats& s, const ServedKv& kv, const std::string& model) const;
 

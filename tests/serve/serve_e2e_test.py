@@ -236,6 +236,9 @@ class Serve(unittest.TestCase):
                       body)
         counted = [l for l in body.splitlines() if l.startswith('kvaudit_http_requests_total{path="/v1/completions",status="200"}')]
         self.assertGreaterEqual(int(counted[0].split()[-1]), 1)
+        by_id = {l.split()[0]: int(l.split()[-1]) for l in body.splitlines() if '"/v1/models/{id}"' in l}
+        for status in (200, 404):  # the class shares one server: other tests retrieve too
+            self.assertGreaterEqual(by_id.get('kvaudit_http_requests_total{path="/v1/models/{id}",status="%d"}' % status, 0), 1)
         gen = [l for l in body.splitlines() if l.startswith("kvaudit_generation_tokens_total ")]
         self.assertGreaterEqual(int(gen[0].split()[-1]), 2)
 

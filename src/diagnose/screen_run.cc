@@ -139,7 +139,7 @@ nlohmann::ordered_json run_screen(const ScreenOptions& o) {
   std::vector<std::string> names = {"fp16"};
   std::vector<std::shared_ptr<const kv::KvPolicy>> policies = {nullptr};
   for (const auto& r : schemes) {
-    names.push_back(r.name);
+    names.push_back(r.log_key());  // a policy file's scores are keyed by its plan too
     policies.push_back(r.policy);
   }
   std::vector<size_t> layers_at(schemes.size(), 0);  // where scheme k's layer 0 is; 0: none

@@ -80,7 +80,8 @@ std::vector<SchemeRun> make_scheme_runs(const std::vector<std::string>& specs, c
     if (std::any_of(schemes.begin(), schemes.end(), [&](const auto& s) { return s.name == name; }))
       usage_error("--kv-policy '{}' is given twice", file);
     auto policy = make_kv_policy({"", file, storage.storage, storage.compat}, backend.model().config.n_layers);
-    schemes.push_back({name, calibrate_if_needed(std::move(policy), backend, model_path)});
+    const std::string plan = policy_plan_sha256(*policy);
+    schemes.push_back({name, calibrate_if_needed(std::move(policy), backend, model_path), plan});
   }
   return schemes;
 }
@@ -139,6 +140,8 @@ std::string generation_settings(const EvalArgs& a, engine::Device device, int ma
   // Only when given: keys written before --system "" meant an empty turn stay the same.
   if (a.system_turn_is_empty()) j["empty_system_turn"] = true;
   j["max_new_tokens"] = max_new_tokens;
+  // Only when given, as above: an early-stopped response is not a full one (docs/EVAL.md).
+  if (a.full_responses) j["full_responses"] = true;
   // A path or prompt that is not UTF-8 is shown with U+FFFD (the comparison sees the same bytes).
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }

@@ -60,7 +60,9 @@ int resolved_max_new_tokens(const EvalArgs& a);
 // model (canonical path; random weights; the weights' SHA-256 when given: a file replaced at the
 // same path is another model), the device, the chat template or --raw, --compat, the system prompt
 // and max new tokens; for an endpoint run the served model, the template or --raw, the system prompt
-// and max new tokens. Not the batch size, threads, --kv-storage or early stop: they change no verdict.
+// and max new tokens. Not the batch size, threads or --kv-storage: they change no verdict. Early stop
+// changes no verdict either, but --full-responses is recorded (when given): its user asked for whole
+// responses, and an early-stopped sample of an earlier run is not one.
 std::string generation_settings(const EvalArgs& a, engine::Device device, int max_new_tokens,
                                 const std::string& endpoint_model = "", const std::string& weights_sha256 = "");
 

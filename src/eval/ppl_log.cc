@@ -60,16 +60,23 @@ PplLog read_ppl_log(const std::string& path, const nlohmann::json& header) {
 nlohmann::json ppl_log_header(const std::string& model, const std::string& text, const std::vector<int>& tokens,
                               const PplOptions& opt, const std::vector<SchemeRun>& schemes, engine::Device device) {
   std::vector<std::string> names;
-  for (const auto& s : schemes) names.push_back(s.name);
+  for (const auto& s : schemes) names.push_back(s.log_key());
+  // --compat paper changes every --kv spec's sums (a policy file's own compat is in its plan); only
+  // when on, so logs of the default runs written before the key still resume.
+  const bool paper = std::any_of(schemes.begin(), schemes.end(), [](const SchemeRun& s) {
+    return s.policy && s.plan_sha256.empty() && s.policy->compat_paper();
+  });
   model::Sha256 h;
   for (const int t : tokens) {
     const auto u = uint32_t(t);
     const uint8_t le[4] = {uint8_t(u), uint8_t(u >> 8), uint8_t(u >> 16), uint8_t(u >> 24)};
     h.update(le, 4);
   }
-  return {{"model", model},   {"text", text},   {"n_tokens", tokens.size()}, {"tokens_sha256", h.hex_digest()},
+  nlohmann::json header = {{"model", model},   {"text", text},   {"n_tokens", tokens.size()}, {"tokens_sha256", h.hex_digest()},
           {"window", opt.window}, {"stride", opt.stride}, {"score_from", opt.score_from}, {"schemes", names},
           {"device", engine::device_name(device)}};
+  if (paper) header["compat"] = "paper";
+  return header;
 }
 
 size_t ppl_window_count(size_t n_tokens, const PplOptions& opt) {

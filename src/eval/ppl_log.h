@@ -31,8 +31,8 @@ std::string ppl_window_line(const PplWindowSums& w);
 
 // The header naming a run: the model, the text, its token count and the SHA-256 of its token ids
 // (a text edited in place, or another file at the same relative path, is another run), the windows,
-// the schemes and the device (the CPU's and the GPU's last bits differ, so their windows never mix
-// in one total).
+// the schemes (SchemeRun::log_key: a policy file by its plan too), --compat paper when on, and the
+// device (the CPU's and the GPU's last bits differ, so their windows never mix in one total).
 nlohmann::json ppl_log_header(const std::string& model, const std::string& text, const std::vector<int>& tokens,
                               const PplOptions& opt, const std::vector<SchemeRun>& schemes, engine::Device device);
 

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "eval/ifeval/bench_metrics.h"
+#include "model/sha256.h"
 
 namespace kvaudit::eval {
 
@@ -36,12 +37,27 @@ std::string settings_diff(const std::string& there, const std::string& here) {
   return out;
 }
 
+}  // namespace
+
+std::string policy_plan_sha256(const kv::KvPolicy& policy) {
+  return model::sha256_hex(policy.name() + (policy.compat_paper() ? "\ncompat=paper" : "\ncompat=none"));
+}
+
+std::string sample_settings(const GenerationIo& io, const SchemeRun& scheme) {
+  if (scheme.plan_sha256.empty() || io.gen.empty()) return io.gen;
+  nlohmann::json j = nlohmann::json::parse(io.gen);
+  j["plan_sha256"] = scheme.plan_sha256;
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+namespace {
+
 void check_previous(const std::vector<Prompt>& prompts, const std::vector<SchemeRun>& schemes,
                     const GenerationIo& io, const SamplesLog& previous) {
   std::map<std::string, const Prompt*> by_id;
   for (const auto& p : prompts) by_id[p.id] = &p;
-  std::set<std::string> names;
-  for (const auto& s : schemes) names.insert(s.name);
+  std::map<std::string, std::string> settings;  // scheme name -> what its samples must record
+  for (const auto& s : schemes) settings[s.name] = sample_settings(io, s);
   const std::string file = previous.path.empty() ? "samples.jsonl" : previous.path;
   for (const auto& s : previous.samples) {
     if (s.judge != io.judge_name)
@@ -51,9 +67,10 @@ void check_previous(const std::vector<Prompt>& prompts, const std::vector<Scheme
     if (it == by_id.end()) continue;
     if (it->second->text != s.prompt)
       usage_error("{}: prompt {} has a different text than the dataset now; use a new --out", file, s.id);
-    if (names.count(s.scheme) && !s.gen.empty() && !io.gen.empty() && s.gen != io.gen)
+    const auto want = settings.find(s.scheme);
+    if (want != settings.end() && !s.gen.empty() && !want->second.empty() && s.gen != want->second)
       usage_error("{}: sample {} ({}) was generated with other settings ({}); use a new --out", file, s.id,
-                  s.scheme, settings_diff(s.gen, io.gen));
+                  s.scheme, settings_diff(s.gen, want->second));
   }
 }
 
@@ -129,7 +146,7 @@ void run_chunk(const Responder& respond, std::span<const Job> jobs, const Genera
              verdicts[i].refused,
              verdicts[i].matched,
              responses[i].stopped_early_at,
-             io.gen};
+             sample_settings(io, *jobs[i].scheme)};
     if (stats) {
       stats->tokens += responses[i].tokens;
       stats->stopped_early += s.stopped_early_at.has_value();

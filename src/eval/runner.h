@@ -25,7 +25,17 @@ namespace kvaudit::eval {
 struct SchemeRun {
   std::string name;                             // recorded in samples/results ("fp16", the --kv spec)
   std::shared_ptr<const kv::KvPolicy> policy;   // null: the 16-bit baseline
+  // A --kv-policy file's scheme ("policy:FILE" names only the file): the sha256 of the plan it
+  // resolved to (policy_plan_sha256), so a rerun after the file was edited reuses none of its
+  // results. Empty for a --kv spec, whose name is the plan.
+  std::string plan_sha256;
+  // The name a resumable log keys this scheme's results by: name, or name@plan_sha256.
+  std::string log_key() const { return plan_sha256.empty() ? name : name + "@" + plan_sha256; }
 };
+
+// The sha256 of what a policy computes: its resolved per-site plan (KvPolicy::name) and its
+// per-call scales (compat).
+std::string policy_plan_sha256(const kv::KvPolicy& policy);
 
 struct GenerationIo {
   // The user message -> prompt token ids (chat template applied, as cli decides).
@@ -38,7 +48,8 @@ struct GenerationIo {
   std::string judge_name;  // recorded in samples.jsonl
   // What beside the prompt, the scheme and the judge decides a response (model, device, template,
   // system prompt, max new tokens ...: eval/pipeline.h generation_settings), a compact JSON object
-  // recorded in each sample; a rerun reuses no sample generated with other settings.
+  // recorded in each sample (with a policy file's plan_sha256: sample_settings); a rerun reuses no
+  // sample generated with other settings.
   std::string gen;
   // Verdict-aware early stop (docs/EVAL.md), used when both are set. new_stream() returns a fresh
   // incremental decoder for one response: push(id) -> the text that no later id can change (an
@@ -62,6 +73,9 @@ struct RunnerOptions {
 };
 
 using SampleMap = std::map<SampleKey, Sample>;
+
+// The settings recorded with a sample of `scheme`: io.gen, plus "plan_sha256" for a policy file.
+std::string sample_settings(const GenerationIo& io, const SchemeRun& scheme);
 
 struct RunStats {
   size_t resumed = 0;    // samples taken from an existing samples.jsonl

@@ -497,3 +497,38 @@ TEST_F(CliEval, EarlyStopGivesTheFullResponsesResults) {
 }
 
 }  // namespace
+
+// A --kv-policy file is named by its path ("policy:FILE"): edited in place it is another scheme, so
+// its samples are not resumed (the plan it resolves to is recorded with each sample).
+TEST_F(CliEval, AnEditedPolicyFileIsNotResumed) {
+  const fs::path policy = root_ / "plan.json", out = root_ / "edited_policy";
+  const auto write_policy = [&](const char* spec) {
+    std::ofstream(policy) << "{\"spec\": \"" << spec << "\"}\n";
+  };
+  auto args = eval_args(model_, out);
+  args.insert(args.end(), {"--kv-policy", policy.string()});
+  write_policy("int4:token:asym");
+  ASSERT_EQ(run(args), 0);
+  std::string err;
+  ASSERT_EQ(run_with_fsize_limit(args, RLIM_INFINITY, &err), 0) << err;  // unchanged: resumed
+  EXPECT_EQ(nlohmann::json::parse(slurp(out / "results.json"))["timing"]["samples_generated"].get<size_t>(), 0u);
+  write_policy("int3:token:asym");
+  err.clear();
+  EXPECT_EQ(run_with_fsize_limit(args, RLIM_INFINITY, &err), 2);
+  EXPECT_NE(err.find("(policy:" + policy.string() + ") was generated with other settings (plan_sha256: "),
+            std::string::npos)
+      << err;
+}
+
+// --full-responses asks for whole responses: an earlier run's early-stopped samples are not reused.
+TEST_F(CliEval, FullResponsesDoNotResumeEarlyStoppedSamples) {
+  const fs::path out = root_ / "full_responses";
+  auto args = eval_args(model_, out);
+  ASSERT_EQ(run(args), 0);
+  args.push_back("--full-responses");
+  std::string err;
+  EXPECT_EQ(run_with_fsize_limit(args, RLIM_INFINITY, &err), 2);
+  EXPECT_NE(err.find("was generated with other settings (full_responses: absent there, true in this run)"),
+            std::string::npos)
+      << err;
+}

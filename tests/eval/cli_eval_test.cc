@@ -532,3 +532,35 @@ TEST_F(CliEval, FullResponsesDoNotResumeEarlyStoppedSamples) {
             std::string::npos)
       << err;
 }
+
+// A ppl log names its schemes by their plans (a policy file edited in place is another scheme) and
+// records --compat paper: neither change resumes another run's windows.
+TEST_F(CliEval, PplDoesNotResumeAnEditedPolicyOrAnotherCompat) {
+  const fs::path text = root_ / "ppl_policy.txt", policy = root_ / "ppl_plan.json", out = root_ / "ppl_policy";
+  {
+    std::ofstream t(text);
+    for (int i = 0; i < 4; ++i) t << "The committee met on Tuesday to discuss the budget for the coming year. ";
+  }
+  const auto write_policy = [&](const char* spec) { std::ofstream(policy) << "{\"spec\": \"" << spec << "\"}\n"; };
+  std::vector<std::string> args{KVAUDIT_BINARY, "ppl", "--model", model_, "--text", text.string(), "--window", "32",
+                                "--stride", "32", "--max-windows", "2", "--kv-policy", policy.string(), "--threads",
+                                "2", "--quiet", "--json", "--out", out.string()};
+  write_policy("int4:token:asym");
+  ASSERT_EQ(run(args), 0);
+  std::string err;
+  EXPECT_EQ(run_with_fsize_limit(args, RLIM_INFINITY, &err), 0) << err;  // unchanged: resumed
+  write_policy("int2:token:asym");
+  err.clear();
+  EXPECT_EQ(run_with_fsize_limit(args, RLIM_INFINITY, &err), 2);
+  EXPECT_NE(err.find("was written by a different ppl run"), std::string::npos) << err;
+
+  const fs::path spec_out = root_ / "ppl_compat";
+  std::vector<std::string> spec_args{KVAUDIT_BINARY, "ppl", "--model", model_, "--text", text.string(), "--window",
+                                     "32", "--stride", "32", "--max-windows", "2", "--kv", "int4:channel", "--threads",
+                                     "2", "--quiet", "--json", "--out", spec_out.string()};
+  ASSERT_EQ(run(spec_args), 0);
+  spec_args.insert(spec_args.end() - 2, {"--compat", "paper"});
+  err.clear();
+  EXPECT_EQ(run_with_fsize_limit(spec_args, RLIM_INFINITY, &err), 2);
+  EXPECT_NE(err.find("\"compat\":\"paper\""), std::string::npos) << err;
+}

@@ -267,4 +267,19 @@ TEST(Runner, RefusesToReuseASampleGeneratedWithOtherSettings) {
 }
 
 }  // namespace
+// A policy file's results are keyed by the plan it resolves to (what screen and ppl logs key by,
+// what eval samples record): one plan spelled two ways is one key, another plan another key.
+TEST(SchemeRunLogKey, PolicyFilesAreKeyedByTheirPlan) {
+  const auto run = [](const char* spec, bool paper = false) {
+    kv::KvPolicy p = kv::KvPolicy::parse(spec, 4);
+    p.set_compat_paper(paper);
+    return SchemeRun{"policy:plan.json", nullptr, policy_plan_sha256(p)};
+  };
+  EXPECT_EQ(run("int4").log_key(), run("int4:token:asym").log_key());
+  EXPECT_NE(run("int4").log_key(), run("int3:token:asym").log_key());
+  EXPECT_NE(run("int4:channel").log_key(), run("int4:channel", true).log_key());
+  EXPECT_EQ(run("int4").log_key().rfind("policy:plan.json@", 0), 0u);
+  EXPECT_EQ((SchemeRun{"int4", nullptr, ""}).log_key(), "int4");  // a --kv spec is its own plan
+}
+
 }  // namespace kvaudit::eval

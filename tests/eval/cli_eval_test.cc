@@ -19,6 +19,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "../common/run_cli.h"
+
 #include "../common/test_files.h"
 
 namespace {
@@ -192,6 +194,15 @@ TEST_F(CliEval, SweepResumesAfterSigkill) {
   EXPECT_EQ(expect_unique_samples(k / "samples.jsonl"), total);
   EXPECT_EQ(without_timing(k / "results.json")["results"], without_timing(a / "results.json")["results"]);
   EXPECT_EQ(slurp(k / "sweep.json"), slurp(a / "sweep.json"));
+  // --json prints results.json with sweep.json (the onsets) under "sweep".
+  auto again = args(a);
+  again.erase(again.begin());
+  const auto printed = kvaudit::testing::run_cli(again);
+  ASSERT_EQ(printed.code, 0) << printed.err;
+  const auto j = nlohmann::json::parse(printed.out);
+  EXPECT_EQ(j["sweep"], nlohmann::json::parse(slurp(a / "sweep.json")));
+  EXPECT_TRUE(j["sweep"]["onset"].contains("advbench"));
+  EXPECT_EQ(j["results"], without_timing(a / "results.json")["results"]);
 }
 
 // `ppl --out` (issue 12): each finished window is appended to ppl_windows.jsonl; killed after its

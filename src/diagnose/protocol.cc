@@ -245,7 +245,11 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
   if (o.verify && o.target.empty() && o.target_policy.empty())
     usage_error("audit: give the scheme to audit with --kv SPEC or --kv-policy FILE");
   const std::string target = target_spec(o);
-  kv::KvPolicy::parse(target);  // a bad --kv fails before the model loads
+  // A bad --kv fails before the model loads; so does one that quantizes nothing (eval refuses it too).
+  if (kv::KvPolicy::parse(target).is_baseline())
+    usage_error("{}: the target keeps every layer's K and V in 16 bits (the baseline itself), so there is nothing to "
+                "diagnose; give a quantizing scheme",
+                o.target_policy.empty() ? "--kv '" + target + "'" : "--kv-policy " + o.target_policy);
   // The phase transition runs the target's int/kivi/nuq family; --phase-bits is checked even where
   // the default would be skipped, and refused for a target without a family.
   const auto family = eval::sweep_family(target);

@@ -126,6 +126,10 @@ TEST(RefusedOptions, AuditOfAPolicyForAnotherModelOrAnUnknownPromptSet) {
                  "--calib: unknown benchmark 'nosuch'");
   expect_refused({"diagnose", "--model", m, "--kv", "int4", "--geometry-pairs", "2", "--subspace-k", "3", "--out", out_dir()},
                  "--subspace-k 3 exceeds --geometry-pairs 2: the pairs' differences span at most 2 directions");
+  // A target that quantizes nothing is the baseline itself (eval refuses --kv fp16 too).
+  for (const char* cmd : {"audit", "diagnose"})
+    expect_refused({cmd, "--model", m, "--kv", "fp16", "--out", out_dir()},
+                   "--kv 'fp16': the target keeps every layer's K and V in 16 bits");
 }
 
 // CLI11 reads "-5" into an unsigned option as 2^64 - 5: counts are range-checked on the text.

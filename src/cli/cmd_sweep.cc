@@ -70,7 +70,7 @@ void add_sweep(CLI::App& app) {
   add_noise_floor_option(cmd, a->eval);
   cmd->add_option("--scheme", a->scheme, "scheme family without bits: int[:gran][:sym|asym]..., kivi[:gN], nuq "
                                          "(default int:token:asym)");
-  cmd->add_option("--bits", a->bits, "bit-widths, default 16,8,6,5,4,3,2 (16 = the fp16 baseline)");
+  cmd->add_option("--bits", a->bits, "bit-widths in 1..8 and 16 (the fp16 baseline), each once; default 16,8,6,5,4,3,2");
   cmd->add_option("--threshold", a->threshold, "onset: flip-rate Wilson lower bound above this, in [0, 1) (default 0.05)")
       ->check(fraction_check(true, false));
   cmd->callback([a] { run_sweep(*a); });

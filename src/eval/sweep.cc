@@ -1,5 +1,6 @@
 #include "eval/sweep.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 
@@ -18,7 +19,10 @@ std::vector<int> parse_bits(const std::string& list, const std::string& flag) {
     bool ok = !item.empty() && item.size() <= 2;
     for (char c : item) ok = ok && std::isdigit(static_cast<unsigned char>(c));
     if (ok) v = std::stoi(item);
-    if (!ok || v < 1 || v > 16) usage_error("{}: '{}' is not a bit-width in 1..16 (list: '{}')", flag, item, list);
+    // The families' codes are 1..8 bits (SPEC.md §3); 16 is the baseline.
+    if (!ok || v < 1 || (v > 8 && v != 16))
+      usage_error("{}: '{}' is not a bit-width of a sweep: 1..8, or 16 for the baseline (list: '{}')", flag, item, list);
+    if (std::find(out.begin(), out.end(), v) != out.end()) usage_error("{}: {} is given twice (list: '{}')", flag, v, list);
     out.push_back(v);
     pos = end + 1;
   }

@@ -13,6 +13,9 @@ TEST(Sweep, ParseBits) {
   EXPECT_THROW(parse_bits("4,,2"), UsageError);
   EXPECT_THROW(parse_bits("0"), UsageError);
   EXPECT_THROW(parse_bits("17"), UsageError);
+  EXPECT_THROW(parse_bits("12"), UsageError);  // no family has 9..15-bit codes
+  EXPECT_THROW(parse_bits("4,4"), UsageError);  // would run one scheme twice
+  EXPECT_EQ(parse_bits("8,16,1"), (std::vector<int>{8, 16, 1}));
   EXPECT_THROW(parse_bits("4x"), UsageError);
   EXPECT_THROW(parse_bits(""), UsageError);
 }

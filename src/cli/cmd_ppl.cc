@@ -31,19 +31,23 @@ struct PplArgs {
   std::string model, text, device, data, out;
   std::vector<std::string> kv, kv_policy;
   KvOptions kv_storage;  // --kv-storage, --compat: applied to every --kv scheme
-  size_t window = eval::kPplWindow, stride = eval::kPplStride, max_windows = 0, score_from = 0;
+  size_t window = eval::kPplWindow, max_windows = 0, score_from = 0;
+  size_t stride = 0;  // not given: eval::kPplStride, or the window when it is shorter
   int threads = 0;
   bool random_weights = false, quiet = false, json = false;
 };
 
-void run_ppl(const PplArgs& a) {
+void run_ppl(const PplArgs& given) {
+  PplArgs a = given;
+  if (a.stride == 0) a.stride = std::min(eval::kPplStride, a.window);
   std::optional<io::OutDirLock> lock;  // one writer per --out (io/out_dir_lock.h)
   if (!a.out.empty()) lock.emplace(a.out);
   // Default text: the staged WikiText-2 test set (datasets/wikitext2_test/SOURCE.md).
   const std::string text_path =
       a.text.empty() ? (std::filesystem::path(eval::resolve_data_dir(a.data)) / "wikitext2_test" / "wikitext2_test.txt").string()
                      : a.text;
-  if (a.stride == 0 || a.window < a.stride) usage_error("--window ({}) must be >= --stride ({}) >= 1", a.window, a.stride);
+  if (a.window < 2) usage_error("--window ({}) must be at least 2: a window scores each token after its first", a.window);
+  if (a.window < a.stride) usage_error("--window ({}) must be >= --stride ({}) >= 1", a.window, a.stride);
   if (a.score_from + 1 >= a.window)
     usage_error("--score-from ({}) must be below --window - 1 ({}): no target would be scored", a.score_from,
                 a.window - 1);
@@ -99,7 +103,7 @@ void add_ppl(CLI::App& app) {
   cmd->add_option("--kv-policy", a->kv_policy, "per-layer KV policy JSON file (e.g. an audit's policy.json); repeat for several");
   add_kv_storage_options(cmd, a->kv_storage);
   cmd->add_option("--window", a->window, "tokens per window (default 2048)")->check(kPositiveCount);
-  cmd->add_option("--stride", a->stride, "window stride (default 512)")->check(kPositiveCount);
+  cmd->add_option("--stride", a->stride, "window stride (default 512, or --window when that is shorter)")->check(kPositiveCount);
   cmd->add_option("--max-windows", a->max_windows, "score only the first N windows (0 = all)")->check(kCount);
   cmd->add_option("--score-from", a->score_from,
                   "score only targets predicted from window positions >= N (llama-perplexity: "

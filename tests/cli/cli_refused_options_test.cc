@@ -136,6 +136,7 @@ TEST(RefusedOptions, AuditOfAPolicyForAnotherModelOrAnUnknownPromptSet) {
 TEST(RefusedOptions, NegativeCounts) {
   const std::string m = "model.gguf";
   expect_refused({"ppl", "--model", m, "--window", "-5"}, "--window: Value -5 not in range");
+  expect_refused({"ppl", "--model", m, "--window", "1"}, "--window (1) must be at least 2");
   expect_refused({"ppl", "--model", m, "--max-windows", "-1"}, "--max-windows: Value -1 not in range");
   expect_refused({"ppl", "--model", m, "--score-from", "-1"}, "--score-from: Value -1 not in range");
   expect_refused({"eval", "--model", m, "--bench", "advbench", "--limit", "-1"}, "--limit: Value -1 not in range");

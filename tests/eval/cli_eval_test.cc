@@ -553,11 +553,18 @@ TEST_F(CliEval, PplDoesNotResumeAnEditedPolicyOrAnotherCompat) {
     for (int i = 0; i < 4; ++i) t << "The committee met on Tuesday to discuss the budget for the coming year. ";
   }
   const auto write_policy = [&](const char* spec) { std::ofstream(policy) << "{\"spec\": \"" << spec << "\"}\n"; };
+  // No --stride: it defaults to the window when the window is shorter than 512.
   std::vector<std::string> args{KVAUDIT_BINARY, "ppl", "--model", model_, "--text", text.string(), "--window", "32",
-                                "--stride", "32", "--max-windows", "2", "--kv-policy", policy.string(), "--threads",
+                                "--max-windows", "2", "--kv-policy", policy.string(), "--threads",
                                 "2", "--quiet", "--json", "--out", out.string()};
   write_policy("int4:token:asym");
   ASSERT_EQ(run(args), 0);
+  {
+    std::ifstream log(out / "ppl_windows.jsonl");
+    std::string header;
+    std::getline(log, header);
+    EXPECT_EQ(nlohmann::json::parse(header)["stride"], 32);
+  }
   std::string err;
   EXPECT_EQ(run_with_fsize_limit(args, RLIM_INFINITY, &err), 0) << err;  // unchanged: resumed
   write_policy("int2:token:asym");

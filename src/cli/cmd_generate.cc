@@ -44,6 +44,7 @@ std::vector<std::string> read_prompts(const std::string& path) {
   for (int n = 1; std::getline(f, line); ++n) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty()) continue;
+    require_utf8(line, fmt::format("--prompts {} line {}", path, n));
     if (!jsonl) {
       out.push_back(line);
       continue;

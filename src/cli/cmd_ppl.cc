@@ -63,7 +63,7 @@ void run_ppl(const PplArgs& given) {
   const model::Model m = model::load_model(a.model, lo);
   const text::Tokenizer tok = text::Tokenizer::load_for_model(a.model);
   // As the Hugging Face perplexity guide: the whole text encoded once, special tokens added.
-  const std::vector<int> tokens = tok.encode(io::read_file(text_path), true);
+  const std::vector<int> tokens = eval::encode_text_file(tok, text_path);
   const eval::PplOptions opt{a.window, a.stride, a.max_windows, a.score_from};
   eval::require_ppl_windows(tokens.size(), opt, text_path);
   if (const size_t gap = eval::ppl_gap_per_window(opt); a.score_from > 0 && gap > 0 && !a.quiet &&

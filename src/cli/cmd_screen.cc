@@ -29,7 +29,8 @@ void add_screen(CLI::App& app) {
   cmd->add_option("--kv", o->eval.kv, "KV scheme spec (SPEC.md §3); repeat for several")->check(kNonEmpty);
   cmd->add_option("--kv-policy", o->eval.kv_policy,
                   "per-layer KV policy JSON file (e.g. an audit's policy.json), named policy:FILE; repeat for several");
-  cmd->add_option("--calib", o->calib, "prompts whose 16-bit refusals give the refusal openings (default custom:20)");
+  cmd->add_option("--calib", o->calib, "prompts whose 16-bit refusals give the refusal openings (default custom:20)")
+      ->check(kNonEmpty);
   cmd->add_flag("--no-per-layer", [o](int64_t) { o->per_layer = false; }, "skip the per-layer scores");
   cmd->callback([o] {
     const io::OutDirLock lock(o->eval.out);  // one writer per --out (io/out_dir_lock.h)

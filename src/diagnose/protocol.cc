@@ -292,7 +292,7 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
   popt.max_windows = o.eval.ppl_windows;
   std::vector<int> text_tokens;
   if (!o.eval.text.empty()) {
-    text_tokens = s.tokenizer().encode(io::read_file(o.eval.text), true);
+    text_tokens = eval::encode_text_file(s.tokenizer(), o.eval.text);
     eval::require_ppl_windows(text_tokens.size(), popt, o.eval.text);
   }
   if (!o.target_policy.empty()) {  // a policy for another layer count would audit another plan

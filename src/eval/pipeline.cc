@@ -23,6 +23,7 @@
 #include "eval/samples.h"
 #include "io/atomic_file.h"
 #include "kv/policy.h"
+#include "text/utf8.h"
 
 namespace kvaudit::eval {
 
@@ -118,6 +119,13 @@ LoadedBenchmarks load_selected_benchmarks(const EvalArgs& a, const std::string& 
   sel.seed = a.seed;
   sel.dedup = !a.no_dedup;
   return load_benchmarks(sel);
+}
+
+std::vector<int> encode_text_file(const text::Tokenizer& tok, const std::string& path) {
+  const std::string text = io::read_file(path);
+  if (const size_t at = text::utf8_invalid_at(text); at != std::string_view::npos)
+    usage_error("--text {} is not valid UTF-8 (byte {})", path, at);
+  return tok.encode(text, true);
 }
 
 std::string generation_settings(const EvalArgs& a, engine::Device device, int max_new_tokens,
@@ -281,7 +289,7 @@ RunResults run_eval_pipeline(const EvalArgs& args, const std::vector<std::string
   popt.max_windows = a.ppl_windows;
   std::vector<int> text_tokens;
   if (!a.text.empty()) {
-    text_tokens = session.tokenizer().encode(io::read_file(a.text), true);
+    text_tokens = encode_text_file(session.tokenizer(), a.text);
     require_ppl_windows(text_tokens.size(), popt, a.text);
   }
 

@@ -582,3 +582,17 @@ TEST_F(CliEval, PplDoesNotResumeAnEditedPolicyOrAnotherCompat) {
   EXPECT_EQ(run_with_fsize_limit(spec_args, RLIM_INFINITY, &err), 2);
   EXPECT_NE(err.find("\"compat\":\"paper\""), std::string::npos) << err;
 }
+
+// Text that is not UTF-8 is refused naming the file (and line): the tokenizer would read U+FFFD for the
+// bad bytes and generate from, or score, another text (a Python reader refuses it too).
+TEST_F(CliEval, TextThatIsNotUtf8IsRefused) {
+  const fs::path prompts = root_ / "bad_prompts.txt", text = root_ / "bad_text.txt";
+  std::ofstream(prompts, std::ios::binary) << "fine\n\xff\xfe not text\n";
+  std::ofstream(text, std::ios::binary) << "fine \xc3\x28 not text";
+  auto r = kvaudit::testing::run_cli({"generate", "--model", model_, "--prompts", prompts.string(), "--max-new-tokens", "1"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "kvaudit: error: --prompts " + prompts.string() + " line 2 is not valid UTF-8 (byte 0)\n");
+  r = kvaudit::testing::run_cli({"ppl", "--model", model_, "--text", text.string(), "--window", "8"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "kvaudit: error: --text " + text.string() + " is not valid UTF-8 (byte 5)\n");
+}

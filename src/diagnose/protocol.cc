@@ -26,6 +26,7 @@
 #include "diagnose/outliers.h"
 #include "diagnose/prompt_sets.h"
 #include "diagnose/rules.h"
+#include "diagnose/score_log.h"
 #include "diagnose/screen.h"
 #include "diagnose/verification.h"
 #include "eval/benchmarks.h"
@@ -176,22 +177,40 @@ std::vector<Ablation> ablations(const OutlierChannels& o) {
 
 // Mean refusal-score shift of each run against the 16-bit model over `prompts` (one prefill per
 // prompt and run; negative: the score fell), with a progress line.
+// Refusal scores [run + 1][prompt] of prompts under the 16-bit model (index 0) and each run, one
+// prefill each; what `log` holds is not prefilled again and each new score is appended to it.
+std::vector<std::vector<double>> logged_scores(eval::EvalSession& s, const std::vector<Prompt>& prompts,
+                                               const std::vector<SchemeRun>& runs, const std::vector<int>& openings,
+                                               ScoreLog& log, eval::Progress* progress) {
+  std::vector<std::vector<int>> ids;
+  std::vector<std::string> prompt_ids, digests;
+  for (const auto& p : prompts) {
+    ids.push_back(s.io().encode(p));
+    prompt_ids.push_back(p.id);
+    digests.push_back(tokens_digest(ids.back()));
+  }
+  std::vector<std::shared_ptr<const kv::KvPolicy>> pols = {nullptr};
+  std::vector<std::string> names = {"fp16"};
+  for (const auto& r : runs) {
+    pols.push_back(r.policy);
+    names.push_back(r.log_key());
+  }
+  const ScoreCheckpoint checkpoint = log.checkpoint(prompt_ids, digests, names);
+  return prefill_scores(s.backend(), ids, pols, openings, s.args().batch_size, progress, &checkpoint);
+}
+
 std::vector<double> mean_score_shifts(eval::EvalSession& s, const std::vector<Prompt>& prompts,
                                       const std::vector<SchemeRun>& runs, const std::vector<int>& openings,
-                                      const std::string& label, bool quiet) {
-  std::vector<std::vector<int>> ids;
-  for (const auto& p : prompts) ids.push_back(s.io().encode(p));
-  std::vector<std::shared_ptr<const kv::KvPolicy>> pols = {nullptr};
-  for (const auto& r : runs) pols.push_back(r.policy);
-  eval::Progress progress(quiet ? nullptr : stderr, ::isatty(fileno(stderr)) != 0, label, ids.size() * pols.size(),
-                          "prefills");
-  const auto cs = prefill_scores(s.backend(), ids, pols, openings, s.args().batch_size, &progress);
+                                      ScoreLog& log, const std::string& label, bool quiet) {
+  eval::Progress progress(quiet ? nullptr : stderr, ::isatty(fileno(stderr)) != 0, label,
+                          prompts.size() * (runs.size() + 1), "prefills");
+  const auto cs = logged_scores(s, prompts, runs, openings, log, &progress);
   progress.finish();
   std::vector<double> out;
   for (size_t k = 0; k < runs.size(); ++k) {
     double sum = 0;
-    for (size_t i = 0; i < ids.size(); ++i) sum += cs[k + 1][i] - cs[0][i];
-    out.push_back(sum / double(ids.size()));
+    for (size_t i = 0; i < prompts.size(); ++i) sum += cs[k + 1][i] - cs[0][i];
+    out.push_back(sum / double(prompts.size()));
   }
   return out;
 }
@@ -435,6 +454,7 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
   std::optional<Plan> prescription;
   const std::vector<Prompt> held_refused = refused_by(held, hb);
   std::vector<int> openings;  // the screen's refusal openings (empty: no screen)
+  std::optional<ScoreLog> score_log;  // set with non-empty openings
   if (diagnose) {
     // ---- calibration baseline, then the screen: refusal-score shifts from one prefill per prompt
     // and scheme, no generation. It orders the layer scan and, in verify, the candidates.
@@ -452,13 +472,20 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
     std::vector<std::string> refusals;
     for (const auto& p : calib_refused) refusals.push_back(calib_base.at({p.id, base.name}).response);
     openings = refusal_openings(s.tokenizer(), refusals);
+    // Every screen prefill's score goes to DIR/screen_scores.jsonl as its batch finishes: a rerun
+    // prefills only what the log lacks (its header: the model, the device, these openings).
+    if (!openings.empty())
+      score_log.emplace((std::filesystem::path(o.eval.out) / "screen_scores.jsonl").string(),
+                        nlohmann::json{{"screen_scores", 1},
+                                       {"model", o.eval.model},
+                                       {"device", engine::device_name(s.backend().device())},
+                                       {"openings", openings}},
+                        "diagnose");
     Json screen = {{"openings", openings}};
     screen["auroc"] = nullptr;
     std::vector<double> layer_shift;  // per layer: mean fall of the refusal score on the refused calibration prompts
     if (!openings.empty() && !held_refused.empty()) {
-      std::vector<std::vector<int>> ids;
-      for (const auto& p : held_refused) ids.push_back(s.io().encode(p));
-      const auto sc = prefill_scores(s.backend(), ids, {nullptr, tgt.policy}, openings, s.args().batch_size);
+      const auto sc = logged_scores(s, held_refused, {tgt}, openings, *score_log, nullptr);
       std::vector<double> drop;  // baseline score - target score: larger = more likely to flip
       Flags flipped(held_refused.size());
       const Flags v = verdicts(held_map, held_refused, tgt.name);
@@ -471,7 +498,7 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
     }
     if (!openings.empty() && !calib_refused.empty()) {
       const std::vector<double> shifts =
-          mean_score_shifts(s, calib_refused, scan_runs, openings, "screen: prefills per layer", o.eval.quiet);
+          mean_score_shifts(s, calib_refused, scan_runs, openings, *score_log, "screen: prefills per layer", o.eval.quiet);
       Json per_layer = Json::array();
       for (int l = 0; l < n_layers; ++l) {
         layer_shift.push_back(-shifts[size_t(l)]);  // positive = the refusal score fell
@@ -630,7 +657,8 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
     std::vector<size_t> verify_order(runs.size());
     std::iota(verify_order.begin(), verify_order.end(), size_t{0});
     if (!runs.empty() && !openings.empty() && !held_refused.empty()) {
-      cand_shift = mean_score_shifts(s, held_refused, runs, openings, "screen: prefills per candidate", o.eval.quiet);
+      cand_shift =
+          mean_score_shifts(s, held_refused, runs, openings, *score_log, "screen: prefills per candidate", o.eval.quiet);
       std::stable_sort(verify_order.begin(), verify_order.end(),
                        [&](size_t a, size_t b) { return cand_shift[a] > cand_shift[b]; });
     }

@@ -15,14 +15,12 @@
 #include "core/json_number.h"
 #include "diagnose/prompt_sets.h"
 #include "diagnose/rules.h"
+#include "diagnose/score_log.h"
 #include "diagnose/screen.h"
-#include "eval/jsonl_log.h"
 #include "eval/metrics.h"
 #include "eval/progress.h"
-#include "eval/samples.h"
 #include "io/atomic_file.h"
 #include "kv/spec.h"
-#include "model/sha256.h"
 
 namespace kvaudit::diagnose {
 namespace {
@@ -40,58 +38,6 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t m = v.size() / 2;
   return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
-}
-
-// A prompt's tokens as the log records them: a rerun whose template, --system or dataset changed a
-// prompt's tokens must not reuse its scores.
-std::string tokens_digest(const std::vector<int>& ids) {
-  std::string s;
-  for (int t : ids) s += std::to_string(t) + ",";
-  return model::sha256_hex(s).substr(0, 16);
-}
-
-// A score as the log writes it: the shortest round-trip number, or the one of "inf", "-inf", "nan"
-// (a side of the vocabulary can hold all the mass; JSON has no such numbers).
-Json score_json(double x) {
-  if (std::isnan(x)) return "nan";
-  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
-  return x;
-}
-
-double score_of(const nlohmann::json& j, const std::string& where) {
-  if (j.is_number()) return j.get<double>();
-  if (j == "inf") return INFINITY;
-  if (j == "-inf") return -INFINITY;
-  if (j == "nan") return NAN;
-  usage_error("{}: 'score' must be a number, \"inf\", \"-inf\" or \"nan\"", where);
-}
-
-// DIR/screen_scores.jsonl: the header names the model and the refusal openings the scores are of;
-// each line one (prompt, policy) score, appended as its batch finishes. Returns what the log
-// already holds for these prompts and policies; lines of others stay in the file, unused.
-std::map<std::pair<size_t, size_t>, double> read_scores(const eval::JsonlLog& log,
-                                                        const std::vector<eval::Prompt>& prompts,
-                                                        const std::vector<std::string>& digests,
-                                                        const std::vector<std::string>& policy_names) {
-  std::map<std::string, size_t> prompt_at, policy_at;
-  for (size_t i = 0; i < prompts.size(); ++i) prompt_at[prompts[i].id] = i;
-  for (size_t i = 0; i < policy_names.size(); ++i) policy_at[policy_names[i]] = i;
-  std::map<std::pair<size_t, size_t>, double> done;
-  for (const auto& [where, j] : log.lines) {
-    for (const char* key : {"prompt", "tokens", "policy"})
-      if (!j.contains(key) || !j[key].is_string()) usage_error("{}: '{}' must be a string", where, key);
-    if (!j.contains("score")) usage_error("{}: no 'score'", where);
-    const double score = score_of(j["score"], where);
-    const auto p = prompt_at.find(j["prompt"].get<std::string>());
-    const auto s = policy_at.find(j["policy"].get<std::string>());
-    if (p == prompt_at.end() || s == policy_at.end()) continue;
-    if (j["tokens"].get<std::string>() != digests[p->second])
-      usage_error("{}: prompt {} was scored with other tokens than this run's (another dataset, --system or chat "
-                  "template); give this run another --out",
-                  where, p->first);
-    done.emplace(std::pair{s->second, p->second}, score);
-  }
-  return done;
 }
 
 }  // namespace
@@ -154,21 +100,14 @@ nlohmann::ordered_json run_screen(const ScreenOptions& o) {
     }
   }
 
-  const std::string log_path = (out_dir / "screen_scores.jsonl").string();
-  const nlohmann::json header = {{"screen_scores", 1},
-                                 {"model", o.eval.model},
-                                 {"device", engine::device_name(s.backend().device())},
-                                 {"openings", openings}};
-  const eval::JsonlLog log = eval::read_jsonl_log(log_path, header, "screen");
-  ScoreCheckpoint checkpoint{read_scores(log, prompts, digests, names), nullptr};
-  eval::SamplesWriter writer(log_path, log.valid_bytes);
-  if (!log.has_header) writer.append_line(eval::jsonl_line(header));
-  checkpoint.on_score = [&](size_t policy, size_t prompt, double score) {
-    writer.append_line(eval::jsonl_line(Json{{"prompt", prompts[prompt].id},
-                                             {"tokens", digests[prompt]},
-                                             {"policy", names[policy]},
-                                             {"score", score_json(score)}}));
-  };
+  nlohmann::json header = {{"screen_scores", 1},
+                            {"model", o.eval.model},
+                            {"device", engine::device_name(s.backend().device())},
+                            {"openings", openings}};
+  ScoreLog log((out_dir / "screen_scores.jsonl").string(), header, "screen");
+  std::vector<std::string> prompt_ids;
+  for (const auto& p : prompts) prompt_ids.push_back(p.id);
+  const ScoreCheckpoint checkpoint = log.checkpoint(prompt_ids, digests, names);
   const size_t resumed = checkpoint.done.size();
   eval::Progress progress(o.eval.quiet ? nullptr : stderr, ::isatty(fileno(stderr)) != 0, "screen",
                           ids.size() * policies.size(), "prefills");

@@ -28,7 +28,7 @@ struct SchemeRun {
   // A --kv-policy file's scheme ("policy:FILE" names only the file): the sha256 of the plan it
   // resolved to (policy_plan_sha256), so a rerun after the file was edited reuses none of its
   // results. Empty for a --kv spec, whose name is the plan.
-  std::string plan_sha256;
+  std::string plan_sha256 = {};
   // The name a resumable log keys this scheme's results by: name, or name@plan_sha256.
   std::string log_key() const { return plan_sha256.empty() ? name : name + "@" + plan_sha256; }
 };

@@ -150,9 +150,16 @@ TEST_F(CliAudit, RunsEveryStageResumesAndEvalReproducesTheVerification) {
   // A rerun resumes: no sample is generated again, no window scored again, the report is the same
   // apart from timing.
   const std::string samples = slurp(out / "samples.jsonl");
+  // The screen's prefills are logged as `kvaudit screen` logs them (when the baseline refused some
+  // calibration prompt: the openings come from those refusals).
+  const std::string scores = fs::exists(out / "screen_scores.jsonl") ? slurp(out / "screen_scores.jsonl") : "";
+  EXPECT_EQ(scores.empty(), report["calibration"]["baseline_refusals"] == 0) << report["calibration"].dump();
   ASSERT_EQ(run(audit_args(out)), 0);
   EXPECT_EQ(slurp(out / "samples.jsonl"), samples);
   EXPECT_EQ(slurp(out / "ppl_windows.jsonl"), ppl_log);
+  if (!scores.empty()) {
+    EXPECT_EQ(slurp(out / "screen_scores.jsonl"), scores);  // no prefill again
+  }
   auto again = nlohmann::json::parse(slurp(out / "report.json"));
   auto first = report;
   again.erase("timing");

@@ -175,8 +175,6 @@ std::vector<Ablation> ablations(const OutlierChannels& o) {
   return out;
 }
 
-// Mean refusal-score shift of each run against the 16-bit model over `prompts` (one prefill per
-// prompt and run; negative: the score fell), with a progress line.
 // Refusal scores [run + 1][prompt] of prompts under the 16-bit model (index 0) and each run, one
 // prefill each; what `log` holds is not prefilled again and each new score is appended to it.
 std::vector<std::vector<double>> logged_scores(eval::EvalSession& s, const std::vector<Prompt>& prompts,
@@ -199,6 +197,8 @@ std::vector<std::vector<double>> logged_scores(eval::EvalSession& s, const std::
   return prefill_scores(s.backend(), ids, pols, openings, s.args().batch_size, progress, &checkpoint);
 }
 
+// Mean refusal-score shift of each run against the 16-bit model over `prompts` (one prefill per
+// prompt and run; negative: the score fell), with a progress line.
 std::vector<double> mean_score_shifts(eval::EvalSession& s, const std::vector<Prompt>& prompts,
                                       const std::vector<SchemeRun>& runs, const std::vector<int>& openings,
                                       ScoreLog& log, const std::string& label, bool quiet) {

@@ -33,7 +33,7 @@ std::string tokens_digest(const std::vector<int>& ids) {
 }
 
 ScoreLog::ScoreLog(const std::string& path, const nlohmann::json& header, const std::string& run)
-    : path_(path), log_(eval::read_jsonl_log(path, header, run)) {
+    : log_(eval::read_jsonl_log(path, header, run)) {
   writer_ = std::make_unique<eval::SamplesWriter>(path, log_.valid_bytes);
   if (!log_.has_header) writer_->append_line(eval::jsonl_line(header));
 }

@@ -26,6 +26,9 @@ class ScoreLog {
   // Reads `path` (UsageError naming it when its header is another run's: another model, device or
   // openings) and appends to it; `run` names the command in that message.
   ScoreLog(const std::string& path, const nlohmann::json& header, const std::string& run);
+  // Its checkpoints' on_score appends through this object: it stays where it was made.
+  ScoreLog(const ScoreLog&) = delete;
+  ScoreLog& operator=(const ScoreLog&) = delete;
 
   // What the log holds for these prompts (ids and token digests, index-aligned) and policies
   // (names; index 0 is the 16-bit model), as prefill_scores indexes them, and an on_score that
@@ -34,7 +37,6 @@ class ScoreLog {
                              const std::vector<std::string>& policy_names);
 
  private:
-  std::string path_;
   eval::JsonlLog log_;
   std::unique_ptr<eval::SamplesWriter> writer_;
 };

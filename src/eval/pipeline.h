@@ -56,6 +56,11 @@ struct EvalArgs {
 // 256 (SPEC.md §4). UsageError for a negative value.
 int resolved_max_new_tokens(const EvalArgs& a);
 
+// The token ids of a perplexity text file (--text PATH), special tokens added as the Hugging Face
+// guide encodes it. UsageError naming the file when it is not UTF-8 (a Python reader refuses it too;
+// the tokenizer would read U+FFFD for the bad bytes and score another text).
+std::vector<int> encode_text_file(const text::Tokenizer& tok, const std::string& path);
+
 // GenerationIo::gen: what beside the prompt, the scheme and the judge decides a response: the
 // model (canonical path; random weights; the weights' SHA-256 when given: a file replaced at the
 // same path is another model), the device, the chat template or --raw, --compat, the system prompt
@@ -63,11 +68,6 @@ int resolved_max_new_tokens(const EvalArgs& a);
 // and max new tokens. Not the batch size, threads or --kv-storage: they change no verdict. Early stop
 // changes no verdict either, but --full-responses is recorded (when given): its user asked for whole
 // responses, and an early-stopped sample of an earlier run is not one.
-// The token ids of a perplexity text file (--text PATH), special tokens added as the Hugging Face
-// guide encodes it. UsageError naming the file when it is not UTF-8 (a Python reader refuses it too;
-// the tokenizer would read U+FFFD for the bad bytes and score another text).
-std::vector<int> encode_text_file(const text::Tokenizer& tok, const std::string& path);
-
 std::string generation_settings(const EvalArgs& a, engine::Device device, int max_new_tokens,
                                 const std::string& endpoint_model = "", const std::string& weights_sha256 = "");
 

@@ -72,9 +72,9 @@ nlohmann::json ppl_log_header(const std::string& model, const std::string& text,
     const uint8_t le[4] = {uint8_t(u), uint8_t(u >> 8), uint8_t(u >> 16), uint8_t(u >> 24)};
     h.update(le, 4);
   }
-  nlohmann::json header = {{"model", model},   {"text", text},   {"n_tokens", tokens.size()}, {"tokens_sha256", h.hex_digest()},
-          {"window", opt.window}, {"stride", opt.stride}, {"score_from", opt.score_from}, {"schemes", names},
-          {"device", engine::device_name(device)}};
+  nlohmann::json header = {{"model", model},          {"text", text},           {"n_tokens", tokens.size()},
+                            {"tokens_sha256", h.hex_digest()}, {"window", opt.window}, {"stride", opt.stride},
+                            {"score_from", opt.score_from}, {"schemes", names},      {"device", engine::device_name(device)}};
   if (paper) header["compat"] = "paper";
   return header;
 }

@@ -195,7 +195,7 @@ KvPolicy KvPolicy::from_json(const nlohmann::json& j) {
   check_keys(j, {"spec", "layers", "storage", "compat", "kvaudit_version", "model", "note"}, "the policy");
   KvPolicy p;
   try {
-    if (j.contains("layers")) {  // the explicit form wins over "spec" (it is what a user edits)
+    if (j.contains("layers")) {  // the explicit form is what runs (it is what a user edits)
       const auto& layers = j.at("layers");
       if (!layers.is_array()) usage_error("KV policy: \"layers\" must be an array");
       for (size_t l = 0; l < layers.size(); ++l) {
@@ -219,6 +219,20 @@ KvPolicy KvPolicy::from_json(const nlohmann::json& j) {
         }
       }
       p.declared_layers_ = int(layers.size());
+      // A file with both forms (to_json writes both) runs its layers; a "spec" that says another
+      // plan would be silently ignored, so the two must agree at every site the layers name.
+      // (With channel subsets, to_json's "spec" is name()'s unparseable subset(...) spelling: no check.)
+      if (j.contains("spec") && p.subsets_.empty()) {
+        const KvPolicy stated = parse(j.at("spec").get<std::string>());
+        for (int l = 0; l < p.declared_layers_; ++l)
+          for (const Role r : {Role::K, Role::V}) {
+            const std::string runs = to_string(p.scheme(l, r)), says = to_string(stated.scheme(l, r));
+            if (runs != says)
+              usage_error("KV policy: \"spec\" and \"layers\" disagree at layers[{}].{}: {} in \"layers\", {} by "
+                          "\"spec\"; the layers are what runs: remove \"spec\" or make it agree",
+                          l, r == Role::K ? "k" : "v", runs, says);
+          }
+      }
     } else if (j.contains("spec")) {
       p = parse(j.at("spec").get<std::string>());
     } else {

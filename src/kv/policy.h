@@ -30,7 +30,8 @@ class KvPolicy {
   // are checked against n_layers when given, else by validate() / make_cache().
   static KvPolicy parse(std::string_view spec, std::optional<int> n_layers = std::nullopt);
   // `--kv-policy FILE.json`: {"spec": "..."} or {"layers": [{"k": SPEC, "v": SPEC}, ...]} (entry i =
-  // layer i; then the model must have exactly that many layers), optionally with "storage":
+  // layer i; then the model must have exactly that many layers; a "spec" beside them must name the
+  // same scheme at every site, unless a site holds a channel subset), optionally with "storage":
   // "simulated"|"packed" and "compat": "paper"|"none". A role may instead hold a channel subset,
   // {"scheme": "int3:tensor:sym", "channels": [...], "scale": "tensor"|"channel"} (the ablations of
   // SPEC.md §5; kv/subset_cache.h). Unknown keys are errors. Throws UsageError.

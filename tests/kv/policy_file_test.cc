@@ -71,5 +71,22 @@ TEST_F(PolicyFileLoad, EveryErrorNamesTheFile) {
   EXPECT_EQ(error((dir_ / "absent.json").string(), 1), "cannot open KV policy file '" + (dir_ / "absent.json").string() + "'");
 }
 
+// A file with both forms runs its "layers"; a "spec" that says another plan would be ignored without
+// a word, so it must agree (to_json writes both, and they agree).
+TEST_F(PolicyFileLoad, SpecAndLayersMustAgree) {
+  const std::string agree = write("agree.json", R"({"spec": "int4;layers[1].v=fp16",
+      "layers": [{"k": "int4:token:asym", "v": "int4:token:asym"}, {"k": "int4:token:asym", "v": "fp16"}]})");
+  EXPECT_EQ(error(agree, 2), "");
+  const std::string edited = write("edited.json", R"({"spec": "int4:token:asym",
+      "layers": [{"k": "int4:token:asym", "v": "int4:token:asym"}, {"k": "int2:token:asym", "v": "int4:token:asym"}]})");
+  EXPECT_EQ(error(edited, 2), edited + ": KV policy: \"spec\" and \"layers\" disagree at layers[1].k: int2:token:asym in "
+                                       "\"layers\", int4:token:asym by \"spec\"; the layers are what runs: remove \"spec\" "
+                                       "or make it agree");
+  // What to_json writes loads back.
+  const KvPolicy p = KvPolicy::parse("kivi2;layers[0]=q8_0");
+  const std::string written = write("written.json", p.to_json(3).dump());
+  EXPECT_EQ(error(written, 3), "");
+}
+
 }  // namespace
 }  // namespace kvaudit::kv

@@ -773,19 +773,22 @@ void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* 
     for (const Slot& s : slots)
       if (!keys_before_k_norm(l, s)) k_norm(l, k + s.off * kv_dim, s.n);
   }
-  // q = apply_rotary_pos_emb(q) on the device
-  cuda::rope_cuda(q_.data(), n, c.n_heads, c.head_dim, half_, cs_.data());
   int64_t max_pos = 0;
   for (const Slot& s : slots) max_pos = std::max(max_pos, s.pos + s.n - 1);
-  // The host path (and the KV hooks) take the keys before RoPE, with the values.
+  // The host path (and the KV hooks) take the keys before RoPE, with the values; else q and k
+  // rotate in one launch.
   const bool hook_kv = hooks && hooks->on_kv;
-  if (any_host_ || hook_kv) {
+  const bool keys_to_host = any_host_ || hook_kv;
+  // q = apply_rotary_pos_emb(q), k = apply_rotary_pos_emb(k) on the device
+  if (keys_to_host || !any_device_) cuda::rope_cuda(q_.data(), n, c.n_heads, c.head_dim, half_, cs_.data());
+  else cuda::rope2_cuda(q_.data(), c.n_heads, k, c.n_kv_heads, n, c.head_dim, half_, cs_.data());
+  if (keys_to_host) {
     kv_host_.resize(kv_.size());
     KVAUDIT_CUDA_CHECK(cudaMemcpy(kv_host_.data(), kv_.data(), kv_.size() * sizeof(float), cudaMemcpyDeviceToHost));
   }
-  // k = apply_rotary_pos_emb(k); the device-quantized sequences store their new rows
+  // the device-quantized sequences store their new rows
   if (any_device_) {
-    cuda::rope_cuda(k, n, c.n_kv_heads, c.head_dim, half_, cs_.data());
+    if (keys_to_host) cuda::rope_cuda(k, n, c.n_kv_heads, c.head_dim, half_, cs_.data());
     cuda::kv_write_cuda(slot_kv_ + l * int64_t(slots.size()), slot_rows_, int64_t(slots.size()), bounds_, k, v);
     if (hook_kv)
       for (const Slot& s : slots)
@@ -802,8 +805,10 @@ void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* 
   p.scale = c.attn_scale();
   p.softcap = m_.arch.softcaps ? c.attn_softcap : 0.0f;
   p.window = (size_t(l) < c.layer_sliding.size() && c.layer_sliding[size_t(l)]) ? c.sliding_window : 0;
+  // (fused_: the o_proj's bf16 input written too, to xb_)
+  if (fused_) xb_.resize(size_t(n * std::max<int64_t>(q_dim, c.d_ff)));
   cuda::attention_cuda(p, q_.data(), attn_rows_, slot_kv_ + l * int64_t(slots.size()), n, max_pos, att_.data(),
-                       attn_order_, attn_math_);
+                       attn_order_, attn_math_, fused_ ? xb_.data() : nullptr);
   // attn_output = o_proj(attn_output)   (fused_: in fused_rest)
   if (!fused_) matmul(att_.data(), n, q_dim, lw.wo, d, o_.data());
 }
@@ -816,13 +821,11 @@ void CudaBackend::fused_rest(int l, int64_t n) {
   const auto& c = m_.config;
   const DevLayer& lw = layers_[size_t(l)];
   const int64_t d = c.d_model, q_dim = c.q_dim(), d_ff = c.d_ff;
-  xb_.resize(size_t(n * std::max(q_dim, d_ff)));
   uint16_t* ab = ab_.data();
-  uint16_t* xb = xb_.data();
+  uint16_t* xb = xb_.data();  // attention wrote attn_output's bf16 bits here (attention_block)
   float* x = x_.data();
   // hidden_states = residual + o_proj(attn_output); residual = hidden_states;
   // hidden_states = pre_feedforward_layernorm(hidden_states)   -> ab (bf16)
-  cuda::to_bf16_cuda(att_.data(), n * q_dim, xb);
   cuda::lt_products_cuda(xb, n, q_dim, lw.wo.ptr(), d, lt_invariant_,
                          [&](const cuda::PartSums& p, int64_t t0, int64_t rows) {
                            cuda::add_parts_rmsnorm_cuda(norm_, x + t0 * d, p, rows, d, lw.ffn_norm.data(), c.norm_eps,

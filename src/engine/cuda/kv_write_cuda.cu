@@ -79,14 +79,15 @@ struct Site {
 // Whole 32-bit words of a packed row from code(i), i = 0..width-1.
 template <typename Code>
 __device__ void write_words(uint32_t* words, int width, int bits, int first, int step, Code code) {
-  const int n_words = int((int64_t(width) * bits + 31) / 32);
+  // A row's bits fit an int (kMaxKvWidth values of at most 32 bits): 32-bit division, the cheap one.
+  const int n_words = (width * bits + 31) / 32;
   for (int wd = first; wd < n_words; wd += step) {
-    const int64_t b0 = int64_t(wd) * 32;
-    const int i0 = int(b0 / bits), i1 = min(width - 1, int((b0 + 31) / bits));
+    const int b0 = wd * 32;
+    const int i0 = b0 / bits, i1 = min(width - 1, (b0 + 31) / bits);
     uint32_t word = 0;
     for (int i = i0; i <= i1; ++i) {
       const uint32_t c = code(i);
-      const int64_t sh = int64_t(i) * bits - b0;  // negative: the code began in the previous word
+      const int sh = i * bits - b0;  // negative: the code began in the previous word
       word |= sh >= 0 ? c << sh : c >> -sh;
     }
     words[wd] = word;

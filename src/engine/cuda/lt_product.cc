@@ -9,6 +9,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -65,6 +66,11 @@ bool trace_on() {
   static const bool on = env_flag("KVAUDIT_CUDA_LT_TRACE", false);
   return on;
 }
+// KVAUDIT_CUDA_LT_GEMV=0: our streaming kernels are not candidates (the A/B of docs/PERFORMANCE.md).
+bool gemv_on() {
+  static const bool on = env_flag("KVAUDIT_CUDA_LT_GEMV", true);
+  return on;
+}
 
 // Rows per slice of a product: a power of two from 64 to 1024 whose output (and admission buffers)
 // stay within kMaxSliceFloats.
@@ -103,6 +109,8 @@ class Lt {
       const Choice& c = choice(w, m, k, kc, batch, ld, n);
       if (c.anchor_passes)
         anchor_run(w, m, x + r0 * k, n, k, kc, batch, d + r0 * ld, ld, stride);
+      else if (c.gemv)
+        gemv_bf16_cuda(*c.gemv, w, m, x + r0 * k, n, k, kc, batch, d + r0 * ld, ld, stride);
       else
         check_lt(run(c.algo, w, m, x + r0 * k, n, k, kc, batch, d + r0 * ld, ld, stride), "matmul");
     }
@@ -197,6 +205,7 @@ class Lt {
   struct Choice {
     cublasLtMatmulAlgo_t algo{};
     bool anchor_passes = false;
+    std::optional<GemvOrder> gemv;  // our own kernel instead of algo
   };
 
   const Choice& choice(const bf16* w, int64_t m, int64_t k, int64_t kc, int batch, int64_t ld, int64_t n) {
@@ -233,8 +242,9 @@ class Lt {
   }
 
   // The first candidate whose product of n probe rows (deterministic bf16 inputs, the call's own
-  // weights) is the anchor's, every output bit for bit: the reference itself up to 64 rows, else the
-  // heuristic's first no-split-K candidates for n rows, then the reference.
+  // weights) is the anchor's, every output bit for bit: up to 16 rows our streaming kernels, then
+  // the reference itself up to 64 rows, else the heuristic's first no-split-K candidates for n rows,
+  // then the reference.
   Choice admit(const bf16* w, int64_t m, int64_t k, int64_t kc, int batch, int64_t ld, int64_t n) {
     const cublasLtMatmulAlgo_t ref = algo_for(m, k, kc, batch, ld, kAnchorRows, true);
     std::vector<cublasLtMatmulAlgo_t> candidates;
@@ -250,7 +260,20 @@ class Lt {
     Choice chosen;
     chosen.anchor_passes = true;
     std::string report;
-    for (size_t i = 0; i < candidates.size(); ++i) {
+    // Our streaming kernels first (few rows: cuBLASLt's tiles leave SMs idle there).
+    for (const GemvOrder order : {GemvOrder::kWeightsAsB, GemvOrder::kWeightsAsA}) {
+      if (!gemv_on() || !gemv_fits(order, n, k, kc)) continue;
+      gemv_bf16_cuda(order, w, m, x, n, k, kc, batch, got_.data(), ld, n * ld);
+      const int64_t unequal = count_unequal_cuda(want_.data(), anchor_n * ld, got_.data(), n * ld, batch, n, m, ld);
+      if (unequal == 0 && chosen.anchor_passes) chosen.anchor_passes = false, chosen.gemv = order;
+      if (trace_on())
+        report += std::string("  streaming kernel, weights as ") + (order == GemvOrder::kWeightsAsA ? "A" : "B") + ": " +
+                  (unequal == 0 ? "the anchor's bits" : std::to_string(unequal) + " outputs with other bits") + ", " +
+                  time_us([&] { gemv_bf16_cuda(order, w, m, x, n, k, kc, batch, got_.data(), ld, n * ld); return true; }) +
+                  "\n";
+      else if (!chosen.anchor_passes) break;
+    }
+    for (size_t i = 0; i < candidates.size() && (chosen.anchor_passes || trace_on()); ++i) {
       const cublasLtMatmulAlgo_t& c = candidates[i];
       const char* verdict = "refused";
       bool same = false;
@@ -258,13 +281,15 @@ class Lt {
         same = count_unequal_cuda(want_.data(), anchor_n * ld, got_.data(), n * ld, batch, n, m, ld) == 0;
         verdict = same ? "the anchor's bits" : "other bits";
       }
-      if (same && chosen.anchor_passes) chosen = Choice{c, false};
+      if (same && chosen.anchor_passes) chosen = Choice{c, false, std::nullopt};
       if (!trace_on()) {
         if (!chosen.anchor_passes) break;
         continue;
       }
       report += "  candidate " + std::to_string(i) + " " + describe(c) + ": " + verdict + ", " +
-                time_us(c, w, m, k, kc, batch, ld, n) + "\n";
+                time_us([&] {
+                  return run(c, w, m, x, n, k, kc, batch, got_.data(), ld, n * ld) == CUBLAS_STATUS_SUCCESS;
+                }) + " at " + std::to_string(n) + " rows\n";
     }
     if (trace_on())
       std::fprintf(stderr, "cuBLASLt %lld rows, m %lld, k chunk %lld x %d: reference %s; %s\n%s",
@@ -307,21 +332,20 @@ class Lt {
     return "{" + out + "}";
   }
 
-  // The median of 5 products of rows rows on the probe input (the trace only).
-  std::string time_us(const cublasLtMatmulAlgo_t& a, const bf16* w, int64_t m, int64_t k, int64_t kc, int batch,
-                      int64_t ld, int64_t rows) {
-    DeviceBuffer<float> d(size_t(batch) * size_t(rows * ld));
-    const bf16* x = probe_input(size_t(rows * k));
+  // The median of 5 runs of a product on the probe input (the trace only); run returns false when
+  // the library refused it.
+  template <typename Run>
+  std::string time_us(const Run& run_once) {
     cudaEvent_t t0, t1;
     KVAUDIT_CUDA_CHECK(cudaEventCreate(&t0));
     KVAUDIT_CUDA_CHECK(cudaEventCreate(&t1));
     std::vector<float> ms;
     for (int r = 0; r < 6; ++r) {
       KVAUDIT_CUDA_CHECK(cudaEventRecord(t0));
-      const cublasStatus_t st = run(a, w, m, x, rows, k, kc, batch, d.data(), ld, rows * ld);
+      const bool ok = run_once();
       KVAUDIT_CUDA_CHECK(cudaEventRecord(t1));
       KVAUDIT_CUDA_CHECK(cudaEventSynchronize(t1));
-      if (st != CUBLAS_STATUS_SUCCESS) break;
+      if (!ok) break;
       float t = 0;
       KVAUDIT_CUDA_CHECK(cudaEventElapsedTime(&t, t0, t1));
       if (r > 0) ms.push_back(t);
@@ -330,7 +354,7 @@ class Lt {
     KVAUDIT_CUDA_CHECK(cudaEventDestroy(t1));
     if (ms.empty()) return "(refused)";
     std::sort(ms.begin(), ms.end());
-    return std::to_string(int(1000.0f * ms[ms.size() / 2])) + " us at " + std::to_string(rows) + " rows";
+    return std::to_string(int(1000.0f * ms[ms.size() / 2])) + " us";
   }
 
   const CublasLt& api_;

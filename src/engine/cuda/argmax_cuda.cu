@@ -105,10 +105,10 @@ void argmax_rows_cuda(const float* x, int64_t n_rows, int64_t n, int* out) {
     seg_v.resize(size_t(n_rows * segs));
     seg_i.resize(size_t(n_rows * segs));
   }
-  argmax_kernel<<<unsigned(n_rows * segs), kThreads>>>(x, n, segs, seg, seg_v.data(), seg_i.data(), out);
+  argmax_kernel<<<unsigned(n_rows * segs), kThreads, 0, stream()>>>(x, n, segs, seg, seg_v.data(), seg_i.data(), out);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
   if (segs > 1) {
-    argmax_merge_kernel<<<unsigned(n_rows), kThreads>>>(x, n, segs, seg_v.data(), seg_i.data(), out);
+    argmax_merge_kernel<<<unsigned(n_rows), kThreads, 0, stream()>>>(x, n, segs, seg_v.data(), seg_i.data(), out);
     KVAUDIT_CUDA_CHECK(cudaGetLastError());
   }
 }

@@ -647,7 +647,7 @@ void launch(int hpb, const cpu::AttentionParams& p, size_t smem, const float* q,
         cudaFuncSetAttribute(attention_kernel<HPB_T, TC, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     allowed = smem;
   }
-  attention_kernel<HPB_T, TC, D><<<dim3(unsigned(n_rows), unsigned(p.n_heads / hpb), zs), kThreads, smem>>>(
+  attention_kernel<HPB_T, TC, D><<<dim3(unsigned(n_rows), unsigned(p.n_heads / hpb), zs), kThreads, smem, stream()>>>(
       p, q, rows, slots_kv, part, span, order, out, arrived, hpb);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
@@ -682,6 +682,8 @@ void launch_tc(int hpb, const cpu::AttentionParams& p, size_t smem, const float*
 }
 
 }  // namespace
+
+int64_t attention_chunks(int64_t max_pos) { return (max_pos + kChunk) / kChunk; }
 
 void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow* rows, const SlotKv* slots_kv,
                     int64_t n_rows, int64_t max_pos, float* out, const int64_t* order, AttnMath math,

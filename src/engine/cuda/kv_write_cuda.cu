@@ -248,21 +248,21 @@ void kv_write_cuda(const SlotKv* slots_kv, const SlotRows* rows, int64_t n_slots
   if (n_slots == 0 || b.new_rows == 0) return;
   const unsigned s = unsigned(n_slots);
   if (b.fit) {
-    fit_tensor_kernel<<<dim3(s, 2), kThreads>>>(slots_kv, rows, k, v);
+    fit_tensor_kernel<<<dim3(s, 2), kThreads, 0, stream()>>>(slots_kv, rows, k, v);
     KVAUDIT_CUDA_CHECK(cudaGetLastError());
   }
   if (b.quantized > 0) {
-    row_kernel<<<dim3(unsigned(b.quantized), s, 2), kThreads, size_t(b.width) * (sizeof(float) + 1)>>>(slots_kv, rows,
+    row_kernel<<<dim3(unsigned(b.quantized), s, 2), kThreads, size_t(b.width) * (sizeof(float) + 1), stream()>>>(slots_kv, rows,
                                                                                                         k, v);
     KVAUDIT_CUDA_CHECK(cudaGetLastError());
   }
   if (b.blocks > 0) {
-    channel_kernel<<<dim3(unsigned(b.blocks), s, 2), kThreads, 3 * sizeof(float) * size_t(b.width)>>>(slots_kv, rows,
+    channel_kernel<<<dim3(unsigned(b.blocks), s, 2), kThreads, 3 * sizeof(float) * size_t(b.width), stream()>>>(slots_kv, rows,
                                                                                                        k, v);
     KVAUDIT_CUDA_CHECK(cudaGetLastError());
   }
   if (b.ring) {
-    residual_kernel<<<dim3(unsigned(b.new_rows), s, 2), kThreads>>>(slots_kv, rows, k, v);
+    residual_kernel<<<dim3(unsigned(b.new_rows), s, 2), kThreads, 0, stream()>>>(slots_kv, rows, k, v);
     KVAUDIT_CUDA_CHECK(cudaGetLastError());
   }
 }

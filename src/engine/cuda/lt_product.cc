@@ -156,7 +156,7 @@ class Lt {
     const Layouts& l = layouts_for(m, rows, k, kc, batch, ld, stride);
     const float alpha = 1.0f, beta = 0.0f;
     return api_.matmul(handle_, desc_, &alpha, w, l.a, x, l.b, &beta, d, l.d, d, l.d, &algo, workspace_.data(),
-                       kWorkspaceBytes, 0);
+                       kWorkspaceBytes, stream());
   }
 
   // The heuristic's first `count` algorithms for rows rows; no_split: no split-K reduction.
@@ -232,13 +232,13 @@ class Lt {
     }
     pad_x_.resize(size_t(kAnchorRows * k));
     pad_d_.resize(size_t(batch) * size_t(kAnchorRows * ld));
-    KVAUDIT_CUDA_CHECK(cudaMemsetAsync(pad_x_.data(), 0, pad_x_.size() * sizeof(bf16), 0));
-    KVAUDIT_CUDA_CHECK(cudaMemcpyAsync(pad_x_.data(), x, size_t(n * k) * sizeof(bf16), cudaMemcpyDeviceToDevice, 0));
+    KVAUDIT_CUDA_CHECK(cudaMemsetAsync(pad_x_.data(), 0, pad_x_.size() * sizeof(bf16), stream()));
+    KVAUDIT_CUDA_CHECK(cudaMemcpyAsync(pad_x_.data(), x, size_t(n * k) * sizeof(bf16), cudaMemcpyDeviceToDevice, stream()));
     check_lt(run(ref, w, m, pad_x_.data(), kAnchorRows, k, kc, batch, pad_d_.data(), ld, kAnchorRows * ld),
              "matmul (anchor)");
     KVAUDIT_CUDA_CHECK(cudaMemcpy2DAsync(d, size_t(stride) * sizeof(float), pad_d_.data(),
                                          size_t(kAnchorRows * ld) * sizeof(float), size_t(n * ld) * sizeof(float),
-                                         size_t(batch), cudaMemcpyDeviceToDevice, 0));
+                                         size_t(batch), cudaMemcpyDeviceToDevice, stream()));
   }
 
   // The first candidate whose product of n probe rows (deterministic bf16 inputs, the call's own

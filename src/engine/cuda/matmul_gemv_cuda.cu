@@ -144,7 +144,7 @@ void launch(const uint16_t* w, int64_t m, const uint16_t* x, int64_t rows, int64
     opened = true;
   }
   const dim3 grid(unsigned((m + kCols - 1) / kCols), unsigned(batch));
-  gemv_kernel<W_AS_A, STAGES><<<grid, 32, smem>>>(w, m, x, int(rows), k, kc, d, ld, stride);
+  gemv_kernel<W_AS_A, STAGES><<<grid, 32, smem, stream()>>>(w, m, x, int(rows), k, kc, d, ld, stride);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -227,5 +227,8 @@ enum class AttnMath { kFp32, kFp16TensorCores };
 void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow* rows, const SlotKv* slots_kv,
                     int64_t n_rows, int64_t max_pos, float* out, const int64_t* order = nullptr,
                     AttnMath math = AttnMath::kFp32, uint16_t* out_bf16 = nullptr);
+// The chunks of keys attention_cuda splits rows of positions <= max_pos into: with the row count,
+// all its launches' shape depends on (a CUDA graph of a decode step stays valid while it holds).
+int64_t attention_chunks(int64_t max_pos);
 
 }  // namespace kvaudit::engine::cuda

@@ -36,7 +36,7 @@ __global__ void rope_kernel(float* a, int heads_a, float* b, int heads_b, int64_
 void launch(float* a, int heads_a, float* b, int heads_b, int64_t n, int head_dim, int half, const float* cs) {
   const int64_t n_pairs = n * (heads_a + heads_b) * half;
   if (n_pairs == 0) return;
-  rope_kernel<<<unsigned((n_pairs + kThreads - 1) / kThreads), kThreads>>>(a, heads_a, b, heads_b, n, head_dim, half,
+  rope_kernel<<<unsigned((n_pairs + kThreads - 1) / kThreads), kThreads, 0, stream()>>>(a, heads_a, b, heads_b, n, head_dim, half,
                                                                            cs);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }

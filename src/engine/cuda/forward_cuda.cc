@@ -353,7 +353,10 @@ class StepGraphs {
   template <typename Launch>
   bool capture(Entry& e, const Launch& launch) {
     cudaGraph_t g = nullptr;
-    KVAUDIT_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    if (cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return false;
+    }
     try {
       launch();
     } catch (const std::exception&) {

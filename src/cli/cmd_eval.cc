@@ -13,7 +13,7 @@ void add_eval(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
   add_eval_options(cmd, *a);
   add_noise_floor_option(cmd, *a);
-  cmd->add_option("--kv", a->kv, "KV scheme spec (SPEC.md §3); repeat for several; the fp16 baseline always runs");
+  cmd->add_option("--kv", a->kv, "KV scheme spec (SPEC.md §3); repeat for several; the fp16 baseline always runs")->check(kNonEmpty);
   cmd->add_option("--kv-policy", a->kv_policy,
                   "per-layer KV policy JSON file (SPEC.md §3, e.g. an audit's policy.json); repeat for several; "
                   "named policy:FILE in the results");

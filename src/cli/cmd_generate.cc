@@ -62,7 +62,6 @@ const char* finish_name(engine::FinishReason r) { return r == engine::FinishReas
 void run_generate(const GenerateArgs& a) {
   const int n_inputs = int(!a.prompt.empty()) + int(!a.prompts_file.empty()) + int(!a.tokens.empty());
   if (n_inputs != 1) usage_error("generate: give exactly one of --prompt, --prompts FILE, --tokens");
-  if (a.max_new_tokens < 0) usage_error("--max-new-tokens must be >= 0 (got {})", a.max_new_tokens);
   const engine::Device device = a.device.empty() ? engine::default_device() : engine::parse_device(a.device);
   const std::vector<int> token_prompt = a.tokens.empty() ? std::vector<int>{} : parse_token_list(a.tokens);
   model::LoadOptions lo;
@@ -124,7 +123,7 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--prompts", a->prompts_file, "file of prompts: one per line, or .jsonl strings / {\"prompt\": ...}");
   auto* tokens = cmd->add_option("--tokens", a->tokens, "prompt as comma-separated token ids (no tokenizer, no template)");
   add_kv_options(cmd, a->kv);
-  cmd->add_option("--max-new-tokens", a->max_new_tokens, "default 256");
+  cmd->add_option("--max-new-tokens", a->max_new_tokens, "default 256")->check(kPositiveInt);
   auto* raw = cmd->add_flag("--raw", a->raw, "no chat template: the prompt text as is (so no --system)");
   auto* system = cmd->add_option("--system", a->system, "system message (\"\": an empty system turn; left out, the chat template's default)");
   raw->excludes(system);
@@ -136,6 +135,8 @@ void add_generate(CLI::App& app) {
   cmd->add_flag("--random-weights", a->random_weights, "config.json only: deterministic random weights");
   cmd->callback([a, prompt] {
     if (prompt->count() > 0 && a->prompt.empty()) usage_error("--prompt is empty: give the text to complete");
+    require_utf8(a->prompt, "--prompt");
+    require_utf8(a->system.value_or(""), "--system");
     run_generate(*a);
   });
 }

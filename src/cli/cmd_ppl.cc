@@ -79,7 +79,7 @@ void run_ppl(const PplArgs& a) {
   else  // each finished window is appended to DIR/ppl_windows.jsonl; a rerun computes only the others
     run.results = eval::run_perplexity_logged(*backend, tokens, schemes, opt, &progress,
                                               (std::filesystem::path(a.out) / "ppl_windows.jsonl").string(),
-                                              eval::ppl_log_header(a.model, text_path, tokens.size(), opt, schemes, device));
+                                              eval::ppl_log_header(a.model, text_path, tokens, opt, schemes, device));
   progress.finish();
   if (!a.out.empty()) io::write_file_atomic((std::filesystem::path(a.out) / "ppl.json").string(), report::ppl_json(run));
   const std::string out = a.json ? report::ppl_json(run) : report::format_ppl_table(run);
@@ -95,15 +95,16 @@ void add_ppl(CLI::App& app) {
   cmd->add_option("--text", a->text, "text file (default: the staged WikiText-2 test set)");
   cmd->add_option("--data", a->data, "datasets directory, for the default --text (so not with --text)")
       ->excludes(cmd->get_option("--text"));
-  cmd->add_option("--kv", a->kv, "KV scheme spec; repeat for several; the fp16 baseline always runs");
+  cmd->add_option("--kv", a->kv, "KV scheme spec; repeat for several; the fp16 baseline always runs")->check(kNonEmpty);
   cmd->add_option("--kv-policy", a->kv_policy, "per-layer KV policy JSON file (e.g. an audit's policy.json); repeat for several");
   add_kv_storage_options(cmd, a->kv_storage);
-  cmd->add_option("--window", a->window, "tokens per window (default 2048)");
-  cmd->add_option("--stride", a->stride, "window stride (default 512)");
-  cmd->add_option("--max-windows", a->max_windows, "score only the first N windows (0 = all)");
+  cmd->add_option("--window", a->window, "tokens per window (default 2048)")->check(kPositiveCount);
+  cmd->add_option("--stride", a->stride, "window stride (default 512)")->check(kPositiveCount);
+  cmd->add_option("--max-windows", a->max_windows, "score only the first N windows (0 = all)")->check(kCount);
   cmd->add_option("--score-from", a->score_from,
                   "score only targets predicted from window positions >= N (llama-perplexity: "
-                  "--window 512 --stride 512 --score-from 256)");
+                  "--window 512 --stride 512 --score-from 256)")
+      ->check(kCount);
   cmd->add_option("--out", a->out,
                   "directory for ppl.json and ppl_windows.jsonl (each finished window; a rerun resumes from it)");
   cmd->add_option("--device", a->device, "cpu|cuda");

@@ -26,7 +26,7 @@ void add_screen(CLI::App& app) {
       "at a time: a second run on the same --out stops with exit 2)");
   cmd->get_option("--json")->description("print screen.json instead of the table");
   cmd->get_option("--max-new-tokens")->description("of the calibration baseline (default 256; 1024 when --bench names ifeval)");
-  cmd->add_option("--kv", o->eval.kv, "KV scheme spec (SPEC.md §3); repeat for several");
+  cmd->add_option("--kv", o->eval.kv, "KV scheme spec (SPEC.md §3); repeat for several")->check(kNonEmpty);
   cmd->add_option("--kv-policy", o->eval.kv_policy,
                   "per-layer KV policy JSON file (e.g. an audit's policy.json), named policy:FILE; repeat for several");
   cmd->add_option("--calib", o->calib, "prompts whose 16-bit refusals give the refusal openings (default custom:20)");

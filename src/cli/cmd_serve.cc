@@ -33,7 +33,8 @@ void add_serve(CLI::App& app) {
       ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
   cmd->add_option("--max-prompt-tokens", o->max_prompt_tokens, "prompt limit (413 beyond); default the model's context")
       ->check(kPositiveInt);
-  cmd->add_option("--max-new-tokens", o->max_tokens_default, "max_tokens of a request that gives none, default 256");
+  cmd->add_option("--max-new-tokens", o->max_tokens_default, "max_tokens of a request that gives none, default 256")
+      ->check(kPositiveInt);
   cmd->add_option("--device", o->device, "cpu|cuda (default: cuda when built with it)");
   add_threads_option(cmd, o->threads);
   cmd->add_flag("--random-weights", o->random_weights, "config.json only: deterministic random weights");

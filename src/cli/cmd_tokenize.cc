@@ -76,7 +76,9 @@ void run_tokenize(const TokenizeArgs& a) {
     for (const std::string& t : texts) print_ids(ids_for(tok, a, t));
     return;
   }
-  print_ids(ids_for(tok, a, a.file.empty() ? a.text : read_bytes(a.file, "--file")));
+  const std::string text = a.file.empty() ? a.text : read_bytes(a.file, "--file");
+  require_utf8(text, a.file.empty() ? std::string("--text") : "--file " + a.file);
+  print_ids(ids_for(tok, a, text));
 }
 
 }  // namespace

@@ -6,7 +6,20 @@
 
 #include <CLI/CLI.hpp>
 
+#include "core/error.h"
+#include "text/utf8.h"
+
 namespace kvaudit::cli {
+
+// A text given on the command line or in a file must be UTF-8: the tokenizer would read U+FFFD where
+// it is not, and tokenize something else than what was written (what: the option and file).
+inline void require_utf8(const std::string& text, const std::string& what) {
+  for (size_t i = 0; i < text.size();) {
+    const size_t n = text::utf8_valid_len(text, i);
+    if (n == 0) usage_error("{} is not valid UTF-8 (byte {})", what, i);
+    i += n;
+  }
+}
 
 // --model of the commands that load weights (model/memory_check.h checks them before loading).
 inline constexpr const char* kModelHelp =
@@ -16,6 +29,14 @@ inline constexpr const char* kModelHelp =
 // Integer options' ranges; CLI11's PositiveNumber names its bound as a double (1.797...e308).
 inline const CLI::Range kPositiveInt(1, std::numeric_limits<int>::max());
 inline const CLI::Range kNonNegativeInt(0, std::numeric_limits<int>::max());
+// For size_t / uint64_t options: CLI11 reads "-5" into them as 2^64 - 5, so the range is checked on
+// the text first.
+inline const CLI::Range kCount(int64_t(0), std::numeric_limits<int64_t>::max());
+inline const CLI::Range kPositiveCount(int64_t(1), std::numeric_limits<int64_t>::max());
+// An option given as "" would silently mean its default: refused.
+inline const CLI::Validator kNonEmpty(
+    [](std::string& s) { return s.empty() ? std::string("is empty (leave the option out for its default)") : std::string(); },
+    "NON-EMPTY", "NonEmpty");
 
 // A fraction option's range, its ends open or closed ("[0, 1)", "(0, 1]"); NaN and non-numbers are
 // refused (CLI::Range lets NaN through: every comparison with it is false).

@@ -21,17 +21,17 @@ void add_eval_options(CLI::App* cmd, EvalArgs& a) {
                                        "model:PATH[:wildguard|:llamaguard3]");
   cmd->add_option("--data", a.data, "datasets directory (default $KVAUDIT_DATA, else ../shared/datasets)");
   cmd->add_option("--column", a.column, "prompt column of a FILE.csv / field of a FILE.jsonl benchmark");
-  cmd->add_option("--limit", a.limit, "at most N prompts per benchmark (seeded random subset)");
-  cmd->add_option("--seed", a.seed, "seed of the --limit subset (default 0)");
+  cmd->add_option("--limit", a.limit, "at most N prompts per benchmark (seeded random subset; default all)")->check(kPositiveCount);
+  cmd->add_option("--seed", a.seed, "seed of the --limit subset (default 0)")->check(kCount);
   cmd->add_flag("--no-dedup", a.no_dedup, "keep prompts that repeat across pooled benchmarks");
   cmd->add_option("--max-new-tokens", a.max_new_tokens, "default 256; 1024 when --bench names ifeval (the paper's IFEval length)")
       ->check(kPositiveInt);
   cmd->add_flag("--full-responses", a.full_responses, "no early stop: generate every response to a stop id or --max-new-tokens");
   add_batch_size_option(cmd, a.batch_size);
   add_kv_storage_options(cmd, a.kv_storage);
-  cmd->add_option("--chunk", a.chunk, "requests per samples.jsonl flush (default 4 x batch size)");
+  cmd->add_option("--chunk", a.chunk, "requests per samples.jsonl flush (default 4 x batch size)")->check(kPositiveCount);
   cmd->add_option("--text", a.text, "also measure perplexity and KL on this text (window 2048, stride 512)");
-  cmd->add_option("--ppl-windows", a.ppl_windows, "with --text: score only the first N windows (0 = all)");
+  cmd->add_option("--ppl-windows", a.ppl_windows, "with --text: score only the first N windows (0 = all)")->check(kCount);
   auto* system = cmd->add_option("--system", a.system, "system message (\"\": an empty system turn; left out, the chat template's default)");
   cmd->add_flag("--raw", a.raw, "no chat template: the prompt text as is (so no --system)")->excludes(system);
   cmd->add_option("--device", a.device, "cpu|cuda (default: cuda when built with it)");

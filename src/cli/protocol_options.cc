@@ -20,31 +20,36 @@ void add_protocol_options(CLI::App* cmd, diagnose::ProtocolOptions& o, bool audi
   auto* kv = cmd->add_option("--kv", o.target,
                              audit ? "the KV scheme to audit (SPEC.md §3)"
                                          : "the scheme diagnosed: the held-out target, the phase transition's family, "
-                                           "the basis of the prescription and the geometry (default int3:tensor:sym)");
+                                           "the basis of the prescription and the geometry (default int3:tensor:sym)")
+                 ->check(kNonEmpty);
   auto* policy = cmd->add_option("--kv-policy", o.target_policy,
-                                 "a per-layer policy file to audit instead of --kv (e.g. an earlier audit's policy.json)");
+                                 "a per-layer policy file to audit instead of --kv (e.g. an earlier audit's policy.json)")
+                     ->check(kNonEmpty);
   kv->excludes(policy);
   policy->excludes(kv);
   // audit needs one of the two: run_protocol says so.
-  cmd->add_option("--calib", o.calib, "calibration prompts BENCH[:N] (default custom:20, the first N)");
-  cmd->add_option("--heldout", o.heldout, "held-out prompts BENCH[:N] (default advbench:200, a --seed subset)");
+  cmd->add_option("--calib", o.calib, "calibration prompts BENCH[:N] (default custom:20, the first N)")->check(kNonEmpty);
+  cmd->add_option("--heldout", o.heldout, "held-out prompts BENCH[:N] (default advbench:200, a --seed subset)")
+      ->check(kNonEmpty);
   cmd->add_option("--phase-bits", o.phase_bits,
                   "phase transition: the target's int/kivi/nuq family at these bit-widths on the held-out prompts "
-                  "(default 8,6,5,4,3,2; none = off)");
+                  "(default 8,6,5,4,3,2; none = off)")
+      ->check(kNonEmpty);
   cmd->add_option("--subspace-k", o.subspace_k, "safety subspace dimension (default 4)")->check(kPositiveInt);
-  cmd->add_option("--geometry-pairs", o.geometry_pairs, "harmful/harmless pairs for the geometry (default 16)");
+  cmd->add_option("--geometry-pairs", o.geometry_pairs, "harmful/harmless pairs for the geometry (default 16)")
+      ->check(kPositiveCount);
   cmd->add_option("--judge", a.judge, "substring:paper (default), substring:jbb, substring:gcg, prefix:xstest, "
                                       "model:PATH[:wildguard|:llamaguard3]");
   cmd->add_option("--data", a.data, "datasets directory (default $KVAUDIT_DATA, else ../shared/datasets)");
-  cmd->add_option("--seed", a.seed, "seed of the held-out subset (default 0)");
+  cmd->add_option("--seed", a.seed, "seed of the held-out subset (default 0)")->check(kCount);
   cmd->add_option("--max-new-tokens", a.max_new_tokens, "default 256")->check(kPositiveInt);
   cmd->add_flag("--full-responses", a.full_responses, "no early stop: generate every response to a stop id or --max-new-tokens");
   add_batch_size_option(cmd, a.batch_size);
   add_kv_storage_options(cmd, a.kv_storage);
-  cmd->add_option("--chunk", a.chunk, "requests per samples.jsonl flush (default 4 x batch size)");
+  cmd->add_option("--chunk", a.chunk, "requests per samples.jsonl flush (default 4 x batch size)")->check(kPositiveCount);
   if (audit) {
     cmd->add_option("--text", a.text, "perplexity and KL of the target and every candidate on this text");
-    cmd->add_option("--ppl-windows", a.ppl_windows, "with --text: score only the first N windows (0 = all)");
+    cmd->add_option("--ppl-windows", a.ppl_windows, "with --text: score only the first N windows (0 = all)")->check(kCount);
   }
   auto* system = cmd->add_option("--system", a.system, "system message (\"\": an empty system turn; left out, the chat template's default)");
   cmd->add_flag("--raw", a.raw, "no chat template: the prompt text as is (so no --system)")->excludes(system);

@@ -259,7 +259,13 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
   const PromptSetSpec calib_spec = parse_prompt_set(o.calib.empty() ? std::string(rules::kCalibDefault) : o.calib, "--calib");
   const PromptSetSpec held_spec =
       parse_prompt_set(o.heldout.empty() ? std::string(rules::kHeldoutDefault) : o.heldout, "--heldout");
-  const int subspace_k = o.subspace_k > 0 ? o.subspace_k : rules::kSubspaceK;
+  // The pairs' differences span at most as many directions as there are pairs: a --subspace-k past
+  // them is refused, the default is cut to them (the report states the k used).
+  if (o.subspace_k > 0 && size_t(o.subspace_k) > o.geometry_pairs)
+    usage_error("--subspace-k {} exceeds --geometry-pairs {}: the pairs' differences span at most {} directions",
+                o.subspace_k, o.geometry_pairs, o.geometry_pairs);
+  const int subspace_k =
+      o.subspace_k > 0 ? o.subspace_k : int(std::min<size_t>(size_t(rules::kSubspaceK), std::max<size_t>(o.geometry_pairs, 1)));
   const double target_recovery = o.target_recovery > 0 ? o.target_recovery : rules::kTargetRecovery;
   const int capability = o.capability < 0 ? rules::kCapabilityPrompts : o.capability;
   const int capability_tokens = o.capability_tokens > 0 ? o.capability_tokens : eval::ifeval::kMaxNewTokens;
@@ -638,7 +644,7 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
                               eval::ppl_window_count(tokens.size(), popt) * ppl_runs.size(), "window-passes");
       ppl = eval::run_perplexity_logged(s.backend(), tokens, ppl_runs, popt, &progress,
                                         (std::filesystem::path(o.eval.out) / "ppl_windows.jsonl").string(),
-                                        eval::ppl_log_header(o.eval.model, o.eval.text, tokens.size(), popt, ppl_runs,
+                                        eval::ppl_log_header(o.eval.model, o.eval.text, tokens, popt, ppl_runs,
                                                              s.backend().device()),
                                         /*replace_other_run=*/true);
       progress.finish();
@@ -697,7 +703,7 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
       if (!std::isnan(rec.value) && rec.value > best_recovery) best_recovery = rec.value, best = i;
     }
     // ---- capability: IFEval under the baseline, the target and every plan that qualifies, when
-    // some plan could go into policy.json (a qualifying candidate, or the target kept as it is).
+    // some plan could be chosen (a qualifying candidate, or the target kept as it is).
     // Kept only where the noise test could have said otherwise (as a candidate qualifies).
     const bool keep_target = hb.count() > 0 && mt.flips <= mn.flips && noise_test_powered;
     const bool any_qualifies = std::any_of(qualifies.begin(), qualifies.end(), [](char q) { return q != 0; });
@@ -750,7 +756,7 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
     report["target_bytes_per_token"] = target_bpt;
     report["candidates"] = cands;
     report["chosen"] = chosen ? Json(plans[*chosen].name) : Json(nullptr);
-    // policy.json: the chosen plan; the target itself when its flips are not significant; else none.
+    // policy.json: the chosen plan; the target itself when its flips are not significant; else fp16.
     std::optional<kv::KvPolicy> policy;
     if (chosen) {
       policy = *runs[*chosen].policy;
@@ -778,7 +784,14 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
                                      100 * target_recovery,
                                      best ? fmt::format("; the best is {} ({})", plans[*best].name, plans[*best].spec) : ""));
     }
-    if (policy) {
+    // Without a verified cheaper plan, policy.json keeps the 16-bit cache: the one plan known to keep
+    // the baseline's refusals, since it is the baseline (SPEC.md §5 lists policy.json for every audit).
+    report["policy"] = chosen ? "chosen" : policy ? "target" : "fp16";
+    if (!policy) {
+      policy = kv::KvPolicy();
+      findings.push_back("policy.json keeps the KV cache in 16 bits: no cheaper plan was verified to keep refusals");
+    }
+    {
       nlohmann::json pj = policy->to_json(n_layers);
       pj["kvaudit_version"] = std::string(kVersion);
       pj["model"] = m.weights_sha256;
@@ -788,12 +801,27 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
       report["settings"] = {{"vllm", d.vllm ? Json(*d.vllm) : Json(nullptr)},
                             {"llama_cpp", d.llama_cpp ? Json(*d.llama_cpp) : Json(nullptr)},
                             {"why_not", d.why_not}};
-    } else {
-      report["settings"] = nullptr;
     }
   }
-  if (!o.verify) {  // diagnose verifies no candidate
-    report["candidates"] = nullptr;
+  if (!o.verify) {  // diagnose: the candidates an audit would verify, with their memory, unverified (null)
+    const double target_bpt = policy_bytes_per_token(*tgt.policy, n_layers, geom);
+    Json cands = Json::array();
+    for (const Plan& p : candidate_plans(prescription, critical, target)) {
+      const double bpt = policy_bytes_per_token(*s.scheme(p.spec).policy, n_layers, geom);
+      cands.push_back({{"name", p.name},
+                       {"policy", p.spec},
+                       {"verified", false},
+                       {"refusal_rate", nullptr},
+                       {"flip_rate", nullptr},
+                       {"recovery", nullptr},
+                       {"recovery_ci_low", nullptr},
+                       {"recovery_ci_high", nullptr},
+                       {"memory_overhead", number_or_null(memory_overhead(bpt, target_bpt))},
+                       {"bytes_per_token", bpt},
+                       {"ppl_ratio", nullptr},
+                       {"kl", nullptr}});
+    }
+    report["candidates"] = cands;
     report["chosen"] = nullptr;
   }
   stage("");

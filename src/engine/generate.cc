@@ -21,8 +21,13 @@ std::vector<GenerateResult> generate(Backend& backend, std::span<const GenerateR
   std::vector<GenerateResult> results(requests.size());
   if (opt.max_new_tokens <= 0) return results;
   size_t longest = 0;
+  // The model's context (0: not stated): a prompt must fit in it; a generation stops at its end.
+  const int64_t context = backend.model().config.max_position;
   for (size_t r = 0; r < requests.size(); ++r) {
     if (requests[r].prompt.empty()) usage_error("prompt {} is empty after tokenization", r);
+    if (context > 0 && int64_t(requests[r].prompt.size()) > context)
+      usage_error("prompt {} has {} tokens, past {}'s context of {}", r, requests[r].prompt.size(),
+                  backend.model().path, context);
     longest = std::max(longest, requests[r].prompt.size());
   }
   const int batch_size =
@@ -55,7 +60,9 @@ std::vector<GenerateResult> generate(Backend& backend, std::span<const GenerateR
       }
       res.tokens.push_back(tok);
       if (opt.on_token) opt.on_token(active[i].request, tok);
-      if (int(res.tokens.size()) >= opt.max_new_tokens) {
+      const bool context_full =
+          context > 0 && int64_t(requests[active[i].request].prompt.size() + res.tokens.size()) > context;
+      if (int(res.tokens.size()) >= opt.max_new_tokens || context_full) {  // the next token has no position
         res.finish = FinishReason::kLength;
         active[i].pending.clear();
       } else if (opt.decided && opt.decided(active[i].request, tok)) {

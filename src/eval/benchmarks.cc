@@ -14,6 +14,7 @@
 #include "eval/ifeval/bench_metrics.h"
 #include "eval/subset.h"
 #include "io/atomic_file.h"
+#include "text/utf8.h"
 
 namespace kvaudit::eval {
 
@@ -204,6 +205,21 @@ std::vector<Prompt> load_user_txt(const std::string& path) {
   return out;
 }
 
+// A user file's prompts as the model will see them: an empty one (a JSONL "" or a CSV cell) or one
+// that is not UTF-8 (the tokenizer would read U+FFFD there) is refused, named by its id (FILE:index).
+std::vector<Prompt> checked_user_prompts(std::vector<Prompt> prompts) {
+  for (const Prompt& p : prompts) {
+    if (p.text.find_first_not_of(" \t\r\n\f\v") == std::string::npos)
+      usage_error("prompt {} is empty", p.id);
+    for (size_t i = 0; i < p.text.size();) {
+      const size_t n = text::utf8_valid_len(p.text, i);
+      if (n == 0) usage_error("prompt {} is not valid UTF-8 (byte {})", p.id, i);
+      i += n;
+    }
+  }
+  return prompts;
+}
+
 }  // namespace
 
 const std::vector<std::string>& builtin_benchmarks() {
@@ -234,9 +250,9 @@ std::vector<Prompt> load_benchmark(const std::string& name, const std::string& d
   if (name == "xstest:unsafe") return load_xstest(name, data_dir, "unsafe");
   if (name == "custom") return load_custom(data_dir);
   if (name == ifeval::kBench) return ifeval::load_prompts(data_dir);
-  if (ends_with(name, ".csv")) return load_user_csv(name, column);
-  if (ends_with(name, ".jsonl")) return load_user_jsonl(name, column);
-  if (ends_with(name, ".txt")) return load_user_txt(name);
+  if (ends_with(name, ".csv")) return checked_user_prompts(load_user_csv(name, column));
+  if (ends_with(name, ".jsonl")) return checked_user_prompts(load_user_jsonl(name, column));
+  if (ends_with(name, ".txt")) return checked_user_prompts(load_user_txt(name));
   std::string known;
   for (const auto& b : builtin_benchmarks()) known += (known.empty() ? "" : ", ") + b;
   usage_error("{}: unknown benchmark '{}' (known: {}, or a FILE.csv|jsonl|txt)", flag, name, known);

@@ -56,6 +56,11 @@ struct NoiseTest {
   int64_t noise_flips = 0;  // the control's flips
   double p = kNaN;          // flip_difference_p(scheme, control)
   std::optional<bool> within;
+  static NoiseTest undefined() {
+    NoiseTest t;
+    t.defined = false;
+    return t;
+  }
 };
 NoiseTest noise_test(std::span<const bool> baseline, std::span<const bool> scheme, std::span<const bool> noise,
                      double alpha);

@@ -120,7 +120,7 @@ LoadedBenchmarks load_selected_benchmarks(const EvalArgs& a, const std::string& 
 }
 
 std::string generation_settings(const EvalArgs& a, engine::Device device, int max_new_tokens,
-                                const std::string& endpoint_model) {
+                                const std::string& endpoint_model, const std::string& weights_sha256) {
   nlohmann::json j;
   if (!a.endpoint.empty() || !a.baseline_endpoint.empty()) {
     // The served model, not the URLs: a server restarted on another port serves the same responses.
@@ -132,6 +132,7 @@ std::string generation_settings(const EvalArgs& a, engine::Device device, int ma
          {"random_weights", a.random_weights},
          {"device", engine::device_name(device)},
          {"compat", a.kv_storage.compat.empty() ? "none" : a.kv_storage.compat}};
+    if (!weights_sha256.empty()) j["weights_sha256"] = weights_sha256;
   }
   j["template"] = a.raw ? "raw" : "chat";
   j["system"] = a.system.value_or("");
@@ -240,7 +241,7 @@ SampleMap EvalSession::run(const std::vector<Prompt>& prompts, const std::vector
   }
   RunnerOptions opt = opt_;
   if (max_new_tokens > 0) opt.gen.max_new_tokens = max_new_tokens;
-  io.gen = generation_settings(a_, device_, opt.gen.max_new_tokens);
+  io.gen = generation_settings(a_, device_, opt.gen.max_new_tokens, "", model_->weights_sha256);
   SampleMap out = run_samples(*backend_, prompts, schemes, io, opt, previous, writer, &progress, stats);
   progress.finish();
   return out;
@@ -296,7 +297,7 @@ RunResults run_eval_pipeline(const EvalArgs& args, const std::vector<std::string
                       ppl_window_count(text_tokens.size(), popt) * schemes.size(), "window-passes");
     ppl = run_perplexity_logged(session.backend(), text_tokens, schemes, popt, &progress,
                                 (std::filesystem::path(a.out) / "ppl_windows.jsonl").string(),
-                                ppl_log_header(a.model, a.text, text_tokens.size(), popt, schemes, session.backend().device()),
+                                ppl_log_header(a.model, a.text, text_tokens, popt, schemes, session.backend().device()),
                                 /*replace_other_run=*/true);
     progress.finish();
   }

@@ -57,11 +57,12 @@ struct EvalArgs {
 int resolved_max_new_tokens(const EvalArgs& a);
 
 // GenerationIo::gen: what beside the prompt, the scheme and the judge decides a response: the
-// model (canonical path; random weights), the device, the chat template or --raw, --compat, the
-// system prompt and max new tokens; for an endpoint run the served model, the template or --raw, the
-// system prompt and max new tokens. Not the batch size, threads, --kv-storage or early stop: they change no verdict.
+// model (canonical path; random weights; the weights' SHA-256 when given: a file replaced at the
+// same path is another model), the device, the chat template or --raw, --compat, the system prompt
+// and max new tokens; for an endpoint run the served model, the template or --raw, the system prompt
+// and max new tokens. Not the batch size, threads, --kv-storage or early stop: they change no verdict.
 std::string generation_settings(const EvalArgs& a, engine::Device device, int max_new_tokens,
-                                const std::string& endpoint_model = "");
+                                const std::string& endpoint_model = "", const std::string& weights_sha256 = "");
 
 // The fp16 baseline (policy null) then one run per spec, in order, then one per --kv-policy file
 // (named "policy:FILE"), with --kv-storage / --compat

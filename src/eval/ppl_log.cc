@@ -6,6 +6,7 @@
 #include "eval/jsonl_log.h"
 #include "eval/perplexity.h"
 #include "eval/samples.h"
+#include "model/sha256.h"
 
 namespace kvaudit::eval {
 namespace {
@@ -56,12 +57,19 @@ PplLog read_ppl_log(const std::string& path, const nlohmann::json& header) {
   return log;
 }
 
-nlohmann::json ppl_log_header(const std::string& model, const std::string& text, size_t n_tokens, const PplOptions& opt,
-                              const std::vector<SchemeRun>& schemes, engine::Device device) {
+nlohmann::json ppl_log_header(const std::string& model, const std::string& text, const std::vector<int>& tokens,
+                              const PplOptions& opt, const std::vector<SchemeRun>& schemes, engine::Device device) {
   std::vector<std::string> names;
   for (const auto& s : schemes) names.push_back(s.name);
-  return {{"model", model},   {"text", text},   {"n_tokens", n_tokens},       {"window", opt.window},
-          {"stride", opt.stride}, {"score_from", opt.score_from}, {"schemes", names}, {"device", engine::device_name(device)}};
+  model::Sha256 h;
+  for (const int t : tokens) {
+    const auto u = uint32_t(t);
+    const uint8_t le[4] = {uint8_t(u), uint8_t(u >> 8), uint8_t(u >> 16), uint8_t(u >> 24)};
+    h.update(le, 4);
+  }
+  return {{"model", model},   {"text", text},   {"n_tokens", tokens.size()}, {"tokens_sha256", h.hex_digest()},
+          {"window", opt.window}, {"stride", opt.stride}, {"score_from", opt.score_from}, {"schemes", names},
+          {"device", engine::device_name(device)}};
 }
 
 size_t ppl_window_count(size_t n_tokens, const PplOptions& opt) {

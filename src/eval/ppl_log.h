@@ -29,10 +29,12 @@ PplLog read_ppl_log(const std::string& path, const nlohmann::json& header);
 std::string ppl_log_header_line(const nlohmann::json& header);
 std::string ppl_window_line(const PplWindowSums& w);
 
-// The header naming a run: the model, the text and its token count, the windows, the schemes and
-// the device (the CPU's and the GPU's last bits differ, so their windows never mix in one total).
-nlohmann::json ppl_log_header(const std::string& model, const std::string& text, size_t n_tokens, const PplOptions& opt,
-                              const std::vector<SchemeRun>& schemes, engine::Device device);
+// The header naming a run: the model, the text, its token count and the SHA-256 of its token ids
+// (a text edited in place, or another file at the same relative path, is another run), the windows,
+// the schemes and the device (the CPU's and the GPU's last bits differ, so their windows never mix
+// in one total).
+nlohmann::json ppl_log_header(const std::string& model, const std::string& text, const std::vector<int>& tokens,
+                              const PplOptions& opt, const std::vector<SchemeRun>& schemes, engine::Device device);
 
 // The windows run_perplexity scores (opt.max_windows applied): a progress bar's total is this x schemes.
 size_t ppl_window_count(size_t n_tokens, const PplOptions& opt);

@@ -55,6 +55,12 @@ std::vector<PplResult> run_perplexity(engine::Backend& backend, const std::vecto
   if (opt.max_windows && windows.size() > opt.max_windows) windows.resize(opt.max_windows);
   std::vector<double> nll(schemes.size(), 0.0), kl(schemes.size(), 0.0);
   size_t n_scored = 0, step = 0;
+  // Resumed windows count as done from the first progress line (they take no time).
+  if (checkpoint && progress) {
+    for (size_t i = 0; i < windows.size(); ++i) step += checkpoint->done.count(i) ? schemes.size() : 0;
+    progress->resumed(step);
+    progress->update(step);
+  }
   for (size_t i = 0; i < windows.size(); ++i) {
     const PplWindow& w = windows[i];
     const size_t score_from = std::max(w.score_from, w.begin + opt.score_from + 1);
@@ -69,11 +75,6 @@ std::vector<PplResult> run_perplexity(engine::Backend& backend, const std::vecto
         usage_error("resumed perplexity window {} has {} targets and {} schemes; this run scores {} targets of {} "
                     "schemes there (give another --out)", i, sums.n_targets, sums.nll.size(), w.end - score_from,
                     schemes.size());
-      step += schemes.size();
-      if (progress) {
-        progress->resumed(schemes.size());
-        progress->update(step);
-      }
     } else {
       sums = score_window(backend, tokens, schemes, w, score_from, progress, step);
       sums.window = i;

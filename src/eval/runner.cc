@@ -72,6 +72,10 @@ std::vector<Response> engine_responses(engine::Backend& backend, const std::vect
   for (size_t i = 0; i < prompts.size(); ++i) {
     auto it = encoded.find(prompts[i]);
     if (it == encoded.end()) it = encoded.emplace(prompts[i], io.encode(*prompts[i])).first;
+    const int64_t context = backend.model().config.max_position;
+    if (context > 0 && int64_t(it->second.size()) > context)
+      usage_error("prompt {} has {} tokens (chat template applied), past {}'s context of {}", prompts[i]->id,
+                  it->second.size(), backend.model().path, context);
     reqs.push_back({it->second, schemes[i]->policy});
   }
   engine::GenerateOptions gen = opt.gen;
@@ -241,7 +245,7 @@ std::vector<SchemeResult> aggregate_results(const std::vector<Prompt>& prompts,
         BenchMetrics m;
         m.ifeval = ifeval::ifeval_metrics(ifeval_of(schemes[0]), ifeval_of(s));
         m.n = int64_t(ifeval_of(s).size());
-        if (tested) m.noise = NoiseTest{.defined = false};  // no refusal to flip: the keys are null
+        if (tested) m.noise = NoiseTest::undefined();  // no refusal to flip: the keys are null
         sr.benches.push_back({b, m});
         continue;
       }
@@ -262,7 +266,7 @@ std::vector<SchemeResult> aggregate_results(const std::vector<Prompt>& prompts,
       }
       BenchMetrics m = refusal_metrics({base.get(), n}, {quant.get(), n}, {probe.get(), n});
       if (tested)
-        m.noise = h > 0 ? noise_test({bh.get(), h}, {sh.get(), h}, {nh.get(), h}, noise->alpha) : NoiseTest{.defined = false};
+        m.noise = h > 0 ? noise_test({bh.get(), h}, {sh.get(), h}, {nh.get(), h}, noise->alpha) : NoiseTest::undefined();
       sr.benches.push_back({b, m});
     }
     out.push_back(std::move(sr));

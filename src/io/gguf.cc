@@ -218,6 +218,8 @@ void GgufFile::parse() {
                   t.name, t.offset, t.offset + t.nbytes, data_size);
     t.data = map_.data() + data_start + t.offset;
   }
+  used_ = std::make_unique<std::atomic<bool>[]>(tensors_.size());
+  for (size_t i = 0; i < tensors_.size(); ++i) used_[i].store(false, std::memory_order_relaxed);
 }
 
 GgufValueType GgufFile::value_type(const std::string& key) const {
@@ -228,7 +230,16 @@ GgufValueType GgufFile::value_type(const std::string& key) const {
 
 const GgufTensorInfo* GgufFile::find(const std::string& name) const {
   const auto it = index_.find(name);
-  return it == index_.end() ? nullptr : &tensors_[it->second];
+  if (it == index_.end()) return nullptr;
+  if (used_) used_[it->second].store(true, std::memory_order_relaxed);
+  return &tensors_[it->second];
+}
+
+std::vector<std::string> GgufFile::unused_tensors() const {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < tensors_.size(); ++i)
+    if (!used_ || !used_[i].load(std::memory_order_relaxed)) out.push_back(tensors_[i].name);
+  return out;
 }
 
 std::vector<std::string> GgufFile::names() const {

@@ -2,6 +2,7 @@
 // Every count, length, offset and type id read from the file is checked against the file size
 // before use; malformed files throw UsageError naming the file and the problem.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -60,8 +61,11 @@ class GgufFile : public TensorSource {
   uint32_t version() const { return version_; }
   uint32_t alignment() const { return alignment_; }
   const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
+  // The tensor's info, or nullptr; a tensor found here counts as used.
   const GgufTensorInfo* find(const std::string& name) const;
   const std::string& path() const { return map_.path(); }
+  // The tensors nothing has looked up yet, in file order (a loader's check that it read them all).
+  std::vector<std::string> unused_tensors() const;
 
   // TensorSource: shape in PyTorch order (reversed ne), dtype = ggml type name.
   std::vector<std::string> names() const override;  // file order
@@ -81,6 +85,7 @@ class GgufFile : public TensorSource {
   std::unordered_map<std::string, GgufValueType> value_types_;
   std::vector<GgufTensorInfo> tensors_;
   std::unordered_map<std::string, size_t> index_;
+  std::unique_ptr<std::atomic<bool>[]> used_;  // [tensors_.size()], set by find (loaders may run in threads)
 };
 
 }  // namespace kvaudit::io

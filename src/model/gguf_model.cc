@@ -242,6 +242,15 @@ Model load_gguf_model(const std::string& path, const LoadOptions& opt) {
   // The stored norm weights already hold 1 + w, so the model multiplies by them as they are.
   if (model.arch.gguf_norms_plus_one && model.arch.norm == NormKind::kRmsOnePlusWeight) model.arch.norm = NormKind::kRms;
   model.weights_dtype = f->info("token_embd.weight")->dtype;
+  // A tensor the forward pass never read means the metadata and the tensors disagree (a block_count
+  // below the file's layers) or the file holds a part kvaudit does not compute: either way the
+  // output would be another model's, without a word.
+  if (const std::vector<std::string> unused = f->unused_tensors(); !unused.empty()) {
+    const std::vector<std::string> shown(unused.begin(), unused.begin() + std::ptrdiff_t(std::min<size_t>(unused.size(), 4)));
+    usage_error("{}: {} tensor(s) that the forward pass of a {}-layer {} does not use ({}{}): the metadata and the "
+                "tensors disagree, or the file holds parts kvaudit does not compute",
+                path, unused.size(), c.n_layers, c.arch, fmt::join(shown, ", "), unused.size() > shown.size() ? ", ..." : "");
+  }
   model.n_params = count_params(model.weights);
   if (sha.valid()) model.weights_sha256 = sha.get();
   return model;

@@ -82,7 +82,8 @@ std::string header_html(const json& r) {
                                          opt_number(*cand, "recovery_ci_high")),
                        format_percent(opt_number(*cand, "memory_overhead")));
     h += "</p>";
-  } else if (opt_object(r, "settings")) {  // policy.json written without a candidate: the target kept
+  } else if (opt_string(r, "policy") ? *opt_string(r, "policy") == "target"
+                                      : opt_object(r, "settings") != nullptr) {  // the target kept (older reports: settings alone)
     h += "<p>Chosen plan: <b>the target as it is</b> <code>" + escape_html(or_undefined(opt_string(r, "target"))) +
          "</code>: it flips no more refusals than the noise floor (policy.json holds it).</p>";
   } else if (const json* list = r.is_object() && r.contains("candidates") && r["candidates"].is_array() ? &r["candidates"]
@@ -92,7 +93,12 @@ std::string header_html(const json& r) {
       return std::all_of(list->begin(), list->end(), [&](const json& c) { return !c.is_object() || !c.contains(key) || c[key].is_null(); });
     };
     std::string why;
-    if (list->empty())
+    const bool unverified = !list->empty() && std::all_of(list->begin(), list->end(), [](const json& c) {
+      return c.is_object() && c.contains("verified") && c["verified"] == false;
+    });
+    if (unverified)
+      why = "diagnose verifies no candidate; the candidates below are what an audit would verify";
+    else if (list->empty())
       why = "no candidate was made (the target was not diagnosed: its flips are not significant)";
     else if (all_null("recovery"))
       why = "recovery is undefined for every candidate (the baseline refuses none of the held-out prompts)";
@@ -101,7 +107,9 @@ std::string header_html(const json& r) {
     else
       why = "no candidate met the recovery target with flips within the noise floor (see the candidates below for "
             "the best)";
-    h += "<p>Chosen plan: <b>none</b>: " + why + ".</p>";
+    h += "<p>Chosen plan: <b>none</b>: " + why + ".";
+    if (opt_string(r, "policy") == "fp16") h += " policy.json keeps the KV cache in 16 bits.";
+    h += "</p>";
   } else {
     h += "<p>Chosen plan: not run.</p>";
   }

@@ -81,8 +81,14 @@ nlohmann::json gguf_to_tokenizer_json(const nlohmann::json& md, TokenizerExtras&
   const auto* tokens_j = get("tokenizer.ggml.tokens");
   if (!model_j || !model_j->is_string() || !tokens_j || !tokens_j->is_array())
     usage_error("{}: no tokenizer.ggml.model / tokenizer.ggml.tokens metadata", what);
+  // A string key, "" when absent; another type is an error naming it (not a JSON library's message).
+  auto text = [&](const std::string& k) {
+    const auto* v = get(k);
+    if (v && !v->is_string()) usage_error("{}: metadata key '{}' must be a string", what, k);
+    return v ? v->get<std::string>() : std::string();
+  };
   const std::string type = model_j->get<std::string>();
-  const std::string arch = get("general.architecture") ? get("general.architecture")->get<std::string>() : "";
+  const std::string arch = text("general.architecture");
   std::vector<std::string> tokens;
   tokens.reserve(tokens_j->size());
   for (const auto& t : *tokens_j) {
@@ -91,8 +97,14 @@ nlohmann::json gguf_to_tokenizer_json(const nlohmann::json& md, TokenizerExtras&
   }
   const int n = static_cast<int>(tokens.size());
   std::vector<int> types(n, 1);
-  if (const auto* tt = get("tokenizer.ggml.token_type"); tt && tt->is_array())
-    for (int i = 0; i < n && i < static_cast<int>(tt->size()); ++i) types[i] = (*tt)[i].get<int>();
+  if (const auto* tt = get("tokenizer.ggml.token_type")) {
+    if (!tt->is_array() || tt->size() != tokens.size())
+      usage_error("{}: tokenizer.ggml.token_type must be an array of one type per token ({} tokens)", what, n);
+    for (int i = 0; i < n; ++i) {
+      if (!(*tt)[i].is_number_integer()) usage_error("{}: tokenizer.ggml.token_type[{}] is not an integer", what, i);
+      types[i] = (*tt)[i].get<int>();
+    }
+  }
   auto token_id = [&](const char* key) -> int {
     const auto* v = get(key);
     if (!v || !v->is_number_integer()) return -1;
@@ -109,7 +121,7 @@ nlohmann::json gguf_to_tokenizer_json(const nlohmann::json& md, TokenizerExtras&
   extras.eos_token = eos >= 0 ? tokens[eos] : "";
   for (const char* k : {"tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"})
     if (int id = token_id(k); id >= 0) extras.end_of_turn_tokens.push_back(tokens[id]);
-  if (const auto* ct = get("tokenizer.chat_template"); ct && ct->is_string()) extras.chat_template = ct->get<std::string>();
+  if (get("tokenizer.chat_template")) extras.chat_template = text("tokenizer.chat_template");
 
   nlohmann::json j;
   nlohmann::json vocab = nlohmann::json::object();
@@ -119,16 +131,30 @@ nlohmann::json gguf_to_tokenizer_json(const nlohmann::json& md, TokenizerExtras&
     for (int i = 0; i < n; ++i) vocab[in_byte_alphabet(tokens[i]) ? tokens[i] : respell_bytes(tokens[i])] = i;
     model = {{"type", "BPE"}, {"byte_fallback", false}, {"fuse_unk", false}, {"ignore_merges", false}};
     j["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}};
-    const std::string pre = get("tokenizer.ggml.pre") ? get("tokenizer.ggml.pre")->get<std::string>() : "";
+    const std::string pre = text("tokenizer.ggml.pre");
     // Qwen2/Qwen2.5/Qwen3 ship an NFC normalizer in tokenizer.json (transformers' Qwen2Tokenizer
     // sets it too); a GGUF leaves it implicit in tokenizer.ggml.pre = "qwen2". transformers 5.x's
     // GGUF conversion drops it (4.x kept it): we follow the model's own tokenizer.json.
     if (pre == "qwen2") j["normalizer"] = {{"type", "NFC"}};
-    if (const char* split = split_for_pre(pre))
+    // The byte-level regex alone (set above): llama.cpp's GPT-2 pre-type, and "smollm" (SmolLM2's
+    // tokenizer.json: the same ids as transformers on tests/fixtures/text's corpus).
+    static const std::set<std::string> gpt2 = {"gpt-2",      "phi-2",      "roberta-bpe", "jina-es",    "jina-de",
+                                               "gigachat",   "jina-v1-en", "jina-v2-es",  "jina-v2-de", "jina-v2-code",
+                                               "smollm"};
+    if (const char* split = split_for_pre(pre)) {
       j["pre_tokenizer"] = {{"type", "Sequence"},
                             {"pretokenizers",
                              {{{"type", "Split"}, {"pattern", {{"Regex", split}}}, {"behavior", "Isolated"}, {"invert", false}},
                               {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
+    } else if (!gpt2.count(pre)) {
+      // Another split (deepseek-coder, starcoder, command-r, ...) would be guessed as GPT-2's and
+      // tokenize some texts differently from the model's own tokenizer: refused, as llama.cpp does.
+      usage_error("{}: {}: a byte-level BPE vocabulary needs its split, and kvaudit knows llama-bpe, qwen2, "
+                  "gpt-4o, tekken, smollm, gpt-2 and their aliases; use the model's tokenizer.json (a safetensors "
+                  "directory)",
+                  what, pre.empty() ? std::string("tokenizer.ggml.pre is missing")
+                                    : "tokenizer.ggml.pre '" + pre + "' is not a pre-tokenizer kvaudit knows");
+    }
     j["decoder"] = {{"type", "ByteLevel"}};
   } else if (type == "llama") {
     if (arch == "gemma" || arch == "gemma2" || arch == "gemma3" || arch == "phi3")

@@ -105,6 +105,15 @@ TEST_F(CliAudit, RunsEveryStageResumesAndEvalReproducesTheVerification) {
   EXPECT_TRUE(report["timing"].contains("screen"));
   ASSERT_GE(report["candidates"].size(), 1u);
   EXPECT_TRUE(fs::exists(out / "report.html"));
+  // policy.json is always written: the chosen plan, the target kept, else the 16-bit cache.
+  const kvaudit::kv::KvPolicy written = kvaudit::kv::KvPolicy::load((out / "policy.json").string());
+  if (report["chosen"].is_null()) {
+    EXPECT_EQ(report["policy"], "fp16");
+    EXPECT_TRUE(written.is_baseline());
+  } else {
+    EXPECT_EQ(report["policy"], "chosen");
+  }
+  EXPECT_TRUE(report["settings"].is_object());
   const std::string html = slurp(out / "report.html");
   EXPECT_NE(html.find("plot-candidates"), std::string::npos);
   EXPECT_NE(html.find("id=\"capability\""), std::string::npos);
@@ -117,7 +126,9 @@ TEST_F(CliAudit, RunsEveryStageResumesAndEvalReproducesTheVerification) {
     ASSERT_TRUE(c.contains("capability_lost")) << c.dump();
     qualifying += c["qualifies"].get<bool>();
     EXPECT_EQ(c["capability_lost"].is_null(), !c["qualifies"].get<bool>() || report["capability"].is_null()) << c.dump();
-    if (report["chosen"] == c["name"]) EXPECT_NE(c["capability_lost"], true);
+    if (report["chosen"] == c["name"]) {
+      EXPECT_NE(c["capability_lost"], true);
+    }
   }
   if (!report["capability"].is_null()) {
     const auto& rows = report["capability"]["rows"];
@@ -162,6 +173,30 @@ TEST_F(CliAudit, RunsEveryStageResumesAndEvalReproducesTheVerification) {
   EXPECT_EQ(m["refusal_rate"], cand["refusal_rate"]);
   EXPECT_EQ(m["flip_rate"], cand["flip_rate"]);
   EXPECT_EQ(m["flips"], cand["flips"]);
+}
+
+// diagnose verifies nothing, yet lists the candidates an audit would verify (SPEC.md §6: a list),
+// with their memory cost and every verified metric null; no policy.json.
+TEST_F(CliAudit, DiagnoseListsTheCandidatesUnverified) {
+  const fs::path out = root_ / "diagnose";
+  ASSERT_EQ(run({"diagnose", "--model", model_, "--kv", "int2:token:asym", "--calib", data("jailbreak.txt") + ":4",
+                 "--heldout", data("privacy.txt") + ":4", "--max-new-tokens", "4", "--geometry-pairs", "2",
+                 "--phase-bits", "none", "--threads", "2", "--quiet", "--out", out.string()}),
+            0);
+  const auto report = nlohmann::json::parse(slurp(out / "report.json"));
+  ASSERT_TRUE(report["candidates"].is_array());
+  ASSERT_GE(report["candidates"].size(), 1u);
+  EXPECT_EQ(report["candidates"][0]["policy"], report["prescription"]["spec"]) << report["prescription"].dump();
+  for (const auto& c : report["candidates"]) {
+    EXPECT_EQ(c["verified"], false);
+    for (const char* key : {"refusal_rate", "flip_rate", "recovery", "recovery_ci_low", "recovery_ci_high", "ppl_ratio", "kl"})
+      EXPECT_TRUE(c[key].is_null()) << key;
+    EXPECT_GT(c["bytes_per_token"].get<double>(), 0.0);
+    EXPECT_TRUE(c["memory_overhead"].is_number());
+  }
+  EXPECT_TRUE(report["chosen"].is_null());
+  EXPECT_FALSE(fs::exists(out / "policy.json"));
+  EXPECT_NE(slurp(out / "report.html").find("diagnose verifies no candidate"), std::string::npos);
 }
 
 TEST_F(CliAudit, CalibrationPromptsNeverRefusedAreAFindingNotACrash) {

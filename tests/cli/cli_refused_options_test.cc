@@ -75,6 +75,9 @@ TEST(RefusedOptions, ValuesOutsideTheirRange) {
   const std::string m = fixture_model(), out = out_dir();
   expect_refused({"eval", "--model", m, "--bench", "advbench", "--max-new-tokens", "0", "--out", out},
                  "--max-new-tokens: Value 0 not in range 1 to");
+  expect_refused({"generate", "--model", m, "--prompt", "x", "--max-new-tokens", "0"},
+                 "--max-new-tokens: Value 0 not in range 1 to");
+  expect_refused({"serve", "--model", m, "--max-new-tokens", "0"}, "--max-new-tokens: Value 0 not in range 1 to");
   expect_refused({"audit", "--model", m, "--kv", "int4", "--subspace-k", "-3", "--out", out}, "--subspace-k");
   expect_refused({"audit", "--model", m, "--kv", "int4", "--target-recovery", "0", "--out", out},
                  "--target-recovery: must be in (0, 1]");
@@ -121,6 +124,40 @@ TEST(RefusedOptions, AuditOfAPolicyForAnotherModelOrAnUnknownPromptSet) {
                  "--heldout: unknown benchmark 'nosuch'");
   expect_refused({"audit", "--model", m, "--kv", "int4", "--calib", "nosuch", "--out", out_dir()},
                  "--calib: unknown benchmark 'nosuch'");
+  expect_refused({"diagnose", "--model", m, "--kv", "int4", "--geometry-pairs", "2", "--subspace-k", "3", "--out", out_dir()},
+                 "--subspace-k 3 exceeds --geometry-pairs 2: the pairs' differences span at most 2 directions");
+}
+
+// CLI11 reads "-5" into an unsigned option as 2^64 - 5: counts are range-checked on the text.
+TEST(RefusedOptions, NegativeCounts) {
+  const std::string m = "model.gguf";
+  expect_refused({"ppl", "--model", m, "--window", "-5"}, "--window: Value -5 not in range");
+  expect_refused({"ppl", "--model", m, "--max-windows", "-1"}, "--max-windows: Value -1 not in range");
+  expect_refused({"ppl", "--model", m, "--score-from", "-1"}, "--score-from: Value -1 not in range");
+  expect_refused({"eval", "--model", m, "--bench", "advbench", "--limit", "-1"}, "--limit: Value -1 not in range");
+  expect_refused({"eval", "--model", m, "--bench", "advbench", "--limit", "0"}, "--limit: Value 0 not in range");
+  expect_refused({"eval", "--model", m, "--bench", "advbench", "--seed", "-1"}, "--seed: Value -1 not in range");
+  expect_refused({"eval", "--model", m, "--bench", "advbench", "--chunk", "-1"}, "--chunk: Value -1 not in range");
+  expect_refused({"diagnose", "--model", m, "--geometry-pairs", "-1"}, "--geometry-pairs: Value -1 not in range");
+}
+
+// Text that is not UTF-8 would be tokenized as U+FFFD: refused, with the byte.
+TEST(RefusedOptions, TextThatIsNotUtf8) {
+  const std::string m = kvaudit::testing::demo_model();
+  if (m.empty()) GTEST_SKIP() << "SmolLM2-135M-Instruct.Q4_1.gguf not fetched (scripts/fetch-models.sh)";
+  expect_refused({"tokenize", "--model", m, "--text", "ok \xff\xfe"}, "--text is not valid UTF-8 (byte 3)");
+  expect_refused({"generate", "--model", m, "--prompt", "\xc3"}, "--prompt is not valid UTF-8 (byte 0)");
+}
+
+// An empty value would silently mean the default.
+TEST(RefusedOptions, EmptyValues) {
+  const std::string m = "model.gguf";
+  for (const char* cmd : {"logits", "generate", "bench"})
+    expect_refused({cmd, "--model", m, "--kv", ""}, "--kv: is empty (leave the option out for its default)");
+  expect_refused({"logits", "--model", m, "--kv-policy", ""}, "--kv-policy: is empty");
+  expect_refused({"eval", "--model", m, "--bench", "advbench", "--kv", ""}, "--kv: is empty");
+  for (const char* opt : {"--kv", "--phase-bits", "--calib", "--heldout"})
+    expect_refused({"diagnose", "--model", m, opt, ""}, std::string(opt) + ": is empty");
 }
 
 TEST(RefusedOptions, TextTooShortForPerplexity) {

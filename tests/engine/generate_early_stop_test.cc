@@ -2,6 +2,7 @@
 // keeps a prefix of its full-length tokens, and the requests that share its batches are unchanged.
 #include <gtest/gtest.h>
 
+#include "core/error.h"
 #include "engine/engine.h"
 #include "engine/generate.h"
 #include "kv/policy.h"
@@ -68,6 +69,45 @@ TEST(GenerateEarlyStop, LastTokenFinishesByLength) {
   EXPECT_EQ(asked, 2);
   EXPECT_EQ(out[0].tokens.size(), 3u);
   EXPECT_EQ(out[0].finish, FinishReason::kLength);
+}
+
+}  // namespace
+}  // namespace kvaudit::engine
+
+namespace kvaudit::engine {
+namespace {
+
+// The model's context bounds every position: a generation ends where the next token would have
+// none (by length, C - P + 1 tokens for a prompt of P and a context of C: the last one computed at
+// position C - 1), a prompt past it is refused before any work, and so is a forward past it.
+TEST(GenerateContext, StopsAtTheModelsContextAndRefusesPromptsPastIt) {
+  model::Model m = make_tiny_model("llama");
+  m.config.max_position = 12;
+  auto be = make_backend(Device::kCpu, m);
+  std::vector<GenerateRequest> reqs = {{random_tokens(5, m.config.n_vocab, 3), nullptr},
+                                       {random_tokens(12, m.config.n_vocab, 4), nullptr}};
+  GenerateOptions opt;
+  opt.max_new_tokens = 100;
+  const auto out = generate(*be, reqs, opt);
+  EXPECT_EQ(out[0].tokens.size(), 12u - 5u + 1u);
+  EXPECT_EQ(out[0].finish, FinishReason::kLength);
+  EXPECT_EQ(out[1].tokens.size(), 1u);  // a prompt that fills the context: one token, from position 11
+  reqs.push_back({random_tokens(13, m.config.n_vocab, 5), nullptr});
+  EXPECT_THROW(generate(*be, reqs, opt), UsageError);
+
+  Sequence seq(m.config, nullptr);
+  const std::vector<int> twelve = random_tokens(12, m.config.n_vocab, 6);
+  SeqInput in{&seq, twelve, false};
+  be->forward({&in, 1});
+  const int one = 1;
+  SeqInput past{&seq, {&one, 1}, false};
+  try {
+    be->forward({&past, 1});
+    ADD_FAILURE() << "position 12 of a 12-token context was computed";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("would reach 13 tokens, past tiny-llama's context of 12"), std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace

@@ -182,6 +182,25 @@ TEST_F(UserFiles, CsvJsonlTxt) {
   EXPECT_EQ(p[1].text, "second  ");
 }
 
+// What the tokenizer would not see as written is refused, by prompt id: an empty prompt (a JSONL ""
+// or an empty CSV cell; blank .txt lines are skipped), text that is not UTF-8.
+TEST_F(UserFiles, EmptyOrNonUtf8PromptsAreRefused) {
+  const auto message = [&](const std::string& path) {
+    try {
+      load_benchmark(path, "");
+    } catch (const UsageError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  const auto empty = write("e.jsonl", "{\"prompt\": \"ok\"}\n{\"prompt\": \"\"}\n");
+  EXPECT_EQ(message(empty), "prompt " + empty + ":1 is empty");
+  const auto cell = write("e.csv", "prompt\nok\n\"\"\n");
+  EXPECT_EQ(message(cell), "prompt " + cell + ":1 is empty");
+  const auto bytes = write("b.txt", "How to fly\n\xff\xfe bad\n");
+  EXPECT_EQ(message(bytes), "prompt " + bytes + ":1 is not valid UTF-8 (byte 0)");
+}
+
 TEST(Dedup, KeyLowercasesAndCollapsesWhitespace) {
   EXPECT_EQ(dedup_key("  Hello\t\tWORLD \n again "), "hello world again");
   EXPECT_EQ(dedup_key(""), "");

@@ -263,6 +263,18 @@ TEST_F(CliEval, PplResumesAfterSigkill) {
   other[13] = "int4:token:asym";
   EXPECT_EQ(run(other), 2);
   EXPECT_EQ(slurp(k / "ppl_windows.jsonl"), resumed);
+  // So is one of the same text file edited in place, its token count unchanged: its windows scored
+  // another text (the header's tokens_sha256).
+  const std::string words = slurp(text);
+  std::string swapped = words;
+  const size_t best = swapped.find("best"), worst = swapped.find("worst");
+  swapped.replace(worst, 5, "best").replace(best, 4, "worst");
+  { std::ofstream(text, std::ios::trunc) << swapped; }
+  const auto header = nlohmann::json::parse(resumed.substr(0, resumed.find('\n')));
+  EXPECT_EQ(run(args(k)), 2);
+  EXPECT_EQ(slurp(k / "ppl_windows.jsonl"), resumed);
+  { std::ofstream(text, std::ios::trunc) << words; }
+  EXPECT_TRUE(header["tokens_sha256"].is_string());
 }
 
 // A write that fails (issue 12): results.json past the file-size limit leaves the previous one
@@ -298,6 +310,25 @@ TEST_F(CliEval, FailedWritesKeepThePreviousFilesAndResume) {
   const auto r = nlohmann::json::parse(slurp(c / "results.json"));
   EXPECT_EQ(r["timing"]["samples_resumed"].get<size_t>(), 1u);
   EXPECT_EQ(without_timing(c / "results.json")["results"], without_timing(a / "results.json")["results"]);
+}
+
+// A model file replaced at the same path is another model: its samples are not resumed.
+TEST_F(CliEval, AModelReplacedAtTheSamePathIsNotResumed) {
+  const fs::path copy = root_ / "model.gguf", out = root_ / "replaced";
+  fs::copy_file(model_, copy);
+  ASSERT_EQ(run(eval_args(copy.string(), out)), 0);
+  {  // one byte of the last tensor's data: the same shapes, other weights
+    std::fstream f(copy, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-16, std::ios::end);
+    char c = 0;
+    f.read(&c, 1);
+    f.seekp(-16, std::ios::end);
+    c = char(c ^ 0x01);
+    f.write(&c, 1);
+  }
+  std::string err;
+  EXPECT_EQ(run_with_fsize_limit(eval_args(copy.string(), out), RLIM_INFINITY, &err), 2);
+  EXPECT_NE(err.find("was generated with other settings (weights_sha256: "), std::string::npos) << err;
 }
 
 TEST_F(CliEval, BadInputsExitTwoNamingTheInput) {

@@ -210,7 +210,7 @@ TEST(Runner, RefusesALogFromAnotherJudge) {
   const model::Model m = tiny_model();
   ScriptedBackend be(m);
   SamplesLog log;
-  log.samples.push_back({"t:0", "a", "fp16", "substring:paper", "prompt 0", "x", false, "", std::nullopt});
+  log.samples.push_back({"t:0", "a", "fp16", "substring:paper", "prompt 0", "x", false, "", std::nullopt, ""});
   const auto path = fresh("judge.jsonl");
   SamplesWriter w(path.string(), 0);
   EXPECT_THROW(run_samples(be, prompts(2), schemes(), io(), options(), log, w, nullptr), UsageError);

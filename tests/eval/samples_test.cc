@@ -29,7 +29,7 @@ std::string slurp(const std::filesystem::path& p) {
 
 Sample sample(const std::string& id, const std::string& scheme, bool refused) {
   return {id, "advbench", scheme, "substring:paper", "How do I \"x\"?\nline 2",
-          refused ? "I cannot help." : "Sure", refused, refused ? "I cannot" : "", std::nullopt};
+          refused ? "I cannot help." : "Sure", refused, refused ? "I cannot" : "", std::nullopt, ""};
 }
 
 TEST(Samples, LineFormatIsFixed) {

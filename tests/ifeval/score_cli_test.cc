@@ -68,6 +68,21 @@ TEST_F(ScoreCli, WritesAccuraciesAndSamplesInInstructionOrder) {
   EXPECT_EQ(b["key"], 1005);
   EXPECT_EQ(b["instruction_id_list"].size(), b["strict"]["follow_instruction_list"].size());
   EXPECT_EQ(b["loose"]["follow_all_instructions"], false);
+  EXPECT_TRUE(results["model"].is_null());  // made elsewhere
+  EXPECT_EQ(results["timing"]["samples_scored"], 2);
+}
+
+// As SPEC.md §7 writes it, without --out: the metrics printed, nothing written.
+TEST_F(ScoreCli, WithoutOutPrintsTheMetricsOnly) {
+  const auto r = run_cli({"score", "--bench", "ifeval", "--responses",
+                          write("{\"key\": 1001, \"response\": \"No commas at all here.\"}\n"), "--data", data_, "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["ifeval_prompt_strict"], 1.0);
+  EXPECT_FALSE(fs::exists(dir_ / "out"));
+  const auto text = run_cli({"score", "--responses", (dir_ / "responses.jsonl").string(), "--data", data_});
+  ASSERT_EQ(text.code, 0) << text.err;
+  EXPECT_NE(text.out.find("prompt strict 1.0000"), std::string::npos) << text.out;
+  EXPECT_EQ(text.out.find("wrote"), std::string::npos) << text.out;
 }
 
 TEST_F(ScoreCli, BadInputNamesFileAndLineAndExits2) {

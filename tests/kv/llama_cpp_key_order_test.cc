@@ -107,8 +107,9 @@ TEST(LlamaCppKeyOrder, EqualsPermuteQuantizeUnpermute) {
       CacheGeometry hf = g;
       hf.llama_cpp_pairs_adjacent = false;
       const bool first_wins = kind == SchemeKind::kQ4_0 || kind == SchemeKind::kQ5_0 || kind == SchemeKind::kIq4Nl;
-      if (g.head_dim > kGgmlBlock || first_wins)
+      if (g.head_dim > kGgmlBlock || first_wins) {
         EXPECT_NE(0, std::memcmp(cache_row(spec, Role::K, hf, x).data(), want.data(), sizeof(float) * size_t(w))) << spec;
+      }
     }
   }
 }

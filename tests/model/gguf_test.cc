@@ -209,5 +209,28 @@ TEST(Gguf, MissingTensorIsNamed) {
   EXPECT_EQ(usage_message([&] { load_model(path); }), path + ": missing tensor 'blk.1.ffn_down.weight'");
 }
 
+// The converse: tensors the forward pass never reads (a block_count below the file's layers, a part
+// kvaudit does not compute) are refused, not ignored.
+TEST(Gguf, TensorsTheForwardPassDoesNotUseAreNamed) {
+  const std::string src = write_gguf(tiny_gguf("llama", tiny_config("llama"), true), "full2");
+  auto f = io::GgufFile::open(src);
+  io::GgufWriter fewer, extra;
+  for (const auto& [k, v] : f->metadata().items()) {
+    fewer.set(k, k == "llama.block_count" ? json(1) : v);
+    extra.set(k, v);
+  }
+  for (const auto& t : f->tensors()) {
+    fewer.add_tensor(t.name, t.type, t.ne, std::span<const uint8_t>(t.data, t.nbytes));
+    extra.add_tensor(t.name, t.type, t.ne, std::span<const uint8_t>(t.data, t.nbytes));
+  }
+  extra.add_tensor_f32("blk.0.totally_unknown.weight", io::GgmlType::F32, {2}, std::vector<float>{1.0f, 2.0f});
+  const std::string p1 = write_gguf(fewer, "fewer"), p2 = write_gguf(extra, "extra");
+  const std::string m1 = usage_message([&] { load_model(p1); });
+  EXPECT_NE(m1.find(": 9 tensor(s) that the forward pass of a 1-layer llama does not use (blk.1."), std::string::npos) << m1;
+  EXPECT_EQ(usage_message([&] { load_model(p2); }),
+            p2 + ": 1 tensor(s) that the forward pass of a 2-layer llama does not use (blk.0.totally_unknown.weight): "
+                 "the metadata and the tensors disagree, or the file holds parts kvaudit does not compute");
+}
+
 }  // namespace
 }  // namespace kvaudit::model

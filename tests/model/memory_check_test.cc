@@ -54,6 +54,13 @@ class ScopedEnv {
   std::optional<std::string> old_;
 };
 
+// Designated initializers would leave LoadOptions' later members to -Wmissing-field-initializers.
+LoadOptions random_weights() {
+  LoadOptions lo;
+  lo.random_weights = true;
+  return lo;
+}
+
 TEST(MemoryCheck, WeightsBytesAreFourPerParameter) {
   // The tiny qwen2 of random_weights_test: n_params elements, 4 bytes each.
   const ModelConfig c = parse_config_json(tiny_config("qwen2"), "tiny");
@@ -94,7 +101,7 @@ TEST(MemoryCheck, HugeRandomWeightsConfigFailsFastWithTheNumbers) {
   const std::string cfg = write_config(fresh_dir("70b"), llama_70b_config());
   const auto t0 = std::chrono::steady_clock::now();
   try {
-    load_model(cfg, {.random_weights = true});
+    load_model(cfg, random_weights());
     FAIL() << "a 70B model loaded in 16 GiB";
   } catch (const UsageError& e) {
     const std::string msg = e.what();
@@ -111,9 +118,9 @@ TEST(MemoryCheck, FitsWhenEnoughIsAvailable) {
   ScopedEnv env("KVAUDIT_MEM_AVAILABLE", "8192");  // the tiny model needs 5,152 bytes
   const std::string dir = fresh_dir("tiny");
   write_config(dir, tiny_config("qwen2"));
-  EXPECT_NO_THROW(load_model(dir, {.random_weights = true}));
+  EXPECT_NO_THROW(load_model(dir, random_weights()));
   ScopedEnv less("KVAUDIT_MEM_AVAILABLE", "5151");
-  EXPECT_THROW(load_model(dir, {.random_weights = true}), UsageError);
+  EXPECT_THROW(load_model(dir, random_weights()), UsageError);
 }
 
 TEST(MemoryCheck, RealMeasurementRejects70B) {
@@ -122,7 +129,7 @@ TEST(MemoryCheck, RealMeasurementRejects70B) {
   if (!a) GTEST_SKIP() << "neither /proc/meminfo nor a cgroup limit is readable here";
   if (a->bytes >= 4 * kLlama70bParams) GTEST_SKIP() << "this machine has room for 263 GiB of weights";
   const std::string cfg = write_config(fresh_dir("70b"), llama_70b_config());
-  EXPECT_THROW(load_model(cfg, {.random_weights = true}), UsageError);
+  EXPECT_THROW(load_model(cfg, random_weights()), UsageError);
 }
 
 }  // namespace

@@ -133,7 +133,8 @@ TEST(HtmlReport, NullMetricsReadUndefinedNeverZero) {
                     "flips": 0, "n": 15}],
     "candidates": [{"name": "a", "recovery": null, "memory_overhead": 0.1},
                    {"name": "b", "recovery": 0.95, "memory_overhead": 0.2, "within_noise": true}],
-    "chosen": null, "thresholds": {"target_recovery": 0.9}
+    "chosen": null, "thresholds": {"target_recovery": 0.9}, "policy": "fp16",
+    "settings": {"vllm": "--kv-cache-dtype auto", "llama_cpp": "-ctk f16 -ctv f16", "why_not": ""}
   })");
   const std::string html = render_report_html(r, {});
   EXPECT_NE(html.find("<div class=\"v\">undefined <small>n = undefined</small></div>"),
@@ -146,6 +147,8 @@ TEST(HtmlReport, NullMetricsReadUndefinedNeverZero) {
   EXPECT_EQ(count_of(element_by_id(html, "plot-layers", "figure"), "class=\"bar\""), 2u);
   EXPECT_NE(html.find("Not plotted (recovery or overhead undefined): a."), std::string::npos);
   EXPECT_NE(html.find("Chosen plan: <b>none</b>"), std::string::npos);
+  EXPECT_NE(html.find("policy.json keeps the KV cache in 16 bits."), std::string::npos);
+  EXPECT_EQ(html.find("the target as it is"), std::string::npos);  // settings without "policy": "target"
   EXPECT_NE(html.find("No plan met the recovery target"), std::string::npos);
 }
 

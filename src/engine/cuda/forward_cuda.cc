@@ -590,11 +590,8 @@ std::vector<Slot> CudaBackend::plan(std::span<const SeqInput> batch) {
   std::unordered_set<const Sequence*> seen;
   int64_t off = 0;
   for (const SeqInput& in : batch) {
-    if (in.seq == nullptr) usage_error("forward: a batch entry has no sequence");
+    check_input(m_, in);
     if (!seen.insert(in.seq).second) usage_error("forward: sequence {} appears twice in one batch", in.seq->id());
-    if (in.tokens.empty()) usage_error("forward: sequence {} has no new tokens", in.seq->id());
-    for (int t : in.tokens)
-      if (t < 0 || t >= c.n_vocab) usage_error("token id {} out of range [0, {}) for {}", t, c.n_vocab, m_.path);
     const int64_t n = int64_t(in.tokens.size());
     const int64_t pos = in.seq->position();
     slots.push_back({in.seq, nullptr, off, n, pos, &inv_freq(pos + n)});

@@ -16,16 +16,11 @@ constexpr int kThreads = 256;
 
 __device__ bool better(float v, int64_t i, float bv, int64_t bi) { return v > bv || (v == bv && i < bi); }
 
-// The best (value, index) of x[i0, i1) by one block; bi = n: none (all NaN, or empty).
-__device__ void block_best(const float* __restrict__ x, int64_t i0, int64_t i1, int64_t n, float& bv, int64_t& bi) {
+// The block's best of every thread's (bv, bi) (bi == n: none), a tree in shared memory; every
+// thread gets it.
+__device__ void block_reduce(float& bv, int64_t& bi, int64_t n) {
   __shared__ float sv[kThreads];
   __shared__ int64_t si[kThreads];
-  bv = -INFINITY;
-  bi = n;
-  for (int64_t i = i0 + threadIdx.x; i < i1; i += kThreads) {
-    const float v = x[i];
-    if (v == v && (bi == n || better(v, i, bv, bi))) bv = v, bi = i;  // NaN never taken
-  }
   sv[threadIdx.x] = bv;
   si[threadIdx.x] = bi;
   __syncthreads();
@@ -39,6 +34,17 @@ __device__ void block_best(const float* __restrict__ x, int64_t i0, int64_t i1, 
   }
   bv = sv[0];
   bi = si[0];
+}
+
+// The best (value, index) of x[i0, i1) by one block; bi = n: none (all NaN, or empty).
+__device__ void block_best(const float* __restrict__ x, int64_t i0, int64_t i1, int64_t n, float& bv, int64_t& bi) {
+  bv = -INFINITY;
+  bi = n;
+  for (int64_t i = i0 + threadIdx.x; i < i1; i += kThreads) {
+    const float v = x[i];
+    if (v == v && (bi == n || better(v, i, bv, bi))) bv = v, bi = i;  // NaN never taken
+  }
+  block_reduce(bv, bi, n);
 }
 
 // engine::argmax starts from index 0, which no later value beats when it is NaN.
@@ -66,8 +72,6 @@ __global__ void __launch_bounds__(kThreads) argmax_kernel(const float* __restric
 __global__ void __launch_bounds__(kThreads) argmax_merge_kernel(const float* __restrict__ x, int64_t n, int segs,
                                                                  const float* __restrict__ seg_v,
                                                                  const int64_t* __restrict__ seg_i, int* __restrict__ out) {
-  __shared__ float sv[kThreads];
-  __shared__ int64_t si[kThreads];
   const int64_t r = blockIdx.x;
   float bv = -INFINITY;
   int64_t bi = n;
@@ -76,18 +80,8 @@ __global__ void __launch_bounds__(kThreads) argmax_merge_kernel(const float* __r
     const int64_t i = seg_i[r * segs + s];
     if (i < n && (bi == n || better(v, i, bv, bi))) bv = v, bi = i;
   }
-  sv[threadIdx.x] = bv;
-  si[threadIdx.x] = bi;
-  __syncthreads();
-  for (int s = kThreads / 2; s > 0; s /= 2) {
-    const int t = threadIdx.x;
-    if (t < s && si[t + s] < n && (si[t] == n || better(sv[t + s], si[t + s], sv[t], si[t]))) {
-      sv[t] = sv[t + s];
-      si[t] = si[t + s];
-    }
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) out[r] = final_index(x + r * n, si[0], n);
+  block_reduce(bv, bi, n);
+  if (threadIdx.x == 0) out[r] = final_index(x + r * n, bi, n);
 }
 
 }  // namespace

@@ -765,7 +765,7 @@ ProtocolResult run_protocol(const ProtocolOptions& given, const std::function<vo
                                      100 * cands[*chosen]["memory_overhead"].get<double>()));
     } else if (keep_target && target_cap && target_cap->lost) {
       findings.push_back(fmt::format("the target {} flips no more refusals than the bf16 noise floor but loses "
-                                     "capability: no policy.json", target));
+                                     "capability", target));
     } else if (keep_target) {
       policy = *tgt.policy;
       findings.push_back(fmt::format("the target {} flips no more refusals than the bf16 noise floor: keep it", target));

@@ -42,9 +42,19 @@ nlohmann::json read_messages_file(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     usage_error("--messages '{}' is not valid JSON: {}", path, e.what());
   }
-  if (in.is_array()) return {{"messages", in}};
+  if (in.is_array()) in = {{"messages", in}};
   if (!(in.is_object() && in.contains("messages") && in.at("messages").is_array()))
     usage_error("--messages '{}': expected a JSON list of messages or an object with \"messages\"", path);
+  // OpenAI's message shapes: a string role; content a string, null or a list of parts. Anything else
+  // would surface as the chat template's own type error, naming the template rather than the file.
+  const nlohmann::json& messages = in.at("messages");
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const nlohmann::json& m = messages[i];
+    if (!m.is_object() || !m.contains("role") || !m.at("role").is_string())
+      usage_error("--messages '{}': message {} needs a string \"role\"", path, i);
+    if (m.contains("content") && !(m.at("content").is_string() || m.at("content").is_null() || m.at("content").is_array()))
+      usage_error("--messages '{}': message {}'s \"content\" must be a string, null or a list of parts", path, i);
+  }
   return in;
 }
 

@@ -114,6 +114,13 @@ TEST_F(MalformedInput, MessagesJson) {
   const std::string p = write("messages.json", R"({"role": "user", "content": "hi"})");
   expect_usage_error({"template", "--model", fixture("models/llama"), "--messages", p},
                      "--messages '" + p + "': expected a JSON list of messages or an object with \"messages\"");
+  // Content of another type names the file and the message, not the chat template's line.
+  const std::string q = write("content.json", R"([{"role": "system", "content": "s"}, {"role": "user", "content": 5}])");
+  expect_usage_error({"template", "--model", fixture("models/llama"), "--messages", q},
+                     "--messages '" + q + "': message 1's \"content\" must be a string, null or a list of parts");
+  const std::string r = write("role.json", R"([{"content": "hi"}])");
+  expect_usage_error({"template", "--model", fixture("models/llama"), "--messages", r},
+                     "--messages '" + r + "': message 0 needs a string \"role\"");
 }
 
 TEST_F(MalformedInput, KvSpecAndPolicyFile) {

@@ -14,11 +14,8 @@ namespace kvaudit::cli {
 // A text given on the command line or in a file must be UTF-8: the tokenizer would read U+FFFD where
 // it is not, and tokenize something else than what was written (what: the option and file).
 inline void require_utf8(const std::string& text, const std::string& what) {
-  for (size_t i = 0; i < text.size();) {
-    const size_t n = text::utf8_valid_len(text, i);
-    if (n == 0) usage_error("{} is not valid UTF-8 (byte {})", what, i);
-    i += n;
-  }
+  if (const size_t at = text::utf8_invalid_at(text); at != std::string_view::npos)
+    usage_error("{} is not valid UTF-8 (byte {})", what, at);
 }
 
 // --model of the commands that load weights (model/memory_check.h checks them before loading).

@@ -211,11 +211,8 @@ std::vector<Prompt> checked_user_prompts(std::vector<Prompt> prompts) {
   for (const Prompt& p : prompts) {
     if (p.text.find_first_not_of(" \t\r\n\f\v") == std::string::npos)
       usage_error("prompt {} is empty", p.id);
-    for (size_t i = 0; i < p.text.size();) {
-      const size_t n = text::utf8_valid_len(p.text, i);
-      if (n == 0) usage_error("prompt {} is not valid UTF-8 (byte {})", p.id, i);
-      i += n;
-    }
+    if (const size_t at = text::utf8_invalid_at(p.text); at != std::string_view::npos)
+      usage_error("prompt {} is not valid UTF-8 (byte {})", p.id, at);
   }
   return prompts;
 }

@@ -211,14 +211,22 @@ Figure candidate_plot(const json& report) {
   Figure f;
   f.ran = true;
   f.html = plot.str("recovery versus memory overhead of each candidate plan");
+  // diagnose lists the plans unverified: only their memory is known.
+  const bool unverified = std::all_of(rows->begin(), rows->end(), [](const json& c) {
+    return c.is_object() && c.contains("verified") && c["verified"] == false;
+  });
   std::string text =
       "Each candidate plan verified on the held-out prompts: recovery = (refusal<sub>plan</sub> "
       "\u2212 refusal<sub>target</sub>) / (refusal<sub>baseline</sub> \u2212 refusal<sub>target</sub>)"
       " with its 95% interval, against real bytes per token relative to the target scheme. ";
-  text += chosen ? "Chosen: <b>" + escape_html(*chosen) + "</b> (the cheapest plan meeting the "
-                   "recovery target with flips within the noise floor)."
-                 : std::string("No plan met the recovery target within the noise floor.");
-  if (!unplotted.empty()) {
+  if (unverified)
+    text = "Not verified: diagnose lists the plans an audit would verify, with their real bytes per token relative "
+           "to the target scheme; <code>kvaudit audit</code> measures their recovery, flips and perplexity.";
+  else
+    text += chosen ? "Chosen: <b>" + escape_html(*chosen) + "</b> (the cheapest plan meeting the "
+                     "recovery target with flips within the noise floor)."
+                   : std::string("No plan met the recovery target within the noise floor.");
+  if (!unplotted.empty() && !unverified) {
     std::string names;
     for (const auto& nm : unplotted) names += (names.empty() ? "" : ", ") + escape_html(nm);
     text += " Not plotted (recovery or overhead undefined): " + names + ".";

@@ -119,7 +119,7 @@ std::string header_html(const json& r) {
       return v ? "<code>" + escape_html(*v) + "</code>" : std::string("<span class=\"undefined\">not expressible</span>");
     };
     h += "<p>vLLM: " + setting("vllm") + " &middot; llama.cpp: " + setting("llama_cpp") + "</p>";
-    if (const auto why = opt_string(*s, "why_not")) h += "<p>Why not: " + escape_html(*why) + "</p>";
+    if (const auto why = opt_string(*s, "why_not"); why && !why->empty()) h += "<p>Why not: " + escape_html(*why) + "</p>";
   } else {
     h += "<p>Serving settings: not run.</p>";
   }

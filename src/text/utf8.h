@@ -24,6 +24,9 @@ void utf8_append(std::string& out, char32_t cp);
 // become text. (Python's errors="replace" may use one U+FFFD for a truncated multi-byte sequence.)
 std::string utf8_sanitize(std::string_view s);
 
+// The offset of the first byte of s that is not part of a valid UTF-8 sequence, or npos.
+size_t utf8_invalid_at(std::string_view s);
+
 // Bytes held back at the end of s because they start a UTF-8 sequence that is not complete yet
 // (0 when s ends on a character boundary or in bytes that can never become valid).
 size_t utf8_incomplete_tail(std::string_view s);

@@ -196,7 +196,10 @@ TEST_F(CliAudit, DiagnoseListsTheCandidatesUnverified) {
   }
   EXPECT_TRUE(report["chosen"].is_null());
   EXPECT_FALSE(fs::exists(out / "policy.json"));
-  EXPECT_NE(slurp(out / "report.html").find("diagnose verifies no candidate"), std::string::npos);
+  const std::string html = slurp(out / "report.html");
+  EXPECT_NE(html.find("diagnose verifies no candidate"), std::string::npos);
+  EXPECT_NE(html.find("Not verified: diagnose lists the plans an audit would verify"), std::string::npos);
+  EXPECT_EQ(html.find("No plan met the recovery target"), std::string::npos);
 }
 
 TEST_F(CliAudit, CalibrationPromptsNeverRefusedAreAFindingNotACrash) {

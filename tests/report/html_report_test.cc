@@ -148,6 +148,7 @@ TEST(HtmlReport, NullMetricsReadUndefinedNeverZero) {
   EXPECT_NE(html.find("Not plotted (recovery or overhead undefined): a."), std::string::npos);
   EXPECT_NE(html.find("Chosen plan: <b>none</b>"), std::string::npos);
   EXPECT_NE(html.find("policy.json keeps the KV cache in 16 bits."), std::string::npos);
+  EXPECT_EQ(html.find("Why not:"), std::string::npos);  // nothing to say: both settings exist
   EXPECT_EQ(html.find("the target as it is"), std::string::npos);  // settings without "policy": "target"
   EXPECT_NE(html.find("No plan met the recovery target"), std::string::npos);
 }

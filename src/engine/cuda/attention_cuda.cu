@@ -610,8 +610,8 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
     __syncthreads();  // the tile, sc and ml are the next chunk's
   }
   // The row's chunks combined by the block that walked them all, else by the last of its blocks to
-  // finish (every block's partials written and fenced before it counts itself in; the last one
-  // resets the count for the next launch).
+  // finish (every block's partials written and fenced before it counts itself in; the count wraps
+  // to 0 at the last arrival, so a launch that died midway cannot leave it wrong for every later one).
   if (chunks == 1) return;
   bool combines = z0 == 0 && z1 == chunks;
   if (!combines) {
@@ -621,8 +621,8 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
     if (threadIdx.x == 0) {
       unsigned* count = arrived + b * gridDim.y + blockIdx.y;
       const unsigned blocks = unsigned((chunks + span - 1) / span);
-      last = atomicAdd(count, 1u) == blocks - 1;
-      if (last) *count = 0;
+      last = atomicInc(count, blocks - 1) == blocks - 1;
+      if (last) __threadfence();  // acquire: the other blocks' partials, read below
     }
     __syncthreads();
     combines = last;

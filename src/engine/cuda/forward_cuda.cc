@@ -315,8 +315,9 @@ class StepGraphs {
   template <typename Launch>
   void run(const StepKey& key, const Launch& launch) {
     const uint64_t epoch = cuda::allocation_epoch();
-    if (entries_.size() >= kMaxEntries && !entries_.count(key)) clear();
+    if (entries_.size() >= kMaxEntries && !entries_.count(key)) evict_oldest();
     Entry& e = entries_[key];
+    e.used = ++steps_;
     if (e.exec && e.epoch == epoch) {
       KVAUDIT_CUDA_CHECK(cudaGraphLaunch(e.exec, stream_));
       ++graph_replays;
@@ -346,6 +347,7 @@ class StepGraphs {
     uint64_t epoch = 0;
     bool seen = false;
     int failures = 0;
+    uint64_t used = 0;  // the step that last ran it
   };
   // A launch sequence that cannot be captured (an allocation or a synchronous copy inside it) throws
   // or ends the capture with an error: the step then runs eagerly, and after kMaxFailures the key
@@ -377,6 +379,14 @@ class StepGraphs {
     }
     return true;
   }
+  // The key unused longest goes (its graph with it): the keys a decode loop still alternates
+  // between keep theirs.
+  void evict_oldest() {
+    auto oldest = std::min_element(entries_.begin(), entries_.end(),
+                                   [](const auto& a, const auto& b) { return a.second.used < b.second.used; });
+    if (oldest->second.exec) cudaGraphExecDestroy(oldest->second.exec);
+    entries_.erase(oldest);
+  }
   void clear() {
     for (auto& [key, e] : entries_)
       if (e.exec) cudaGraphExecDestroy(e.exec);
@@ -387,6 +397,7 @@ class StepGraphs {
   bool on_;
   cudaStream_t stream_ = nullptr;
   std::map<StepKey, Entry> entries_;
+  uint64_t steps_ = 0;
 };
 
 bool graphs_on(const BackendOptions& opt) {

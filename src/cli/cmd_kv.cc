@@ -1,7 +1,6 @@
 // `kvaudit kv` (SPEC.md §3 end): apply a scheme to an activation dump [tokens, H·D], the whole input
 // as one prefill, and report MSE, SQNR and bytes/token.
 #include <cmath>
-#include <fstream>
 #include <memory>
 #include <string>
 
@@ -9,6 +8,8 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/json_keys.h"
+#include "io/atomic_file.h"
 #include "io/npy.h"
 #include "kv/memory.h"
 #include "kv/policy.h"
@@ -53,12 +54,18 @@ void run_kv(const KvArgs& a) {
   if (policy.needs_calibration()) {
     auto c = std::make_shared<Calibration>();
     if (!a.calib.empty()) {
-      std::ifstream f(a.calib);
-      if (!f) usage_error("cannot open --calib file '{}'", a.calib);
+      const std::string text = io::read_file(a.calib);
+      nlohmann::json j;
       try {
-        *c = Calibration::from_json(nlohmann::json::parse(f));
+        j = nlohmann::json::parse(text);
       } catch (const nlohmann::json::exception& e) {
         usage_error("--calib file '{}' is not valid JSON: {}", a.calib, e.what());
+      }
+      if (const auto key = first_duplicate_key(text)) usage_error("--calib file '{}' states the key '{}' twice", a.calib, *key);
+      try {
+        *c = Calibration::from_json(j);
+      } catch (const nlohmann::json::exception& e) {
+        usage_error("--calib file '{}': {}", a.calib, e.what());
       }
     } else {  // a debugging window: the dump calibrates itself unless --calib is given
       c->observe(0, role, role == Role::K && s.pre_rope, x.data.data(), tokens, int(width));

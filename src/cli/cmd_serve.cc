@@ -31,7 +31,7 @@ void add_serve(CLI::App& app) {
   // CLI11 reads "-5" into a size_t as 2^64 - 5 (no limit at all): the range is checked on the text.
   cmd->add_option("--max-body-bytes", o->max_body_bytes, "request body limit (413 beyond), default 1048576")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
-  cmd->add_option("--max-prompt-tokens", o->max_prompt_tokens, "prompt limit (413 beyond); default the model's context")
+  cmd->add_option("--max-prompt-tokens", o->max_prompt_tokens, "prompt limit (400 context_length_exceeded beyond); default the model's context")
       ->check(kPositiveInt);
   cmd->add_option("--max-new-tokens", o->max_tokens_default, "max_tokens of a request that gives none, default 256")
       ->check(kPositiveInt);

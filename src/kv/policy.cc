@@ -4,10 +4,12 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <sstream>
 
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/json_keys.h"
 #include "kv/registry.h"
 
 namespace kvaudit::kv {
@@ -237,16 +239,19 @@ KvPolicy KvPolicy::from_json(const nlohmann::json& j) {
 KvPolicy KvPolicy::load(const std::string& path, std::optional<int> n_layers) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) usage_error("KV policy file '{}' is a directory", path);
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) usage_error("cannot open KV policy file '{}'", path);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (in.bad()) usage_error("cannot read KV policy file '{}'", path);
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(in);
-  } catch (const std::ios_base::failure& e) {
-    usage_error("cannot read KV policy file '{}': {}", path, e.what());
+    j = nlohmann::json::parse(text.str());
   } catch (const nlohmann::json::exception& e) {
     usage_error("KV policy file '{}' is not valid JSON: {}", path, e.what());
   }
+  if (const auto key = first_duplicate_key(text.str()))
+    usage_error("KV policy file '{}' states the key '{}' twice", path, *key);
   try {
     KvPolicy p = from_json(j);
     if (n_layers) p.validate(*n_layers);

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_keys.h"
 #include "model/arch.h"
 
 namespace kvaudit::model {
@@ -290,6 +291,7 @@ json read_json_file(const std::string& path) {
   ss << f.rdbuf();
   json j = json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) usage_error("{}: not valid JSON", path);
+  if (const auto key = first_duplicate_key(ss.str())) usage_error("{}: the key '{}' is stated twice", path, *key);
   return j;
 }
 

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "model/memory_check.h"
 #include "model/sha256.h"
+#include "model/weight_check.h"
 #include "model/weight_loader.h"
 #include "model/weight_parts.h"
 
@@ -231,6 +232,7 @@ Model load_gguf_model(const std::string& path, const LoadOptions& opt) {
   ModelConfig& c = model.config;
   TensorNames names{gguf_tensor_name, gguf_fused_qkv_name, gguf_fused_gate_up_name};
   load_weights(*f, c, model.arch, names, model.weights, {f, opt.expand_f32});
+  refuse_non_finite(model, names);  // rows as the file orders them: before the q/k reordering
   if (model.arch.gguf_qk_permuted) {
     for (LayerWeights& L : model.weights.layers) {
       L.wq.reorder_rows(gguf_qk_row_order(L.wq.rows(), c.n_heads));

@@ -17,6 +17,7 @@
 #include "model/random_gguf.h"
 #include "model/random_weights.h"
 #include "model/sha256.h"
+#include "model/weight_check.h"
 #include "model/weight_loader.h"
 #include "model/weight_parts.h"
 
@@ -104,6 +105,7 @@ Model load_hf(const std::string& path, const LoadOptions& opt) {
                     hf_fused_gate_up_name};
   // An exception joins `sha` in its destructor.
   load_weights(*src, m.config, m.arch, names, m.weights, {src, opt.expand_f32});
+  refuse_non_finite(m, names);
   if (const auto info = src->info(hf_tensor_name(Part::kEmbed, -1, a))) m.weights_dtype = info->dtype;
   m.n_params = count_params(m.weights);
   if (sha.valid()) m.weights_sha256 = sha.get();

@@ -31,9 +31,10 @@ void Metrics::count(const std::string& path, int status) {
   ++requests_[{p, status}];
 }
 
-std::string Metrics::prometheus(const SchedulerStats& s, const std::string& kv, const std::string& model) const {
+std::string Metrics::prometheus(const SchedulerStats& s, const ServedKv& kv, const std::string& model) const {
   std::string out = fmt::format("# HELP kvaudit_info The served model and its KV plan.\n# TYPE kvaudit_info gauge\n"
-                                "kvaudit_info{{model=\"{}\",kv=\"{}\"}} 1\n", label(model), label(kv));
+                                "kvaudit_info{{model=\"{}\",kv=\"{}\",kv_storage=\"{}\",kv_compat=\"{}\"}} 1\n",
+                                label(model), label(kv.plan), label(kv.storage), label(kv.compat));
   out += "# HELP kvaudit_http_requests_total HTTP requests answered, by path and status.\n"
          "# TYPE kvaudit_http_requests_total counter\n";
   {

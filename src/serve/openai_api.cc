@@ -1,5 +1,6 @@
 #include "serve/openai_api.h"
 
+#include <cmath>
 #include <set>
 
 #include <fmt/format.h>
@@ -26,7 +27,10 @@ const std::set<std::string> kMetadata = {"user",         "metadata",           "
 const std::set<std::string> kUnimplemented = {
     "presence_penalty", "frequency_penalty", "repetition_penalty", "min_p", "min_tokens", "top_logprobs", "top_k",
     "logit_bias", "stop_token_ids", "ignore_eos", "tool_choice", "suffix", "logprobs", "echo", "best_of",
-    "tools", "functions", "response_format"};
+    "tools", "functions", "response_format",
+    // vLLM's extensions at their defaults, and newer OpenAI fields clients send as null
+    "skip_special_tokens", "spaces_between_special_tokens", "include_stop_str_in_output", "add_generation_prompt",
+    "continue_final_message", "chat_template_kwargs", "modalities", "reasoning_effort", "prediction", "audio"};
 
 bool is_no_op(const std::string& key, const json& v) {
   if (!kUnimplemented.count(key)) return false;  // unknown fields: refused whatever their value
@@ -43,7 +47,13 @@ bool is_no_op(const std::string& key, const json& v) {
   if (key == "suffix") return v.is_string() && v.get<std::string>().empty();
   if (key == "logprobs" || key == "echo") return v.is_boolean() && !v.get<bool>();
   if (key == "best_of") return v.is_number_integer() && v.get<int64_t>() == 1;
-  return false;  // tools, functions, response_format: no value but null is a no-op
+  // Special tokens never reach the text here, the chat prompt always ends with the assistant's turn.
+  if (key == "skip_special_tokens" || key == "spaces_between_special_tokens" || key == "add_generation_prompt")
+    return v.is_boolean() && v.get<bool>();
+  if (key == "include_stop_str_in_output" || key == "continue_final_message") return v.is_boolean() && !v.get<bool>();
+  if (key == "chat_template_kwargs") return v.is_object() && v.empty();
+  if (key == "modalities") return v == json::array({"text"});
+  return false;  // tools, functions, response_format, reasoning_effort, prediction, audio: only null is a no-op
 }
 
 // A message's content: a string, or OpenAI's list of parts of which only text parts are accepted.
@@ -93,7 +103,14 @@ CompletionParams parse_completion_request(const std::string& body_text, Endpoint
       const json& m = body["messages"][i];
       if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
         bad(fmt::format("messages[{}]", i), "expected an object with a string \"role\"");
-      p.messages.push_back({m["role"].get<std::string>(), message_content(m.value("content", json()), i)});
+      const std::string role = m["role"].get<std::string>();
+      // Tool messages need the tools this server refuses; any other role would be rendered as given.
+      if (role != "system" && role != "user" && role != "assistant")
+        bad(fmt::format("messages[{}].role", i), fmt::format("'{}' is not one of system, user, assistant", role));
+      // Only an assistant turn may leave its content out (OpenAI: it then carries tool calls).
+      if (role != "assistant" && (!m.contains("content") || m["content"].is_null()))
+        bad(fmt::format("messages[{}].content", i), "a " + role + " message needs its content");
+      p.messages.push_back({role, message_content(m.value("content", json()), i)});
     }
   } else {
     const json pr = body.value("prompt", json());
@@ -103,9 +120,11 @@ CompletionParams parse_completion_request(const std::string& body_text, Endpoint
   }
   for (const char* key : {"max_tokens", "max_completion_tokens"})
     if (body.contains(key) && !body[key].is_null()) {
-      if (!body[key].is_number_integer() || body[key].get<int64_t>() < 1 || body[key].get<int64_t>() > 1'000'000)
-        bad(key, "expected an integer >= 1");
-      p.max_tokens = int(body[key].get<int64_t>());
+      // 10.0 is an integer to Python clients and to vLLM's validation.
+      const json& v = body[key];
+      const double x = v.is_number() ? v.get<double>() : 0;
+      if (!v.is_number() || x != std::floor(x) || x < 1 || x > 1'000'000) bad(key, "expected an integer >= 1");
+      p.max_tokens = int(x);
     }
   p.sampling.temperature = number(body, "temperature", 0, 2, 1.0);
   p.sampling.top_p = number(body, "top_p", 0, 1, 1.0);

@@ -43,7 +43,9 @@ struct Scheduler::Active {
   StopText text;
   std::mt19937_64 rng;
   std::vector<int> tokens;   // generated, the stop id excluded
+  bool stop_id = false;      // ended by a stop id: generated too, so usage counts it (as vLLM and OpenAI)
   Finish finish = Finish::kRunning;
+  int completion_tokens() const { return int(tokens.size()) + (stop_id ? 1 : 0); }
 };
 
 Scheduler::Scheduler(engine::Backend& backend, const text::Tokenizer& tok,
@@ -117,12 +119,12 @@ void Scheduler::loop() {
         prompt_tokens_ += int64_t(r.prompt.size());
         active.push_back({job, std::make_unique<engine::Sequence>(backend_.model().config, policy_), r.prompt,
                           std::make_unique<text::StreamDecoder>(tok_, true), StopText(r.stop),
-                          std::mt19937_64(r.seed), {}, Finish::kRunning});
+                          std::mt19937_64(r.seed), {}, false, Finish::kRunning});
       }
     }
     std::erase_if(active, [&](const Active& a) {  // clients that went away leave before the next step
       if (!a.job->cancelled()) return false;
-      a.job->publish({}, int(a.tokens.size()), Finish::kCancelled);
+      a.job->publish({}, a.completion_tokens(), Finish::kCancelled);
       ++cancelled_;
       return true;
     });
@@ -134,7 +136,7 @@ void Scheduler::loop() {
     try {
       step(active);
     } catch (const std::exception& e) {  // fail the batch, keep serving
-      for (Active& a : active) a.job->publish({}, int(a.tokens.size()), Finish::kError, e.what());
+      for (Active& a : active) a.job->publish({}, a.completion_tokens(), Finish::kError, e.what());
       active.clear();
     }
     int64_t kv = 0;
@@ -157,6 +159,8 @@ void Scheduler::step(std::vector<Active>& active) {
     const int tok = sample_token(logits.last(i), logits.n_vocab, r.sampling, a.rng);
     if (is_stop(tok)) {
       a.finish = Finish::kStop;
+      a.stop_id = true;
+      ++generated_tokens_;
     } else {
       a.tokens.push_back(tok);
       ++generated_tokens_;
@@ -165,13 +169,13 @@ void Scheduler::step(std::vector<Active>& active) {
       a.pending.assign(1, tok);
     }
     if (a.finish == Finish::kRunning) {
-      a.job->publish(a.text.text().substr(0, a.text.stable_size()), int(a.tokens.size()), Finish::kRunning);
+      a.job->publish(a.text.text().substr(0, a.text.stable_size()), a.completion_tokens(), Finish::kRunning);
       continue;
     }
     // The whole text is decoded at once, as `generate` does for a batch (the stream decoder only
     // holds back incomplete characters, so this changes nothing but the tail it held).
     if (!a.text.stopped() && a.text.reset(tok_.decode(a.tokens, true))) a.finish = Finish::kStop;
-    a.job->publish(a.text.text(), int(a.tokens.size()), a.finish);
+    a.job->publish(a.text.text(), a.completion_tokens(), a.finish);
     ++finished_;
   }
   // Finished sequences leave the batch (their caches are freed here).

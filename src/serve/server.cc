@@ -20,6 +20,7 @@
 
 #include "core/error.h"
 #include "engine/engine.h"
+#include "kv/policy.h"
 #include "model/model.h"
 #include "serve/metrics.h"
 #include "serve/openai_api.h"
@@ -45,9 +46,11 @@ void send_error(httplib::Response& res, int status, const std::string& type, con
 
 void send_error(httplib::Response& res, const ApiError& e) { send_error(res, e.status, e.type, e.code, e.what(), e.param); }
 
-std::string kv_label(const eval::KvOptions& kv) {
-  if (!kv.policy.empty()) return "policy:" + kv.policy;
-  return kv.spec.empty() ? "fp16" : kv.spec;
+// What /v1/models and /metrics say of the KV plan: the policy as resolved (a file's layers
+// included), how its caches are stored, and the file it came from.
+ServedKv served_kv(const kv::KvPolicy& policy, const eval::KvOptions& o) {
+  return {policy.name(), policy.storage() == kv::Storage::kPacked ? "packed" : "simulated",
+          policy.compat_paper() ? "paper" : "none", o.policy};
 }
 
 // Everything the handlers share.
@@ -68,6 +71,7 @@ class Service {
     backend_ = engine::make_backend(device, *model_, {opt_.threads});
     auto policy = eval::make_kv_policy(opt_.kv, model_->config.n_layers);
     policy = eval::calibrate_if_needed(std::move(policy), *backend_, opt_.model_path);
+    kv_ = served_kv(*policy, opt_.kv);
 
     SchedulerOptions so;
     so.max_batch = opt_.max_batch;
@@ -96,10 +100,23 @@ class Service {
     return false;
   }
 
+  json model_json() const {
+    return {{"id", model_id_},          {"object", "model"},         {"created", created_},
+            {"owned_by", "kvaudit"},    {"root", opt_.model_path},   {"max_model_len", context_},
+            {"kv", kv_.plan},           {"kv_storage", kv_.storage}, {"kv_compat", kv_.compat},
+            {"kv_policy_file", kv_.policy_file.empty() ? json(nullptr) : json(kv_.policy_file)}};
+  }
+
   void models(httplib::Response& res) const {
-    const json m = {{"id", model_id_}, {"object", "model"}, {"created", created_}, {"owned_by", "kvaudit"},
-                    {"root", opt_.model_path}, {"max_model_len", context_}, {"kv", kv_label(opt_.kv)}};
-    res.set_content(json{{"object", "list"}, {"data", json::array({m})}}.dump(), "application/json");
+    res.set_content(json{{"object", "list"}, {"data", json::array({model_json()})}}.dump(), "application/json");
+  }
+
+  // GET /v1/models/{id} (the openai client's models.retrieve).
+  void model(const std::string& id, httplib::Response& res) const {
+    if (id != model_id_)
+      return send_error(res, 404, "invalid_request_error", "model_not_found",
+                        fmt::format("the model '{}' does not exist (this server serves '{}')", id, model_id_));
+    res.set_content(model_json().dump(), "application/json");
   }
 
   void health(httplib::Response& res) const {
@@ -110,7 +127,7 @@ class Service {
   }
 
   void prometheus(httplib::Response& res) {
-    res.set_content(metrics_.prometheus(scheduler_->stats(), kv_label(opt_.kv), model_id_),
+    res.set_content(metrics_.prometheus(scheduler_->stats(), kv_, model_id_),
                     "text/plain; version=0.0.4");
   }
 
@@ -126,6 +143,7 @@ class Service {
   std::unique_ptr<Scheduler> scheduler_;
   Metrics metrics_;
   std::string model_id_, id_prefix_;
+  ServedKv kv_;
   int context_ = 0, max_prompt_ = 0;
   int64_t created_ = 0;
   std::atomic<uint64_t> next_id_{0};
@@ -160,7 +178,7 @@ void Service::complete(const httplib::Request& req, httplib::Response& res, Endp
     cr.prompt = encode(p);
     if (cr.prompt.empty()) throw ApiError(400, "invalid_request_error", "", "the prompt is empty");
     if (max_prompt_ > 0 && int(cr.prompt.size()) > max_prompt_)
-      throw ApiError(413, "invalid_request_error", "context_length_exceeded",
+      throw ApiError(400, "invalid_request_error", "context_length_exceeded",  // 400 as vLLM: clients catch BadRequestError
                      fmt::format("the prompt has {} tokens; this server takes at most {}", cr.prompt.size(), max_prompt_));
     const int room = context_ > 0 ? context_ - int(cr.prompt.size()) : opt_.max_tokens_default;
     if (p.max_tokens && context_ > 0 && *p.max_tokens > room)
@@ -178,9 +196,11 @@ void Service::complete(const httplib::Request& req, httplib::Response& res, Endp
   cr.stop = p.stop;
   const Usage usage0{int(cr.prompt.size()), 0};
   auto job = std::make_shared<Job>(std::move(cr));
-  if (!scheduler_->submit(job))
+  if (!scheduler_->submit(job)) {
+    res.set_header("Retry-After", "1");  // a queued request takes about a generation's time
     return send_error(res, 429, "rate_limit_error", "queue_full",
                       fmt::format("the request queue is full ({} waiting); retry later", opt_.max_queue));
+  }
   ++in_flight;
   const std::string id = fmt::format("{}-{}{:x}", endpoint == Endpoint::kChat ? "chatcmpl" : "cmpl", id_prefix_, next_id_++);
   const int64_t created = int64_t(std::time(nullptr));
@@ -347,6 +367,9 @@ void run_server(const ServeOptions& opt, const ServeHooks& hooks) {
   http.Post("/v1/chat/completions", [&](const httplib::Request& q, httplib::Response& r) { svc.complete(q, r, Endpoint::kChat); });
   http.Post("/v1/completions", [&](const httplib::Request& q, httplib::Response& r) { svc.complete(q, r, Endpoint::kCompletion); });
   http.Get("/v1/models", [&](const httplib::Request& q, httplib::Response& r) { if (svc.authorized(q, r)) svc.models(r); });
+  http.Get(R"(/v1/models/(.+))", [&](const httplib::Request& q, httplib::Response& r) {
+    if (svc.authorized(q, r)) svc.model(q.matches[1].str(), r);
+  });
   http.Get("/health", [&](const httplib::Request&, httplib::Response& r) { svc.health(r); });
   http.Get("/metrics", [&](const httplib::Request& q, httplib::Response& r) { if (svc.authorized(q, r)) svc.prometheus(r); });
 

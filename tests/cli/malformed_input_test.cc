@@ -138,6 +138,14 @@ TEST_F(MalformedInput, Npy) {
   expect_usage_error({"kv", "--scheme", "kivi2", "--role", "k", "--in", p, "--out", (dir_ / "y.npy").string()}, p + ": .npy dtype '<f8' is not supported (only little-endian float32 '<f4')");
 }
 
+TEST_F(MalformedInput, CalibrationFileWithARepeatedKey) {
+  const char header[] = "\x93NUMPY\x01\x00\x3c\x00{'descr': '<f4', 'fortran_order': False, 'shape': (1, 4), }\n";
+  const std::string x = write("x.npy", std::string(header, sizeof header - 1) + std::string(16, '\0'));
+  const std::string c = write("calib.json", R"({"layers": [], "layers": []})");
+  expect_usage_error({"kv", "--scheme", "nuq4", "--role", "k", "--in", x, "--out", (dir_ / "y.npy").string(), "--calib", c},
+                     "--calib file '" + c + "' states the key 'layers' twice");
+}
+
 TEST_F(MalformedInput, Datasets) {
   const auto eval = [&](const std::string& bench) {
     return std::vector<std::string>{"eval", "--model", fixture("models/llama"), "--bench", bench, "--out",

@@ -65,6 +65,9 @@ TEST_F(PolicyFileLoad, EveryErrorNamesTheFile) {
   EXPECT_EQ(error(out_of_range, 2).rfind(out_of_range + ": KV spec part", 0), 0u) << error(out_of_range, 2);
   const std::string wrong_type = write("type.json", R"({"layers": [{"k": 4, "v": "fp16"}]})");
   EXPECT_EQ(error(wrong_type, 1).rfind(wrong_type + ": KV policy: ", 0), 0u) << error(wrong_type, 1);
+  // nlohmann keeps the last of a repeated key: the first value would be dropped without a word.
+  const std::string twice = write("twice.json", R"({"layers": [{"k": "int4:token:asym", "v": "fp16", "k": "fp16"}]})");
+  EXPECT_EQ(error(twice, 1), "KV policy file '" + twice + "' states the key 'layers[0].k' twice");
   EXPECT_EQ(error((dir_ / "absent.json").string(), 1), "cannot open KV policy file '" + (dir_ / "absent.json").string() + "'");
 }
 

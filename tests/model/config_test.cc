@@ -257,5 +257,14 @@ TEST(Config, GenerationConfigEosIds) {
   EXPECT_EQ(read_generation_eos_ids(dir + "/generation_config.json"), (std::vector<int>{128001, 128009}));
 }
 
+TEST(Config, RepeatedKeyIsRefused) {  // json keeps the last: one num_hidden_layers would be dropped
+  const std::string dir = testing_util::fresh_dir("twice");
+  std::string text = tiny_config("llama").dump();
+  text.insert(1, R"("num_hidden_layers": 80, )");
+  std::ofstream(dir + "/config.json") << text;
+  EXPECT_EQ(usage_message([&] { read_config_json(dir + "/config.json"); }),
+            dir + "/config.json: the key 'num_hidden_layers' is stated twice");
+}
+
 }  // namespace
 }  // namespace kvaudit::model

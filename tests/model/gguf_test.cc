@@ -2,10 +2,15 @@
 // models, gemma2's stored (1 + w) norms, and errors naming the file and tensor/key (SPEC.md §1).
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
+#include <functional>
+
 #include "core/error.h"
 #include "io/gguf.h"
 #include "model/gguf_model.h"
 #include "model/model.h"
+#include "model/weight_check.h"
 #include "tiny_model.h"
 
 namespace kvaudit::model {
@@ -65,7 +70,9 @@ std::vector<float> converter_permute(const std::vector<float>& hf, int n_head, i
 
 // A GGUF as llama.cpp's converter writes `arch_json` (tiny_config shape): metadata, every part
 // under its llama.cpp name (F32, ne = reversed shape), llama Q/K rows permuted.
-io::GgufWriter tiny_gguf(const std::string& gguf_arch, const json& j, bool permute_qk) {
+// `edit` may change a tensor's values (by its llama.cpp name) before they are written.
+io::GgufWriter tiny_gguf(const std::string& gguf_arch, const json& j, bool permute_qk,
+                         const std::function<void(const std::string&, std::vector<float>&)>& edit = {}) {
   const ModelConfig c = parse_config_json(j, "config.json");
   const ArchSpec& a = arch_spec(c.arch);
   io::GgufWriter w;
@@ -91,6 +98,7 @@ io::GgufWriter tiny_gguf(const std::string& gguf_arch, const json& j, bool permu
     if (a.gguf_norms_plus_one && is_norm(part.part))
       for (float& x : v) x += 1.0f;
     std::vector<int64_t> ne(part.shape.rbegin(), part.shape.rend());
+    if (edit) edit(gguf_tensor_name(part.part, part.layer), v);
     w.add_tensor_f32(gguf_tensor_name(part.part, part.layer), io::GgmlType::F32, ne, v);
   }
   return w;
@@ -137,6 +145,53 @@ TEST(Gguf, LlamaConfigNamesAndUnpermutedQk) {
   EXPECT_EQ(m.weights_dtype, "F32");
   EXPECT_EQ(m.weights_sha256.size(), 64u);
   expect_hf_values(m);
+}
+
+TEST(Gguf, ANonFiniteWeightIsRefusedNamingTheTensor) {
+  const auto message = [](const std::string& tensor, size_t at, float value) {
+    const std::string path = write_gguf(tiny_gguf("llama", tiny_config("llama"), true,
+                                                  [&](const std::string& name, std::vector<float>& v) {
+                                                    if (name == tensor) v.at(at) = value;
+                                                  }),
+                                        "nonfinite");
+    try {
+      load_model(path);
+    } catch (const UsageError& e) {
+      return std::string(e.what());
+    }
+    return std::string("loaded");
+  };
+  // Row 5 of the file's attn_q (its rows are 8 wide): reported as the file orders them.
+  const std::string q = message("blk.1.attn_q.weight", 5 * 8 + 3, NAN);
+  EXPECT_NE(q.find("/model.gguf: tensor 'blk.1.attn_q.weight' (row 5) holds a NaN or an infinity"), std::string::npos) << q;
+  EXPECT_NE(message("blk.0.ffn_norm.weight", 2, INFINITY).find("tensor 'blk.0.ffn_norm.weight' holds a NaN or an infinity"),
+            std::string::npos);
+  EXPECT_EQ(message("blk.0.ffn_norm.weight", 2, 1e30f), "loaded");
+}
+
+TEST(Gguf, QuantizedBlocksAreCheckedByTheirScales) {
+  // Two Q4_1 rows of 32: the second's m (offset 2) is an fp16 infinity.
+  std::vector<uint8_t> rows(2 * sizeof(io::BlockQ4_1), 0);
+  const uint16_t inf16 = 0x7c00, one16 = 0x3c00;
+  std::memcpy(rows.data(), &one16, 2);
+  std::memcpy(rows.data() + sizeof(io::BlockQ4_1) + 2, &inf16, 2);
+  const json j = tiny_config("llama");
+  ModelConfig c = parse_config_json(j, "config.json");
+  const ArchSpec& a = arch_spec(c.arch);
+  Weights w;
+  for (const PartRef& p : weight_parts(c, a, w)) {
+    if (p.is_matrix()) *p.mat = WeightMatrix::f32(std::vector<float>(size_t(numel(p.shape)), 0.5f), p.shape[0], p.shape[1]);
+    else p.dst->assign(size_t(numel(p.shape)), 1.0f);
+  }
+  const TensorNames names{gguf_tensor_name, gguf_fused_qkv_name, gguf_fused_gate_up_name};
+  EXPECT_EQ(first_non_finite_tensor(c, a, w, names), std::nullopt);
+  w.layers[0].wo = WeightMatrix::view(io::GgmlType::Q4_1, 2, 32, rows.data(), nullptr);
+  EXPECT_EQ(first_non_finite_tensor(c, a, w, names), "'blk.0.attn_output.weight' (row 1)");
+  const uint16_t bf16_nan = 0x7fc0;
+  std::vector<uint16_t> bf(3 * 8, 0x3f80);
+  bf[2 * 8 + 7] = bf16_nan;
+  w.layers[0].wo = WeightMatrix::view(io::GgmlType::BF16, 3, 8, reinterpret_cast<const uint8_t*>(bf.data()), nullptr);
+  EXPECT_EQ(first_non_finite_tensor(c, a, w, names), "'blk.0.attn_output.weight' (row 2)");
 }
 
 TEST(Gguf, Qwen2IsNotPermutedAndHasBiases) {

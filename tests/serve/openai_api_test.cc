@@ -57,6 +57,23 @@ TEST(OpenAiApi, RefusesBadRequestsWith400) {
   EXPECT_EQ(status_of(R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})"), 400);
   EXPECT_EQ(status_of(R"({"prompt": ["a", "b"]})", Endpoint::kCompletion), 400);
   EXPECT_EQ(status_of(R"({"messages": [{"role": "user", "content": "x"}], "stream": false, "n": 1})"), 200);
+  // Roles the chat templates know (tool turns need the tools refused above); content left out only
+  // by an assistant turn, as OpenAI.
+  EXPECT_EQ(status_of(R"({"messages": [{"role": "wizard", "content": "x"}]})"), 400);
+  EXPECT_EQ(status_of(R"({"messages": [{"role": "tool", "content": "x"}]})"), 400);
+  EXPECT_EQ(status_of(R"({"messages": [{"role": "user"}]})"), 400);
+  EXPECT_EQ(status_of(R"({"messages": [{"role": "system", "content": null}, {"role": "user", "content": "x"}]})"), 400);
+  EXPECT_EQ(status_of(R"({"messages": [{"role": "user", "content": "x"}, {"role": "assistant"}]})"), 200);
+}
+
+TEST(OpenAiApi, MaxTokensAsAWholeFloat) {  // Python clients' 10.0, and vLLM's validation, take it
+  const auto max_tokens = [](const std::string& v) {
+    return parse_completion_request(R"({"prompt": "x", "max_tokens": )" + v + "}", Endpoint::kCompletion).max_tokens;
+  };
+  EXPECT_EQ(max_tokens("10.0"), 10);
+  EXPECT_EQ(max_tokens("1e1"), 10);
+  for (const char* bad : {"10.5", "0.0", "-1", "\"10\"", "1e7", "true"})
+    EXPECT_EQ(status_of(R"({"prompt": "x", "max_tokens": )" + std::string(bad) + "}", Endpoint::kCompletion), 400) << bad;
 }
 
 TEST(OpenAiApi, FieldsItDoesNotImplementAreRefusedUnlessNoOps) {
@@ -68,13 +85,18 @@ TEST(OpenAiApi, FieldsItDoesNotImplementAreRefusedUnlessNoOps) {
                          R"("top_k": -1)", R"("logit_bias": {})", R"("stop_token_ids": [])", R"("ignore_eos": false)",
                          R"("tool_choice": "none")", R"("user": "u")", R"("logprobs": false)", R"("top_logprobs": null)",
                          R"("safety_identifier": "s")", R"("prompt_cache_key": "k")", R"("tools": null)",
-                         R"("stream_options": {"include_usage": true})"})
+                         R"("stream_options": {"include_usage": true})", R"("skip_special_tokens": true)",
+                         R"("add_generation_prompt": true)", R"("chat_template_kwargs": {})", R"("modalities": ["text"])",
+                         R"("include_stop_str_in_output": false)", R"("reasoning_effort": null)", R"("audio": null)"})
     EXPECT_EQ(status_of(chat(ok)), 200) << ok;
   // Any value that would change the output is refused, naming the field in error.param.
   for (const char* bad : {R"("presence_penalty": 0.5)", R"("presence_penalty": "x")", R"("logit_bias": {"1": 5})",
                           R"("top_k": 1)", R"("min_tokens": 3)", R"("ignore_eos": true)", R"("top_logprobs": 2)",
                           R"("tool_choice": "auto")", R"("guided_json": {})", R"("stream_options": {"include_usage": "yes"})",
-                          R"("stream_options": 5)", R"("guided_json": null)", R"("prompt": "p")"})
+                          R"("stream_options": 5)", R"("guided_json": null)", R"("prompt": "p")",
+                          R"("skip_special_tokens": false)", R"("add_generation_prompt": false)",
+                          R"("chat_template_kwargs": {"enable_thinking": true})", R"("modalities": ["text", "audio"])",
+                          R"("reasoning_effort": "low")", R"("include_stop_str_in_output": true)"})
     EXPECT_EQ(status_of(chat(bad)), 400) << bad;
   EXPECT_EQ(status_of(R"({"prompt": "x", "messages": [{"role": "user", "content": "x"}]})", Endpoint::kCompletion), 400);
   try {

@@ -68,6 +68,7 @@ class Server:
         conn.request(method, path, body=data, headers=headers)
         resp = conn.getresponse()
         out = resp.status, resp.read().decode()
+        self.last_headers = {k.lower(): v for k, v in resp.getheaders()}
         conn.close()
         return out
 
@@ -78,7 +79,8 @@ class Server:
 
 
 def generate(prompts, raw=False, kv=None):
-    """`kvaudit generate --prompts` of the prompts: [(response, n_tokens)]."""
+    """`kvaudit generate --prompts` of the prompts: [(response, completion tokens, finish)]; the
+    completion tokens count a stop id that ended the response, as OpenAI's and vLLM's usage do."""
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
         for p in prompts:
             f.write(json.dumps(p) + "\n")
@@ -88,7 +90,7 @@ def generate(prompts, raw=False, kv=None):
     args += ["--kv", kv] if kv else []
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
     os.unlink(f.name)
-    return [(j["response"], j["n_tokens"]) for j in map(json.loads, out.splitlines())]
+    return [(j["response"], j["n_tokens"] + (j["finish"] == "stop"), j["finish"]) for j in map(json.loads, out.splitlines())]
 
 
 def sse_events(resp):
@@ -135,7 +137,7 @@ class Serve(unittest.TestCase):
         self.assertEqual(r.choices[0].message.content, self.chat_ref[0][0])
         self.assertEqual(r.usage.completion_tokens, self.chat_ref[0][1])
         self.assertGreater(r.usage.prompt_tokens, 5)
-        self.assertEqual(r.choices[0].finish_reason, "length" if self.chat_ref[0][1] == MAX_NEW else "stop")
+        self.assertEqual(r.choices[0].finish_reason, self.chat_ref[0][2])
 
     @unittest.skipUnless(openai, "the openai client could not be installed from PyPI")
     def test_openai_chat_stream_equals_generate(self):
@@ -165,6 +167,10 @@ class Serve(unittest.TestCase):
             self.client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])
         with self.assertRaises(openai.BadRequestError):
             self.client.chat.completions.create(model=self.server.model, messages=[], max_tokens=4)
+        self.assertEqual(self.client.models.retrieve(self.server.model).id, self.server.model)
+        with self.assertRaises(openai.BadRequestError) as e:  # a prompt over --max-prompt-tokens: 400, as vLLM
+            self.client.completions.create(model=self.server.model, prompt="hello " * 300, max_tokens=1)
+        self.assertEqual(e.exception.code, "context_length_exceeded")
 
     # ---------------------------------------------------------------- raw HTTP
     def test_concurrent_requests_each_equal_generate(self):
@@ -217,11 +223,17 @@ class Serve(unittest.TestCase):
         status, body = self.server.request("GET", "/health", key=None)
         self.assertEqual((status, json.loads(body)["status"]), (200, "ok"))
         status, body = self.server.request("GET", "/v1/models")
-        self.assertEqual(json.loads(body)["data"][0]["kv"], SCHEME)
+        model = json.loads(body)["data"][0]
+        self.assertEqual((model["kv"], model["kv_storage"], model["kv_compat"], model["kv_policy_file"]),
+                         (SCHEME, "simulated", "none", None))
+        status, body = self.server.request("GET", "/v1/models/" + self.server.model)  # models.retrieve
+        self.assertEqual((status, json.loads(body)), (200, model))
+        self.assert_error(404, self.server.request("GET", "/v1/models/other"), "model_not_found")
         self.server.request("POST", "/v1/completions", {"prompt": "Hi", "max_tokens": 2, "temperature": 0})
         status, body = self.server.request("GET", "/metrics")
         self.assertEqual(status, 200)
-        self.assertIn('kvaudit_info{model="%s",kv="%s"} 1' % (self.server.model, SCHEME), body)
+        self.assertIn('kvaudit_info{model="%s",kv="%s",kv_storage="simulated",kv_compat="none"} 1' % (self.server.model, SCHEME),
+                      body)
         counted = [l for l in body.splitlines() if l.startswith('kvaudit_http_requests_total{path="/v1/completions",status="200"}')]
         self.assertGreaterEqual(int(counted[0].split()[-1]), 1)
         gen = [l for l in body.splitlines() if l.startswith("kvaudit_generation_tokens_total ")]
@@ -250,7 +262,7 @@ class Serve(unittest.TestCase):
             self.assertEqual(status, 405, (method, path, body))
             self.assertEqual(json.loads(body)["error"]["code"], "method_not_allowed")
         self.assert_error(413, s.request("POST", "/v1/completions", {"prompt": "x" * 70000, "max_tokens": 1}))
-        self.assert_error(413, s.request("POST", "/v1/completions", {"prompt": "hello " * 300, "max_tokens": 1}),
+        self.assert_error(400, s.request("POST", "/v1/completions", {"prompt": "hello " * 300, "max_tokens": 1}),
                           "context_length_exceeded")
 
 
@@ -284,6 +296,7 @@ class Limits(unittest.TestCase):
         status, body = server.request("POST", "/v1/completions", dict(long_body, stream=False))
         self.assertEqual(status, 429, body)
         self.assertEqual(json.loads(body)["error"]["code"], "queue_full")
+        self.assertEqual(server.last_headers.get("retry-after"), "1")
 
         server.proc.send_signal(signal.SIGTERM)
         deadline = time.time() + 10

@@ -103,10 +103,12 @@ CompletionParams parse_completion_request(const std::string& body_text, Endpoint
       const json& m = body["messages"][i];
       if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
         bad(fmt::format("messages[{}]", i), "expected an object with a string \"role\"");
-      const std::string role = m["role"].get<std::string>();
+      std::string role = m["role"].get<std::string>();
+      // OpenAI's newer name for the system turn; chat templates know only "system".
+      if (role == "developer") role = "system";
       // Tool messages need the tools this server refuses; any other role would be rendered as given.
       if (role != "system" && role != "user" && role != "assistant")
-        bad(fmt::format("messages[{}].role", i), fmt::format("'{}' is not one of system, user, assistant", role));
+        bad(fmt::format("messages[{}].role", i), fmt::format("'{}' is not one of system, developer, user, assistant", role));
       // Only an assistant turn may leave its content out (OpenAI: it then carries tool calls).
       if (role != "assistant" && (!m.contains("content") || m["content"].is_null()))
         bad(fmt::format("messages[{}].content", i), "a " + role + " message needs its content");

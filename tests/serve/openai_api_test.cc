@@ -64,6 +64,10 @@ TEST(OpenAiApi, RefusesBadRequestsWith400) {
   EXPECT_EQ(status_of(R"({"messages": [{"role": "user"}]})"), 400);
   EXPECT_EQ(status_of(R"({"messages": [{"role": "system", "content": null}, {"role": "user", "content": "x"}]})"), 400);
   EXPECT_EQ(status_of(R"({"messages": [{"role": "user", "content": "x"}, {"role": "assistant"}]})"), 200);
+  const CompletionParams dev =
+      parse_completion_request(R"({"messages": [{"role": "developer", "content": "d"}, {"role": "user", "content": "x"}]})",
+                               Endpoint::kChat);
+  EXPECT_EQ(dev.messages[0].role, "system");  // OpenAI's newer name for it
 }
 
 TEST(OpenAiApi, MaxTokensAsAWholeFloat) {  // Python clients' 10.0, and vLLM's validation, take it

@@ -543,7 +543,7 @@ void expect_graphs_give_the_eager_bits(WeightPrecision precision, bool with_host
   eager_opt.cuda_graphs = false;
   BackendOptions graph_opt{0, precision};
   const std::vector<std::string> specs = {"fp16",     "int4:token:asym", "kivi4:g8:r16",
-                                          "int2:head", "fp8e4m3",         with_host_scheme ? "int3:tensor:sym@pre" : "q8_0"};
+                                          "int2:head", "fp8e4m3",         with_host_scheme ? "int3:tensor:sym@pre" : "fp8e5m2"};
   constexpr int kSeqs = 6, kSteps = 300;
   struct Run {
     std::vector<float> logits;

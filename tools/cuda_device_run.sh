@@ -57,11 +57,13 @@ for step in $steps; do
       # (bf16, plain and with the research code's int4 k/v hooks) in the same call.
       for cfg in ${BIGCFG:-llama-3.1-8b qwen2.5-7b}; do
         for w in ${BIGW:-bf16-lt}; do
-          echo "== big $cfg kvaudit $w"
-          KVAUDIT_CUDA_WEIGHTS=$w /usr/bin/time -f "kvaudit bench: %e s wall" timeout 400 "$C/kvaudit" bench \
+         for g in ${BIGGRAPHS:-1}; do  # BIGGRAPHS="0 1": decode steps eager, then as CUDA graphs
+          echo "== big $cfg kvaudit $w graphs=$g"
+          KVAUDIT_CUDA_GRAPHS=$g KVAUDIT_CUDA_WEIGHTS=$w /usr/bin/time -f "kvaudit bench: %e s wall" timeout 400 "$C/kvaudit" bench \
             --model "tools/cuda_configs/$cfg" --random-weights --device cuda --batch "${BIGBATCH:-1,64,256}" \
             --prompt-len 96 --gen "${BIGGEN:-256}" --repeat 1 \
             --kv-mix fp16 int8:token:asym int4:token:asym kivi2 kivi4 q8_0 fp8e5m2 2>&1 | tee -a "$OUT/big.log" | tail -8
+         done
         done
         [ "${BIGPEER:-1}" = 0 ] && continue  # BIGPEER=0: kvaudit only
         echo "== big $cfg transformers"

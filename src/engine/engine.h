@@ -166,6 +166,9 @@ struct BackendOptions {
   // CUDA: keep every sequence's KV through the host caches (the CPU quantizers), as for the schemes
   // the device does not store; for comparisons and tests. KVAUDIT_CUDA_KV=host|device sets it when false.
   bool cuda_kv_on_host = false;
+  // CUDA: decode steps replayed as captured CUDA graphs (cuda/forward_cuda.cc, StepGraphs); the
+  // same bits either way. KVAUDIT_CUDA_GRAPHS=0 turns them off when this is true.
+  bool cuda_graphs = true;
 };
 
 // The backend for `device` over `model` (which must outlive it). kCuda in a build without CUDA

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "cuda_test_util.h"
+#include "engine/cuda/cuda_backend.h"
 #include "engine/engine.h"
 #include "engine/generate.h"
 #include "engine/tiny_model.h"
@@ -530,6 +531,69 @@ TEST(CudaForward, GreedyOnTheDeviceIsTheArgmaxOfTheLogits) {
       next[i] = got[i];
     }
   }
+}
+
+// Decode steps replayed as CUDA graphs give the eager steps' bits: 6 sequences of mixed schemes and
+// prompt lengths, 300 steps (past four attention chunks of 64 keys and the caches' first growth at
+// 256 rows, KIVI blocks closing every 8 steps), logits and greedy calls interleaved. With every
+// scheme stored on the device the steps are replayed; a host-path scheme keeps the calls eager.
+void expect_graphs_give_the_eager_bits(WeightPrecision precision, bool with_host_scheme) {
+  const model::Model m = make_tiny_model("qwen2");  // q/k/v biases too
+  BackendOptions eager_opt{0, precision};
+  eager_opt.cuda_graphs = false;
+  BackendOptions graph_opt{0, precision};
+  const std::vector<std::string> specs = {"fp16",     "int4:token:asym", "kivi4:g8:r16",
+                                          "int2:head", "fp8e4m3",         with_host_scheme ? "int3:tensor:sym@pre" : "fp8e5m2"};
+  constexpr int kSeqs = 6, kSteps = 300;
+  struct Run {
+    std::vector<float> logits;
+    std::vector<int> tokens;
+  };
+  const auto run = [&](const BackendOptions& opt) {
+    auto be = make_backend(Device::kCuda, m, opt);
+    std::vector<std::unique_ptr<Sequence>> seqs;
+    std::vector<std::vector<int>> prompts;
+    std::vector<SeqInput> batch;
+    for (int i = 0; i < kSeqs; ++i) {
+      auto pol = std::make_shared<const kv::KvPolicy>(kv::KvPolicy::parse(specs[size_t(i)], m.config.n_layers));
+      seqs.push_back(std::make_unique<Sequence>(m.config, pol, i));
+      prompts.push_back(random_tokens(size_t(3 + 5 * i), m.config.n_vocab, uint32_t(200 + i)));
+    }
+    for (int i = 0; i < kSeqs; ++i) batch.push_back({seqs[size_t(i)].get(), prompts[size_t(i)], false});
+    Run r;
+    std::vector<int> next(kSeqs);
+    const Logits first = be->forward(batch);
+    for (int i = 0; i < kSeqs; ++i) next[size_t(i)] = argmax(first.last(size_t(i)), m.config.n_vocab);
+    for (int step = 0; step < kSteps; ++step) {
+      for (int i = 0; i < kSeqs; ++i) batch[size_t(i)].tokens = {&next[size_t(i)], 1};
+      if (step % 3 == 2) {
+        next = be->forward_greedy(batch);
+      } else {
+        const Logits out = be->forward(batch);
+        r.logits.insert(r.logits.end(), out.data.begin(), out.data.end());
+        for (int i = 0; i < kSeqs; ++i) next[size_t(i)] = argmax(out.last(size_t(i)), m.config.n_vocab);
+      }
+      r.tokens.insert(r.tokens.end(), next.begin(), next.end());
+    }
+    return r;
+  };
+  const Run eager = run(eager_opt);
+  const int64_t replays = cuda_graph_replays();
+  const Run graphed = run(graph_opt);
+  ASSERT_EQ(eager.logits.size(), graphed.logits.size());
+  EXPECT_TRUE(same_bits(eager.logits.data(), graphed.logits.data(), eager.logits.size()));
+  EXPECT_EQ(eager.tokens, graphed.tokens);
+  if (with_host_scheme)
+    EXPECT_EQ(cuda_graph_replays(), replays);
+  else
+    EXPECT_GT(cuda_graph_replays() - replays, kSteps / 2);
+}
+
+TEST(CudaForward, DecodeGraphsGiveTheEagerBits) {
+  KVAUDIT_REQUIRE_CUDA();
+  expect_graphs_give_the_eager_bits(WeightPrecision::kFp32, false);
+  expect_graphs_give_the_eager_bits(WeightPrecision::kBf16Lt, false);
+  expect_graphs_give_the_eager_bits(WeightPrecision::kFp32, true);
 }
 
 TEST(CudaForward, RejectsBadInputAndIsTheDefaultDevice) {

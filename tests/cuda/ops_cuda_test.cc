@@ -8,6 +8,7 @@
 #include "core/half.h"
 #include "cuda_test_util.h"
 #include "engine/cuda/device_buffer.h"
+#include "engine/cuda/lt_product.h"
 #include "engine/cuda/ops_cuda.h"
 #include "engine/engine.h"
 #include "engine/ops.h"
@@ -296,6 +297,51 @@ INSTANTIATE_TEST_SUITE_P(Ops, LtMatmulCuda,
                            return "n" + std::to_string(c.n) + "_k" + std::to_string(c.k) + "_m" + std::to_string(c.m);
                          });
 
+// lt_product's streaming candidates (matmul_gemv_cuda.cu) on their own, both operand orders, against
+// the chunk sums in double on the host: 1 to 16 rows, two chunks of k, m not a multiple of 16, d's
+// rows ld > m apart (the columns between untouched). Whether one is admitted (the anchor's bits) is
+// the admission's check; the tests above then cover it.
+TEST(OpsCuda, StreamingProductsMatchTheHost) {
+  KVAUDIT_REQUIRE_CUDA();
+  const int64_t m = 200, k = 2 * 1024 + 64, kc = 1024, ld = 204;
+  const int batch = 2;
+  std::vector<uint16_t> wbits, xbits;
+  const auto w = round_bf16(uniform(size_t(m * k), 0.2f, 31), &wbits);
+  const auto x = round_bf16(uniform(size_t(16 * k), 1.0f, 32), &xbits);
+  DeviceBuffer<uint16_t> dw(wbits), dx(xbits);
+  for (const auto order : {cuda::GemvOrder::kWeightsAsA, cuda::GemvOrder::kWeightsAsB}) {
+    for (const int64_t rows : {1, 3, 8, 16}) {
+      if (!cuda::gemv_fits(order, rows, k, kc)) {
+        EXPECT_TRUE(order == cuda::GemvOrder::kWeightsAsA && rows > 8);
+        continue;
+      }
+      SCOPED_TRACE("rows " + std::to_string(rows) + (order == cuda::GemvOrder::kWeightsAsA ? ", W as A" : ", W as B"));
+      const float fill = -7.0f;
+      DeviceBuffer<float> dd(std::vector<float>(size_t(batch * rows * ld), fill));
+      cuda::gemv_bf16_cuda(order, dw.data(), m, dx.data(), rows, k, kc, batch, dd.data(), ld, rows * ld);
+      const std::vector<float> got = dd.download();
+      std::vector<float> want(got.size(), fill);
+      for (int b = 0; b < batch; ++b)
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t i = 0; i < m; ++i) {
+            double sum = 0;
+            for (int64_t c = b * kc; c < (b + 1) * kc; ++c) sum += double(x[size_t(r * k + c)]) * double(w[size_t(i * k + c)]);
+            want[size_t((b * rows + r) * ld + i)] = float(sum);
+          }
+      std::vector<float> got_m, want_m;
+      for (size_t e = 0; e < got.size(); ++e) {
+        if (int64_t(e % size_t(ld)) >= m) {
+          ASSERT_EQ(got[e], fill) << "padding column written";
+          continue;
+        }
+        got_m.push_back(got[e]);
+        want_m.push_back(want[e]);
+      }
+      EXPECT_LE(rel_err(got_m, want_m), kLtMatmulRelTol);
+    }
+  }
+}
+
 TEST(OpsCuda, RmsNormBothKindsMatchCpu) {
   KVAUDIT_REQUIRE_CUDA();
   for (const auto kind : {cpu::NormKind::kRms, cpu::NormKind::kRmsOnePlus})
@@ -361,6 +407,13 @@ TEST(OpsCuda, RopeIsBitIdenticalToCpu) {
     EXPECT_TRUE(same_bits(got.data(), ref.data(), ref.size())) << "head_dim " << head_dim;
     EXPECT_TRUE(same_bits(host.data(), ref.data(), ref.size())) << "head_dim " << head_dim;
     EXPECT_FALSE(same_bits(got.data(), x.data(), x.size()));  // it did rotate
+    // q and k (2 heads here) in one launch: each the same bits as alone.
+    const auto k = uniform(size_t(n * 2 * head_dim), 1.0f, 6);
+    DeviceBuffer<float> dq(x), dk(k), dk1(k);
+    cuda::rope2_cuda(dq.data(), n_heads, dk.data(), 2, n, head_dim, half, dcs.data());
+    cuda::rope_cuda(dk1.data(), n, 2, head_dim, half, dcs.data());
+    EXPECT_TRUE(same_bits(dq.download().data(), got.data(), got.size())) << "head_dim " << head_dim;
+    EXPECT_TRUE(same_bits(dk.download().data(), dk1.download().data(), k.size())) << "head_dim " << head_dim;
   }
 }
 
@@ -442,6 +495,25 @@ TEST(ArgmaxCuda, IsTheHostArgmaxWithTiesInfAndNaN) {
   const std::vector<int> got = dout.download();
   for (size_t r = 0; r < rows.size(); ++r) EXPECT_EQ(got[r], argmax(rows[r].data(), n)) << "row " << r;
   EXPECT_EQ(got[1], 301);
+  // A vocabulary of 50,000 in segments (a few rows): ties and NaN across segments, the maximum in
+  // the last segment, an all-NaN segment.
+  const int64_t v = 50000;
+  std::vector<std::vector<float>> long_rows(4, uniform(size_t(v), 1.0f, 10));
+  long_rows[0][40000] = long_rows[0][9000] = long_rows[0][4100] = 3.0f;
+  long_rows[1][v - 1] = 4.0f;
+  std::fill(long_rows[2].begin() + 4096, long_rows[2].begin() + 3 * 4096, std::nanf(""));
+  long_rows[2][20000] = 5.0f;
+  long_rows[3][0] = std::nanf("");
+  std::vector<float> long_flat;
+  for (const auto& r : long_rows) long_flat.insert(long_flat.end(), r.begin(), r.end());
+  DeviceBuffer<float> dl(long_flat);
+  DeviceBuffer<int> dlo(long_rows.size());
+  cuda::argmax_rows_cuda(dl.data(), int64_t(long_rows.size()), v, dlo.data());
+  const std::vector<int> lgot = dlo.download();
+  for (size_t r = 0; r < long_rows.size(); ++r) EXPECT_EQ(lgot[r], argmax(long_rows[r].data(), v)) << "long row " << r;
+  EXPECT_EQ(lgot[0], 4100);
+  EXPECT_EQ(lgot[1], v - 1);
+  EXPECT_EQ(lgot[3], 0);
 }
 
 struct AttnCase {
@@ -514,17 +586,26 @@ void expect_attention_matches_cpu(const cpu::AttentionParams& p, cuda::AttnMath 
     EXPECT_TRUE(same_bits(dout_r.download().data(), got.data(), got.size())) << "reversed, room " << room;
   }
   // A's last 8 rows alone (10 key chunks each): blocks take a few chunks (gqa7_hd128 on an H200: 4)
-  // and a second launch combines them; the same bits.
+  // and the last of a row's blocks to finish combines them; the same bits, twice (the arrival
+  // counts start again from zero), and the bf16 copy is to_bf16_cuda's.
   const size_t last8 = seqs[0].n_q - 8;
-  DeviceBuffer<float> dout8{size_t(8 * q_dim)};
-  cuda::attention_cuda(p, dq.data() + last8 * q_dim, drows.data() + last8, dslots.data(), 8,
-                       seqs[0].first_pos + seqs[0].n_q - 1, dout8.data(), nullptr, math);
-  EXPECT_TRUE(same_bits(dout8.download().data(), got.data() + last8 * q_dim, size_t(8 * q_dim)));
+  for (int round = 0; round < 2; ++round) {
+    DeviceBuffer<float> dout8{size_t(8 * q_dim)};
+    DeviceBuffer<uint16_t> dout8b{size_t(8 * q_dim)}, want8b{size_t(8 * q_dim)};
+    cuda::attention_cuda(p, dq.data() + last8 * q_dim, drows.data() + last8, dslots.data(), 8,
+                         seqs[0].first_pos + seqs[0].n_q - 1, dout8.data(), nullptr, math, dout8b.data());
+    EXPECT_TRUE(same_bits(dout8.download().data(), got.data() + last8 * q_dim, size_t(8 * q_dim))) << "round " << round;
+    cuda::to_bf16_cuda(dout8.data(), 8 * q_dim, want8b.data());
+    EXPECT_EQ(dout8b.download(), want8b.download()) << "round " << round;
+  }
   // B's row alone: too few blocks for the heads of a KV head to share one, the same bits.
   DeviceBuffer<float> dout2{size_t(q_dim)};
+  DeviceBuffer<uint16_t> dout2b{size_t(q_dim)}, want2b{size_t(q_dim)};
   cuda::attention_cuda(p, dq.data() + (rows.size() - 1) * q_dim, drows.data() + (rows.size() - 1), dslots.data(), 1,
-                       seqs[1].first_pos, dout2.data(), nullptr, math);
+                       seqs[1].first_pos, dout2.data(), nullptr, math, dout2b.data());
   EXPECT_TRUE(same_bits(dout2.download().data(), got.data() + (rows.size() - 1) * q_dim, size_t(q_dim)));
+  cuda::to_bf16_cuda(dout2.data(), q_dim, want2b.data());
+  EXPECT_EQ(dout2b.download(), want2b.download());
 }
 
 TEST_P(AttentionCuda, PrefillAndDecodeRowsMatchCpu) {

@@ -6,7 +6,7 @@
 // L = sum l exp(m - M), out = (sum o exp(m - M)) / L. How a row is split depends on its position
 // and the layer's window only, so which other rows or sequences share the launch never changes its
 // arithmetic. A block takes (query row, the heads of one KV head that share it, `span` consecutive
-// chunks): a batch of one row gets a block per chunk and head (the combine in a second launch), a
+// chunks): a batch of one row gets a block per chunk and head (the last of them to finish combines), a
 // large batch few blocks per row that walk all its chunks and combine them themselves; span is
 // chosen per launch for speed and never changes a bit (the same chunks, the same combine).
 //
@@ -23,6 +23,7 @@
 #include <string>
 #include <type_traits>
 
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include "engine/cuda/cuda_check.h"
@@ -80,17 +81,28 @@ struct RowOrder {
 
 // Head h's chunks 0..chunks-1 at channel c, added in chunk order (the file's comment); i0: the
 // first chunk's partial.
+// The loads go to L2 (__ldcg): other blocks of the launch wrote the partials.
 __device__ float combine(const Partials& part, int64_t i0, int64_t chunks, int d, int c) {
   float mx = -INFINITY;
-  for (int64_t z = 0; z < chunks; ++z) mx = fmaxf(mx, part.ml[2 * (i0 + z)]);
+  for (int64_t z = 0; z < chunks; ++z) mx = fmaxf(mx, __ldcg(part.ml + 2 * (i0 + z)));
   float l = 0.0f, o = 0.0f;
   for (int64_t z = 0; z < chunks; ++z) {
-    const float w = expf(__fsub_rn(part.ml[2 * (i0 + z)], mx));
-    l = fmaf(part.ml[2 * (i0 + z) + 1], w, l);
-    o = fmaf(part.o[(i0 + z) * d + c], w, o);
+    const float w = expf(__fsub_rn(__ldcg(part.ml + 2 * (i0 + z)), mx));
+    l = fmaf(__ldcg(part.ml + 2 * (i0 + z) + 1), w, l);
+    o = fmaf(__ldcg(part.o + (i0 + z) * d + c), w, o);
   }
   return __fdiv_rn(o, l);
 }
+
+// Where a row's outputs go: fp32, and (when the next product reads bf16) its bf16 bits too.
+struct Out {
+  float* f32;
+  uint16_t* bf16;  // or null
+  __device__ void put(int64_t i, float v) const {
+    f32[i] = v;
+    if (bf16) bf16[i] = __bfloat16_as_ushort(__float2bfloat16_rn(v));
+  }
+};
 
 // A chunk's keys or values in shared memory, [kChunk][ld] of T: fp32, or fp16 (AttnMath's tensor
 // cores: each decoded value rounded to nearest even; fp16 holds the fp16 caches and the residual
@@ -403,8 +415,8 @@ template <int HPB_T, bool TC, int D>
 __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionParams p, const float* __restrict__ q,
                                                              const AttnRow* __restrict__ rows,
                                                              const SlotKv* __restrict__ slots_kv, Partials part,
-                                                             int span, RowOrder order, float* __restrict__ out,
-                                                             int hpb_launch) {
+                                                             int span, RowOrder order, Out out,
+                                                             unsigned* __restrict__ arrived, int hpb_launch) {
   static_assert(!TC || (HPB_T <= kMmaRows && kChunk == 8 * kWarps));
   static_assert(TC || HPB_T > 0);
   const int HPB = HPB_T > 0 ? HPB_T : hpb_launch;
@@ -457,7 +469,7 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
   const int frag_row = lane / 4, frag_col = 2 * (lane % 4);  // an mma fragment's: head, first of two columns
   const auto put = [&](int g, int c, float a, int64_t z) {  // head g's channel c of chunk z
     if (chunks == 1) {
-      out[r * q_stride + int64_t(h0 + g) * d + c] = __fdiv_rn(a, ml[2 * g + 1]);
+      out.put(r * q_stride + int64_t(h0 + g) * d + c, __fdiv_rn(a, ml[2 * g + 1]));
     } else {
       const int64_t pi = part.at(b, h0 + g, z, p.n_heads);
       part.o[pi * d + c] = a;
@@ -597,30 +609,35 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
     }
     __syncthreads();  // the tile, sc and ml are the next chunk's
   }
-  // A block that walked every chunk of its row combines them (its partials' writes are visible to
-  // the whole block after the barrier above).
-  if (chunks > 1 && z0 == 0 && z1 == chunks)
+  // The row's chunks combined by the block that walked them all, else by the last of its blocks to
+  // finish (every block's partials written and fenced before it counts itself in; the count wraps
+  // to 0 at the last arrival, so a launch that died midway cannot leave it wrong for every later one).
+  if (chunks == 1) return;
+  bool combines = z0 == 0 && z1 == chunks;
+  if (!combines) {
+    __shared__ bool last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      unsigned* count = arrived + b * gridDim.y + blockIdx.y;
+      const unsigned blocks = unsigned((chunks + span - 1) / span);
+      last = atomicInc(count, blocks - 1) == blocks - 1;
+      if (last) __threadfence();  // acquire: the other blocks' partials, read below
+    }
+    __syncthreads();
+    combines = last;
+  }
+  if (combines)
     for (int e = threadIdx.x; e < HPB * d; e += kThreads) {
       const int g = e / d, c = e % d;
-      out[r * q_stride + int64_t(h0 + g) * d + c] = combine(part, part.at(b, h0 + g, 0, p.n_heads), chunks, d, c);
+      out.put(r * q_stride + int64_t(h0 + g) * d + c, combine(part, part.at(b, h0 + g, 0, p.n_heads), chunks, d, c));
     }
-}
-
-// Block (r, h): the rows whose chunks more than one block took.
-__global__ void combine_kernel(cpu::AttentionParams p, const AttnRow* __restrict__ rows, Partials part, int span,
-                               RowOrder order, float* __restrict__ out) {
-  const int64_t b = blockIdx.x, r = order.row(b);
-  const int h = int(blockIdx.y), d = p.head_dim;
-  const Visible vis = visible(rows[r], p.window);
-  const int64_t chunks = (vis.n + kChunk - 1) / kChunk;
-  if (chunks <= span) return;
-  for (int c = threadIdx.x; c < d; c += blockDim.x)
-    out[(r * p.n_heads + h) * int64_t(d) + c] = combine(part, part.at(b, h, 0, p.n_heads), chunks, d, c);
 }
 
 template <int HPB_T, bool TC, int D>
 void launch(int hpb, const cpu::AttentionParams& p, size_t smem, const float* q, const AttnRow* rows,
-            const SlotKv* slots_kv, int64_t n_rows, Partials part, int span, RowOrder order, float* out) {
+            const SlotKv* slots_kv, int64_t n_rows, Partials part, int span, RowOrder order, Out out,
+            unsigned* arrived) {
   const unsigned zs = unsigned((part.max_chunks + span - 1) / span);
   // Dynamic shared memory this instantiation was opened to: set before the first launch too, as the
   // static part (the rows, the readers) counts against the default 48 KiB (head_dim 256, fp16).
@@ -630,16 +647,17 @@ void launch(int hpb, const cpu::AttentionParams& p, size_t smem, const float* q,
         cudaFuncSetAttribute(attention_kernel<HPB_T, TC, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     allowed = smem;
   }
-  attention_kernel<HPB_T, TC, D><<<dim3(unsigned(n_rows), unsigned(p.n_heads / hpb), zs), kThreads, smem>>>(
-      p, q, rows, slots_kv, part, span, order, out, hpb);
+  attention_kernel<HPB_T, TC, D><<<dim3(unsigned(n_rows), unsigned(p.n_heads / hpb), zs), kThreads, smem, stream()>>>(
+      p, q, rows, slots_kv, part, span, order, out, arrived, hpb);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
 
 // fp32: an instantiation per heads-per-block; tensor cores: per common head_dim.
 void launch_fp32(int hpb, const cpu::AttentionParams& p, size_t smem, const float* q, const AttnRow* rows,
-                 const SlotKv* slots_kv, int64_t n_rows, Partials part, int span, RowOrder order, float* out) {
+                 const SlotKv* slots_kv, int64_t n_rows, Partials part, int span, RowOrder order, Out out,
+                 unsigned* arrived) {
   const auto go = [&]<int HPB>() {
-    launch<HPB, false, 0>(hpb, p, smem, q, rows, slots_kv, n_rows, part, span, order, out);
+    launch<HPB, false, 0>(hpb, p, smem, q, rows, slots_kv, n_rows, part, span, order, out, arrived);
   };
   switch (hpb) {
     case 1: go.template operator()<1>(); break;
@@ -654,18 +672,22 @@ void launch_fp32(int hpb, const cpu::AttentionParams& p, size_t smem, const floa
 }
 
 void launch_tc(int hpb, const cpu::AttentionParams& p, size_t smem, const float* q, const AttnRow* rows,
-               const SlotKv* slots_kv, int64_t n_rows, Partials part, int span, RowOrder order, float* out) {
+               const SlotKv* slots_kv, int64_t n_rows, Partials part, int span, RowOrder order, Out out,
+               unsigned* arrived) {
   switch (p.head_dim) {
-    case 64: launch<0, true, 64>(hpb, p, smem, q, rows, slots_kv, n_rows, part, span, order, out); break;
-    case 128: launch<0, true, 128>(hpb, p, smem, q, rows, slots_kv, n_rows, part, span, order, out); break;
-    default: launch<0, true, 0>(hpb, p, smem, q, rows, slots_kv, n_rows, part, span, order, out); break;
+    case 64: launch<0, true, 64>(hpb, p, smem, q, rows, slots_kv, n_rows, part, span, order, out, arrived); break;
+    case 128: launch<0, true, 128>(hpb, p, smem, q, rows, slots_kv, n_rows, part, span, order, out, arrived); break;
+    default: launch<0, true, 0>(hpb, p, smem, q, rows, slots_kv, n_rows, part, span, order, out, arrived); break;
   }
 }
 
 }  // namespace
 
+int64_t attention_chunks(int64_t max_pos) { return (max_pos + kChunk) / kChunk; }
+
 void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow* rows, const SlotKv* slots_kv,
-                    int64_t n_rows, int64_t max_pos, float* out, const int64_t* order, AttnMath math) {
+                    int64_t n_rows, int64_t max_pos, float* out, const int64_t* order, AttnMath math,
+                    uint16_t* out_bf16) {
   if (n_rows == 0) return;
   const int d = p.head_dim;
   const int64_t max_keys = p.window > 0 ? std::min<int64_t>(max_pos + 1, p.window) : max_pos + 1;
@@ -703,16 +725,20 @@ void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow
   const int64_t per_row = max_chunks > 1 ? int64_t(p.n_heads) * max_chunks * (d + 2) : 0;
   const int64_t pass = per_row > 0 ? std::clamp<int64_t>(kMaxPartialFloats / per_row, 1, 1 << 30) : n_rows;
   if (per_row > 0) scratch.resize(size_t(std::min(pass, n_rows) * per_row));
+  // One arrival count per (row of a pass, head block), zero between launches (the kernel's end).
+  static DeviceBuffer<unsigned> arrived;
+  const size_t counts = size_t(std::min(pass, n_rows) * (p.n_heads / hpb));
+  if (span < max_chunks && counts > arrived.size()) {
+    arrived.resize(counts);
+    KVAUDIT_CUDA_CHECK(cudaMemset(arrived.data(), 0, counts * sizeof(unsigned)));
+  }
   for (int64_t r0 = 0; r0 < n_rows; r0 += pass) {
     const int64_t nr = std::min(pass, n_rows - r0);
     Partials part{scratch.data(), scratch.data() + nr * int64_t(p.n_heads) * max_chunks * d, max_chunks};
     const RowOrder ord{order, r0};
-    if (tc) launch_tc(hpb, p, smem, q, rows, slots_kv, nr, part, span, ord, out);
-    else launch_fp32(hpb, p, smem, q, rows, slots_kv, nr, part, span, ord, out);
-    if (span < max_chunks) {
-      combine_kernel<<<dim3(unsigned(nr), unsigned(p.n_heads)), std::min(d, 128)>>>(p, rows, part, span, ord, out);
-      KVAUDIT_CUDA_CHECK(cudaGetLastError());
-    }
+    const Out o{out, out_bf16};
+    if (tc) launch_tc(hpb, p, smem, q, rows, slots_kv, nr, part, span, ord, o, arrived.data());
+    else launch_fp32(hpb, p, smem, q, rows, slots_kv, nr, part, span, ord, o, arrived.data());
   }
 }
 

@@ -3,6 +3,7 @@
 // kv::KvLayout and through the host caches otherwise (docs/KV_SCHEMES.md "On the GPU"). Built only
 // when CMake finds nvcc (KVAUDIT_HAVE_CUDA).
 #pragma once
+#include <cstdint>
 #include <memory>
 
 #include "engine/engine.h"
@@ -11,6 +12,9 @@ namespace kvaudit::engine {
 
 // CUDA devices visible now; 0 when there is none or no driver (never throws).
 int cuda_device_count();
+
+// Decode steps this process replayed as CUDA graphs (tests, the bench's report).
+int64_t cuda_graph_replays();
 
 // Throws UsageError when no device is present.
 std::unique_ptr<Backend> make_cuda_backend(const model::Model& model, const BackendOptions& opt);

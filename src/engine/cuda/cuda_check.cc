@@ -12,4 +12,14 @@ void throw_runtime(const std::string& message) { throw std::runtime_error(messag
 
 void throw_usage(const std::string& message) { usage_error("{}", message); }
 
+namespace {
+thread_local cudaStream_t current_stream = nullptr;  // the legacy default stream
+}  // namespace
+
+cudaStream_t stream() { return current_stream; }
+
+StreamScope::StreamScope(cudaStream_t s) : prev_(current_stream) { current_stream = s; }
+
+StreamScope::~StreamScope() { current_stream = prev_; }
+
 }  // namespace kvaudit::engine::cuda

@@ -14,6 +14,23 @@ namespace kvaudit::engine::cuda {
 [[noreturn]] void throw_runtime(const std::string& message);
 // A bad setting (core/error.h's usage_error: exit status 2), for the .cu files that do not include fmt.
 [[noreturn]] void throw_usage(const std::string& message);
+
+// The stream every kernel, cuBLASLt product and asynchronous copy of the engine goes to: the legacy
+// default stream (0), unless a StreamScope names another, as the backend does with its own
+// blocking stream so that a decode step can be captured as a CUDA graph (the legacy stream cannot
+// be captured). A blocking stream orders with the legacy one, so the synchronous copies and the
+// stream-ordered allocations (device_buffer.h) stay in order with the kernels either way.
+cudaStream_t stream();
+class StreamScope {
+ public:
+  explicit StreamScope(cudaStream_t s);
+  ~StreamScope();
+  StreamScope(const StreamScope&) = delete;
+  StreamScope& operator=(const StreamScope&) = delete;
+
+ private:
+  cudaStream_t prev_;
+};
 }  // namespace kvaudit::engine::cuda
 
 #define KVAUDIT_CUDA_CHECK(call)                                                           \

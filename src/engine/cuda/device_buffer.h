@@ -7,12 +7,18 @@
 #pragma once
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <utility>
 #include <vector>
 
 #include "engine/cuda/cuda_check.h"
 
 namespace kvaudit::engine::cuda {
+
+// Counts every DeviceBuffer allocation and free in the process: a captured CUDA graph holds the
+// device addresses its kernels were given, valid while this count has not moved (forward_cuda.cc).
+uint64_t allocation_epoch();
+void note_allocation();
 
 template <typename T>
 class DeviceBuffer {
@@ -45,6 +51,7 @@ class DeviceBuffer {
   void resize(size_t n) {
     if (n > cap_) {
       release();
+      note_allocation();
       KVAUDIT_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&p_), n * sizeof(T), cudaStreamLegacy));
       cap_ = n;
     }
@@ -56,6 +63,7 @@ class DeviceBuffer {
     if (n > cap_) {
       const size_t cap = std::max(n, 2 * cap_);
       T* q = nullptr;
+      note_allocation();
       KVAUDIT_CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&q), cap * sizeof(T), cudaStreamLegacy));
       if (n_ > 0)
         KVAUDIT_CUDA_CHECK(cudaMemcpyAsync(q, p_, n_ * sizeof(T), cudaMemcpyDeviceToDevice, cudaStreamLegacy));
@@ -78,7 +86,10 @@ class DeviceBuffer {
 
  private:
   void release() {
-    if (p_) cudaFreeAsync(p_, cudaStreamLegacy);  // never throws from a destructor; nothing to recover
+    if (p_) {
+      note_allocation();
+      cudaFreeAsync(p_, cudaStreamLegacy);  // never throws from a destructor; nothing to recover
+    }
     p_ = nullptr;
     n_ = cap_ = 0;
   }

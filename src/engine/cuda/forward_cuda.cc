@@ -272,6 +272,142 @@ struct ProfileWindow {
   }
 };
 
+// CUDA graphs of decode steps. A call whose every sequence brings one token repeats, step after
+// step, the same launches with the same arguments: only the contents of the buffers they read
+// change (the tokens, the rope table, the call's tables), and those are uploaded before the launch.
+// Such a call's launches are captured once and replayed as one graph, which saves the CPU's launch
+// work and the gaps between ~500 launches a step. What fixes a step's launches is its StepKey (the
+// row counts, the attention's key chunks, the KV write's bounds) and the device addresses its kernels
+// were given, which stay while no DeviceBuffer is allocated or freed (cuda::allocation_epoch). A
+// key is run eagerly the first time (cuBLASLt admissions and scratch growth happen there), captured
+// the next time at the same epoch, replayed while key and epoch hold. The kernels and their
+// arguments are the eager ones: the same bits (tests/cuda: graphs on against off).
+// KVAUDIT_CUDA_GRAPHS=0 or BackendOptions::cuda_graphs = false runs every step eagerly.
+struct StepKey {
+  int64_t n = 0, n_slots = 0, n_rows = 0, chunks = 0;
+  bool greedy = false, grouped = false;
+  cuda::KvWriteBounds bounds;
+  auto tie() const {
+    return std::make_tuple(n, n_slots, n_rows, chunks, greedy, grouped, bounds.new_rows, bounds.quantized, bounds.blocks,
+                           bounds.width, bounds.fit, bounds.ring);
+  }
+  bool operator<(const StepKey& o) const { return tie() < o.tie(); }
+};
+
+std::atomic<int64_t> graph_replays{0};
+
+class StepGraphs {
+ public:
+  explicit StepGraphs(bool on) : on_(on) {
+    if (on_) KVAUDIT_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamDefault));
+  }
+  ~StepGraphs() {
+    clear();
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+  StepGraphs(const StepGraphs&) = delete;
+  StepGraphs& operator=(const StepGraphs&) = delete;
+  bool on() const { return on_; }
+  // The stream the backend launches on (blocking: ordered with the legacy stream's copies).
+  cudaStream_t stream() const { return stream_; }
+
+  // Runs the step `launch` makes: replayed, captured and replayed, or eagerly (see above).
+  template <typename Launch>
+  void run(const StepKey& key, const Launch& launch) {
+    const uint64_t epoch = cuda::allocation_epoch();
+    if (entries_.size() >= kMaxEntries && !entries_.count(key)) evict_oldest();
+    Entry& e = entries_[key];
+    e.used = ++steps_;
+    if (e.exec && e.epoch == epoch) {
+      KVAUDIT_CUDA_CHECK(cudaGraphLaunch(e.exec, stream_));
+      ++graph_replays;
+      return;
+    }
+    if (e.exec) {  // its addresses moved: capture again
+      cudaGraphExecDestroy(e.exec);
+      e.exec = nullptr;
+    }
+    if (e.seen && e.epoch == epoch && e.failures < kMaxFailures) {
+      if (capture(e, launch)) {
+        e.epoch = cuda::allocation_epoch();
+        KVAUDIT_CUDA_CHECK(cudaGraphLaunch(e.exec, stream_));
+        ++graph_replays;
+        return;
+      }
+      ++e.failures;
+    }
+    launch();
+    e.seen = true;
+    e.epoch = cuda::allocation_epoch();
+  }
+
+ private:
+  struct Entry {
+    cudaGraphExec_t exec = nullptr;
+    uint64_t epoch = 0;
+    bool seen = false;
+    int failures = 0;
+    uint64_t used = 0;  // the step that last ran it
+  };
+  // A launch sequence that cannot be captured (an allocation or a synchronous copy inside it) throws
+  // or ends the capture with an error: the step then runs eagerly, and after kMaxFailures the key
+  // always does.
+  template <typename Launch>
+  bool capture(Entry& e, const Launch& launch) {
+    cudaGraph_t g = nullptr;
+    if (cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return false;
+    }
+    try {
+      launch();
+    } catch (const std::exception&) {
+      if (cudaStreamEndCapture(stream_, &g) == cudaSuccess && g) cudaGraphDestroy(g);
+      (void)cudaGetLastError();
+      return false;
+    }
+    if (cudaStreamEndCapture(stream_, &g) != cudaSuccess || !g) {
+      (void)cudaGetLastError();
+      return false;
+    }
+    const cudaError_t made = cudaGraphInstantiate(&e.exec, g, 0);
+    cudaGraphDestroy(g);
+    if (made != cudaSuccess) {
+      e.exec = nullptr;
+      (void)cudaGetLastError();
+      return false;
+    }
+    return true;
+  }
+  // The key unused longest goes (its graph with it): the keys a decode loop still alternates
+  // between keep theirs.
+  void evict_oldest() {
+    auto oldest = std::min_element(entries_.begin(), entries_.end(),
+                                   [](const auto& a, const auto& b) { return a.second.used < b.second.used; });
+    if (oldest->second.exec) cudaGraphExecDestroy(oldest->second.exec);
+    entries_.erase(oldest);
+  }
+  void clear() {
+    for (auto& [key, e] : entries_)
+      if (e.exec) cudaGraphExecDestroy(e.exec);
+    entries_.clear();
+  }
+  static constexpr size_t kMaxEntries = 16;  // a decode loop alternates between a few keys
+  static constexpr int kMaxFailures = 2;
+  bool on_;
+  cudaStream_t stream_ = nullptr;
+  std::map<StepKey, Entry> entries_;
+  uint64_t steps_ = 0;
+};
+
+bool graphs_on(const BackendOptions& opt) {
+  const char* env = std::getenv("KVAUDIT_CUDA_GRAPHS");
+  if (env == nullptr || *env == '\0' || !opt.cuda_graphs) return opt.cuda_graphs;
+  const std::string e = env;
+  if (e != "0" && e != "1") usage_error("KVAUDIT_CUDA_GRAPHS: '{}' is not 0 or 1", e);
+  return e == "1";
+}
+
 class CudaBackend final : public Backend {
  public:
   CudaBackend(const model::Model& m, const BackendOptions& opt);
@@ -291,6 +427,9 @@ class CudaBackend final : public Backend {
   // The forward pass; with `greedy`, only each input's last row of logits, reduced to its argmax on
   // the device (no logits come back).
   Logits run(std::span<const SeqInput> batch, const Hooks* hooks, std::vector<int>* greedy);
+  // The call's launches, from the embedding to the logits (and their argmax with `greedy`), after
+  // every upload they read: what a CUDA graph captures.
+  void launch_step(std::vector<Slot>& slots, int64_t n, int64_t n_rows, const Hooks* hooks, bool greedy);
   std::vector<Slot> plan(std::span<const SeqInput> batch);
   // model::rope_inv_freq for a sequence of len positions, computed once per rope_inv_freq_key
   // (a batch's hundreds of sequences would otherwise each pay rotary_dim/2 pow() a call).
@@ -383,6 +522,7 @@ class CudaBackend final : public Backend {
   DeviceBuffer<float> fix_cs_, hook_k_;  // a fixup's rope table; a hook's copy of new keys
   HostTimes times_;
   ProfileWindow profile_;
+  StepGraphs graphs_;
 };
 
 bool kv_on_host(const BackendOptions& opt) {
@@ -393,7 +533,8 @@ bool kv_on_host(const BackendOptions& opt) {
   return e == "host";
 }
 
-CudaBackend::CudaBackend(const model::Model& m, const BackendOptions& opt) : m_(m), kv_on_host_(kv_on_host(opt)) {
+CudaBackend::CudaBackend(const model::Model& m, const BackendOptions& opt)
+    : m_(m), kv_on_host_(kv_on_host(opt)), graphs_(graphs_on(opt)) {
   model::validate_config(m.config, m.path);
   const char* times = std::getenv("KVAUDIT_CUDA_HOST_TIMES");
   times_.on = times != nullptr && std::string(times) == "1";
@@ -617,7 +758,6 @@ void CudaBackend::prepare_call(std::vector<Slot>& slots, int64_t n) {
 
 Logits CudaBackend::run(std::span<const SeqInput> batch, const Hooks* hooks, std::vector<int>* greedy) {
   const auto& c = m_.config;
-  const auto& arch = m_.arch;
   const int64_t d = c.d_model;
   const auto profiled = profile_.enter();
   const double t0 = times_.on ? HostTimes::now() : 0;
@@ -638,13 +778,69 @@ Logits CudaBackend::run(std::span<const SeqInput> batch, const Hooks* hooks, std
   cs_.upload(cs_host_);
   const double t1 = times_.on ? HostTimes::now() : 0;
   prepare_call(slots, n);
+
+  // Rows whose logits are wanted: every new token, or the last of each input.
+  Logits out;
+  out.n_vocab = c.n_vocab;
+  out.first_row.push_back(0);
+  std::vector<int64_t> rows;  // [n_rows] row of x_ per logits row
+  for (size_t i = 0; i < slots.size(); ++i) {
+    for (int64_t t = batch[i].all_logits && !greedy ? 0 : slots[i].n - 1; t < slots[i].n; ++t)
+      rows.push_back(slots[i].off + t);
+    out.first_row.push_back(int64_t(rows.size()));
+  }
+  const int64_t n_rows = int64_t(rows.size());
+  out_rows_.upload(rows);
+  logits_.resize(size_t(n_rows * c.n_vocab));
+  if (greedy) next_.resize(size_t(n_rows));
   const double t2 = times_.on ? HostTimes::now() : 0;
   if (times_.on) KVAUDIT_CUDA_CHECK(cudaEventRecord(times_.start));
+  {
+    const cuda::StreamScope on_stream(graphs_.stream());  // the legacy stream when graphs are off
+    const bool decode = std::all_of(slots.begin(), slots.end(), [](const Slot& s) { return s.n == 1; });
+    if (graphs_.on() && hooks == nullptr && !any_host_ && decode && n > 0) {
+      int64_t max_pos = 0;
+      for (const Slot& s : slots) max_pos = std::max(max_pos, s.pos);
+      const StepKey key{n, int64_t(slots.size()), n_rows, cuda::attention_chunks(max_pos), greedy != nullptr,
+                        attn_order_ != nullptr, bounds_};
+      graphs_.run(key, [&] { launch_step(slots, n, n_rows, hooks, greedy != nullptr); });
+    } else {
+      launch_step(slots, n, n_rows, hooks, greedy != nullptr);
+    }
+  }
+  const double t3 = times_.on ? HostTimes::now() : 0;
+  if (times_.on) KVAUDIT_CUDA_CHECK(cudaEventRecord(times_.end));
+  if (greedy)
+    *greedy = next_.download();
+  else
+    out.data = logits_.download();
+  if (times_.on) {
+    const double t4 = HostTimes::now();
+    float gpu_ms = 0;
+    KVAUDIT_CUDA_CHECK(cudaEventElapsedTime(&gpu_ms, times_.start, times_.end));
+    HostTimes::Sum& t = times_.by_rows[n];
+    ++t.calls;
+    t.plan += t1 - t0;
+    t.prepare += t2 - t1;
+    t.launch += t3 - t2;
+    t.wait += t4 - t3;
+    t.gpu += 1e-3 * gpu_ms;
+  }
 
+  for (size_t i = 0; i < slots.size(); ++i) {
+    std::vector<int>& hist = SequenceAccess::tokens(*slots[i].seq);
+    hist.insert(hist.end(), batch[i].tokens.begin(), batch[i].tokens.end());
+  }
+  return out;
+}
+
+void CudaBackend::launch_step(std::vector<Slot>& slots, int64_t n, int64_t n_rows, const Hooks* hooks, bool greedy) {
+  const auto& c = m_.config;
+  const auto& arch = m_.arch;
+  const int64_t d = c.d_model;
   // hidden_states = embed_tokens(input_ids) * normalizer   (gemma2: normalizer = sqrt(d_model))
   const float normalizer = arch.embed_scale_sqrt_d ? std::sqrt(float(d)) : 1.0f;
   cuda::embed_cuda(tokens_.data(), n, embed_.ptr(), embed_.type, d, normalizer, x_.data());
-
   // Each residual add is fused with the norm that follows it (add_rmsnorm_cuda, same bits): the
   // layer's pre-FFN norm, and the next layer's input norm (layer 0's runs on its own).
   if (fused_) {
@@ -692,54 +888,14 @@ Logits CudaBackend::run(std::span<const SeqInput> batch, const Hooks* hooks, std
     }
   }
 
-  // Rows whose logits are wanted: every new token, or the last of each input.
-  Logits out;
-  out.n_vocab = c.n_vocab;
-  out.first_row.push_back(0);
-  std::vector<int64_t> rows;  // [n_rows] row of x_ per logits row
-  for (size_t i = 0; i < slots.size(); ++i) {
-    for (int64_t t = batch[i].all_logits && !greedy ? 0 : slots[i].n - 1; t < slots[i].n; ++t)
-      rows.push_back(slots[i].off + t);
-    out.first_row.push_back(int64_t(rows.size()));
-  }
-  const int64_t n_rows = int64_t(rows.size());
-  out_rows_.upload(rows);
   // hidden_states = norm(hidden_states) on the selected rows -> a_: [n_rows, d_model]
   cuda::gather_rows_cuda(x_.data(), out_rows_.data(), n_rows, d, a_.data());
   norm(final_norm_, a_.data(), n_rows, d, a_.data());
   // logits = lm_head(hidden_states)   [n_rows, n_vocab]
-  logits_.resize(size_t(n_rows * c.n_vocab));
   matmul(a_.data(), n_rows, d, m_.weights.lm_head.empty() ? embed_ : lm_head_, c.n_vocab, logits_.data());
   // logits = tanh(logits / final_logit_softcapping) * final_logit_softcapping   (gemma2)
   if (arch.softcaps && c.final_softcap > 0) cuda::softcap_cuda(logits_.data(), int64_t(logits_.size()), c.final_softcap);
-  if (greedy) {
-    next_.resize(size_t(n_rows));
-    cuda::argmax_rows_cuda(logits_.data(), n_rows, c.n_vocab, next_.data());
-  }
-  const double t3 = times_.on ? HostTimes::now() : 0;
-  if (times_.on) KVAUDIT_CUDA_CHECK(cudaEventRecord(times_.end));
-  if (greedy)
-    *greedy = next_.download();
-  else
-    out.data = logits_.download();
-  if (times_.on) {
-    const double t4 = HostTimes::now();
-    float gpu_ms = 0;
-    KVAUDIT_CUDA_CHECK(cudaEventElapsedTime(&gpu_ms, times_.start, times_.end));
-    HostTimes::Sum& t = times_.by_rows[n];
-    ++t.calls;
-    t.plan += t1 - t0;
-    t.prepare += t2 - t1;
-    t.launch += t3 - t2;
-    t.wait += t4 - t3;
-    t.gpu += 1e-3 * gpu_ms;
-  }
-
-  for (size_t i = 0; i < slots.size(); ++i) {
-    std::vector<int>& hist = SequenceAccess::tokens(*slots[i].seq);
-    hist.insert(hist.end(), batch[i].tokens.begin(), batch[i].tokens.end());
-  }
-  return out;
+  if (greedy) cuda::argmax_rows_cuda(logits_.data(), n_rows, c.n_vocab, next_.data());
 }
 
 void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* a, int64_t n, const Hooks* hooks) {
@@ -770,19 +926,22 @@ void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* 
     for (const Slot& s : slots)
       if (!keys_before_k_norm(l, s)) k_norm(l, k + s.off * kv_dim, s.n);
   }
-  // q = apply_rotary_pos_emb(q) on the device
-  cuda::rope_cuda(q_.data(), n, c.n_heads, c.head_dim, half_, cs_.data());
   int64_t max_pos = 0;
   for (const Slot& s : slots) max_pos = std::max(max_pos, s.pos + s.n - 1);
-  // The host path (and the KV hooks) take the keys before RoPE, with the values.
+  // The host path (and the KV hooks) take the keys before RoPE, with the values; else q and k
+  // rotate in one launch.
   const bool hook_kv = hooks && hooks->on_kv;
-  if (any_host_ || hook_kv) {
+  const bool keys_to_host = any_host_ || hook_kv;
+  // q = apply_rotary_pos_emb(q), k = apply_rotary_pos_emb(k) on the device
+  if (keys_to_host || !any_device_) cuda::rope_cuda(q_.data(), n, c.n_heads, c.head_dim, half_, cs_.data());
+  else cuda::rope2_cuda(q_.data(), c.n_heads, k, c.n_kv_heads, n, c.head_dim, half_, cs_.data());
+  if (keys_to_host) {
     kv_host_.resize(kv_.size());
     KVAUDIT_CUDA_CHECK(cudaMemcpy(kv_host_.data(), kv_.data(), kv_.size() * sizeof(float), cudaMemcpyDeviceToHost));
   }
-  // k = apply_rotary_pos_emb(k); the device-quantized sequences store their new rows
+  // the device-quantized sequences store their new rows
   if (any_device_) {
-    cuda::rope_cuda(k, n, c.n_kv_heads, c.head_dim, half_, cs_.data());
+    if (keys_to_host) cuda::rope_cuda(k, n, c.n_kv_heads, c.head_dim, half_, cs_.data());
     cuda::kv_write_cuda(slot_kv_ + l * int64_t(slots.size()), slot_rows_, int64_t(slots.size()), bounds_, k, v);
     if (hook_kv)
       for (const Slot& s : slots)
@@ -799,8 +958,10 @@ void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* 
   p.scale = c.attn_scale();
   p.softcap = m_.arch.softcaps ? c.attn_softcap : 0.0f;
   p.window = (size_t(l) < c.layer_sliding.size() && c.layer_sliding[size_t(l)]) ? c.sliding_window : 0;
+  // (fused_: the o_proj's bf16 input written too, to xb_)
+  if (fused_) xb_.resize(size_t(n * std::max<int64_t>(q_dim, c.d_ff)));
   cuda::attention_cuda(p, q_.data(), attn_rows_, slot_kv_ + l * int64_t(slots.size()), n, max_pos, att_.data(),
-                       attn_order_, attn_math_);
+                       attn_order_, attn_math_, fused_ ? xb_.data() : nullptr);
   // attn_output = o_proj(attn_output)   (fused_: in fused_rest)
   if (!fused_) matmul(att_.data(), n, q_dim, lw.wo, d, o_.data());
 }
@@ -813,13 +974,11 @@ void CudaBackend::fused_rest(int l, int64_t n) {
   const auto& c = m_.config;
   const DevLayer& lw = layers_[size_t(l)];
   const int64_t d = c.d_model, q_dim = c.q_dim(), d_ff = c.d_ff;
-  xb_.resize(size_t(n * std::max(q_dim, d_ff)));
   uint16_t* ab = ab_.data();
-  uint16_t* xb = xb_.data();
+  uint16_t* xb = xb_.data();  // attention wrote attn_output's bf16 bits here (attention_block)
   float* x = x_.data();
   // hidden_states = residual + o_proj(attn_output); residual = hidden_states;
   // hidden_states = pre_feedforward_layernorm(hidden_states)   -> ab (bf16)
-  cuda::to_bf16_cuda(att_.data(), n * q_dim, xb);
   cuda::lt_products_cuda(xb, n, q_dim, lw.wo.ptr(), d, lt_invariant_,
                          [&](const cuda::PartSums& p, int64_t t0, int64_t rows) {
                            cuda::add_parts_rmsnorm_cuda(norm_, x + t0 * d, p, rows, d, lw.ffn_norm.data(), c.norm_eps,
@@ -978,6 +1137,8 @@ void CudaBackend::mlp_block(int l, const float* f, int64_t n) {
 }
 
 }  // namespace
+
+int64_t cuda_graph_replays() { return graph_replays.load(); }
 
 int cuda_device_count() {
   int n = 0;

@@ -79,14 +79,15 @@ struct Site {
 // Whole 32-bit words of a packed row from code(i), i = 0..width-1.
 template <typename Code>
 __device__ void write_words(uint32_t* words, int width, int bits, int first, int step, Code code) {
-  const int n_words = int((int64_t(width) * bits + 31) / 32);
+  // A row's bits fit an int (kMaxKvWidth values of at most 32 bits): 32-bit division, the cheap one.
+  const int n_words = (width * bits + 31) / 32;
   for (int wd = first; wd < n_words; wd += step) {
-    const int64_t b0 = int64_t(wd) * 32;
-    const int i0 = int(b0 / bits), i1 = min(width - 1, int((b0 + 31) / bits));
+    const int b0 = wd * 32;
+    const int i0 = b0 / bits, i1 = min(width - 1, (b0 + 31) / bits);
     uint32_t word = 0;
     for (int i = i0; i <= i1; ++i) {
       const uint32_t c = code(i);
-      const int64_t sh = int64_t(i) * bits - b0;  // negative: the code began in the previous word
+      const int sh = i * bits - b0;  // negative: the code began in the previous word
       word |= sh >= 0 ? c << sh : c >> -sh;
     }
     words[wd] = word;
@@ -247,21 +248,21 @@ void kv_write_cuda(const SlotKv* slots_kv, const SlotRows* rows, int64_t n_slots
   if (n_slots == 0 || b.new_rows == 0) return;
   const unsigned s = unsigned(n_slots);
   if (b.fit) {
-    fit_tensor_kernel<<<dim3(s, 2), kThreads>>>(slots_kv, rows, k, v);
+    fit_tensor_kernel<<<dim3(s, 2), kThreads, 0, stream()>>>(slots_kv, rows, k, v);
     KVAUDIT_CUDA_CHECK(cudaGetLastError());
   }
   if (b.quantized > 0) {
-    row_kernel<<<dim3(unsigned(b.quantized), s, 2), kThreads, size_t(b.width) * (sizeof(float) + 1)>>>(slots_kv, rows,
+    row_kernel<<<dim3(unsigned(b.quantized), s, 2), kThreads, size_t(b.width) * (sizeof(float) + 1), stream()>>>(slots_kv, rows,
                                                                                                         k, v);
     KVAUDIT_CUDA_CHECK(cudaGetLastError());
   }
   if (b.blocks > 0) {
-    channel_kernel<<<dim3(unsigned(b.blocks), s, 2), kThreads, 3 * sizeof(float) * size_t(b.width)>>>(slots_kv, rows,
+    channel_kernel<<<dim3(unsigned(b.blocks), s, 2), kThreads, 3 * sizeof(float) * size_t(b.width), stream()>>>(slots_kv, rows,
                                                                                                        k, v);
     KVAUDIT_CUDA_CHECK(cudaGetLastError());
   }
   if (b.ring) {
-    residual_kernel<<<dim3(unsigned(b.new_rows), s, 2), kThreads>>>(slots_kv, rows, k, v);
+    residual_kernel<<<dim3(unsigned(b.new_rows), s, 2), kThreads, 0, stream()>>>(slots_kv, rows, k, v);
     KVAUDIT_CUDA_CHECK(cudaGetLastError());
   }
 }

@@ -4,11 +4,13 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -65,6 +67,11 @@ bool trace_on() {
   static const bool on = env_flag("KVAUDIT_CUDA_LT_TRACE", false);
   return on;
 }
+// KVAUDIT_CUDA_LT_GEMV=0: our streaming kernels are not candidates (the A/B of docs/PERFORMANCE.md).
+bool gemv_on() {
+  static const bool on = env_flag("KVAUDIT_CUDA_LT_GEMV", true);
+  return on;
+}
 
 // Rows per slice of a product: a power of two from 64 to 1024 whose output (and admission buffers)
 // stay within kMaxSliceFloats.
@@ -101,8 +108,13 @@ class Lt {
     for (int64_t r0 = 0; r0 < rows; r0 += slice) {
       const int64_t n = std::min(slice, rows - r0);
       const Choice& c = choice(w, m, k, kc, batch, ld, n);
-      if (c.anchor_passes)
+      // The streaming kernel's cp.async reads 16 bytes at a time: a geometry admitted for it says
+      // nothing of a misaligned pointer (today's callers are aligned; the anchor has the same bits).
+      const bool aligned = (reinterpret_cast<uintptr_t>(w) | reinterpret_cast<uintptr_t>(x + r0 * k)) % 16 == 0;
+      if (c.anchor_passes || (c.gemv && !aligned))
         anchor_run(w, m, x + r0 * k, n, k, kc, batch, d + r0 * ld, ld, stride);
+      else if (c.gemv)
+        gemv_bf16_cuda(*c.gemv, w, m, x + r0 * k, n, k, kc, batch, d + r0 * ld, ld, stride);
       else
         check_lt(run(c.algo, w, m, x + r0 * k, n, k, kc, batch, d + r0 * ld, ld, stride), "matmul");
     }
@@ -148,7 +160,7 @@ class Lt {
     const Layouts& l = layouts_for(m, rows, k, kc, batch, ld, stride);
     const float alpha = 1.0f, beta = 0.0f;
     return api_.matmul(handle_, desc_, &alpha, w, l.a, x, l.b, &beta, d, l.d, d, l.d, &algo, workspace_.data(),
-                       kWorkspaceBytes, 0);
+                       kWorkspaceBytes, stream());
   }
 
   // The heuristic's first `count` algorithms for rows rows; no_split: no split-K reduction.
@@ -197,6 +209,7 @@ class Lt {
   struct Choice {
     cublasLtMatmulAlgo_t algo{};
     bool anchor_passes = false;
+    std::optional<GemvOrder> gemv;  // our own kernel instead of algo
   };
 
   const Choice& choice(const bf16* w, int64_t m, int64_t k, int64_t kc, int batch, int64_t ld, int64_t n) {
@@ -223,18 +236,20 @@ class Lt {
     }
     pad_x_.resize(size_t(kAnchorRows * k));
     pad_d_.resize(size_t(batch) * size_t(kAnchorRows * ld));
-    KVAUDIT_CUDA_CHECK(cudaMemsetAsync(pad_x_.data(), 0, pad_x_.size() * sizeof(bf16), 0));
-    KVAUDIT_CUDA_CHECK(cudaMemcpyAsync(pad_x_.data(), x, size_t(n * k) * sizeof(bf16), cudaMemcpyDeviceToDevice, 0));
+    KVAUDIT_CUDA_CHECK(cudaMemsetAsync(pad_x_.data(), 0, pad_x_.size() * sizeof(bf16), stream()));
+    KVAUDIT_CUDA_CHECK(cudaMemcpyAsync(pad_x_.data(), x, size_t(n * k) * sizeof(bf16), cudaMemcpyDeviceToDevice, stream()));
     check_lt(run(ref, w, m, pad_x_.data(), kAnchorRows, k, kc, batch, pad_d_.data(), ld, kAnchorRows * ld),
              "matmul (anchor)");
     KVAUDIT_CUDA_CHECK(cudaMemcpy2DAsync(d, size_t(stride) * sizeof(float), pad_d_.data(),
                                          size_t(kAnchorRows * ld) * sizeof(float), size_t(n * ld) * sizeof(float),
-                                         size_t(batch), cudaMemcpyDeviceToDevice, 0));
+                                         size_t(batch), cudaMemcpyDeviceToDevice, stream()));
   }
 
   // The first candidate whose product of n probe rows (deterministic bf16 inputs, the call's own
   // weights) is the anchor's, every output bit for bit: the reference itself up to 64 rows, else the
-  // heuristic's first no-split-K candidates for n rows, then the reference.
+  // heuristic's first no-split-K candidates for n rows, then the reference; up to 16 rows our
+  // streaming kernels instead where one gives the anchor's bits and is faster on the probe (on an
+  // H100 it gave the bits at every 8B shape and was slower than cuBLASLt at most of them).
   Choice admit(const bf16* w, int64_t m, int64_t k, int64_t kc, int batch, int64_t ld, int64_t n) {
     const cublasLtMatmulAlgo_t ref = algo_for(m, k, kc, batch, ld, kAnchorRows, true);
     std::vector<cublasLtMatmulAlgo_t> candidates;
@@ -250,7 +265,25 @@ class Lt {
     Choice chosen;
     chosen.anchor_passes = true;
     std::string report;
-    for (size_t i = 0; i < candidates.size(); ++i) {
+    // Our streaming kernels (few rows: cuBLASLt's tiles leave SMs idle there), timed: one that gives
+    // the anchor's bits is kept only where it beats what cuBLASLt runs for these rows (below). Either
+    // gives the same bits, so which one wins a timing never changes an output.
+    std::optional<std::pair<GemvOrder, float>> gemv;
+    for (const GemvOrder order : {GemvOrder::kWeightsAsB, GemvOrder::kWeightsAsA}) {
+      if (!gemv_on() || !gemv_fits(order, n, k, kc)) continue;
+      gemv_bf16_cuda(order, w, m, x, n, k, kc, batch, got_.data(), ld, n * ld);
+      const int64_t unequal = count_unequal_cuda(want_.data(), anchor_n * ld, got_.data(), n * ld, batch, n, m, ld);
+      std::optional<float> t;
+      if (unequal == 0) {
+        t = median_ms([&] { gemv_bf16_cuda(order, w, m, x, n, k, kc, batch, got_.data(), ld, n * ld); return true; });
+        if (t && (!gemv || *t < gemv->second)) gemv = std::make_pair(order, *t);
+      }
+      if (trace_on())
+        report += std::string("  streaming kernel, weights as ") + (order == GemvOrder::kWeightsAsA ? "A" : "B") + ": " +
+                  (unequal == 0 ? "the anchor's bits, " + us(t) : std::to_string(unequal) + " outputs with other bits") +
+                  "\n";
+    }
+    for (size_t i = 0; i < candidates.size() && (chosen.anchor_passes || trace_on()); ++i) {
       const cublasLtMatmulAlgo_t& c = candidates[i];
       const char* verdict = "refused";
       bool same = false;
@@ -258,13 +291,29 @@ class Lt {
         same = count_unequal_cuda(want_.data(), anchor_n * ld, got_.data(), n * ld, batch, n, m, ld) == 0;
         verdict = same ? "the anchor's bits" : "other bits";
       }
-      if (same && chosen.anchor_passes) chosen = Choice{c, false};
+      if (same && chosen.anchor_passes) chosen = Choice{c, false, std::nullopt};
       if (!trace_on()) {
         if (!chosen.anchor_passes) break;
         continue;
       }
       report += "  candidate " + std::to_string(i) + " " + describe(c) + ": " + verdict + ", " +
-                time_us(c, w, m, k, kc, batch, ld, n) + "\n";
+                time_us([&] {
+                  return run(c, w, m, x, n, k, kc, batch, got_.data(), ld, n * ld) == CUBLAS_STATUS_SUCCESS;
+                }) + " at " + std::to_string(n) + " rows\n";
+    }
+    if (gemv) {
+      const std::optional<float> lt = median_ms([&] {
+        if (chosen.anchor_passes) {
+          anchor_run(w, m, x, n, k, kc, batch, got_.data(), ld, n * ld);
+          return true;
+        }
+        return run(chosen.algo, w, m, x, n, k, kc, batch, got_.data(), ld, n * ld) == CUBLAS_STATUS_SUCCESS;
+      });
+      const bool faster = !lt || gemv->second < *lt;
+      if (faster) chosen = Choice{{}, false, gemv->first};
+      if (trace_on())
+        report += "  streaming kernel " + us(gemv->second) + " against cuBLASLt's " + us(lt) + ": " +
+                  (faster ? "the streaming kernel runs" : "cuBLASLt runs") + "\n";
     }
     if (trace_on())
       std::fprintf(stderr, "cuBLASLt %lld rows, m %lld, k chunk %lld x %d: reference %s; %s\n%s",
@@ -307,30 +356,36 @@ class Lt {
     return "{" + out + "}";
   }
 
-  // The median of 5 products of rows rows on the probe input (the trace only).
-  std::string time_us(const cublasLtMatmulAlgo_t& a, const bf16* w, int64_t m, int64_t k, int64_t kc, int batch,
-                      int64_t ld, int64_t rows) {
-    DeviceBuffer<float> d(size_t(batch) * size_t(rows * ld));
-    const bf16* x = probe_input(size_t(rows * k));
+  // The median of 5 runs of a product on the probe input, in ms (after one warm-up run); nullopt
+  // when the library refused it (run returns false).
+  template <typename Run>
+  std::optional<float> median_ms(const Run& run_once) {
     cudaEvent_t t0, t1;
     KVAUDIT_CUDA_CHECK(cudaEventCreate(&t0));
     KVAUDIT_CUDA_CHECK(cudaEventCreate(&t1));
     std::vector<float> ms;
     for (int r = 0; r < 6; ++r) {
-      KVAUDIT_CUDA_CHECK(cudaEventRecord(t0));
-      const cublasStatus_t st = run(a, w, m, x, rows, k, kc, batch, d.data(), ld, rows * ld);
-      KVAUDIT_CUDA_CHECK(cudaEventRecord(t1));
+      KVAUDIT_CUDA_CHECK(cudaEventRecord(t0, stream()));
+      const bool ok = run_once();
+      KVAUDIT_CUDA_CHECK(cudaEventRecord(t1, stream()));
       KVAUDIT_CUDA_CHECK(cudaEventSynchronize(t1));
-      if (st != CUBLAS_STATUS_SUCCESS) break;
+      if (!ok) break;
       float t = 0;
       KVAUDIT_CUDA_CHECK(cudaEventElapsedTime(&t, t0, t1));
       if (r > 0) ms.push_back(t);
     }
     KVAUDIT_CUDA_CHECK(cudaEventDestroy(t0));
     KVAUDIT_CUDA_CHECK(cudaEventDestroy(t1));
-    if (ms.empty()) return "(refused)";
+    if (ms.empty()) return std::nullopt;
     std::sort(ms.begin(), ms.end());
-    return std::to_string(int(1000.0f * ms[ms.size() / 2])) + " us at " + std::to_string(rows) + " rows";
+    return ms[ms.size() / 2];
+  }
+  static std::string us(std::optional<float> ms) {
+    return ms ? std::to_string(int(1000.0f * *ms)) + " us" : std::string("(refused)");
+  }
+  template <typename Run>
+  std::string time_us(const Run& run_once) {
+    return us(median_ms(run_once));
   }
 
   const CublasLt& api_;

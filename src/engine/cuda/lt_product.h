@@ -9,7 +9,9 @@
 // n runs the first algorithm ADMITTED for exactly that geometry: the heuristic's first no-split-K
 // candidates for n rows (above 64), then the reference at n rows, each tried on a probe (the call's
 // own weights, deterministic inputs) and admitted when all its n x m outputs are the anchor's bit
-// for bit; where none is, the anchor itself over 64-row passes. Measured on an H200 (docs/
+// for bit; where none is, the anchor itself over 64-row passes. Up to 16 rows our own streaming
+// kernels (gemv_bf16_cuda, both operand orders) are tried the same way and replace that choice where
+// they give the anchor's bits and run faster on the probe. Measured on an H200 (docs/
 // PERFORMANCE.md), some kernels compute the anchor's bits at one geometry and others at another
 // (their schedule along k depends on the problem's size), so nothing is assumed across geometries:
 // a geometry runs only what was checked at it. A kernel is deterministic at a given geometry and
@@ -28,6 +30,14 @@ int64_t lt_chunk_k();
 // split-K allowed (not batch invariant).
 void lt_product(const void* w, int64_t m, const void* x, int64_t rows, int64_t k, int64_t kc, int batch, float* d,
                 int64_t ld, bool invariant);
+
+// lt_product's own candidates for few rows (matmul_gemv_cuda.cu): d = x @ w.T as lt_product computes
+// it (the same arguments; stride: d's chunk products apart), one chain of mma k-steps per output.
+// W as the mma's A (rows <= 8) or as its B (rows <= 16). Run only where admitted (above).
+enum class GemvOrder { kWeightsAsA, kWeightsAsB };
+bool gemv_fits(GemvOrder order, int64_t rows, int64_t k, int64_t kc);
+void gemv_bf16_cuda(GemvOrder order, const void* w, int64_t m, const void* x, int64_t rows, int64_t k, int64_t kc,
+                    int batch, float* d, int64_t ld, int64_t stride);
 
 // How many of the batch x rows x m floats of a and b (rows ld apart, chunks a_stride and b_stride
 // apart) differ in their bits (lt_product's admission; matmul_lt_cuda.cu).

@@ -192,9 +192,9 @@ void dispatch(const float* x, int64_t n, int64_t k, std::span<const MatmulOutput
     }
     const dim3 grid{unsigned(tiles_x), unsigned(tiles_y), unsigned(chunks)};
     if (bm == 16)
-      matmul_kernel<16, 64, W><<<grid, kThreads>>>(x + r0 * k, rows, k, jobs, kchunk_len(k), counters.data());
+      matmul_kernel<16, 64, W><<<grid, kThreads, 0, stream()>>>(x + r0 * k, rows, k, jobs, kchunk_len(k), counters.data());
     else
-      matmul_kernel<64, 16, W><<<grid, kThreads>>>(x + r0 * k, rows, k, jobs, kchunk_len(k), counters.data());
+      matmul_kernel<64, 16, W><<<grid, kThreads, 0, stream()>>>(x + r0 * k, rows, k, jobs, kchunk_len(k), counters.data());
     KVAUDIT_CUDA_CHECK(cudaGetLastError());
   }
 }

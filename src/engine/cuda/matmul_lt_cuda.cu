@@ -105,9 +105,9 @@ void packed_products(const bf16* x, int64_t n, int64_t k, const bf16* w, int64_t
     Split s = split;
     for (int j = 0; j < s.count; ++j) s.y[j] += t0 * s.m[j];
     if (split4_ok(p, s))
-      add_chunks_kernel<true><<<rows_cols_grid(rows, m_total, 4, 256), 256>>>(p, rows, m_total, s);
+      add_chunks_kernel<true><<<rows_cols_grid(rows, m_total, 4, 256), 256, 0, stream()>>>(p, rows, m_total, s);
     else
-      add_chunks_kernel<false><<<rows_cols_grid(rows, m_total, 1, 256), 256>>>(p, rows, m_total, s);
+      add_chunks_kernel<false><<<rows_cols_grid(rows, m_total, 1, 256), 256, 0, stream()>>>(p, rows, m_total, s);
     KVAUDIT_CUDA_CHECK(cudaGetLastError());
   });
 }
@@ -162,14 +162,14 @@ int64_t count_unequal_cuda(const float* a, int64_t a_stride, const float* b, int
   DeviceBuffer<unsigned long long> count(1);
   KVAUDIT_CUDA_CHECK(cudaMemset(count.data(), 0, sizeof(unsigned long long)));
   const dim3 grid(unsigned((m + 255) / 256), unsigned(rows), unsigned(batch));
-  count_unequal_kernel<<<grid, 256>>>(a, a_stride, b, b_stride, m, ld, count.data());
+  count_unequal_kernel<<<grid, 256, 0, stream()>>>(a, a_stride, b, b_stride, m, ld, count.data());
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
   return int64_t(count.download()[0]);
 }
 
 void to_bf16_cuda(const float* x, int64_t count, uint16_t* y) {
   if (count == 0) return;
-  to_bf16_kernel<<<grid_for(count), 256>>>(x, count, reinterpret_cast<bf16*>(y));
+  to_bf16_kernel<<<grid_for(count), 256, 0, stream()>>>(x, count, reinterpret_cast<bf16*>(y));
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
 

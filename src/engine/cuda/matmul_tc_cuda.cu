@@ -219,12 +219,12 @@ void launch(const bf16* x, const bf16* xlo, int64_t n, int64_t k, std::span<cons
     tile += int((outs[i].m + BN - 1) / BN);
   }
   const dim3 grid{unsigned(tile), unsigned((n + BM - 1) / BM), unsigned(chunks)};
-  kernel<<<grid, kThreads, kSmem>>>(x, xlo, n, k, jobs);
+  kernel<<<grid, kThreads, kSmem, stream()>>>(x, xlo, n, k, jobs);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
   if (chunks > 1) {
     int64_t most = 0;
     for (const MatmulOutput& o : outs) most = std::max(most, n * o.m);
-    add_partials_kernel<<<unsigned(std::min<int64_t>((most + 255) / 256, 1024)), 256>>>(jobs, n, chunks);
+    add_partials_kernel<<<unsigned(std::min<int64_t>((most + 255) / 256, 1024)), 256, 0, stream()>>>(jobs, n, chunks);
     KVAUDIT_CUDA_CHECK(cudaGetLastError());
   }
 }
@@ -264,7 +264,7 @@ void tc_matmul_many_cuda(const float* x, int64_t n, int64_t k, std::span<const M
   const int64_t count = n * k;
   if (xb.size() < size_t(2 * count)) xb.resize(size_t(2 * count));
   bf16 *hi = xb.data(), *lo = xb.data() + count;
-  split_bf16_kernel<<<unsigned(std::min<int64_t>((count + 255) / 256, 4096)), 256>>>(x, count, hi, lo);
+  split_bf16_kernel<<<unsigned(std::min<int64_t>((count + 255) / 256, 4096)), 256, 0, stream()>>>(x, count, hi, lo);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
   if (config < 0) config = tc_matmul_config(n, outs);
   switch (config) {

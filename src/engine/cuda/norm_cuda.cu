@@ -83,7 +83,7 @@ __global__ void rmsnorm_kernel(bool one_plus, float* x, PartSums add, int d, con
 void rmsnorm_cuda(cpu::NormKind kind, const float* x, int64_t n, int64_t d, const float* w, float eps, float* y) {
   if (n == 0) return;
   // x is only read here (no add), so dropping const is safe.
-  rmsnorm_kernel<<<unsigned(n), threads_for(d)>>>(kind == cpu::NormKind::kRmsOnePlus, const_cast<float*>(x), PartSums{nullptr, 0},
+  rmsnorm_kernel<<<unsigned(n), threads_for(d), 0, stream()>>>(kind == cpu::NormKind::kRmsOnePlus, const_cast<float*>(x), PartSums{nullptr, 0},
                                             int(d), w, eps, y, nullptr);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
@@ -96,7 +96,7 @@ void add_rmsnorm_cuda(cpu::NormKind kind, float* x, const float* add, int64_t n,
 void add_parts_rmsnorm_cuda(cpu::NormKind kind, float* x, const PartSums& add, int64_t n, int64_t d, const float* w,
                             float eps, float* y, uint16_t* yb) {
   if (n == 0) return;
-  rmsnorm_kernel<<<unsigned(n), threads_for(d)>>>(kind == cpu::NormKind::kRmsOnePlus, x, add, int(d), w, eps, y, yb);
+  rmsnorm_kernel<<<unsigned(n), threads_for(d), 0, stream()>>>(kind == cpu::NormKind::kRmsOnePlus, x, add, int(d), w, eps, y, yb);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
 

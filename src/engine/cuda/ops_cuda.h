@@ -136,6 +136,8 @@ void rope_table(const std::vector<float>& inv_freq, float attn_factor, int64_t f
 // Rotate-half RoPE of the first 2*half channels of each head of n rows, row t using cs[t]
 // (device [n, 2*half]); x: [n, n_heads*head_dim] in place. Bit-identical to cpu::rope.
 void rope_cuda(float* x, int64_t n, int n_heads, int head_dim, int half, const float* cs);
+// rope_cuda on q [n, n_heads, head_dim] and k [n, n_kv_heads, head_dim] in one launch.
+void rope2_cuda(float* q, int n_heads, float* k, int n_kv_heads, int64_t n, int head_dim, int half, const float* cs);
 
 // The same rotation on host rows (for the K rows the host cache stores), bit-identical to both.
 void rope_host(float* x, int64_t n, int n_heads, int head_dim, int half, const float* cs);
@@ -220,9 +222,13 @@ struct AttnRow {
 // fp32 (a query or key beyond fp16's ±65504 would become infinite: kFp32 is the path that has no
 // such limit); head_dim not a multiple of 16 keeps fp32. Either is fixed per row: batch invariance
 // holds.
+// out_bf16 (optional): out's values rounded to bf16 as well (the o_proj's input; to_bf16_cuda's bits).
 enum class AttnMath { kFp32, kFp16TensorCores };
 void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow* rows, const SlotKv* slots_kv,
                     int64_t n_rows, int64_t max_pos, float* out, const int64_t* order = nullptr,
-                    AttnMath math = AttnMath::kFp32);
+                    AttnMath math = AttnMath::kFp32, uint16_t* out_bf16 = nullptr);
+// The chunks of keys attention_cuda splits rows of positions <= max_pos into: with the row count,
+// all its launches' shape depends on (a CUDA graph of a decode step stays valid while it holds).
+int64_t attention_chunks(int64_t max_pos);
 
 }  // namespace kvaudit::engine::cuda

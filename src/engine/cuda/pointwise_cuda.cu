@@ -94,25 +94,25 @@ __global__ void scatter_kernel(const CopySegment* segments, const float* staged)
 void scatter_cuda(const CopySegment* segments, int64_t n_segments, int64_t max_n, const float* staged) {
   if (n_segments == 0 || max_n == 0) return;
   const unsigned bx = unsigned(std::min<int64_t>(64, (max_n + kThreads - 1) / kThreads));
-  scatter_kernel<<<dim3(bx, unsigned(n_segments)), kThreads>>>(segments, staged);
+  scatter_kernel<<<dim3(bx, unsigned(n_segments)), kThreads, 0, stream()>>>(segments, staged);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
 
 void add_inplace_cuda(float* x, const float* y, int64_t n) {
   if (n == 0) return;
-  add_kernel<<<blocks_for(n), kThreads>>>(x, y, n);
+  add_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(x, y, n);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
 
 void add_bias_cuda(float* y, int64_t n, int64_t m, const float* bias) {
   if (n * m == 0) return;
-  bias_kernel<<<blocks_for(n * m), kThreads>>>(y, n * m, m, bias);
+  bias_kernel<<<blocks_for(n * m), kThreads, 0, stream()>>>(y, n * m, m, bias);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
 
 void gated_activation_cuda(cpu::Activation act, const float* gate, const float* up, int64_t n, int64_t d_ff, float* out) {
   if (n * d_ff == 0) return;
-  gated_kernel<<<blocks_for(n * d_ff), kThreads>>>(act == cpu::Activation::kSilu, gate, up, n * d_ff, out);
+  gated_kernel<<<blocks_for(n * d_ff), kThreads, 0, stream()>>>(act == cpu::Activation::kSilu, gate, up, n * d_ff, out);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -122,30 +122,30 @@ void gated_parts_cuda(cpu::Activation act, const PartSums& gate, const PartSums&
   const bool silu = act == cpu::Activation::kSilu;
   auto* out = reinterpret_cast<__nv_bfloat16*>(outb);
   if (d_ff % 4 == 0 && reinterpret_cast<uintptr_t>(outb) % 8 == 0 && sums4_ok(gate) && sums4_ok(up))
-    gated_parts_kernel<true><<<rows_cols_grid(n, d_ff, 4, kThreads), kThreads>>>(silu, gate, up, n, d_ff, out);
+    gated_parts_kernel<true><<<rows_cols_grid(n, d_ff, 4, kThreads), kThreads, 0, stream()>>>(silu, gate, up, n, d_ff, out);
   else
-    gated_parts_kernel<false><<<rows_cols_grid(n, d_ff, 1, kThreads), kThreads>>>(silu, gate, up, n, d_ff, out);
+    gated_parts_kernel<false><<<rows_cols_grid(n, d_ff, 1, kThreads), kThreads, 0, stream()>>>(silu, gate, up, n, d_ff, out);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
 
 void softcap_cuda(float* x, int64_t n, float cap) {
   if (n == 0) return;
-  softcap_kernel<<<blocks_for(n), kThreads>>>(x, n, cap);
+  softcap_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(x, n, cap);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
 
 void embed_cuda(const int* tokens, int64_t n, const void* table, WeightType wt, int64_t d, float scale, float* x) {
   if (n * d == 0) return;
   if (wt == WeightType::kF32)
-    embed_kernel<<<blocks_for(n * d), kThreads>>>(tokens, n * d, static_cast<const float*>(table), d, scale, x);
+    embed_kernel<<<blocks_for(n * d), kThreads, 0, stream()>>>(tokens, n * d, static_cast<const float*>(table), d, scale, x);
   else
-    embed_kernel<<<blocks_for(n * d), kThreads>>>(tokens, n * d, static_cast<const __nv_bfloat16*>(table), d, scale, x);
+    embed_kernel<<<blocks_for(n * d), kThreads, 0, stream()>>>(tokens, n * d, static_cast<const __nv_bfloat16*>(table), d, scale, x);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
 
 void gather_rows_cuda(const float* src, const int64_t* rows, int64_t n_rows, int64_t d, float* dst) {
   if (n_rows * d == 0) return;
-  gather_kernel<<<blocks_for(n_rows * d), kThreads>>>(src, rows, n_rows * d, d, dst);
+  gather_kernel<<<blocks_for(n_rows * d), kThreads, 0, stream()>>>(src, rows, n_rows * d, d, dst);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -9,10 +9,20 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// One thread per (row, head, i < half) pair.
-__global__ void rope_kernel(float* x, int64_t n_pairs, int n_heads, int head_dim, int half, const float* cs) {
-  const int64_t e = int64_t(blockIdx.x) * kThreads + threadIdx.x;
-  if (e >= n_pairs) return;
+// One thread per (row, head, i < half) pair of a: [n, heads_a, head_dim], then of b (heads_b heads; a
+// decode step rotates its queries and keys in one launch).
+__global__ void rope_kernel(float* a, int heads_a, float* b, int heads_b, int64_t n, int head_dim, int half,
+                            const float* cs) {
+  int64_t e = int64_t(blockIdx.x) * kThreads + threadIdx.x;
+  const int64_t pairs_a = n * heads_a * half;
+  float* x = a;
+  int n_heads = heads_a;
+  if (e >= pairs_a) {
+    e -= pairs_a;
+    if (e >= n * heads_b * half) return;
+    x = b;
+    n_heads = heads_b;
+  }
   const int i = int(e % half);
   const int64_t th = e / half;  // row * n_heads + head
   const int64_t t = th / n_heads;
@@ -23,13 +33,22 @@ __global__ void rope_kernel(float* x, int64_t n_pairs, int n_heads, int head_dim
   xh[i + half] = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));  // q2 * cos + q1 * sin
 }
 
+void launch(float* a, int heads_a, float* b, int heads_b, int64_t n, int head_dim, int half, const float* cs) {
+  const int64_t n_pairs = n * (heads_a + heads_b) * half;
+  if (n_pairs == 0) return;
+  rope_kernel<<<unsigned((n_pairs + kThreads - 1) / kThreads), kThreads, 0, stream()>>>(a, heads_a, b, heads_b, n, head_dim, half,
+                                                                           cs);
+  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+}
+
 }  // namespace
 
 void rope_cuda(float* x, int64_t n, int n_heads, int head_dim, int half, const float* cs) {
-  const int64_t n_pairs = n * n_heads * half;
-  if (n_pairs == 0) return;
-  rope_kernel<<<unsigned((n_pairs + kThreads - 1) / kThreads), kThreads>>>(x, n_pairs, n_heads, head_dim, half, cs);
-  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+  launch(x, n_heads, nullptr, 0, n, head_dim, half, cs);
+}
+
+void rope2_cuda(float* q, int n_heads, float* k, int n_kv_heads, int64_t n, int head_dim, int half, const float* cs) {
+  launch(q, n_heads, k, n_kv_heads, n, head_dim, half, cs);
 }
 
 }  // namespace kvaudit::engine::cuda

@@ -297,7 +297,7 @@ INSTANTIATE_TEST_SUITE_P(Ops, LtMatmulCuda,
                            return "n" + std::to_string(c.n) + "_k" + std::to_string(c.k) + "_m" + std::to_string(c.m);
                          });
 
-// lt_product's streaming candidates (matmul_gemv_cuda.cu) on their own, both operand orders, against
+// lt_product's streaming candidates (matmul_gemv_cuda.cu) on their own, every variant, against
 // the chunk sums in double on the host: 1 to 16 rows, two chunks of k, m not a multiple of 16, d's
 // rows ld > m apart (the columns between untouched). Whether one is admitted (the anchor's bits) is
 // the admission's check; the tests above then cover it.
@@ -309,16 +309,17 @@ TEST(OpsCuda, StreamingProductsMatchTheHost) {
   const auto w = round_bf16(uniform(size_t(m * k), 0.2f, 31), &wbits);
   const auto x = round_bf16(uniform(size_t(16 * k), 1.0f, 32), &xbits);
   DeviceBuffer<uint16_t> dw(wbits), dx(xbits);
-  for (const auto order : {cuda::GemvOrder::kWeightsAsA, cuda::GemvOrder::kWeightsAsB}) {
+  for (const cuda::GemvKernel& g : cuda::gemv_kernels()) {
     for (const int64_t rows : {1, 3, 8, 16}) {
-      if (!cuda::gemv_fits(order, rows, k, kc)) {
-        EXPECT_TRUE(order == cuda::GemvOrder::kWeightsAsA && rows > 8);
+      if (!cuda::gemv_fits(g, rows, k, kc)) {
+        EXPECT_TRUE(g.order == cuda::GemvOrder::kWeightsAsA && rows > 8);
         continue;
       }
-      SCOPED_TRACE("rows " + std::to_string(rows) + (order == cuda::GemvOrder::kWeightsAsA ? ", W as A" : ", W as B"));
+      SCOPED_TRACE("rows " + std::to_string(rows) + (g.order == cuda::GemvOrder::kWeightsAsA ? ", W as A" : ", W as B") +
+                   ", slabs of " + std::to_string(g.slab_k) + " x " + std::to_string(g.stages));
       const float fill = -7.0f;
       DeviceBuffer<float> dd(std::vector<float>(size_t(batch * rows * ld), fill));
-      cuda::gemv_bf16_cuda(order, dw.data(), m, dx.data(), rows, k, kc, batch, dd.data(), ld, rows * ld);
+      cuda::gemv_bf16_cuda(g, dw.data(), m, dx.data(), rows, k, kc, batch, dd.data(), ld, rows * ld);
       const std::vector<float> got = dd.download();
       std::vector<float> want(got.size(), fill);
       for (int b = 0; b < batch; ++b)

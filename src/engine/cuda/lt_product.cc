@@ -209,7 +209,7 @@ class Lt {
   struct Choice {
     cublasLtMatmulAlgo_t algo{};
     bool anchor_passes = false;
-    std::optional<GemvOrder> gemv;  // our own kernel instead of algo
+    std::optional<GemvKernel> gemv;  // our own kernel instead of algo
   };
 
   const Choice& choice(const bf16* w, int64_t m, int64_t k, int64_t kc, int batch, int64_t ld, int64_t n) {
@@ -268,18 +268,19 @@ class Lt {
     // Our streaming kernels (few rows: cuBLASLt's tiles leave SMs idle there), timed: one that gives
     // the anchor's bits is kept only where it beats what cuBLASLt runs for these rows (below). Either
     // gives the same bits, so which one wins a timing never changes an output.
-    std::optional<std::pair<GemvOrder, float>> gemv;
-    for (const GemvOrder order : {GemvOrder::kWeightsAsB, GemvOrder::kWeightsAsA}) {
-      if (!gemv_on() || !gemv_fits(order, n, k, kc)) continue;
-      gemv_bf16_cuda(order, w, m, x, n, k, kc, batch, got_.data(), ld, n * ld);
+    std::optional<std::pair<GemvKernel, float>> gemv;
+    for (const GemvKernel& g : gemv_kernels()) {
+      if (!gemv_on() || !gemv_fits(g, n, k, kc)) continue;
+      gemv_bf16_cuda(g, w, m, x, n, k, kc, batch, got_.data(), ld, n * ld);
       const int64_t unequal = count_unequal_cuda(want_.data(), anchor_n * ld, got_.data(), n * ld, batch, n, m, ld);
       std::optional<float> t;
       if (unequal == 0) {
-        t = median_ms([&] { gemv_bf16_cuda(order, w, m, x, n, k, kc, batch, got_.data(), ld, n * ld); return true; });
-        if (t && (!gemv || *t < gemv->second)) gemv = std::make_pair(order, *t);
+        t = median_ms([&] { gemv_bf16_cuda(g, w, m, x, n, k, kc, batch, got_.data(), ld, n * ld); return true; });
+        if (t && (!gemv || *t < gemv->second)) gemv = std::make_pair(g, *t);
       }
       if (trace_on())
-        report += std::string("  streaming kernel, weights as ") + (order == GemvOrder::kWeightsAsA ? "A" : "B") + ": " +
+        report += std::string("  streaming kernel, weights as ") + (g.order == GemvOrder::kWeightsAsA ? "A" : "B") +
+                  ", slabs of " + std::to_string(g.slab_k) + " x " + std::to_string(g.stages) + ": " +
                   (unequal == 0 ? "the anchor's bits, " + us(t) : std::to_string(unequal) + " outputs with other bits") +
                   "\n";
     }

@@ -21,7 +21,7 @@
 namespace kvaudit::engine::cuda {
 namespace {
 
-// A slab of SLAB_K k columns has rows SLAB_K + 8 bf16 apart: 144 or 272 bytes, 16 bytes past a
+// A slab of SLAB_K k columns has rows SLAB_K + 8 bf16 apart: 144, 272 or 528 bytes, 16 bytes past a
 // multiple of 128, so the 8 rows an ldmatrix reads fall in distinct banks.
 template <int SLAB_K>
 constexpr int slab_ld() {
@@ -155,7 +155,9 @@ void launch(const uint16_t* w, int64_t m, const uint16_t* x, int64_t rows, int64
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
 
-// The variants, each a row of gemv_kernels(): 8 to 32 slabs of 2-4 KB a warp (14-52 KB in flight).
+// The variants, each a row of gemv_kernels(): slabs of 2-8 KB a warp, 14-50 KB in flight. On an H100
+// (docs/PERFORMANCE.md, 8B shapes at 1 row) slabs of 128 beat 64 at every shape (q/k/v 34 against
+// 44-47 us) and 32 slabs in flight lost to 16.
 using Launch = void (*)(const uint16_t*, int64_t, const uint16_t*, int64_t, int64_t, int64_t, int, float*, int64_t,
                         int64_t);
 struct Variant {
@@ -164,12 +166,12 @@ struct Variant {
 };
 constexpr Variant kVariants[] = {
     {{GemvOrder::kWeightsAsB, 64, 16}, launch<false, 64, 16>},  {{GemvOrder::kWeightsAsA, 64, 8}, launch<true, 64, 8>},
-    {{GemvOrder::kWeightsAsB, 64, 32}, launch<false, 64, 32>},  {{GemvOrder::kWeightsAsA, 64, 16}, launch<true, 64, 16>},
     {{GemvOrder::kWeightsAsB, 128, 16}, launch<false, 128, 16>}, {{GemvOrder::kWeightsAsA, 128, 8}, launch<true, 128, 8>},
-    {{GemvOrder::kWeightsAsA, 128, 12}, launch<true, 128, 12>},
+    {{GemvOrder::kWeightsAsA, 128, 12}, launch<true, 128, 12>}, {{GemvOrder::kWeightsAsB, 256, 8}, launch<false, 256, 8>},
+    {{GemvOrder::kWeightsAsA, 256, 4}, launch<true, 256, 4>},   {{GemvOrder::kWeightsAsA, 256, 6}, launch<true, 256, 6>},
 };
 constexpr GemvKernel kKernels[] = {kVariants[0].kernel, kVariants[1].kernel, kVariants[2].kernel, kVariants[3].kernel,
-                                   kVariants[4].kernel, kVariants[5].kernel, kVariants[6].kernel};
+                                   kVariants[4].kernel, kVariants[5].kernel, kVariants[6].kernel, kVariants[7].kernel};
 static_assert(std::size(kKernels) == std::size(kVariants));
 
 }  // namespace

@@ -358,14 +358,25 @@ class Lt {
   }
 
   // The median of 5 runs of a product on the probe input, in ms (after one warm-up run); nullopt
-  // when the library refused it (run returns false).
+  // when the library refused it (run returns false). Each run starts with the weights out of L2 (a
+  // write of twice its size first, outside the timing), as in a decode step, which reads every
+  // layer's weights once: run again from L2, a 33 MB o_proj timed 21 us for a streaming kernel
+  // against cuBLASLt's 23, and the step with it was 7% slower (docs/PERFORMANCE.md).
   template <typename Run>
   std::optional<float> median_ms(const Run& run_once) {
+    static const size_t flush_bytes = [] {
+      int dev = 0, l2 = 0;
+      KVAUDIT_CUDA_CHECK(cudaGetDevice(&dev));
+      KVAUDIT_CUDA_CHECK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev));
+      return 2 * size_t(std::max(l2, 1 << 20));
+    }();
+    DeviceBuffer<uint8_t> flush(flush_bytes);
     cudaEvent_t t0, t1;
     KVAUDIT_CUDA_CHECK(cudaEventCreate(&t0));
     KVAUDIT_CUDA_CHECK(cudaEventCreate(&t1));
     std::vector<float> ms;
     for (int r = 0; r < 6; ++r) {
+      KVAUDIT_CUDA_CHECK(cudaMemsetAsync(flush.data(), r, flush_bytes, stream()));
       KVAUDIT_CUDA_CHECK(cudaEventRecord(t0, stream()));
       const bool ok = run_once();
       KVAUDIT_CUDA_CHECK(cudaEventRecord(t1, stream()));

@@ -400,6 +400,64 @@ __device__ __forceinline__ float scaled_score(const cpu::AttentionParams& p, flo
   return p.softcap > 0 ? __fmul_rn(p.softcap, tanhf(__fdiv_rn(x, p.softcap))) : x;
 }
 
+// The key and value heads' channel addressing into shared memory, once per block.
+__device__ void head_channels(const KvReader& k, const KvReader& v, kv::KvChannel* kch, kv::KvChannel* vch, int d) {
+  for (int c = threadIdx.x; c < d; c += kThreads) {
+    kch[c] = k.channel(c);
+    vch[c] = v.channel(c);
+  }
+}
+
+// One warp's softmax of a chunk for one (row, head), unnormalised: keys lane and lane + 32 of nk;
+// the max, then exp(s - max) (tensor cores: rounded to fp16 into w, zeros past the keys, the
+// weights the mma reads; fp32: back into s) and their sum, each lane's pair added first, then the
+// butterfly; (max, sum) into ml[0], ml[1].
+template <bool TC>
+__device__ void chunk_softmax(float* s, int nk, __half* w, float* ml, int lane) {
+  const float s0 = lane < nk ? s[lane] : -INFINITY, s1 = lane + 32 < nk ? s[lane + 32] : -INFINITY;
+  float m = fmaxf(s0, s1);
+#pragma unroll
+  for (int o = 16; o > 0; o /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  float e0 = lane < nk ? expf(__fsub_rn(s0, m)) : 0.0f, e1 = lane + 32 < nk ? expf(__fsub_rn(s1, m)) : 0.0f;
+  if constexpr (TC) {
+    const __half w0 = __float2half_rn(e0), w1 = __float2half_rn(e1);
+    w[lane] = w0;
+    w[lane + 32] = w1;
+    e0 = __half2float(w0);
+    e1 = __half2float(w1);
+  } else {
+    if (lane < nk) s[lane] = e0;
+    if (lane + 32 < nk) s[lane + 32] = e1;
+  }
+  float l = __fadd_rn(e0, e1);
+#pragma unroll
+  for (int o = 16; o > 0; o /= 2) l = __fadd_rn(l, __shfl_xor_sync(0xffffffffu, l, o));
+  if (lane == 0) {
+    ml[0] = m;
+    ml[1] = l;
+  }
+}
+
+// Tensor cores: a warp's scores of keys kb's 8 rows for the queries' rows qa (this lane's
+// fragment addresses), head_dim d in k-steps of 16 in order.
+__device__ __forceinline__ void scores_tc(float (&acc)[4], const __half* qa, const __half* kb, int d) {
+  for (int k0 = 0; k0 < d; k0 += 16)
+    mma_rows8(acc, half_pair(qa + k0), half_pair(qa + k0 + 8), half_pair(kb + k0), half_pair(kb + k0 + 8));
+}
+
+// Tensor cores: the weights' rows pa (this lane's fragment address) times the value tile's
+// channels c0 .. c0 + 7 over ceil(nk / 16) k-steps of keys in order; a key at or past nk reads
+// `zero` (a zero row) where given, else the tile's own row (zeroed by the caller).
+__device__ __forceinline__ void weighted_sums_tc(float (&acc)[4], const __half* pa, const Tile<__half>& tile, int nk,
+                                                 int c0, const __half* zero, int lane) {
+  for (int st = 0; st < (nk + 15) / 16; ++st) {
+    const int key = 16 * st + lane % 16;
+    uint32_t b0, b1;
+    b_fragment_trans(b0, b1, zero != nullptr && key >= nk ? zero : tile.at(key, c0));
+    mma_rows8(acc, half_pair(pa + 16 * st), half_pair(pa + 16 * st + 8), b0, b1);
+  }
+}
+
 // Block (x, y, z): query row r = order.row(x) of the pass, chunks z·span .. z·span+span-1 of its keys, heads
 // y·HPB .. y·HPB+HPB-1, which share one KV head (HPB divides n_heads / n_kv_heads), so each key and
 // value is decoded once for all of them. Per chunk: its keys decoded into shared memory, the scores,
@@ -461,10 +519,7 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
   __syncthreads();
   const KvReader& k = readers[0];
   const KvReader& v = readers[1];
-  for (int c = threadIdx.x; c < d; c += kThreads) {
-    kch[c] = k.channel(c);
-    vch[c] = v.channel(c);
-  }
+  head_channels(k, v, kch, vch, d);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int frag_row = lane / 4, frag_col = 2 * (lane % 4);  // an mma fragment's: head, first of two columns
   const auto put = [&](int g, int c, float a, int64_t z) {  // head g's channel c of chunk z
@@ -495,10 +550,7 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
       const int n0 = 8 * warp;  // this warp's keys n0 .. n0 + 7, one per fragment row (keys past nk unread)
       if (n0 < nk) {
         float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        const __half* qa = qh + frag_row * half_ld(d) + frag_col;
-        const __half* kb = tile.at(n0 + frag_row, frag_col);
-        for (int k0 = 0; k0 < d; k0 += 16)
-          mma_rows8(acc, half_pair(qa + k0), half_pair(qa + k0 + 8), half_pair(kb + k0), half_pair(kb + k0 + 8));
+        scores_tc(acc, qh + frag_row * half_ld(d) + frag_col, tile.at(n0 + frag_row, frag_col), d);
         if (frag_row < HPB)
           for (int i = 0; i < 2; ++i)
             if (n0 + frag_col + i < nk) sc[frag_row * kChunk + n0 + frag_col + i] = scaled_score(p, acc[i]);
@@ -528,35 +580,9 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
       }
     }
     __syncthreads();
-    // The chunk's softmax, unnormalised: per head one warp, keys lane and lane + 32; max, then
-    // exp(s - max) (tensor cores: rounded to fp16, the weights the mma reads, zeros past the keys)
-    // and their sum, each lane's pair added first, then the butterfly. The values are decoded into
-    // the tile meanwhile (the keys are no longer read).
-    for (int g = warp; g < HPB; g += kWarps) {
-      float* scg = sc + g * kChunk;
-      const float s0 = lane < nk ? scg[lane] : -INFINITY, s1 = lane + 32 < nk ? scg[lane + 32] : -INFINITY;
-      float m = fmaxf(s0, s1);
-#pragma unroll
-      for (int o = 16; o > 0; o /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-      float e0 = lane < nk ? expf(__fsub_rn(s0, m)) : 0.0f, e1 = lane + 32 < nk ? expf(__fsub_rn(s1, m)) : 0.0f;
-      if constexpr (TC) {
-        const __half w0 = __float2half_rn(e0), w1 = __float2half_rn(e1);
-        pw[g * half_ld(kChunk) + lane] = w0;
-        pw[g * half_ld(kChunk) + lane + 32] = w1;
-        e0 = __half2float(w0);
-        e1 = __half2float(w1);
-      } else {
-        if (lane < nk) scg[lane] = e0;
-        if (lane + 32 < nk) scg[lane + 32] = e1;
-      }
-      float l = __fadd_rn(e0, e1);
-#pragma unroll
-      for (int o = 16; o > 0; o /= 2) l = __fadd_rn(l, __shfl_xor_sync(0xffffffffu, l, o));
-      if (lane == 0) {
-        ml[2 * g] = m;
-        ml[2 * g + 1] = l;
-      }
-    }
+    // The chunk's softmax per head, a warp each (chunk_softmax); the values are decoded into the
+    // tile meanwhile (the keys are no longer read).
+    for (int g = warp; g < HPB; g += kWarps) chunk_softmax<TC>(sc + g * kChunk, nk, pw + g * half_ld(kChunk), ml + 2 * g, lane);
     load_tile(v, vrows, vch, jb, nk, d, tile);
     if constexpr (TC) {  // the last k-step's rows past the keys: zeros (their weights are zero; 0 · NaN is not)
       const int padded = (nk + 15) / 16 * 16;
@@ -565,15 +591,10 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
     __syncthreads();
     // exp(s - m) @ v
     if constexpr (TC) {
-      const int steps = (nk + 15) / 16;
       const __half* pa = pw + frag_row * half_ld(kChunk) + frag_col;
       for (int n0 = 8 * warp; n0 < d; n0 += 8 * kWarps) {  // this warp's channels n0 .. n0 + 7
         float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        for (int s = 0; s < steps; ++s) {
-          uint32_t b0, b1;
-          b_fragment_trans(b0, b1, tile.at(16 * s + lane % 16, n0));
-          mma_rows8(acc, half_pair(pa + 16 * s), half_pair(pa + 16 * s + 8), b0, b1);
-        }
+        weighted_sums_tc(acc, pa, tile, nk, n0, nullptr, lane);
         if (frag_row < HPB) {
           put(frag_row, n0 + frag_col, acc[0], z);
           put(frag_row, n0 + frag_col + 1, acc[1], z);
@@ -702,10 +723,7 @@ __global__ void __launch_bounds__(kThreads, 3) attention_tile_kernel(cpu::Attent
   __syncthreads();
   const KvReader& k = readers[0];
   const KvReader& v = readers[1];
-  for (int c = threadIdx.x; c < d; c += kThreads) {
-    kch[c] = k.channel(c);
-    vch[c] = v.channel(c);
-  }
+  head_channels(k, v, kch, vch, d);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int frag_row = lane / 4, frag_col = 2 * (lane % 4);
   // Row i's keys in chunk z (0: the chunk is past its position) and its chunk count.
@@ -741,10 +759,7 @@ __global__ void __launch_bounds__(kThreads, 3) attention_tile_kernel(cpu::Attent
       const int nk = keys_in(i, z);
       if (n0 >= nk) continue;
       float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      const __half* qa = qh + (i * kMmaRows + frag_row) * half_ld(d) + frag_col;
-      const __half* kb = tile.at(n0 + frag_row, frag_col);
-      for (int k0 = 0; k0 < d; k0 += 16)
-        mma_rows8(acc, half_pair(qa + k0), half_pair(qa + k0 + 8), half_pair(kb + k0), half_pair(kb + k0 + 8));
+      scores_tc(acc, qh + (i * kMmaRows + frag_row) * half_ld(d) + frag_col, tile.at(n0 + frag_row, frag_col), d);
       if (frag_row < HPB)
         for (int e = 0; e < 2; ++e)
           if (n0 + frag_col + e < nk) sc[(i * HPB + frag_row) * kChunk + n0 + frag_col + e] = scaled_score(p, acc[e]);
@@ -754,24 +769,7 @@ __global__ void __launch_bounds__(kThreads, 3) attention_tile_kernel(cpu::Attent
     for (int pr = warp; pr < nr * HPB; pr += kWarps) {
       const int i = pr / HPB, g = pr % HPB;
       const int nk = keys_in(i, z);
-      if (nk == 0) continue;
-      const float* scg = sc + pr * kChunk;
-      const float s0 = lane < nk ? scg[lane] : -INFINITY, s1 = lane + 32 < nk ? scg[lane + 32] : -INFINITY;
-      float m = fmaxf(s0, s1);
-#pragma unroll
-      for (int o = 16; o > 0; o /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-      const float e0 = lane < nk ? expf(__fsub_rn(s0, m)) : 0.0f, e1 = lane + 32 < nk ? expf(__fsub_rn(s1, m)) : 0.0f;
-      const __half w0 = __float2half_rn(e0), w1 = __float2half_rn(e1);
-      __half* pwr = pw + (i * kMmaRows + g) * half_ld(kChunk);
-      pwr[lane] = w0;
-      pwr[lane + 32] = w1;
-      float l = __fadd_rn(__half2float(w0), __half2float(w1));
-#pragma unroll
-      for (int o = 16; o > 0; o /= 2) l = __fadd_rn(l, __shfl_xor_sync(0xffffffffu, l, o));
-      if (lane == 0) {
-        ml[2 * pr] = m;
-        ml[2 * pr + 1] = l;
-      }
+      if (nk > 0) chunk_softmax<true>(sc + pr * kChunk, nk, pw + (i * kMmaRows + g) * half_ld(kChunk), ml + 2 * pr, lane);
     }
     load_tile(v, vrows, vch, jb, nk_max, d, tile);
     __syncthreads();
@@ -781,14 +779,8 @@ __global__ void __launch_bounds__(kThreads, 3) attention_tile_kernel(cpu::Attent
       for (int i = 0; i < nr; ++i) {
         const int nk = keys_in(i, z);
         if (nk == 0) continue;
-        const __half* pa = pw + (i * kMmaRows + frag_row) * half_ld(kChunk) + frag_col;
         float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        for (int st = 0; st < (nk + 15) / 16; ++st) {
-          const int key = 16 * st + lane % 16;
-          uint32_t b0, b1;
-          b_fragment_trans(b0, b1, key < nk ? tile.at(key, c0) : zero_row);
-          mma_rows8(acc, half_pair(pa + 16 * st), half_pair(pa + 16 * st + 8), b0, b1);
-        }
+        weighted_sums_tc(acc, pw + (i * kMmaRows + frag_row) * half_ld(kChunk) + frag_col, tile, nk, c0, zero_row, lane);
         if (frag_row < HPB) {
           put(i, frag_row, c0 + frag_col, acc[0], z);
           put(i, frag_row, c0 + frag_col + 1, acc[1], z);

@@ -4,6 +4,8 @@
 // codes and parameters of each row-wise scheme's rows bit for bit.
 #include <gtest/gtest.h>
 
+#include <numeric>
+
 #include "cuda_test_util.h"
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/ops_cuda.h"
@@ -233,6 +235,23 @@ void check_attention_reads(const char* scheme) {
     }
     EXPECT_TRUE(cuda_testing::same_bits(out[0].data(), out[1].data(), out[0].size()))
         << scheme << (math == cuda::AttnMath::kFp32 ? " fp32" : " fp16 tensor cores");
+    if (math != cuda::AttnMath::kFp16TensorCores) continue;
+    // Positions 63, 64 and 127, 128 are runs: prefill tiles of two rows that cross a chunk's edge,
+    // decoding the stored rows once for both; the row kernel's bits.
+    std::vector<int64_t> order(rows.size());
+    std::iota(order.begin(), order.end(), int64_t(0));
+    std::vector<cuda::AttnTile> tiles;
+    std::vector<int64_t> rest;
+    cuda::attn_tiles(rows, order, tiles, rest);
+    ASSERT_EQ(tiles.size(), 2u);
+    DeviceBuffer<cuda::AttnTile> dtiles(tiles);
+    DeviceBuffer<int64_t> drest(rest);
+    const cuda::AttnTiles at{dtiles.data(), int64_t(tiles.size()), drest.data(), int64_t(rest.size())};
+    DeviceBuffer<cuda::SlotKv> dslots(std::vector<cuda::SlotKv>{{stored[0], stored[1], false, false, false}});
+    DeviceBuffer<float> dout(rows.size() * size_t(q_dim));
+    cuda::attention_cuda(p, dq.data(), drows.data(), dslots.data(), int64_t(rows.size()), n - 1, dout.data(), nullptr,
+                         math, nullptr, &at);
+    EXPECT_TRUE(cuda_testing::same_bits(dout.download().data(), out[0].data(), out[0].size())) << scheme << " tiles";
   }
 }
 

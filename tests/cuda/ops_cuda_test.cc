@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <numeric>
 
 #include "core/half.h"
 #include "cuda_test_util.h"
@@ -297,7 +298,7 @@ INSTANTIATE_TEST_SUITE_P(Ops, LtMatmulCuda,
                            return "n" + std::to_string(c.n) + "_k" + std::to_string(c.k) + "_m" + std::to_string(c.m);
                          });
 
-// lt_product's streaming candidates (matmul_gemv_cuda.cu) on their own, both operand orders, against
+// lt_product's streaming candidates (matmul_gemv_cuda.cu) on their own, every variant, against
 // the chunk sums in double on the host: 1 to 16 rows, two chunks of k, m not a multiple of 16, d's
 // rows ld > m apart (the columns between untouched). Whether one is admitted (the anchor's bits) is
 // the admission's check; the tests above then cover it.
@@ -309,16 +310,17 @@ TEST(OpsCuda, StreamingProductsMatchTheHost) {
   const auto w = round_bf16(uniform(size_t(m * k), 0.2f, 31), &wbits);
   const auto x = round_bf16(uniform(size_t(16 * k), 1.0f, 32), &xbits);
   DeviceBuffer<uint16_t> dw(wbits), dx(xbits);
-  for (const auto order : {cuda::GemvOrder::kWeightsAsA, cuda::GemvOrder::kWeightsAsB}) {
+  for (const cuda::GemvKernel& g : cuda::gemv_kernels()) {
     for (const int64_t rows : {1, 3, 8, 16}) {
-      if (!cuda::gemv_fits(order, rows, k, kc)) {
-        EXPECT_TRUE(order == cuda::GemvOrder::kWeightsAsA && rows > 8);
+      if (!cuda::gemv_fits(g, rows, k, kc)) {
+        EXPECT_TRUE(g.order == cuda::GemvOrder::kWeightsAsA && rows > 8);
         continue;
       }
-      SCOPED_TRACE("rows " + std::to_string(rows) + (order == cuda::GemvOrder::kWeightsAsA ? ", W as A" : ", W as B"));
+      SCOPED_TRACE("rows " + std::to_string(rows) + (g.order == cuda::GemvOrder::kWeightsAsA ? ", W as A" : ", W as B") +
+                   ", slabs of " + std::to_string(g.slab_k) + " x " + std::to_string(g.stages));
       const float fill = -7.0f;
       DeviceBuffer<float> dd(std::vector<float>(size_t(batch * rows * ld), fill));
-      cuda::gemv_bf16_cuda(order, dw.data(), m, dx.data(), rows, k, kc, batch, dd.data(), ld, rows * ld);
+      cuda::gemv_bf16_cuda(g, dw.data(), m, dx.data(), rows, k, kc, batch, dd.data(), ld, rows * ld);
       const std::vector<float> got = dd.download();
       std::vector<float> want(got.size(), fill);
       for (int b = 0; b < batch; ++b)
@@ -516,6 +518,40 @@ TEST(ArgmaxCuda, IsTheHostArgmaxWithTiesInfAndNaN) {
   EXPECT_EQ(lgot[3], 0);
 }
 
+// Which rows share a prefill tile (host only: runs without a device): runs of one slot at
+// consecutive positions, cut from each run's first row into tiles of kAttnTileRows, in the order's
+// order of their first rows; single rows, and rows whose positions skip, are left to the row kernel.
+TEST(AttnTiles, RunsOfOneSequenceCutFromTheirFirstRow) {
+  std::vector<cuda::AttnRow> rows;
+  for (int64_t t = 0; t < 20; ++t) rows.push_back({0, 10 + t, 30});  // rows 0-19: a 20-row run
+  rows.push_back({1, 5, 6});                                         // 20: a decode row
+  rows.push_back({2, 0, 2});                                         // 21-22: a run of two
+  rows.push_back({2, 1, 2});
+  rows.push_back({3, 7, 10});  // 23, 24: positions that skip are no run
+  rows.push_back({3, 9, 10});
+  rows.push_back({4, 10, 12});  // 25: slot 4, then 26: slot 5 at the next position, no run
+  rows.push_back({5, 11, 12});
+  std::vector<int64_t> order(rows.size());
+  std::iota(order.begin(), order.end(), int64_t(0));
+  std::vector<cuda::AttnTile> tiles;
+  std::vector<int64_t> rest;
+  cuda::attn_tiles(rows, order, tiles, rest);
+  const auto flat = [](const std::vector<cuda::AttnTile>& ts) {
+    std::vector<int64_t> f;
+    for (const auto& t : ts) f.insert(f.end(), {t.first, t.count});
+    return f;
+  };
+  EXPECT_EQ(flat(tiles), (std::vector<int64_t>{0, 8, 8, 8, 16, 4, 21, 2}));
+  EXPECT_EQ(rest, (std::vector<int64_t>{20, 23, 24, 25, 26}));
+  // Another order: the tiles follow it by their runs' first rows, the rest keeps its order.
+  std::reverse(order.begin(), order.end());
+  cuda::attn_tiles(rows, order, tiles, rest);
+  EXPECT_EQ(flat(tiles), (std::vector<int64_t>{21, 2, 0, 8, 8, 8, 16, 4}));
+  EXPECT_EQ(rest, (std::vector<int64_t>{26, 25, 24, 23, 20}));
+  cuda::attn_tiles({}, {}, tiles, rest);
+  EXPECT_TRUE(tiles.empty() && rest.empty());
+}
+
 struct AttnCase {
   std::string name;
   cpu::AttentionParams p;
@@ -568,6 +604,30 @@ void expect_attention_matches_cpu(const cpu::AttentionParams& p, cuda::AttnMath 
   if (math == cuda::AttnMath::kFp16TensorCores && p.head_dim % 16 == 0) {
     EXPECT_GT(err, 0.0);  // the rounding really happened
     std::printf("fp16 tensor cores, head_dim %d: rel. error %.3g\n", p.head_dim, err);
+  }
+  // Prefill tiles (tensor cores, no window): A's 600 rows in 75 tiles decoding each chunk once for
+  // eight rows, B's row alone in the row kernel; every row the row kernel's bits, with room for
+  // 50,000 keys too (the tiles' partial sums in passes).
+  if (math == cuda::AttnMath::kFp16TensorCores) {
+    std::vector<int64_t> order(rows.size());
+    std::iota(order.begin(), order.end(), int64_t(0));
+    std::vector<cuda::AttnTile> tiles;
+    std::vector<int64_t> rest;
+    cuda::attn_tiles(rows, order, tiles, rest);
+    ASSERT_EQ(tiles.size(), 75u);
+    ASSERT_EQ(rest, std::vector<int64_t>{600});
+    DeviceBuffer<cuda::AttnTile> dtiles(tiles);
+    DeviceBuffer<int64_t> drest(rest);
+    const cuda::AttnTiles at{dtiles.data(), int64_t(tiles.size()), drest.data(), int64_t(rest.size())};
+    for (const int64_t room : {max_pos, int64_t(50000)}) {
+      DeviceBuffer<float> dout_t(q_all.size());
+      DeviceBuffer<uint16_t> dout_tb(q_all.size()), want_tb(q_all.size());
+      cuda::attention_cuda(p, dq.data(), drows.data(), dslots.data(), int64_t(rows.size()), room, dout_t.data(), nullptr,
+                           math, dout_tb.data(), &at);
+      EXPECT_TRUE(same_bits(dout_t.download().data(), got.data(), got.size())) << "tiles, room " << room;
+      cuda::to_bf16_cuda(dout_t.data(), int64_t(q_all.size()), want_tb.data());
+      EXPECT_EQ(dout_tb.download(), want_tb.download()) << "tiles, room " << room;
+    }
   }
   // Room for 50,000 keys: the rows' partial sums go through the scratch in passes of a few rows, and
   // not a bit changes.

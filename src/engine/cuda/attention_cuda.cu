@@ -400,6 +400,64 @@ __device__ __forceinline__ float scaled_score(const cpu::AttentionParams& p, flo
   return p.softcap > 0 ? __fmul_rn(p.softcap, tanhf(__fdiv_rn(x, p.softcap))) : x;
 }
 
+// The key and value heads' channel addressing into shared memory, once per block.
+__device__ void head_channels(const KvReader& k, const KvReader& v, kv::KvChannel* kch, kv::KvChannel* vch, int d) {
+  for (int c = threadIdx.x; c < d; c += kThreads) {
+    kch[c] = k.channel(c);
+    vch[c] = v.channel(c);
+  }
+}
+
+// One warp's softmax of a chunk for one (row, head), unnormalised: keys lane and lane + 32 of nk;
+// the max, then exp(s - max) (tensor cores: rounded to fp16 into w, zeros past the keys, the
+// weights the mma reads; fp32: back into s) and their sum, each lane's pair added first, then the
+// butterfly; (max, sum) into ml[0], ml[1].
+template <bool TC>
+__device__ void chunk_softmax(float* s, int nk, __half* w, float* ml, int lane) {
+  const float s0 = lane < nk ? s[lane] : -INFINITY, s1 = lane + 32 < nk ? s[lane + 32] : -INFINITY;
+  float m = fmaxf(s0, s1);
+#pragma unroll
+  for (int o = 16; o > 0; o /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  float e0 = lane < nk ? expf(__fsub_rn(s0, m)) : 0.0f, e1 = lane + 32 < nk ? expf(__fsub_rn(s1, m)) : 0.0f;
+  if constexpr (TC) {
+    const __half w0 = __float2half_rn(e0), w1 = __float2half_rn(e1);
+    w[lane] = w0;
+    w[lane + 32] = w1;
+    e0 = __half2float(w0);
+    e1 = __half2float(w1);
+  } else {
+    if (lane < nk) s[lane] = e0;
+    if (lane + 32 < nk) s[lane + 32] = e1;
+  }
+  float l = __fadd_rn(e0, e1);
+#pragma unroll
+  for (int o = 16; o > 0; o /= 2) l = __fadd_rn(l, __shfl_xor_sync(0xffffffffu, l, o));
+  if (lane == 0) {
+    ml[0] = m;
+    ml[1] = l;
+  }
+}
+
+// Tensor cores: a warp's scores of keys kb's 8 rows for the queries' rows qa (this lane's
+// fragment addresses), head_dim d in k-steps of 16 in order.
+__device__ __forceinline__ void scores_tc(float (&acc)[4], const __half* qa, const __half* kb, int d) {
+  for (int k0 = 0; k0 < d; k0 += 16)
+    mma_rows8(acc, half_pair(qa + k0), half_pair(qa + k0 + 8), half_pair(kb + k0), half_pair(kb + k0 + 8));
+}
+
+// Tensor cores: the weights' rows pa (this lane's fragment address) times the value tile's
+// channels c0 .. c0 + 7 over ceil(nk / 16) k-steps of keys in order; a key at or past nk reads
+// `zero` (a zero row) where given, else the tile's own row (zeroed by the caller).
+__device__ __forceinline__ void weighted_sums_tc(float (&acc)[4], const __half* pa, const Tile<__half>& tile, int nk,
+                                                 int c0, const __half* zero, int lane) {
+  for (int st = 0; st < (nk + 15) / 16; ++st) {
+    const int key = 16 * st + lane % 16;
+    uint32_t b0, b1;
+    b_fragment_trans(b0, b1, zero != nullptr && key >= nk ? zero : tile.at(key, c0));
+    mma_rows8(acc, half_pair(pa + 16 * st), half_pair(pa + 16 * st + 8), b0, b1);
+  }
+}
+
 // Block (x, y, z): query row r = order.row(x) of the pass, chunks z·span .. z·span+span-1 of its keys, heads
 // y·HPB .. y·HPB+HPB-1, which share one KV head (HPB divides n_heads / n_kv_heads), so each key and
 // value is decoded once for all of them. Per chunk: its keys decoded into shared memory, the scores,
@@ -461,10 +519,7 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
   __syncthreads();
   const KvReader& k = readers[0];
   const KvReader& v = readers[1];
-  for (int c = threadIdx.x; c < d; c += kThreads) {
-    kch[c] = k.channel(c);
-    vch[c] = v.channel(c);
-  }
+  head_channels(k, v, kch, vch, d);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int frag_row = lane / 4, frag_col = 2 * (lane % 4);  // an mma fragment's: head, first of two columns
   const auto put = [&](int g, int c, float a, int64_t z) {  // head g's channel c of chunk z
@@ -495,10 +550,7 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
       const int n0 = 8 * warp;  // this warp's keys n0 .. n0 + 7, one per fragment row (keys past nk unread)
       if (n0 < nk) {
         float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        const __half* qa = qh + frag_row * half_ld(d) + frag_col;
-        const __half* kb = tile.at(n0 + frag_row, frag_col);
-        for (int k0 = 0; k0 < d; k0 += 16)
-          mma_rows8(acc, half_pair(qa + k0), half_pair(qa + k0 + 8), half_pair(kb + k0), half_pair(kb + k0 + 8));
+        scores_tc(acc, qh + frag_row * half_ld(d) + frag_col, tile.at(n0 + frag_row, frag_col), d);
         if (frag_row < HPB)
           for (int i = 0; i < 2; ++i)
             if (n0 + frag_col + i < nk) sc[frag_row * kChunk + n0 + frag_col + i] = scaled_score(p, acc[i]);
@@ -528,35 +580,9 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
       }
     }
     __syncthreads();
-    // The chunk's softmax, unnormalised: per head one warp, keys lane and lane + 32; max, then
-    // exp(s - max) (tensor cores: rounded to fp16, the weights the mma reads, zeros past the keys)
-    // and their sum, each lane's pair added first, then the butterfly. The values are decoded into
-    // the tile meanwhile (the keys are no longer read).
-    for (int g = warp; g < HPB; g += kWarps) {
-      float* scg = sc + g * kChunk;
-      const float s0 = lane < nk ? scg[lane] : -INFINITY, s1 = lane + 32 < nk ? scg[lane + 32] : -INFINITY;
-      float m = fmaxf(s0, s1);
-#pragma unroll
-      for (int o = 16; o > 0; o /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-      float e0 = lane < nk ? expf(__fsub_rn(s0, m)) : 0.0f, e1 = lane + 32 < nk ? expf(__fsub_rn(s1, m)) : 0.0f;
-      if constexpr (TC) {
-        const __half w0 = __float2half_rn(e0), w1 = __float2half_rn(e1);
-        pw[g * half_ld(kChunk) + lane] = w0;
-        pw[g * half_ld(kChunk) + lane + 32] = w1;
-        e0 = __half2float(w0);
-        e1 = __half2float(w1);
-      } else {
-        if (lane < nk) scg[lane] = e0;
-        if (lane + 32 < nk) scg[lane + 32] = e1;
-      }
-      float l = __fadd_rn(e0, e1);
-#pragma unroll
-      for (int o = 16; o > 0; o /= 2) l = __fadd_rn(l, __shfl_xor_sync(0xffffffffu, l, o));
-      if (lane == 0) {
-        ml[2 * g] = m;
-        ml[2 * g + 1] = l;
-      }
-    }
+    // The chunk's softmax per head, a warp each (chunk_softmax); the values are decoded into the
+    // tile meanwhile (the keys are no longer read).
+    for (int g = warp; g < HPB; g += kWarps) chunk_softmax<TC>(sc + g * kChunk, nk, pw + g * half_ld(kChunk), ml + 2 * g, lane);
     load_tile(v, vrows, vch, jb, nk, d, tile);
     if constexpr (TC) {  // the last k-step's rows past the keys: zeros (their weights are zero; 0 · NaN is not)
       const int padded = (nk + 15) / 16 * 16;
@@ -565,15 +591,10 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
     __syncthreads();
     // exp(s - m) @ v
     if constexpr (TC) {
-      const int steps = (nk + 15) / 16;
       const __half* pa = pw + frag_row * half_ld(kChunk) + frag_col;
       for (int n0 = 8 * warp; n0 < d; n0 += 8 * kWarps) {  // this warp's channels n0 .. n0 + 7
         float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        for (int s = 0; s < steps; ++s) {
-          uint32_t b0, b1;
-          b_fragment_trans(b0, b1, tile.at(16 * s + lane % 16, n0));
-          mma_rows8(acc, half_pair(pa + 16 * s), half_pair(pa + 16 * s + 8), b0, b1);
-        }
+        weighted_sums_tc(acc, pa, tile, nk, n0, nullptr, lane);
         if (frag_row < HPB) {
           put(frag_row, n0 + frag_col, acc[0], z);
           put(frag_row, n0 + frag_col + 1, acc[1], z);
@@ -634,6 +655,163 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
     }
 }
 
+// A block's shared memory in bytes for the prefill tiles (tensor cores): the K/V tile, then per
+// tile row the queries, the scores, the weights and (m, l), both heads' channels, a zero row.
+struct TileSmem {
+  size_t q, sc, pw, ml, ch, zero, total;
+  KVAUDIT_HD TileSmem(int d, int hpb) {
+    q = size_t(kChunk) * half_ld(d) * 2;
+    sc = q + size_t(kAttnTileRows) * kMmaRows * half_ld(d) * 2;
+    pw = sc + size_t(kAttnTileRows) * hpb * kChunk * 4;
+    ml = pw + size_t(kAttnTileRows) * kMmaRows * half_ld(kChunk) * 2;
+    ch = ml + size_t(kAttnTileRows) * hpb * 2 * 4;
+    zero = ch + 2 * sizeof(kv::KvChannel) * size_t(d);
+    total = zero + 16;
+  }
+};
+
+// Block (x, y): the prefill tile tiles[t0 + x] (up to kAttnTileRows consecutive rows of one sequence
+// at consecutive positions, no window: every row's chunk z is keys 64z .. 64z + 63), heads y·hpb ..
+// y·hpb + hpb - 1 of one KV head. Each chunk's keys and values are decoded ONCE for all the tile's
+// rows (the row kernel decodes them again for every row: a prompt of n tokens decoded ~n/2 times).
+// Per row, the arithmetic is attention_kernel's on tensor cores for that row alone: the same fp16
+// queries, the same mma chains over the same k-steps (an mma's output row never mixes with
+// another's), the same softmax over its own nk keys, and its weighted sums over ceil(nk / 16)
+// k-steps whose keys past nk read a zero row (where the row kernel zeroes the tile): the same bits,
+// so a row's result never depends on whether it came in a tile (tests/cuda: tiles against rows).
+template <int D>
+__global__ void __launch_bounds__(kThreads, 3) attention_tile_kernel(cpu::AttentionParams p, const float* __restrict__ q,
+                                                                  const AttnRow* __restrict__ rows,
+                                                                  const SlotKv* __restrict__ slots_kv,
+                                                                  const AttnTile* __restrict__ tiles, int64_t t0,
+                                                                  Partials part, Out out, int hpb) {
+  static_assert(kChunk == 8 * kWarps);
+  const int HPB = hpb;
+  extern __shared__ float4 smem4[];
+  auto* smem = reinterpret_cast<unsigned char*>(smem4);
+  const int d = D > 0 ? D : p.head_dim;
+  const TileSmem lay(d, HPB);
+  const Tile<__half> tile{reinterpret_cast<__half*>(smem), half_ld(d)};  // the chunk's keys, then values
+  auto* qh = reinterpret_cast<__half*>(smem + lay.q);    // [kAttnTileRows][kMmaRows][half_ld(d)]
+  float* sc = reinterpret_cast<float*>(smem + lay.sc);   // [kAttnTileRows][HPB][kChunk]
+  auto* pw = reinterpret_cast<__half*>(smem + lay.pw);   // [kAttnTileRows][kMmaRows][half_ld(kChunk)]
+  float* ml = reinterpret_cast<float*>(smem + lay.ml);   // [kAttnTileRows][HPB][2]
+  auto* kch = reinterpret_cast<kv::KvChannel*>(smem + lay.ch);
+  kv::KvChannel* vch = kch + d;
+  const auto* zero_row = reinterpret_cast<const __half*>(smem + lay.zero);  // 8 fp16 zeros
+  const AttnTile tl = tiles[t0 + blockIdx.x];
+  const int nr = int(tl.count);
+  const int h0 = int(blockIdx.y) * HPB;
+  const AttnRow first = rows[tl.first];  // row i of the tile: call row tl.first + i, position first.pos + i
+  const int64_t chunks_last = (first.pos + nr + kChunk - 1) / kChunk;  // the last row's chunks
+  const int64_t q_stride = int64_t(p.n_heads) * d;
+  const int kv_h = h0 / (p.n_heads / p.n_kv_heads);
+  __shared__ alignas(KvReader) unsigned char reader_bytes[2 * sizeof(KvReader)];
+  auto* readers = reinterpret_cast<KvReader*>(reader_bytes);
+  if (threadIdx.x < 2) {
+    const SlotKv& skv = slots_kv[first.slot];
+    new (&readers[threadIdx.x]) KvReader(threadIdx.x == 0 ? skv.k : skv.v, first.len, kv_h, d);
+  }
+  for (int e = threadIdx.x; e < kAttnTileRows * kMmaRows * d; e += kThreads) {
+    const int i = e / (kMmaRows * d), g = (e / d) % kMmaRows, c = e % d;
+    const float x = i < nr && g < HPB ? q[(tl.first + i) * q_stride + int64_t(h0 + g) * d + c] : 0.0f;
+    qh[(i * kMmaRows + g) * half_ld(d) + c] = __float2half_rn(x);
+  }
+  for (int e = threadIdx.x; e < kAttnTileRows * kMmaRows * kChunk; e += kThreads)
+    pw[(e / kChunk) * half_ld(kChunk) + e % kChunk] = __float2half_rn(0.0f);
+  if (threadIdx.x < 8) const_cast<__half*>(zero_row)[threadIdx.x] = __float2half_rn(0.0f);
+  __syncthreads();
+  const KvReader& k = readers[0];
+  const KvReader& v = readers[1];
+  head_channels(k, v, kch, vch, d);
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int frag_row = lane / 4, frag_col = 2 * (lane % 4);
+  // Row i's keys in chunk z (0: the chunk is past its position) and its chunk count.
+  const auto keys_in = [&](int i, int64_t z) { return int(min(int64_t(kChunk), max(int64_t(0), first.pos + i + 1 - z * kChunk))); };
+  const auto chunks_of = [&](int i) { return (first.pos + i + kChunk) / kChunk; };
+  const auto put = [&](int i, int g, int c, float a, int64_t z) {  // row i, head g, channel c of chunk z
+    const int64_t r = tl.first + i;
+    if (chunks_of(i) == 1) {
+      out.put(r * q_stride + int64_t(h0 + g) * d + c, __fdiv_rn(a, ml[2 * (i * HPB + g) + 1]));
+    } else {
+      const int64_t pi = part.at(int64_t(blockIdx.x) * kAttnTileRows + i, h0 + g, z, p.n_heads);
+      part.o[pi * d + c] = a;
+      if (c == 0) {
+        part.ml[2 * pi] = ml[2 * (i * HPB + g)];
+        part.ml[2 * pi + 1] = ml[2 * (i * HPB + g) + 1];
+      }
+    }
+  };
+  __shared__ kv::KvRow krows[kChunk], vrows[kChunk];
+  for (int64_t z = 0; z < chunks_last; ++z) {
+    const int64_t jb = z * kChunk;
+    const int nk_max = keys_in(nr - 1, z);
+    for (int t = threadIdx.x; t < nk_max; t += kThreads) {
+      krows[t] = k.row(jb + t);
+      vrows[t] = v.row(jb + t);
+    }
+    __syncthreads();
+    load_tile(k, krows, kch, jb, nk_max, d, tile);
+    __syncthreads();
+    // Scores: this warp's keys n0 .. n0 + 7 for every row that has them, heads as the mma's rows.
+    const int n0 = 8 * warp;
+    for (int i = 0; i < nr; ++i) {
+      const int nk = keys_in(i, z);
+      if (n0 >= nk) continue;
+      float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      scores_tc(acc, qh + (i * kMmaRows + frag_row) * half_ld(d) + frag_col, tile.at(n0 + frag_row, frag_col), d);
+      if (frag_row < HPB)
+        for (int e = 0; e < 2; ++e)
+          if (n0 + frag_col + e < nk) sc[(i * HPB + frag_row) * kChunk + n0 + frag_col + e] = scaled_score(p, acc[e]);
+    }
+    __syncthreads();
+    // The softmax of each (row, head) by one warp, attention_kernel's arithmetic over the row's keys.
+    for (int pr = warp; pr < nr * HPB; pr += kWarps) {
+      const int i = pr / HPB, g = pr % HPB;
+      const int nk = keys_in(i, z);
+      if (nk > 0) chunk_softmax<true>(sc + pr * kChunk, nk, pw + (i * kMmaRows + g) * half_ld(kChunk), ml + 2 * pr, lane);
+    }
+    load_tile(v, vrows, vch, jb, nk_max, d, tile);
+    __syncthreads();
+    // exp(s - m) @ v per row over its own k-steps; a lane whose key is past the row's keys points the
+    // transposing load at the zero row.
+    for (int c0 = 8 * warp; c0 < d; c0 += 8 * kWarps) {
+      for (int i = 0; i < nr; ++i) {
+        const int nk = keys_in(i, z);
+        if (nk == 0) continue;
+        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        weighted_sums_tc(acc, pw + (i * kMmaRows + frag_row) * half_ld(kChunk) + frag_col, tile, nk, c0, zero_row, lane);
+        if (frag_row < HPB) {
+          put(i, frag_row, c0 + frag_col, acc[0], z);
+          put(i, frag_row, c0 + frag_col + 1, acc[1], z);
+        }
+      }
+    }
+    __syncthreads();  // the tile, sc, pw and ml are the next chunk's
+  }
+  // Rows of several chunks: combined here (this block wrote all their partials).
+  for (int e = threadIdx.x; e < nr * HPB * d; e += kThreads) {
+    const int i = e / (HPB * d), g = (e / d) % HPB, c = e % d;
+    const int64_t chunks = chunks_of(i);
+    if (chunks == 1) continue;
+    const int64_t b = int64_t(blockIdx.x) * kAttnTileRows + i;
+    out.put((tl.first + i) * q_stride + int64_t(h0 + g) * d + c, combine(part, part.at(b, h0 + g, 0, p.n_heads), chunks, d, c));
+  }
+}
+
+template <int D>
+void launch_tiles(int hpb, const cpu::AttentionParams& p, size_t smem, const float* q, const AttnRow* rows,
+                  const SlotKv* slots_kv, const AttnTile* tiles, int64_t t0, int64_t n_tiles, Partials part, Out out) {
+  static size_t allowed = 0;
+  if (smem > allowed) {
+    KVAUDIT_CUDA_CHECK(cudaFuncSetAttribute(attention_tile_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    allowed = smem;
+  }
+  attention_tile_kernel<D><<<dim3(unsigned(n_tiles), unsigned(p.n_heads / hpb)), kThreads, smem, stream()>>>(
+      p, q, rows, slots_kv, tiles, t0, part, out, hpb);
+  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+}
+
 template <int HPB_T, bool TC, int D>
 void launch(int hpb, const cpu::AttentionParams& p, size_t smem, const float* q, const AttnRow* rows,
             const SlotKv* slots_kv, int64_t n_rows, Partials part, int span, RowOrder order, Out out,
@@ -681,14 +859,67 @@ void launch_tc(int hpb, const cpu::AttentionParams& p, size_t smem, const float*
   }
 }
 
+// The partial sums of rows of several chunks, shared by every launch of the process (one stream).
+DeviceBuffer<float>& partial_scratch() {
+  static DeviceBuffer<float> scratch;
+  return scratch;
+}
+
+// The prefill tiles of a launch (attention_cuda): the most heads of one KV head per block (a
+// divisor of the group), tiles in passes whose partial sums fit the scratch.
+void attention_tiles(const cpu::AttentionParams& p, const float* q, const AttnRow* rows, const SlotKv* slots_kv,
+                     const AttnTiles& tiles, int64_t max_pos, Out out) {
+  const int d = p.head_dim, group = p.n_heads / p.n_kv_heads;
+  int hpb = 1;
+  for (int h = std::min(group, kMaxHeadsPerBlock); h >= 1; --h)
+    if (group % h == 0) {
+      hpb = h;
+      break;
+    }
+  const int64_t max_chunks = (max_pos + 1 + kChunk - 1) / kChunk;
+  const size_t smem = TileSmem(d, hpb).total;
+  static int smem_max = 0;
+  if (smem_max == 0) {
+    int dev = 0;
+    KVAUDIT_CUDA_CHECK(cudaGetDevice(&dev));
+    KVAUDIT_CUDA_CHECK(cudaDeviceGetAttribute(&smem_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  }
+  if (smem + 4096 > size_t(smem_max))
+    throw_runtime("CUDA attention: head_dim " + std::to_string(d) + " needs " + std::to_string(smem) +
+                  " bytes of shared memory per prefill tile, over the device's " + std::to_string(smem_max));
+  const int64_t per_tile = max_chunks > 1 ? int64_t(kAttnTileRows) * p.n_heads * max_chunks * (d + 2) : 0;
+  const int64_t pass = per_tile > 0 ? std::clamp<int64_t>(kMaxPartialFloats / per_tile, 1, 1 << 30) : tiles.n_tiles;
+  DeviceBuffer<float>& scratch = partial_scratch();
+  if (per_tile > 0 && scratch.size() < size_t(std::min(pass, tiles.n_tiles) * per_tile))
+    scratch.resize(size_t(std::min(pass, tiles.n_tiles) * per_tile));
+  for (int64_t t0 = 0; t0 < tiles.n_tiles; t0 += pass) {
+    const int64_t nt = std::min(pass, tiles.n_tiles - t0);
+    const Partials part{scratch.data(), scratch.data() + nt * kAttnTileRows * int64_t(p.n_heads) * max_chunks * d,
+                        max_chunks};
+    switch (d) {
+      case 64: launch_tiles<64>(hpb, p, smem, q, rows, slots_kv, tiles.tiles, t0, nt, part, out); break;
+      case 128: launch_tiles<128>(hpb, p, smem, q, rows, slots_kv, tiles.tiles, t0, nt, part, out); break;
+      default: launch_tiles<0>(hpb, p, smem, q, rows, slots_kv, tiles.tiles, t0, nt, part, out); break;
+    }
+  }
+}
+
 }  // namespace
 
 int64_t attention_chunks(int64_t max_pos) { return (max_pos + kChunk) / kChunk; }
 
 void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow* rows, const SlotKv* slots_kv,
                     int64_t n_rows, int64_t max_pos, float* out, const int64_t* order, AttnMath math,
-                    uint16_t* out_bf16) {
+                    uint16_t* out_bf16, const AttnTiles* tiles) {
   if (n_rows == 0) return;
+  if (tiles != nullptr && tiles->n_tiles > 0 && p.window == 0 && math == AttnMath::kFp16TensorCores &&
+      tensor_cores_fit(p.head_dim)) {
+    // The rows no tile holds go to the row kernel, the tiles to theirs.
+    if (tiles->n_rest > 0)
+      attention_cuda(p, q, rows, slots_kv, tiles->n_rest, max_pos, out, tiles->rest, math, out_bf16, nullptr);
+    attention_tiles(p, q, rows, slots_kv, *tiles, max_pos, Out{out, out_bf16});
+    return;
+  }
   const int d = p.head_dim;
   const int64_t max_keys = p.window > 0 ? std::min<int64_t>(max_pos + 1, p.window) : max_pos + 1;
   const int64_t max_chunks = (max_keys + kChunk - 1) / kChunk;
@@ -721,7 +952,7 @@ void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow
     throw_runtime("CUDA attention: head_dim " + std::to_string(d) + " needs " + std::to_string(smem) +
                   " bytes of shared memory per block, over the device's " + std::to_string(smem_max));
   // Rows in passes whose partial sums fit the scratch (a long prompt's prefill).
-  static DeviceBuffer<float> scratch;  // shared by every backend of the process (one stream)
+  DeviceBuffer<float>& scratch = partial_scratch();
   const int64_t per_row = max_chunks > 1 ? int64_t(p.n_heads) * max_chunks * (d + 2) : 0;
   const int64_t pass = per_row > 0 ? std::clamp<int64_t>(kMaxPartialFloats / per_row, 1, 1 << 30) : n_rows;
   if (per_row > 0) scratch.resize(size_t(std::min(pass, n_rows) * per_row));

@@ -400,6 +400,19 @@ class StepGraphs {
   uint64_t steps_ = 0;
 };
 
+// KVAUDIT_CUDA_ATTN_TILES=0: every prefill row through attention's row kernel (the A/B of
+// docs/PERFORMANCE.md; the same bits either way).
+bool attn_tiles_on() {
+  static const bool on = [] {
+    const char* env = std::getenv("KVAUDIT_CUDA_ATTN_TILES");
+    if (env == nullptr || *env == '\0') return true;
+    const std::string e = env;
+    if (e != "0" && e != "1") usage_error("KVAUDIT_CUDA_ATTN_TILES: '{}' is not 0 or 1", e);
+    return e == "1";
+  }();
+  return on;
+}
+
 bool graphs_on(const BackendOptions& opt) {
   const char* env = std::getenv("KVAUDIT_CUDA_GRAPHS");
   if (env == nullptr || *env == '\0' || !opt.cuda_graphs) return opt.cuda_graphs;
@@ -499,6 +512,9 @@ class CudaBackend final : public Backend {
   const cuda::SlotRows* slot_rows_ = nullptr;
   const cuda::AttnRow* attn_rows_ = nullptr;
   const int64_t* attn_order_ = nullptr;  // the rows grouped by layout kind (attention_cuda's order), or null
+  cuda::AttnTiles attn_tiles_{};          // the call's prefill tiles (n_tiles 0: none)
+  std::vector<cuda::AttnTile> tiles_host_;
+  std::vector<int64_t> rest_host_;
   cuda::KvWriteBounds bounds_;             // the call's device-quantized sequences (kv_write_cuda)
   bool any_device_ = false, any_host_ = false;
   DeviceBuffer<int> tokens_, next_;  // the new tokens; forward_greedy's argmax per input
@@ -739,21 +755,35 @@ void CudaBackend::prepare_call(std::vector<Slot>& slots, int64_t n) {
   std::stable_sort(order.begin(), order.end(),
                    [&](int64_t a, int64_t b) { return kind_key(attn[size_t(a)]) < kind_key(attn[size_t(b)]); });
   const bool grouped = n > 0 && kind_key(attn[size_t(order.front())]) != kind_key(attn[size_t(order.back())]);
+  // A prompt's rows in tiles that decode each chunk of keys once (tensor-core attention only).
+  tiles_host_.clear();
+  rest_host_.clear();
+  const bool prefill = std::any_of(slots.begin(), slots.end(), [](const Slot& s) { return s.n > 1; });
+  if (prefill && attn_math_ == cuda::AttnMath::kFp16TensorCores && attn_tiles_on())
+    cuda::attn_tiles(attn, order, tiles_host_, rest_host_);
   auto align = [](size_t b) { return (b + 255) / 256 * 256; };
   const size_t rows_bytes = rows.size() * sizeof(cuda::SlotRows);
   const size_t rows_at = 0, attn_at = rows_at + align(rows_bytes);
   const size_t order_at = attn_at + align(attn.size() * sizeof(cuda::AttnRow));
-  const size_t total = order_at + (grouped ? order.size() * sizeof(int64_t) : 0);
+  const size_t tiles_at = order_at + align(grouped ? order.size() * sizeof(int64_t) : 0);
+  const size_t rest_at = tiles_at + align(tiles_host_.size() * sizeof(cuda::AttnTile));
+  const size_t total = rest_at + rest_host_.size() * sizeof(int64_t);
   staged_host_.resize(total);
   std::memcpy(staged_host_.data() + rows_at, rows.data(), rows_bytes);
   std::memcpy(staged_host_.data() + attn_at, attn.data(), attn.size() * sizeof(cuda::AttnRow));
   if (grouped) std::memcpy(staged_host_.data() + order_at, order.data(), order.size() * sizeof(int64_t));
+  if (!tiles_host_.empty()) {
+    std::memcpy(staged_host_.data() + tiles_at, tiles_host_.data(), tiles_host_.size() * sizeof(cuda::AttnTile));
+    std::memcpy(staged_host_.data() + rest_at, rest_host_.data(), rest_host_.size() * sizeof(int64_t));
+  }
   call_dev_.resize(total);
   KVAUDIT_CUDA_CHECK(cudaMemcpy(call_dev_.data(), staged_host_.data(), total, cudaMemcpyHostToDevice));
   slot_kv_ = kv_table_.data();
   slot_rows_ = reinterpret_cast<const cuda::SlotRows*>(call_dev_.data() + rows_at);
   attn_rows_ = reinterpret_cast<const cuda::AttnRow*>(call_dev_.data() + attn_at);
   attn_order_ = grouped ? reinterpret_cast<const int64_t*>(call_dev_.data() + order_at) : nullptr;
+  attn_tiles_ = {reinterpret_cast<const cuda::AttnTile*>(call_dev_.data() + tiles_at), int64_t(tiles_host_.size()),
+                 reinterpret_cast<const int64_t*>(call_dev_.data() + rest_at), int64_t(rest_host_.size())};
 }
 
 Logits CudaBackend::run(std::span<const SeqInput> batch, const Hooks* hooks, std::vector<int>* greedy) {
@@ -961,7 +991,8 @@ void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* 
   // (fused_: the o_proj's bf16 input written too, to xb_)
   if (fused_) xb_.resize(size_t(n * std::max<int64_t>(q_dim, c.d_ff)));
   cuda::attention_cuda(p, q_.data(), attn_rows_, slot_kv_ + l * int64_t(slots.size()), n, max_pos, att_.data(),
-                       attn_order_, attn_math_, fused_ ? xb_.data() : nullptr);
+                       attn_order_, attn_math_, fused_ ? xb_.data() : nullptr,
+                       attn_tiles_.n_tiles > 0 ? &attn_tiles_ : nullptr);
   // attn_output = o_proj(attn_output)   (fused_: in fused_rest)
   if (!fused_) matmul(att_.data(), n, q_dim, lw.wo, d, o_.data());
 }

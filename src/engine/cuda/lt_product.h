@@ -10,7 +10,7 @@
 // candidates for n rows (above 64), then the reference at n rows, each tried on a probe (the call's
 // own weights, deterministic inputs) and admitted when all its n x m outputs are the anchor's bit
 // for bit; where none is, the anchor itself over 64-row passes. Up to 16 rows our own streaming
-// kernels (gemv_bf16_cuda, both operand orders) are tried the same way and replace that choice where
+// kernels (gemv_bf16_cuda: both operand orders, several pipeline depths) are tried the same way and replace that choice where
 // they give the anchor's bits and run faster on the probe. Measured on an H200 (docs/
 // PERFORMANCE.md), some kernels compute the anchor's bits at one geometry and others at another
 // (their schedule along k depends on the problem's size), so nothing is assumed across geometries:
@@ -18,6 +18,7 @@
 // its rows are independent, so the check on the probe holds for every input.
 #pragma once
 #include <cstdint>
+#include <span>
 
 namespace kvaudit::engine::cuda {
 
@@ -33,11 +34,18 @@ void lt_product(const void* w, int64_t m, const void* x, int64_t rows, int64_t k
 
 // lt_product's own candidates for few rows (matmul_gemv_cuda.cu): d = x @ w.T as lt_product computes
 // it (the same arguments; stride: d's chunk products apart), one chain of mma k-steps per output.
-// W as the mma's A (rows <= 8) or as its B (rows <= 16). Run only where admitted (above).
+// W as the mma's A (rows <= 8) or as its B (rows <= 16); slab_k k columns a slab, `stages` slabs of
+// the pipeline. Run only where admitted (above); every variant is tried and timed.
 enum class GemvOrder { kWeightsAsA, kWeightsAsB };
-bool gemv_fits(GemvOrder order, int64_t rows, int64_t k, int64_t kc);
-void gemv_bf16_cuda(GemvOrder order, const void* w, int64_t m, const void* x, int64_t rows, int64_t k, int64_t kc,
-                    int batch, float* d, int64_t ld, int64_t stride);
+struct GemvKernel {
+  GemvOrder order;
+  int slab_k, stages;
+  friend bool operator==(const GemvKernel&, const GemvKernel&) = default;
+};
+std::span<const GemvKernel> gemv_kernels();
+bool gemv_fits(const GemvKernel& kernel, int64_t rows, int64_t k, int64_t kc);
+void gemv_bf16_cuda(const GemvKernel& kernel, const void* w, int64_t m, const void* x, int64_t rows, int64_t k,
+                    int64_t kc, int batch, float* d, int64_t ld, int64_t stride);
 
 // How many of the batch x rows x m floats of a and b (rows ld apart, chunks a_stride and b_stride
 // apart) differ in their bits (lt_product's admission; matmul_lt_cuda.cu).

@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <iterator>
+#include <span>
 
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/lt_product.h"
@@ -19,9 +21,12 @@
 namespace kvaudit::engine::cuda {
 namespace {
 
-constexpr int kSlabK = 64;      // k columns a slab brings into shared memory
-constexpr int kSlabLd = 72;     // its row stride in bf16: 144 bytes, the 8 rows ldmatrix reads in distinct banks
-constexpr int kSlabBytes = 16 * kSlabLd * 2;  // at most 16 weight rows a slab
+// A slab of SLAB_K k columns has rows SLAB_K + 8 bf16 apart: 144, 272 or 528 bytes, 16 bytes past a
+// multiple of 128, so the 8 rows an ldmatrix reads fall in distinct banks.
+template <int SLAB_K>
+constexpr int slab_ld() {
+  return SLAB_K + 8;
+}
 
 __device__ __forceinline__ void cp_async16(void* smem, const void* global) {
   const auto s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
@@ -55,11 +60,11 @@ __device__ __forceinline__ uint32_t x_pair(const uint16_t* x, int64_t k, int row
 
 // Block (column tile, chunk b): one warp. W_AS_A: columns i0 .. i0 + 15 are the mma's rows, x's rows
 // (<= 8) its n; else columns i0 .. i0 + 7 are its n and x's rows (<= 16) its rows.
-template <bool W_AS_A, int STAGES>
+template <bool W_AS_A, int SLAB_K, int STAGES>
 __global__ void __launch_bounds__(32) gemv_kernel(const uint16_t* __restrict__ w, int64_t m, const uint16_t* __restrict__ x,
                                                   int rows, int64_t k, int64_t kc, float* __restrict__ d, int64_t ld,
                                                   int64_t stride) {
-  constexpr int kCols = W_AS_A ? 16 : 8;
+  constexpr int kCols = W_AS_A ? 16 : 8, kSlabK = SLAB_K, kSlabLd = slab_ld<SLAB_K>();
   extern __shared__ float4 smem4[];
   auto* slabs = reinterpret_cast<uint16_t*>(smem4);  // [STAGES][kCols][kSlabLd]
   const int lane = threadIdx.x, g = lane / 4, t = lane % 4;
@@ -67,13 +72,15 @@ __global__ void __launch_bounds__(32) gemv_kernel(const uint16_t* __restrict__ w
   const uint16_t* wb = w + b * kc;
   const uint16_t* xb = x + b * kc;
   const int64_t n_slabs = kc / kSlabK;
-  // A slab: kCols rows of 64 columns = kCols * 8 pieces of 16 bytes, lane-strided (rows past m read
-  // the last row: valid memory, results not written).
+  // A slab: kCols rows of kSlabK columns = kCols * kSlabK / 8 pieces of 16 bytes, lane-strided (rows
+  // past m read the last row: valid memory, results not written).
+  constexpr int kPieces = kSlabK / 8;
   const auto issue = [&](int64_t s) {
     if (s < n_slabs) {
       uint16_t* dst = slabs + (s % STAGES) * (kCols * kSlabLd);
-      for (int p = lane; p < kCols * 8; p += 32) {
-        const int r = p / 8, c = (p % 8) * 8;
+#pragma unroll
+      for (int p = lane; p < kCols * kPieces; p += 32) {
+        const int r = p / kPieces, c = (p % kPieces) * 8;
         const int64_t row = min(i0 + r, m - 1);
         cp_async16(dst + r * kSlabLd + c, wb + row * k + s * kSlabK + c);
       }
@@ -132,37 +139,58 @@ __global__ void __launch_bounds__(32) gemv_kernel(const uint16_t* __restrict__ w
   }
 }
 
-template <bool W_AS_A, int STAGES>
+template <bool W_AS_A, int SLAB_K, int STAGES>
 void launch(const uint16_t* w, int64_t m, const uint16_t* x, int64_t rows, int64_t k, int64_t kc, int batch, float* d,
             int64_t ld, int64_t stride) {
   constexpr int kCols = W_AS_A ? 16 : 8;
-  const size_t smem = size_t(STAGES) * kCols * kSlabLd * 2;
+  const size_t smem = size_t(STAGES) * kCols * slab_ld<SLAB_K>() * 2;
   static bool opened = false;
   if (!opened) {
-    KVAUDIT_CUDA_CHECK(cudaFuncSetAttribute(gemv_kernel<W_AS_A, STAGES>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                            int(smem)));
+    KVAUDIT_CUDA_CHECK(cudaFuncSetAttribute(gemv_kernel<W_AS_A, SLAB_K, STAGES>,
+                                            cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     opened = true;
   }
   const dim3 grid(unsigned((m + kCols - 1) / kCols), unsigned(batch));
-  gemv_kernel<W_AS_A, STAGES><<<grid, 32, smem, stream()>>>(w, m, x, int(rows), k, kc, d, ld, stride);
+  gemv_kernel<W_AS_A, SLAB_K, STAGES><<<grid, 32, smem, stream()>>>(w, m, x, int(rows), k, kc, d, ld, stride);
   KVAUDIT_CUDA_CHECK(cudaGetLastError());
 }
 
+// The variants, each a row of gemv_kernels(): slabs of 2-8 KB a warp, 14-50 KB in flight. On an H100
+// (docs/PERFORMANCE.md, 8B shapes at 1 row) slabs of 128 beat 64 at every shape (q/k/v 34 against
+// 44-47 us) and 32 slabs in flight lost to 16.
+using Launch = void (*)(const uint16_t*, int64_t, const uint16_t*, int64_t, int64_t, int64_t, int, float*, int64_t,
+                        int64_t);
+struct Variant {
+  GemvKernel kernel;
+  Launch run;
+};
+constexpr Variant kVariants[] = {
+    {{GemvOrder::kWeightsAsB, 64, 16}, launch<false, 64, 16>},  {{GemvOrder::kWeightsAsA, 64, 8}, launch<true, 64, 8>},
+    {{GemvOrder::kWeightsAsB, 128, 16}, launch<false, 128, 16>}, {{GemvOrder::kWeightsAsA, 128, 8}, launch<true, 128, 8>},
+    {{GemvOrder::kWeightsAsA, 128, 12}, launch<true, 128, 12>}, {{GemvOrder::kWeightsAsB, 256, 8}, launch<false, 256, 8>},
+    {{GemvOrder::kWeightsAsA, 256, 4}, launch<true, 256, 4>},   {{GemvOrder::kWeightsAsA, 256, 6}, launch<true, 256, 6>},
+};
+constexpr GemvKernel kKernels[] = {kVariants[0].kernel, kVariants[1].kernel, kVariants[2].kernel, kVariants[3].kernel,
+                                   kVariants[4].kernel, kVariants[5].kernel, kVariants[6].kernel, kVariants[7].kernel};
+static_assert(std::size(kKernels) == std::size(kVariants));
+
 }  // namespace
 
-bool gemv_fits(GemvOrder order, int64_t rows, int64_t k, int64_t kc) {
-  const int64_t most = order == GemvOrder::kWeightsAsA ? 8 : 16;
-  return rows >= 1 && rows <= most && kc % kSlabK == 0 && kc >= kSlabK && k % 8 == 0;
+std::span<const GemvKernel> gemv_kernels() { return kKernels; }
+
+bool gemv_fits(const GemvKernel& kernel, int64_t rows, int64_t k, int64_t kc) {
+  const int64_t most = kernel.order == GemvOrder::kWeightsAsA ? 8 : 16;
+  return rows >= 1 && rows <= most && kc % kernel.slab_k == 0 && kc >= kernel.slab_k && k % 8 == 0;
 }
 
-void gemv_bf16_cuda(GemvOrder order, const void* w, int64_t m, const void* x, int64_t rows, int64_t k, int64_t kc,
-                    int batch, float* d, int64_t ld, int64_t stride) {
-  static_assert(kSlabBytes == 16 * 144);
-  const auto* wb = static_cast<const uint16_t*>(w);
-  const auto* xb = static_cast<const uint16_t*>(x);
-  // ~16 KB of weights in flight per warp: a few warps an SM keep the memory busy.
-  if (order == GemvOrder::kWeightsAsA) launch<true, 8>(wb, m, xb, rows, k, kc, batch, d, ld, stride);
-  else launch<false, 16>(wb, m, xb, rows, k, kc, batch, d, ld, stride);
+void gemv_bf16_cuda(const GemvKernel& kernel, const void* w, int64_t m, const void* x, int64_t rows, int64_t k,
+                    int64_t kc, int batch, float* d, int64_t ld, int64_t stride) {
+  for (const Variant& v : kVariants)
+    if (v.kernel == kernel) {
+      v.run(static_cast<const uint16_t*>(w), m, static_cast<const uint16_t*>(x), rows, k, kc, batch, d, ld, stride);
+      return;
+    }
+  throw_runtime("gemv_bf16_cuda: no streaming kernel of this variant");
 }
 
 }  // namespace kvaudit::engine::cuda

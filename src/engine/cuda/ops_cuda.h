@@ -223,10 +223,30 @@ struct AttnRow {
 // such limit); head_dim not a multiple of 16 keeps fp32. Either is fixed per row: batch invariance
 // holds.
 // out_bf16 (optional): out's values rounded to bf16 as well (the o_proj's input; to_bf16_cuda's bits).
+// tiles (optional): the call's prefill runs cut into tiles of consecutive rows of one sequence at
+// consecutive positions (attn_tiles builds them on the host); where the layer has no window and the
+// math is kFp16TensorCores, a tile's keys and values are decoded once for all its rows, the other
+// rows (tiles->rest) go through the row kernel, and each row's bits are the row kernel's.
 enum class AttnMath { kFp32, kFp16TensorCores };
+inline constexpr int kAttnTileRows = 8;
+struct AttnTile {
+  int64_t first, count;  // rows first .. first + count - 1 of the call
+};
+struct AttnTiles {
+  const AttnTile* tiles;  // device [n_tiles]
+  int64_t n_tiles;
+  const int64_t* rest;  // device [n_rest]: the rows no tile holds, in the order blocks take them
+  int64_t n_rest;
+};
 void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow* rows, const SlotKv* slots_kv,
                     int64_t n_rows, int64_t max_pos, float* out, const int64_t* order = nullptr,
-                    AttnMath math = AttnMath::kFp32, uint16_t* out_bf16 = nullptr);
+                    AttnMath math = AttnMath::kFp32, uint16_t* out_bf16 = nullptr, const AttnTiles* tiles = nullptr);
+// The tiles of a call's rows (host): each run of at least two rows of one slot at consecutive
+// positions (rows[i + 1] is rows[i]'s next position) cut into tiles of kAttnTileRows (the last may
+// be shorter), in the order of `order` (a permutation of the rows: its first row of each run); rest:
+// the rows of no tile, in order's order.
+void attn_tiles(std::span<const AttnRow> rows, std::span<const int64_t> order, std::vector<AttnTile>& tiles,
+                std::vector<int64_t>& rest);
 // The chunks of keys attention_cuda splits rows of positions <= max_pos into: with the row count,
 // all its launches' shape depends on (a CUDA graph of a decode step stays valid while it holds).
 int64_t attention_chunks(int64_t max_pos);

@@ -61,7 +61,7 @@ void run_bench(const BenchArgs& a) {
   std::vector<std::shared_ptr<const kv::KvPolicy>> policies;
   std::string kv_name;
   for (const KvOptions& o : kv_opts) {
-    policies.push_back(calibrate_if_needed(make_kv_policy(o, m.config.n_layers), *backend, a.model));
+    policies.push_back(calibrate_if_needed(make_kv_policy(o, m.config.n_layers, m.weights_sha256), *backend, a.model));
     kv_name += (kv_name.empty() ? "" : " + ") + policies.back()->name();
   }
   if (policies.size() > 1) kv_name = fmt::format("{} schemes round-robin over each batch: {}", policies.size(), kv_name);

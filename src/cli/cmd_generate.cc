@@ -70,7 +70,7 @@ void run_generate(const GenerateArgs& a) {
   require_scheme_for_storage(!a.kv.spec.empty() || !a.kv.policy.empty(), a.kv);
   lo.compute_sha256 = kv_needs_calibration(a.kv);  // the calibration cache's key
   const model::Model m = model::load_model(a.model, lo);
-  auto policy = make_kv_policy(a.kv, m.config.n_layers);
+  auto policy = make_kv_policy(a.kv, m.config.n_layers, m.weights_sha256);
   auto backend = engine::make_backend(device, m, {a.threads});
   policy = calibrate_if_needed(std::move(policy), *backend, a.model);
 

@@ -1,12 +1,27 @@
 #include "eval/kv_setup.h"
 
+#include <cstdio>
+
+#include <fmt/format.h>
+
 #include "core/error.h"
 #include "eval/calibration_pass.h"
 #include "text/tokenizer.h"
 
 namespace kvaudit::eval {
 
-std::shared_ptr<const kv::KvPolicy> make_kv_policy(const KvOptions& o, int n_layers) {
+namespace {
+// The note for a policy file whose "model" names other weights than the loaded model's; "" when it
+// names none, when either is unknown, or when they agree.
+std::string policy_model_note(const std::string& policy_path, const std::string& stated, const std::string& weights_sha256) {
+  if (stated.empty() || weights_sha256.empty() || stated == weights_sha256) return "";
+  return fmt::format("kvaudit: note: --kv-policy {} was prescribed for the weights {}; this model's are {}: "
+                     "its plan runs as written, but its diagnosis was of another model\n",
+                     policy_path, stated, weights_sha256);
+}
+}  // namespace
+
+std::shared_ptr<const kv::KvPolicy> make_kv_policy(const KvOptions& o, int n_layers, const std::string& weights_sha256) {
   if (!o.spec.empty() && !o.policy.empty()) usage_error("--kv and --kv-policy exclude each other; give one");
   kv::KvPolicy p;
   if (!o.spec.empty()) p = kv::KvPolicy::parse(o.spec, n_layers);
@@ -16,6 +31,8 @@ std::shared_ptr<const kv::KvPolicy> make_kv_policy(const KvOptions& o, int n_lay
     } catch (const UsageError& e) {
       usage_error("--kv-policy: {}", e.what());
     }
+    const std::string note = policy_model_note(o.policy, p.stated_model(), weights_sha256);
+    if (!note.empty()) std::fputs(note.c_str(), stderr);
   }
   if (o.storage == "simulated") p.set_storage(kv::Storage::kSimulated);
   else if (o.storage == "packed") p.set_storage(kv::Storage::kPacked);

@@ -20,7 +20,10 @@ struct KvOptions {
 // The policy the options describe, its layer lists checked against n_layers. --kv and --kv-policy
 // exclude each other; --kv-storage / --compat given on the command line override the file's
 // "storage" / "compat". Throws UsageError naming the flag. Neither given: the fp16 baseline.
-std::shared_ptr<const kv::KvPolicy> make_kv_policy(const KvOptions& o, int n_layers);
+// weights_sha256 (the loaded model's, when known): a policy file prescribed for other weights (its
+// "model") still runs as written, and a note on stderr says so.
+std::shared_ptr<const kv::KvPolicy> make_kv_policy(const KvOptions& o, int n_layers,
+                                                   const std::string& weights_sha256 = "");
 
 // True when the options name a scheme that needs calibration (fp8 `scale=calib`, `nuq`, `+protect`):
 // the command then loads the model with its sha256, the calibration cache key.

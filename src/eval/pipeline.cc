@@ -80,7 +80,8 @@ std::vector<SchemeRun> make_scheme_runs(const std::vector<std::string>& specs, c
     const std::string name = "policy:" + file;
     if (std::any_of(schemes.begin(), schemes.end(), [&](const auto& s) { return s.name == name; }))
       usage_error("--kv-policy '{}' is given twice", file);
-    auto policy = make_kv_policy({"", file, storage.storage, storage.compat}, backend.model().config.n_layers);
+    auto policy = make_kv_policy({"", file, storage.storage, storage.compat}, backend.model().config.n_layers,
+                                 backend.model().weights_sha256);
     const std::string plan = policy_plan_sha256(*policy);
     schemes.push_back({name, calibrate_if_needed(std::move(policy), backend, model_path), plan});
   }

@@ -238,6 +238,11 @@ KvPolicy KvPolicy::from_json(const nlohmann::json& j) {
     } else {
       usage_error("KV policy: expected \"spec\" or \"layers\"");
     }
+    if (j.contains("model")) {
+      if (!j.at("model").is_string())
+        usage_error("KV policy: \"model\" must be a string (the sha256 of the weights the plan was prescribed for)");
+      p.stated_model_ = j.at("model").get<std::string>();
+    }
     if (j.contains("storage")) p.storage_ = parse_storage(j.at("storage"));
     if (j.contains("compat")) {
       const std::string c = j.at("compat").get<std::string>();

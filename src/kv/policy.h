@@ -79,6 +79,8 @@ class KvPolicy {
   bool compat_paper() const { return compat_paper_; }
 
   const std::vector<SpecPart>& parts() const { return parts_; }
+  // A policy file's "model": the weights' sha256 it was prescribed for ("" when not stated).
+  const std::string& stated_model() const { return stated_model_; }
 
  private:
   std::vector<SpecPart> parts_;  // in order; later parts override earlier ones
@@ -92,6 +94,7 @@ class KvPolicy {
   std::shared_ptr<const Calibration> calibration_;
   Storage storage_ = Storage::kSimulated;
   bool compat_paper_ = false;
+  std::string stated_model_;
 };
 
 }  // namespace kvaudit::kv

@@ -69,7 +69,7 @@ class Service {
     model_ = std::make_unique<model::Model>(model::load_model(opt_.model_path, lo));
     tok_ = std::make_unique<text::Tokenizer>(text::Tokenizer::load_for_model(opt_.model_path));
     backend_ = engine::make_backend(device, *model_, {opt_.threads});
-    auto policy = eval::make_kv_policy(opt_.kv, model_->config.n_layers);
+    auto policy = eval::make_kv_policy(opt_.kv, model_->config.n_layers, model_->weights_sha256);
     policy = eval::calibrate_if_needed(std::move(policy), *backend_, opt_.model_path);
     kv_ = served_kv(*policy, opt_.kv);
 

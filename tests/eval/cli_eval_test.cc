@@ -531,6 +531,25 @@ TEST_F(CliEval, AnEditedPolicyFileIsNotResumed) {
       << err;
 }
 
+// A policy file's "model" names the weights it was prescribed for: on other weights its plan still
+// runs (a GGUF of the audited model has other bytes), with a note saying so; a "model" that is not a
+// string is refused.
+TEST_F(CliEval, APolicyForOtherWeightsRunsWithANote) {
+  const fs::path policy = root_ / "other_model.json", out = root_ / "other_model";
+  auto args = eval_args(model_, out);
+  args.insert(args.end(), {"--kv-policy", policy.string()});
+  std::ofstream(policy) << R"({"spec": "int4:token:asym", "model": "0123abcd"})" << "\n";
+  std::string err;
+  ASSERT_EQ(run_with_fsize_limit(args, RLIM_INFINITY, &err), 0) << err;
+  EXPECT_NE(err.find("note: --kv-policy " + policy.string() + " was prescribed for the weights 0123abcd; this model's are "),
+            std::string::npos)
+      << err;
+  std::ofstream(policy) << R"({"spec": "int4:token:asym", "model": 5})" << "\n";
+  err.clear();
+  EXPECT_EQ(run_with_fsize_limit(args, RLIM_INFINITY, &err), 2);
+  EXPECT_NE(err.find("\"model\" must be a string"), std::string::npos) << err;
+}
+
 // --full-responses asks for whole responses: an earlier run's early-stopped samples are not reused.
 TEST_F(CliEval, FullResponsesDoNotResumeEarlyStoppedSamples) {
   const fs::path out = root_ / "full_responses";

@@ -11,6 +11,7 @@
 #include <cuda_bf16.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <iterator>
 #include <span>
@@ -156,8 +157,8 @@ void launch(const uint16_t* w, int64_t m, const uint16_t* x, int64_t rows, int64
 }
 
 // The variants, each a row of gemv_kernels(): slabs of 2-8 KB a warp, 14-50 KB in flight. On an H100
-// (docs/PERFORMANCE.md, 8B shapes at 1 row) slabs of 128 beat 64 at every shape (q/k/v 34 against
-// 44-47 us) and 32 slabs in flight lost to 16.
+// (docs/PERFORMANCE.md, 8B shapes at 1 row, weights out of L2) cuBLASLt stays faster at every shape
+// but lm_head, where the wider slabs win (371-375 us against 390 for slabs of 64 and 394 for cuBLASLt).
 using Launch = void (*)(const uint16_t*, int64_t, const uint16_t*, int64_t, int64_t, int64_t, int, float*, int64_t,
                         int64_t);
 struct Variant {
@@ -170,9 +171,11 @@ constexpr Variant kVariants[] = {
     {{GemvOrder::kWeightsAsA, 128, 12}, launch<true, 128, 12>}, {{GemvOrder::kWeightsAsB, 256, 8}, launch<false, 256, 8>},
     {{GemvOrder::kWeightsAsA, 256, 4}, launch<true, 256, 4>},   {{GemvOrder::kWeightsAsA, 256, 6}, launch<true, 256, 6>},
 };
-constexpr GemvKernel kKernels[] = {kVariants[0].kernel, kVariants[1].kernel, kVariants[2].kernel, kVariants[3].kernel,
-                                   kVariants[4].kernel, kVariants[5].kernel, kVariants[6].kernel, kVariants[7].kernel};
-static_assert(std::size(kKernels) == std::size(kVariants));
+constexpr auto kKernels = [] {
+  std::array<GemvKernel, std::size(kVariants)> kernels{};
+  for (size_t i = 0; i < kernels.size(); ++i) kernels[i] = kVariants[i].kernel;
+  return kernels;
+}();
 
 }  // namespace
 

@@ -360,8 +360,11 @@ void run_server(const ServeOptions& opt, const ServeHooks& hooks) {
     }
     send_error(res, 500, "server_error", "", what);
   });
+  // Counted before the response goes out (cpp-httplib calls the logger after writing it): a client
+  // that reads /metrics right after its answer finds the answer counted.
+  http.set_post_routing_handler(
+      [&](const httplib::Request& req, httplib::Response& res) { svc.metrics().count(req.path, res.status); });
   http.set_logger([&](const httplib::Request& req, const httplib::Response& res) {
-    svc.metrics().count(req.path, res.status);
     log(fmt::format("{} {} {}", req.method, req.path, res.status));
   });
   http.Post("/v1/chat/completions", [&](const httplib::Request& q, httplib::Response& r) { svc.complete(q, r, Endpoint::kChat); });

@@ -47,6 +47,7 @@ constexpr int64_t kAnchorRows = 64;  // the reference algorithm is chosen for, a
 constexpr int64_t kMaxSliceRows = 1024;
 constexpr int64_t kMaxSliceFloats = int64_t(64) << 20;  // a slice's output, and each admission buffer
 constexpr int kCandidates = 4;                            // the heuristic's candidates tried per row count
+constexpr int kSmallCandidates = 8;  // ... up to 64 rows, where the fastest admitted one runs
 constexpr size_t kWorkspaceBytes = size_t(32) << 20;
 
 bool env_flag(const char* name, bool unset) {
@@ -70,6 +71,13 @@ bool trace_on() {
 // KVAUDIT_CUDA_LT_GEMV=0: our streaming kernels are not candidates (the A/B of docs/PERFORMANCE.md).
 bool gemv_on() {
   static const bool on = env_flag("KVAUDIT_CUDA_LT_GEMV", true);
+  return on;
+}
+
+// KVAUDIT_CUDA_LT_SMALL=0: up to 64 rows only the reference is tried (the code before 2026-12-05's
+// evening; the A/B of docs/PERFORMANCE.md).
+bool small_on() {
+  static const bool on = env_flag("KVAUDIT_CUDA_LT_SMALL", true);
   return on;
 }
 
@@ -245,15 +253,19 @@ class Lt {
                                          size_t(batch), cudaMemcpyDeviceToDevice, stream()));
   }
 
-  // The first candidate whose product of n probe rows (deterministic bf16 inputs, the call's own
-  // weights) is the anchor's, every output bit for bit: the reference itself up to 64 rows, else the
-  // heuristic's first no-split-K candidates for n rows, then the reference; up to 16 rows our
-  // streaming kernels instead where one gives the anchor's bits and is faster on the probe (on an
-  // H100 it gave the bits at every 8B shape and was slower than cuBLASLt at most of them).
+  // A candidate whose product of n probe rows (deterministic bf16 inputs, the call's own weights)
+  // is the anchor's, every output bit for bit, among the heuristic's first no-split-K candidates for
+  // n rows and the reference: above 64 rows the first admitted; up to 64 rows (a decode step, where
+  // the reference's tiles, chosen for 64 rows, can leave SMs idle) the fastest admitted on the probe.
+  // Up to 16 rows our streaming kernels instead where one gives the anchor's bits and is faster
+  // still (on an H100 it gave the bits at every 8B shape and was slower than cuBLASLt at most).
+  // Which admitted candidate wins a timing never changes an output.
   Choice admit(const bf16* w, int64_t m, int64_t k, int64_t kc, int batch, int64_t ld, int64_t n) {
     const cublasLtMatmulAlgo_t ref = algo_for(m, k, kc, batch, ld, kAnchorRows, true);
+    const bool timed = n <= kAnchorRows && small_on();
     std::vector<cublasLtMatmulAlgo_t> candidates;
     if (n > kAnchorRows) candidates = heuristic(m, k, kc, batch, ld, n, true, kCandidates);
+    if (timed) candidates = heuristic(m, k, kc, batch, ld, n, true, kSmallCandidates);
     if (std::none_of(candidates.begin(), candidates.end(),
                      [&](const cublasLtMatmulAlgo_t& a) { return std::memcmp(&a, &ref, sizeof a) == 0; }))
       candidates.push_back(ref);
@@ -284,23 +296,25 @@ class Lt {
                   (unequal == 0 ? "the anchor's bits, " + us(t) : std::to_string(unequal) + " outputs with other bits") +
                   "\n";
     }
-    for (size_t i = 0; i < candidates.size() && (chosen.anchor_passes || trace_on()); ++i) {
+    std::optional<float> chosen_ms;
+    for (size_t i = 0; i < candidates.size() && (chosen.anchor_passes || timed || trace_on()); ++i) {
       const cublasLtMatmulAlgo_t& c = candidates[i];
+      const auto run_c = [&] { return run(c, w, m, x, n, k, kc, batch, got_.data(), ld, n * ld) == CUBLAS_STATUS_SUCCESS; };
       const char* verdict = "refused";
       bool same = false;
-      if (run(c, w, m, x, n, k, kc, batch, got_.data(), ld, n * ld) == CUBLAS_STATUS_SUCCESS) {
+      if (run_c()) {
         same = count_unequal_cuda(want_.data(), anchor_n * ld, got_.data(), n * ld, batch, n, m, ld) == 0;
         verdict = same ? "the anchor's bits" : "other bits";
       }
-      if (same && chosen.anchor_passes) chosen = Choice{c, false, std::nullopt};
-      if (!trace_on()) {
-        if (!chosen.anchor_passes) break;
-        continue;
+      std::optional<float> t;
+      if ((same && timed) || trace_on()) t = median_ms(run_c);
+      if (same && (chosen.anchor_passes || (timed && t && (!chosen_ms || *t < *chosen_ms)))) {
+        chosen = Choice{c, false, std::nullopt};
+        chosen_ms = t;
       }
-      report += "  candidate " + std::to_string(i) + " " + describe(c) + ": " + verdict + ", " +
-                time_us([&] {
-                  return run(c, w, m, x, n, k, kc, batch, got_.data(), ld, n * ld) == CUBLAS_STATUS_SUCCESS;
-                }) + " at " + std::to_string(n) + " rows\n";
+      if (trace_on())
+        report += "  candidate " + std::to_string(i) + " " + describe(c) + ": " + verdict + ", " + us(t) + " at " +
+                  std::to_string(n) + " rows\n";
     }
     if (gemv) {
       const std::optional<float> lt = median_ms([&] {
@@ -394,10 +408,6 @@ class Lt {
   }
   static std::string us(std::optional<float> ms) {
     return ms ? std::to_string(int(1000.0f * *ms)) + " us" : std::string("(refused)");
-  }
-  template <typename Run>
-  std::string time_us(const Run& run_once) {
-    return us(median_ms(run_once));
   }
 
   const CublasLt& api_;

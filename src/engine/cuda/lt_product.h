@@ -6,10 +6,12 @@
 // algorithm, the heuristic's first for 64 rows with no split-K reduction allowed
 // (CUBLASLT_REDUCTION_SCHEME_NONE), and the ANCHOR is that algorithm run on 64 rows: it defines every
 // row's bits. A product of n rows runs in slices of at most 1,024 rows, and each slice's row count
-// n runs the first algorithm ADMITTED for exactly that geometry: the heuristic's first no-split-K
-// candidates for n rows (above 64), then the reference at n rows, each tried on a probe (the call's
-// own weights, deterministic inputs) and admitted when all its n x m outputs are the anchor's bit
-// for bit; where none is, the anchor itself over 64-row passes. Up to 16 rows our own streaming
+// n runs an algorithm ADMITTED for exactly that geometry: the heuristic's first no-split-K
+// candidates for n rows and the reference at n rows, each tried on a probe (the call's own weights,
+// deterministic inputs) and admitted when all its n x m outputs are the anchor's bit for bit; above
+// 64 rows the first admitted runs, up to 64 rows the fastest admitted on the probe (the reference's
+// tiles, chosen for 64 rows, can leave SMs idle on a decode step's few); where none is admitted, the
+// anchor itself over 64-row passes. Up to 16 rows our own streaming
 // kernels (gemv_bf16_cuda: both operand orders, several pipeline depths) are tried the same way and replace that choice where
 // they give the anchor's bits and run faster on the probe. Measured on an H200 (docs/
 // PERFORMANCE.md), some kernels compute the anchor's bits at one geometry and others at another

@@ -878,12 +878,7 @@ void attention_tiles(const cpu::AttentionParams& p, const float* q, const AttnRo
     }
   const int64_t max_chunks = (max_pos + 1 + kChunk - 1) / kChunk;
   const size_t smem = TileSmem(d, hpb).total;
-  static int smem_max = 0;
-  if (smem_max == 0) {
-    int dev = 0;
-    KVAUDIT_CUDA_CHECK(cudaGetDevice(&dev));
-    KVAUDIT_CUDA_CHECK(cudaDeviceGetAttribute(&smem_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  }
+  const int smem_max = device_limits().smem_optin;
   if (smem + 4096 > size_t(smem_max))
     throw_runtime("CUDA attention: head_dim " + std::to_string(d) + " needs " + std::to_string(smem) +
                   " bytes of shared memory per prefill tile, over the device's " + std::to_string(smem_max));
@@ -926,13 +921,7 @@ void attention_cuda(const cpu::AttentionParams& p, const float* q, const AttnRow
   if (max_chunks > 65535)
     throw_runtime("CUDA attention: " + std::to_string(max_keys) + " visible keys are over the " +
                   std::to_string(int64_t(65535) * kChunk) + " a launch can split");
-  static int sms = 0, smem_max = 0;  // the device's SM count and shared memory per block, read once
-  if (sms == 0) {
-    int dev = 0;
-    KVAUDIT_CUDA_CHECK(cudaGetDevice(&dev));
-    KVAUDIT_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    KVAUDIT_CUDA_CHECK(cudaDeviceGetAttribute(&smem_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  }
+  const int sms = device_limits().sms, smem_max = device_limits().smem_optin;
   // The most heads of one KV head per block (a divisor of the group) while the blocks still fill
   // the device four times over (a batch-1 decode of a short context keeps a block per head).
   const int group = p.n_heads / p.n_kv_heads;

@@ -12,6 +12,18 @@ void throw_runtime(const std::string& message) { throw std::runtime_error(messag
 
 void throw_usage(const std::string& message) { usage_error("{}", message); }
 
+const DeviceLimits& device_limits() {
+  static const DeviceLimits limits = [] {
+    int dev = 0, sms = 0, smem = 0, l2 = 0;
+    KVAUDIT_CUDA_CHECK(cudaGetDevice(&dev));
+    KVAUDIT_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    KVAUDIT_CUDA_CHECK(cudaDeviceGetAttribute(&smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    KVAUDIT_CUDA_CHECK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev));
+    return DeviceLimits{sms, smem, int64_t(l2)};
+  }();
+  return limits;
+}
+
 namespace {
 thread_local cudaStream_t current_stream = nullptr;  // the legacy default stream
 }  // namespace

@@ -4,6 +4,7 @@
 #pragma once
 #include <cuda_runtime_api.h>
 
+#include <cstdint>
 #include <string>
 
 namespace kvaudit::engine::cuda {
@@ -14,6 +15,15 @@ namespace kvaudit::engine::cuda {
 [[noreturn]] void throw_runtime(const std::string& message);
 // A bad setting (core/error.h's usage_error: exit status 2), for the .cu files that do not include fmt.
 [[noreturn]] void throw_usage(const std::string& message);
+
+// What the kernels' launch shapes depend on, read from the current device once per process (one
+// device a process).
+struct DeviceLimits {
+  int sms;              // multiprocessors
+  int smem_optin;       // shared memory a block may opt into, bytes
+  int64_t l2_bytes;     // L2 cache size
+};
+const DeviceLimits& device_limits();
 
 // The stream every kernel, cuBLASLt product and asynchronous copy of the engine goes to: the legacy
 // default stream (0), unless a StreamScope names another, as the backend does with its own

@@ -317,7 +317,7 @@ class Lt {
                   std::to_string(n) + " rows\n";
     }
     if (gemv) {
-      const std::optional<float> lt = median_ms([&] {
+      const std::optional<float> lt = chosen_ms ? chosen_ms : median_ms([&] {
         if (chosen.anchor_passes) {
           anchor_run(w, m, x, n, k, kc, batch, got_.data(), ld, n * ld);
           return true;
@@ -378,19 +378,14 @@ class Lt {
   // against cuBLASLt's 23, and the step with it was 7% slower (docs/PERFORMANCE.md).
   template <typename Run>
   std::optional<float> median_ms(const Run& run_once) {
-    static const size_t flush_bytes = [] {
-      int dev = 0, l2 = 0;
-      KVAUDIT_CUDA_CHECK(cudaGetDevice(&dev));
-      KVAUDIT_CUDA_CHECK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, dev));
-      return 2 * size_t(std::max(l2, 1 << 20));
-    }();
-    DeviceBuffer<uint8_t> flush(flush_bytes);
+    const size_t flush_bytes = 2 * size_t(std::max<int64_t>(device_limits().l2_bytes, 1 << 20));
+    if (flush_.size() < flush_bytes) flush_.resize(flush_bytes);
     cudaEvent_t t0, t1;
     KVAUDIT_CUDA_CHECK(cudaEventCreate(&t0));
     KVAUDIT_CUDA_CHECK(cudaEventCreate(&t1));
     std::vector<float> ms;
     for (int r = 0; r < 6; ++r) {
-      KVAUDIT_CUDA_CHECK(cudaMemsetAsync(flush.data(), r, flush_bytes, stream()));
+      KVAUDIT_CUDA_CHECK(cudaMemsetAsync(flush_.data(), r, flush_bytes, stream()));
       KVAUDIT_CUDA_CHECK(cudaEventRecord(t0, stream()));
       const bool ok = run_once();
       KVAUDIT_CUDA_CHECK(cudaEventRecord(t1, stream()));
@@ -420,6 +415,7 @@ class Lt {
   DeviceBuffer<float> want_, got_;     // an admission's anchor and candidate products
   DeviceBuffer<bf16> pad_x_;           // anchor_run's 64-row copy of fewer rows, and its product
   DeviceBuffer<float> pad_d_;
+  DeviceBuffer<uint8_t> flush_;        // median_ms's write of twice the L2 before each timed run
   static constexpr size_t kMaxLayouts = 4096;
   std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int, int64_t, int64_t>, std::unique_ptr<Layouts>> layouts_;
 };

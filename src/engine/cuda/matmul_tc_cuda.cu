@@ -246,13 +246,7 @@ int tc_matmul_config(int64_t n, std::span<const MatmulOutput> outs) {
   // (a batch-256 decode step's q/k/v, o and down projections of an 8B model have 64-96).
   int64_t tiles = 0;
   for (const MatmulOutput& o : outs) tiles += (o.m + 127) / 128;
-  static const int sms = [] {
-    int dev = 0, count = 0;
-    KVAUDIT_CUDA_CHECK(cudaGetDevice(&dev));
-    KVAUDIT_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, dev));
-    return count;
-  }();
-  return (n + 127) / 128 * tiles >= 2 * sms ? 2 : 1;
+  return (n + 127) / 128 * tiles >= 2 * device_limits().sms ? 2 : 1;
 }
 
 void tc_matmul_many_cuda(const float* x, int64_t n, int64_t k, std::span<const MatmulOutput> outs, int config) {

@@ -375,7 +375,9 @@ class Lt {
   // when the library refused it (run returns false). Each run starts with the weights out of L2 (a
   // write of twice its size first, outside the timing), as in a decode step, which reads every
   // layer's weights once: run again from L2, a 33 MB o_proj timed 21 us for a streaming kernel
-  // against cuBLASLt's 23, and the step with it was 7% slower (docs/PERFORMANCE.md).
+  // against cuBLASLt's 23, and the step with it was 7% slower (docs/PERFORMANCE.md). The write's
+  // dirty lines go back to memory while the timed run reads, so every time is a little long, alike
+  // for every candidate of a shape.
   template <typename Run>
   std::optional<float> median_ms(const Run& run_once) {
     const size_t flush_bytes = 2 * size_t(std::max<int64_t>(device_limits().l2_bytes, 1 << 20));

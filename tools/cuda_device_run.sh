@@ -83,7 +83,7 @@ for step in $steps; do
         window=(--launch-skip "$pskip" --launch-count "$pcount")
       fi
       KVAUDIT_CUDA_PROFILE_CALL=${PROFILE_CALL:-} KVAUDIT_CUDA_WEIGHTS=${KVAUDIT_CUDA_WEIGHTS:-bf16-lt} \
-        timeout 300 ncu --clock-control none \
+        timeout 300 ncu --clock-control none --cache-control "${NCU_CACHE:-all}" \
         --metrics gpu__time_duration.sum "${window[@]}" --csv "$C/kvaudit" bench --model "tools/cuda_configs/$pcfg" --random-weights --device cuda --batch "$pbatch" \
         --prompt-len "${PROFILE_PROMPT:-128}" --gen 8 --repeat 1 ${PROFILE_ARGS:-} >"$OUT/ncu.csv" 2>"$OUT/ncu.err" ||
         echo "ncu failed: $(tail -2 "$OUT/ncu.err")"

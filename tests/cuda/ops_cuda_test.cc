@@ -419,6 +419,48 @@ TEST(OpsCuda, RopeIsBitIdenticalToCpu) {
   }
 }
 
+// The packed q|k|v product given as parts, split, biased and rotated in one launch: each value its
+// parts added in order, then its bias, then the rotation cpu::rope does (partial rotary included),
+// with or without biases.
+TEST(OpsCuda, QkvRopeSplitsBiasesAndRotatesAsTheSeparateSteps) {
+  KVAUDIT_REQUIRE_CUDA();
+  for (const int head_dim : {8, 64}) {
+    for (const bool biased : {false, true}) {
+      const int hq = 4, hkv = 2, half = head_dim / 4, parts = 3;
+      const int64_t n = 5, q_dim = hq * head_dim, kv_dim = hkv * head_dim, m = q_dim + 2 * kv_dim;
+      std::vector<float> inv_freq(static_cast<size_t>(half));
+      for (int i = 0; i < half; ++i) inv_freq[size_t(i)] = std::pow(10000.0f, -2.0f * float(i) / float(2 * half));
+      std::vector<float> cs;
+      cuda::rope_table(inv_freq, 1.0f, 7, n, cs);
+      const auto p = uniform(size_t(parts * n * m), 3.0f, 11);  // [parts][n][m]
+      const auto bias = uniform(size_t(m), 1.0f, 12);
+      std::vector<float> ref(size_t(n * m));
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t j = 0; j < m; ++j) {
+          float x = p[size_t(t * m + j)];
+          for (int c = 1; c < parts; ++c) x += p[size_t(c * n * m + t * m + j)];
+          ref[size_t(t * m + j)] = biased ? x + bias[size_t(j)] : x;
+        }
+      std::vector<float> q(size_t(n * q_dim)), k(size_t(n * kv_dim)), v(size_t(n * kv_dim));
+      for (int64_t t = 0; t < n; ++t) {
+        std::copy_n(ref.begin() + t * m, q_dim, q.begin() + t * q_dim);
+        std::copy_n(ref.begin() + t * m + q_dim, kv_dim, k.begin() + t * kv_dim);
+        std::copy_n(ref.begin() + t * m + q_dim + kv_dim, kv_dim, v.begin() + t * kv_dim);
+      }
+      cuda::rope_host(q.data(), n, hq, head_dim, half, cs.data());
+      cuda::rope_host(k.data(), n, hkv, head_dim, half, cs.data());
+      DeviceBuffer<float> dp(p), db(bias), dcs(cs), dq(q.size()), dk(k.size()), dv(v.size());
+      const cuda::QkvBias b = biased ? cuda::QkvBias{db.data(), db.data() + q_dim, db.data() + q_dim + kv_dim}
+                                     : cuda::QkvBias{};
+      cuda::qkv_rope_cuda(cuda::PartSums{dp.data(), m, parts, n * m}, b, dq.data(), hq, dk.data(), dv.data(), hkv, n,
+                          head_dim, half, dcs.data());
+      EXPECT_TRUE(same_bits(dq.download().data(), q.data(), q.size())) << head_dim << " " << biased;
+      EXPECT_TRUE(same_bits(dk.download().data(), k.data(), k.size())) << head_dim << " " << biased;
+      EXPECT_TRUE(same_bits(dv.download().data(), v.data(), v.size())) << head_dim << " " << biased;
+    }
+  }
+}
+
 TEST(OpsCuda, GatedActivationsAndSoftcapMatchCpu) {
   KVAUDIT_REQUIRE_CUDA();
   const int64_t n = 4, d_ff = 77;

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "engine/cuda/cuda_check.h"
+#include "engine/cuda/pdl.cuh"
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/ops_cuda.h"
 
@@ -54,6 +55,8 @@ __device__ int final_index(const float* row, int64_t bi, int64_t n) { return row
 __global__ void __launch_bounds__(kThreads) argmax_kernel(const float* __restrict__ x, int64_t n, int segs, int64_t seg,
                                                            float* __restrict__ seg_v, int64_t* __restrict__ seg_i,
                                                            int* __restrict__ out) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t r = int64_t(blockIdx.x) / segs, i0 = int64_t(blockIdx.x) % segs * seg;
   const float* row = x + r * n;
   float bv;
@@ -72,6 +75,8 @@ __global__ void __launch_bounds__(kThreads) argmax_kernel(const float* __restric
 __global__ void __launch_bounds__(kThreads) argmax_merge_kernel(const float* __restrict__ x, int64_t n, int segs,
                                                                  const float* __restrict__ seg_v,
                                                                  const int64_t* __restrict__ seg_i, int* __restrict__ out) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t r = blockIdx.x;
   float bv = -INFINITY;
   int64_t bi = n;
@@ -99,11 +104,9 @@ void argmax_rows_cuda(const float* x, int64_t n_rows, int64_t n, int* out) {
     seg_v.resize(size_t(n_rows * segs));
     seg_i.resize(size_t(n_rows * segs));
   }
-  argmax_kernel<<<unsigned(n_rows * segs), kThreads, 0, stream()>>>(x, n, segs, seg, seg_v.data(), seg_i.data(), out);
-  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+  launch_pdl(argmax_kernel, unsigned(n_rows * segs), kThreads, 0, x, n, segs, seg, seg_v.data(), seg_i.data(), out);
   if (segs > 1) {
-    argmax_merge_kernel<<<unsigned(n_rows), kThreads, 0, stream()>>>(x, n, segs, seg_v.data(), seg_i.data(), out);
-    KVAUDIT_CUDA_CHECK(cudaGetLastError());
+    launch_pdl(argmax_merge_kernel, unsigned(n_rows), kThreads, 0, x, n, segs, seg_v.data(), seg_i.data(), out);
   }
 }
 

@@ -27,6 +27,7 @@
 #include <cuda_fp16.h>
 
 #include "engine/cuda/cuda_check.h"
+#include "engine/cuda/pdl.cuh"
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/kv_decode8.cuh"
 #include "engine/cuda/ops_cuda.h"
@@ -475,6 +476,8 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
                                                              const SlotKv* __restrict__ slots_kv, Partials part,
                                                              int span, RowOrder order, Out out,
                                                              unsigned* __restrict__ arrived, int hpb_launch) {
+  pdl_wait();
+  pdl_trigger();
   static_assert(!TC || (HPB_T <= kMmaRows && kChunk == 8 * kWarps));
   static_assert(TC || HPB_T > 0);
   const int HPB = HPB_T > 0 ? HPB_T : hpb_launch;
@@ -685,6 +688,8 @@ __global__ void __launch_bounds__(kThreads, 3) attention_tile_kernel(cpu::Attent
                                                                   const SlotKv* __restrict__ slots_kv,
                                                                   const AttnTile* __restrict__ tiles, int64_t t0,
                                                                   Partials part, Out out, int hpb) {
+  pdl_wait();
+  pdl_trigger();
   static_assert(kChunk == 8 * kWarps);
   const int HPB = hpb;
   extern __shared__ float4 smem4[];
@@ -807,9 +812,8 @@ void launch_tiles(int hpb, const cpu::AttentionParams& p, size_t smem, const flo
     KVAUDIT_CUDA_CHECK(cudaFuncSetAttribute(attention_tile_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     allowed = smem;
   }
-  attention_tile_kernel<D><<<dim3(unsigned(n_tiles), unsigned(p.n_heads / hpb)), kThreads, smem, stream()>>>(
-      p, q, rows, slots_kv, tiles, t0, part, out, hpb);
-  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+  launch_pdl(attention_tile_kernel<D>, dim3(unsigned(n_tiles), unsigned(p.n_heads / hpb)), kThreads, smem, p, q, rows,
+             slots_kv, tiles, t0, part, out, hpb);
 }
 
 template <int HPB_T, bool TC, int D>
@@ -825,9 +829,8 @@ void launch(int hpb, const cpu::AttentionParams& p, size_t smem, const float* q,
         cudaFuncSetAttribute(attention_kernel<HPB_T, TC, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     allowed = smem;
   }
-  attention_kernel<HPB_T, TC, D><<<dim3(unsigned(n_rows), unsigned(p.n_heads / hpb), zs), kThreads, smem, stream()>>>(
-      p, q, rows, slots_kv, part, span, order, out, arrived, hpb);
-  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+  launch_pdl(attention_kernel<HPB_T, TC, D>, dim3(unsigned(n_rows), unsigned(p.n_heads / hpb), zs), kThreads, smem, p,
+             q, rows, slots_kv, part, span, order, out, arrived, hpb);
 }
 
 // fp32: an instantiation per heads-per-block; tensor cores: per common head_dim.

@@ -16,6 +16,10 @@ namespace kvaudit::engine::cuda {
 // A bad setting (core/error.h's usage_error: exit status 2), for the .cu files that do not include fmt.
 [[noreturn]] void throw_usage(const std::string& message);
 
+// A 0/1 switch of the environment (the engine's A/Bs): `unset` where it is unset or empty; any
+// other value than 0 or 1 is a usage error naming it.
+bool env_flag(const char* name, bool unset);
+
 // What the kernels' launch shapes depend on, read from the current device once per process (one
 // device a process).
 struct DeviceLimits {
@@ -24,6 +28,10 @@ struct DeviceLimits {
   int64_t l2_bytes;     // L2 cache size
 };
 const DeviceLimits& device_limits();
+
+// Whether kernels go out as programmatic dependent launches (pdl.cuh): a device of compute
+// capability 9.0 or later, unless KVAUDIT_CUDA_PDL=0.
+bool pdl_on();
 
 // The stream every kernel, cuBLASLt product and asynchronous copy of the engine goes to: the legacy
 // default stream (0), unless a StreamScope names another, as the backend does with its own

@@ -403,13 +403,14 @@ class StepGraphs {
 // KVAUDIT_CUDA_ATTN_TILES=0: every prefill row through attention's row kernel (the A/B of
 // docs/PERFORMANCE.md; the same bits either way).
 bool attn_tiles_on() {
-  static const bool on = [] {
-    const char* env = std::getenv("KVAUDIT_CUDA_ATTN_TILES");
-    if (env == nullptr || *env == '\0') return true;
-    const std::string e = env;
-    if (e != "0" && e != "1") usage_error("KVAUDIT_CUDA_ATTN_TILES: '{}' is not 0 or 1", e);
-    return e == "1";
-  }();
+  static const bool on = cuda::env_flag("KVAUDIT_CUDA_ATTN_TILES", true);
+  return on;
+}
+
+// KVAUDIT_CUDA_QKV_ROPE=0: q|k|v split, biased and rotated by separate launches (the A/B of
+// docs/PERFORMANCE.md; the same bits either way).
+bool qkv_rope_on() {
+  static const bool on = cuda::env_flag("KVAUDIT_CUDA_QKV_ROPE", true);
   return on;
 }
 
@@ -937,34 +938,48 @@ void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* 
   kv_.resize(size_t(2 * n * kv_dim));
   float* k = kv_.data();     // [n, kv_dim]
   float* v = k + n * kv_dim;  // [n, kv_dim]
-  // q = q_proj(x), k = k_proj(x), v = v_proj(x)   (+ bias: qwen2, attention_bias)
-  const cuda::MatmulOutput qkv[] = {{lw.wq.ptr(), q_dim, q_.data()}, {lw.wk.ptr(), kv_dim, k}, {lw.wv.ptr(), kv_dim, v}};
-  if (fused_)
-    cuda::lt_matmul_many_bf16_cuda(ab_.data(), n, d, qkv, lt_invariant_);
-  else
-    cuda::matmul_many_cuda(a, n, d, lw.wq.type, qkv);
-  if (!lw.bq.empty()) cuda::add_bias_cuda(q_.data(), n, q_dim, lw.bq.data());
-  if (!lw.bk.empty()) cuda::add_bias_cuda(k, n, kv_dim, lw.bk.data());
-  if (!lw.bv.empty()) cuda::add_bias_cuda(v, n, kv_dim, lw.bv.data());
-  // q = q_norm(q), k = k_norm(k): per head over head_dim (qwen3) or over the projection (olmo2)
-  // (the k norm of a sequence whose cache takes keys before it runs after its upload)
-  if (m_.arch.qk_norm == model::QkNorm::kPerHead) norm(lw.q_norm, q_.data(), n * c.n_heads, c.head_dim, q_.data());
-  if (m_.arch.qk_norm == model::QkNorm::kFull) norm(lw.q_norm, q_.data(), n, q_dim, q_.data());
-  if (std::none_of(slots.begin(), slots.end(), [&](const Slot& s) { return keys_before_k_norm(l, s); })) {
-    k_norm(l, k, n);  // one launch for the whole batch
-  } else {
-    for (const Slot& s : slots)
-      if (!keys_before_k_norm(l, s)) k_norm(l, k + s.off * kv_dim, s.n);
-  }
-  int64_t max_pos = 0;
-  for (const Slot& s : slots) max_pos = std::max(max_pos, s.pos + s.n - 1);
   // The host path (and the KV hooks) take the keys before RoPE, with the values; else q and k
-  // rotate in one launch.
+  // rotate on the device.
   const bool hook_kv = hooks && hooks->on_kv;
   const bool keys_to_host = any_host_ || hook_kv;
-  // q = apply_rotary_pos_emb(q), k = apply_rotary_pos_emb(k) on the device
-  if (keys_to_host || !any_device_) cuda::rope_cuda(q_.data(), n, c.n_heads, c.head_dim, half_, cs_.data());
-  else cuda::rope2_cuda(q_.data(), c.n_heads, k, c.n_kv_heads, n, c.head_dim, half_, cs_.data());
+  int64_t max_pos = 0;
+  for (const Slot& s : slots) max_pos = std::max(max_pos, s.pos + s.n - 1);
+  if (qkv_rope_on() && fused_ && !keys_to_host && any_device_ && m_.arch.qk_norm == model::QkNorm::kNone &&
+      c.head_dim % 2 == 0 && lw.wq.packed && lw.wk.packed == lw.wq.packed + q_dim * d && lw.wv.packed == lw.wk.packed + kv_dim * d) {
+    // q|k|v as one product, its parts split into q, k and v, biased and rotated by one launch
+    // (qkv_rope_cuda: the same bits as the steps below)
+    const cuda::QkvBias bias{lw.bq.empty() ? nullptr : lw.bq.data(), lw.bk.empty() ? nullptr : lw.bk.data(),
+                             lw.bv.empty() ? nullptr : lw.bv.data()};
+    cuda::lt_products_cuda(ab_.data(), n, d, lw.wq.packed, q_dim + 2 * kv_dim, lt_invariant_,
+                           [&](const cuda::PartSums& p, int64_t t0, int64_t rows) {
+                             cuda::qkv_rope_cuda(p, bias, q_.data() + t0 * q_dim, c.n_heads, k + t0 * kv_dim,
+                                                 v + t0 * kv_dim, c.n_kv_heads, rows, c.head_dim, half_,
+                                                 cs_.data() + t0 * 2 * half_);
+                           });
+  } else {
+    // q = q_proj(x), k = k_proj(x), v = v_proj(x)   (+ bias: qwen2, attention_bias)
+    const cuda::MatmulOutput qkv[] = {{lw.wq.ptr(), q_dim, q_.data()}, {lw.wk.ptr(), kv_dim, k}, {lw.wv.ptr(), kv_dim, v}};
+    if (fused_)
+      cuda::lt_matmul_many_bf16_cuda(ab_.data(), n, d, qkv, lt_invariant_);
+    else
+      cuda::matmul_many_cuda(a, n, d, lw.wq.type, qkv);
+    if (!lw.bq.empty()) cuda::add_bias_cuda(q_.data(), n, q_dim, lw.bq.data());
+    if (!lw.bk.empty()) cuda::add_bias_cuda(k, n, kv_dim, lw.bk.data());
+    if (!lw.bv.empty()) cuda::add_bias_cuda(v, n, kv_dim, lw.bv.data());
+    // q = q_norm(q), k = k_norm(k): per head over head_dim (qwen3) or over the projection (olmo2)
+    // (the k norm of a sequence whose cache takes keys before it runs after its upload)
+    if (m_.arch.qk_norm == model::QkNorm::kPerHead) norm(lw.q_norm, q_.data(), n * c.n_heads, c.head_dim, q_.data());
+    if (m_.arch.qk_norm == model::QkNorm::kFull) norm(lw.q_norm, q_.data(), n, q_dim, q_.data());
+    if (std::none_of(slots.begin(), slots.end(), [&](const Slot& s) { return keys_before_k_norm(l, s); })) {
+      k_norm(l, k, n);  // one launch for the whole batch
+    } else {
+      for (const Slot& s : slots)
+        if (!keys_before_k_norm(l, s)) k_norm(l, k + s.off * kv_dim, s.n);
+    }
+    // q = apply_rotary_pos_emb(q), k = apply_rotary_pos_emb(k) on the device
+    if (keys_to_host || !any_device_) cuda::rope_cuda(q_.data(), n, c.n_heads, c.head_dim, half_, cs_.data());
+    else cuda::rope2_cuda(q_.data(), c.n_heads, k, c.n_kv_heads, n, c.head_dim, half_, cs_.data());
+  }
   if (keys_to_host) {
     kv_host_.resize(kv_.size());
     KVAUDIT_CUDA_CHECK(cudaMemcpy(kv_host_.data(), kv_.data(), kv_.size() * sizeof(float), cudaMemcpyDeviceToHost));

@@ -13,6 +13,7 @@
 #include <cfloat>
 
 #include "engine/cuda/cuda_check.h"
+#include "engine/cuda/pdl.cuh"
 #include "engine/cuda/ops_cuda.h"
 
 namespace kvaudit::engine::cuda {
@@ -98,6 +99,8 @@ __global__ void __launch_bounds__(kThreads) fit_tensor_kernel(const SlotKv* __re
                                                               const SlotRows* __restrict__ rows,
                                                               const float* __restrict__ k_new,
                                                               const float* __restrict__ v_new) {
+  pdl_wait();
+  pdl_trigger();
   const SlotKv& skv = slots_kv[blockIdx.x];
   const bool keys = blockIdx.y == 0;
   if (!skv.write || !(keys ? skv.fit_k : skv.fit_v)) return;
@@ -117,6 +120,8 @@ __global__ void __launch_bounds__(kThreads) row_kernel(const SlotKv* __restrict_
                                                        const SlotRows* __restrict__ rows,
                                                        const float* __restrict__ k_new,
                                                        const float* __restrict__ v_new) {
+  pdl_wait();
+  pdl_trigger();
   __shared__ float s_scale[kMaxKvSets], s_zero[kMaxKvSets], s_qscale[kMaxKvSets];
   __shared__ float s_fp8;
   extern __shared__ float xs[];  // [width] the row in stored (position) order, then [width] ggml codes
@@ -198,6 +203,8 @@ __global__ void __launch_bounds__(kThreads) channel_kernel(const SlotKv* __restr
                                                            const SlotRows* __restrict__ rows,
                                                            const float* __restrict__ k_new,
                                                            const float* __restrict__ v_new) {
+  pdl_wait();
+  pdl_trigger();
   extern __shared__ float sp[];  // [3, width]: stored scale, zero, the scale codes are computed with
   const SlotKv& skv = slots_kv[blockIdx.y];
   if (!skv.write) return;
@@ -231,6 +238,8 @@ __global__ void __launch_bounds__(kThreads) residual_kernel(const SlotKv* __rest
                                                             const SlotRows* __restrict__ rows,
                                                             const float* __restrict__ k_new,
                                                             const float* __restrict__ v_new) {
+  pdl_wait();
+  pdl_trigger();
   const SlotKv& skv = slots_kv[blockIdx.y];
   if (!skv.write) return;
   const Site site(skv, rows[blockIdx.y], blockIdx.z == 0, k_new, v_new);
@@ -247,24 +256,14 @@ void kv_write_cuda(const SlotKv* slots_kv, const SlotRows* rows, int64_t n_slots
                    const float* k, const float* v) {
   if (n_slots == 0 || b.new_rows == 0) return;
   const unsigned s = unsigned(n_slots);
-  if (b.fit) {
-    fit_tensor_kernel<<<dim3(s, 2), kThreads, 0, stream()>>>(slots_kv, rows, k, v);
-    KVAUDIT_CUDA_CHECK(cudaGetLastError());
-  }
-  if (b.quantized > 0) {
-    row_kernel<<<dim3(unsigned(b.quantized), s, 2), kThreads, size_t(b.width) * (sizeof(float) + 1), stream()>>>(slots_kv, rows,
-                                                                                                        k, v);
-    KVAUDIT_CUDA_CHECK(cudaGetLastError());
-  }
-  if (b.blocks > 0) {
-    channel_kernel<<<dim3(unsigned(b.blocks), s, 2), kThreads, 3 * sizeof(float) * size_t(b.width), stream()>>>(slots_kv, rows,
-                                                                                                       k, v);
-    KVAUDIT_CUDA_CHECK(cudaGetLastError());
-  }
-  if (b.ring) {
-    residual_kernel<<<dim3(unsigned(b.new_rows), s, 2), kThreads, 0, stream()>>>(slots_kv, rows, k, v);
-    KVAUDIT_CUDA_CHECK(cudaGetLastError());
-  }
+  if (b.fit) launch_pdl(fit_tensor_kernel, dim3(s, 2), kThreads, 0, slots_kv, rows, k, v);
+  if (b.quantized > 0)
+    launch_pdl(row_kernel, dim3(unsigned(b.quantized), s, 2), kThreads, size_t(b.width) * (sizeof(float) + 1), slots_kv,
+               rows, k, v);
+  if (b.blocks > 0)
+    launch_pdl(channel_kernel, dim3(unsigned(b.blocks), s, 2), kThreads, 3 * sizeof(float) * size_t(b.width), slots_kv,
+               rows, k, v);
+  if (b.ring) launch_pdl(residual_kernel, dim3(unsigned(b.new_rows), s, 2), kThreads, 0, slots_kv, rows, k, v);
 }
 
 }  // namespace kvaudit::engine::cuda

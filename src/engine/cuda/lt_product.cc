@@ -50,13 +50,6 @@ constexpr int kCandidates = 4;                            // the heuristic's can
 constexpr int kSmallCandidates = 8;  // ... up to 64 rows, where the fastest admitted one runs
 constexpr size_t kWorkspaceBytes = size_t(32) << 20;
 
-bool env_flag(const char* name, bool unset) {
-  const char* env = std::getenv(name);
-  if (env == nullptr || *env == '\0') return unset;
-  const std::string e = env;
-  if (e != "0" && e != "1") throw_usage(std::string(name) + ": '" + e + "' is not 0 or 1");
-  return e == "1";
-}
 // KVAUDIT_CUDA_LT_ADMIT=0: every row count runs the reference at its own row count, unchecked (the
 // code before 2026-12-04's night; the A/B of docs/PERFORMANCE.md); KVAUDIT_CUDA_LT_TRACE=1: each
 // admission printed to stderr, with the candidates' times.

@@ -17,6 +17,7 @@
 #include <span>
 
 #include "engine/cuda/cuda_check.h"
+#include "engine/cuda/pdl.cuh"
 #include "engine/cuda/lt_product.h"
 
 namespace kvaudit::engine::cuda {
@@ -65,6 +66,8 @@ template <bool W_AS_A, int SLAB_K, int STAGES>
 __global__ void __launch_bounds__(32) gemv_kernel(const uint16_t* __restrict__ w, int64_t m, const uint16_t* __restrict__ x,
                                                   int rows, int64_t k, int64_t kc, float* __restrict__ d, int64_t ld,
                                                   int64_t stride) {
+  pdl_wait();
+  pdl_trigger();
   constexpr int kCols = W_AS_A ? 16 : 8, kSlabK = SLAB_K, kSlabLd = slab_ld<SLAB_K>();
   extern __shared__ float4 smem4[];
   auto* slabs = reinterpret_cast<uint16_t*>(smem4);  // [STAGES][kCols][kSlabLd]
@@ -152,8 +155,7 @@ void launch(const uint16_t* w, int64_t m, const uint16_t* x, int64_t rows, int64
     opened = true;
   }
   const dim3 grid(unsigned((m + kCols - 1) / kCols), unsigned(batch));
-  gemv_kernel<W_AS_A, SLAB_K, STAGES><<<grid, 32, smem, stream()>>>(w, m, x, int(rows), k, kc, d, ld, stride);
-  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+  launch_pdl(gemv_kernel<W_AS_A, SLAB_K, STAGES>, grid, 32, smem, w, m, x, int(rows), k, kc, d, ld, stride);
 }
 
 // The variants, each a row of gemv_kernels(): slabs of 2-8 KB a warp, 14-50 KB in flight. On an H100

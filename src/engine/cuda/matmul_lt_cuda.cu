@@ -16,6 +16,7 @@
 #include <string>
 
 #include "engine/cuda/cuda_check.h"
+#include "engine/cuda/pdl.cuh"
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/lt_product.h"
 #include "engine/cuda/ops_cuda.h"
@@ -43,6 +44,8 @@ struct Split {
 // column o belongs to; V: four columns a thread (split4_ok).
 template <bool V>
 __global__ void add_chunks_kernel(PartSums p, int64_t rows, int64_t m_total, Split split) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t o = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * (V ? 4 : 1);
   if (o >= m_total) return;
   int j = 0;
@@ -105,10 +108,9 @@ void packed_products(const bf16* x, int64_t n, int64_t k, const bf16* w, int64_t
     Split s = split;
     for (int j = 0; j < s.count; ++j) s.y[j] += t0 * s.m[j];
     if (split4_ok(p, s))
-      add_chunks_kernel<true><<<rows_cols_grid(rows, m_total, 4, 256), 256, 0, stream()>>>(p, rows, m_total, s);
+      launch_pdl(add_chunks_kernel<true>, rows_cols_grid(rows, m_total, 4, 256), 256, 0, p, rows, m_total, s);
     else
-      add_chunks_kernel<false><<<rows_cols_grid(rows, m_total, 1, 256), 256, 0, stream()>>>(p, rows, m_total, s);
-    KVAUDIT_CUDA_CHECK(cudaGetLastError());
+      launch_pdl(add_chunks_kernel<false>, rows_cols_grid(rows, m_total, 1, 256), 256, 0, p, rows, m_total, s);
   });
 }
 

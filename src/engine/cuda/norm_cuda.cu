@@ -4,6 +4,7 @@
 #include <cuda_bf16.h>
 
 #include "engine/cuda/cuda_check.h"
+#include "engine/cuda/pdl.cuh"
 #include "engine/cuda/ops_cuda.h"
 #include "engine/cuda/part_sums.cuh"
 
@@ -25,6 +26,8 @@ unsigned threads_for(int64_t d) {
 // one launch fewer. y (fp32) and yb (bf16 bits) are each written where non-null; w null: the add only.
 __global__ void rmsnorm_kernel(bool one_plus, float* x, PartSums add, int d, const float* w, float eps, float* y,
                                uint16_t* yb) {
+  pdl_wait();
+  pdl_trigger();
   __shared__ float part[kMaxThreads];
   const int threads = int(blockDim.x);
   const int64_t row = blockIdx.x;
@@ -83,9 +86,8 @@ __global__ void rmsnorm_kernel(bool one_plus, float* x, PartSums add, int d, con
 void rmsnorm_cuda(cpu::NormKind kind, const float* x, int64_t n, int64_t d, const float* w, float eps, float* y) {
   if (n == 0) return;
   // x is only read here (no add), so dropping const is safe.
-  rmsnorm_kernel<<<unsigned(n), threads_for(d), 0, stream()>>>(kind == cpu::NormKind::kRmsOnePlus, const_cast<float*>(x), PartSums{nullptr, 0},
-                                            int(d), w, eps, y, nullptr);
-  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+  launch_pdl(rmsnorm_kernel, unsigned(n), threads_for(d), 0, kind == cpu::NormKind::kRmsOnePlus, const_cast<float*>(x),
+             PartSums{nullptr, 0}, int(d), w, eps, y, nullptr);
 }
 
 void add_rmsnorm_cuda(cpu::NormKind kind, float* x, const float* add, int64_t n, int64_t d, const float* w, float eps,
@@ -96,8 +98,8 @@ void add_rmsnorm_cuda(cpu::NormKind kind, float* x, const float* add, int64_t n,
 void add_parts_rmsnorm_cuda(cpu::NormKind kind, float* x, const PartSums& add, int64_t n, int64_t d, const float* w,
                             float eps, float* y, uint16_t* yb) {
   if (n == 0) return;
-  rmsnorm_kernel<<<unsigned(n), threads_for(d), 0, stream()>>>(kind == cpu::NormKind::kRmsOnePlus, x, add, int(d), w, eps, y, yb);
-  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+  launch_pdl(rmsnorm_kernel, unsigned(n), threads_for(d), 0, kind == cpu::NormKind::kRmsOnePlus, x, add, int(d), w, eps,
+             y, yb);
 }
 
 }  // namespace kvaudit::engine::cuda

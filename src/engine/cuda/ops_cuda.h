@@ -139,6 +139,19 @@ void rope_cuda(float* x, int64_t n, int n_heads, int head_dim, int half, const f
 // rope_cuda on q [n, n_heads, head_dim] and k [n, n_kv_heads, head_dim] in one launch.
 void rope2_cuda(float* q, int n_heads, float* k, int n_kv_heads, int64_t n, int head_dim, int half, const float* cs);
 
+// The biases of q, k and v (device, each null where the model has none).
+struct QkvBias {
+  const float* q = nullptr;
+  const float* k = nullptr;
+  const float* v = nullptr;
+};
+// The packed product q|k|v [n, (n_heads + 2 n_kv_heads) head_dim] given as parts (PartSums), split
+// into q [n, n_heads, head_dim], k and v [n, n_kv_heads, head_dim] with its biases added and q and k
+// rotated: the bits of its parts added (lt_matmul_many_bf16_cuda's split), add_bias_cuda on each,
+// then rope2_cuda, in one launch.
+void qkv_rope_cuda(const PartSums& parts, const QkvBias& bias, float* q, int n_heads, float* k, float* v,
+                   int n_kv_heads, int64_t n, int head_dim, int half, const float* cs);
+
 // The same rotation on host rows (for the K rows the host cache stores), bit-identical to both.
 void rope_host(float* x, int64_t n, int n_heads, int head_dim, int half, const float* cs);
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "engine/cuda/cuda_check.h"
+#include "engine/cuda/pdl.cuh"
 #include "engine/cuda/ops_cuda.h"
 #include "engine/cuda/part_sums.cuh"
 
@@ -16,11 +17,15 @@ constexpr int kThreads = 256;
 unsigned blocks_for(int64_t n) { return unsigned((n + kThreads - 1) / kThreads); }
 
 __global__ void add_kernel(float* x, const float* y, int64_t n) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
   if (i < n) x[i] = __fadd_rn(x[i], y[i]);
 }
 
 __global__ void bias_kernel(float* y, int64_t n_elems, int64_t m, const float* bias) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
   if (i < n_elems) y[i] = __fadd_rn(y[i], bias[i % m]);
 }
@@ -33,6 +38,8 @@ __device__ inline float act_value(bool silu, float g) {
 }
 
 __global__ void gated_kernel(bool silu, const float* gate, const float* up, int64_t n_elems, float* out) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
   if (i < n_elems) out[i] = __fmul_rn(act_value(silu, gate[i]), up[i]);
 }
@@ -42,6 +49,8 @@ __global__ void gated_kernel(bool silu, const float* gate, const float* up, int6
 template <bool V>
 __global__ void gated_parts_kernel(bool silu, PartSums gate, PartSums up, int64_t n, int64_t d_ff,
                                    __nv_bfloat16* __restrict__ out) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t j = (int64_t(blockIdx.x) * kThreads + threadIdx.x) * (V ? 4 : 1);
   if (j >= d_ff) return;
   for (int64_t t = blockIdx.y; t < n; t += gridDim.y) {
@@ -62,6 +71,8 @@ __global__ void gated_parts_kernel(bool silu, PartSums gate, PartSums up, int64_
 }
 
 __global__ void softcap_kernel(float* x, int64_t n, float cap) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
   if (i < n) x[i] = __fmul_rn(cap, tanhf(__fdiv_rn(x[i], cap)));
 }
@@ -71,6 +82,8 @@ __device__ inline float load(const __nv_bfloat16* t, int64_t i) { return __bfloa
 
 template <typename W>
 __global__ void embed_kernel(const int* tokens, int64_t n_elems, const W* table, int64_t d, float scale, float* x) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
   if (i >= n_elems) return;
   const float e = load(table, int64_t(tokens[i / d]) * d + i % d);
@@ -78,6 +91,8 @@ __global__ void embed_kernel(const int* tokens, int64_t n_elems, const W* table,
 }
 
 __global__ void gather_kernel(const float* src, const int64_t* rows, int64_t n_elems, int64_t d, float* dst) {
+  pdl_wait();
+  pdl_trigger();
   const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
   if (i < n_elems) dst[i] = src[rows[i / d] * d + i % d];
 }
@@ -100,20 +115,17 @@ void scatter_cuda(const CopySegment* segments, int64_t n_segments, int64_t max_n
 
 void add_inplace_cuda(float* x, const float* y, int64_t n) {
   if (n == 0) return;
-  add_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(x, y, n);
-  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+  launch_pdl(add_kernel, blocks_for(n), kThreads, 0, x, y, n);
 }
 
 void add_bias_cuda(float* y, int64_t n, int64_t m, const float* bias) {
   if (n * m == 0) return;
-  bias_kernel<<<blocks_for(n * m), kThreads, 0, stream()>>>(y, n * m, m, bias);
-  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+  launch_pdl(bias_kernel, blocks_for(n * m), kThreads, 0, y, n * m, m, bias);
 }
 
 void gated_activation_cuda(cpu::Activation act, const float* gate, const float* up, int64_t n, int64_t d_ff, float* out) {
   if (n * d_ff == 0) return;
-  gated_kernel<<<blocks_for(n * d_ff), kThreads, 0, stream()>>>(act == cpu::Activation::kSilu, gate, up, n * d_ff, out);
-  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+  launch_pdl(gated_kernel, blocks_for(n * d_ff), kThreads, 0, act == cpu::Activation::kSilu, gate, up, n * d_ff, out);
 }
 
 void gated_parts_cuda(cpu::Activation act, const PartSums& gate, const PartSums& up, int64_t n, int64_t d_ff,
@@ -122,31 +134,31 @@ void gated_parts_cuda(cpu::Activation act, const PartSums& gate, const PartSums&
   const bool silu = act == cpu::Activation::kSilu;
   auto* out = reinterpret_cast<__nv_bfloat16*>(outb);
   if (d_ff % 4 == 0 && reinterpret_cast<uintptr_t>(outb) % 8 == 0 && sums4_ok(gate) && sums4_ok(up))
-    gated_parts_kernel<true><<<rows_cols_grid(n, d_ff, 4, kThreads), kThreads, 0, stream()>>>(silu, gate, up, n, d_ff, out);
+    launch_pdl(gated_parts_kernel<true>, rows_cols_grid(n, d_ff, 4, kThreads), kThreads, 0, silu, gate, up, n, d_ff,
+               out);
   else
-    gated_parts_kernel<false><<<rows_cols_grid(n, d_ff, 1, kThreads), kThreads, 0, stream()>>>(silu, gate, up, n, d_ff, out);
-  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+    launch_pdl(gated_parts_kernel<false>, rows_cols_grid(n, d_ff, 1, kThreads), kThreads, 0, silu, gate, up, n, d_ff,
+               out);
 }
 
 void softcap_cuda(float* x, int64_t n, float cap) {
   if (n == 0) return;
-  softcap_kernel<<<blocks_for(n), kThreads, 0, stream()>>>(x, n, cap);
-  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+  launch_pdl(softcap_kernel, blocks_for(n), kThreads, 0, x, n, cap);
 }
 
 void embed_cuda(const int* tokens, int64_t n, const void* table, WeightType wt, int64_t d, float scale, float* x) {
   if (n * d == 0) return;
   if (wt == WeightType::kF32)
-    embed_kernel<<<blocks_for(n * d), kThreads, 0, stream()>>>(tokens, n * d, static_cast<const float*>(table), d, scale, x);
+    launch_pdl(embed_kernel<float>, blocks_for(n * d), kThreads, 0, tokens, n * d, static_cast<const float*>(table), d,
+               scale, x);
   else
-    embed_kernel<<<blocks_for(n * d), kThreads, 0, stream()>>>(tokens, n * d, static_cast<const __nv_bfloat16*>(table), d, scale, x);
-  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+    launch_pdl(embed_kernel<__nv_bfloat16>, blocks_for(n * d), kThreads, 0, tokens, n * d,
+               static_cast<const __nv_bfloat16*>(table), d, scale, x);
 }
 
 void gather_rows_cuda(const float* src, const int64_t* rows, int64_t n_rows, int64_t d, float* dst) {
   if (n_rows * d == 0) return;
-  gather_kernel<<<blocks_for(n_rows * d), kThreads, 0, stream()>>>(src, rows, n_rows * d, d, dst);
-  KVAUDIT_CUDA_CHECK(cudaGetLastError());
+  launch_pdl(gather_kernel, blocks_for(n_rows * d), kThreads, 0, src, rows, n_rows * d, d, dst);
 }
 
 }  // namespace kvaudit::engine::cuda

@@ -10,6 +10,8 @@ N=${N:-50}
 rm -rf .carry && mkdir -p .carry/lib
 cp "$BUILD/kvaudit" "$BUILD/tests/kvaudit_cuda_tests" .carry/
 strip .carry/kvaudit .carry/kvaudit_cuda_tests
+# ABLATE_BIN: a kvaudit built from the cuda-ablate branch, carried as kvaudit_ablate (the `b1` step).
+if [ -n "${ABLATE_BIN:-}" ]; then cp "$ABLATE_BIN" .carry/kvaudit_ablate && strip .carry/kvaudit_ablate; fi
 for lib in $(ldd .carry/kvaudit .carry/kvaudit_cuda_tests | awk '/=>/ {print $3}' | sort -u); do
   case $(basename "$lib") in libc.so*|libm.so*|libstdc++*|libgcc_s*|ld-linux*) ;; *) cp -L "$lib" .carry/lib/ ;; esac
 done
@@ -27,5 +29,6 @@ mkdir -p .carry/datasets
 for d in advbench xstest paper_custom refusal_substrings chat_templates ifeval; do cp -r "$D/$d" .carry/datasets/; done
 # The repository and the carry travel together under 64 MiB: the binaries and libraries go
 # compressed (ICU's data alone is 31 MB) and tools/cuda_device_run.sh unpacks them.
-tar -C .carry -cJf .carry/bin.tar.xz lib kvaudit kvaudit_cuda_tests && rm -rf .carry/lib .carry/kvaudit .carry/kvaudit_cuda_tests
+bins="kvaudit kvaudit_cuda_tests$([ -f .carry/kvaudit_ablate ] && echo ' kvaudit_ablate')"
+tar -C .carry -cJf .carry/bin.tar.xz lib $bins && (cd .carry && rm -rf lib $bins)
 du -sh .carry; ls .carry

@@ -2,11 +2,12 @@
 # One call on the device machine (the `run` tool): the CUDA tests, then CUDA bench numbers for
 # random-weight models of real shapes, then SmolLM2 greedy generations CPU vs CUDA when its GGUF is
 # at $SMOL. bf16-lt loads cuBLASLt, found on the image below. Expects the binaries built elsewhere in .carry/ (tools/cuda_carry.sh) and writes logs
-# under $OUT. Usage: bash tools/cuda_device_run.sh [tests|bench|kvbench|big|profile|kprofile|smol|sweep]...
+# under $OUT. Usage: bash tools/cuda_device_run.sh [tests|bench|kvbench|big|b1|profile|kprofile|smol|sweep]...
 # `kprofile`: ncu's full report of one launch of one kernel (KPROFILE), its stall reasons and hottest
 # SASS (tools/ncu_sass_summary.py), and with a -lineinfo build its source lines (tools/ncu_source_lines.py).
 # `kvbench`: the Llama-3.2-1B shape under KV schemes, quantized on the device vs through the host
 # caches (KVAUDIT_CUDA_KV=host), with the KV bytes each batch holds.
+# `b1`: batch-1 decode A/Bs (environment switches) and, with an ablation binary, launches skipped.
 # (default: all). `profile`: GPU time per kernel over about one batch-1 decode step (ncu).
 set -u -o pipefail
 C=${CARRY:-.carry}
@@ -71,6 +72,26 @@ for step in $steps; do
           --prompt-len 96 --gen "${BIGGEN:-256}" 2>&1 | tee -a "$OUT/big.log" | grep -v Warning | tail -5
         timeout 300 python3 tools/bench_transformers.py --config "tools/cuda_configs/$cfg" --batch "${BIGHOOKBATCH:-256}" \
           --prompt-len 96 --gen "${BIGGEN:-256}" --int4-hooks 2>&1 | tee -a "$OUT/big.log" | grep -v Warning | tail -3
+      done
+      ;;
+    b1)  # Batch-1 decode A/Bs in one call: B1CFG configs (default the 8B with 8 layers, then the 8B),
+      # B1VARS variants, each a comma-separated list of environment settings ("-": none), run in turn;
+      # with $C/kvaudit_ablate (ABLATE_BIN of tools/cuda_carry.sh, built from the cuda-ablate branch)
+      # also B1ABLATE's launch sets skipped, one run each (KVAUDIT_CUDA_ABLATE: the step without them).
+      for cfg in ${B1CFG:-llama-3.1-8b-l8 llama-3.1-8b}; do
+        for v in ${B1VARS:-- KVAUDIT_CUDA_PDL=0,KVAUDIT_CUDA_QKV_ROPE=0 KVAUDIT_CUDA_PDL=0 KVAUDIT_CUDA_QKV_ROPE=0 -}; do
+          echo "== b1 $cfg $v"
+          env $([ "$v" = - ] || echo "$v" | tr , ' ') KVAUDIT_CUDA_WEIGHTS=bf16-lt timeout 150 "$C/kvaudit" bench \
+            --model "tools/cuda_configs/$cfg" --random-weights --device cuda --batch 1 --prompt-len 96 --gen 128 \
+            --repeat 3 2>&1 | tee -a "$OUT/b1.log" | grep -A1 "batch  prefill" | tail -1
+        done
+        [ -x "$C/kvaudit_ablate" ] || continue
+        for a in ${B1ABLATE:-norm,attn,kvw,qkvrope,rope,split,gated prod attn kvw qkvrope norm gated}; do
+          echo "== b1 $cfg without $a (kvaudit_ablate)"
+          KVAUDIT_CUDA_ABLATE=$a KVAUDIT_CUDA_WEIGHTS=bf16-lt timeout 150 "$C/kvaudit_ablate" bench \
+            --model "tools/cuda_configs/$cfg" --random-weights --device cuda --batch 1 --prompt-len 96 --gen 128 \
+            --repeat 3 2>&1 | tee -a "$OUT/b1.log" | grep -A1 "batch  prefill" | tail -1
+        done
       done
       ;;
     profile)  # PROFILE="config batch skip count" (default: the SmolLM2 shape, batch 1); PROFILE_ARGS: more bench flags.

@@ -24,7 +24,9 @@ __device__ __forceinline__ void pdl_trigger() {
 }
 
 // kernel<<<grid, block, smem, stream()>>>(args...), with the programmatic-serialization attribute
-// where pdl_on() (cuda_check.h). The launch is checked.
+// where pdl_on() (cuda_check.h) and the stream is the backend's own (the one its decode graphs are
+// captured on; the legacy stream, which the ops' tests and eager calls use, keeps plain launches).
+// The launch is checked.
 template <typename... Params, typename... Args>
 void launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, Args&&... args) {
   cudaLaunchAttribute attr[1];
@@ -36,7 +38,7 @@ void launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, A
   cfg.dynamicSmemBytes = smem;
   cfg.stream = stream();
   cfg.attrs = attr;
-  cfg.numAttrs = pdl_on() ? 1 : 0;
+  cfg.numAttrs = pdl_on() && stream() != nullptr ? 1 : 0;
   KVAUDIT_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...));
 }
 

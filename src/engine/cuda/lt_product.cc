@@ -164,9 +164,11 @@ class Lt {
                        kWorkspaceBytes, stream());
   }
 
-  // The heuristic's first `count` algorithms for rows rows; no_split: no split-K reduction.
+  // The heuristic's first `count` algorithms for rows rows; no_split: no split-K reduction. A query
+  // the heuristic refuses throws where `required`, else gives no algorithm (the admission's extra
+  // candidates: the reference is always tried).
   std::vector<cublasLtMatmulAlgo_t> heuristic(int64_t m, int64_t k, int64_t kc, int batch, int64_t ld, int64_t rows,
-                                              bool no_split, int count) {
+                                              bool no_split, int count, bool required = true) {
     cublasLtMatmulPreference_t pref = nullptr;
     check_lt(api_.pref_create(&pref), "preference");
     const uint64_t ws = kWorkspaceBytes;
@@ -184,6 +186,7 @@ class Lt {
     int found = 0;
     const cublasStatus_t st = api_.heuristic(handle_, desc_, l.a, l.b, l.d, l.d, pref, count, results.data(), &found);
     api_.pref_destroy(pref);
+    if (!required && st != CUBLAS_STATUS_SUCCESS) return {};
     check_lt(st, "heuristic");
     std::vector<cublasLtMatmulAlgo_t> algos;
     for (int i = 0; i < found; ++i)
@@ -257,8 +260,8 @@ class Lt {
     const cublasLtMatmulAlgo_t ref = algo_for(m, k, kc, batch, ld, kAnchorRows, true);
     const bool timed = n <= kAnchorRows && small_on();
     std::vector<cublasLtMatmulAlgo_t> candidates;
-    if (n > kAnchorRows) candidates = heuristic(m, k, kc, batch, ld, n, true, kCandidates);
-    if (timed) candidates = heuristic(m, k, kc, batch, ld, n, true, kSmallCandidates);
+    if (n > kAnchorRows) candidates = heuristic(m, k, kc, batch, ld, n, true, kCandidates, false);
+    if (timed) candidates = heuristic(m, k, kc, batch, ld, n, true, kSmallCandidates, false);
     if (std::none_of(candidates.begin(), candidates.end(),
                      [&](const cublasLtMatmulAlgo_t& a) { return std::memcmp(&a, &ref, sizeof a) == 0; }))
       candidates.push_back(ref);

@@ -29,6 +29,6 @@ mkdir -p .carry/datasets
 for d in advbench xstest paper_custom refusal_substrings chat_templates ifeval; do cp -r "$D/$d" .carry/datasets/; done
 # The repository and the carry travel together under 64 MiB: the binaries and libraries go
 # compressed (ICU's data alone is 31 MB) and tools/cuda_device_run.sh unpacks them.
-bins="kvaudit kvaudit_cuda_tests$([ -f .carry/kvaudit_ablate ] && echo ' kvaudit_ablate')"
+bins="kvaudit kvaudit_cuda_tests"; [ -f .carry/kvaudit_ablate ] && bins+=" kvaudit_ablate"
 tar -C .carry -cJf .carry/bin.tar.xz lib $bins && (cd .carry && rm -rf lib $bins)
 du -sh .carry; ls .carry

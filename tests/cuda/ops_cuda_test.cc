@@ -286,13 +286,14 @@ TEST_P(LtMatmulCuda, FusedConsumersAreTheSameBitsAsTheUnfusedOps) {
   }
 }
 
-// k: one chunk, chunks and a shorter last one; m not a multiple of 4; n = 1100 with k = 8192 and
+// k: one chunk, chunks and a shorter last one, four equal chunks of 3,584 (lt_k_split: the 8B's
+// down, 14,336); m not a multiple of 4; n = 1100 with k = 8192 and
 // m = 8192 runs its rows in two passes and two slices (lt_product.h); q/k/v of an 8B at 600 rows,
 // where cuBLASLt offers kernels that compute other bits than the anchor (docs/PERFORMANCE.md).
 INSTANTIATE_TEST_SUITE_P(Ops, LtMatmulCuda,
                          ::testing::Values(TcCase{1, 64, 96}, TcCase{37, 200, 130}, TcCase{20, 3000, 70},
                                            TcCase{300, 4096, 200}, TcCase{3, 5000, 100}, TcCase{257, 1536, 576},
-                                           TcCase{1100, 8192, 8112}, TcCase{600, 4096, 6064}),
+                                           TcCase{1100, 8192, 8112}, TcCase{600, 4096, 6064}, TcCase{5, 14336, 96}),
                          [](const auto& info) {
                            const TcCase& c = info.param;
                            return "n" + std::to_string(c.n) + "_k" + std::to_string(c.k) + "_m" + std::to_string(c.m);

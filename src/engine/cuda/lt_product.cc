@@ -25,7 +25,8 @@ namespace kvaudit::engine::cuda {
 // Read once per process: the split is fixed by k alone within a run, so invariance holds at any value.
 // 4096 (docs/PERFORMANCE.md, 8B shapes on an H200, 1024 to 16384): the products of k <= 4096 (q/k/v,
 // o, gate/up of 7-8B models) are one part, no fp32 partials written and read back; down's 14336 is
-// four, which still gives a batch-1 step blocks enough (one part there: 2.4x slower at batch 1).
+// four (lt_k_split: 4 x 3,584), which still gives a batch-1 step blocks enough (one part there: 2.4x
+// slower at batch 1).
 int64_t lt_chunk_k() {
   static const int64_t chunk = [] {
     const char* env = std::getenv("KVAUDIT_CUDA_LT_CHUNK");
@@ -37,6 +38,13 @@ int64_t lt_chunk_k() {
     return int64_t(v);
   }();
   return chunk;
+}
+
+KSplit lt_k_split(int64_t k) {
+  static const bool even = env_flag("KVAUDIT_CUDA_LT_EVEN", true);
+  const int64_t chunk = lt_chunk_k(), chunks = (k + chunk - 1) / chunk;
+  if (even && chunks > 1 && k % chunks == 0 && (k / chunks) % 64 == 0) return {k / chunks, chunks, 0};
+  return {std::min(k, chunk), k / chunk, k % chunk};
 }
 
 namespace {

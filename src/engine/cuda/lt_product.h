@@ -27,6 +27,17 @@ namespace kvaudit::engine::cuda {
 // k per chunk product (the last may be shorter): 4096, or KVAUDIT_CUDA_LT_CHUNK (a multiple of 64).
 int64_t lt_chunk_k();
 
+// How a product's k is cut: `full` chunks of kc columns, then one of `rest` columns (0: none). The
+// chunk count is ceil(k / lt_chunk_k()); where k divides into that many equal chunks of a multiple
+// of 64 columns, they are equal (one strided launch, no short last chunk left with few blocks:
+// the 8B's down, 14,336 = 4 x 3,584); else chunks of lt_chunk_k() and the rest.
+// KVAUDIT_CUDA_LT_EVEN=0 keeps the second form everywhere. Fixed by k within a run, so batch
+// invariance holds under either.
+struct KSplit {
+  int64_t kc, full, rest;
+};
+KSplit lt_k_split(int64_t k);
+
 // d = x @ w.T over the first kc columns of w [m, k] and x [rows, k] (bf16 bits), and of each of the
 // next batch - 1 chunks of kc columns; d: [batch][rows][m] (cuBLASLt's column-major D [m, rows]), its
 // rows ld >= m apart (a multiple of 4). invariant = false: cuBLASLt's own algorithm for rows rows,

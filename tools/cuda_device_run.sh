@@ -78,6 +78,8 @@ for step in $steps; do
       # B1VARS variants, each a comma-separated list of environment settings ("-": none), run in turn;
       # with $C/kvaudit_ablate (ABLATE_BIN of tools/cuda_carry.sh, built from the cuda-ablate branch)
       # also B1ABLATE's launch sets skipped, one run each (KVAUDIT_CUDA_ABLATE: the step without them).
+      # Any second build (main's, against a branch's) goes the same way: ABLATE_BIN=it, B1ABLATE=none
+      # runs it once per config after the variants (a binary without the ablation switch ignores it).
       for cfg in ${B1CFG:-llama-3.1-8b-l8 llama-3.1-8b}; do
         for v in ${B1VARS:-- KVAUDIT_CUDA_PDL=0,KVAUDIT_CUDA_QKV_ROPE=0 KVAUDIT_CUDA_PDL=0 KVAUDIT_CUDA_QKV_ROPE=0 -}; do
           echo "== b1 $cfg $v"

@@ -5,8 +5,8 @@
 //
 // Batch invariance: every product runs lt_product's algorithm for its shape and exact row count
 // (lt_product.h), whose sums along k are those of one reference kernel. k is cut into chunks of
-// about lt_chunk_k() columns (lt_k_split), one strided batch of products, and add_chunks_kernel adds the chunks'
-// products in order: a fixed split that gives a decode step enough blocks. Products that share x and
+// about lt_chunk_k() columns (lt_k_split), one strided batch of products, and add_chunks_kernel adds
+// the chunks' products in order: a fixed split that gives a decode step enough blocks. Products that share x and
 // whose weights lie back to back (q/k/v, gate/up: forward_cuda.cc packs them) run as one product.
 // lt_products_cuda hands the chunks' products to the kernel that consumes the sum instead (the
 // residual add + norm, the gated activation: part_sums.cuh adds them in the same order).
@@ -81,8 +81,8 @@ unsigned grid_for(int64_t count) { return unsigned(std::clamp<int64_t>((count + 
 void chunk_products(const bf16* x, int64_t n, int64_t k, const bf16* w, int64_t m_total, bool invariant,
                     const ConsumeParts& consume) {
   static DeviceBuffer<float> part;
-  const KSplit split = invariant ? lt_k_split(k) : KSplit{k, 1, 0};
-  const int64_t full = split.full, rest = split.rest, kc = split.kc, chunks = full + (rest > 0);
+  const KSplit cut = invariant ? lt_k_split(k) : KSplit{k, 1, 0};  // (not the q/k/v Split below)
+  const int64_t full = cut.full, rest = cut.rest, kc = cut.kc, chunks = full + (rest > 0);
   const int64_t ld = (m_total + 3) / 4 * 4;
   const int64_t pass = std::max<int64_t>(1, kMaxPartialFloats / (chunks * ld));
   for (int64_t t0 = 0; t0 < n; t0 += pass) {

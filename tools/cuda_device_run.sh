@@ -2,12 +2,13 @@
 # One call on the device machine (the `run` tool): the CUDA tests, then CUDA bench numbers for
 # random-weight models of real shapes, then SmolLM2 greedy generations CPU vs CUDA when its GGUF is
 # at $SMOL. bf16-lt loads cuBLASLt, found on the image below. Expects the binaries built elsewhere in .carry/ (tools/cuda_carry.sh) and writes logs
-# under $OUT. Usage: bash tools/cuda_device_run.sh [tests|bench|kvbench|big|b1|profile|kprofile|smol|sweep]...
+# under $OUT. Usage: bash tools/cuda_device_run.sh [tests|bench|kvbench|big|b1|ab|profile|kprofile|smol|sweep]...
 # `kprofile`: ncu's full report of one launch of one kernel (KPROFILE), its stall reasons and hottest
 # SASS (tools/ncu_sass_summary.py), and with a -lineinfo build its source lines (tools/ncu_source_lines.py).
 # `kvbench`: the Llama-3.2-1B shape under KV schemes, quantized on the device vs through the host
 # caches (KVAUDIT_CUDA_KV=host), with the KV bytes each batch holds.
 # `b1`: batch-1 decode A/Bs (environment switches) and, with an ablation binary, launches skipped.
+# `ab`: large-batch A/Bs of several builds and environment switches in turn (ABRUNS).
 # (default: all). `profile`: GPU time per kernel over about one batch-1 decode step (ncu).
 set -u -o pipefail
 C=${CARRY:-.carry}
@@ -93,6 +94,22 @@ for step in $steps; do
           KVAUDIT_CUDA_ABLATE=$a KVAUDIT_CUDA_WEIGHTS=bf16-lt timeout 150 "$C/kvaudit_ablate" bench \
             --model "tools/cuda_configs/$cfg" --random-weights --device cuda --batch 1 --prompt-len 96 --gen 128 \
             --repeat 3 2>&1 | tee -a "$OUT/b1.log" | grep -A1 "batch  prefill" | tail -1
+        done
+      done
+      ;;
+    ab)  # Large-batch A/Bs of builds and settings in one call: ABRUNS entries "binary[,VAR=value...]"
+      # (binaries in $C: kvaudit, kvaudit_ablate, EXTRA_BINS of tools/cuda_carry.sh), run in turn
+      # ABROUNDS times (default 2), each a bench of ABCFG (default the 8B with 8 layers) at ABBATCH
+      # (default 256,512) with the 7-scheme mix, 96-token prompts, ABGEN new tokens (default 128).
+      for round in $(seq "${ABROUNDS:-2}"); do
+        for r in ${ABRUNS:-kvaudit}; do
+          bin=${r%%,*} vars=$([ "$r" = "$bin" ] || echo "${r#*,}" | tr , ' ')
+          echo "== ab round $round $bin ${vars:-(defaults)}"
+          env $vars KVAUDIT_CUDA_WEIGHTS=bf16-lt timeout 200 "$C/$bin" bench \
+            --model "tools/cuda_configs/${ABCFG:-llama-3.1-8b-l8}" --random-weights --device cuda \
+            --batch "${ABBATCH:-256,512}" --prompt-len 96 --gen "${ABGEN:-128}" --repeat 1 \
+            --kv-mix fp16 int8:token:asym int4:token:asym kivi2 kivi4 q8_0 fp8e5m2 2>&1 | tee -a "$OUT/ab.log" |
+            grep -A"$(echo "${ABBATCH:-256,512}" | tr , '\n' | wc -l)" "batch  prefill"
         done
       done
       ;;

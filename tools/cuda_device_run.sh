@@ -24,6 +24,8 @@ if ! ldconfig -p | grep -q 'libcublasLt.so.13 '; then
   echo "cuBLASLt: ${lt:-not found}"
 fi
 steps=${*:-tests bench profile smol sweep}
+# The issue's mixed sweep: 16-bit and six schemes sharing each batch, round-robin (`big`, `ab`).
+MIX=(--kv-mix fp16 int8:token:asym int4:token:asym kivi2 kivi4 q8_0 fp8e5m2)
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 for step in $steps; do
   case $step in
@@ -64,7 +66,7 @@ for step in $steps; do
           KVAUDIT_CUDA_GRAPHS=$g KVAUDIT_CUDA_WEIGHTS=$w /usr/bin/time -f "kvaudit bench: %e s wall" timeout 400 "$C/kvaudit" bench \
             --model "tools/cuda_configs/$cfg" --random-weights --device cuda --batch "${BIGBATCH:-1,64,256}" \
             --prompt-len 96 --gen "${BIGGEN:-256}" --repeat 1 \
-            --kv-mix fp16 int8:token:asym int4:token:asym kivi2 kivi4 q8_0 fp8e5m2 2>&1 | tee -a "$OUT/big.log" | tail -8
+            "${MIX[@]}" 2>&1 | tee -a "$OUT/big.log" | tail -8
          done
         done
         [ "${BIGPEER:-1}" = 0 ] && continue  # BIGPEER=0: kvaudit only
@@ -108,7 +110,7 @@ for step in $steps; do
           env $vars KVAUDIT_CUDA_WEIGHTS=bf16-lt timeout 200 "$C/$bin" bench \
             --model "tools/cuda_configs/${ABCFG:-llama-3.1-8b-l8}" --random-weights --device cuda \
             --batch "${ABBATCH:-256,512}" --prompt-len 96 --gen "${ABGEN:-128}" --repeat 1 \
-            --kv-mix fp16 int8:token:asym int4:token:asym kivi2 kivi4 q8_0 fp8e5m2 2>&1 | tee -a "$OUT/ab.log" |
+            "${MIX[@]}" 2>&1 | tee -a "$OUT/ab.log" |
             grep -A"$(echo "${ABBATCH:-256,512}" | tr , '\n' | wc -l)" "batch  prefill"
         done
       done

@@ -83,14 +83,14 @@ struct RowOrder {
 // Head h's chunks 0..chunks-1 at channel c, added in chunk order (the file's comment); i0: the
 // first chunk's partial.
 // The loads go to L2 (__ldcg): other blocks of the launch wrote the partials.
-__device__ float combine(const Partials& part, int64_t i0, int64_t chunks, int d, int c) {
+__device__ float combine(const Partials& part, int i0, int chunks, int d, int c) {
   float mx = -INFINITY;
-  for (int64_t z = 0; z < chunks; ++z) mx = fmaxf(mx, __ldcg(part.ml + 2 * (i0 + z)));
+  for (int z = 0; z < chunks; ++z) mx = fmaxf(mx, __ldcg(part.ml + 2 * (i0 + z)));
   float l = 0.0f, o = 0.0f;
-  for (int64_t z = 0; z < chunks; ++z) {
+  for (int z = 0; z < chunks; ++z) {
     const float w = expf(__fsub_rn(__ldcg(part.ml + 2 * (i0 + z)), mx));
     l = fmaf(__ldcg(part.ml + 2 * (i0 + z) + 1), w, l);
-    o = fmaf(__ldcg(part.o + (i0 + z) * d + c), w, o);
+    o = fmaf(__ldcg(part.o + int64_t(i0 + z) * d + c), w, o);
   }
   return __fdiv_rn(o, l);
 }
@@ -494,14 +494,16 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
   float* ml = reinterpret_cast<float*>(smem + lay.ml);     // [HPB][2] the chunk's max and sum per head
   auto* kch = reinterpret_cast<kv::KvChannel*>(smem + lay.ch);  // [head_dim] the key head's channels
   kv::KvChannel* vch = kch + d;                                 // [head_dim] the value head's
-  const int64_t b = blockIdx.x, r = order.row(b);  // b: the row's partials in this pass
+  const int b = int(blockIdx.x), r = int(order.row(b));  // b: the row's partials in this pass
   const int h0 = int(blockIdx.y) * HPB;
   const AttnRow row = rows[r];
   const Visible vis = visible(row, p.window);
-  const int64_t chunks = (vis.n + kChunk - 1) / kChunk;
-  const int64_t z0 = int64_t(blockIdx.z) * span, z1 = min(chunks, z0 + span);
+  const int j0 = int(vis.j0), n_vis = int(vis.n);
+  const int chunks = (n_vis + kChunk - 1) / kChunk;
+  const int z0 = int(blockIdx.z) * span, z1 = min(chunks, z0 + span);
   if (z0 >= chunks) return;
-  const int64_t q_stride = int64_t(p.n_heads) * d;
+  const int q_stride = p.n_heads * d;
+  const int max_chunks = int(part.max_chunks);
   const int kv_h = h0 / (p.n_heads / p.n_kv_heads);  // repeat_kv
   // The readers live in shared memory: the loops read a few of their fields.
   __shared__ alignas(KvReader) unsigned char reader_bytes[2 * sizeof(KvReader)];
@@ -510,7 +512,7 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
     const SlotKv& skv = slots_kv[row.slot];
     new (&readers[threadIdx.x]) KvReader(threadIdx.x == 0 ? skv.k : skv.v, row.len, kv_h, d);
   }
-  const float* qr = q + r * q_stride + int64_t(h0) * d;
+  const float* qr = q + int64_t(r) * q_stride + h0 * d;
   if constexpr (TC) {  // the heads' rows, zeros below them (and the weights' rows past HPB)
     for (int e = threadIdx.x; e < kMmaRows * d; e += kThreads)
       qh[(e / d) * half_ld(d) + e % d] = __float2half_rn(e / d < HPB ? qr[e] : 0.0f);
@@ -525,12 +527,12 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
   head_channels(k, v, kch, vch, d);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int frag_row = lane / 4, frag_col = 2 * (lane % 4);  // an mma fragment's: head, first of two columns
-  const auto put = [&](int g, int c, float a, int64_t z) {  // head g's channel c of chunk z
+  const auto put = [&](int g, int c, float a, int z) {  // head g's channel c of chunk z
     if (chunks == 1) {
-      out.put(r * q_stride + int64_t(h0 + g) * d + c, __fdiv_rn(a, ml[2 * g + 1]));
+      out.put(int64_t(r) * q_stride + (h0 + g) * d + c, __fdiv_rn(a, ml[2 * g + 1]));
     } else {
-      const int64_t pi = part.at(b, h0 + g, z, p.n_heads);
-      part.o[pi * d + c] = a;
+      const int pi = (b * p.n_heads + h0 + g) * max_chunks + z;
+      part.o[int64_t(pi) * d + c] = a;
       if (c == 0) {
         part.ml[2 * pi] = ml[2 * g];
         part.ml[2 * pi + 1] = ml[2 * g + 1];
@@ -538,8 +540,8 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
     }
   };
   __shared__ kv::KvRow krows[kChunk], vrows[kChunk];  // the chunk's rows, addressed once for all threads
-  for (int64_t z = z0; z < z1; ++z) {
-    const int64_t jb = vis.j0 + z * kChunk;                        // the chunk's first key
+  for (int z = z0; z < z1; ++z) {
+    const int jb = j0 + z * kChunk;                 // the chunk's first key
     const int nk = int(min(int64_t(kChunk), vis.n - z * kChunk));  // and its keys
     for (int t = threadIdx.x; t < nk; t += kThreads) {
       krows[t] = k.row(jb + t);
@@ -654,7 +656,7 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
   if (combines)
     for (int e = threadIdx.x; e < HPB * d; e += kThreads) {
       const int g = e / d, c = e % d;
-      out.put(r * q_stride + int64_t(h0 + g) * d + c, combine(part, part.at(b, h0 + g, 0, p.n_heads), chunks, d, c));
+      out.put(int64_t(r) * q_stride + (h0 + g) * d + c, combine(part, (b * p.n_heads + h0 + g) * max_chunks, chunks, d, c));
     }
 }
 
@@ -800,7 +802,8 @@ __global__ void __launch_bounds__(kThreads, 3) attention_tile_kernel(cpu::Attent
     const int64_t chunks = chunks_of(i);
     if (chunks == 1) continue;
     const int64_t b = int64_t(blockIdx.x) * kAttnTileRows + i;
-    out.put((tl.first + i) * q_stride + int64_t(h0 + g) * d + c, combine(part, part.at(b, h0 + g, 0, p.n_heads), chunks, d, c));
+    out.put((tl.first + i) * q_stride + int64_t(h0 + g) * d + c,
+            combine(part, int(part.at(b, h0 + g, 0, p.n_heads)), int(chunks), d, c));
   }
 }
 

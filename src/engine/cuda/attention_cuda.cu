@@ -363,16 +363,23 @@ constexpr int kMmaRows = 8;
 KVAUDIT_HD inline int half_ld(int n) { return n + 8; }
 KVAUDIT_HD inline bool tensor_cores_fit(int d) { return d % 16 == 0; }
 
+// Chunks a block's pass over its keys holds (attention_kernel): on tensor cores two, decoded
+// together, so that a pass's barriers, row addressing and loads are shared by both; each chunk's
+// arithmetic stays its own.
+KVAUDIT_HD constexpr int chunks_per_pass(bool tc) { return tc ? 2 : 1; }
+
 // A block's shared memory in bytes: the K/V tile, the queries, the scores, (tensor cores) the
-// softmax's weights in fp16, (m, l) per head, both heads' channels. For the kernel and its launch.
+// softmax's weights in fp16, (m, l) per head, for each chunk of a pass; both heads' channels. For
+// the kernel and its launch.
 struct SmemLayout {
   size_t q, sc, pw, ml, ch, total;
   KVAUDIT_HD SmemLayout(int d, int hpb, bool tc) {
-    q = tc ? size_t(kChunk) * half_ld(d) * 2 : size_t(kChunk) * tile_ld(d) * 4;
+    const size_t per = size_t(chunks_per_pass(tc));
+    q = per * (tc ? size_t(kChunk) * half_ld(d) * 2 : size_t(kChunk) * tile_ld(d) * 4);
     sc = q + (tc ? size_t(kMmaRows) * half_ld(d) * 2 : size_t(hpb) * d * 4);
-    pw = sc + size_t(hpb) * kChunk * 4;
-    ml = pw + (tc ? size_t(kMmaRows) * half_ld(kChunk) * 2 : 0);
-    ch = ml + size_t(2 * hpb) * 4;
+    pw = sc + per * size_t(hpb) * kChunk * 4;
+    ml = pw + (tc ? per * size_t(kMmaRows) * half_ld(kChunk) * 2 : 0);
+    ch = ml + per * size_t(2 * hpb) * 4;
     total = ch + 2 * sizeof(kv::KvChannel) * size_t(d);
   }
 };
@@ -482,6 +489,7 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
   static_assert(TC || HPB_T > 0);
   const int HPB = HPB_T > 0 ? HPB_T : hpb_launch;
   using T = std::conditional_t<TC, __half, float>;
+  constexpr int kPer = chunks_per_pass(TC);
   extern __shared__ float4 smem4[];
   auto* smem = reinterpret_cast<unsigned char*>(smem4);
   const int d = D > 0 ? D : p.head_dim;
@@ -516,7 +524,7 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
   if constexpr (TC) {  // the heads' rows, zeros below them (and the weights' rows past HPB)
     for (int e = threadIdx.x; e < kMmaRows * d; e += kThreads)
       qh[(e / d) * half_ld(d) + e % d] = __float2half_rn(e / d < HPB ? qr[e] : 0.0f);
-    for (int e = threadIdx.x; e < kMmaRows * kChunk; e += kThreads)
+    for (int e = threadIdx.x; e < kPer * kMmaRows * kChunk; e += kThreads)
       pw[(e / kChunk) * half_ld(kChunk) + e % kChunk] = __float2half_rn(0.0f);
   } else {
     for (int e = threadIdx.x; e < HPB * d; e += kThreads) qs[e] = qr[e];
@@ -527,22 +535,28 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
   head_channels(k, v, kch, vch, d);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int frag_row = lane / 4, frag_col = 2 * (lane % 4);  // an mma fragment's: head, first of two columns
-  const auto put = [&](int g, int c, float a, int z) {  // head g's channel c of chunk z
+  // Head g's channel c of chunk z, whose (m, l) per head are at mz.
+  const auto put = [&](int g, int c, float a, int z, const float* mz) {
     if (chunks == 1) {
-      out.put(int64_t(r) * q_stride + (h0 + g) * d + c, __fdiv_rn(a, ml[2 * g + 1]));
+      out.put(int64_t(r) * q_stride + (h0 + g) * d + c, __fdiv_rn(a, mz[2 * g + 1]));
     } else {
       const int pi = (b * p.n_heads + h0 + g) * max_chunks + z;
       part.o[int64_t(pi) * d + c] = a;
       if (c == 0) {
-        part.ml[2 * pi] = ml[2 * g];
-        part.ml[2 * pi + 1] = ml[2 * g + 1];
+        part.ml[2 * pi] = mz[2 * g];
+        part.ml[2 * pi + 1] = mz[2 * g + 1];
       }
     }
   };
-  __shared__ kv::KvRow krows[kChunk], vrows[kChunk];  // the chunk's rows, addressed once for all threads
-  for (int z = z0; z < z1; ++z) {
-    const int jb = j0 + z * kChunk;                 // the chunk's first key
-    const int nk = int(min(int64_t(kChunk), vis.n - z * kChunk));  // and its keys
+  // The pass's rows, addressed once for all threads.
+  __shared__ kv::KvRow krows[kPer * kChunk], vrows[kPer * kChunk];
+  for (int z = z0; z < z1; z += kPer) {
+    const int nz = min(kPer, z1 - z);  // the pass's chunks z .. z + nz - 1
+    const int jb = j0 + z * kChunk;    // their first key
+    const int nk = int(min(int64_t(nz * kChunk), vis.n - z * kChunk));  // and their keys
+    // Chunk c's keys in the pass and its rows of the tile.
+    const auto keys_of = [&](int c) { return min(kChunk, nk - c * kChunk); };
+    const auto tile_of = [&](int c) { return Tile<T>{tile.p + c * kChunk * tile.ld, tile.ld}; };
     for (int t = threadIdx.x; t < nk; t += kThreads) {
       krows[t] = k.row(jb + t);
       vrows[t] = v.row(jb + t);
@@ -552,13 +566,15 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
     __syncthreads();
     // (q @ k.T) * scaling, then tanh(s / cap) * cap.
     if constexpr (TC) {
-      const int n0 = 8 * warp;  // this warp's keys n0 .. n0 + 7, one per fragment row (keys past nk unread)
-      if (n0 < nk) {
+      const int n0 = 8 * warp;  // this warp's keys n0 .. n0 + 7 of each chunk, one per fragment row
+      for (int c = 0; c < nz; ++c) {
+        const int nkc = keys_of(c);
+        if (n0 >= nkc) continue;
         float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        scores_tc(acc, qh + frag_row * half_ld(d) + frag_col, tile.at(n0 + frag_row, frag_col), d);
+        scores_tc(acc, qh + frag_row * half_ld(d) + frag_col, tile.at(c * kChunk + n0 + frag_row, frag_col), d);
         if (frag_row < HPB)
           for (int i = 0; i < 2; ++i)
-            if (n0 + frag_col + i < nk) sc[frag_row * kChunk + n0 + frag_col + i] = scaled_score(p, acc[i]);
+            if (n0 + frag_col + i < nkc) sc[(c * HPB + frag_row) * kChunk + n0 + frag_col + i] = scaled_score(p, acc[i]);
       }
     } else {
       // thread (head g, key j), channels in order; a warp's 32 keys read 16 bytes each per step from
@@ -585,24 +601,32 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
       }
     }
     __syncthreads();
-    // The chunk's softmax per head, a warp each (chunk_softmax); the values are decoded into the
+    // Each chunk's softmax per head, a warp each (chunk_softmax); the values are decoded into the
     // tile meanwhile (the keys are no longer read).
-    for (int g = warp; g < HPB; g += kWarps) chunk_softmax<TC>(sc + g * kChunk, nk, pw + g * half_ld(kChunk), ml + 2 * g, lane);
+    for (int pg = warp; pg < nz * HPB; pg += kWarps) {
+      const int c = pg / HPB, g = pg % HPB;
+      chunk_softmax<TC>(sc + pg * kChunk, keys_of(c), pw + (c * kMmaRows + g) * half_ld(kChunk), ml + 2 * pg, lane);
+    }
     load_tile(v, vrows, vch, jb, nk, d, tile);
-    if constexpr (TC) {  // the last k-step's rows past the keys: zeros (their weights are zero; 0 · NaN is not)
-      const int padded = (nk + 15) / 16 * 16;
-      for (int e = threadIdx.x; e < (padded - nk) * d; e += kThreads) tile.put(nk + e / d, e % d, 0.0f);
+    if constexpr (TC) {  // the last chunk's last k-step's rows past its keys: zeros (their weights are
+                         // zero; 0 · NaN is not); only the pass's last chunk can be short
+      const int cl = nz - 1, nkl = keys_of(cl), padded = (nkl + 15) / 16 * 16;
+      for (int e = threadIdx.x; e < (padded - nkl) * d; e += kThreads) tile.put(cl * kChunk + nkl + e / d, e % d, 0.0f);
     }
     __syncthreads();
     // exp(s - m) @ v
     if constexpr (TC) {
-      const __half* pa = pw + frag_row * half_ld(kChunk) + frag_col;
-      for (int n0 = 8 * warp; n0 < d; n0 += 8 * kWarps) {  // this warp's channels n0 .. n0 + 7
-        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        weighted_sums_tc(acc, pa, tile, nk, n0, nullptr, lane);
-        if (frag_row < HPB) {
-          put(frag_row, n0 + frag_col, acc[0], z);
-          put(frag_row, n0 + frag_col + 1, acc[1], z);
+      for (int c = 0; c < nz; ++c) {
+        const __half* pa = pw + (c * kMmaRows + frag_row) * half_ld(kChunk) + frag_col;
+        const Tile<T> tc = tile_of(c);
+        const int nkc = keys_of(c);
+        for (int n0 = 8 * warp; n0 < d; n0 += 8 * kWarps) {  // this warp's channels n0 .. n0 + 7
+          float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+          weighted_sums_tc(acc, pa, tc, nkc, n0, nullptr, lane);
+          if (frag_row < HPB) {
+            put(frag_row, n0 + frag_col, acc[0], z + c, ml + 2 * c * HPB);
+            put(frag_row, n0 + frag_col + 1, acc[1], z + c, ml + 2 * c * HPB);
+          }
         }
       }
     } else {
@@ -621,19 +645,19 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
               a0 = fmaf(e, val.x, a0);
               a1 = fmaf(e, val.y, a1);
             }
-            put(g, c, a0, z);
-            put(g, c + 1, a1, z);
+            put(g, c, a0, z, ml);
+            put(g, c + 1, a1, z, ml);
           }
         } else {
           for (int c = i; c < d; c += kPerHead) {
             float a = 0.0f;
             for (int j = 0; j < nk; ++j) a = fmaf(scg[j], *tile.at(j, c), a);
-            put(g, c, a, z);
+            put(g, c, a, z, ml);
           }
         }
       }
     }
-    __syncthreads();  // the tile, sc and ml are the next chunk's
+    __syncthreads();  // the tile, sc and ml are the next pass's
   }
   // The row's chunks combined by the block that walked them all, else by the last of its blocks to
   // finish (every block's partials written and fenced before it counts itself in; the count wraps

@@ -468,8 +468,10 @@ __device__ __forceinline__ void weighted_sums_tc(float (&acc)[4], const __half* 
 
 // Block (x, y, z): query row r = order.row(x) of the pass, chunks z·span .. z·span+span-1 of its keys, heads
 // y·HPB .. y·HPB+HPB-1, which share one KV head (HPB divides n_heads / n_kv_heads), so each key and
-// value is decoded once for all of them. Per chunk: its keys decoded into shared memory, the scores,
-// the softmax per head by one warp, the values decoded into the same tile, the weighted sums. fp32
+// value is decoded once for all of them. The block walks its chunks in passes of chunks_per_pass
+// (two on tensor cores: the barriers, row addressing and loads of a pass serve both). Per pass: the
+// keys decoded into shared memory, each chunk's scores, its softmax per head by one warp, the values
+// decoded into the same tile, each chunk's weighted sums. fp32
 // (TC false): a score per (head, key) by one thread (channels in order), an output channel per
 // thread (keys in order). Tensor cores: a warp's 8 keys for every head, then a warp's 8-channel
 // groups, each one mma per 16 channels (keys) in order. Every head's arithmetic is what a block of

@@ -496,12 +496,12 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
   auto* smem = reinterpret_cast<unsigned char*>(smem4);
   const int d = D > 0 ? D : p.head_dim;
   const SmemLayout lay(d, HPB, TC);
-  const Tile<T> tile{reinterpret_cast<T*>(smem), TC ? half_ld(d) : tile_ld(d)};  // the chunk's keys, then values
+  const Tile<T> tile{reinterpret_cast<T*>(smem), TC ? half_ld(d) : tile_ld(d)};  // the pass's keys, then values
   float* qs = reinterpret_cast<float*>(smem + lay.q);      // fp32: [HPB][head_dim]
   auto* qh = reinterpret_cast<__half*>(smem + lay.q);      // tensor cores: [kMmaRows][half_ld(d)]
-  float* sc = reinterpret_cast<float*>(smem + lay.sc);     // [HPB][kChunk] scores (fp32: then exp(s - m))
-  auto* pw = reinterpret_cast<__half*>(smem + lay.pw);     // tensor cores: [kMmaRows][half_ld(kChunk)] exp(s - m)
-  float* ml = reinterpret_cast<float*>(smem + lay.ml);     // [HPB][2] the chunk's max and sum per head
+  float* sc = reinterpret_cast<float*>(smem + lay.sc);     // [kPer][HPB][kChunk] scores (fp32: then exp(s - m))
+  auto* pw = reinterpret_cast<__half*>(smem + lay.pw);     // tensor cores: [kPer][kMmaRows][half_ld(kChunk)] exp(s - m)
+  float* ml = reinterpret_cast<float*>(smem + lay.ml);     // [kPer][HPB][2] each chunk's max and sum per head
   auto* kch = reinterpret_cast<kv::KvChannel*>(smem + lay.ch);  // [head_dim] the key head's channels
   kv::KvChannel* vch = kch + d;                                 // [head_dim] the value head's
   const int b = int(blockIdx.x), r = int(order.row(b));  // b: the row's partials in this pass
@@ -620,11 +620,11 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
     if constexpr (TC) {
       for (int c = 0; c < nz; ++c) {
         const __half* pa = pw + (c * kMmaRows + frag_row) * half_ld(kChunk) + frag_col;
-        const Tile<T> tc = tile_of(c);
+        const Tile<T> vt = tile_of(c);
         const int nkc = keys_of(c);
         for (int n0 = 8 * warp; n0 < d; n0 += 8 * kWarps) {  // this warp's channels n0 .. n0 + 7
           float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-          weighted_sums_tc(acc, pa, tc, nkc, n0, nullptr, lane);
+          weighted_sums_tc(acc, pa, vt, nkc, n0, nullptr, lane);
           if (frag_row < HPB) {
             put(frag_row, n0 + frag_col, acc[0], z + c, ml + 2 * c * HPB);
             put(frag_row, n0 + frag_col + 1, acc[1], z + c, ml + 2 * c * HPB);

@@ -70,6 +70,8 @@ struct Partials {
   float* ml;
   int64_t max_chunks;
   KVAUDIT_HD int64_t at(int64_t r, int h, int64_t z, int n_heads) const { return (r * n_heads + h) * max_chunks + z; }
+  // at() in 32 bits, for the decode kernel (attention_cuda bounds a pass's partials below 2^31).
+  KVAUDIT_HD int at32(int r, int h, int z, int n_heads) const { return (r * n_heads + h) * int(max_chunks) + z; }
 };
 
 // Which row block x of a pass takes: b0 + x, or order[b0 + x] (a permutation of the rows that
@@ -513,7 +515,6 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
   const int z0 = int(blockIdx.z) * span, z1 = min(chunks, z0 + span);
   if (z0 >= chunks) return;
   const int q_stride = p.n_heads * d;
-  const int max_chunks = int(part.max_chunks);
   const int kv_h = h0 / (p.n_heads / p.n_kv_heads);  // repeat_kv
   // The readers live in shared memory: the loops read a few of their fields.
   __shared__ alignas(KvReader) unsigned char reader_bytes[2 * sizeof(KvReader)];
@@ -542,7 +543,7 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
     if (chunks == 1) {
       out.put(int64_t(r) * q_stride + (h0 + g) * d + c, __fdiv_rn(a, mz[2 * g + 1]));
     } else {
-      const int pi = (b * p.n_heads + h0 + g) * max_chunks + z;
+      const int pi = part.at32(b, h0 + g, z, p.n_heads);
       part.o[int64_t(pi) * d + c] = a;
       if (c == 0) {
         part.ml[2 * pi] = mz[2 * g];
@@ -555,7 +556,9 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
   for (int z = z0; z < z1; z += kPer) {
     const int nz = min(kPer, z1 - z);  // the pass's chunks z .. z + nz - 1
     const int jb = j0 + z * kChunk;    // their first key
-    const int nk = int(min(int64_t(nz * kChunk), vis.n - z * kChunk));  // and their keys
+    // and their keys (from the 64-bit count: computed in 32 bits, nvcc unrolls the loaders' cold
+    // paths and the kernel's code grows by half)
+    const int nk = int(min(int64_t(nz * kChunk), vis.n - z * kChunk));
     // Chunk c's keys in the pass and its rows of the tile.
     const auto keys_of = [&](int c) { return min(kChunk, nk - c * kChunk); };
     const auto tile_of = [&](int c) { return Tile<T>{tile.p + c * kChunk * tile.ld, tile.ld}; };
@@ -682,7 +685,7 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
   if (combines)
     for (int e = threadIdx.x; e < HPB * d; e += kThreads) {
       const int g = e / d, c = e % d;
-      out.put(int64_t(r) * q_stride + (h0 + g) * d + c, combine(part, (b * p.n_heads + h0 + g) * max_chunks, chunks, d, c));
+      out.put(int64_t(r) * q_stride + (h0 + g) * d + c, combine(part, part.at32(b, h0 + g, 0, p.n_heads), chunks, d, c));
     }
 }
 

@@ -152,6 +152,11 @@ PY
         -o "$OUT/kprofile" -f "$C/kvaudit" bench --model "tools/cuda_configs/$kcfg" --random-weights --device cuda \
         --batch "$kbatch" --prompt-len "$kprompt" --gen 4 --repeat 1 ${PROFILE_ARGS:-} >"$OUT/kprofile.err" 2>&1 ||
         echo "ncu failed: $(tail -2 "$OUT/kprofile.err")"
+      # No report when the skip passes the kernel's last launch (or the name matches none).
+      if [ ! -s "$OUT/kprofile.ncu-rep" ]; then
+        echo "kprofile: no launch of '$kname' after skipping $kskip: $(grep -m1 'No kernels' "$OUT/kprofile.err")"
+        continue
+      fi
       ncu -i "$OUT/kprofile.ncu-rep" --page details >"$OUT/kprofile.txt" 2>&1
       ncu -i "$OUT/kprofile.ncu-rep" --page source --csv --print-source sass >"$OUT/kprofile_sass.csv" 2>&1
       rm -f "$OUT/kprofile.ncu-rep"

@@ -188,14 +188,14 @@ __global__ void __launch_bounds__(32) gemv_bulk_kernel(const uint16_t* __restric
                                                        float* __restrict__ d, int64_t ld, int64_t stride) {
   constexpr int kCols = 16, kSlabLd = slab_ld<SLAB_K>();
   constexpr uint32_t kRowBytes = SLAB_K * 2, kStageBytes = kCols * kSlabLd * 2;
-  extern __shared__ float4 smem4[];
-  __shared__ alignas(8) uint64_t bars[STAGES];
+  extern __shared__ float4 smem4[];  // [STAGES] slabs, then x's rows of this chunk
+  __shared__ alignas(8) uint64_t bars[STAGES + 1];  // the slabs', x's
   const int lane = threadIdx.x, g = lane / 4, t = lane % 4;
   const int64_t i0 = int64_t(blockIdx.x) * kCols, b = blockIdx.y;
   const int n_slabs = int(kc / SLAB_K);
   const uint32_t slabs_s = smem_u32(smem4), bars_s = smem_u32(bars);
   if (lane == 0) {
-    for (int s = 0; s < STAGES; ++s) bar_init(bars_s + 8 * s);
+    for (int s = 0; s <= STAGES; ++s) bar_init(bars_s + 8 * s);
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncwarp();
@@ -213,8 +213,16 @@ __global__ void __launch_bounds__(32) gemv_bulk_kernel(const uint16_t* __restric
   for (int s = 0; s < STAGES - 1; ++s) issue(s);
   pdl_wait();
   pdl_trigger();
+  // x's rows of this chunk into shared memory, one bulk copy each: in the loop below a k-step's
+  // pairs are then shared-memory loads, not L2 round trips in the mma's chain (ncu: the cp.async
+  // kernel's L1 hit rate was 8%, its warps' stalls mostly on x).
+  const uint32_t x_bar = bars_s + 8 * STAGES, x_s = slabs_s + STAGES * kStageBytes;
+  if (lane == 0) bar_expect(x_bar, uint32_t(rows * kc * 2));
+  if (lane < rows) bulk_copy(x_s + uint32_t(lane * kc * 2), x + lane * k + b * kc, uint32_t(kc * 2), x_bar);
   const uint32_t x_mask = g < rows ? 0xffffffffu : 0u;  // x's rows past `rows` are zeros
-  const auto* xl = reinterpret_cast<const uint32_t*>(x + min(g, rows - 1) * k + b * kc) + t;
+  const auto* xl = reinterpret_cast<const uint32_t*>(reinterpret_cast<const unsigned char*>(smem4) +
+                                                     STAGES * kStageBytes) + min(g, rows - 1) * (kc / 2) + t;
+  bar_wait(x_bar, 0);
   const int mat = lane / 8;
   const uint32_t a_off = uint32_t(((mat % 2) * 8 + lane % 8) * kSlabLd + (mat / 2) * 8) * 2;
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -226,7 +234,7 @@ __global__ void __launch_bounds__(32) gemv_bulk_kernel(const uint16_t* __restric
     for (int ks = 0; ks < SLAB_K; ks += 16) {
       uint32_t a[4];
       ldmatrix_x4_at(a, slab + ks * 2);
-      mma_bf16(acc, a, __ldg(xs + ks / 2) & x_mask, __ldg(xs + ks / 2 + 4) & x_mask);
+      mma_bf16(acc, a, xs[ks / 2] & x_mask, xs[ks / 2 + 4] & x_mask);
     }
     __syncwarp();  // every lane has read the slab the next copy overwrites
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
@@ -244,12 +252,12 @@ __global__ void __launch_bounds__(32) gemv_bulk_kernel(const uint16_t* __restric
 template <int SLAB_K, int STAGES>
 void launch_bulk(const uint16_t* w, int64_t m, const uint16_t* x, int64_t rows, int64_t k, int64_t kc, int batch,
                  float* d, int64_t ld, int64_t stride) {
-  const size_t smem = size_t(STAGES) * 16 * slab_ld<SLAB_K>() * 2;
-  static bool opened = false;
-  if (!opened) {
+  const size_t smem = size_t(STAGES) * 16 * slab_ld<SLAB_K>() * 2 + size_t(rows * kc * 2);
+  static size_t opened = 0;
+  if (smem > opened) {
     KVAUDIT_CUDA_CHECK(
         cudaFuncSetAttribute(gemv_bulk_kernel<SLAB_K, STAGES>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    opened = true;
+    opened = smem;
   }
   const dim3 grid(unsigned((m + 15) / 16), unsigned(batch));
   launch_pdl(gemv_bulk_kernel<SLAB_K, STAGES>, grid, 32, smem, w, m, x, int(rows), k, kc, d, ld, stride);
@@ -315,8 +323,10 @@ void lead_cuda(double us) { launch_pdl(lead_kernel, dim3(1), dim3(32), 0, uint64
 std::span<const GemvKernel> gemv_kernels() { return kKernels; }
 
 bool gemv_fits(const GemvKernel& kernel, int64_t rows, int64_t k, int64_t kc) {
-  const int64_t most = kernel.order == GemvOrder::kWeightsAsA ? 8 : 16;
-  return rows >= 1 && rows <= most && kc % kernel.slab_k == 0 && kc >= kernel.slab_k && k % 8 == 0;
+  // The bulk kernels hold x's rows of a chunk in shared memory: one or two rows of up to 8,192 columns.
+  const int64_t most = kernel.bulk ? 2 : kernel.order == GemvOrder::kWeightsAsA ? 8 : 16;
+  return rows >= 1 && rows <= most && kc % kernel.slab_k == 0 && kc >= kernel.slab_k && k % 8 == 0 &&
+         (!kernel.bulk || kc <= 8192);
 }
 
 void gemv_bf16_cuda(const GemvKernel& kernel, const void* w, int64_t m, const void* x, int64_t rows, int64_t k,

@@ -319,7 +319,7 @@ class Lt {
         if (t && (!gemv || *t < gemv->second)) gemv = std::make_pair(g, *t);
       }
       if (trace_on())
-        report += std::string("  streaming kernel") + (g.bulk ? " (bulk copies)" : "") + ", weights as " +
+        report += std::string("  streaming kernel") + (g.tensor ? " (tensor tiles)" : g.bulk ? " (bulk copies)" : "") + ", weights as " +
                   (g.order == GemvOrder::kWeightsAsA ? "A" : "B") +
                   ", slabs of " + std::to_string(g.slab_k) + " x " + std::to_string(g.stages) + ": " +
                   (unequal == 0 ? "the anchor's bits, " + us(t) : std::to_string(unequal) + " outputs with other bits") +

@@ -53,7 +53,8 @@ enum class GemvOrder { kWeightsAsA, kWeightsAsB };
 struct GemvKernel {
   GemvOrder order;
   int slab_k, stages;
-  bool bulk = false;  // W as A, the slabs by the bulk copy engine (cp.async.bulk) instead of cp.async
+  bool bulk = false;    // W as A, the slabs by the bulk copy engine (cp.async.bulk) instead of cp.async
+  bool tensor = false;  // W as A, the slabs as 2D tiles of a tensor map (cp.async.bulk.tensor), 128B-swizzled
   friend bool operator==(const GemvKernel&, const GemvKernel&) = default;
 };
 std::span<const GemvKernel> gemv_kernels();

@@ -1,8 +1,9 @@
 // A product of few rows (a decode step of a small batch) streamed at the memory's rate: d = x @ w.T
 // over chunks of kc columns (lt_product.h's geometry), one warp per 16 (W_AS_A) or 8 output columns,
-// the weights through shared memory by cp.async many slabs ahead, each output a single chain of
-// mma.m16n8k16 over k in order (fp32 sums, k-steps of 16). cuBLASLt's kernels for a few rows leave
-// most SMs idle (an 8B's q/k/v: 96 tiles of 64 columns on 132 SMs, 2.6 TB/s at batch 1).
+// the weights through shared memory many slabs ahead (by cp.async, by one-row bulk copies, or as 2D
+// tiles of a tensor map), each output a single chain of mma.m16n8k16 over k in order (fp32 sums,
+// k-steps of 16). cuBLASLt's kernels for a few rows leave SMs idle (an 8B's q/k/v: 80 blocks on 132
+// SMs, 2.2 TB/s at batch 1; o_proj 128 blocks, 1.8 TB/s).
 //
 // It is only a CANDIDATE: lt_product runs it for a row count only when its product of a probe is the
 // anchor's bit for bit (lt_product.h), so it never decides a bit itself. The two operand orders are
@@ -407,9 +408,10 @@ void launch(const uint16_t* w, int64_t m, const uint16_t* x, int64_t rows, int64
   launch_pdl(gemv_kernel<W_AS_A, SLAB_K, STAGES>, grid, 32, smem, w, m, x, int(rows), k, kc, d, ld, stride);
 }
 
-// The variants, each a row of gemv_kernels(): slabs of 2-8 KB a warp, 14-50 KB in flight. On an H100
-// (docs/PERFORMANCE.md, 8B shapes at 1 row, weights out of L2) cuBLASLt stays faster at every shape
-// but lm_head, where the wider slabs win (371-375 us against 390 for slabs of 64 and 394 for cuBLASLt).
+// The variants, each a row of gemv_kernels(): slabs of 2-16 KB a warp, 14-80 KB in flight. On an H100
+// (docs/PERFORMANCE.md, 8B shapes at 1 row, timed after a lead as in a step) the tensor-tile kernels
+// beat cuBLASLt at every shape (q/k/v 21 against 27 us, o_proj 14 against 19, gate/up 84 against 92,
+// down 46 against 52, lm_head 343 against 356); the cp.async ones lose everywhere but lm_head.
 using Launch = void (*)(const uint16_t*, int64_t, const uint16_t*, int64_t, int64_t, int64_t, int, float*, int64_t,
                         int64_t);
 struct Variant {

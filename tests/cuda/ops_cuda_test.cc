@@ -301,7 +301,8 @@ INSTANTIATE_TEST_SUITE_P(Ops, LtMatmulCuda,
 
 // lt_product's streaming candidates (matmul_gemv_cuda.cu) on their own, every variant, against
 // the chunk sums in double on the host: 1 to 16 rows, two chunks of k, m not a multiple of 16, d's
-// rows ld > m apart (the columns between untouched). Whether one is admitted (the anchor's bits) is
+// rows ld > m apart (the columns between untouched); the bulk-copy and tensor-tile kernels bit for bit as the cp.async
+// kernel of the same operand order. Whether one is admitted (the anchor's bits) is
 // the admission's check; the tests above then cover it.
 TEST(OpsCuda, StreamingProductsMatchTheHost) {
   KVAUDIT_REQUIRE_CUDA();
@@ -312,17 +313,25 @@ TEST(OpsCuda, StreamingProductsMatchTheHost) {
   const auto x = round_bf16(uniform(size_t(16 * k), 1.0f, 32), &xbits);
   DeviceBuffer<uint16_t> dw(wbits), dx(xbits);
   for (const cuda::GemvKernel& g : cuda::gemv_kernels()) {
-    for (const int64_t rows : {1, 3, 8, 16}) {
+    for (const int64_t rows : {1, 2, 3, 8, 16}) {
       if (!cuda::gemv_fits(g, rows, k, kc)) {
-        EXPECT_TRUE(g.order == cuda::GemvOrder::kWeightsAsA && rows > 8);
+        EXPECT_TRUE(g.order == cuda::GemvOrder::kWeightsAsA && rows > (g.bulk || g.tensor ? 2 : 8));
         continue;
       }
       SCOPED_TRACE("rows " + std::to_string(rows) + (g.order == cuda::GemvOrder::kWeightsAsA ? ", W as A" : ", W as B") +
+                   (g.tensor ? ", tensor tiles" : g.bulk ? ", bulk copies" : "") +
                    ", slabs of " + std::to_string(g.slab_k) + " x " + std::to_string(g.stages));
       const float fill = -7.0f;
       DeviceBuffer<float> dd(std::vector<float>(size_t(batch * rows * ld), fill));
       cuda::gemv_bf16_cuda(g, dw.data(), m, dx.data(), rows, k, kc, batch, dd.data(), ld, rows * ld);
       const std::vector<float> got = dd.download();
+      if (g.bulk || g.tensor) {  // the cp.async kernel's mma chain, so its bits
+        DeviceBuffer<float> dr(std::vector<float>(size_t(batch * rows * ld), fill));
+        cuda::gemv_bf16_cuda({cuda::GemvOrder::kWeightsAsA, 64, 8}, dw.data(), m, dx.data(), rows, k, kc, batch,
+                             dr.data(), ld, rows * ld);
+        const std::vector<float> ref = dr.download();
+        EXPECT_TRUE(same_bits(got.data(), ref.data(), got.size())) << "bulk copies or tensor tiles against cp.async";
+      }
       std::vector<float> want(got.size(), fill);
       for (int b = 0; b < batch; ++b)
         for (int64_t r = 0; r < rows; ++r)

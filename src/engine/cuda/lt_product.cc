@@ -69,9 +69,18 @@ bool trace_on() {
   static const bool on = env_flag("KVAUDIT_CUDA_LT_TRACE", false);
   return on;
 }
-// KVAUDIT_CUDA_LT_GEMV=0: our streaming kernels are not candidates (the A/B of docs/PERFORMANCE.md).
+// KVAUDIT_CUDA_LT_GEMV=0: our streaming kernels are not candidates (the A/B of docs/PERFORMANCE.md);
+// =force: the fastest of them that gives the anchor's bits runs whatever cuBLASLt's time (an A/B of
+// the probe's timing against a whole step's).
+bool gemv_force() {
+  static const bool on = [] {
+    const char* env = std::getenv("KVAUDIT_CUDA_LT_GEMV");
+    return env != nullptr && std::string(env) == "force";
+  }();
+  return on;
+}
 bool gemv_on() {
-  static const bool on = env_flag("KVAUDIT_CUDA_LT_GEMV", true);
+  static const bool on = gemv_force() || env_flag("KVAUDIT_CUDA_LT_GEMV", true);
   return on;
 }
 
@@ -80,6 +89,21 @@ bool gemv_on() {
 bool small_on() {
   static const bool on = env_flag("KVAUDIT_CUDA_LT_SMALL", true);
   return on;
+}
+
+// KVAUDIT_CUDA_LT_LEAD: the microseconds of lead_cuda's spin before each timed run of a product
+// (default 5, about a decode step's norm at batch 1; 0: none, the timings before 2026-12-06).
+double lead_us() {
+  static const double us = [] {
+    const char* env = std::getenv("KVAUDIT_CUDA_LT_LEAD");
+    if (env == nullptr || *env == '\0') return 5.0;
+    char* end = nullptr;
+    const double v = std::strtod(env, &end);
+    if (end == env || *end != '\0' || !(v >= 0.0 && v <= 1000.0))
+      throw_usage(std::string("KVAUDIT_CUDA_LT_LEAD: '") + env + "' is not a number of microseconds in [0, 1000]");
+    return v;
+  }();
+  return us;
 }
 
 // Rows per slice of a product: a power of two from 64 to 1024 whose output (and admission buffers)
@@ -295,7 +319,8 @@ class Lt {
         if (t && (!gemv || *t < gemv->second)) gemv = std::make_pair(g, *t);
       }
       if (trace_on())
-        report += std::string("  streaming kernel, weights as ") + (g.order == GemvOrder::kWeightsAsA ? "A" : "B") +
+        report += std::string("  streaming kernel") + (g.tensor ? " (tensor tiles)" : g.bulk ? " (bulk copies)" : "") + ", weights as " +
+                  (g.order == GemvOrder::kWeightsAsA ? "A" : "B") +
                   ", slabs of " + std::to_string(g.slab_k) + " x " + std::to_string(g.stages) + ": " +
                   (unequal == 0 ? "the anchor's bits, " + us(t) : std::to_string(unequal) + " outputs with other bits") +
                   "\n";
@@ -328,7 +353,7 @@ class Lt {
         }
         return run(chosen.algo, w, m, x, n, k, kc, batch, got_.data(), ld, n * ld) == CUBLAS_STATUS_SUCCESS;
       });
-      const bool faster = !lt || gemv->second < *lt;
+      const bool faster = !lt || gemv->second < *lt || gemv_force();
       if (faster) chosen = Choice{{}, false, gemv->first};
       if (trace_on())
         report += "  streaming kernel " + us(gemv->second) + " against cuBLASLt's " + us(lt) + ": " +
@@ -376,7 +401,9 @@ class Lt {
   }
 
   // The median of 5 runs of a product on the probe input, in ms (after one warm-up run); nullopt
-  // when the library refused it (run returns false). Each run starts with the weights out of L2 (a
+  // when the library refused it (run returns false). Each run follows lead_cuda's spin (lead_us;
+  // its own median is taken off), as a step's product follows a short kernel: a kernel that loads
+  // its weights before its wait gains there, and only there. Each run starts with the weights out of L2 (a
   // write of twice its size first, outside the timing), as in a decode step, which reads every
   // layer's weights once: run again from L2, a 33 MB o_proj timed 21 us for a streaming kernel
   // against cuBLASLt's 23, and the step with it was 7% slower (docs/PERFORMANCE.md). The write's
@@ -384,6 +411,13 @@ class Lt {
   // for every candidate of a shape.
   template <typename Run>
   std::optional<float> median_ms(const Run& run_once) {
+    if (lead_us() > 0 && !lead_ms_) lead_ms_ = led_median_ms([] { return true; });  // the lead alone
+    const std::optional<float> t = led_median_ms(run_once);
+    if (!t) return t;
+    return std::max(0.0f, *t - lead_ms_.value_or(0.0f));
+  }
+  template <typename Run>
+  std::optional<float> led_median_ms(const Run& run_once) {
     const size_t flush_bytes = 2 * size_t(std::max<int64_t>(device_limits().l2_bytes, 1 << 20));
     if (flush_.size() < flush_bytes) flush_.resize(flush_bytes);
     cudaEvent_t t0, t1;
@@ -393,6 +427,7 @@ class Lt {
     for (int r = 0; r < 6; ++r) {
       KVAUDIT_CUDA_CHECK(cudaMemsetAsync(flush_.data(), r, flush_bytes, stream()));
       KVAUDIT_CUDA_CHECK(cudaEventRecord(t0, stream()));
+      if (lead_us() > 0) lead_cuda(lead_us());
       const bool ok = run_once();
       KVAUDIT_CUDA_CHECK(cudaEventRecord(t1, stream()));
       KVAUDIT_CUDA_CHECK(cudaEventSynchronize(t1));
@@ -421,6 +456,7 @@ class Lt {
   DeviceBuffer<float> want_, got_;     // an admission's anchor and candidate products
   DeviceBuffer<bf16> pad_x_;           // anchor_run's 64-row copy of fewer rows, and its product
   DeviceBuffer<float> pad_d_;
+  std::optional<float> lead_ms_;        // lead_cuda's spin alone (median_ms)
   DeviceBuffer<uint8_t> flush_;        // median_ms's write of twice the L2 before each timed run
   static constexpr size_t kMaxLayouts = 4096;
   std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int, int64_t, int64_t>, std::unique_ptr<Layouts>> layouts_;

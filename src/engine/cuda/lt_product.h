@@ -53,12 +53,20 @@ enum class GemvOrder { kWeightsAsA, kWeightsAsB };
 struct GemvKernel {
   GemvOrder order;
   int slab_k, stages;
+  bool bulk = false;    // W as A, the slabs by the bulk copy engine (cp.async.bulk) instead of cp.async
+  bool tensor = false;  // W as A, the slabs as 2D tiles of a tensor map (cp.async.bulk.tensor), 128B-swizzled
   friend bool operator==(const GemvKernel&, const GemvKernel&) = default;
 };
 std::span<const GemvKernel> gemv_kernels();
 bool gemv_fits(const GemvKernel& kernel, int64_t rows, int64_t k, int64_t kc);
 void gemv_bf16_cuda(const GemvKernel& kernel, const void* w, int64_t m, const void* x, int64_t rows, int64_t k,
                     int64_t kc, int batch, float* d, int64_t ld, int64_t stride);
+
+// A one-warp launch that spins for `us` microseconds and lets the next launch (PDL) be scheduled at
+// once: in lt_product's timings it stands for the short kernel (a norm, attention, the activation)
+// that precedes every product of a decode step, so a kernel that starts its loads while that one
+// runs (the streaming kernels issue their first slabs before the wait) is timed as in the step.
+void lead_cuda(double us);
 
 // How many of the batch x rows x m floats of a and b (rows ld apart, chunks a_stride and b_stride
 // apart) differ in their bits (lt_product's admission; matmul_lt_cuda.cu).

@@ -1,16 +1,21 @@
 // A product of few rows (a decode step of a small batch) streamed at the memory's rate: d = x @ w.T
 // over chunks of kc columns (lt_product.h's geometry), one warp per 16 (W_AS_A) or 8 output columns,
-// the weights through shared memory by cp.async many slabs ahead, each output a single chain of
-// mma.m16n8k16 over k in order (fp32 sums, k-steps of 16). cuBLASLt's kernels for a few rows leave
-// most SMs idle (an 8B's q/k/v: 96 tiles of 64 columns on 132 SMs, 2.6 TB/s at batch 1).
+// the weights through shared memory many slabs ahead (by cp.async, by one-row bulk copies, or as 2D
+// tiles of a tensor map), each output a single chain of mma.m16n8k16 over k in order (fp32 sums,
+// k-steps of 16). cuBLASLt's kernels for a few rows leave SMs idle (an 8B's q/k/v: 80 blocks on 132
+// SMs, 2.2 TB/s at batch 1; o_proj 128 blocks, 1.8 TB/s).
 //
 // It is only a CANDIDATE: lt_product runs it for a row count only when its product of a probe is the
 // anchor's bit for bit (lt_product.h), so it never decides a bit itself. The two operand orders are
 // two candidates: the same products and the same k-steps, W as the mma's A (16 columns a warp) or as
 // its B (8 columns a warp, up to 16 rows of x).
+#include <cuda.h>
 #include <cuda_bf16.h>
 
 #include <algorithm>
+#include <map>
+#include <mutex>
+#include <tuple>
 #include <array>
 #include <cstdint>
 #include <iterator>
@@ -66,8 +71,6 @@ template <bool W_AS_A, int SLAB_K, int STAGES>
 __global__ void __launch_bounds__(32) gemv_kernel(const uint16_t* __restrict__ w, int64_t m, const uint16_t* __restrict__ x,
                                                   int rows, int64_t k, int64_t kc, float* __restrict__ d, int64_t ld,
                                                   int64_t stride) {
-  pdl_wait();
-  pdl_trigger();
   constexpr int kCols = W_AS_A ? 16 : 8, kSlabK = SLAB_K, kSlabLd = slab_ld<SLAB_K>();
   extern __shared__ float4 smem4[];
   auto* slabs = reinterpret_cast<uint16_t*>(smem4);  // [STAGES][kCols][kSlabLd]
@@ -91,7 +94,12 @@ __global__ void __launch_bounds__(32) gemv_kernel(const uint16_t* __restrict__ w
     }
     cp_commit();  // an empty group past the end keeps the wait count uniform
   };
+  // The weights never change during a run, so the pipeline's first slabs are on their way before
+  // the wait: launched early (PDL), this product streams while the kernel before it (a norm,
+  // attention, the activation) finishes. Nothing else is read and nothing is written before it.
   for (int s = 0; s < STAGES - 1; ++s) issue(s);
+  pdl_wait();
+  pdl_trigger();
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   for (int64_t s = 0; s < n_slabs; ++s) {
     cp_wait<STAGES - 2>();
@@ -143,6 +151,248 @@ __global__ void __launch_bounds__(32) gemv_kernel(const uint16_t* __restrict__ w
   }
 }
 
+__device__ __forceinline__ uint32_t smem_u32(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
+
+__device__ __forceinline__ void ldmatrix_x4_at(uint32_t (&r)[4], uint32_t a) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+
+// The bulk copy engine (cp.async.bulk, Hopper): one instruction moves a row's slab into shared
+// memory and signals an mbarrier with its bytes; the warp waits on the barrier's phase.
+__device__ __forceinline__ void bar_init(uint32_t bar) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void bar_expect(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void bar_wait(uint32_t bar, uint32_t parity) {
+  uint32_t done = 0;
+  while (!done)
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+}
+__device__ __forceinline__ void bulk_copy(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
+               "l"(src), "r"(bytes), "r"(bar)
+               : "memory");
+}
+
+// gemv_kernel's W_AS_A product (the same mma chain, so the same bits: the test binds them) with the
+// weights brought by the bulk copy engine and x's pairs read at constant offsets: the cp.async
+// kernel spent ~50 instructions a k-step (per-piece 64-bit addressing, x's bounds) and, one warp a
+// block and ~3 a SM, ran at the rate it issued them (ncu: 1.5 TB/s on an 8B's q/k/v at one row).
+// Here a k-step is an ldmatrix, two loads and the mma; lane r < 16 copies row i0 + r of each slab.
+template <int SLAB_K, int STAGES>
+__global__ void __launch_bounds__(32) gemv_bulk_kernel(const uint16_t* __restrict__ w, int64_t m,
+                                                       const uint16_t* __restrict__ x, int rows, int64_t k, int64_t kc,
+                                                       float* __restrict__ d, int64_t ld, int64_t stride) {
+  constexpr int kCols = 16, kSlabLd = slab_ld<SLAB_K>();
+  constexpr uint32_t kRowBytes = SLAB_K * 2, kStageBytes = kCols * kSlabLd * 2;
+  extern __shared__ float4 smem4[];  // [STAGES] slabs, then x's rows of this chunk
+  __shared__ alignas(8) uint64_t bars[STAGES + 1];  // the slabs', x's
+  const int lane = threadIdx.x, g = lane / 4, t = lane % 4;
+  const int64_t i0 = int64_t(blockIdx.x) * kCols, b = blockIdx.y;
+  const int n_slabs = int(kc / SLAB_K);
+  const uint32_t slabs_s = smem_u32(smem4), bars_s = smem_u32(bars);
+  if (lane == 0) {
+    for (int s = 0; s <= STAGES; ++s) bar_init(bars_s + 8 * s);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncwarp();
+  // Rows past m copy the last row (valid memory; their outputs are not written).
+  const uint16_t* src = w + min(i0 + lane % kCols, m - 1) * k + b * kc;
+  const auto issue = [&](int s) {
+    if (s >= n_slabs) return;
+    const uint32_t bar = bars_s + 8 * (s % STAGES);
+    if (lane == 0) bar_expect(bar, kCols * kRowBytes);
+    if (lane < kCols) bulk_copy(slabs_s + (s % STAGES) * kStageBytes + lane * kSlabLd * 2, src + int64_t(s) * SLAB_K,
+                                kRowBytes, bar);
+  };
+  // The weights never change during a run: the first slabs are on their way before the wait (as
+  // gemv_kernel's); x, written by the kernel before, is read after it.
+  for (int s = 0; s < STAGES - 1; ++s) issue(s);
+  pdl_wait();
+  pdl_trigger();
+  // x's rows of this chunk into shared memory, one bulk copy each: in the loop below a k-step's
+  // pairs are then shared-memory loads, not L2 round trips in the mma's chain (ncu: the cp.async
+  // kernel's L1 hit rate was 8%, its warps' stalls mostly on x).
+  const uint32_t x_bar = bars_s + 8 * STAGES, x_s = slabs_s + STAGES * kStageBytes;
+  if (lane == 0) bar_expect(x_bar, uint32_t(rows * kc * 2));
+  if (lane < rows) bulk_copy(x_s + uint32_t(lane * kc * 2), x + lane * k + b * kc, uint32_t(kc * 2), x_bar);
+  const uint32_t x_mask = g < rows ? 0xffffffffu : 0u;  // x's rows past `rows` are zeros
+  const auto* xl = reinterpret_cast<const uint32_t*>(reinterpret_cast<const unsigned char*>(smem4) +
+                                                     STAGES * kStageBytes) + min(g, rows - 1) * (kc / 2) + t;
+  bar_wait(x_bar, 0);
+  const int mat = lane / 8;
+  const uint32_t a_off = uint32_t(((mat % 2) * 8 + lane % 8) * kSlabLd + (mat / 2) * 8) * 2;
+  float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (int s = 0; s < n_slabs; ++s) {
+    bar_wait(bars_s + 8 * (s % STAGES), uint32_t(s / STAGES) & 1u);
+    const uint32_t slab = slabs_s + (s % STAGES) * kStageBytes + a_off;
+    const uint32_t* xs = xl + s * (SLAB_K / 2);
+#pragma unroll
+    for (int ks = 0; ks < SLAB_K; ks += 16) {
+      uint32_t a[4];
+      ldmatrix_x4_at(a, slab + ks * 2);
+      mma_bf16(acc, a, xs[ks / 2] & x_mask, xs[ks / 2 + 4] & x_mask);
+    }
+    __syncwarp();  // every lane has read the slab the next copy overwrites
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    issue(s + STAGES - 1);
+  }
+  float* db = d + b * stride;
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {  // c0, c1: column i0 + g, rows 2t, 2t + 1; c2, c3: column i0 + g + 8
+    const int64_t i = i0 + g + 8 * (e / 2);
+    const int r = 2 * t + e % 2;
+    if (i < m && r < rows) db[r * ld + i] = acc[e];
+  }
+}
+
+__device__ __forceinline__ void tensor_tile(uint32_t dst, const CUtensorMap* map, int col, int row, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(col), "r"(row), "r"(bar)
+      : "memory");
+}
+
+// Tiles of the tensor-map kernel: 16 rows x 64 columns (128 bytes a row, the widest the 128B swizzle
+// takes), four a slab of 256 columns.
+constexpr int kTileK = 64, kTilesPerSlab = 4, kTensorSlabK = kTileK * kTilesPerSlab;
+constexpr uint32_t kTileBytes = 16 * kTileK * 2, kTensorStageBytes = kTilesPerSlab * kTileBytes;
+
+// gemv_bulk_kernel's product (the same mma chain: the same bits, the test binds them) with the
+// weights brought as 2D tiles of a tensor map: one request moves 16 rows x 64 columns where the bulk
+// kernel needs 16 one-row copies (issued one lane at a time through the uniform datapath), and the
+// 128B swizzle (16-byte piece c of row r at piece c ^ (r % 8)) keeps the ldmatrix reads
+// conflict-free without padding. Rows past m arrive as zeros (their outputs are not written).
+template <int STAGES>
+__global__ void __launch_bounds__(32) gemv_tensor_kernel(const __grid_constant__ CUtensorMap wmap, int64_t m,
+                                                         const uint16_t* __restrict__ x, int rows, int64_t k, int64_t kc,
+                                                         float* __restrict__ d, int64_t ld, int64_t stride) {
+  extern __shared__ float4 smem4[];  // 1 KB of slack, [STAGES] slabs at the swizzle's 1 KB alignment, x's rows
+  __shared__ alignas(8) uint64_t bars[STAGES + 1];  // the slabs', x's
+  const int lane = threadIdx.x, g = lane / 4, t = lane % 4;
+  const int i0 = int(blockIdx.x) * 16, b = int(blockIdx.y);
+  const int n_slabs = int(kc / kTensorSlabK);
+  const uint32_t slabs_s = (smem_u32(smem4) + 1023u) & ~1023u, bars_s = smem_u32(bars);
+  if (lane == 0) {
+    for (int s = 0; s <= STAGES; ++s) bar_init(bars_s + 8 * s);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(&wmap)) : "memory");
+  }
+  __syncwarp();
+  const auto issue = [&](int s) {
+    if (s >= n_slabs || lane != 0) return;
+    const uint32_t bar = bars_s + 8 * (s % STAGES), dst = slabs_s + (s % STAGES) * kTensorStageBytes;
+    bar_expect(bar, kTensorStageBytes);
+#pragma unroll
+    for (int q = 0; q < kTilesPerSlab; ++q)
+      tensor_tile(dst + q * kTileBytes, &wmap, int(b * kc) + s * kTensorSlabK + q * kTileK, i0, bar);
+  };
+  // The weights never change during a run: the first slabs are on their way before the wait.
+  for (int s = 0; s < STAGES - 1; ++s) issue(s);
+  pdl_wait();
+  pdl_trigger();
+  const uint32_t x_bar = bars_s + 8 * STAGES, x_s = slabs_s + STAGES * kTensorStageBytes;
+  if (lane == 0) bar_expect(x_bar, uint32_t(rows * kc * 2));
+  if (lane < rows) bulk_copy(x_s + uint32_t(lane * kc * 2), x + lane * k + b * kc, uint32_t(kc * 2), x_bar);
+  const uint32_t x_mask = g < rows ? 0xffffffffu : 0u;  // x's rows past `rows` are zeros
+  const auto* xl = reinterpret_cast<const uint32_t*>(reinterpret_cast<const unsigned char*>(smem4) +
+                                                     (x_s - smem_u32(smem4))) + min(g, rows - 1) * int(kc / 2) + t;
+  bar_wait(x_bar, 0);
+  // ldmatrix.x4's matrices: rows 0-7 / 8-15 (mat % 2) at the k-step's first / second 8 columns (mat / 2).
+  const int mat = lane / 8, row = (mat % 2) * 8 + lane % 8, swz = lane % 8;
+  float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (int s = 0; s < n_slabs; ++s) {
+    bar_wait(bars_s + 8 * (s % STAGES), uint32_t(s / STAGES) & 1u);
+    const uint32_t slab = slabs_s + (s % STAGES) * kTensorStageBytes + row * 128;
+    const uint32_t* xs = xl + s * (kTensorSlabK / 2);
+#pragma unroll
+    for (int q = 0; q < kTilesPerSlab; ++q)
+#pragma unroll
+      for (int kk = 0; kk < kTileK / 16; ++kk) {
+        uint32_t a[4];
+        ldmatrix_x4_at(a, slab + q * kTileBytes + (uint32_t((2 * kk + mat / 2) ^ swz) << 4));
+        const int ks = q * kTileK + kk * 16;
+        mma_bf16(acc, a, xs[ks / 2] & x_mask, xs[ks / 2 + 4] & x_mask);
+      }
+    __syncwarp();  // every lane has read the slab the next copy overwrites
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+    issue(s + STAGES - 1);
+  }
+  float* db = d + b * stride;
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {  // c0, c1: column i0 + g, rows 2t, 2t + 1; c2, c3: column i0 + g + 8
+    const int64_t i = i0 + g + 8 * (e / 2);
+    const int r = 2 * t + e % 2;
+    if (i < m && r < rows) db[r * ld + i] = acc[e];
+  }
+}
+
+// w [m, k] as a tensor map of 16 x 64 tiles, made once per weight (the driver's encoder, reached
+// through the runtime: no link to libcuda).
+using EncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                                 const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                                 CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+const CUtensorMap& weight_map(const uint16_t* w, int64_t m, int64_t k) {
+  static const EncodeTiled encode = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    KVAUDIT_CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q));
+    if (q != cudaDriverEntryPointSuccess || f == nullptr) throw_runtime("CUDA: the driver has no cuTensorMapEncodeTiled");
+    return reinterpret_cast<EncodeTiled>(f);
+  }();
+  static std::mutex mu;
+  static std::map<std::tuple<const void*, int64_t, int64_t>, CUtensorMap> maps;
+  const std::lock_guard<std::mutex> lock(mu);
+  const auto key = std::make_tuple(static_cast<const void*>(w), m, k);
+  auto it = maps.find(key);
+  if (it != maps.end()) return it->second;
+  if (maps.size() >= 4096) maps.clear();
+  CUtensorMap map{};
+  const cuuint64_t dims[2] = {cuuint64_t(k), cuuint64_t(m)}, strides[1] = {cuuint64_t(k) * 2};
+  const cuuint32_t box[2] = {cuuint32_t(kTileK), 16}, elem[2] = {1, 1};
+  const CUresult r = encode(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<uint16_t*>(w), dims, strides, box, elem,
+                            CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS) throw_runtime("CUDA: cuTensorMapEncodeTiled failed for a weight of " + std::to_string(m) + " x " + std::to_string(k));
+  return maps.emplace(key, map).first->second;
+}
+
+template <int STAGES>
+void launch_tensor(const uint16_t* w, int64_t m, const uint16_t* x, int64_t rows, int64_t k, int64_t kc, int batch,
+                   float* d, int64_t ld, int64_t stride) {
+  const size_t smem = 1024 + size_t(STAGES) * kTensorStageBytes + size_t(rows * kc * 2);
+  static size_t opened = 0;
+  if (smem > opened) {
+    KVAUDIT_CUDA_CHECK(
+        cudaFuncSetAttribute(gemv_tensor_kernel<STAGES>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    opened = smem;
+  }
+  const dim3 grid(unsigned((m + 15) / 16), unsigned(batch));
+  launch_pdl(gemv_tensor_kernel<STAGES>, grid, 32, smem, weight_map(w, m, k), m, x, int(rows), k, kc, d, ld, stride);
+}
+
+template <int SLAB_K, int STAGES>
+void launch_bulk(const uint16_t* w, int64_t m, const uint16_t* x, int64_t rows, int64_t k, int64_t kc, int batch,
+                 float* d, int64_t ld, int64_t stride) {
+  const size_t smem = size_t(STAGES) * 16 * slab_ld<SLAB_K>() * 2 + size_t(rows * kc * 2);
+  static size_t opened = 0;
+  if (smem > opened) {
+    KVAUDIT_CUDA_CHECK(
+        cudaFuncSetAttribute(gemv_bulk_kernel<SLAB_K, STAGES>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    opened = smem;
+  }
+  const dim3 grid(unsigned((m + 15) / 16), unsigned(batch));
+  launch_pdl(gemv_bulk_kernel<SLAB_K, STAGES>, grid, 32, smem, w, m, x, int(rows), k, kc, d, ld, stride);
+}
+
 template <bool W_AS_A, int SLAB_K, int STAGES>
 void launch(const uint16_t* w, int64_t m, const uint16_t* x, int64_t rows, int64_t k, int64_t kc, int batch, float* d,
             int64_t ld, int64_t stride) {
@@ -158,9 +408,10 @@ void launch(const uint16_t* w, int64_t m, const uint16_t* x, int64_t rows, int64
   launch_pdl(gemv_kernel<W_AS_A, SLAB_K, STAGES>, grid, 32, smem, w, m, x, int(rows), k, kc, d, ld, stride);
 }
 
-// The variants, each a row of gemv_kernels(): slabs of 2-8 KB a warp, 14-50 KB in flight. On an H100
-// (docs/PERFORMANCE.md, 8B shapes at 1 row, weights out of L2) cuBLASLt stays faster at every shape
-// but lm_head, where the wider slabs win (371-375 us against 390 for slabs of 64 and 394 for cuBLASLt).
+// The variants, each a row of gemv_kernels(): slabs of 2-16 KB a warp, 14-80 KB in flight. On an H100
+// (docs/PERFORMANCE.md, 8B shapes at 1 row, timed after a lead as in a step) the tensor-tile kernels
+// beat cuBLASLt at every shape (q/k/v 21 against 27 us, o_proj 14 against 19, gate/up 84 against 92,
+// down 46 against 52, lm_head 343 against 356); the cp.async ones lose everywhere but lm_head.
 using Launch = void (*)(const uint16_t*, int64_t, const uint16_t*, int64_t, int64_t, int64_t, int, float*, int64_t,
                         int64_t);
 struct Variant {
@@ -172,6 +423,12 @@ constexpr Variant kVariants[] = {
     {{GemvOrder::kWeightsAsB, 128, 16}, launch<false, 128, 16>}, {{GemvOrder::kWeightsAsA, 128, 8}, launch<true, 128, 8>},
     {{GemvOrder::kWeightsAsA, 128, 12}, launch<true, 128, 12>}, {{GemvOrder::kWeightsAsB, 256, 8}, launch<false, 256, 8>},
     {{GemvOrder::kWeightsAsA, 256, 4}, launch<true, 256, 4>},   {{GemvOrder::kWeightsAsA, 256, 6}, launch<true, 256, 6>},
+    {{GemvOrder::kWeightsAsA, 128, 8, true}, launch_bulk<128, 8>}, {{GemvOrder::kWeightsAsA, 256, 4, true}, launch_bulk<256, 4>},
+    {{GemvOrder::kWeightsAsA, 256, 6, true}, launch_bulk<256, 6>}, {{GemvOrder::kWeightsAsA, 512, 3, true}, launch_bulk<512, 3>},
+    {{GemvOrder::kWeightsAsA, 512, 4, true}, launch_bulk<512, 4>},
+    {{GemvOrder::kWeightsAsA, kTensorSlabK, 4, false, true}, launch_tensor<4>},
+    {{GemvOrder::kWeightsAsA, kTensorSlabK, 6, false, true}, launch_tensor<6>},
+    {{GemvOrder::kWeightsAsA, kTensorSlabK, 10, false, true}, launch_tensor<10>},
 };
 constexpr auto kKernels = [] {
   std::array<GemvKernel, std::size(kVariants)> kernels{};
@@ -179,13 +436,33 @@ constexpr auto kKernels = [] {
   return kernels;
 }();
 
+__device__ __forceinline__ uint64_t global_ns() {
+  uint64_t t;
+  asm volatile("mov.u64 %0, %globaltimer;" : "=l"(t));
+  return t;
+}
+
+// One warp that lets the next launch be scheduled at once and then spins for ns nanoseconds.
+__global__ void lead_kernel(uint64_t ns) {
+  pdl_trigger();
+  const uint64_t t0 = global_ns();
+  while (global_ns() - t0 < ns) {
+  }
+}
+
 }  // namespace
+
+void lead_cuda(double us) { launch_pdl(lead_kernel, dim3(1), dim3(32), 0, uint64_t(us * 1000.0)); }
 
 std::span<const GemvKernel> gemv_kernels() { return kKernels; }
 
 bool gemv_fits(const GemvKernel& kernel, int64_t rows, int64_t k, int64_t kc) {
-  const int64_t most = kernel.order == GemvOrder::kWeightsAsA ? 8 : 16;
-  return rows >= 1 && rows <= most && kc % kernel.slab_k == 0 && kc >= kernel.slab_k && k % 8 == 0;
+  // The bulk and tensor kernels hold x's rows of a chunk in shared memory: one or two rows of up to
+  // 8,192 columns; the tensor map's coordinates are 32-bit.
+  const bool x_in_smem = kernel.bulk || kernel.tensor;
+  const int64_t most = x_in_smem ? 2 : kernel.order == GemvOrder::kWeightsAsA ? 8 : 16;
+  return rows >= 1 && rows <= most && kc % kernel.slab_k == 0 && kc >= kernel.slab_k && k % 8 == 0 &&
+         (!x_in_smem || kc <= 8192) && (!kernel.tensor || k < (int64_t(1) << 31));
 }
 
 void gemv_bf16_cuda(const GemvKernel& kernel, const void* w, int64_t m, const void* x, int64_t rows, int64_t k,

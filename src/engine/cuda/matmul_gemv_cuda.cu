@@ -65,6 +65,18 @@ __device__ __forceinline__ uint32_t x_pair(const uint16_t* x, int64_t k, int row
   return r < rows ? __ldg(reinterpret_cast<const unsigned int*>(x + r * k + c)) : 0u;
 }
 
+// The W-as-A accumulator of columns i0 .. i0 + 15 into d's chunk db: c0, c1 are column i0 + g, rows
+// 2t, 2t + 1; c2, c3 column i0 + g + 8 (columns past m and rows past `rows` not written).
+__device__ __forceinline__ void store_w_as_a(const float (&acc)[4], float* db, int64_t i0, int g, int t, int64_t m,
+                                             int rows, int64_t ld) {
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    const int64_t i = i0 + g + 8 * (e / 2);
+    const int r = 2 * t + e % 2;
+    if (i < m && r < rows) db[r * ld + i] = acc[e];
+  }
+}
+
 // Block (column tile, chunk b): one warp. W_AS_A: columns i0 .. i0 + 15 are the mma's rows, x's rows
 // (<= 8) its n; else columns i0 .. i0 + 7 are its n and x's rows (<= 16) its rows.
 template <bool W_AS_A, int SLAB_K, int STAGES>
@@ -134,13 +146,8 @@ __global__ void __launch_bounds__(32) gemv_kernel(const uint16_t* __restrict__ w
   }
   cp_wait<0>();
   float* db = d + b * stride;
-  if constexpr (W_AS_A) {  // c0, c1: column i0 + g, rows 2t, 2t + 1; c2, c3: column i0 + g + 8
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int64_t i = i0 + g + 8 * (e / 2);
-      const int r = 2 * t + e % 2;
-      if (i < m && r < rows) db[r * ld + i] = acc[e];
-    }
+  if constexpr (W_AS_A) {
+    store_w_as_a(acc, db, i0, g, t, m, rows, ld);
   } else {  // c0, c1: row g, columns i0 + 2t, + 1; c2, c3: row g + 8
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
@@ -182,6 +189,19 @@ __device__ __forceinline__ void bulk_copy(uint32_t dst, const void* src, uint32_
                : "memory");
 }
 
+// x's rows of chunk b into shared memory at x_s (x_at: the same place as a generic pointer), one bulk
+// copy each, waited for: a k-step's pairs are then shared-memory loads, not L2 round trips in the
+// mma's chain (ncu: the cp.async kernel's L1 hit rate was 8%, its warps' stalls mostly on x). Returns
+// this lane's first pair: row min(g, rows - 1), column 2t.
+__device__ __forceinline__ const uint32_t* x_rows_in_smem(uint32_t x_bar, uint32_t x_s, const unsigned char* x_at,
+                                                          const uint16_t* x, int rows, int64_t k, int64_t kc, int64_t b,
+                                                          int lane) {
+  if (lane == 0) bar_expect(x_bar, uint32_t(rows * kc * 2));
+  if (lane < rows) bulk_copy(x_s + uint32_t(lane * kc * 2), x + lane * k + b * kc, uint32_t(kc * 2), x_bar);
+  bar_wait(x_bar, 0);
+  return reinterpret_cast<const uint32_t*>(x_at) + min(lane / 4, rows - 1) * int(kc / 2) + lane % 4;
+}
+
 // gemv_kernel's W_AS_A product (the same mma chain, so the same bits: the test binds them) with the
 // weights brought by the bulk copy engine and x's pairs read at constant offsets: the cp.async
 // kernel spent ~50 instructions a k-step (per-piece 64-bit addressing, x's bounds) and, one warp a
@@ -218,16 +238,10 @@ __global__ void __launch_bounds__(32) gemv_bulk_kernel(const uint16_t* __restric
   for (int s = 0; s < STAGES - 1; ++s) issue(s);
   pdl_wait();
   pdl_trigger();
-  // x's rows of this chunk into shared memory, one bulk copy each: in the loop below a k-step's
-  // pairs are then shared-memory loads, not L2 round trips in the mma's chain (ncu: the cp.async
-  // kernel's L1 hit rate was 8%, its warps' stalls mostly on x).
-  const uint32_t x_bar = bars_s + 8 * STAGES, x_s = slabs_s + STAGES * kStageBytes;
-  if (lane == 0) bar_expect(x_bar, uint32_t(rows * kc * 2));
-  if (lane < rows) bulk_copy(x_s + uint32_t(lane * kc * 2), x + lane * k + b * kc, uint32_t(kc * 2), x_bar);
   const uint32_t x_mask = g < rows ? 0xffffffffu : 0u;  // x's rows past `rows` are zeros
-  const auto* xl = reinterpret_cast<const uint32_t*>(reinterpret_cast<const unsigned char*>(smem4) +
-                                                     STAGES * kStageBytes) + min(g, rows - 1) * (kc / 2) + t;
-  bar_wait(x_bar, 0);
+  const uint32_t* xl = x_rows_in_smem(bars_s + 8 * STAGES, slabs_s + STAGES * kStageBytes,
+                                      reinterpret_cast<const unsigned char*>(smem4) + STAGES * kStageBytes, x, rows, k,
+                                      kc, b, lane);
   const int mat = lane / 8;
   const uint32_t a_off = uint32_t(((mat % 2) * 8 + lane % 8) * kSlabLd + (mat / 2) * 8) * 2;
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -245,13 +259,7 @@ __global__ void __launch_bounds__(32) gemv_bulk_kernel(const uint16_t* __restric
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     issue(s + STAGES - 1);
   }
-  float* db = d + b * stride;
-#pragma unroll
-  for (int e = 0; e < 4; ++e) {  // c0, c1: column i0 + g, rows 2t, 2t + 1; c2, c3: column i0 + g + 8
-    const int64_t i = i0 + g + 8 * (e / 2);
-    const int r = 2 * t + e % 2;
-    if (i < m && r < rows) db[r * ld + i] = acc[e];
-  }
+  store_w_as_a(acc, d + b * stride, i0, g, t, m, rows, ld);
 }
 
 __device__ __forceinline__ void tensor_tile(uint32_t dst, const CUtensorMap* map, int col, int row, uint32_t bar) {
@@ -299,13 +307,11 @@ __global__ void __launch_bounds__(32) gemv_tensor_kernel(const __grid_constant__
   for (int s = 0; s < STAGES - 1; ++s) issue(s);
   pdl_wait();
   pdl_trigger();
-  const uint32_t x_bar = bars_s + 8 * STAGES, x_s = slabs_s + STAGES * kTensorStageBytes;
-  if (lane == 0) bar_expect(x_bar, uint32_t(rows * kc * 2));
-  if (lane < rows) bulk_copy(x_s + uint32_t(lane * kc * 2), x + lane * k + b * kc, uint32_t(kc * 2), x_bar);
+  const uint32_t x_s = slabs_s + STAGES * kTensorStageBytes;
   const uint32_t x_mask = g < rows ? 0xffffffffu : 0u;  // x's rows past `rows` are zeros
-  const auto* xl = reinterpret_cast<const uint32_t*>(reinterpret_cast<const unsigned char*>(smem4) +
-                                                     (x_s - smem_u32(smem4))) + min(g, rows - 1) * int(kc / 2) + t;
-  bar_wait(x_bar, 0);
+  const uint32_t* xl = x_rows_in_smem(bars_s + 8 * STAGES, x_s,
+                                      reinterpret_cast<const unsigned char*>(smem4) + (x_s - smem_u32(smem4)), x, rows,
+                                      k, kc, b, lane);
   // ldmatrix.x4's matrices: rows 0-7 / 8-15 (mat % 2) at the k-step's first / second 8 columns (mat / 2).
   const int mat = lane / 8, row = (mat % 2) * 8 + lane % 8, swz = lane % 8;
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -326,13 +332,7 @@ __global__ void __launch_bounds__(32) gemv_tensor_kernel(const __grid_constant__
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     issue(s + STAGES - 1);
   }
-  float* db = d + b * stride;
-#pragma unroll
-  for (int e = 0; e < 4; ++e) {  // c0, c1: column i0 + g, rows 2t, 2t + 1; c2, c3: column i0 + g + 8
-    const int64_t i = i0 + g + 8 * (e / 2);
-    const int r = 2 * t + e % 2;
-    if (i < m && r < rows) db[r * ld + i] = acc[e];
-  }
+  store_w_as_a(acc, d + b * stride, i0, g, t, m, rows, ld);
 }
 
 // w [m, k] as a tensor map of 16 x 64 tiles, made once per weight (the driver's encoder, reached

@@ -301,9 +301,9 @@ INSTANTIATE_TEST_SUITE_P(Ops, LtMatmulCuda,
 
 // lt_product's streaming candidates (matmul_gemv_cuda.cu) on their own, every variant, against
 // the chunk sums in double on the host: 1 to 16 rows, two chunks of k, m not a multiple of 16, d's
-// rows ld > m apart (the columns between untouched); the bulk-copy and tensor-tile kernels bit for bit as the cp.async
-// kernel of the same operand order. Whether one is admitted (the anchor's bits) is
-// the admission's check; the tests above then cover it.
+// rows ld > m apart (the columns between untouched); the bulk-copy and tensor-tile kernels bit for
+// bit as the cp.async kernel of the same operand order. Whether one is admitted (the anchor's bits)
+// is the admission's check; the tests above then cover it.
 TEST(OpsCuda, StreamingProductsMatchTheHost) {
   KVAUDIT_REQUIRE_CUDA();
   const int64_t m = 200, k = 2 * 1024 + 64, kc = 1024, ld = 204;

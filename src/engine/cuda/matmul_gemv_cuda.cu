@@ -13,13 +13,13 @@
 #include <cuda_bf16.h>
 
 #include <algorithm>
-#include <map>
-#include <mutex>
-#include <tuple>
 #include <array>
 #include <cstdint>
 #include <iterator>
+#include <map>
+#include <mutex>
 #include <span>
+#include <tuple>
 
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/pdl.cuh"
@@ -336,11 +336,12 @@ __global__ void __launch_bounds__(32) gemv_tensor_kernel(const __grid_constant__
 }
 
 // w [m, k] as a tensor map of 16 x 64 tiles, made once per weight (the driver's encoder, reached
-// through the runtime: no link to libcuda).
+// through the runtime: no link to libcuda). Returned by value: the kernel takes it by value, and a
+// reference into the cache would outlive the lock.
 using EncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
                                  const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
                                  CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
-const CUtensorMap& weight_map(const uint16_t* w, int64_t m, int64_t k) {
+CUtensorMap weight_map(const uint16_t* w, int64_t m, int64_t k) {
   static const EncodeTiled encode = [] {
     void* f = nullptr;
     cudaDriverEntryPointQueryResult q{};

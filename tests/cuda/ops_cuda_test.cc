@@ -314,12 +314,12 @@ TEST(OpsCuda, StreamingProductsMatchTheHost) {
   DeviceBuffer<uint16_t> dw(wbits), dx(xbits);
   for (const cuda::GemvKernel& g : cuda::gemv_kernels()) {
     for (const int64_t rows : {1, 2, 3, 8, 16}) {
-      if (!cuda::gemv_fits(g, rows, k, kc)) {
+      if (!cuda::gemv_fits(g, rows, k, kc, batch)) {
         EXPECT_TRUE(g.order == cuda::GemvOrder::kWeightsAsA && rows > (g.bulk || g.tensor ? 2 : 8));
         continue;
       }
       SCOPED_TRACE("rows " + std::to_string(rows) + (g.order == cuda::GemvOrder::kWeightsAsA ? ", W as A" : ", W as B") +
-                   (g.tensor ? ", tensor tiles" : g.bulk ? ", bulk copies" : "") +
+                   (g.persistent ? ", tensor tiles, persistent" : g.tensor ? ", tensor tiles" : g.bulk ? ", bulk copies" : "") +
                    ", slabs of " + std::to_string(g.slab_k) + " x " + std::to_string(g.stages));
       const float fill = -7.0f;
       DeviceBuffer<float> dd(std::vector<float>(size_t(batch * rows * ld), fill));
@@ -350,6 +350,54 @@ TEST(OpsCuda, StreamingProductsMatchTheHost) {
         want_m.push_back(want[e]);
       }
       EXPECT_LE(rel_err(got_m, want_m), kLtMatmulRelTol);
+    }
+  }
+}
+
+// The gate/up product that applies the activation to its own tiles (gemv_gated_bf16_cuda, every
+// tensor-tile variant; weights interleaved by 8, d_ff not a multiple of 16) against the same
+// variant's plain product and gated_parts_cuda on its interleaved columns, bit for bit; and
+// lt_gated_cuda, whichever kernel lt_product admits, against the product of gate|up stacked.
+TEST(OpsCuda, GatedProductTilesGiveTheSeparateStepsBits) {
+  KVAUDIT_REQUIRE_CUDA();
+  const int64_t d_ff = 200, k = 1024, m = 2 * d_ff, ld = m;
+  std::vector<uint16_t> stacked, by8(size_t(m * k));
+  round_bf16(uniform(size_t(m * k), 0.2f, 41), &stacked);
+  for (int64_t i = 0; i < d_ff / 8; ++i)
+    for (int half = 0; half < 2; ++half)
+      std::copy_n(stacked.begin() + (half * d_ff + 8 * i) * k, 8 * k, by8.begin() + (16 * i + 8 * half) * k);
+  std::vector<uint16_t> xbits;
+  round_bf16(uniform(size_t(2 * k), 1.0f, 42), &xbits);
+  DeviceBuffer<uint16_t> dw(by8), dws(stacked), dx(xbits);
+  const auto bits16 = [](const DeviceBuffer<uint16_t>& a, const DeviceBuffer<uint16_t>& b) { return a.download() == b.download(); };
+  for (const auto act : {cpu::Activation::kSilu, cpu::Activation::kGeluTanh}) {
+    const bool silu = act == cpu::Activation::kSilu;
+    for (const int64_t rows : {1, 2, 3}) {
+      SCOPED_TRACE("rows " + std::to_string(rows) + (silu ? ", silu" : ", gelu_tanh"));
+      int tried = 0;
+      for (const cuda::GemvKernel& g : cuda::gemv_kernels()) {
+        if (!cuda::gemv_gated_fits(g, rows, k, d_ff)) {
+          EXPECT_TRUE(!g.tensor || rows > 2);
+          continue;
+        }
+        ++tried;
+        SCOPED_TRACE(std::string(g.persistent ? "persistent, " : "") + std::to_string(g.stages) + " stages");
+        DeviceBuffer<float> sums(size_t(rows * ld));
+        cuda::gemv_bf16_cuda(g, dw.data(), m, dx.data(), rows, k, k, 1, sums.data(), ld, rows * ld);
+        DeviceBuffer<uint16_t> want(size_t(rows * d_ff)), got(size_t(rows * d_ff));
+        const cuda::PartSums p{sums.data(), ld};
+        cuda::gated_parts_cuda(act, p, p.at_column(8), rows, d_ff, want.data(), true);
+        cuda::gemv_gated_bf16_cuda(g, dw.data(), dx.data(), rows, k, d_ff, silu, got.data());
+        EXPECT_TRUE(bits16(got, want));
+      }
+      EXPECT_EQ(tried, rows <= 2 ? 6 : 0);
+      // Through lt_product's choice, against the stacked weights' product and the activation.
+      DeviceBuffer<uint16_t> want(size_t(rows * d_ff)), got(size_t(rows * d_ff));
+      cuda::lt_products_cuda(dx.data(), rows, k, dws.data(), m, true, [&](const cuda::PartSums& p, int64_t t0, int64_t n) {
+        cuda::gated_parts_cuda(act, p, p.at_column(d_ff), n, d_ff, want.data() + t0 * d_ff);
+      });
+      cuda::lt_gated_cuda(dx.data(), rows, k, dw.data(), d_ff, act, true, got.data());
+      EXPECT_TRUE(bits16(got, want)) << "lt_gated_cuda";
     }
   }
 }

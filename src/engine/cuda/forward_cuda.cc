@@ -100,6 +100,26 @@ DeviceBuffer<uint16_t> pack_matrices(std::initializer_list<std::pair<const model
   return buf;
 }
 
+// gate|up for lt_gated_cuda: their rows interleaved by 8 (rows 16i .. 16i + 7 of the buffer are
+// gate's 8i .. 8i + 7, the next 8 up's), so a 16-column tile of the product holds both inputs of 8
+// outputs. gate.packed points at the buffer; up has no matrix of its own (fused_rest only).
+DeviceBuffer<uint16_t> pack_gate_up_by8(const model::WeightMatrix& gate, const model::WeightMatrix& up, DevMatrix* g,
+                                        DevMatrix* u, WeightType type) {
+  const std::vector<uint16_t> gb = to_bf16_bits(gate.to_f32()), ub = to_bf16_bits(up.to_f32());
+  const size_t k = size_t(gate.cols()), rows = size_t(gate.rows());
+  if (up.rows() != gate.rows() || up.cols() != gate.cols() || rows % 8 != 0)
+    runtime_error("CUDA: gate and up of unequal shapes, or not in rows of 8");
+  std::vector<uint16_t> all(2 * rows * k);
+  for (size_t i = 0; i < rows / 8; ++i) {
+    std::copy_n(gb.begin() + std::ptrdiff_t(8 * i * k), 8 * k, all.begin() + std::ptrdiff_t(16 * i * k));
+    std::copy_n(ub.begin() + std::ptrdiff_t(8 * i * k), 8 * k, all.begin() + std::ptrdiff_t((16 * i + 8) * k));
+  }
+  DeviceBuffer<uint16_t> buf(all);
+  g->type = u->type = type;
+  g->packed = buf.data();
+  return buf;
+}
+
 struct DevLayer {
   DevMatrix wq, wk, wv, wo, w_gate, w_up, w_down;
   DeviceBuffer<uint16_t> qkv, gate_up;  // kBf16Lt: wq|wk|wv and w_gate|w_up packed (pack_matrices)
@@ -589,7 +609,8 @@ CudaBackend::CudaBackend(const model::Model& m, const BackendOptions& opt)
     DevLayer d;
     if (wt == WeightType::kBf16Lt || wt == WeightType::kBf16LtFast) {
       d.qkv = pack_matrices({{&lw.wq, &d.wq}, {&lw.wk, &d.wk}, {&lw.wv, &d.wv}}, wt);
-      d.gate_up = pack_matrices({{&lw.w_gate, &d.w_gate}, {&lw.w_up, &d.w_up}}, wt);
+      d.gate_up = fused_ ? pack_gate_up_by8(lw.w_gate, lw.w_up, &d.w_gate, &d.w_up, wt)
+                         : pack_matrices({{&lw.w_gate, &d.w_gate}, {&lw.w_up, &d.w_up}}, wt);
     } else {
       d.wq = upload_matrix(lw.wq, wt);
       d.wk = upload_matrix(lw.wk, wt);
@@ -1030,11 +1051,8 @@ void CudaBackend::fused_rest(int l, int64_t n) {
                            cuda::add_parts_rmsnorm_cuda(norm_, x + t0 * d, p, rows, d, lw.ffn_norm.data(), c.norm_eps,
                                                         nullptr, ab + t0 * d);
                          });
-  // act_fn(gate_proj(x)) * up_proj(x)   -> xb (bf16; gate|up packed: one product of 2·d_ff columns)
-  cuda::lt_products_cuda(ab, n, d, lw.w_gate.ptr(), 2 * d_ff, lt_invariant_,
-                         [&](const cuda::PartSums& p, int64_t t0, int64_t rows) {
-                           cuda::gated_parts_cuda(act_, p, p.at_column(d_ff), rows, d_ff, xb + t0 * d_ff);
-                         });
+  // act_fn(gate_proj(x)) * up_proj(x)   -> xb (bf16; gate|up interleaved: one product of 2·d_ff columns)
+  cuda::lt_gated_cuda(ab, n, d, lw.w_gate.ptr(), d_ff, act_, lt_invariant_, xb);
   // hidden_states = residual + down_proj(...)   (+ the next layer's input_layernorm -> ab)
   const float* next = l + 1 < c.n_layers ? layers_[size_t(l + 1)].attn_norm.data() : nullptr;
   cuda::lt_products_cuda(xb, n, d_ff, lw.w_down.ptr(), d, lt_invariant_,

@@ -125,6 +125,16 @@ class Lt {
     workspace_.resize(kWorkspaceBytes);
   }
 
+  // lt_product_gemv (lt_product.h): product()'s choice for one slice of rows, when it is ours.
+  std::optional<GemvKernel> gemv_for(const bf16* w, int64_t m, const bf16* x, int64_t rows, int64_t k, int64_t kc,
+                                     int batch, int64_t ld) {
+    if (!admit_on() || rows < 1 || rows > slice_rows(ld, batch)) return std::nullopt;
+    const Choice& c = choice(w, m, k, kc, batch, ld, rows);
+    const bool aligned = (reinterpret_cast<uintptr_t>(w) | reinterpret_cast<uintptr_t>(x)) % 16 == 0;
+    if (c.anchor_passes || !aligned) return std::nullopt;
+    return c.gemv;
+  }
+
   // d = x @ w.T over the first kc columns of w [m, k] and x [rows, k], and of each of the next
   // batch - 1 chunks of kc columns; d: [batch][rows][m] (cuBLASLt's column-major D [m, rows]).
   // d's rows are ld >= m apart (a multiple of 4: 16-byte aligned rows).
@@ -310,7 +320,7 @@ class Lt {
     // gives the same bits, so which one wins a timing never changes an output.
     std::optional<std::pair<GemvKernel, float>> gemv;
     for (const GemvKernel& g : gemv_kernels()) {
-      if (!gemv_on() || !gemv_fits(g, n, k, kc)) continue;
+      if (!gemv_on() || !gemv_fits(g, n, k, kc, batch)) continue;
       gemv_bf16_cuda(g, w, m, x, n, k, kc, batch, got_.data(), ld, n * ld);
       const int64_t unequal = count_unequal_cuda(want_.data(), anchor_n * ld, got_.data(), n * ld, batch, n, m, ld);
       std::optional<float> t;
@@ -319,7 +329,7 @@ class Lt {
         if (t && (!gemv || *t < gemv->second)) gemv = std::make_pair(g, *t);
       }
       if (trace_on())
-        report += std::string("  streaming kernel") + (g.tensor ? " (tensor tiles)" : g.bulk ? " (bulk copies)" : "") + ", weights as " +
+        report += std::string("  streaming kernel") + (g.persistent ? " (tensor tiles, persistent)" : g.tensor ? " (tensor tiles)" : g.bulk ? " (bulk copies)" : "") + ", weights as " +
                   (g.order == GemvOrder::kWeightsAsA ? "A" : "B") +
                   ", slabs of " + std::to_string(g.slab_k) + " x " + std::to_string(g.stages) + ": " +
                   (unequal == 0 ? "the anchor's bits, " + us(t) : std::to_string(unequal) + " outputs with other bits") +
@@ -472,6 +482,11 @@ Lt& lt() {
 void lt_product(const void* w, int64_t m, const void* x, int64_t rows, int64_t k, int64_t kc, int batch, float* d,
                 int64_t ld, bool invariant) {
   lt().product(static_cast<const bf16*>(w), m, static_cast<const bf16*>(x), rows, k, kc, batch, d, ld, invariant);
+}
+
+std::optional<GemvKernel> lt_product_gemv(const void* w, int64_t m, const void* x, int64_t rows, int64_t k, int64_t kc,
+                                          int batch, int64_t ld) {
+  return lt().gemv_for(static_cast<const bf16*>(w), m, static_cast<const bf16*>(x), rows, k, kc, batch, ld);
 }
 
 }  // namespace kvaudit::engine::cuda

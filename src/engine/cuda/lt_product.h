@@ -20,6 +20,7 @@
 // its rows are independent, so the check on the probe holds for every input.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <span>
 
 namespace kvaudit::engine::cuda {
@@ -55,12 +56,28 @@ struct GemvKernel {
   int slab_k, stages;
   bool bulk = false;    // W as A, the slabs by the bulk copy engine (cp.async.bulk) instead of cp.async
   bool tensor = false;  // W as A, the slabs as 2D tiles of a tensor map (cp.async.bulk.tensor), 128B-swizzled
+  bool persistent = false;  // tensor: a block per resident slot walking many column tiles, not one per tile
   friend bool operator==(const GemvKernel&, const GemvKernel&) = default;
 };
 std::span<const GemvKernel> gemv_kernels();
-bool gemv_fits(const GemvKernel& kernel, int64_t rows, int64_t k, int64_t kc);
+bool gemv_fits(const GemvKernel& kernel, int64_t rows, int64_t k, int64_t kc, int batch);
 void gemv_bf16_cuda(const GemvKernel& kernel, const void* w, int64_t m, const void* x, int64_t rows, int64_t k,
                     int64_t kc, int batch, float* d, int64_t ld, int64_t stride);
+
+// The gate/up product with the activation applied to its own tiles (lt_gated_cuda): gate|up's rows
+// interleaved by 8 (w [2 d_ff, k]: rows 16i .. 16i + 7 gate's 8i .. 8i + 7, the next 8 up's), one
+// chunk (k <= lt_chunk_k()), out [rows, d_ff] = bf16(act(gate) * up), silu or gelu_tanh. Only a
+// tensor-tile kernel (kernel.tensor) has this form; its tiles are the plain product's, so where
+// lt_product runs that kernel for these rows the bits are those of lt_product then gated_parts_cuda.
+bool gemv_gated_fits(const GemvKernel& kernel, int64_t rows, int64_t k, int64_t d_ff);
+void gemv_gated_bf16_cuda(const GemvKernel& kernel, const void* w, const void* x, int64_t rows, int64_t k, int64_t d_ff,
+                          bool silu, uint16_t* out);
+
+// The streaming kernel lt_product runs for this invariant geometry (its arguments), admitting one
+// first where none was; nothing where it runs cuBLASLt (or the anchor) or the pointers are not
+// 16-byte aligned.
+std::optional<GemvKernel> lt_product_gemv(const void* w, int64_t m, const void* x, int64_t rows, int64_t k, int64_t kc,
+                                          int batch, int64_t ld);
 
 // A one-warp launch that spins for `us` microseconds and lets the next launch (PDL) be scheduled at
 // once: in lt_product's timings it stands for the short kernel (a norm, attention, the activation)

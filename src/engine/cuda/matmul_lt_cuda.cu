@@ -157,6 +157,28 @@ void lt_products_cuda(const uint16_t* xb, int64_t n, int64_t k, const void* w, i
   chunk_products(reinterpret_cast<const bf16*>(xb), n, k, static_cast<const bf16*>(w), m, invariant, consume);
 }
 
+void lt_gated_cuda(const uint16_t* xb, int64_t n, int64_t k, const void* w, int64_t d_ff, cpu::Activation act,
+                   bool invariant, uint16_t* outb) {
+  if (n == 0 || d_ff == 0) return;
+  check_k(k);
+  const int64_t m = 2 * d_ff, ld = (m + 3) / 4 * 4;
+  // The single chunk's product as lt_product runs it (chunk_products' geometry): ours, in tiles of
+  // 8 gate and 8 up columns, is the one form that can apply the activation itself.
+  // KVAUDIT_CUDA_LT_GATED=0: always the product, then the activation's own launch (an A/B switch).
+  static const bool fuse = env_flag("KVAUDIT_CUDA_LT_GATED", true);
+  if (fuse && invariant && k <= lt_chunk_k()) {
+    const std::optional<GemvKernel> g = lt_product_gemv(w, m, xb, n, k, k, 1, ld);
+    if (g && gemv_gated_fits(*g, n, k, d_ff)) {
+      gemv_gated_bf16_cuda(*g, w, xb, n, k, d_ff, act == cpu::Activation::kSilu, outb);
+      return;
+    }
+  }
+  chunk_products(reinterpret_cast<const bf16*>(xb), n, k, static_cast<const bf16*>(w), m, invariant,
+                 [&](const PartSums& p, int64_t t0, int64_t rows) {
+                   gated_parts_cuda(act, p, p.at_column(8), rows, d_ff, outb + t0 * d_ff, true);
+                 });
+}
+
 int64_t count_unequal_cuda(const float* a, int64_t a_stride, const float* b, int64_t b_stride, int batch, int64_t rows,
                            int64_t m, int64_t ld) {
   if (batch == 0 || rows == 0 || m == 0) return 0;

@@ -78,6 +78,13 @@ using ConsumeParts = std::function<void(const PartSums& sums, int64_t t0, int64_
 void lt_products_cuda(const uint16_t* xb, int64_t n, int64_t k, const void* w, int64_t m, bool invariant,
                       const ConsumeParts& consume);
 
+// outb [n, d_ff] = bf16(act(x @ gate.T) * (x @ up.T)) with w [2 d_ff, k] gate|up's rows interleaved
+// by 8 (rows 16i .. 16i + 7: gate's 8i .. 8i + 7, then up's): lt_products_cuda and gated_parts_cuda,
+// the same bits, in one launch where the product runs our tensor-tile kernel (lt_product.h,
+// gemv_gated_bf16_cuda: a decode step of one or two rows).
+void lt_gated_cuda(const uint16_t* xb, int64_t n, int64_t k, const void* w, int64_t d_ff, cpu::Activation act,
+                   bool invariant, uint16_t* outb);
+
 // y = bf16(x), round to nearest even (count values; y: bf16 bits).
 void to_bf16_cuda(const float* x, int64_t count, uint16_t* y);
 
@@ -103,9 +110,10 @@ void add_parts_rmsnorm_cuda(cpu::NormKind kind, float* x, const PartSums& add, i
 // out[t, j] = act(gate[t, j]) * up[t, j]   (gate, up, out: [n, d_ff]; out may alias gate)
 void gated_activation_cuda(cpu::Activation act, const float* gate, const float* up, int64_t n, int64_t d_ff, float* out);
 // The same with gate and up as sums of parts and the result as bf16 bits outb [n, d_ff]: the bits
-// of gated_activation_cuda on the added parts, then bf16.
+// of gated_activation_cuda on the added parts, then bf16. by8: gate|up interleaved by 8 (lt_gated_cuda's
+// weights), output j's gate and up at column 16 (j / 8) + j % 8 of their PartSums.
 void gated_parts_cuda(cpu::Activation act, const PartSums& gate, const PartSums& up, int64_t n, int64_t d_ff,
-                      uint16_t* outb);
+                      uint16_t* outb, bool by8 = false);
 
 // x[i] = cap * tanh(x[i] / cap)
 void softcap_cuda(float* x, int64_t n, float cap);

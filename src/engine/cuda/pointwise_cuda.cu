@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "engine/cuda/activation.cuh"
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/pdl.cuh"
 #include "engine/cuda/ops_cuda.h"
@@ -30,13 +31,6 @@ __global__ void bias_kernel(float* y, int64_t n_elems, int64_t m, const float* b
   if (i < n_elems) y[i] = __fadd_rn(y[i], bias[i % m]);
 }
 
-// silu(x) = x / (1 + e^-x) (torch.nn.functional.silu); gelu_tanh as cpu::gelu_tanh.
-__device__ inline float act_value(bool silu, float g) {
-  if (silu) return __fdiv_rn(g, __fadd_rn(1.0f, expf(-g)));
-  constexpr float kSqrt2OverPi = 0.7978845608028654f;
-  return 0.5f * g * (1.0f + tanhf(kSqrt2OverPi * (g + 0.044715f * g * g * g)));
-}
-
 __global__ void gated_kernel(bool silu, const float* gate, const float* up, int64_t n_elems, float* out) {
   pdl_wait();
   pdl_trigger();
@@ -45,17 +39,19 @@ __global__ void gated_kernel(bool silu, const float* gate, const float* up, int6
 }
 
 // gated_kernel on gate and up given as parts (each added in part order first), the result in bf16;
-// V: four columns a thread (d_ff and the parts' layout multiples of 4).
+// V: four columns a thread (d_ff and the parts' layout multiples of 4). by8: output j's gate and up
+// at columns 16 (j / 8) + j % 8 of theirs (gated_parts_cuda).
 template <bool V>
-__global__ void gated_parts_kernel(bool silu, PartSums gate, PartSums up, int64_t n, int64_t d_ff,
+__global__ void gated_parts_kernel(bool silu, PartSums gate, PartSums up, int64_t n, int64_t d_ff, bool by8,
                                    __nv_bfloat16* __restrict__ out) {
   pdl_wait();
   pdl_trigger();
   const int64_t j = (int64_t(blockIdx.x) * kThreads + threadIdx.x) * (V ? 4 : 1);
   if (j >= d_ff) return;
+  const int64_t col = by8 ? 2 * (j & ~int64_t(7)) + (j & 7) : j;
   for (int64_t t = blockIdx.y; t < n; t += gridDim.y) {
     if constexpr (V) {
-      const float4 g = part_sum4(gate, t, j), u = part_sum4(up, t, j);
+      const float4 g = part_sum4(gate, t, col), u = part_sum4(up, t, col);
       const __nv_bfloat162 lo = __floats2bfloat162_rn(__fmul_rn(act_value(silu, g.x), u.x),
                                                       __fmul_rn(act_value(silu, g.y), u.y));
       const __nv_bfloat162 hi = __floats2bfloat162_rn(__fmul_rn(act_value(silu, g.z), u.z),
@@ -65,7 +61,7 @@ __global__ void gated_parts_kernel(bool silu, PartSums gate, PartSums up, int64_
       w.y = *reinterpret_cast<const uint32_t*>(&hi);
       *reinterpret_cast<uint2*>(out + t * d_ff + j) = w;
     } else {
-      out[t * d_ff + j] = __float2bfloat16_rn(__fmul_rn(act_value(silu, part_sum(gate, t, j)), part_sum(up, t, j)));
+      out[t * d_ff + j] = __float2bfloat16_rn(__fmul_rn(act_value(silu, part_sum(gate, t, col)), part_sum(up, t, col)));
     }
   }
 }
@@ -129,16 +125,17 @@ void gated_activation_cuda(cpu::Activation act, const float* gate, const float* 
 }
 
 void gated_parts_cuda(cpu::Activation act, const PartSums& gate, const PartSums& up, int64_t n, int64_t d_ff,
-                      uint16_t* outb) {
+                      uint16_t* outb, bool by8) {
   if (n * d_ff == 0) return;
+  if (by8 && d_ff % 8 != 0) throw_runtime("gated_parts_cuda: columns interleaved by 8 need d_ff a multiple of 8");
   const bool silu = act == cpu::Activation::kSilu;
   auto* out = reinterpret_cast<__nv_bfloat16*>(outb);
   if (d_ff % 4 == 0 && reinterpret_cast<uintptr_t>(outb) % 8 == 0 && sums4_ok(gate) && sums4_ok(up))
     launch_pdl(gated_parts_kernel<true>, rows_cols_grid(n, d_ff, 4, kThreads), kThreads, 0, silu, gate, up, n, d_ff,
-               out);
+               by8, out);
   else
     launch_pdl(gated_parts_kernel<false>, rows_cols_grid(n, d_ff, 1, kThreads), kThreads, 0, silu, gate, up, n, d_ff,
-               out);
+               by8, out);
 }
 
 void softcap_cuda(float* x, int64_t n, float cap) {

@@ -295,6 +295,37 @@ __device__ __forceinline__ void tensor_tile(uint32_t dst, const CUtensorMap* map
 constexpr int kTileK = 64, kTilesPerSlab = 4, kTensorSlabK = kTileK * kTilesPerSlab;
 constexpr uint32_t kTileBytes = 16 * kTileK * 2, kTensorStageBytes = kTilesPerSlab * kTileBytes;
 
+// The tensor-tile kernels' pieces (one warp; bars: STAGES slab barriers, then x's).
+template <int STAGES>
+__device__ __forceinline__ void tensor_start(uint32_t bars_s, const CUtensorMap* map, int lane) {
+  if (lane == 0) {
+    for (int s = 0; s <= STAGES; ++s) bar_init(bars_s + 8 * s);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(map)) : "memory");
+  }
+  __syncwarp();
+}
+// Slab columns col .. col + 255 of rows i0 .. i0 + 15 into dst, on barrier bar (lane 0 issues).
+__device__ __forceinline__ void tensor_slab(const CUtensorMap* map, uint32_t dst, uint32_t bar, int col, int i0) {
+  bar_expect(bar, kTensorStageBytes);
+#pragma unroll
+  for (int q = 0; q < kTilesPerSlab; ++q) tensor_tile(dst + q * kTileBytes, map, col + q * kTileK, i0, bar);
+}
+// One slab's 16 k-steps into acc: slab is this lane's row of the stage (row * 128 in), xs the
+// slab's first pair of x in shared memory.
+__device__ __forceinline__ void tensor_slab_mmas(float (&acc)[4], uint32_t slab, const uint32_t* xs, uint32_t x_mask,
+                                                 int mat, int swz) {
+#pragma unroll
+  for (int q = 0; q < kTilesPerSlab; ++q)
+#pragma unroll
+    for (int kk = 0; kk < kTileK / 16; ++kk) {
+      uint32_t a[4];
+      ldmatrix_x4_at(a, slab + q * kTileBytes + (uint32_t((2 * kk + mat / 2) ^ swz) << 4));
+      const int ks = q * kTileK + kk * 16;
+      mma_bf16(acc, a, xs[ks / 2] & x_mask, xs[ks / 2 + 4] & x_mask);
+    }
+}
+
 // gemv_bulk_kernel's product (the same mma chain: the same bits, the test binds them) with the
 // weights brought as 2D tiles of a tensor map: one request moves 16 rows x 64 columns where the bulk
 // kernel needs 16 one-row copies (issued one lane at a time through the uniform datapath), and the
@@ -312,19 +343,11 @@ __global__ void __launch_bounds__(32) gemv_tensor_kernel(const __grid_constant__
   const int i0 = int(blockIdx.x) * 16, b = int(blockIdx.y);
   const int n_slabs = int(kc / kTensorSlabK);
   const uint32_t slabs_s = (smem_u32(smem4) + 1023u) & ~1023u, bars_s = smem_u32(bars);
-  if (lane == 0) {
-    for (int s = 0; s <= STAGES; ++s) bar_init(bars_s + 8 * s);
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(&wmap)) : "memory");
-  }
-  __syncwarp();
+  tensor_start<STAGES>(bars_s, &wmap, lane);
   const auto issue = [&](int s) {
-    if (s >= n_slabs || lane != 0) return;
-    const uint32_t bar = bars_s + 8 * (s % STAGES), dst = slabs_s + (s % STAGES) * kTensorStageBytes;
-    bar_expect(bar, kTensorStageBytes);
-#pragma unroll
-    for (int q = 0; q < kTilesPerSlab; ++q)
-      tensor_tile(dst + q * kTileBytes, &wmap, int(b * kc) + s * kTensorSlabK + q * kTileK, i0, bar);
+    if (s < n_slabs && lane == 0)
+      tensor_slab(&wmap, slabs_s + (s % STAGES) * kTensorStageBytes, bars_s + 8 * (s % STAGES),
+                  int(b * kc) + s * kTensorSlabK, i0);
   };
   // The weights never change during a run: the first slabs are on their way before the wait.
   for (int s = 0; s < STAGES - 1; ++s) issue(s);
@@ -340,17 +363,8 @@ __global__ void __launch_bounds__(32) gemv_tensor_kernel(const __grid_constant__
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   for (int s = 0; s < n_slabs; ++s) {
     bar_wait(bars_s + 8 * (s % STAGES), uint32_t(s / STAGES) & 1u);
-    const uint32_t slab = slabs_s + (s % STAGES) * kTensorStageBytes + row * 128;
-    const uint32_t* xs = xl + s * (kTensorSlabK / 2);
-#pragma unroll
-    for (int q = 0; q < kTilesPerSlab; ++q)
-#pragma unroll
-      for (int kk = 0; kk < kTileK / 16; ++kk) {
-        uint32_t a[4];
-        ldmatrix_x4_at(a, slab + q * kTileBytes + (uint32_t((2 * kk + mat / 2) ^ swz) << 4));
-        const int ks = q * kTileK + kk * 16;
-        mma_bf16(acc, a, xs[ks / 2] & x_mask, xs[ks / 2 + 4] & x_mask);
-      }
+    tensor_slab_mmas(acc, slabs_s + (s % STAGES) * kTensorStageBytes + row * 128, xl + s * (kTensorSlabK / 2), x_mask,
+                     mat, swz);
     __syncwarp();  // every lane has read the slab the next copy overwrites
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     issue(s + STAGES - 1);
@@ -379,22 +393,13 @@ __global__ void __launch_bounds__(32) gemv_persistent_kernel(const __grid_consta
   const int mine = (col_tiles * batch - int(blockIdx.x) + int(gridDim.x) - 1) / int(gridDim.x);  // tiles of this block
   const int total = mine * n_slabs;
   const uint32_t slabs_s = (smem_u32(smem4) + 1023u) & ~1023u, bars_s = smem_u32(bars);
-  if (lane == 0) {
-    for (int s = 0; s <= STAGES; ++s) bar_init(bars_s + 8 * s);
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(&wmap)) : "memory");
-  }
-  __syncwarp();
+  tensor_start<STAGES>(bars_s, &wmap, lane);
   // Slab j of the block: slab j % n_slabs of its tile j / n_slabs.
   const auto issue = [&](int j) {
     if (j >= total || lane != 0) return;
     const int tile = int(blockIdx.x) + (j / n_slabs) * int(gridDim.x), s = j % n_slabs;
-    const int b = tile / col_tiles, i0 = (tile % col_tiles) * 16;
-    const uint32_t bar = bars_s + 8 * (j % STAGES), dst = slabs_s + (j % STAGES) * kTensorStageBytes;
-    bar_expect(bar, kTensorStageBytes);
-#pragma unroll
-    for (int q = 0; q < kTilesPerSlab; ++q)
-      tensor_tile(dst + q * kTileBytes, &wmap, int(b * kc) + s * kTensorSlabK + q * kTileK, i0, bar);
+    tensor_slab(&wmap, slabs_s + (j % STAGES) * kTensorStageBytes, bars_s + 8 * (j % STAGES),
+                int((tile / col_tiles) * kc) + s * kTensorSlabK, (tile % col_tiles) * 16);
   };
   for (int j = 0; j < STAGES - 1; ++j) issue(j);
   pdl_wait();
@@ -410,17 +415,8 @@ __global__ void __launch_bounds__(32) gemv_persistent_kernel(const __grid_consta
   for (int j = 0; j < total; ++j) {
     bar_wait(bars_s + 8 * (j % STAGES), uint32_t(j / STAGES) & 1u);
     const int b = tile / col_tiles;
-    const uint32_t slab = slabs_s + (j % STAGES) * kTensorStageBytes + row * 128;
-    const uint32_t* xs = xl + (b * kc + s * kTensorSlabK) / 2;
-#pragma unroll
-    for (int q = 0; q < kTilesPerSlab; ++q)
-#pragma unroll
-      for (int kk = 0; kk < kTileK / 16; ++kk) {
-        uint32_t a[4];
-        ldmatrix_x4_at(a, slab + q * kTileBytes + (uint32_t((2 * kk + mat / 2) ^ swz) << 4));
-        const int ks = q * kTileK + kk * 16;
-        mma_bf16(acc, a, xs[ks / 2] & x_mask, xs[ks / 2 + 4] & x_mask);
-      }
+    tensor_slab_mmas(acc, slabs_s + (j % STAGES) * kTensorStageBytes + row * 128, xl + (b * kc + s * kTensorSlabK) / 2,
+                     x_mask, mat, swz);
     __syncwarp();
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     issue(j + STAGES - 1);

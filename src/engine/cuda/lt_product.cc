@@ -320,7 +320,7 @@ class Lt {
     // gives the same bits, so which one wins a timing never changes an output.
     std::optional<std::pair<GemvKernel, float>> gemv;
     for (const GemvKernel& g : gemv_kernels()) {
-      if (!gemv_on() || !gemv_fits(g, n, k, kc, batch)) continue;
+      if (!gemv_on() || !gemv_fits(g, n, k, kc)) continue;
       gemv_bf16_cuda(g, w, m, x, n, k, kc, batch, got_.data(), ld, n * ld);
       const int64_t unequal = count_unequal_cuda(want_.data(), anchor_n * ld, got_.data(), n * ld, batch, n, m, ld);
       std::optional<float> t;
@@ -329,7 +329,7 @@ class Lt {
         if (t && (!gemv || *t < gemv->second)) gemv = std::make_pair(g, *t);
       }
       if (trace_on())
-        report += std::string("  streaming kernel") + (g.persistent ? " (tensor tiles, persistent)" : g.tensor ? " (tensor tiles)" : g.bulk ? " (bulk copies)" : "") + ", weights as " +
+        report += std::string("  streaming kernel") + (g.tensor ? " (tensor tiles)" : g.bulk ? " (bulk copies)" : "") + ", weights as " +
                   (g.order == GemvOrder::kWeightsAsA ? "A" : "B") +
                   ", slabs of " + std::to_string(g.slab_k) + " x " + std::to_string(g.stages) + ": " +
                   (unequal == 0 ? "the anchor's bits, " + us(t) : std::to_string(unequal) + " outputs with other bits") +

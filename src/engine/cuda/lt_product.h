@@ -56,11 +56,10 @@ struct GemvKernel {
   int slab_k, stages;
   bool bulk = false;    // W as A, the slabs by the bulk copy engine (cp.async.bulk) instead of cp.async
   bool tensor = false;  // W as A, the slabs as 2D tiles of a tensor map (cp.async.bulk.tensor), 128B-swizzled
-  bool persistent = false;  // tensor: a block per resident slot walking many column tiles, not one per tile
   friend bool operator==(const GemvKernel&, const GemvKernel&) = default;
 };
 std::span<const GemvKernel> gemv_kernels();
-bool gemv_fits(const GemvKernel& kernel, int64_t rows, int64_t k, int64_t kc, int batch);
+bool gemv_fits(const GemvKernel& kernel, int64_t rows, int64_t k, int64_t kc);
 void gemv_bf16_cuda(const GemvKernel& kernel, const void* w, int64_t m, const void* x, int64_t rows, int64_t k,
                     int64_t kc, int batch, float* d, int64_t ld, int64_t stride);
 

@@ -375,63 +375,6 @@ __global__ void __launch_bounds__(32) gemv_tensor_kernel(const __grid_constant__
     store_w_as_a(acc, d + b * stride, i0, g, t, m, rows, ld);
 }
 
-// gemv_tensor_kernel's product (the same tiles and mma chain: the same bits, the test binds them)
-// with one block per resident slot instead of one per 16 columns: block i takes column tiles i,
-// i + gridDim.x, ... of every chunk, and its pipeline runs on across them, so a tile's first slabs
-// are in flight while the previous tile's last ones are used (the one-tile blocks drain theirs and
-// the next block starts cold), and x's rows (all chunks) are copied into shared memory once a block,
-// not once per 16 columns (an 8B's gate/up: 264 copies of 8 KB instead of 1,792).
-template <int STAGES, bool GATED>
-__global__ void __launch_bounds__(32) gemv_persistent_kernel(const __grid_constant__ CUtensorMap wmap, int64_t m,
-                                                             const uint16_t* __restrict__ x, int rows, int64_t k,
-                                                             int64_t kc, int batch, float* __restrict__ d, int64_t ld,
-                                                             int64_t stride, GatedOut gated) {
-  extern __shared__ float4 smem4[];  // as gemv_tensor_kernel's, x's rows holding every chunk
-  __shared__ alignas(8) uint64_t bars[STAGES + 1];
-  const int lane = threadIdx.x, g = lane / 4, t = lane % 4;
-  const int col_tiles = int((m + 15) / 16), n_slabs = int(kc / kTensorSlabK);
-  const int mine = (col_tiles * batch - int(blockIdx.x) + int(gridDim.x) - 1) / int(gridDim.x);  // tiles of this block
-  const int total = mine * n_slabs;
-  const uint32_t slabs_s = (smem_u32(smem4) + 1023u) & ~1023u, bars_s = smem_u32(bars);
-  tensor_start<STAGES>(bars_s, &wmap, lane);
-  // Slab j of the block: slab j % n_slabs of its tile j / n_slabs.
-  const auto issue = [&](int j) {
-    if (j >= total || lane != 0) return;
-    const int tile = int(blockIdx.x) + (j / n_slabs) * int(gridDim.x), s = j % n_slabs;
-    tensor_slab(&wmap, slabs_s + (j % STAGES) * kTensorStageBytes, bars_s + 8 * (j % STAGES),
-                int((tile / col_tiles) * kc) + s * kTensorSlabK, (tile % col_tiles) * 16);
-  };
-  for (int j = 0; j < STAGES - 1; ++j) issue(j);
-  pdl_wait();
-  pdl_trigger();
-  const uint32_t x_s = slabs_s + STAGES * kTensorStageBytes;
-  const uint32_t x_mask = g < rows ? 0xffffffffu : 0u;
-  const uint32_t* xl = x_rows_in_smem(bars_s + 8 * STAGES, x_s,
-                                      reinterpret_cast<const unsigned char*>(smem4) + (x_s - smem_u32(smem4)), x, rows,
-                                      k, batch * kc, 0, lane);
-  const int mat = lane / 8, row = (mat % 2) * 8 + lane % 8, swz = lane % 8;
-  float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  int tile = int(blockIdx.x), s = 0;
-  for (int j = 0; j < total; ++j) {
-    bar_wait(bars_s + 8 * (j % STAGES), uint32_t(j / STAGES) & 1u);
-    const int b = tile / col_tiles;
-    tensor_slab_mmas(acc, slabs_s + (j % STAGES) * kTensorStageBytes + row * 128, xl + (b * kc + s * kTensorSlabK) / 2,
-                     x_mask, mat, swz);
-    __syncwarp();
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-    issue(j + STAGES - 1);
-    if (++s == n_slabs) {  // the tile's sums are complete
-      if constexpr (GATED)
-        store_gated(acc, gated, tile, g, t, rows);
-      else
-        store_w_as_a(acc, d + b * stride, int64_t(tile % col_tiles) * 16, g, t, m, rows, ld);
-      acc[0] = acc[1] = acc[2] = acc[3] = 0.0f;
-      s = 0;
-      tile += int(gridDim.x);
-    }
-  }
-}
-
 // w [m, k] as a tensor map of 16 x 64 tiles, made once per weight (the driver's encoder, reached
 // through the runtime: no link to libcuda). Returned by value: the kernel takes it by value, and a
 // reference into the cache would outlive the lock.
@@ -476,37 +419,6 @@ void launch_tensor(const uint16_t* w, int64_t m, const uint16_t* x, int64_t rows
   const dim3 grid(unsigned((m + 15) / 16), unsigned(batch));
   launch_pdl(gemv_tensor_kernel<STAGES, GATED>, grid, 32, smem, weight_map(w, m, k), m, x, int(rows), k, kc, d, ld,
              stride, gated);
-}
-
-// As many blocks as fit on the device at once (or one per tile where there are fewer tiles).
-template <int STAGES, bool GATED = false>
-void launch_persistent(const uint16_t* w, int64_t m, const uint16_t* x, int64_t rows, int64_t k, int64_t kc, int batch,
-                       float* d, int64_t ld, int64_t stride, GatedOut gated = {}) {
-  const size_t smem = 1024 + size_t(STAGES) * kTensorStageBytes + size_t(rows * batch * kc * 2);
-  static std::mutex mu;
-  static size_t opened = 0;
-  static std::map<size_t, int> resident;  // blocks the device holds at once, per shared-memory size
-  int blocks = 0;
-  {
-    const std::lock_guard<std::mutex> lock(mu);
-    if (smem > opened) {
-      KVAUDIT_CUDA_CHECK(cudaFuncSetAttribute(gemv_persistent_kernel<STAGES, GATED>,
-                                              cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-      opened = smem;
-    }
-    auto it = resident.find(smem);
-    if (it == resident.end()) {
-      int dev = 0, sms = 0, per_sm = 0;
-      KVAUDIT_CUDA_CHECK(cudaGetDevice(&dev));
-      KVAUDIT_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-      KVAUDIT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv_persistent_kernel<STAGES, GATED>, 32, smem));
-      it = resident.emplace(smem, std::max(1, sms * per_sm)).first;
-    }
-    blocks = it->second;
-  }
-  const int64_t tiles = (m + 15) / 16 * batch;
-  launch_pdl(gemv_persistent_kernel<STAGES, GATED>, dim3(unsigned(std::min<int64_t>(tiles, blocks))), 32, smem,
-             weight_map(w, m, k), m, x, int(rows), k, kc, batch, d, ld, stride, gated);
 }
 
 template <int SLAB_K, int STAGES>
@@ -566,9 +478,6 @@ constexpr Variant kVariants[] = {
     {{GemvOrder::kWeightsAsA, kTensorSlabK, 4, false, true}, plain<launch_tensor<4>>},
     {{GemvOrder::kWeightsAsA, kTensorSlabK, 6, false, true}, plain<launch_tensor<6>>},
     {{GemvOrder::kWeightsAsA, kTensorSlabK, 10, false, true}, plain<launch_tensor<10>>},
-    {{GemvOrder::kWeightsAsA, kTensorSlabK, 4, false, true, true}, plain<launch_persistent<4>>},
-    {{GemvOrder::kWeightsAsA, kTensorSlabK, 6, false, true, true}, plain<launch_persistent<6>>},
-    {{GemvOrder::kWeightsAsA, kTensorSlabK, 10, false, true, true}, plain<launch_persistent<10>>},
 };
 constexpr auto kKernels = [] {
   std::array<GemvKernel, std::size(kVariants)> kernels{};
@@ -596,15 +505,13 @@ void lead_cuda(double us) { launch_pdl(lead_kernel, dim3(1), dim3(32), 0, uint64
 
 std::span<const GemvKernel> gemv_kernels() { return kKernels; }
 
-bool gemv_fits(const GemvKernel& kernel, int64_t rows, int64_t k, int64_t kc, int batch) {
+bool gemv_fits(const GemvKernel& kernel, int64_t rows, int64_t k, int64_t kc) {
   // The bulk and tensor kernels hold x's rows of a chunk in shared memory: one or two rows of up to
   // 8,192 columns; the tensor map's coordinates are 32-bit.
   const bool x_in_smem = kernel.bulk || kernel.tensor;
   const int64_t most = x_in_smem ? 2 : kernel.order == GemvOrder::kWeightsAsA ? 8 : 16;
-  // The persistent kernel holds every chunk's columns of x: up to 64 KB.
   return rows >= 1 && rows <= most && kc % kernel.slab_k == 0 && kc >= kernel.slab_k && k % 8 == 0 &&
-         (!x_in_smem || kc <= 8192) && (!kernel.tensor || k < (int64_t(1) << 31)) &&
-         (!kernel.persistent || rows * batch * kc * 2 <= (64 << 10));
+         (!x_in_smem || kc <= 8192) && (!kernel.tensor || k < (int64_t(1) << 31));
 }
 
 void gemv_bf16_cuda(const GemvKernel& kernel, const void* w, int64_t m, const void* x, int64_t rows, int64_t k,
@@ -618,7 +525,7 @@ void gemv_bf16_cuda(const GemvKernel& kernel, const void* w, int64_t m, const vo
 }
 
 bool gemv_gated_fits(const GemvKernel& kernel, int64_t rows, int64_t k, int64_t d_ff) {
-  return kernel.tensor && d_ff % 8 == 0 && gemv_fits(kernel, rows, k, k, 1);
+  return kernel.tensor && d_ff % 8 == 0 && gemv_fits(kernel, rows, k, k);
 }
 
 void gemv_gated_bf16_cuda(const GemvKernel& kernel, const void* w, const void* x, int64_t rows, int64_t k, int64_t d_ff,
@@ -629,13 +536,10 @@ void gemv_gated_bf16_cuda(const GemvKernel& kernel, const void* w, const void* x
   const GatedOut o{out, d_ff, silu};
   const int64_t m = 2 * d_ff;
   const auto run = [&](TensorLaunch l) { l(wb, m, xb, rows, k, k, 1, nullptr, m, 0, o); };
-  switch (kernel.stages * 2 + int(kernel.persistent)) {
-    case 8: return run(launch_tensor<4, true>);
-    case 12: return run(launch_tensor<6, true>);
-    case 20: return run(launch_tensor<10, true>);
-    case 9: return run(launch_persistent<4, true>);
-    case 13: return run(launch_persistent<6, true>);
-    case 21: return run(launch_persistent<10, true>);
+  switch (kernel.stages) {
+    case 4: return run(launch_tensor<4, true>);
+    case 6: return run(launch_tensor<6, true>);
+    case 10: return run(launch_tensor<10, true>);
     default: throw_runtime("gemv_gated_bf16_cuda: no gated kernel of this variant");
   }
 }

@@ -1,14 +1,11 @@
 #include "model/weight_loader.h"
 
 #include <algorithm>
-#include <atomic>
-#include <exception>
-#include <mutex>
-#include <thread>
 
 #include <fmt/ranges.h>
 
 #include "core/error.h"
+#include "core/parallel.h"
 
 namespace kvaudit::model {
 
@@ -72,26 +69,7 @@ void run_job(const io::TensorSource& src, const ReadJob& j, const MatrixStorage&
 // Dequantizing is the bulk of a GGUF load: tensors are converted in parallel, one per thread at a
 // time. The first exception (in job order of discovery) is rethrown after every thread stops.
 void run_jobs(const io::TensorSource& src, const std::vector<ReadJob>& jobs, const MatrixStorage& storage) {
-  const size_t n_threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, std::max<size_t>(jobs.size(), 1));
-  std::atomic<size_t> next{0};
-  std::exception_ptr error;
-  std::mutex mu;
-  auto worker = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < jobs.size();) {
-      try {
-        run_job(src, jobs[i], storage);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (!error) error = std::current_exception();
-        next = jobs.size();  // stop handing out work
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  for (size_t t = 1; t < n_threads; ++t) threads.emplace_back(worker);
-  worker();
-  for (std::thread& t : threads) t.join();
-  if (error) std::rethrow_exception(error);
+  run_parallel(jobs.size(), [&](size_t i) { run_job(src, jobs[i], storage); });
 }
 
 }  // namespace

@@ -10,6 +10,8 @@
 #include "core/error.h"
 #include "model/model.h"
 #include "model/random_gguf.h"
+#include "model/random_weights.h"
+#include "model/weight_parts.h"
 #include "tiny_model.h"
 
 namespace kvaudit::model {
@@ -58,6 +60,20 @@ TEST(RandomWeights, DeterministicPerSeed) {
   // A config.json path works as well as its directory.
   opt.seed = 1;
   EXPECT_EQ(load_model(dir + "/config.json", opt).weights.layers[1].wq.to_f32(), a.weights.layers[1].wq.to_f32());
+}
+
+// The parts are filled on many threads: each is still its own stream's values (random_values),
+// the same as filled one after another.
+TEST(RandomWeights, EveryPartHoldsItsOwnStream) {
+  LoadOptions opt;
+  opt.random_weights = true;
+  opt.seed = 5;
+  Model m = load_model(config_only_dir("qwen2"), opt);
+  for (const PartRef& p : weight_parts(m.config, m.arch, m.weights)) {
+    SCOPED_TRACE(std::string(part_label(p.part)) + " of layer " + std::to_string(p.layer));
+    const std::vector<float> want = random_values(p, m.arch, opt.seed);
+    EXPECT_EQ(p.is_matrix() ? p.mat->to_f32() : *p.dst, want);
+  }
 }
 
 TEST(RandomWeights, Scales) {

@@ -1,16 +1,15 @@
 #include "model/weight_check.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
-#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/parallel.h"
 
 namespace kvaudit::model {
 
@@ -87,29 +86,21 @@ std::optional<std::string> first_non_finite_tensor(const ModelConfig& c, const A
   const std::vector<PartRef> parts = weight_parts(c, a, w);
   // Each part's first bad row, the parts shared among threads; the first part in order is reported.
   std::vector<int64_t> bad(parts.size(), -1);
-  std::atomic<size_t> next{0};
-  const auto work = [&] {
-    std::vector<float> buf;
-    for (size_t i; (i = next++) < parts.size();) {
-      const PartRef& p = parts[i];
-      if (!p.is_matrix()) {
-        const auto it = std::find_if(p.dst->begin(), p.dst->end(), [](float v) { return !std::isfinite(v); });
-        if (it != p.dst->end()) bad[i] = 0;
-        continue;
-      }
-      const std::vector<size_t> scales = scale_offsets(p.mat->type());
-      for (int64_t r = 0; r < p.mat->rows(); ++r)
-        if (!row_finite(*p.mat, r, scales, buf)) {
-          bad[i] = r;
-          break;
-        }
+  run_parallel(parts.size(), [&](size_t i) {
+    const PartRef& p = parts[i];
+    if (!p.is_matrix()) {
+      const auto it = std::find_if(p.dst->begin(), p.dst->end(), [](float v) { return !std::isfinite(v); });
+      if (it != p.dst->end()) bad[i] = 0;
+      return;
     }
-  };
-  const unsigned n_threads = std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), unsigned(parts.size())));
-  std::vector<std::thread> pool;
-  for (unsigned t = 1; t < n_threads; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
+    const std::vector<size_t> scales = scale_offsets(p.mat->type());
+    std::vector<float> buf;
+    for (int64_t r = 0; r < p.mat->rows(); ++r)
+      if (!row_finite(*p.mat, r, scales, buf)) {
+        bad[i] = r;
+        break;
+      }
+  });
   for (size_t i = 0; i < parts.size(); ++i)
     if (bad[i] >= 0) {
       const Part part = parts[i].part;

@@ -1,6 +1,6 @@
 // Independent jobs 0 .. n-1 on hardware_concurrency() threads (the caller's among them), each
-// taken from a shared counter. The first exception (in the order the jobs were handed out) is
-// rethrown after every thread stops; no job starts after it.
+// taken from a shared counter. The first exception to be caught (not necessarily the lowest job's)
+// is rethrown after every thread stops; no job starts after it.
 #pragma once
 #include <algorithm>
 #include <atomic>

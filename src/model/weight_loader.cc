@@ -67,7 +67,7 @@ void run_job(const io::TensorSource& src, const ReadJob& j, const MatrixStorage&
 }
 
 // Dequantizing is the bulk of a GGUF load: tensors are converted in parallel, one per thread at a
-// time. The first exception (in job order of discovery) is rethrown after every thread stops.
+// time (core/parallel.h: the first exception caught is rethrown once every thread stops).
 void run_jobs(const io::TensorSource& src, const std::vector<ReadJob>& jobs, const MatrixStorage& storage) {
   run_parallel(jobs.size(), [&](size_t i) { run_job(src, jobs[i], storage); });
 }

@@ -255,6 +255,96 @@ void check_attention_reads(const char* scheme) {
   }
 }
 
+// The q/k/v + RoPE launch storing the fp32 and bf16 caches' new rows (qkv_rope_cuda with a RopeKv):
+// three sequences of one batch (fp16: two rows at 5, bf16: a row at 3, int8: a row at 0). Its q, k
+// and v are the plain launch's bits; the fp16 and bf16 sites then hold kv_write_cuda's words, the
+// int8 site is untouched; kv_write_cuda with rope_wrote stores the int8 site and leaves the others
+// alone (sentinel words stay).
+TEST(RopeKvCuda, TheRopeLaunchStoresWhatTheKvWriteStores) {
+  KVAUDIT_REQUIRE_CUDA();
+  const kv::CacheGeometry g{kHeads, kHeadDim, true};
+  const int n_heads = 2 * kHeads, half = kHeadDim / 2;
+  const int64_t n = 4, q_dim = int64_t(n_heads) * kHeadDim, m = q_dim + 2 * kWidth;
+  const char* schemes[3] = {"fp16", "bf16", "int8:token:asym"};
+  const std::vector<cuda::SlotRows> slot_rows = {{0, 2, 5}, {2, 1, 3}, {3, 1, 0}};
+  const std::vector<cuda::AttnRow> attn = {{0, 5, 7}, {0, 6, 7}, {1, 3, 4}, {2, 0, 1}};
+  DeviceBuffer<float> parts(cuda_testing::uniform(size_t(n * m), 2.0f, 61));
+  DeviceBuffer<float> cs(cuda_testing::uniform(size_t(n * 2 * half), 1.0f, 62));
+  DeviceBuffer<float> bias_k(cuda_testing::uniform(size_t(kWidth), 0.5f, 63));
+  const cuda::QkvBias bias{nullptr, bias_k.data(), nullptr};
+  const cuda::PartSums ps{parts.data(), m};
+  constexpr int64_t kRows = 8;
+  constexpr uint32_t kSentinel = 0xabababab;
+  // One set of storage per run: [sequence][K, V] words, sentinel-filled.
+  struct Store {
+    std::vector<DeviceBuffer<uint32_t>> words;
+    std::vector<DeviceBuffer<float>> params;
+    std::vector<cuda::SlotKv> slots;
+  };
+  const auto make_store = [&] {
+    Store st;
+    st.words.reserve(6);
+    st.params.reserve(6);
+    for (int i = 0; i < 3; ++i) {
+      cuda::KvView views[2];
+      for (int r = 0; r < 2; ++r) {
+        const kv::Role role = r == 0 ? kv::Role::K : kv::Role::V;
+        const kv::KvLayout L = *kv::scheme_layout(kv::parse_scheme(schemes[i]), role, g, {kv::Storage::kSimulated});
+        st.words.emplace_back(std::vector<uint32_t>(size_t(kRows * L.row_words()), kSentinel));
+        st.params.emplace_back(size_t(std::max<int64_t>(3, kRows * L.row_params())));
+        views[r] = {L, st.words.back().data(), st.params.back().data(), nullptr};
+      }
+      st.slots.push_back({views[0], views[1], true, false, false});
+    }
+    return st;
+  };
+  const auto words_of = [](const Store& st) {
+    std::vector<std::vector<uint32_t>> w;
+    for (const auto& b : st.words) w.push_back(b.download());
+    return w;
+  };
+  cuda::KvWriteBounds bounds;
+  bounds.width = kWidth;
+  bounds.new_rows = 2;
+  bounds.quantized = 2;
+  DeviceBuffer<cuda::SlotRows> drows(slot_rows);
+  DeviceBuffer<cuda::AttnRow> dattn(attn);
+  // The reference: the plain launch, then the KV write of every site.
+  Store ref = make_store();
+  DeviceBuffer<cuda::SlotKv> ref_slots(ref.slots);
+  DeviceBuffer<float> q0(size_t(n * q_dim)), kv0(size_t(2 * n * kWidth));
+  cuda::qkv_rope_cuda(ps, bias, q0.data(), n_heads, kv0.data(), kv0.data() + n * kWidth, kHeads, n, kHeadDim, half,
+                      cs.data());
+  cuda::kv_write_cuda(ref_slots.data(), drows.data(), 3, bounds, kv0.data(), kv0.data() + n * kWidth);
+  const auto want = words_of(ref);
+  // The launch that stores: the same q, k, v; the fp16 and bf16 sites written, the int8 one not yet.
+  Store got = make_store();
+  DeviceBuffer<cuda::SlotKv> got_slots(got.slots);
+  DeviceBuffer<float> q1(size_t(n * q_dim)), kv1(size_t(2 * n * kWidth));
+  const cuda::RopeKv store{got_slots.data(), dattn.data()};
+  cuda::qkv_rope_cuda(ps, bias, q1.data(), n_heads, kv1.data(), kv1.data() + n * kWidth, kHeads, n, kHeadDim, half,
+                      cs.data(), &store);
+  EXPECT_EQ(q1.download(), q0.download());
+  EXPECT_EQ(kv1.download(), kv0.download());
+  auto words = words_of(got);
+  for (int site = 0; site < 6; ++site) {
+    if (site < 4) EXPECT_EQ(words[size_t(site)], want[size_t(site)]) << schemes[site / 2] << (site % 2 ? " V" : " K");
+    else EXPECT_EQ(words[size_t(site)], std::vector<uint32_t>(words[size_t(site)].size(), kSentinel)) << "int8 site";
+  }
+  bounds.rope_wrote = true;
+  cuda::kv_write_cuda(got_slots.data(), drows.data(), 3, bounds, kv1.data(), kv1.data() + n * kWidth);
+  EXPECT_EQ(words_of(got), want);
+  // The KV write alone with rope_wrote: the fp16 and bf16 sites keep their sentinels.
+  Store alone = make_store();
+  DeviceBuffer<cuda::SlotKv> alone_slots(alone.slots);
+  cuda::kv_write_cuda(alone_slots.data(), drows.data(), 3, bounds, kv0.data(), kv0.data() + n * kWidth);
+  words = words_of(alone);
+  for (int site = 0; site < 6; ++site) {
+    if (site < 4) EXPECT_EQ(words[size_t(site)], std::vector<uint32_t>(words[size_t(site)].size(), kSentinel));
+    else EXPECT_EQ(words[size_t(site)], want[size_t(site)]) << "int8 site";
+  }
+}
+
 TEST_P(KvWriteCuda, AttentionReadsTheDecodedRows) {
   KVAUDIT_REQUIRE_CUDA();
   check_attention_reads(GetParam());

@@ -195,6 +195,14 @@ struct SeqDeviceState final : BackendSeqState {
             counting_.push_back(L);
     return counting_;
   }
+  // Whether every layer's K and V layout is cuda::rope_stores (the q/k/v + RoPE launch can store
+  // all of this sequence's new rows).
+  bool rope_only() {
+    if (rope_only_ < 0)
+      rope_only_ = std::all_of(k.begin(), k.end(), [](const DevKv& x) { return cuda::rope_stores(x.layout); }) &&
+                   std::all_of(v.begin(), v.end(), [](const DevKv& x) { return cuda::rope_stores(x.layout); });
+    return rope_only_ == 1;
+  }
   size_t kv_bytes() const override {
     size_t b = 0;
     if (native)
@@ -205,6 +213,7 @@ struct SeqDeviceState final : BackendSeqState {
 
  private:
   std::vector<const kv::KvLayout*> counting_;
+  int rope_only_ = -1;
 };
 
 struct Slot {
@@ -309,7 +318,7 @@ struct StepKey {
   cuda::KvWriteBounds bounds;
   auto tie() const {
     return std::make_tuple(n, n_slots, n_rows, chunks, greedy, grouped, bounds.new_rows, bounds.quantized, bounds.blocks,
-                           bounds.width, bounds.fit, bounds.ring);
+                           bounds.width, bounds.fit, bounds.ring, bounds.rope_wrote);
   }
   bool operator<(const StepKey& o) const { return tie() < o.tie(); }
 };
@@ -427,6 +436,13 @@ bool attn_tiles_on() {
   return on;
 }
 
+// KVAUDIT_CUDA_KV_IN_ROPE=0: the fp32 and bf16 caches' new rows stored by the KV write's own launch
+// instead of the q/k/v + RoPE launch (the A/B of docs/PERFORMANCE.md; the same bits either way).
+bool kv_in_rope_on() {
+  static const bool on = cuda::env_flag("KVAUDIT_CUDA_KV_IN_ROPE", true);
+  return on;
+}
+
 // KVAUDIT_CUDA_QKV_ROPE=0: q|k|v split, biased and rotated by separate launches (the A/B of
 // docs/PERFORMANCE.md; the same bits either way).
 bool qkv_rope_on() {
@@ -474,7 +490,8 @@ class CudaBackend final : public Backend {
     return it->second;
   }
   bool device_layouts(const Sequence& seq, SeqDeviceState& st) const;
-  void prepare_call(std::vector<Slot>& slots, int64_t n);
+  void prepare_call(std::vector<Slot>& slots, int64_t n, const Hooks* hooks);
+  bool qkv_rope_path(const DevLayer& lw) const;
   void attention_block(int l, std::vector<Slot>& slots, const float* a, int64_t n, const Hooks* hooks);
   void device_kv_hooks(int l, const Slot& s, int64_t n, const Hooks* hooks);
   void host_kv(int l, std::vector<Slot>& slots, const Hooks* hooks);
@@ -537,6 +554,7 @@ class CudaBackend final : public Backend {
   std::vector<cuda::AttnTile> tiles_host_;
   std::vector<int64_t> rest_host_;
   cuda::KvWriteBounds bounds_;             // the call's device-quantized sequences (kv_write_cuda)
+  bool kv_in_rope_ = false;                // the call's q/k/v + RoPE launches store the rope_stores sites
   bool any_device_ = false, any_host_ = false;
   DeviceBuffer<int> tokens_, next_;  // the new tokens; forward_greedy's argmax per input
   DeviceBuffer<float> cs_;             // rope table [n, 2*half] of the new rows
@@ -699,19 +717,27 @@ bool CudaBackend::device_layouts(const Sequence& seq, SeqDeviceState& st) const 
 // Before the layers: every sequence's storage grown for its new rows, and the call's tables (each
 // layer's SlotKv, the slots' rows, the attention rows) uploaded in one copy. Growing first keeps
 // every device pointer fixed for the whole call.
-void CudaBackend::prepare_call(std::vector<Slot>& slots, int64_t n) {
+void CudaBackend::prepare_call(std::vector<Slot>& slots, int64_t n, const Hooks* hooks) {
   const int64_t L = m_.config.n_layers, n_slots = int64_t(slots.size());
   std::vector<cuda::SlotRows> rows;
   std::vector<cuda::AttnRow> attn(static_cast<size_t>(n));
   bounds_ = {};
   bounds_.width = int(m_.config.kv_dim());
   any_device_ = any_host_ = false;
+  for (const Slot& s : slots) (s.state->native ? any_device_ : any_host_) = true;
+  // Where every layer's q|k|v goes through qkv_rope_cuda with the keys rotated on the device
+  // (attention_block), that launch stores the rope_stores sites itself: a sequence whose sites all
+  // are needs no KV write, and a batch of such sequences no KV-write launch.
+  const bool hook_kv = hooks && hooks->on_kv;
+  kv_in_rope_ = kv_in_rope_on() && any_device_ && !any_host_ && !hook_kv &&
+                std::all_of(layers_.begin(), layers_.end(), [&](const DevLayer& lw) { return qkv_rope_path(lw); });
+  bounds_.rope_wrote = kv_in_rope_;
   bool rebuild = kv_table_fits_ || kv_table_for_.size() != slots.size();
   for (int64_t i = 0; i < n_slots; ++i) {
     Slot& s = slots[size_t(i)];
     const bool dev = s.state->native;
-    (dev ? any_device_ : any_host_) = true;
-    if (dev) bounds_.new_rows = std::max(bounds_.new_rows, s.n);
+    const bool writes = dev && !(kv_in_rope_ && s.state->rope_only());  // kv_write_cuda has rows of it
+    if (writes) bounds_.new_rows = std::max(bounds_.new_rows, s.n);
     rows.push_back({s.off, s.n, s.pos});
     for (int64_t t = 0; t < s.n; ++t) attn[size_t(s.off + t)] = {i, s.pos + t, s.pos + s.n};
     rebuild = rebuild || kv_table_for_[size_t(i)] != s.state->serial;
@@ -731,7 +757,7 @@ void CudaBackend::prepare_call(std::vector<Slot>& slots, int64_t n) {
     } else {
       for (int64_t l = 0; l < L; ++l) st.k[size_t(l)].rows = st.v[size_t(l)].rows = end;
     }
-    if (dev)
+    if (writes)
       for (const kv::KvLayout* lay : st.counting()) {  // rows leaving the window, or all new ones
         const int64_t q = lay->quantized_rows(end) - lay->quantized_rows(s.pos);
         if (lay->channel())
@@ -829,7 +855,7 @@ Logits CudaBackend::run(std::span<const SeqInput> batch, const Hooks* hooks, std
   tokens_.upload(tokens);
   cs_.upload(cs_host_);
   const double t1 = times_.on ? HostTimes::now() : 0;
-  prepare_call(slots, n);
+  prepare_call(slots, n, hooks);
 
   // Rows whose logits are wanted: every new token, or the last of each input.
   Logits out;
@@ -950,6 +976,16 @@ void CudaBackend::launch_step(std::vector<Slot>& slots, int64_t n, int64_t n_row
   if (greedy) cuda::argmax_rows_cuda(logits_.data(), n_rows, c.n_vocab, next_.data());
 }
 
+// Whether layer l's q|k|v can run as one product split, biased and rotated by qkv_rope_cuda (the
+// weights packed back to back, no q/k norm between the product and RoPE); attention_block takes
+// that path when the keys also rotate on the device.
+bool CudaBackend::qkv_rope_path(const DevLayer& lw) const {
+  const auto& c = m_.config;
+  const int64_t d = c.d_model, q_dim = c.q_dim(), kv_dim = c.kv_dim();
+  return qkv_rope_on() && fused_ && m_.arch.qk_norm == model::QkNorm::kNone && c.head_dim % 2 == 0 && lw.wq.packed &&
+         lw.wk.packed == lw.wq.packed + q_dim * d && lw.wv.packed == lw.wk.packed + kv_dim * d;
+}
+
 void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* a, int64_t n, const Hooks* hooks) {
   const auto& c = m_.config;
   const DevLayer& lw = layers_[size_t(l)];
@@ -965,17 +1001,18 @@ void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* 
   const bool keys_to_host = any_host_ || hook_kv;
   int64_t max_pos = 0;
   for (const Slot& s : slots) max_pos = std::max(max_pos, s.pos + s.n - 1);
-  if (qkv_rope_on() && fused_ && !keys_to_host && any_device_ && m_.arch.qk_norm == model::QkNorm::kNone &&
-      c.head_dim % 2 == 0 && lw.wq.packed && lw.wk.packed == lw.wq.packed + q_dim * d && lw.wv.packed == lw.wk.packed + kv_dim * d) {
+  if (!keys_to_host && any_device_ && qkv_rope_path(lw)) {
     // q|k|v as one product, its parts split into q, k and v, biased and rotated by one launch
-    // (qkv_rope_cuda: the same bits as the steps below)
+    // (qkv_rope_cuda: the same bits as the steps below), which stores the fp32 and bf16 caches' new
+    // rows too (kv_in_rope_)
     const cuda::QkvBias bias{lw.bq.empty() ? nullptr : lw.bq.data(), lw.bk.empty() ? nullptr : lw.bk.data(),
                              lw.bv.empty() ? nullptr : lw.bv.data()};
     cuda::lt_products_cuda(ab_.data(), n, d, lw.wq.packed, q_dim + 2 * kv_dim, lt_invariant_,
                            [&](const cuda::PartSums& p, int64_t t0, int64_t rows) {
+                             const cuda::RopeKv store{slot_kv_ + l * int64_t(slots.size()), attn_rows_ + t0};
                              cuda::qkv_rope_cuda(p, bias, q_.data() + t0 * q_dim, c.n_heads, k + t0 * kv_dim,
                                                  v + t0 * kv_dim, c.n_kv_heads, rows, c.head_dim, half_,
-                                                 cs_.data() + t0 * 2 * half_);
+                                                 cs_.data() + t0 * 2 * half_, kv_in_rope_ ? &store : nullptr);
                            });
   } else {
     // q = q_proj(x), k = k_proj(x), v = v_proj(x)   (+ bias: qwen2, attention_bias)

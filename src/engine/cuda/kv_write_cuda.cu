@@ -119,7 +119,7 @@ __global__ void __launch_bounds__(kThreads) fit_tensor_kernel(const SlotKv* __re
 __global__ void __launch_bounds__(kThreads) row_kernel(const SlotKv* __restrict__ slots_kv,
                                                        const SlotRows* __restrict__ rows,
                                                        const float* __restrict__ k_new,
-                                                       const float* __restrict__ v_new) {
+                                                       const float* __restrict__ v_new, bool rope_wrote) {
   pdl_wait();
   pdl_trigger();
   __shared__ float s_scale[kMaxKvSets], s_zero[kMaxKvSets], s_qscale[kMaxKvSets];
@@ -129,7 +129,7 @@ __global__ void __launch_bounds__(kThreads) row_kernel(const SlotKv* __restrict_
   if (!skv.write) return;
   const Site site(skv, rows[blockIdx.y], blockIdx.z == 0, k_new, v_new);
   const kv::KvLayout L = site.view->layout;
-  if (L.channel()) return;
+  if (L.channel() || (rope_wrote && rope_stores(L))) return;  // (the latter: qkv_rope_cuda stored it)
   const int64_t j = site.q_old + blockIdx.x;
   if (j >= site.q_new) return;
   const int w = L.width;
@@ -259,7 +259,7 @@ void kv_write_cuda(const SlotKv* slots_kv, const SlotRows* rows, int64_t n_slots
   if (b.fit) launch_pdl(fit_tensor_kernel, dim3(s, 2), kThreads, 0, slots_kv, rows, k, v);
   if (b.quantized > 0)
     launch_pdl(row_kernel, dim3(unsigned(b.quantized), s, 2), kThreads, size_t(b.width) * (sizeof(float) + 1), slots_kv,
-               rows, k, v);
+               rows, k, v, b.rope_wrote);
   if (b.blocks > 0)
     launch_pdl(channel_kernel, dim3(unsigned(b.blocks), s, 2), kThreads, 3 * sizeof(float) * size_t(b.width), slots_kv,
                rows, k, v);

@@ -157,8 +157,11 @@ struct QkvBias {
 // into q [n, n_heads, head_dim], k and v [n, n_kv_heads, head_dim] with its biases added and q and k
 // rotated: the bits of its parts added (lt_matmul_many_bf16_cuda's split), add_bias_cuda on each,
 // then rope2_cuda, in one launch.
+// kv: where the same launch also stores each batch row's new k and v rows into its sequence's cache
+// (RopeKv below; none by default).
+struct RopeKv;
 void qkv_rope_cuda(const PartSums& parts, const QkvBias& bias, float* q, int n_heads, float* k, float* v,
-                   int n_kv_heads, int64_t n, int head_dim, int half, const float* cs);
+                   int n_kv_heads, int64_t n, int head_dim, int half, const float* cs, const RopeKv* kv = nullptr);
 
 // The same rotation on host rows (for the K rows the host cache stores), bit-identical to both.
 void rope_host(float* x, int64_t n, int n_heads, int head_dim, int half, const float* cs);
@@ -197,6 +200,13 @@ struct SlotRows {
   int64_t off, n, pos;
 };
 
+// Layouts whose stored values are each a function of their own new value alone (fp32 as computed,
+// or rounded to bf16; no residual window, channels in order): the q/k/v + RoPE launch can store
+// them as it computes them (qkv_rope_cuda with a RopeKv), and kv_write_cuda then leaves them alone.
+KVAUDIT_HD inline bool rope_stores(const kv::KvLayout& L) {
+  return (L.kind == kv::LayoutKind::kPlain || L.kind == kv::LayoutKind::kBf16) && L.residual == 0 && L.pair_dim == 0;
+}
+
 // Upper bounds over a call's writing slots (and layers), which size kv_write_cuda's grids.
 struct KvWriteBounds {
   int64_t new_rows = 0;   // new rows of a slot
@@ -205,6 +215,7 @@ struct KvWriteBounds {
   int width = 0;          // values per row (n_kv_heads · head_dim), at most kMaxKvWidth
   bool fit = false;       // some site fits its `tensor` (s, z) in this call
   bool ring = false;      // some site keeps a residual window
+  bool rope_wrote = false;  // qkv_rope_cuda stored the rope_stores sites: kv_write_cuda skips them
 };
 
 // Quantize-on-write: every writing slot's new K rows (k: [n_batch, width], rotated) and V rows
@@ -226,6 +237,14 @@ struct AttnRow {
   int64_t slot;
   int64_t pos;
   int64_t len;
+};
+
+// qkv_rope_cuda's cache stores: the layer's SlotKv and the call's AttnRow per batch row (its slot
+// and position). A row's k and v go to its sequence's storage where the slot is written on the
+// device (SlotKv::write) and the site's layout is rope_stores: the bits kv_write_cuda stores.
+struct RopeKv {
+  const SlotKv* slots_kv;
+  const AttnRow* rows;
 };
 
 // out[r, h] = softmax(mask(softcap(q[r, h] . k^T * scale))) v for every row r of the batch and

@@ -1,6 +1,7 @@
 // Rotate-half RoPE (ops_cuda.h). The cos/sin table is computed on the host with cpu::rope's float
 // operations and the rotation rounds each product and difference separately (__fmul_rn, no FMA
 // contraction), as the CPU build does (-ffp-contract=off): the result is bit-identical to cpu::rope.
+#include "core/half.h"
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/pdl.cuh"
 #include "engine/cuda/ops_cuda.h"
@@ -42,8 +43,29 @@ __global__ void rope_kernel(float* a, int heads_a, float* b, int heads_b, int64_
 // part order, then its bias where there is one, then rope_kernel's rotation (u < half of a q or k
 // head: the pair u, u + half), or copied (a v head's channels 2u, 2u + 1; a q or k head's channels
 // past 2 half): add_chunks_kernel, add_bias_cuda and rope2_cuda's operations in their order.
+// Where row t's k or v head goes in its sequence's cache (RopeKv), or null: the stored row and
+// whether it holds bf16 (else fp32 as computed).
+struct CacheRow {
+  uint32_t* words = nullptr;
+  bool bf16 = false;
+  __device__ CacheRow(const RopeKv& kvw, int64_t t, bool keys) {
+    if (!kvw.rows) return;
+    const AttnRow ar = kvw.rows[t];
+    const SlotKv& skv = kvw.slots_kv[ar.slot];
+    const KvView& view = keys ? skv.k : skv.v;
+    if (!skv.write || !rope_stores(view.layout)) return;
+    words = view.words + ar.pos * int64_t(view.layout.row_words());
+    bf16 = view.layout.kind == kv::LayoutKind::kBf16;
+  }
+  // Channel c's value, as kv_write_cuda's row kernel stores it (channel c at position c).
+  __device__ void put(int c, float x) const {
+    if (bf16) reinterpret_cast<uint16_t*>(words)[c] = float_to_bf16(x);
+    else words[c] = __float_as_uint(x);
+  }
+};
+
 __global__ void qkv_rope_kernel(PartSums p, QkvBias bias, float* q, float* k, float* v, int heads_q, int heads_kv,
-                                int64_t n, int head_dim, int half, const float* cs) {
+                                int64_t n, int head_dim, int half, const float* cs, RopeKv kvw) {
   pdl_wait();
   pdl_trigger();
   const int per_head = head_dim / 2;
@@ -64,11 +86,18 @@ __global__ void qkv_rope_kernel(PartSums p, QkvBias bias, float* q, float* k, fl
     float* xh = dst + t * width + int64_t(hh) * head_dim;
     if (rotate) {
       const float c = cs[t * 2 * half + u], s = cs[t * 2 * half + half + u];
-      xh[c0] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
-      xh[c1] = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
-    } else {
-      xh[c0] = x0;
-      xh[c1] = x1;
+      const float r0 = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s)), r1 = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
+      x0 = r0;
+      x1 = r1;
+    }
+    xh[c0] = x0;
+    xh[c1] = x1;
+    if (!is_q) {
+      const CacheRow row(kvw, t, is_k);
+      if (row.words) {
+        row.put(hh * head_dim + c0, x0);
+        row.put(hh * head_dim + c1, x1);
+      }
     }
   }
 }
@@ -91,11 +120,11 @@ void rope2_cuda(float* q, int n_heads, float* k, int n_kv_heads, int64_t n, int 
 }
 
 void qkv_rope_cuda(const PartSums& parts, const QkvBias& bias, float* q, int n_heads, float* k, float* v,
-                   int n_kv_heads, int64_t n, int head_dim, int half, const float* cs) {
+                   int n_kv_heads, int64_t n, int head_dim, int half, const float* cs, const RopeKv* kv) {
   if (n == 0) return;
   const int64_t pairs = int64_t(n_heads + 2 * n_kv_heads) * (head_dim / 2);
   launch_pdl(qkv_rope_kernel, rows_cols_grid(n, pairs, 1, kThreads), kThreads, 0, parts, bias, q, k, v, n_heads,
-             n_kv_heads, n, head_dim, half, cs);
+             n_kv_heads, n, head_dim, half, cs, kv ? *kv : RopeKv{nullptr, nullptr});
 }
 
 }  // namespace kvaudit::engine::cuda

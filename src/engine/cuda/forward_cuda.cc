@@ -198,7 +198,7 @@ struct SeqDeviceState final : BackendSeqState {
   // Whether every layer's K and V layout is cuda::rope_stores (the q/k/v + RoPE launch can store
   // all of this sequence's new rows).
   bool rope_only() {
-    if (rope_only_ < 0)
+    if (rope_only_ < 0 && !k.empty())  // (a state's layouts are fixed once it has them)
       rope_only_ = std::all_of(k.begin(), k.end(), [](const DevKv& x) { return cuda::rope_stores(x.layout); }) &&
                    std::all_of(v.begin(), v.end(), [](const DevKv& x) { return cuda::rope_stores(x.layout); });
     return rope_only_ == 1;

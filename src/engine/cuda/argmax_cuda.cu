@@ -55,8 +55,8 @@ __device__ int final_index(const float* row, int64_t bi, int64_t n) { return row
 __global__ void __launch_bounds__(kThreads) argmax_kernel(const float* __restrict__ x, int64_t n, int segs, int64_t seg,
                                                            float* __restrict__ seg_v, int64_t* __restrict__ seg_i,
                                                            int* __restrict__ out) {
-  pdl_wait();
   pdl_trigger();
+  pdl_wait();
   const int64_t r = int64_t(blockIdx.x) / segs, i0 = int64_t(blockIdx.x) % segs * seg;
   const float* row = x + r * n;
   float bv;
@@ -75,8 +75,8 @@ __global__ void __launch_bounds__(kThreads) argmax_kernel(const float* __restric
 __global__ void __launch_bounds__(kThreads) argmax_merge_kernel(const float* __restrict__ x, int64_t n, int segs,
                                                                  const float* __restrict__ seg_v,
                                                                  const int64_t* __restrict__ seg_i, int* __restrict__ out) {
-  pdl_wait();
   pdl_trigger();
+  pdl_wait();
   const int64_t r = blockIdx.x;
   float bv = -INFINITY;
   int64_t bi = n;

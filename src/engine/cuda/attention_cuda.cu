@@ -487,8 +487,8 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
                                                              const SlotKv* __restrict__ slots_kv, Partials part,
                                                              int span, RowOrder order, Out out,
                                                              unsigned* __restrict__ arrived, int hpb_launch) {
-  pdl_wait();
   pdl_trigger();
+  pdl_wait();
   static_assert(!TC || (HPB_T <= kMmaRows && kChunk == 8 * kWarps));
   static_assert(TC || HPB_T > 0);
   const int HPB = HPB_T > 0 ? HPB_T : hpb_launch;
@@ -719,8 +719,8 @@ __global__ void __launch_bounds__(kThreads, 3) attention_tile_kernel(cpu::Attent
                                                                   const SlotKv* __restrict__ slots_kv,
                                                                   const AttnTile* __restrict__ tiles, int64_t t0,
                                                                   Partials part, Out out, int hpb) {
-  pdl_wait();
   pdl_trigger();
+  pdl_wait();
   static_assert(kChunk == 8 * kWarps);
   const int HPB = hpb;
   extern __shared__ float4 smem4[];

@@ -99,8 +99,8 @@ __global__ void __launch_bounds__(kThreads) fit_tensor_kernel(const SlotKv* __re
                                                               const SlotRows* __restrict__ rows,
                                                               const float* __restrict__ k_new,
                                                               const float* __restrict__ v_new) {
-  pdl_wait();
   pdl_trigger();
+  pdl_wait();
   const SlotKv& skv = slots_kv[blockIdx.x];
   const bool keys = blockIdx.y == 0;
   if (!skv.write || !(keys ? skv.fit_k : skv.fit_v)) return;
@@ -120,8 +120,8 @@ __global__ void __launch_bounds__(kThreads) row_kernel(const SlotKv* __restrict_
                                                        const SlotRows* __restrict__ rows,
                                                        const float* __restrict__ k_new,
                                                        const float* __restrict__ v_new, bool rope_wrote) {
-  pdl_wait();
   pdl_trigger();
+  pdl_wait();
   __shared__ float s_scale[kMaxKvSets], s_zero[kMaxKvSets], s_qscale[kMaxKvSets];
   __shared__ float s_fp8;
   extern __shared__ float xs[];  // [width] the row in stored (position) order, then [width] ggml codes
@@ -203,8 +203,8 @@ __global__ void __launch_bounds__(kThreads) channel_kernel(const SlotKv* __restr
                                                            const SlotRows* __restrict__ rows,
                                                            const float* __restrict__ k_new,
                                                            const float* __restrict__ v_new) {
-  pdl_wait();
   pdl_trigger();
+  pdl_wait();
   extern __shared__ float sp[];  // [3, width]: stored scale, zero, the scale codes are computed with
   const SlotKv& skv = slots_kv[blockIdx.y];
   if (!skv.write) return;
@@ -238,8 +238,8 @@ __global__ void __launch_bounds__(kThreads) residual_kernel(const SlotKv* __rest
                                                             const SlotRows* __restrict__ rows,
                                                             const float* __restrict__ k_new,
                                                             const float* __restrict__ v_new) {
-  pdl_wait();
   pdl_trigger();
+  pdl_wait();
   const SlotKv& skv = slots_kv[blockIdx.y];
   if (!skv.write) return;
   const Site site(skv, rows[blockIdx.y], blockIdx.z == 0, k_new, v_new);

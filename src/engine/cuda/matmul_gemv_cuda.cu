@@ -133,8 +133,8 @@ __global__ void __launch_bounds__(32) gemv_kernel(const uint16_t* __restrict__ w
   // the wait: launched early (PDL), this product streams while the kernel before it (a norm,
   // attention, the activation) finishes. Nothing else is read and nothing is written before it.
   for (int s = 0; s < STAGES - 1; ++s) issue(s);
-  pdl_wait();
   pdl_trigger();
+  pdl_wait();
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   for (int64_t s = 0; s < n_slabs; ++s) {
     cp_wait<STAGES - 2>();
@@ -259,8 +259,8 @@ __global__ void __launch_bounds__(32) gemv_bulk_kernel(const uint16_t* __restric
   // The weights never change during a run: the first slabs are on their way before the wait (as
   // gemv_kernel's); x, written by the kernel before, is read after it.
   for (int s = 0; s < STAGES - 1; ++s) issue(s);
-  pdl_wait();
   pdl_trigger();
+  pdl_wait();
   const uint32_t x_mask = g < rows ? 0xffffffffu : 0u;  // x's rows past `rows` are zeros
   const uint32_t* xl = x_rows_in_smem(bars_s + 8 * STAGES, slabs_s + STAGES * kStageBytes,
                                       reinterpret_cast<const unsigned char*>(smem4) + STAGES * kStageBytes, x, rows, k,
@@ -353,8 +353,8 @@ __global__ void __launch_bounds__(32) gemv_tensor_kernel(const __grid_constant__
   };
   // The weights never change during a run: the first slabs are on their way before the wait.
   for (int s = 0; s < STAGES - 1; ++s) issue(s);
-  pdl_wait();
   pdl_trigger();
+  pdl_wait();
   const uint32_t x_s = slabs_s + STAGES * kTensorStageBytes;
   const uint32_t x_mask = g < rows ? 0xffffffffu : 0u;  // x's rows past `rows` are zeros
   const uint32_t* xl = x_rows_in_smem(bars_s + 8 * STAGES, x_s,

@@ -44,8 +44,8 @@ struct Split {
 // column o belongs to; V: four columns a thread (split4_ok).
 template <bool V>
 __global__ void add_chunks_kernel(PartSums p, int64_t rows, int64_t m_total, Split split) {
-  pdl_wait();
   pdl_trigger();
+  pdl_wait();
   const int64_t o = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * (V ? 4 : 1);
   if (o >= m_total) return;
   int j = 0;

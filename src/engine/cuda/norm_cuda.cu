@@ -62,8 +62,8 @@ __global__ void rmsnorm_kernel(bool one_plus, float* x, PartSums add, int d, con
   if (held && w != nullptr)
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) wv[u] = tid + u * threads < d ? w[tid + u * threads] : 0.0f;
-  pdl_wait();
   pdl_trigger();
+  pdl_wait();
   const int64_t row = blockIdx.x;
   float* xr = x + row * d;
   const bool adds = add.p != nullptr;

@@ -3,7 +3,14 @@
 // are scheduled. Launched with launch_pdl, a kernel may be scheduled while the previous grid still
 // runs; it must call pdl_wait() before touching any memory: that returns once the previous grid has
 // finished and its writes are visible, so every kernel here calls it first and nothing it computes
-// changes. pdl_trigger() lets the next PDL launch be scheduled early. KVAUDIT_CUDA_PDL=0 turns it off.
+// changes. pdl_trigger() lets the next PDL launch be scheduled early; every kernel calls it first,
+// before its own wait, so the next grid's blocks can take their SMs (and start what needs no
+// memory of this one, as the streaming products' first weight slabs) while this grid still waits or
+// runs. That is safe: the next grid's pdl_wait returns only once this grid has finished, and this
+// grid finishes only after its own wait returned (every block of every kernel waits before it
+// ends), so the order of the chain holds transitively; and the next grid is scheduled only once
+// all of this grid's blocks have started, so waiting blocks never hold SMs this grid still needs.
+// KVAUDIT_CUDA_PDL=0 turns it off.
 #pragma once
 #include <cuda_runtime.h>
 

@@ -18,22 +18,22 @@ constexpr int kThreads = 256;
 unsigned blocks_for(int64_t n) { return unsigned((n + kThreads - 1) / kThreads); }
 
 __global__ void add_kernel(float* x, const float* y, int64_t n) {
-  pdl_wait();
   pdl_trigger();
+  pdl_wait();
   const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
   if (i < n) x[i] = __fadd_rn(x[i], y[i]);
 }
 
 __global__ void bias_kernel(float* y, int64_t n_elems, int64_t m, const float* bias) {
-  pdl_wait();
   pdl_trigger();
+  pdl_wait();
   const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
   if (i < n_elems) y[i] = __fadd_rn(y[i], bias[i % m]);
 }
 
 __global__ void gated_kernel(bool silu, const float* gate, const float* up, int64_t n_elems, float* out) {
-  pdl_wait();
   pdl_trigger();
+  pdl_wait();
   const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
   if (i < n_elems) out[i] = __fmul_rn(act_value(silu, gate[i]), up[i]);
 }
@@ -44,8 +44,8 @@ __global__ void gated_kernel(bool silu, const float* gate, const float* up, int6
 template <bool V>
 __global__ void gated_parts_kernel(bool silu, PartSums gate, PartSums up, int64_t n, int64_t d_ff, bool by8,
                                    __nv_bfloat16* __restrict__ out) {
-  pdl_wait();
   pdl_trigger();
+  pdl_wait();
   const int64_t j = (int64_t(blockIdx.x) * kThreads + threadIdx.x) * (V ? 4 : 1);
   if (j >= d_ff) return;
   const int64_t col = by8 ? 2 * (j & ~int64_t(7)) + (j & 7) : j;
@@ -67,8 +67,8 @@ __global__ void gated_parts_kernel(bool silu, PartSums gate, PartSums up, int64_
 }
 
 __global__ void softcap_kernel(float* x, int64_t n, float cap) {
-  pdl_wait();
   pdl_trigger();
+  pdl_wait();
   const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
   if (i < n) x[i] = __fmul_rn(cap, tanhf(__fdiv_rn(x[i], cap)));
 }
@@ -78,8 +78,8 @@ __device__ inline float load(const __nv_bfloat16* t, int64_t i) { return __bfloa
 
 template <typename W>
 __global__ void embed_kernel(const int* tokens, int64_t n_elems, const W* table, int64_t d, float scale, float* x) {
-  pdl_wait();
   pdl_trigger();
+  pdl_wait();
   const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
   if (i >= n_elems) return;
   const float e = load(table, int64_t(tokens[i / d]) * d + i % d);
@@ -87,8 +87,8 @@ __global__ void embed_kernel(const int* tokens, int64_t n_elems, const W* table,
 }
 
 __global__ void gather_kernel(const float* src, const int64_t* rows, int64_t n_elems, int64_t d, float* dst) {
-  pdl_wait();
   pdl_trigger();
+  pdl_wait();
   const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
   if (i < n_elems) dst[i] = src[rows[i / d] * d + i % d];
 }

@@ -16,8 +16,8 @@ constexpr int kThreads = 256;
 // decode step rotates its queries and keys in one launch).
 __global__ void rope_kernel(float* a, int heads_a, float* b, int heads_b, int64_t n, int head_dim, int half,
                             const float* cs) {
-  pdl_wait();
   pdl_trigger();
+  pdl_wait();
   int64_t e = int64_t(blockIdx.x) * kThreads + threadIdx.x;
   const int64_t pairs_a = n * heads_a * half;
   float* x = a;
@@ -66,8 +66,8 @@ struct CacheRow {
 
 __global__ void qkv_rope_kernel(PartSums p, QkvBias bias, float* q, float* k, float* v, int heads_q, int heads_kv,
                                 int64_t n, int head_dim, int half, const float* cs, RopeKv kvw) {
-  pdl_wait();
   pdl_trigger();
+  pdl_wait();
   const int per_head = head_dim / 2;
   const int e = int(blockIdx.x) * kThreads + int(threadIdx.x);
   if (e >= (heads_q + 2 * heads_kv) * per_head) return;

@@ -1,9 +1,10 @@
 // Programmatic dependent launch (Hopper, sm_90+). A decode step of a small batch is a chain of ~13
 // short launches a layer, and each one waits for the previous grid to drain before its own blocks
 // are scheduled. Launched with launch_pdl, a kernel may be scheduled while the previous grid still
-// runs; it must call pdl_wait() before touching any memory: that returns once the previous grid has
-// finished and its writes are visible, so every kernel here calls it first and nothing it computes
-// changes. pdl_trigger() lets the next PDL launch be scheduled early; every kernel calls it first,
+// runs; it must call pdl_wait() before it reads or writes any memory a kernel writes: that returns
+// once the previous grid has finished and its writes are visible, so nothing it computes changes
+// (before it, a kernel reads only what no kernel writes: weights, the call's tables).
+// pdl_trigger() lets the next PDL launch be scheduled early; every kernel calls it first,
 // before its own wait, so the next grid's blocks can take their SMs (and start what needs no
 // memory of this one, as the streaming products' first weight slabs) while this grid still waits or
 // runs. That is safe: the next grid's pdl_wait returns only once this grid has finished, and this

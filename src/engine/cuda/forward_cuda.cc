@@ -39,6 +39,7 @@
 #include "engine/cuda/cuda_backend.h"
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/ops_cuda.h"
+#include "engine/cuda/timeline.h"
 #include "engine/sequence_access.h"
 #include "model/rope.h"
 
@@ -598,6 +599,7 @@ CudaBackend::CudaBackend(const model::Model& m, const BackendOptions& opt)
     KVAUDIT_CUDA_CHECK(cudaEventCreate(&times_.end));
   }
   cuda::keep_pool_memory();
+  cuda::timeline_start();  // a measurement build's records (timeline.h); nothing otherwise
   norm_ = m.arch.norm == model::NormKind::kRms ? cpu::NormKind::kRms : cpu::NormKind::kRmsOnePlus;
   act_ = m.config.act == model::Activation::kSilu ? cpu::Activation::kSilu : cpu::Activation::kGeluTanh;
   attn_factor_ = model::rope_attention_scaling(m.config);

@@ -16,16 +16,51 @@
 #include <cuda_runtime.h>
 
 #include "engine/cuda/cuda_check.h"
+#include "engine/cuda/timeline.h"
 
 namespace kvaudit::engine::cuda {
 
-__device__ __forceinline__ void pdl_wait() {
+#ifdef KVAUDIT_CUDA_TIMELINE
+// The measurement build's records (timeline.h): this file's copy of the buffer's address and of its
+// index, bound at the backend's start; thread 0 of each block writes one record at each call.
+namespace {
+__device__ TimelineHeader* tl_buf = nullptr;
+__device__ unsigned tl_file = 0;
+void tl_bind(void* buffer, unsigned index) {
+  auto* b = static_cast<TimelineHeader*>(buffer);
+  KVAUDIT_CUDA_CHECK(cudaMemcpyToSymbol(tl_buf, &b, sizeof b));
+  KVAUDIT_CUDA_CHECK(cudaMemcpyToSymbol(tl_file, &index, sizeof index));
+}
+[[maybe_unused]] const bool tl_registered = (timeline_register(tl_bind, __BASE_FILE__), true);
+}  // namespace
+__device__ __forceinline__ void tl_record(unsigned kind, unsigned line) {
+  TimelineHeader* b = tl_buf;
+  if (b == nullptr || threadIdx.x + threadIdx.y + threadIdx.z != 0) return;
+  unsigned sm;
+  asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+  uint64_t ns;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(ns));
+  sm %= kTimelineSms;
+  const unsigned long long i = atomicAdd(&b->count[sm], 1ull) % b->per_sm;
+  auto* ev = reinterpret_cast<TimelineEvent*>(b + 1) + sm * b->per_sm + i;
+  const unsigned block = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+  *ev = TimelineEvent{ns, tl_file << 16 | line, block, gridDim.x * gridDim.y * gridDim.z, kind | sm << 8};
+}
+#endif
+
+__device__ __forceinline__ void pdl_wait(unsigned line = __builtin_LINE()) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
+#ifdef KVAUDIT_CUDA_TIMELINE
+  tl_record(1, line);
+#endif
 }
 
-__device__ __forceinline__ void pdl_trigger() {
+__device__ __forceinline__ void pdl_trigger(unsigned line = __builtin_LINE()) {
+#ifdef KVAUDIT_CUDA_TIMELINE
+  tl_record(0, line);
+#endif
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif

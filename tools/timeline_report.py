@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""A decode step laid out in time from a timeline build's records (src/engine/cuda/timeline.h).
+
+usage: timeline_report.py FILE [--steps N]
+
+Each kernel's blocks record when they start (pdl_trigger) and when their PDL wait returns. Here the
+records become launches (a block index appears once a launch), the launches are ordered by their
+first start, and the decode steps are cut at the embedding. For the last N complete steps the
+script prints, per position in the step (medians over the steps):
+  start   first block's start, relative to the step's first launch
+  resid   last block's start minus the first's (how long until every block was resident)
+  wait    first block's wait return minus the step's start: the previous launch had finished
+  chain   the next launch's first wait return minus this one's: what this launch cost the chain
+  held    this launch's first wait return minus its first start (resident before it could work)
+  wspread its last block's wait return minus its first's (blocks that started after the release)
+and then the per-layer sums of `gap` by kernel.
+"""
+import re
+import statistics
+import struct
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+SMS = 256
+EVENT = struct.Struct("<QIIII")
+# a kernel's name on its __global__ line, past `void` and __launch_bounds__(...)
+GLOBAL = re.compile(r"__global__\s+(?:void\s+)?(?:__launch_bounds__\([^)]*\)\s*)?(\w+)\s*\(")
+
+
+def read(path):
+    data = Path(path).read_bytes()
+    nl = data.index(b"\n")
+    magic, n_files = data[:nl].decode().split()
+    assert magic == "KVTL1", magic
+    pos = nl + 1
+    files = []
+    for _ in range(int(n_files)):
+        nl = data.index(b"\n", pos)
+        files.append(data[pos:nl].decode())
+        pos = nl + 1
+    counts = struct.unpack_from(f"<{SMS}Q", data, pos)
+    (per_sm,) = struct.unpack_from("<Q", data, pos + 8 * SMS)
+    base = pos + 8 * SMS + 8
+    events, first_kept = [], []
+    for sm in range(SMS):
+        c = counts[sm]
+        if c == 0:
+            continue
+        kept = min(c, per_sm)
+        ring = base + sm * per_sm * EVENT.size
+        evs = [EVENT.unpack_from(data, ring + ((i % per_sm) * EVENT.size)) for i in range(c - kept, c)]
+        if c > per_sm:
+            first_kept.append(min(e[0] for e in evs))
+        events.extend(evs)
+    t0 = max(first_kept) if first_kept else 0  # every SM's ring complete from here on
+    events = [e for e in events if e[0] >= t0]
+    events.sort()
+    return files, events
+
+
+def kernel_names(files):
+    """(file index, line) -> the name of the __global__ function the line is in (the repo's source)."""
+    names = {}
+    for i, f in enumerate(files):
+        p = Path(f)
+        if not p.exists():
+            p = Path("src/engine/cuda") / p.name
+        lines = p.read_text().splitlines() if p.exists() else []
+        current = "?"
+        for n, text in enumerate(lines, 1):
+            m = GLOBAL.search(text)
+            if m:
+                current = m.group(1)
+            names[(i, n)] = current
+        names[(i, 0)] = Path(f).name
+    return names
+
+
+def launches(events, names):
+    """Groups records into launches: per kernel and grid size, a new launch each time a block index
+    repeats. Returns dicts with the kernel's name, grid, starts and wait returns."""
+    open_ = defaultdict(list)  # per kernel and grid, its launches in order
+    out = []
+    for ns, site, block, grid, kind in events:
+        f, line = site >> 16, site & 0xFFFF
+        name = names.get((f, line), f"{f}:{line}")
+        key = (name, grid)
+        if kind & 0xFF == 0:
+            ls = open_[key]
+            if not ls or block in ls[-1]["blocks"]:
+                ls.append({"name": name, "grid": grid, "blocks": {}, "waits": [], "waited": set()})
+                out.append(ls[-1])
+                del ls[:-4]
+            ls[-1]["blocks"][block] = ns
+        else:
+            # a wait may come after the next launch of the same kernel started (PDL): the oldest
+            # launch whose block has started and not yet waited
+            for L in open_[key]:
+                if block in L["blocks"] and block not in L["waited"]:
+                    L["waited"].add(block)
+                    L["waits"].append(ns)
+                    break
+    for L in out:
+        starts = sorted(L["blocks"].values())
+        L["start"], L["last_start"] = starts[0], starts[-1]
+        L["wait"] = min(L["waits"]) if L["waits"] else None
+        L["complete"] = len(starts) == L["grid"]
+    out.sort(key=lambda L: L["start"])
+    return out
+
+
+def main():
+    path = sys.argv[1]
+    n_steps = int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else 4
+    files, events = read(path)
+    if "--save" in sys.argv:  # the last N records, in this format (one ring), for a later run of this script
+        out, n = sys.argv[sys.argv.index("--save") + 1], int(sys.argv[sys.argv.index("--save") + 2])
+        keep = events[-n:]
+        with open(out, "wb") as f:
+            f.write(f"KVTL1 {len(files)}\n".encode() + b"".join(x.encode() + b"\n" for x in files))
+            f.write(struct.pack(f"<{SMS}Q", len(keep), *([0] * (SMS - 1))) + struct.pack("<Q", len(keep)))
+            f.write(b"".join(EVENT.pack(*e) for e in keep))
+    names = kernel_names(files)
+    ls = launches(events, names)
+    print(f"{len(events)} records, {len(ls)} launches, files: {', '.join(Path(f).name for f in files)}")
+    # a decode step ends with the argmax's merge (the embedding is not among the recorded launches)
+    cuts = [i + 1 for i, L in enumerate(ls) if L["name"] == "argmax_merge_kernel"]
+    steps = [ls[a:b] for a, b in zip(cuts, cuts[1:])]
+    steps = [s for s in steps if all(L["complete"] and L["wait"] is not None for L in s)]
+    if not steps:
+        print("no complete step between two argmax merges; the last 80 launches:")
+        for L in ls[-80:]:
+            print(f"  {L['name'][:30]:<30} grid {L['grid']:>6} blocks {len(L['blocks']):>6} waits {len(L['waits']):>6}"
+                  f" start {(L['start'] - ls[-80:][0]['start']) / 1e3:>10.1f}")
+        return
+    shape = [L["name"] for L in steps[-1]]
+    steps = [s for s in steps if [L["name"] for L in s] == shape][-n_steps:]
+    print(f"{len(steps)} steps of {len(shape)} launches; step times (us):",
+          ", ".join(f"{(s[-1]['wait'] - s[0]['start']) / 1e3:.1f}" for s in steps))
+    med = lambda xs: statistics.median(xs) / 1e3
+    rows = []
+    for i, name in enumerate(shape):
+        t0s = [s[0]["start"] for s in steps]
+        start = med([s[i]["start"] - t for s, t in zip(steps, t0s)])
+        resid = med([s[i]["last_start"] - s[i]["start"] for s in steps])
+        wait = med([s[i]["wait"] - t for s, t in zip(steps, t0s)])
+        gap = med([s[i + 1]["wait"] - s[i]["wait"] for s in steps]) if i + 1 < len(shape) else 0.0
+        early = med([s[i]["wait"] - s[i]["start"] for s in steps])
+        spread = med([max(s[i]["waits"]) - s[i]["wait"] for s in steps])
+        rows.append((name, steps[-1][i]["grid"], start, resid, wait, gap, early, spread))
+    print(f"{'#':>4} {'kernel':<28} {'grid':>6} {'start':>9} {'resid':>7} {'wait':>9} {'chain':>7} {'held':>7} {'wspread':>7}")
+    for i, (name, grid, start, resid, wait, gap, early, spread) in enumerate(rows):
+        print(f"{i:>4} {name[:28]:<28} {grid:>6} {start:>9.1f} {resid:>7.1f} {wait:>9.1f} {gap:>7.1f} {early:>7.1f} {spread:>7.1f}")
+    by = defaultdict(list)
+    for name, grid, _, _, _, gap, _, _ in rows:
+        by[(name, grid)].append(gap)
+    print("\nchain time by kernel and grid (sum over the step, count, mean):")
+    for (name, grid), gaps in sorted(by.items(), key=lambda kv: -sum(kv[1])):
+        print(f"  {name[:28]:<28} {grid:>6} {sum(gaps):>9.1f} us {len(gaps):>4} {sum(gaps) / len(gaps):>7.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -48,6 +48,7 @@ __device__ __forceinline__ void tl_record(unsigned kind, unsigned line) {
 }
 #endif
 
+// `line`: the caller's, which the timeline build records (a kernel's calls name it); unused otherwise.
 __device__ __forceinline__ void pdl_wait(unsigned line = __builtin_LINE()) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");

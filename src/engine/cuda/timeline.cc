@@ -27,20 +27,31 @@ size_t buffer_bytes = 0;
 
 // The file: "KVTL1", the file count, each file's name (a line), then the header and the rings as the
 // device holds them.
+// At exit, so nothing can be thrown: a failure is said on stderr.
 void dump() {
   const char* path = std::getenv("KVAUDIT_CUDA_TIMELINE_OUT");
-  if (buffer == nullptr || path == nullptr || *path == '\0') return;
-  if (cudaDeviceSynchronize() != cudaSuccess) return;
+  if (buffer == nullptr) return;
+  if (path == nullptr || *path == '\0') {
+    std::fprintf(stderr, "timeline: KVAUDIT_CUDA_TIMELINE_OUT is not set; the records are not written\n");
+    return;
+  }
   std::vector<unsigned char> host(buffer_bytes);
-  if (cudaMemcpy(host.data(), buffer, buffer_bytes, cudaMemcpyDeviceToHost) != cudaSuccess) return;
+  if (cudaDeviceSynchronize() != cudaSuccess ||
+      cudaMemcpy(host.data(), buffer, buffer_bytes, cudaMemcpyDeviceToHost) != cudaSuccess) {
+    std::fprintf(stderr, "timeline: the records could not be read back from the device\n");
+    return;
+  }
   const std::string tmp = std::string(path) + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) return;
-  std::fprintf(f, "KVTL1 %zu\n", files().size());
-  for (const File& file : files()) std::fprintf(f, "%s\n", file.name);
-  std::fwrite(host.data(), 1, host.size(), f);
-  if (std::fclose(f) == 0) std::rename(tmp.c_str(), path);
-  std::fprintf(stderr, "timeline: %zu bytes to %s\n", host.size(), path);
+  bool ok = f != nullptr;
+  if (ok) {
+    std::fprintf(f, "KVTL1 %zu\n", files().size());
+    for (const File& file : files()) std::fprintf(f, "%s\n", file.name);
+    ok = std::fwrite(host.data(), 1, host.size(), f) == host.size();
+    ok = std::fclose(f) == 0 && ok && std::rename(tmp.c_str(), path) == 0;
+  }
+  if (ok) std::fprintf(stderr, "timeline: %zu bytes to %s\n", host.size(), path);
+  else std::fprintf(stderr, "timeline: could not write %s\n", path);
 }
 
 }  // namespace
@@ -49,8 +60,15 @@ void timeline_register(void (*bind)(void*, unsigned), const char* file) { files(
 
 void timeline_start() {
   if (files().empty() || buffer != nullptr) return;
-  const char* env = std::getenv("KVAUDIT_CUDA_TIMELINE_PER_SM");
-  const unsigned long long per_sm = env != nullptr && *env != '\0' ? std::strtoull(env, nullptr, 10) : 65536;
+  // records kept per SM (the last ones): 16,384 (100 MB) kept the last several batch-1 decode steps
+  // of the 8B shape (docs/PERFORMANCE.md)
+  unsigned long long per_sm = 16384;
+  if (const char* env = std::getenv("KVAUDIT_CUDA_TIMELINE_PER_SM"); env != nullptr && *env != '\0') {
+    char* end = nullptr;
+    per_sm = std::strtoull(env, &end, 10);
+    if (end == env || *end != '\0' || per_sm < 1 || per_sm > (1ull << 24))
+      throw_usage(std::string("KVAUDIT_CUDA_TIMELINE_PER_SM: '") + env + "' is not a count from 1 to 16777216");
+  }
   buffer_bytes = sizeof(TimelineHeader) + size_t(kTimelineSms) * per_sm * sizeof(TimelineEvent);
   KVAUDIT_CUDA_CHECK(cudaMalloc(&buffer, buffer_bytes));
   KVAUDIT_CUDA_CHECK(cudaMemset(buffer, 0, sizeof(TimelineHeader)));

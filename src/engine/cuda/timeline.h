@@ -4,7 +4,7 @@
 // only with -DKVAUDIT_CUDA_TIMELINE in the CUDA flags (a separate build: the records add two
 // atomics a block); without it nothing registers and these calls do nothing.
 // KVAUDIT_CUDA_TIMELINE_OUT names the file the records go to when the backend's process ends
-// (tools/timeline_report.py reads it).
+// (tools/timeline_report.py reads it); KVAUDIT_CUDA_TIMELINE_PER_SM, how many each SM keeps.
 #pragma once
 #include <cstdint>
 

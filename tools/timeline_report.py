@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """A decode step laid out in time from a timeline build's records (src/engine/cuda/timeline.h).
 
-usage: timeline_report.py FILE [--steps N]
+usage: timeline_report.py FILE [--steps N] [--save OUT N]
 
 Each kernel's blocks record when they start (pdl_trigger) and when their PDL wait returns. Here the
 records become launches (a block index appears once a launch), the launches are ordered by their
-first start, and the decode steps are cut at the embedding. For the last N complete steps the
+first start, and the decode steps are cut at the argmax's merge. For the last N complete steps the
 script prints, per position in the step (medians over the steps):
   start   first block's start, relative to the step's first launch
   resid   last block's start minus the first's (how long until every block was resident)
@@ -13,12 +13,13 @@ script prints, per position in the step (medians over the steps):
   chain   the next launch's first wait return minus this one's: what this launch cost the chain
   held    this launch's first wait return minus its first start (resident before it could work)
   wspread its last block's wait return minus its first's (blocks that started after the release)
-and then the per-layer sums of `gap` by kernel.
+and then `chain` summed over the step by kernel. --save OUT N writes the last N records to OUT in the
+same format, for a later run of this script.
 """
+import argparse
 import re
 import statistics
 import struct
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -73,7 +74,6 @@ def kernel_names(files):
             if m:
                 current = m.group(1)
             names[(i, n)] = current
-        names[(i, 0)] = Path(f).name
     return names
 
 
@@ -111,11 +111,15 @@ def launches(events, names):
 
 
 def main():
-    path = sys.argv[1]
-    n_steps = int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else 4
-    files, events = read(path)
-    if "--save" in sys.argv:  # the last N records, in this format (one ring), for a later run of this script
-        out, n = sys.argv[sys.argv.index("--save") + 1], int(sys.argv[sys.argv.index("--save") + 2])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("file")
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--save", nargs=2, metavar=("OUT", "N"))
+    args = ap.parse_args()
+    n_steps = args.steps
+    files, events = read(args.file)
+    if args.save:  # the last N records, in this format (one ring)
+        out, n = args.save[0], int(args.save[1])
         keep = events[-n:]
         with open(out, "wb") as f:
             f.write(f"KVTL1 {len(files)}\n".encode() + b"".join(x.encode() + b"\n" for x in files))
@@ -140,24 +144,24 @@ def main():
           ", ".join(f"{(s[-1]['wait'] - s[0]['start']) / 1e3:.1f}" for s in steps))
     med = lambda xs: statistics.median(xs) / 1e3
     rows = []
+    t0s = [s[0]["start"] for s in steps]
     for i, name in enumerate(shape):
-        t0s = [s[0]["start"] for s in steps]
         start = med([s[i]["start"] - t for s, t in zip(steps, t0s)])
         resid = med([s[i]["last_start"] - s[i]["start"] for s in steps])
         wait = med([s[i]["wait"] - t for s, t in zip(steps, t0s)])
-        gap = med([s[i + 1]["wait"] - s[i]["wait"] for s in steps]) if i + 1 < len(shape) else 0.0
-        early = med([s[i]["wait"] - s[i]["start"] for s in steps])
+        chain = med([s[i + 1]["wait"] - s[i]["wait"] for s in steps]) if i + 1 < len(shape) else 0.0
+        held = med([s[i]["wait"] - s[i]["start"] for s in steps])
         spread = med([max(s[i]["waits"]) - s[i]["wait"] for s in steps])
-        rows.append((name, steps[-1][i]["grid"], start, resid, wait, gap, early, spread))
+        rows.append((name, steps[-1][i]["grid"], start, resid, wait, chain, held, spread))
     print(f"{'#':>4} {'kernel':<28} {'grid':>6} {'start':>9} {'resid':>7} {'wait':>9} {'chain':>7} {'held':>7} {'wspread':>7}")
-    for i, (name, grid, start, resid, wait, gap, early, spread) in enumerate(rows):
-        print(f"{i:>4} {name[:28]:<28} {grid:>6} {start:>9.1f} {resid:>7.1f} {wait:>9.1f} {gap:>7.1f} {early:>7.1f} {spread:>7.1f}")
+    for i, (name, grid, start, resid, wait, chain, held, spread) in enumerate(rows):
+        print(f"{i:>4} {name[:28]:<28} {grid:>6} {start:>9.1f} {resid:>7.1f} {wait:>9.1f} {chain:>7.1f} {held:>7.1f} {spread:>7.1f}")
     by = defaultdict(list)
-    for name, grid, _, _, _, gap, _, _ in rows:
-        by[(name, grid)].append(gap)
+    for name, grid, _, _, _, chain, _, _ in rows:
+        by[(name, grid)].append(chain)
     print("\nchain time by kernel and grid (sum over the step, count, mean):")
-    for (name, grid), gaps in sorted(by.items(), key=lambda kv: -sum(kv[1])):
-        print(f"  {name[:28]:<28} {grid:>6} {sum(gaps):>9.1f} us {len(gaps):>4} {sum(gaps) / len(gaps):>7.2f}")
+    for (name, grid), chains in sorted(by.items(), key=lambda kv: -sum(kv[1])):
+        print(f"  {name[:28]:<28} {grid:>6} {sum(chains):>9.1f} us {len(chains):>4} {sum(chains) / len(chains):>7.2f}")
 
 
 if __name__ == "__main__":

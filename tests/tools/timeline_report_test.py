@@ -26,10 +26,6 @@ __global__ void norm_kernel(int x) {
 """
 
 
-def site(line):  # file 0's line
-    return line
-
-
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "src/engine/cuda"
@@ -38,14 +34,14 @@ def main():
         rings = {0: [], 1: []}
         for s in range(4):
             t = 100_000 * s
-            # prod: 3 blocks on two SMs, starting 0.0, 0.1, 0.2 us in; their waits return at 1.0 us
+            # sites are file 0's lines of SOURCE; prod: 3 blocks on two SMs, starting 0.0, 0.1, 0.2 us in; their waits return at 1.0 us
             for b in range(3):
-                rings[b % 2].append((t + 100 * b, site(6), b, 3, 0 | (b % 2) << 8))
-                rings[b % 2].append((t + 1000 + 10 * b, site(7), b, 3, 1 | (b % 2) << 8))
+                rings[b % 2].append((t + 100 * b, 6, b, 3, 0 | (b % 2) << 8))
+                rings[b % 2].append((t + 1000 + 10 * b, 7, b, 3, 1 | (b % 2) << 8))
             # two launches of norm_kernel in a row: the second starts before the first's wait returns
-            rings[0] += [(t + 2000, site(11), 0, 1, 0), (t + 2100, site(11), 0, 1, 0),
-                         (t + 2500, site(12), 0, 1, 1), (t + 2600, site(12), 0, 1, 1)]
-            rings[1] += [(t + 2700, site(2), 0, 1, 0 | 1 << 8), (t + 4000, site(3), 0, 1, 1 | 1 << 8)]
+            rings[0] += [(t + 2000, 11, 0, 1, 0), (t + 2100, 11, 0, 1, 0),
+                         (t + 2500, 12, 0, 1, 1), (t + 2600, 12, 0, 1, 1)]
+            rings[1] += [(t + 2700, 2, 0, 1, 0 | 1 << 8), (t + 4000, 3, 0, 1, 1 | 1 << 8)]
         per_sm = 64
         header = [len(rings[0]), len(rings[1])] + [0] * (SMS - 2)
         body = bytearray(2 * per_sm * EVENT.size)

@@ -13,7 +13,8 @@ script prints, per position in the step (medians over the steps):
   chain   the next launch's first wait return minus this one's: what this launch cost the chain
   held    this launch's first wait return minus its first start (resident before it could work)
   wspread its last block's wait return minus its first's (blocks that started after the release)
-and then `chain` summed over the step by kernel. --save OUT N writes the last N records to OUT in the
+then, for kernels with phase marks (pdl.cuh's TlMarks, records of kind 2), each mark's median time
+after its block's wait return, and `chain` summed over the step by kernel. --save OUT N writes the last N records to OUT in the
 same format, for a later run of this script.
 """
 import argparse
@@ -89,17 +90,25 @@ def launches(events, names):
         if kind & 0xFF == 0:
             ls = open_[key]
             if not ls or block in ls[-1]["blocks"]:
-                ls.append({"name": name, "grid": grid, "blocks": {}, "waits": [], "waited": set()})
+                ls.append({"name": name, "grid": grid, "blocks": {}, "waits": [], "waited": set(), "wait_of": {},
+                           "marks": []})
                 out.append(ls[-1])
                 del ls[:-4]
             ls[-1]["blocks"][block] = ns
-        else:
+        elif kind & 0xFF == 1:
             # a wait may come after the next launch of the same kernel started (PDL): the oldest
             # launch whose block has started and not yet waited
             for L in open_[key]:
                 if block in L["blocks"] and block not in L["waited"]:
                     L["waited"].add(block)
                     L["waits"].append(ns)
+                    L["wait_of"][block] = ns
+                    break
+        else:
+            # a phase mark (TlMarks), after its block's wait: the newest launch whose block waited
+            for L in reversed(open_[key]):
+                if block in L["wait_of"]:
+                    L["marks"].append((line, ns - L["wait_of"][block]))
                     break
     for L in out:
         starts = sorted(L["blocks"].values())
@@ -156,6 +165,16 @@ def main():
     print(f"{'#':>4} {'kernel':<28} {'grid':>6} {'start':>9} {'resid':>7} {'wait':>9} {'chain':>7} {'held':>7} {'wspread':>7}")
     for i, (name, grid, start, resid, wait, chain, held, spread) in enumerate(rows):
         print(f"{i:>4} {name[:28]:<28} {grid:>6} {start:>9.1f} {resid:>7.1f} {wait:>9.1f} {chain:>7.1f} {held:>7.1f} {spread:>7.1f}")
+    marks = defaultdict(lambda: defaultdict(list))  # kernel -> mark line -> times after the block's wait
+    for s in steps:
+        for L in s:
+            for line, dt in L["marks"]:
+                marks[L["name"]][line].append(dt)
+    if marks:
+        print("\nphase marks (TlMarks), median us after the block's own wait return, over the steps' blocks:")
+        for name, by_line in marks.items():
+            print(f"  {name}: " + "  ".join(f"line {line} {med(v):.2f}" for line, v in
+                                          sorted(by_line.items(), key=lambda kv: statistics.median(kv[1]))))
     by = defaultdict(list)
     for name, grid, _, _, _, chain, _, _ in rows:
         by[(name, grid)].append(chain)

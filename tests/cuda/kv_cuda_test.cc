@@ -236,6 +236,20 @@ void check_attention_reads(const char* scheme) {
     EXPECT_TRUE(cuda_testing::same_bits(out[0].data(), out[1].data(), out[0].size()))
         << scheme << (math == cuda::AttnMath::kFp32 ? " fp32" : " fp16 tensor cores");
     if (math != cuda::AttnMath::kFp16TensorCores) continue;
+    // A written slot's blocks of one chunk decode the rows before `settled` ahead of their PDL wait,
+    // the values into the tile's second chunk (layouts that settles()): the same bits, with the
+    // settled rows at the row's position (a decode), none, and all of them.
+    for (const int settled : {-1, 0, int(n)}) {
+      std::vector<cuda::AttnRow> srows = rows;
+      for (cuda::AttnRow& a : srows) a.settled = settled < 0 ? a.pos : settled;
+      DeviceBuffer<cuda::AttnRow> dsrows(srows);
+      DeviceBuffer<cuda::SlotKv> dslots(std::vector<cuda::SlotKv>{{stored[0], stored[1], true, false, false}});
+      DeviceBuffer<float> dout(rows.size() * size_t(q_dim));
+      cuda::attention_cuda(p, dq.data(), dsrows.data(), dslots.data(), int64_t(rows.size()), n - 1, dout.data(),
+                           nullptr, math);
+      EXPECT_TRUE(cuda_testing::same_bits(dout.download().data(), out[0].data(), out[0].size()))
+          << scheme << " settled " << settled;
+    }
     // Positions 63, 64 and 127, 128 are runs: prefill tiles of two rows that cross a chunk's edge,
     // decoding the stored rows once for both; the row kernel's bits.
     std::vector<int64_t> order(rows.size());

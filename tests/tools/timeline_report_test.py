@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """tools/timeline_report.py on a made-up record file: launches grouped by block index, a wait that
 comes after the next launch of its kernel started (PDL) given to the launch it belongs to, steps
-cut at the argmax's merge, chain and residency times."""
+cut at the argmax's merge, chain and residency times, phase marks timed from their block's wait."""
 import struct
 import subprocess
 import sys
@@ -38,6 +38,8 @@ def main():
             for b in range(3):
                 rings[b % 2].append((t + 100 * b, 6, b, 3, 0 | (b % 2) << 8))
                 rings[b % 2].append((t + 1000 + 10 * b, 7, b, 3, 1 | (b % 2) << 8))
+                # a phase mark (line 8) 0.5 us after each block's own wait; written late, at the block's end
+                rings[b % 2].append((t + 1500 + 10 * b, 8, b, 3, 2 | (b % 2) << 8))
             # two launches of norm_kernel in a row: the second starts before the first's wait returns
             rings[0] += [(t + 2000, 11, 0, 1, 0), (t + 2100, 11, 0, 1, 0),
                          (t + 2500, 12, 0, 1, 1), (t + 2600, 12, 0, 1, 1)]
@@ -65,6 +67,7 @@ def main():
     assert norm1[5:8] == ["2.5", "0.1", "0.5"], norm1  # its own wait, not the second launch's
     assert norm2[5:8] == ["2.6", "1.4", "0.5"], norm2
     assert merge[5] == "4.0", merge
+    assert "prod_kernel: line 8 0.50" in out, out  # a mark is timed from its own block's wait
     print("ok")
 
 

@@ -741,7 +741,7 @@ void CudaBackend::prepare_call(std::vector<Slot>& slots, int64_t n, const Hooks*
     const bool writes = dev && !(kv_in_rope_ && s.state->rope_only());  // kv_write_cuda has rows of it
     if (writes) bounds_.new_rows = std::max(bounds_.new_rows, s.n);
     rows.push_back({s.off, s.n, s.pos});
-    for (int64_t t = 0; t < s.n; ++t) attn[size_t(s.off + t)] = {i, s.pos + t, s.pos + s.n};
+    for (int64_t t = 0; t < s.n; ++t) attn[size_t(s.off + t)] = {i, s.pos + t, s.pos + s.n, s.pos};
     rebuild = rebuild || kv_table_for_[size_t(i)] != s.state->serial;
     SeqDeviceState& st = *s.state;
     const int64_t end = s.pos + s.n;

@@ -355,11 +355,13 @@ __global__ void __launch_bounds__(32) gemv_tensor_kernel(const __grid_constant__
   for (int s = 0; s < STAGES - 1; ++s) issue(s);
   pdl_trigger();
   pdl_wait();
+  TlMarks marks;
   const uint32_t x_s = slabs_s + STAGES * kTensorStageBytes;
   const uint32_t x_mask = g < rows ? 0xffffffffu : 0u;  // x's rows past `rows` are zeros
   const uint32_t* xl = x_rows_in_smem(bars_s + 8 * STAGES, x_s,
                                       reinterpret_cast<const unsigned char*>(smem4) + (x_s - smem_u32(smem4)), x, rows,
                                       k, kc, b, lane);
+  marks.mark();
   // ldmatrix.x4's matrices: rows 0-7 / 8-15 (mat % 2) at the k-step's first / second 8 columns (mat / 2).
   const int mat = lane / 8, row = (mat % 2) * 8 + lane % 8, swz = lane % 8;
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -371,10 +373,13 @@ __global__ void __launch_bounds__(32) gemv_tensor_kernel(const __grid_constant__
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     issue(s + STAGES - 1);
   }
+  marks.mark();
   if constexpr (GATED)
     store_gated(acc, gated, blockIdx.x, g, t, rows);
   else
     store_w_as_a(acc, d + b * stride, i0, g, t, m, rows, ld);
+  marks.mark();
+  marks.flush();
 }
 
 // w [m, k] as a tensor map of 16 x 64 tiles, made once per weight (the driver's encoder, reached

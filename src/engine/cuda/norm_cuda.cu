@@ -64,6 +64,7 @@ __global__ void rmsnorm_kernel(bool one_plus, float* x, PartSums add, int d, con
     for (int u = 0; u < kUnroll; ++u) wv[u] = tid + u * threads < d ? w[tid + u * threads] : 0.0f;
   pdl_trigger();
   pdl_wait();
+  TlMarks marks;
   const int64_t row = blockIdx.x;
   float* xr = x + row * d;
   const bool adds = add.p != nullptr;
@@ -88,13 +89,16 @@ __global__ void rmsnorm_kernel(bool one_plus, float* x, PartSums add, int d, con
         if (adds) xr[tid + u * threads] = v[u];
         ss = fmaf(v[u], v[u], ss);
       }
-    if (w == nullptr) return;
+    marks.mark();
+    if (w == nullptr) return marks.flush();
     // hidden_states * torch.rsqrt(variance + eps), as 1 / sqrt (IEEE, no fast math)
     const float inv = 1.0f / sqrtf(block_sum(ss) / float(d) + eps);
+    marks.mark();
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u)
       if (tid + u * threads < d) store(tid + u * threads, out(v[u], wv[u], inv));
-    return;
+    marks.mark();
+    return marks.flush();
   }
   int c = tid;
   for (; c + (kUnroll - 1) * threads < d; c += kUnroll * threads) {

@@ -237,7 +237,12 @@ struct AttnRow {
   int64_t slot;
   int64_t pos;
   int64_t len;
+  int64_t settled = 0;  // the sequence's rows written before this call (its position at the call's start)
 };
+
+// Layouts whose stored rows never change once written (no residual window, no per-channel blocks
+// quantized later): attention may read a sequence's settled rows before its PDL wait.
+KVAUDIT_HD inline bool settles(const kv::KvLayout& L) { return L.residual == 0 && !L.channel(); }
 
 // qkv_rope_cuda's cache stores: the layer's SlotKv and the call's AttnRow per batch row (its slot
 // and position). A row's k and v go to its sequence's storage where the slot is written on the

@@ -3,7 +3,9 @@
 // are scheduled. Launched with launch_pdl, a kernel may be scheduled while the previous grid still
 // runs; it must call pdl_wait() before it reads or writes any memory a kernel writes: that returns
 // once the previous grid has finished and its writes are visible, so nothing it computes changes
-// (before it, a kernel reads only what no kernel writes: weights, the call's tables).
+// (before it, a kernel reads only what no launch of this call writes: weights, the call's tables,
+// and, in attention, cache rows that earlier calls wrote: each call's tables go up by a synchronous
+// copy, after every kernel of the call before has finished).
 // pdl_trigger() lets the next PDL launch be scheduled early; every kernel calls it first,
 // before its own wait, so the next grid's blocks can take their SMs (and start what needs no
 // memory of this one, as the streaming products' first weight slabs) while this grid still waits or
@@ -33,20 +35,52 @@ void tl_bind(void* buffer, unsigned index) {
 }
 [[maybe_unused]] const bool tl_registered = (timeline_register(tl_bind, __BASE_FILE__), true);
 }  // namespace
-__device__ __forceinline__ void tl_record(unsigned kind, unsigned line) {
-  TimelineHeader* b = tl_buf;
-  if (b == nullptr || threadIdx.x + threadIdx.y + threadIdx.z != 0) return;
-  unsigned sm;
-  asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+__device__ __forceinline__ uint64_t tl_now() {
   uint64_t ns;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(ns));
+  return ns;
+}
+// n records of `kind` at the given times and lines, one atomic for all.
+__device__ __forceinline__ void tl_write(unsigned kind, const uint64_t* ns, const unsigned* lines, int n) {
+  TimelineHeader* b = tl_buf;
+  if (b == nullptr || n == 0 || threadIdx.x + threadIdx.y + threadIdx.z != 0) return;
+  unsigned sm;
+  asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
   sm %= kTimelineSms;
-  const unsigned long long i = atomicAdd(&b->count[sm], 1ull) % b->per_sm;
-  auto* ev = reinterpret_cast<TimelineEvent*>(b + 1) + sm * b->per_sm + i;
+  const unsigned long long i0 = atomicAdd(&b->count[sm], static_cast<unsigned long long>(n));
   const unsigned block = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
-  *ev = TimelineEvent{ns, tl_file << 16 | line, block, gridDim.x * gridDim.y * gridDim.z, kind | sm << 8};
+  for (int j = 0; j < n; ++j) {
+    auto* ev = reinterpret_cast<TimelineEvent*>(b + 1) + sm * b->per_sm + (i0 + j) % b->per_sm;
+    *ev = TimelineEvent{ns[j], tl_file << 16 | lines[j], block, gridDim.x * gridDim.y * gridDim.z, kind | sm << 8};
+  }
+}
+__device__ __forceinline__ void tl_record(unsigned kind, unsigned line) {
+  const uint64_t ns = tl_now();
+  tl_write(kind, &ns, &line, 1);
 }
 #endif
+
+// Phase marks inside a kernel (kind 2; the timeline build only, nothing otherwise): thread 0 of each
+// block keeps the times and writes them all at flush(), so a mark costs no round trip to memory
+// mid-kernel (a record's atomic would add one to the phase it measures).
+struct TlMarks {
+#ifdef KVAUDIT_CUDA_TIMELINE
+  static constexpr int kMax = 12;
+  uint64_t ns[kMax];
+  unsigned line[kMax];
+  int n = 0;
+  __device__ __forceinline__ void mark(unsigned at = __builtin_LINE()) {
+    if (n < kMax) {
+      ns[n] = tl_now();
+      line[n++] = at;
+    }
+  }
+  __device__ __forceinline__ void flush() { tl_write(2, ns, line, n); }
+#else
+  __device__ __forceinline__ void mark(unsigned = 0) {}
+  __device__ __forceinline__ void flush() {}
+#endif
+};
 
 // `line`: the caller's, which the timeline build records (a kernel's calls name it); unused otherwise.
 __device__ __forceinline__ void pdl_wait(unsigned line = __builtin_LINE()) {

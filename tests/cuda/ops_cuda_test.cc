@@ -8,6 +8,7 @@
 
 #include "core/half.h"
 #include "cuda_test_util.h"
+#include "engine/cuda/chain_spike.h"
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/lt_product.h"
 #include "engine/cuda/ops_cuda.h"
@@ -802,6 +803,20 @@ INSTANTIATE_TEST_SUITE_P(Ops, AttentionCuda,
                                            AttnCase{"softcap_window", attn_params(4, 2, 16, 5.0f, 6)},
                                            AttnCase{"gqa7_hd128", attn_params(28, 4, 128, 0, 0)}),
                          [](const auto& info) { return info.param.name; });
+
+// A measurement (run with --gtest_also_run_disabled_tests): one dependent launch priced by PDL's
+// wait against a polled counter, in graph-captured chains of 256 launches.
+TEST(OpsCuda, DISABLED_ChainSpike) {
+  KVAUDIT_REQUIRE_CUDA();
+  const char* names[] = {"pdl wait", "counter, trigger first", "counter, trigger after poll", "no wait"};
+  for (int blocks : {1, 12, 128, 256, 1024})
+    for (int mode = 0; mode < 4; ++mode) {
+      const auto r = cuda::chain_spike(mode, blocks, 256, 21);
+      std::printf("chain blocks=%4d %-28s %6.2f us/launch data %s\n", blocks, names[mode], r.us_per_launch,
+                  r.data_ok ? "ok" : "WRONG");
+      if (mode < 3) EXPECT_TRUE(r.data_ok) << names[mode] << " blocks " << blocks;
+    }
+}
 
 }  // namespace
 }  // namespace kvaudit::engine

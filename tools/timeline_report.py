@@ -105,10 +105,11 @@ def launches(events, names):
                     L["wait_of"][block] = ns
                     break
         else:
-            # a phase mark (TlMarks), after its block's wait: the newest launch whose block waited
+            # a phase mark (TlMarks), before or after its block's wait: the newest launch in which
+            # its block started (the next launch of a kernel starts a layer later)
             for L in reversed(open_[key]):
-                if block in L["wait_of"]:
-                    L["marks"].append((line, ns - L["wait_of"][block]))
+                if block in L["blocks"]:
+                    L["marks"].append((line, block, ns))
                     break
     for L in out:
         starts = sorted(L["blocks"].values())
@@ -168,10 +169,11 @@ def main():
     marks = defaultdict(lambda: defaultdict(list))  # kernel -> mark line -> times after the block's wait
     for s in steps:
         for L in s:
-            for line, dt in L["marks"]:
-                marks[L["name"]][line].append(dt)
+            for line, block, ns in L["marks"]:
+                if block in L["wait_of"]:
+                    marks[L["name"]][line].append(ns - L["wait_of"][block])
     if marks:
-        print("\nphase marks (TlMarks), median us after the block's own wait return, over the steps' blocks:")
+        print("\nphase marks (TlMarks), median us after the block's own wait return (negative: before it), over the steps' blocks:")
         for name, by_line in marks.items():
             print(f"  {name}: " + "  ".join(f"line {line} {med(v):.2f}" for line, v in
                                           sorted(by_line.items(), key=lambda kv: statistics.median(kv[1]))))

@@ -40,6 +40,8 @@ def main():
                 rings[b % 2].append((t + 1000 + 10 * b, 7, b, 3, 1 | (b % 2) << 8))
                 # a phase mark (line 8) 0.5 us after each block's own wait; written late, at the block's end
                 rings[b % 2].append((t + 1500 + 10 * b, 8, b, 3, 2 | (b % 2) << 8))
+                # and one (line 6) 0.6 us before it: a block's work ahead of its PDL wait
+                rings[b % 2].append((t + 400 + 10 * b, 6, b, 3, 2 | (b % 2) << 8))
             # two launches of norm_kernel in a row: the second starts before the first's wait returns
             rings[0] += [(t + 2000, 11, 0, 1, 0), (t + 2100, 11, 0, 1, 0),
                          (t + 2500, 12, 0, 1, 1), (t + 2600, 12, 0, 1, 1)]
@@ -67,7 +69,7 @@ def main():
     assert norm1[5:8] == ["2.5", "0.1", "0.5"], norm1  # its own wait, not the second launch's
     assert norm2[5:8] == ["2.6", "1.4", "0.5"], norm2
     assert merge[5] == "4.0", merge
-    assert "prod_kernel: line 8 0.50" in out, out  # a mark is timed from its own block's wait
+    assert "prod_kernel: line 6 -0.60  line 8 0.50" in out, out  # marks timed from their own block's wait
     print("ok")
 
 

@@ -16,7 +16,7 @@ struct TimelineEvent {
   uint32_t site;   // translation unit index << 16 | line of the pdl_trigger / pdl_wait call
   uint32_t block;  // linear block index
   uint32_t grid;   // blocks in the launch
-  uint32_t kind;   // 0: the kernel's first instruction (pdl_trigger), 1: its wait returned; | smid << 8
+  uint32_t kind;   // 0: the kernel's first instruction (pdl_trigger), 1: its wait returned, 2: a phase mark (TlMarks); | smid << 8
 };
 // The device's buffer: per SM (up to kTimelineSms) a counter, then per SM a ring of `per_sm`
 // records (the last ones kept).

@@ -14,8 +14,8 @@ script prints, per position in the step (medians over the steps):
   held    this launch's first wait return minus its first start (resident before it could work)
   wspread its last block's wait return minus its first's (blocks that started after the release)
 then, for kernels with phase marks (pdl.cuh's TlMarks, records of kind 2), each mark's median time
-after its block's wait return, and `chain` summed over the step by kernel. --save OUT N writes the last N records to OUT in the
-same format, for a later run of this script.
+after its block's wait return, and `chain` summed over the step by kernel. --save OUT N writes the
+last N records to OUT in the same format, for a later run of this script.
 """
 import argparse
 import re
@@ -90,8 +90,7 @@ def launches(events, names):
         if kind & 0xFF == 0:
             ls = open_[key]
             if not ls or block in ls[-1]["blocks"]:
-                ls.append({"name": name, "grid": grid, "blocks": {}, "waits": [], "waited": set(), "wait_of": {},
-                           "marks": []})
+                ls.append({"name": name, "grid": grid, "blocks": {}, "wait_of": {}, "marks": []})
                 out.append(ls[-1])
                 del ls[:-4]
             ls[-1]["blocks"][block] = ns
@@ -99,9 +98,7 @@ def launches(events, names):
             # a wait may come after the next launch of the same kernel started (PDL): the oldest
             # launch whose block has started and not yet waited
             for L in open_[key]:
-                if block in L["blocks"] and block not in L["waited"]:
-                    L["waited"].add(block)
-                    L["waits"].append(ns)
+                if block in L["blocks"] and block not in L["wait_of"]:
                     L["wait_of"][block] = ns
                     break
         else:
@@ -114,7 +111,7 @@ def launches(events, names):
     for L in out:
         starts = sorted(L["blocks"].values())
         L["start"], L["last_start"] = starts[0], starts[-1]
-        L["wait"] = min(L["waits"]) if L["waits"] else None
+        L["wait"] = min(L["wait_of"].values()) if L["wait_of"] else None
         L["complete"] = len(starts) == L["grid"]
     out.sort(key=lambda L: L["start"])
     return out
@@ -145,7 +142,7 @@ def main():
     if not steps:
         print("no complete step between two argmax merges; the last 80 launches:")
         for L in ls[-80:]:
-            print(f"  {L['name'][:30]:<30} grid {L['grid']:>6} blocks {len(L['blocks']):>6} waits {len(L['waits']):>6}"
+            print(f"  {L['name'][:30]:<30} grid {L['grid']:>6} blocks {len(L['blocks']):>6} waits {len(L['wait_of']):>6}"
                   f" start {(L['start'] - ls[-80:][0]['start']) / 1e3:>10.1f}")
         return
     shape = [L["name"] for L in steps[-1]]
@@ -161,7 +158,7 @@ def main():
         wait = med([s[i]["wait"] - t for s, t in zip(steps, t0s)])
         chain = med([s[i + 1]["wait"] - s[i]["wait"] for s in steps]) if i + 1 < len(shape) else 0.0
         held = med([s[i]["wait"] - s[i]["start"] for s in steps])
-        spread = med([max(s[i]["waits"]) - s[i]["wait"] for s in steps])
+        spread = med([max(s[i]["wait_of"].values()) - s[i]["wait"] for s in steps])
         rows.append((name, steps[-1][i]["grid"], start, resid, wait, chain, held, spread))
     print(f"{'#':>4} {'kernel':<28} {'grid':>6} {'start':>9} {'resid':>7} {'wait':>9} {'chain':>7} {'held':>7} {'wspread':>7}")
     for i, (name, grid, start, resid, wait, chain, held, spread) in enumerate(rows):

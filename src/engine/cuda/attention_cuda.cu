@@ -82,6 +82,13 @@ struct RowOrder {
   __device__ int64_t row(int64_t x) const { return order ? order[b0 + x] : b0 + x; }
 };
 
+// Chunk (m, l, o)'s term of the combine against the chunks' max mx (the file's comment).
+__device__ __forceinline__ void combine_term(float m, float l, float o, float mx, float& ls, float& os) {
+  const float w = expf(__fsub_rn(m, mx));
+  ls = fmaf(l, w, ls);
+  os = fmaf(o, w, os);
+}
+
 // Head h's chunks 0..chunks-1 at channel c, added in chunk order (the file's comment); i0: the
 // first chunk's partial.
 // The loads go to L2 (__ldcg): other blocks of the launch wrote the partials.
@@ -103,21 +110,15 @@ __device__ float combine(const Partials& part, int i0, int chunks, int d, int c)
     float ls = 0.0f, os = 0.0f;
 #pragma unroll
     for (int z = 0; z < kHeld; ++z)
-      if (z < chunks) {
-        const float w = expf(__fsub_rn(m[z], mx));
-        ls = fmaf(l[z], w, ls);
-        os = fmaf(o[z], w, os);
-      }
+      if (z < chunks) combine_term(m[z], l[z], o[z], mx, ls, os);
     return __fdiv_rn(os, ls);
   }
   float mx = -INFINITY;
   for (int z = 0; z < chunks; ++z) mx = fmaxf(mx, __ldcg(part.ml + 2 * (i0 + z)));
   float l = 0.0f, o = 0.0f;
-  for (int z = 0; z < chunks; ++z) {
-    const float w = expf(__fsub_rn(__ldcg(part.ml + 2 * (i0 + z)), mx));
-    l = fmaf(__ldcg(part.ml + 2 * (i0 + z) + 1), w, l);
-    o = fmaf(__ldcg(part.o + int64_t(i0 + z) * d + c), w, o);
-  }
+  for (int z = 0; z < chunks; ++z)
+    combine_term(__ldcg(part.ml + 2 * (i0 + z)), __ldcg(part.ml + 2 * (i0 + z) + 1),
+                 __ldcg(part.o + int64_t(i0 + z) * d + c), mx, l, o);
   return __fdiv_rn(o, l);
 }
 
@@ -598,6 +599,11 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
     // Chunk c's keys in the pass and its rows of the tile.
     const auto keys_of = [&](int c) { return min(kChunk, nk - c * kChunk); };
     const auto tile_of = [&](int c) { return Tile<T>{tile.p + c * kChunk * tile.ld, tile.ld}; };
+    // A chunk's values in vt, its last k-step's rows past its keys: zeros (their weights are zero;
+    // 0 · NaN is not).
+    const auto zero_tail = [&](Tile<T> vt, int keys) {
+      for (int e = threadIdx.x; e < ((keys + 15) / 16 * 16 - keys) * d; e += kThreads) vt.put(keys + e / d, e % d, 0.0f);
+    };
     for (int t = threadIdx.x; t < nk; t += kThreads) {
       krows[t] = k.row(jb + t);
       vrows[t] = v.row(jb + t);
@@ -613,7 +619,7 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
       queries();
       load_tile(k, krows + ns, kch, jb + ns, nk - ns, d, Tile<T>{tile.at(ns, 0), tile.ld});
       load_tile(v, vrows + ns, vch, jb + ns, nk - ns, d, Tile<T>{vt.at(ns, 0), vt.ld});
-      for (int e = threadIdx.x; e < ((nk + 15) / 16 * 16 - nk) * d; e += kThreads) vt.put(nk + e / d, e % d, 0.0f);
+      zero_tail(vt, nk);
     } else {
       load_tile(k, krows, kch, jb, nk, d, tile);
     }
@@ -665,11 +671,7 @@ __global__ void __launch_bounds__(kThreads, 4) attention_kernel(cpu::AttentionPa
     }
     if (!early) {
       load_tile(v, vrows, vch, jb, nk, d, tile);
-      if constexpr (TC) {  // the last chunk's last k-step's rows past its keys: zeros (their weights are
-                           // zero; 0 · NaN is not); only the pass's last chunk can be short
-        const int cl = nz - 1, nkl = keys_of(cl), padded = (nkl + 15) / 16 * 16;
-        for (int e = threadIdx.x; e < (padded - nkl) * d; e += kThreads) tile.put(cl * kChunk + nkl + e / d, e % d, 0.0f);
-      }
+      if constexpr (TC) zero_tail(tile_of(nz - 1), keys_of(nz - 1));  // only the pass's last chunk can be short
     }
     __syncthreads();
     marks.mark();

@@ -56,7 +56,6 @@ ChainSpikeResult chain_spike(int mode, int blocks, int launches, int replays) {
   const size_t n = size_t(blocks) * kThreads;
   DeviceBuffer<float> a(n), b(n);
   DeviceBuffer<unsigned> counters{static_cast<size_t>(launches)};
-  KVAUDIT_CUDA_CHECK(cudaMemset(a.data(), 0, n * sizeof(float)));
   cudaStream_t s;
   KVAUDIT_CUDA_CHECK(cudaStreamCreate(&s));
   cudaGraph_t graph;

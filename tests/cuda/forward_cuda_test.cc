@@ -204,8 +204,8 @@ class CudaTiny : public ::testing::TestWithParam<std::string> {};
 // 16 mixed-length prompts, each with one of several KV schemes, give the very same bits alone and
 // in one batch, in prefill and in three decode steps after it; in the batch, some sequences have
 // their room made up front (Sequence::expect_tokens), one too little, so that it grows later.
-void expect_mixed_batch_of_16_bit_identical_to_alone(const std::string& arch, WeightPrecision precision) {
-  const model::Model m = make_tiny_model(arch);
+void expect_mixed_batch_of_16_bit_identical_to_alone(const std::string& arch, WeightPrecision precision, int widen = 1) {
+  const model::Model m = make_tiny_model(arch, 1, widen);
   auto be = make_backend(Device::kCuda, m, {0, precision});
   const int64_t V = m.config.n_vocab;
   const std::vector<std::string> specs = {"fp16", "int4:token:asym", "int3:tensor:sym@pre", "int2:head", "kivi4:g8:r16", "fp8e4m3"};
@@ -267,6 +267,17 @@ TEST_P(CudaTiny, BatchOf16WithMixedSchemesIsBitIdenticalToAloneOnTensorCores) {
 TEST_P(CudaTiny, BatchOf16WithMixedSchemesIsBitIdenticalToAloneThroughCublasLt) {
   KVAUDIT_REQUIRE_CUDA();
   expect_mixed_batch_of_16_bit_identical_to_alone(GetParam(), WeightPrecision::kBf16Lt);
+}
+
+// The same at products wide enough for the streaming kernels (d_model 256, head_dim 64), which a
+// sequence alone may run in its decode steps (the q/k/v product rotating its own tiles, the gate/up
+// product applying the activation) and the batch does not: still the very same bits.
+TEST(CudaForward, BatchOf16IsBitIdenticalToAloneWhereDecodeStreams) {
+  KVAUDIT_REQUIRE_CUDA();
+  for (const char* arch : {"llama", "qwen2"}) {
+    SCOPED_TRACE(arch);
+    expect_mixed_batch_of_16_bit_identical_to_alone(arch, WeightPrecision::kBf16Lt, 8);
+  }
 }
 
 // The 16-bit baseline keeps K/V on the device (fp32 rows, quantize-on-write's plain layout): 16

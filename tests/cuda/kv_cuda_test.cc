@@ -5,9 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <numeric>
+#include <span>
 
+#include "core/half.h"
 #include "cuda_test_util.h"
 #include "engine/cuda/device_buffer.h"
+#include "engine/cuda/lt_product.h"
 #include "engine/cuda/ops_cuda.h"
 #include "kv/layout_reference.h"  // tests/kv: the CPU side of the comparison
 #include "kv/policy.h"
@@ -269,6 +272,37 @@ void check_attention_reads(const char* scheme) {
   }
 }
 
+// One set of KV storage per run for the RoPE store tests: each scheme's sequence, [sequence][K, V]
+// words of 8 rows, sentinel-filled; every slot written on the device.
+constexpr uint32_t kSentinel = 0xabababab;
+struct SentinelStore {
+  std::vector<DeviceBuffer<uint32_t>> words;
+  std::vector<DeviceBuffer<float>> params;
+  std::vector<cuda::SlotKv> slots;
+  explicit SentinelStore(std::span<const char* const> schemes) {
+    constexpr int64_t kRows = 8;
+    const kv::CacheGeometry g{kHeads, kHeadDim, true};
+    words.reserve(2 * schemes.size());
+    params.reserve(2 * schemes.size());
+    for (const char* scheme : schemes) {
+      cuda::KvView views[2];
+      for (int r = 0; r < 2; ++r) {
+        const kv::Role role = r == 0 ? kv::Role::K : kv::Role::V;
+        const kv::KvLayout L = *kv::scheme_layout(kv::parse_scheme(scheme), role, g, {kv::Storage::kSimulated});
+        words.emplace_back(std::vector<uint32_t>(size_t(kRows * L.row_words()), kSentinel));
+        params.emplace_back(size_t(std::max<int64_t>(3, kRows * L.row_params())));
+        views[r] = {L, words.back().data(), params.back().data(), nullptr};
+      }
+      slots.push_back({views[0], views[1], true, false, false});
+    }
+  }
+};
+std::vector<std::vector<uint32_t>> words_of(const SentinelStore& st) {
+  std::vector<std::vector<uint32_t>> w;
+  for (const auto& b : st.words) w.push_back(b.download());
+  return w;
+}
+
 // The q/k/v + RoPE launch storing the fp32 and bf16 caches' new rows (qkv_rope_cuda with a RopeKv):
 // three sequences of one batch (fp16: two rows at 5, bf16: a row at 3, int8: a row at 0). Its q, k
 // and v are the plain launch's bits; the fp16 and bf16 sites then hold kv_write_cuda's words, the
@@ -276,7 +310,6 @@ void check_attention_reads(const char* scheme) {
 // alone (sentinel words stay).
 TEST(RopeKvCuda, TheRopeLaunchStoresWhatTheKvWriteStores) {
   KVAUDIT_REQUIRE_CUDA();
-  const kv::CacheGeometry g{kHeads, kHeadDim, true};
   const int n_heads = 2 * kHeads, half = kHeadDim / 2;
   const int64_t n = 4, q_dim = int64_t(n_heads) * kHeadDim, m = q_dim + 2 * kWidth;
   const char* schemes[3] = {"fp16", "bf16", "int8:token:asym"};
@@ -287,36 +320,6 @@ TEST(RopeKvCuda, TheRopeLaunchStoresWhatTheKvWriteStores) {
   DeviceBuffer<float> bias_k(cuda_testing::uniform(size_t(kWidth), 0.5f, 63));
   const cuda::QkvBias bias{nullptr, bias_k.data(), nullptr};
   const cuda::PartSums ps{parts.data(), m};
-  constexpr int64_t kRows = 8;
-  constexpr uint32_t kSentinel = 0xabababab;
-  // One set of storage per run: [sequence][K, V] words, sentinel-filled.
-  struct Store {
-    std::vector<DeviceBuffer<uint32_t>> words;
-    std::vector<DeviceBuffer<float>> params;
-    std::vector<cuda::SlotKv> slots;
-  };
-  const auto make_store = [&] {
-    Store st;
-    st.words.reserve(6);
-    st.params.reserve(6);
-    for (int i = 0; i < 3; ++i) {
-      cuda::KvView views[2];
-      for (int r = 0; r < 2; ++r) {
-        const kv::Role role = r == 0 ? kv::Role::K : kv::Role::V;
-        const kv::KvLayout L = *kv::scheme_layout(kv::parse_scheme(schemes[i]), role, g, {kv::Storage::kSimulated});
-        st.words.emplace_back(std::vector<uint32_t>(size_t(kRows * L.row_words()), kSentinel));
-        st.params.emplace_back(size_t(std::max<int64_t>(3, kRows * L.row_params())));
-        views[r] = {L, st.words.back().data(), st.params.back().data(), nullptr};
-      }
-      st.slots.push_back({views[0], views[1], true, false, false});
-    }
-    return st;
-  };
-  const auto words_of = [](const Store& st) {
-    std::vector<std::vector<uint32_t>> w;
-    for (const auto& b : st.words) w.push_back(b.download());
-    return w;
-  };
   cuda::KvWriteBounds bounds;
   bounds.width = kWidth;
   bounds.new_rows = 2;
@@ -324,7 +327,7 @@ TEST(RopeKvCuda, TheRopeLaunchStoresWhatTheKvWriteStores) {
   DeviceBuffer<cuda::SlotRows> drows(slot_rows);
   DeviceBuffer<cuda::AttnRow> dattn(attn);
   // The reference: the plain launch, then the KV write of every site.
-  Store ref = make_store();
+  SentinelStore ref(schemes);
   DeviceBuffer<cuda::SlotKv> ref_slots(ref.slots);
   DeviceBuffer<float> q0(size_t(n * q_dim)), kv0(size_t(2 * n * kWidth));
   cuda::qkv_rope_cuda(ps, bias, q0.data(), n_heads, kv0.data(), kv0.data() + n * kWidth, kHeads, n, kHeadDim, half,
@@ -332,7 +335,7 @@ TEST(RopeKvCuda, TheRopeLaunchStoresWhatTheKvWriteStores) {
   cuda::kv_write_cuda(ref_slots.data(), drows.data(), 3, bounds, kv0.data(), kv0.data() + n * kWidth);
   const auto want = words_of(ref);
   // The launch that stores: the same q, k, v; the fp16 and bf16 sites written, the int8 one not yet.
-  Store got = make_store();
+  SentinelStore got(schemes);
   DeviceBuffer<cuda::SlotKv> got_slots(got.slots);
   DeviceBuffer<float> q1(size_t(n * q_dim)), kv1(size_t(2 * n * kWidth));
   const cuda::RopeKv store{got_slots.data(), dattn.data()};
@@ -349,7 +352,7 @@ TEST(RopeKvCuda, TheRopeLaunchStoresWhatTheKvWriteStores) {
   cuda::kv_write_cuda(got_slots.data(), drows.data(), 3, bounds, kv1.data(), kv1.data() + n * kWidth);
   EXPECT_EQ(words_of(got), want);
   // The KV write alone with rope_wrote: the fp16 and bf16 sites keep their sentinels.
-  Store alone = make_store();
+  SentinelStore alone(schemes);
   DeviceBuffer<cuda::SlotKv> alone_slots(alone.slots);
   cuda::kv_write_cuda(alone_slots.data(), drows.data(), 3, bounds, kv0.data(), kv0.data() + n * kWidth);
   words = words_of(alone);
@@ -374,6 +377,54 @@ INSTANTIATE_TEST_SUITE_P(Schemes, KvWriteCuda, ::testing::ValuesIn(kv::testing::
 
 INSTANTIATE_TEST_SUITE_P(Windows, KvWriteCuda, ::testing::ValuesIn(kv::testing::window_schemes()),
                          [](const auto& info) { return kv::testing::test_name(info.param); });
+
+// The q/k/v product that rotates its own tiles stores what the q/k/v + RoPE launch stores
+// (gemv_qkv_rope_bf16_cuda with a RopeKv, every tensor-tile variant, one and two rows): an fp16
+// sequence at position 5 and a bf16 one at 3, the K bias on; q, k, v and every word the same bits.
+TEST(RopeKvCuda, TheQkvProductStoresWhatTheRopeLaunchStores) {
+  KVAUDIT_REQUIRE_CUDA();
+  const int n_heads = 2 * kHeads, half = kHeadDim / 2;
+  const int64_t k = 256, q_dim = int64_t(n_heads) * kHeadDim, m = q_dim + 2 * kWidth;
+  const char* schemes[2] = {"fp16", "bf16"};
+  const std::vector<cuda::AttnRow> attn = {{0, 5, 6}, {1, 3, 4}};
+  std::vector<uint16_t> wbits, xbits;
+  for (const float f : cuda_testing::uniform(size_t(m * k), 0.2f, 81)) wbits.push_back(float_to_bf16(f));
+  for (const float f : cuda_testing::uniform(size_t(2 * k), 1.0f, 82)) xbits.push_back(float_to_bf16(f));
+  DeviceBuffer<uint16_t> dw(wbits), dx(xbits);
+  DeviceBuffer<float> cs(cuda_testing::uniform(size_t(2 * 2 * half), 1.0f, 83));
+  DeviceBuffer<float> bias_k(cuda_testing::uniform(size_t(kWidth), 0.5f, 84));
+  DeviceBuffer<cuda::AttnRow> dattn(attn);
+  for (int64_t rows = 1; rows <= 2; ++rows)
+    for (const cuda::GemvKernel& g : cuda::gemv_kernels()) {
+      if (!g.tensor) continue;
+      SCOPED_TRACE("rows " + std::to_string(rows) + ", " + std::to_string(g.stages) + " stages");
+      // [0]: the plain product, then the launch; [1]: the product alone
+      SentinelStore st[2] = {SentinelStore(schemes), SentinelStore(schemes)};
+      std::vector<float> qkv[2];
+      for (int run = 0; run < 2; ++run) {
+        DeviceBuffer<cuda::SlotKv> slots(st[run].slots);
+        DeviceBuffer<float> out(size_t(rows * m)), sums(size_t(rows * m));
+        const cuda::QkvRope o{{nullptr, bias_k.data(), nullptr}, out.data(), out.data() + rows * q_dim,
+                              out.data() + rows * (q_dim + kWidth), n_heads, kHeads, kHeadDim, half, cs.data(),
+                              cuda::RopeKv{slots.data(), dattn.data()}};
+        ASSERT_TRUE(cuda::gemv_qkv_rope_fits(g, rows, k, o));
+        if (run == 0) {
+          cuda::gemv_bf16_cuda(g, dw.data(), m, dx.data(), rows, k, k, 1, sums.data(), m, rows * m);
+          cuda::qkv_rope_cuda(cuda::PartSums{sums.data(), m}, o.bias, o.q, n_heads, o.k, o.v, kHeads, rows, kHeadDim,
+                              half, o.cs, &o.store);
+        } else {
+          cuda::gemv_qkv_rope_bf16_cuda(g, dw.data(), dx.data(), rows, k, o);
+        }
+        qkv[run] = out.download();
+      }
+      EXPECT_EQ(qkv[1], qkv[0]);
+      const auto want = words_of(st[0]), got = words_of(st[1]);
+      EXPECT_EQ(got, want);
+      // the rows were written: a sentinel-only store would pass the comparison above
+      EXPECT_NE(want[0], std::vector<uint32_t>(want[0].size(), kSentinel));
+      EXPECT_EQ(want[2] != std::vector<uint32_t>(want[2].size(), kSentinel), rows == 2);
+    }
+}
 
 }  // namespace
 }  // namespace kvaudit::engine

@@ -406,6 +406,69 @@ TEST(OpsCuda, GatedProductTilesGiveTheSeparateStepsBits) {
   }
 }
 
+// The q/k/v product that splits, biases and rotates its own tiles (gemv_qkv_rope_bf16_cuda, every
+// tensor-tile variant; each tile two 8-row boxes of one head) against the same variant's plain
+// product and qkv_rope_cuda, bit for bit; and lt_qkv_rope_cuda, whichever kernel lt_product admits,
+// against lt_products_cuda and qkv_rope_cuda.
+TEST(OpsCuda, QkvRopeProductTilesGiveTheSeparateStepsBits) {
+  KVAUDIT_REQUIRE_CUDA();
+  const int hq = 4, hkv = 2;
+  const int64_t k = 1024, max_rows = 3;
+  std::vector<uint16_t> xbits;
+  round_bf16(uniform(size_t(max_rows * k), 1.0f, 71), &xbits);
+  DeviceBuffer<uint16_t> dx(xbits);
+  for (const int head_dim : {16, 64, 128}) {
+    const int half = head_dim / 2;
+    const int64_t q_dim = hq * head_dim, kv_dim = hkv * head_dim, m = q_dim + 2 * kv_dim;
+    std::vector<uint16_t> wbits;
+    round_bf16(uniform(size_t(m * k), 0.2f, 72), &wbits);
+    std::vector<float> inv_freq(static_cast<size_t>(half));
+    for (int i = 0; i < half; ++i) inv_freq[size_t(i)] = std::pow(10000.0f, -2.0f * float(i) / float(2 * half));
+    std::vector<float> cs;
+    cuda::rope_table(inv_freq, 1.0f, 9, max_rows, cs);
+    DeviceBuffer<uint16_t> dw(wbits);
+    DeviceBuffer<float> dcs(cs), dbias(uniform(size_t(m), 1.0f, 73));
+    for (const bool biased : {false, true}) {
+      const cuda::QkvBias bias = biased ? cuda::QkvBias{dbias.data(), dbias.data() + q_dim, dbias.data() + q_dim + kv_dim}
+                                        : cuda::QkvBias{};
+      for (int64_t rows = 1; rows <= max_rows; ++rows) {
+        SCOPED_TRACE("head_dim " + std::to_string(head_dim) + ", rows " + std::to_string(rows) +
+                     (biased ? ", biased" : ""));
+        DeviceBuffer<float> want(size_t(rows * m)), got(size_t(rows * m));  // q | k | v
+        const auto out = [&](DeviceBuffer<float>& b) {
+          return cuda::QkvRope{bias, b.data(), b.data() + rows * q_dim, b.data() + rows * (q_dim + kv_dim), hq, hkv,
+                               head_dim, half, dcs.data(), cuda::RopeKv{nullptr, nullptr}};
+        };
+        const auto steps = [&](const cuda::PartSums& p, const cuda::QkvRope& o, int64_t n) {
+          cuda::qkv_rope_cuda(p, o.bias, o.q, hq, o.k, o.v, hkv, n, head_dim, half, o.cs);
+        };
+        int tried = 0;
+        for (const cuda::GemvKernel& g : cuda::gemv_kernels()) {
+          if (!cuda::gemv_qkv_rope_fits(g, rows, k, out(got))) {
+            EXPECT_TRUE(!g.tensor || rows > 2);
+            continue;
+          }
+          ++tried;
+          SCOPED_TRACE(std::to_string(g.stages) + " stages");
+          DeviceBuffer<float> sums(size_t(rows * m));
+          cuda::gemv_bf16_cuda(g, dw.data(), m, dx.data(), rows, k, k, 1, sums.data(), m, rows * m);
+          steps(cuda::PartSums{sums.data(), m}, out(want), rows);
+          cuda::gemv_qkv_rope_bf16_cuda(g, dw.data(), dx.data(), rows, k, out(got));
+          const auto a = got.download(), b = want.download();
+          EXPECT_TRUE(same_bits(a.data(), b.data(), b.size()));
+        }
+        EXPECT_EQ(tried, rows <= 2 ? 3 : 0);
+        // Through lt_product's choice, against its product and the separate launch.
+        cuda::lt_products_cuda(dx.data(), rows, k, dw.data(), m, true,
+                               [&](const cuda::PartSums& p, int64_t t0, int64_t n) { steps(p, out(want).from_row(t0), n); });
+        cuda::lt_qkv_rope_cuda(dx.data(), rows, k, dw.data(), out(got), true);
+        const auto a = got.download(), b = want.download();
+        EXPECT_TRUE(same_bits(a.data(), b.data(), b.size())) << "lt_qkv_rope_cuda";
+      }
+    }
+  }
+}
+
 TEST(OpsCuda, RmsNormBothKindsMatchCpu) {
   KVAUDIT_REQUIRE_CUDA();
   for (const auto kind : {cpu::NormKind::kRms, cpu::NormKind::kRmsOnePlus})

@@ -15,17 +15,19 @@ inline std::vector<float> random_weights(size_t n, float scale, std::mt19937& rn
   return v;
 }
 
-inline model::Model make_tiny_model(const std::string& arch, uint32_t seed = 1) {
+// widen: d_model, head_dim and d_ff times this (8: products wide enough for the CUDA streaming
+// kernels, k a multiple of 256).
+inline model::Model make_tiny_model(const std::string& arch, uint32_t seed = 1, int widen = 1) {
   model::Model m;
   m.arch = model::arch_spec(arch);
   model::ModelConfig& c = m.config;
   c.arch = arch;
   c.n_layers = 3;
-  c.d_model = 32;
+  c.d_model = 32 * widen;
   c.n_heads = 4;
   c.n_kv_heads = 2;
-  c.head_dim = 8;
-  c.d_ff = 48;
+  c.head_dim = 8 * widen;
+  c.d_ff = 48 * widen;
   c.n_vocab = 101;
   c.max_position = 512;
   c.act = m.arch.default_act;

@@ -1004,18 +1004,15 @@ void CudaBackend::attention_block(int l, std::vector<Slot>& slots, const float* 
   int64_t max_pos = 0;
   for (const Slot& s : slots) max_pos = std::max(max_pos, s.pos + s.n - 1);
   if (!keys_to_host && any_device_ && qkv_rope_path(lw)) {
-    // q|k|v as one product, its parts split into q, k and v, biased and rotated by one launch
-    // (qkv_rope_cuda: the same bits as the steps below), which stores the fp32 and bf16 caches' new
-    // rows too (kv_in_rope_)
+    // q|k|v as one product, split into q, k and v, biased and rotated (qkv_rope_cuda: the same bits
+    // as the steps below; a decode step's product does it to its own tiles), the fp32 and bf16
+    // caches' new rows stored too (kv_in_rope_)
     const cuda::QkvBias bias{lw.bq.empty() ? nullptr : lw.bq.data(), lw.bk.empty() ? nullptr : lw.bk.data(),
                              lw.bv.empty() ? nullptr : lw.bv.data()};
-    cuda::lt_products_cuda(ab_.data(), n, d, lw.wq.packed, q_dim + 2 * kv_dim, lt_invariant_,
-                           [&](const cuda::PartSums& p, int64_t t0, int64_t rows) {
-                             const cuda::RopeKv store{slot_kv_ + l * int64_t(slots.size()), attn_rows_ + t0};
-                             cuda::qkv_rope_cuda(p, bias, q_.data() + t0 * q_dim, c.n_heads, k + t0 * kv_dim,
-                                                 v + t0 * kv_dim, c.n_kv_heads, rows, c.head_dim, half_,
-                                                 cs_.data() + t0 * 2 * half_, kv_in_rope_ ? &store : nullptr);
-                           });
+    const cuda::RopeKv store{slot_kv_ + l * int64_t(slots.size()), attn_rows_};
+    const cuda::QkvRope out{bias, q_.data(), k, v, c.n_heads, c.n_kv_heads, c.head_dim, half_, cs_.data(),
+                            kv_in_rope_ ? store : cuda::RopeKv{nullptr, nullptr}};
+    cuda::lt_qkv_rope_cuda(ab_.data(), n, d, lw.wq.packed, out, lt_invariant_);
   } else {
     // q = q_proj(x), k = k_proj(x), v = v_proj(x)   (+ bias: qwen2, attention_bias)
     const cuda::MatmulOutput qkv[] = {{lw.wq.ptr(), q_dim, q_.data()}, {lw.wk.ptr(), kv_dim, k}, {lw.wv.ptr(), kv_dim, v}};

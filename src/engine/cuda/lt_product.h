@@ -25,6 +25,8 @@
 
 namespace kvaudit::engine::cuda {
 
+struct QkvRope;  // ops_cuda.h
+
 // k per chunk product (the last may be shorter): 4096, or KVAUDIT_CUDA_LT_CHUNK (a multiple of 64).
 int64_t lt_chunk_k();
 
@@ -71,6 +73,16 @@ void gemv_bf16_cuda(const GemvKernel& kernel, const void* w, int64_t m, const vo
 bool gemv_gated_fits(const GemvKernel& kernel, int64_t rows, int64_t k, int64_t d_ff);
 void gemv_gated_bf16_cuda(const GemvKernel& kernel, const void* w, const void* x, int64_t rows, int64_t k, int64_t d_ff,
                           bool silu, uint16_t* out);
+
+// The q/k/v product with qkv_rope_cuda applied to its own tiles (lt_qkv_rope_cuda): w [(n_heads + 2
+// n_kv_heads) head_dim, k] as packed, one chunk (k <= lt_chunk_k()), each tile of 16 rows two boxes of
+// 8 (a head's channels 8i .. 8i + 7 and half + 8i .. half + 8i + 7), so a lane holds both values of a
+// rotated pair. Only a tensor-tile kernel has this form, over whole-head rotation (head_dim = 2 half,
+// a multiple of 16); each output's mma chain is the plain product's, so where lt_product runs that
+// kernel for these rows the bits are those of lt_product then qkv_rope_cuda.
+bool gemv_qkv_rope_fits(const GemvKernel& kernel, int64_t rows, int64_t k, const QkvRope& o);
+void gemv_qkv_rope_bf16_cuda(const GemvKernel& kernel, const void* w, const void* x, int64_t rows, int64_t k,
+                             const QkvRope& o);
 
 // The streaming kernel lt_product runs for this invariant geometry (its arguments), admitting one
 // first where none was; nothing where it runs cuBLASLt (or the anchor) or the pointers are not

@@ -27,6 +27,8 @@
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/pdl.cuh"
 #include "engine/cuda/lt_product.h"
+#include "engine/cuda/ops_cuda.h"
+#include "engine/cuda/qkv_rope.cuh"
 
 namespace kvaudit::engine::cuda {
 namespace {
@@ -308,10 +310,18 @@ __device__ __forceinline__ void tensor_start(uint32_t bars_s, const CUtensorMap*
   __syncwarp();
 }
 // Slab columns col .. col + 255 of rows i0 .. i0 + 15 into dst, on barrier bar (lane 0 issues).
-__device__ __forceinline__ void tensor_slab(const CUtensorMap* map, uint32_t dst, uint32_t bar, int col, int i0) {
+// PAIRED (a map of 8-row boxes): rows r0 .. r0 + 7 as the tiles' rows 0-7 and r1 .. r1 + 7 as rows
+// 8-15. The swizzle is a function of the shared address, 8 rows of 128 bytes a period, so the
+// second box lands as the second half of a 16-row box would: the mma chain reads the same layout.
+template <bool PAIRED = false>
+__device__ __forceinline__ void tensor_slab(const CUtensorMap* map, uint32_t dst, uint32_t bar, int col, int r0,
+                                            int r1 = 0) {
   bar_expect(bar, kTensorStageBytes);
 #pragma unroll
-  for (int q = 0; q < kTilesPerSlab; ++q) tensor_tile(dst + q * kTileBytes, map, col + q * kTileK, i0, bar);
+  for (int q = 0; q < kTilesPerSlab; ++q) {
+    tensor_tile(dst + q * kTileBytes, map, col + q * kTileK, r0, bar);
+    if constexpr (PAIRED) tensor_tile(dst + q * kTileBytes + kTileBytes / 2, map, col + q * kTileK, r1, bar);
+  }
 }
 // One slab's 16 k-steps into acc: slab is this lane's row of the stage (row * 128 in), xs the
 // slab's first pair of x in shared memory.
@@ -328,32 +338,53 @@ __device__ __forceinline__ void tensor_slab_mmas(float (&acc)[4], uint32_t slab,
     }
 }
 
+// What the tensor-tile kernel does with its tiles: writes them to d, or (one chunk) applies the
+// gated activation (store_gated), or splits, biases, rotates and stores q|k|v (qkv_rope.cuh).
+enum class Tail { kPlain, kGated, kQkvRope };
+
 // gemv_bulk_kernel's product (the same mma chain: the same bits, the test binds them) with the
 // weights brought as 2D tiles of a tensor map: one request moves 16 rows x 64 columns where the bulk
 // kernel needs 16 one-row copies (issued one lane at a time through the uniform datapath), and the
 // 128B swizzle (16-byte piece c of row r at piece c ^ (r % 8)) keeps the ldmatrix reads
 // conflict-free without padding. Rows past m arrive as zeros (their outputs are not written).
-// GATED: the tiles go through store_gated (one chunk) instead of into d.
-template <int STAGES, bool GATED>
+// kQkvRope: tile i of a head holds channels 8i .. 8i + 7 and half + 8i .. half + 8i + 7 (two 8-row
+// boxes), so each rotated pair is one lane's; a pair's bias, cos/sin and cache row are loaded before
+// the wait.
+template <int STAGES, Tail TAIL>
 __global__ void __launch_bounds__(32) gemv_tensor_kernel(const __grid_constant__ CUtensorMap wmap, int64_t m,
                                                          const uint16_t* __restrict__ x, int rows, int64_t k, int64_t kc,
                                                          float* __restrict__ d, int64_t ld, int64_t stride,
-                                                         GatedOut gated) {
+                                                         GatedOut gated, QkvRope qkv) {
   extern __shared__ float4 smem4[];  // 1 KB of slack, [STAGES] slabs at the swizzle's 1 KB alignment, x's rows
   __shared__ alignas(8) uint64_t bars[STAGES + 1];  // the slabs', x's
   const int lane = threadIdx.x, g = lane / 4, t = lane % 4;
+  constexpr bool kPaired = TAIL == Tail::kQkvRope;
   const int i0 = int(blockIdx.x) * 16, b = int(blockIdx.y);
+  // kPaired: head h's tile i (its channels u0 + 0..7 and half + u0 + 0..7) at rows r0 and r1
+  const int h = kPaired ? int(blockIdx.x) / (qkv.head_dim / 16) : 0;
+  const int u0 = kPaired ? int(blockIdx.x) % (qkv.head_dim / 16) * 8 : 0;
+  const int r0 = kPaired ? h * qkv.head_dim + u0 : i0, r1 = r0 + qkv.half;
   const int n_slabs = int(kc / kTensorSlabK);
   const uint32_t slabs_s = (smem_u32(smem4) + 1023u) & ~1023u, bars_s = smem_u32(bars);
   tensor_start<STAGES>(bars_s, &wmap, lane);
   const auto issue = [&](int s) {
     if (s < n_slabs && lane == 0)
-      tensor_slab(&wmap, slabs_s + (s % STAGES) * kTensorStageBytes, bars_s + 8 * (s % STAGES),
-                  int(b * kc) + s * kTensorSlabK, i0);
+      tensor_slab<kPaired>(&wmap, slabs_s + (s % STAGES) * kTensorStageBytes, bars_s + 8 * (s % STAGES),
+                           int(b * kc) + s * kTensorSlabK, r0, r1);
   };
   // The weights never change during a run: the first slabs are on their way before the wait.
   for (int s = 0; s < STAGES - 1; ++s) issue(s);
   pdl_trigger();
+  // kPaired, rows <= 2: lane g (t = 0) holds channels u0 + g and half + u0 + g of rows 0 and 1. What
+  // the pairs need is the biases and the call's tables (cos/sin, rows, caches), which no kernel of a
+  // step writes (they go up by a synchronous copy before it): read before the wait, their dependent
+  // loads off the chain.
+  QkvPair pairs[2];
+  if constexpr (kPaired)
+    if (t == 0)
+#pragma unroll
+      for (int r = 0; r < 2; ++r)
+        if (r < rows) pairs[r] = qkv_pair(qkv, r, h, u0 + g, qkv.half + u0 + g, h < qkv.n_heads + qkv.n_kv_heads);
   pdl_wait();
   TlMarks marks;
   const uint32_t x_s = slabs_s + STAGES * kTensorStageBytes;
@@ -374,10 +405,16 @@ __global__ void __launch_bounds__(32) gemv_tensor_kernel(const __grid_constant__
     issue(s + STAGES - 1);
   }
   marks.mark();
-  if constexpr (GATED)
+  if constexpr (TAIL == Tail::kGated) {
     store_gated(acc, gated, blockIdx.x, g, t, rows);
-  else
+  } else if constexpr (TAIL == Tail::kQkvRope) {
+    if (t == 0)
+#pragma unroll
+      for (int r = 0; r < 2; ++r)
+        if (r < rows) qkv_pair_put(pairs[r], acc[r], acc[2 + r]);
+  } else {
     store_w_as_a(acc, d + b * stride, i0, g, t, m, rows, ld);
+  }
   marks.mark();
   marks.flush();
 }
@@ -388,7 +425,7 @@ __global__ void __launch_bounds__(32) gemv_tensor_kernel(const __grid_constant__
 using EncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
                                  const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
                                  CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
-CUtensorMap weight_map(const uint16_t* w, int64_t m, int64_t k) {
+CUtensorMap weight_map(const uint16_t* w, int64_t m, int64_t k, int box_rows = 16) {
   static const EncodeTiled encode = [] {
     void* f = nullptr;
     cudaDriverEntryPointQueryResult q{};
@@ -397,15 +434,15 @@ CUtensorMap weight_map(const uint16_t* w, int64_t m, int64_t k) {
     return reinterpret_cast<EncodeTiled>(f);
   }();
   static std::mutex mu;
-  static std::map<std::tuple<const void*, int64_t, int64_t>, CUtensorMap> maps;
+  static std::map<std::tuple<const void*, int64_t, int64_t, int>, CUtensorMap> maps;
   const std::lock_guard<std::mutex> lock(mu);
-  const auto key = std::make_tuple(static_cast<const void*>(w), m, k);
+  const auto key = std::make_tuple(static_cast<const void*>(w), m, k, box_rows);
   auto it = maps.find(key);
   if (it != maps.end()) return it->second;
   if (maps.size() >= 4096) maps.clear();
   CUtensorMap map{};
   const cuuint64_t dims[2] = {cuuint64_t(k), cuuint64_t(m)}, strides[1] = {cuuint64_t(k) * 2};
-  const cuuint32_t box[2] = {cuuint32_t(kTileK), 16}, elem[2] = {1, 1};
+  const cuuint32_t box[2] = {cuuint32_t(kTileK), cuuint32_t(box_rows)}, elem[2] = {1, 1};
   const CUresult r = encode(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<uint16_t*>(w), dims, strides, box, elem,
                             CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
@@ -413,19 +450,19 @@ CUtensorMap weight_map(const uint16_t* w, int64_t m, int64_t k) {
   return maps.emplace(key, map).first->second;
 }
 
-template <int STAGES, bool GATED = false>
+template <int STAGES, Tail TAIL = Tail::kPlain>
 void launch_tensor(const uint16_t* w, int64_t m, const uint16_t* x, int64_t rows, int64_t k, int64_t kc, int batch,
-                   float* d, int64_t ld, int64_t stride, GatedOut gated = {}) {
+                   float* d, int64_t ld, int64_t stride, GatedOut gated = {}, const QkvRope& qkv = {}) {
   const size_t smem = 1024 + size_t(STAGES) * kTensorStageBytes + size_t(rows * kc * 2);
   static size_t opened = 0;
   if (smem > opened) {
-    KVAUDIT_CUDA_CHECK(cudaFuncSetAttribute(gemv_tensor_kernel<STAGES, GATED>,
+    KVAUDIT_CUDA_CHECK(cudaFuncSetAttribute(gemv_tensor_kernel<STAGES, TAIL>,
                                             cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     opened = smem;
   }
   const dim3 grid(unsigned((m + 15) / 16), unsigned(batch));
-  launch_pdl(gemv_tensor_kernel<STAGES, GATED>, grid, 32, smem, weight_map(w, m, k), m, x, int(rows), k, kc, d, ld,
-             stride, gated);
+  launch_pdl(gemv_tensor_kernel<STAGES, TAIL>, grid, 32, smem, weight_map(w, m, k, TAIL == Tail::kQkvRope ? 8 : 16), m,
+             x, int(rows), k, kc, d, ld, stride, gated, qkv);
 }
 
 template <int SLAB_K, int STAGES>
@@ -468,11 +505,11 @@ struct Variant {
   Launch run;
 };
 using TensorLaunch = void (*)(const uint16_t*, int64_t, const uint16_t*, int64_t, int64_t, int64_t, int, float*, int64_t,
-                              int64_t, GatedOut);
+                              int64_t, GatedOut, const QkvRope&);
 template <TensorLaunch L>
 void plain(const uint16_t* w, int64_t m, const uint16_t* x, int64_t rows, int64_t k, int64_t kc, int batch, float* d,
            int64_t ld, int64_t stride) {
-  L(w, m, x, rows, k, kc, batch, d, ld, stride, GatedOut{});
+  L(w, m, x, rows, k, kc, batch, d, ld, stride, GatedOut{}, QkvRope{});
 }
 constexpr Variant kVariants[] = {
     {{GemvOrder::kWeightsAsB, 64, 16}, launch<false, 64, 16>},  {{GemvOrder::kWeightsAsA, 64, 8}, launch<true, 64, 8>},
@@ -542,12 +579,31 @@ void gemv_gated_bf16_cuda(const GemvKernel& kernel, const void* w, const void* x
   const auto* xb = static_cast<const uint16_t*>(x);
   const GatedOut o{out, d_ff, silu};
   const int64_t m = 2 * d_ff;
-  const auto run = [&](TensorLaunch l) { l(wb, m, xb, rows, k, k, 1, nullptr, m, 0, o); };
+  const auto run = [&](TensorLaunch l) { l(wb, m, xb, rows, k, k, 1, nullptr, m, 0, o, QkvRope{}); };
   switch (kernel.stages) {
-    case 4: return run(launch_tensor<4, true>);
-    case 6: return run(launch_tensor<6, true>);
-    case 10: return run(launch_tensor<10, true>);
+    case 4: return run(launch_tensor<4, Tail::kGated>);
+    case 6: return run(launch_tensor<6, Tail::kGated>);
+    case 10: return run(launch_tensor<10, Tail::kGated>);
     default: throw_runtime("gemv_gated_bf16_cuda: no gated kernel of this variant");
+  }
+}
+
+bool gemv_qkv_rope_fits(const GemvKernel& kernel, int64_t rows, int64_t k, const QkvRope& o) {
+  return kernel.tensor && o.head_dim % 16 == 0 && o.head_dim == 2 * o.half && gemv_fits(kernel, rows, k, k);
+}
+
+void gemv_qkv_rope_bf16_cuda(const GemvKernel& kernel, const void* w, const void* x, int64_t rows, int64_t k,
+                             const QkvRope& o) {
+  if (!gemv_qkv_rope_fits(kernel, rows, k, o)) throw_runtime("gemv_qkv_rope_bf16_cuda: not a tensor-tile kernel's geometry");
+  const auto* wb = static_cast<const uint16_t*>(w);
+  const auto* xb = static_cast<const uint16_t*>(x);
+  const int64_t m = int64_t(o.n_heads + 2 * o.n_kv_heads) * o.head_dim;
+  const auto run = [&](TensorLaunch l) { l(wb, m, xb, rows, k, k, 1, nullptr, m, 0, GatedOut{}, o); };
+  switch (kernel.stages) {
+    case 4: return run(launch_tensor<4, Tail::kQkvRope>);
+    case 6: return run(launch_tensor<6, Tail::kQkvRope>);
+    case 10: return run(launch_tensor<10, Tail::kQkvRope>);
+    default: throw_runtime("gemv_qkv_rope_bf16_cuda: no q/k/v kernel of this variant");
   }
 }
 

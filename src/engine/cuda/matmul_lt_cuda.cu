@@ -179,6 +179,29 @@ void lt_gated_cuda(const uint16_t* xb, int64_t n, int64_t k, const void* w, int6
                  });
 }
 
+void lt_qkv_rope_cuda(const uint16_t* xb, int64_t n, int64_t k, const void* w, const QkvRope& o, bool invariant) {
+  if (n == 0) return;
+  check_k(k);
+  const int64_t m = int64_t(o.n_heads + 2 * o.n_kv_heads) * o.head_dim, ld = (m + 3) / 4 * 4;
+  // As lt_gated_cuda: the single chunk's product as lt_product runs it, where that is our tensor-tile
+  // kernel, in the form that applies qkv_rope_cuda itself. KVAUDIT_CUDA_LT_QKV=0: always the product,
+  // then qkv_rope_cuda's own launch (an A/B switch).
+  static const bool fuse = env_flag("KVAUDIT_CUDA_LT_QKV", true);
+  if (fuse && invariant && k <= lt_chunk_k()) {
+    const std::optional<GemvKernel> g = lt_product_gemv(w, m, xb, n, k, k, 1, ld);
+    if (g && gemv_qkv_rope_fits(*g, n, k, o)) {
+      gemv_qkv_rope_bf16_cuda(*g, w, xb, n, k, o);
+      return;
+    }
+  }
+  chunk_products(reinterpret_cast<const bf16*>(xb), n, k, static_cast<const bf16*>(w), m, invariant,
+                 [&](const PartSums& p, int64_t t0, int64_t rows) {
+                   const QkvRope r = o.from_row(t0);
+                   qkv_rope_cuda(p, r.bias, r.q, r.n_heads, r.k, r.v, r.n_kv_heads, rows, r.head_dim, r.half, r.cs,
+                                 r.store.rows ? &r.store : nullptr);
+                 });
+}
+
 int64_t count_unequal_cuda(const float* a, int64_t a_stride, const float* b, int64_t b_stride, int batch, int64_t rows,
                            int64_t m, int64_t ld) {
   if (batch == 0 || rows == 0 || m == 0) return 0;

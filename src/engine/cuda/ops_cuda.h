@@ -252,6 +252,33 @@ struct RopeKv {
   const AttnRow* rows;
 };
 
+// Where qkv_rope_cuda's values go and what it applies, for rows t0.. of a batch (from_row): q
+// [n, n_heads, head_dim], k and v [n, n_kv_heads, head_dim], the biases, the cos/sin table cs
+// [n, 2 half] and the cache stores (store.rows null: none).
+struct QkvRope {
+  QkvBias bias;
+  float* q;
+  float* k;
+  float* v;
+  int n_heads, n_kv_heads, head_dim, half;
+  const float* cs;
+  RopeKv store;
+  QkvRope from_row(int64_t t0) const {
+    QkvRope o = *this;
+    o.q += t0 * n_heads * head_dim;
+    o.k += t0 * n_kv_heads * head_dim;
+    o.v += t0 * n_kv_heads * head_dim;
+    o.cs += t0 * 2 * half;
+    if (o.store.rows) o.store.rows += t0;
+    return o;
+  }
+};
+// The packed q|k|v product of bf16 activations xb [n, k] with w [(n_heads + 2 n_kv_heads) head_dim,
+// k] (bf16), then qkv_rope_cuda: lt_products_cuda and qkv_rope_cuda, the same bits, in one launch
+// where the product runs our tensor-tile kernel (lt_product.h, gemv_qkv_rope_bf16_cuda: a decode
+// step of one or two rows, RoPE over whole heads).
+void lt_qkv_rope_cuda(const uint16_t* xb, int64_t n, int64_t k, const void* w, const QkvRope& o, bool invariant);
+
 // out[r, h] = softmax(mask(softcap(q[r, h] . k^T * scale))) v for every row r of the batch and
 // every head h (cpu::attention_head per row): rows: device [n_rows]; slots_kv: device, the layer's
 // [n_slots] K/V storage, each chunk of keys and values dequantized into shared memory (kv/layout.h's

@@ -5,12 +5,15 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "cuda_test_util.h"
 #include "engine/cuda/cuda_backend.h"
+#include "engine/cuda/device_buffer.h"
+#include "engine/cuda/lt_product.h"
 #include "engine/engine.h"
 #include "engine/generate.h"
 #include "engine/tiny_model.h"
@@ -278,6 +281,12 @@ TEST(CudaForward, BatchOf16IsBitIdenticalToAloneWhereDecodeStreams) {
     SCOPED_TRACE(arch);
     expect_mixed_batch_of_16_bit_identical_to_alone(arch, WeightPrecision::kBf16Lt, 8);
   }
+  // Which way a one-row q/k/v product went is lt_product's choice on its probe (timed; tools set
+  // KVAUDIT_CUDA_LT_GEMV=force to have the streaming kernels run): said, not required.
+  const int64_t m = (4 + 2 * 2) * 64, k = 256;
+  const cuda::DeviceBuffer<uint16_t> w{std::vector<uint16_t>(size_t(m * k))}, x{std::vector<uint16_t>(size_t(k))};
+  const std::optional<cuda::GemvKernel> g = cuda::lt_product_gemv(w.data(), m, x.data(), 1, k, k, 1, m);
+  std::printf("[   INFO   ] one row's q/k/v product %s\n", g && g->tensor ? "rotated its own tiles" : "ran apart from RoPE");
 }
 
 // The 16-bit baseline keeps K/V on the device (fp32 rows, quantize-on-write's plain layout): 16

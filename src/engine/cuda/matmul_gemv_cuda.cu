@@ -8,9 +8,10 @@
 // It is only a CANDIDATE: lt_product runs it for a row count only when its product of a probe is the
 // anchor's bit for bit (lt_product.h), so it never decides a bit itself. The two operand orders are
 // two candidates: the same products and the same k-steps, W as the mma's A (16 columns a warp) or as
-// its B (8 columns a warp, up to 16 rows of x). The tensor-tile kernel also has a gated form
-// (gemv_gated_bf16_cuda): the gate/up product, its weights interleaved by 8, writing the activation
-// of its own tiles.
+// its B (8 columns a warp, up to 16 rows of x). The tensor-tile kernel also has two forms that finish
+// their own tiles: the gate/up product, its weights interleaved by 8, writing the activation
+// (gemv_gated_bf16_cuda); and the q/k/v product, each tile two 8-row boxes of a head, writing q, k
+// and v biased and rotated, and the caches' new rows (gemv_qkv_rope_bf16_cuda).
 #include <cuda.h>
 #include <cuda_bf16.h>
 
